@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.l1ad-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install lint system-tools clean
+
+install: $(STAMP)
+
+# torch first, from the constraints file: anything else asking for torch then
+# finds 2.13.0 (CPU) installed instead of pulling a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip check
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/l1ad run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check l1ad offline quantize firmware emulation tests benchmarks
+
+# Optional open hardware tools for the firmware cost estimate (Debian/Ubuntu, as root).
+system-tools:
+	apt-get update -qq && apt-get install -y -qq verilator yosys >/dev/null
+
+clean:
+	rm -rf $(VENV) runs cache

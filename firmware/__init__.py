@@ -1,0 +1,1 @@
+"""hls4ml firmware for the trigger: conversion, wrapper, projects, hardware cost."""

@@ -1,0 +1,3 @@
+from l1ad.cli import app
+
+app(prog_name="l1ad")

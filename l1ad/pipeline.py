@@ -1,0 +1,92 @@
+"""``l1ad run``: every step in order, everything under one run directory.
+
+The run directory is built beside its final place and renamed when the run
+ends (``runs/.NAME.*.partial`` while it runs), so a failed run never leaves a
+half-written ``runs/NAME``. ``runs/latest`` points at the newest finished run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from l1ad import __version__
+from l1ad.config import load_config
+from l1ad.report import Report
+from l1ad.steps import STEPS
+from offline.artifacts import atomic_directory, write_json
+
+
+@dataclass
+class RunContext:
+    """What a step sees: the resolved config, its output directory, earlier steps' artifacts."""
+
+    config: dict[str, Any]
+    run_dir: Path
+    report: Report
+    console: Console
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cache_dir(self) -> Path:
+        return Path(self.config["cache_dir"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def step_dir(self, name: str) -> Path:
+        path = self.run_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def step_defaults() -> dict[str, dict[str, Any]]:
+    return {step.NAME: step.DEFAULTS for step in STEPS if step.run is not None}
+
+
+def resolve_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
+    return load_config(path, step_defaults())
+
+
+def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path:
+    """Run every step; returns the finished run directory (``runs/NAME``)."""
+    console = console or Console(stderr=True)
+    runs_dir = Path(config["runs_dir"])
+    final_dir = runs_dir / config["name"]
+    summary: dict[str, Any] = {
+        "l1ad_version": __version__,
+        "python": platform.python_version(),
+        "config": config,
+    }
+    started = time.perf_counter()
+    with atomic_directory(final_dir) as run_dir:
+        report = Report(f"l1ad run `{config['name']}`", run_dir)
+        ctx = RunContext(config=config, run_dir=run_dir, report=report, console=console)
+        for step in STEPS:
+            if step.run is None:
+                continue
+            console.rule(f"[bold]{step.NAME}")
+            t0 = time.perf_counter()
+            figures = step.run(ctx)
+            summary.update(figures)
+            console.print(f"{step.NAME}: done in {time.perf_counter() - t0:.1f} s")
+        summary["seconds"] = round(time.perf_counter() - started, 3)
+        write_json(run_dir / "summary.json", summary)
+        (run_dir / "report.md").write_text(report.render())
+    _point_latest(runs_dir, final_dir)
+    return final_dir
+
+
+def _point_latest(runs_dir: Path, final_dir: Path) -> None:
+    latest = runs_dir / "latest"
+    tmp = runs_dir / ".latest.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(final_dir.name)
+    os.replace(tmp, latest)

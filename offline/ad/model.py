@@ -1,0 +1,88 @@
+"""The autoencoder pair: two identical dense autoencoders on the same 57 features.
+
+Reconstruction error of one autoencoder: R(x) = sum_j (x_j - xhat_j)^2 over the
+57 features (a sum, not a mean, so the firmware needs no multiplier).
+Layer ``k`` of autoencoder ``i`` is ``ae{i}.layers.{k}`` (an ``nn.Linear``);
+the quantized twins in ``quantize`` keep these names so float checkpoints load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from offline.events.schema import N_FEATURES
+
+
+@dataclass(frozen=True)
+class AEConfig:
+    """Architecture of one autoencoder: encoder widths, latent width, decoder mirrors them."""
+
+    hidden: tuple[int, ...] = (32, 16)
+    latent: int = 4
+    bias: bool = True
+    n_inputs: int = N_FEATURES
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Every layer boundary, input to output, e.g. (57, 32, 16, 4, 16, 32, 57)."""
+        return (self.n_inputs, *self.hidden, self.latent, *reversed(self.hidden), self.n_inputs)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AEConfig:
+        return cls(tuple(data["hidden"]), int(data["latent"]), bool(data["bias"]), int(data["n_inputs"]))
+
+
+PRESETS: dict[str, AEConfig] = {
+    # small enough for L1 at II=1 (AXOL1TL v1 is 57-32-16-13)
+    "firmware": AEConfig(hidden=(32, 16), latent=4, bias=True),
+    # Mikuni, Nachman, Shih (arXiv 2111.06417) / ViniciusMikuni/DoubleAE
+    "paper": AEConfig(hidden=(256, 128, 64, 32), latent=5, bias=False),
+}
+
+
+def preset(name: str) -> AEConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown architecture preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+class Autoencoder(nn.Module):
+    """Dense autoencoder, ReLU after every layer but the last (linear output)."""
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.widths
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=config.bias) for a, b in zip(w[:-1], w[1:], strict=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for k, layer in enumerate(self.layers):
+            x = layer(x)
+            if k < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+def reconstruction_error(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
+    """R = sum over features of the squared difference, one value per event."""
+    return ((x - reconstruction) ** 2).sum(dim=-1)
+
+
+class AutoencoderPair(nn.Module):
+    """Two autoencoders of one architecture; ``forward`` returns (R1, R2) per event."""
+
+    def __init__(self, config: AEConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.ae1 = Autoencoder(config)
+        self.ae2 = Autoencoder(config)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return reconstruction_error(x, self.ae1(x)), reconstruction_error(x, self.ae2(x))

@@ -1,0 +1,1 @@
+"""Generative surrogates: GFlash reference showers, diffusion, distillation."""

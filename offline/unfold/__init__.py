@@ -1,0 +1,1 @@
+"""Unfolding: OmniFold and iterative Bayesian unfolding."""
