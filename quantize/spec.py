@@ -132,7 +132,10 @@ class FixedType:
             integer = width
         elif integer is None:
             raise SpecError(where, f"{text!r}: ap_fixed needs width and integer bits")
-        return cls(width, int(integer), not unsigned, rounding or "AP_TRN", overflow or "AP_WRAP")
+        try:
+            return cls(width, int(integer), not unsigned, rounding or "AP_TRN", overflow or "AP_WRAP")
+        except SpecError as err:  # name the field, not the generic "type"
+            raise SpecError(where, err.problem) from None
 
 
 def product_type(a: FixedType, b: FixedType) -> FixedType:
@@ -280,7 +283,9 @@ class FirmwareSpec:
         check_weights(self, weights)
         directory = Path(directory)
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}, str(tmp))
+            # + 0.0 turns -0.0 into 0.0: frameworks differ in the sign of weights rounded to zero,
+            # and the same model must give byte-identical files
+            save_file({k: np.ascontiguousarray(v, dtype=np.float32) + np.float32(0.0) for k, v in weights.items()}, str(tmp))
         write_json(directory / SPEC_FILE, self.to_dict())
         return directory / SPEC_FILE
 
@@ -366,7 +371,7 @@ class _Reader:
         if key not in self.data:
             raise SpecError(self._name(key), "is missing")
         value = self.data[key]
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise SpecError(self._name(key), f"has the wrong type ({type(value).__name__})")
         return value
 

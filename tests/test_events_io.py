@@ -6,7 +6,14 @@ import h5py
 import numpy as np
 import pytest
 
-from offline.events import EventFileError, event_count, iter_events, read_events, read_metadata, write_events
+from offline.events import (
+    EventFileError,
+    event_count,
+    iter_events,
+    read_events,
+    read_metadata,
+    write_events,
+)
 from offline.events.io import Events, flatten_features
 from offline.events.schema import feature_names
 

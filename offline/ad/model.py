@@ -8,6 +8,7 @@ the quantized twins in ``quantize`` keep these names so float checkpoints load.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -60,7 +61,7 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=config.bias) for a, b in zip(w[:-1], w[1:], strict=True))
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=config.bias) for a, b in itertools.pairwise(w))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers):

@@ -1,1 +1,61 @@
-"""Unfolding: OmniFold and iterative Bayesian unfolding."""
+"""Unfolding: OmniFold (unbinned, multi-dimensional, torch) and iterative Bayesian unfolding.
+
+``omnifold`` reweights a simulation so that its detector level matches data and returns
+per-event weights at particle level; ``ibu`` is the binned baseline; ``examples`` holds
+closure problems with known truth (Gaussian toy, Pythia 8 jets); ``metrics`` the
+triangular discriminator of the OmniFold papers.
+"""
+
+from offline.unfold.classifiers import MLP, DeepSets, make_classifier
+from offline.unfold.diagnostics import (
+    StepDiagnostics,
+    diagnostics_table,
+    effective_sample_size,
+    largest_weights,
+)
+from offline.unfold.examples import EXAMPLES, UnfoldingProblem, gaussian_toy, jets_example
+from offline.unfold.ibu import Response, ibu, ibu_samples, response
+from offline.unfold.metrics import (
+    metric_table,
+    sample_discriminator,
+    triangular_discriminator,
+    weighted_histogram,
+    weighted_moments,
+)
+from offline.unfold.omnifold import (
+    NonFiniteWeightsError,
+    OmniFoldConfig,
+    OmniFoldResult,
+    bootstrap,
+    check_inputs,
+    omnifold,
+)
+
+__all__ = [
+    "EXAMPLES",
+    "MLP",
+    "DeepSets",
+    "NonFiniteWeightsError",
+    "OmniFoldConfig",
+    "OmniFoldResult",
+    "Response",
+    "StepDiagnostics",
+    "UnfoldingProblem",
+    "bootstrap",
+    "check_inputs",
+    "diagnostics_table",
+    "effective_sample_size",
+    "gaussian_toy",
+    "ibu",
+    "ibu_samples",
+    "jets_example",
+    "largest_weights",
+    "make_classifier",
+    "metric_table",
+    "omnifold",
+    "response",
+    "sample_discriminator",
+    "triangular_discriminator",
+    "weighted_histogram",
+    "weighted_moments",
+]

@@ -1,0 +1,76 @@
+"""Emulator vs hls4ml C simulation on a plain dense network project (10^6 events).
+
+Builds a QKeras 57-32-16-4-16-32-57 dense/ReLU network (the trigger autoencoder's
+shape, random weights), writes and compiles it with hls4ml (io_parallel, Latency),
+emulates 10^6 events and runs hls4ml's C simulation on a sample of the same events.
+Prints events/s of both, their ratio (target >= 100x) and the mismatch count (0).
+
+    python benchmarks/bench_emulation.py [--events 1000000] [--csim-events 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--csim-events", type=int, default=20_000)
+    parser.add_argument("--project-dir", type=Path, default=None, help="keep the hls4ml project here")
+    args = parser.parse_args()
+
+    from emulation import (
+        build_qkeras_dense,
+        emulate_project,
+        load_hls_project,
+        write_qkeras_project,
+    )
+
+    sizes = [57, 32, 16, 4, 16, 32, 57]
+    with tempfile.TemporaryDirectory(prefix="bench_emulation_") as tmp:
+        folder = args.project_dir or Path(tmp) / "prj"
+        start = time.perf_counter()
+        sim = write_qkeras_project(build_qkeras_dense(sizes, seed=0), folder, project_name="bench_ae")
+        print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
+        project = load_hls_project(folder)
+        print(project.describe())
+
+        rng = np.random.default_rng(0)
+        x = rng.normal(0, 4, (args.events, sizes[0]))
+        x[: args.events // 100] = 0.0  # empty events
+        x[args.events // 100 : args.events // 50] *= 100  # saturating / wrapping inputs
+
+        emulate_project(project, x[:10_000])  # warm-up
+        result = emulate_project(project, x)
+        emu_rate = result.events_per_s
+
+        # C simulation on a sample spread over the same events
+        sample = np.sort(rng.choice(args.events, size=min(args.csim_events, args.events), replace=False))
+        sample[: min(500, len(sample))] = np.arange(min(500, len(sample)))  # include empty/saturating ones
+        sample = np.unique(sample)
+        start = time.perf_counter()
+        expected = sim.predict(x[sample])
+        csim_seconds = time.perf_counter() - start
+        csim_rate = len(sample) / csim_seconds
+        mismatches = int(np.any(expected != result.outputs[sample], axis=1).sum())
+
+    print(f"emulator:      {args.events} events in {result.seconds:.2f} s = {emu_rate:,.0f} events/s")
+    print(f"C simulation:  {len(sample)} events in {csim_seconds:.2f} s = {csim_rate:,.0f} events/s")
+    print(f"ratio:         {emu_rate / csim_rate:,.0f}x (target >= 100x)")
+    print(f"mismatches:    {mismatches} of {len(sample)} compared events (must be 0)")
+    print(f"overflows:     {result.overflows.total} values wrapped or saturated (all casts)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""OmniFold here (torch) against the reference ``omnifold`` package (TensorFlow), same inputs.
+
+    python benchmarks/bench_unfold.py [--example gaussian|jets|both] [--events N] [--iterations K]
+
+Prints, per example, the triangular discriminator ×10³ against the truth (per observable)
+and the wall time of each implementation, and the time ratio ours / package (goal ≤ 0.5 at
+an equal or better discriminator). IBU and the prior are listed for scale. The package is
+not a dependency: install it with ``pip install --no-deps omnifold==0.1.36``; without it the
+comparison is skipped with a message. Both run on the same number of CPU threads
+(``--threads``), since the machines here are shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from offline.unfold import (
+    EXAMPLES,
+    OmniFoldConfig,
+    metric_table,
+    omnifold,
+)
+
+
+def run_package(
+    problem, iterations: int, threads: int, batch_size: int = 128
+) -> tuple[np.ndarray | None, float, str]:
+    """The reference package's MultiFold on the problem's arrays; (weights, seconds, note)."""
+    try:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        import keras
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import omnifold as of
+    except ImportError as err:
+        return (
+            None,
+            float("nan"),
+            f"omnifold package not installed ({err}); pip install --no-deps omnifold==0.1.36",
+        )
+    inputs = problem.omnifold_inputs()
+    nfeat = inputs["sim_reco"].shape[1]
+    mc = of.DataLoader(
+        reco=inputs["sim_reco"],
+        gen=inputs["sim_gen"],
+        pass_reco=inputs["pass_reco"],
+        pass_gen=inputs["pass_gen"],
+        normalize=True,
+    )
+    data = of.DataLoader(
+        reco=inputs["data_reco"], pass_reco=inputs["data_pass_reco"], normalize=True
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        with keras.saving.custom_object_scope(
+            {"weighted_binary_crossentropy": of.net.weighted_binary_crossentropy}
+        ):
+            unfold = of.MultiFold(
+                "bench",
+                of.MLP(nfeat),
+                of.MLP(nfeat),
+                data,
+                mc,
+                weights_folder=f"{tmp}/weights",
+                log_folder=tmp,
+                niter=iterations,
+                batch_size=batch_size,
+            )
+            unfold.Unfold()
+        seconds = time.perf_counter() - start
+    return (
+        mc.weight * unfold.weights_push,
+        seconds,
+        "package defaults: MLP 64-128-64 GELU, batch 128, lr 1e-4, early stop 10",
+    )
+
+
+def bench(
+    name: str,
+    events: int,
+    iterations: int,
+    threads: int,
+    config: OmniFoldConfig,
+    package_batch: int,
+) -> None:
+    kwargs = {"cache_dir": "cache", "progress": True} if name == "jets" else {}
+    problem = EXAMPLES[name](events, seed=3, **kwargs)
+    print(
+        f"\n=== {name}: {len(problem.sim_reco)} simulated, {len(problem.data_reco)} data events, "
+        f"{iterations} iterations, {threads} thread(s) ==="
+    )
+    start = time.perf_counter()
+    ours = omnifold(**problem.omnifold_inputs(), config=config)
+    ours_s = time.perf_counter() - start
+    weights = {"omnifold (l1ad, torch)": ours.weights}
+    pkg, pkg_s, note = run_package(problem, iterations, threads, package_batch)
+    if pkg is not None:
+        weights["omnifold package (TF)"] = pkg
+    table = metric_table(problem, weights, iterations)
+    print("triangular discriminator ×10³ against the truth:")
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"wall time: ours {ours_s:.1f} s", end="")
+    if pkg is None:
+        print(f"\nomnifold package skipped: {note}")
+        return
+    ours_mean = table["omnifold (l1ad, torch)"].mean()
+    pkg_mean = table["omnifold package (TF)"].mean()
+    print(f", package {pkg_s:.1f} s ({note})")
+    print(
+        f"time ratio ours/package: {ours_s / pkg_s:.3f} (goal <= 0.5); "
+        f"mean discriminator ours {ours_mean:.2f} vs package {pkg_mean:.2f} "
+        f"({'equal or better' if ours_mean <= pkg_mean * 1.1 else 'worse'})"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--example", choices=["gaussian", "jets", "both"], default="gaussian")
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--package-batch-size", type=int, default=128, help="the package's default is 128"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    names = ["gaussian", "jets"] if args.example == "both" else [args.example]
+    for name in names:
+        hidden = (50, 50, 50) if name == "gaussian" else (64, 64, 64)
+        config = OmniFoldConfig(
+            iterations=args.iterations, classifier_options={"hidden": hidden}, batch_size=2048
+        )
+        bench(name, args.events, args.iterations, args.threads, config, args.package_batch_size)
+
+
+if __name__ == "__main__":
+    main()

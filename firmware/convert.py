@@ -1,0 +1,187 @@
+"""hls4ml conversion of the quantized pair with every type taken from the FirmwareSpec.
+
+hls4ml infers types from the model (QKeras quantizers, QONNX Quant nodes) and fills
+the rest with defaults; the spec must win, so the conversion runs twice: a first,
+throw-away pass reveals the layer names hls4ml gives each frontend's graph
+(QKeras keeps Keras names, QONNX gets names from its optimizer passes), the
+layers are matched to the spec by walking each output branch back to the input
+(branch i = autoencoder i, the k-th dense layer = the spec's k-th layer), and
+the second pass sets every precision by name (``granularity='name'``): input,
+weight, bias, accumulator, result and activation result. Nothing is left to
+``auto``.
+
+io_parallel, Latency strategy, reuse factor 1: every multiplier exists once per
+weight, so the design accepts one event per clock (II = 1), far more than the
+25 ns bunch-crossing rate needs at any clock period below 25 ns.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from quantize.keras_compat import import_hls4ml
+from quantize.spec import FirmwareSpec
+
+BACKENDS = ("Vitis", "Vivado")
+FRONTENDS = ("keras", "qonnx")
+NETS_NAME = "trigger_nets"
+DEFAULT_PART = "xcvu13p-flga2577-2-e"
+BUNCH_SPACING_NS = 25.0
+
+
+@dataclass(frozen=True)
+class ConversionSettings:
+    backend: str = "Vitis"
+    part: str = DEFAULT_PART
+    clock_period_ns: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if not self.clock_period_ns > 0:
+            raise ValueError(f"clock period must be positive, got {self.clock_period_ns} ns")
+
+    @property
+    def reuse_factor(self) -> int:
+        """Largest reuse factor with II <= the clock cycles in one bunch crossing, capped at 1.
+
+        A fully parallel design (reuse 1) is the only one whose II is 1 cycle; larger reuse
+        would save multipliers but the trigger must also keep its latency minimal, so 1.
+        """
+        return 1
+
+
+def _model_config(settings: ConversionSettings) -> dict[str, Any]:
+    return {
+        "Model": {
+            "Precision": "ap_fixed<16,6>",  # never used: every layer gets its own below
+            "ReuseFactor": settings.reuse_factor,
+            "Strategy": "Latency",
+            "BramFactor": 1_000_000_000,  # weights as constants, never BRAM
+            "TraceOutput": False,
+        },
+        "LayerName": {},
+    }
+
+
+def _branches(hls_model: Any) -> list[list[Any]]:
+    """For each model output, its layers from the input to the output (in order)."""
+    producer = {}
+    for layer in hls_model.get_layers():
+        for out in layer.outputs:
+            producer[out] = layer
+    branches = []
+    for out in hls_model.outputs:
+        chain, layer = [], producer[out]
+        while True:
+            chain.append(layer)
+            if layer.class_name == "Input" or not layer.inputs or layer.inputs[0] not in producer:
+                break
+            if len(layer.inputs) != 1:
+                raise ValueError(f"hls4ml layer {layer.name!r} has {len(layer.inputs)} inputs: not a dense autoencoder")
+            layer = producer[layer.inputs[0]]
+        branches.append(chain[::-1])
+    return branches
+
+
+def _is_dense(layer: Any) -> bool:
+    return layer.class_name in ("Dense", "QDense")
+
+
+def precision_config(spec: FirmwareSpec, hls_model: Any) -> dict[str, dict[str, Any]]:
+    """``LayerName`` config setting every type of the hls4ml graph from the spec."""
+    branches = _branches(hls_model)
+    if len(branches) != 2:
+        raise ValueError(f"the hls4ml model has {len(branches)} outputs; the trigger needs 2 (one per autoencoder)")
+    config: dict[str, dict[str, Any]] = {}
+    for a, (chain, ae) in enumerate(zip(branches, spec.autoencoders, strict=True)):
+        dense_at = [i for i, layer in enumerate(chain) if _is_dense(layer)]
+        if len(dense_at) != len(ae.layers):
+            raise ValueError(
+                f"autoencoder {a + 1}: the model has {len(dense_at)} dense layers, the FirmwareSpec {len(ae.layers)}"
+            )
+        for layer in chain[: dense_at[0]]:  # input layer and any input quantizer
+            config[layer.name] = {"Precision": {"result": str(spec.input)}}
+        for k, (i, d) in enumerate(zip(dense_at, ae.layers, strict=True)):
+            layer = chain[i]
+            n_out = layer.get_attr("n_out")
+            if n_out is not None and n_out != d.n_out:
+                raise ValueError(f"{layer.name}: {n_out} outputs in the model, {d.n_out} in spec layer {d.name}")
+            prec = {"weight": str(d.weight), "accum": str(d.accumulator), "result": str(d.result)}
+            if d.bias is not None:
+                prec["bias"] = str(d.bias)
+            config[layer.name] = {"Precision": prec, "ReuseFactor": 1}
+            end = dense_at[k + 1] if k + 1 < len(dense_at) else len(chain)
+            after = chain[i + 1 : end]
+            for j, act in enumerate(after):
+                last = j == len(after) - 1
+                config[act.name] = {"Precision": {"result": str(d.activation_result if last else d.result)}}
+            if not after and d.activation != "linear":
+                raise ValueError(f"{layer.name}: spec says {d.activation} but the model has no activation layer")
+            if not after and d.activation_result != d.result:
+                raise ValueError(
+                    f"{layer.name}: no activation layer to cast {d.result} to the spec's {d.activation_result}"
+                )
+    return config
+
+
+def convert(
+    model: Any,
+    spec: FirmwareSpec,
+    output_dir: str | os.PathLike[str],
+    settings: ConversionSettings,
+    frontend: str = "keras",
+) -> Any:
+    """hls4ml ModelGraph of the two-output pair (``models.load_*_pair``), written nowhere yet."""
+    hls4ml = import_hls4ml()
+    if frontend not in FRONTENDS:
+        raise ValueError(f"frontend {frontend!r} is not one of {', '.join(FRONTENDS)}")
+    if frontend == "qonnx":
+        model = clean_qonnx(model)
+    common = dict(
+        output_dir=str(Path(output_dir)),
+        project_name=NETS_NAME,
+        backend=settings.backend,
+        part=settings.part,
+        clock_period=settings.clock_period_ns,
+        io_type="io_parallel",
+    )
+    config = _model_config(settings)
+
+    def _convert(cfg: dict[str, Any]) -> Any:
+        if frontend == "keras":
+            return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **common)
+        return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
+
+    # the probe keeps every linear activation (the casts the spec may need) in the graph
+    # (hls4ml drops a linear activation whose type equals its input's, so activations get a distinct one)
+    probe_types = {"Precision": {"result": "ap_fixed<60,28>"}}
+    probe = _convert({**config, "LayerType": {"Activation": probe_types, "Dense": {"Precision": {"result": "ap_fixed<61,29>"}}}})
+    config["LayerName"] = precision_config(spec, probe)
+    # a layer hidden from the probe by an optimizer shows up once the spec's types differ: repeat
+    for _ in range(3):
+        hls_model = _convert(config)
+        unset = [layer.name for layer in hls_model.get_layers() if layer.name not in config["LayerName"]]
+        if not unset:
+            break
+        config["LayerName"].update(precision_config(spec, hls_model))
+    else:
+        raise ValueError(f"hls4ml layers without a FirmwareSpec type: {', '.join(unset)}")
+    return hls_model
+
+
+def clean_qonnx(model: Any) -> Any:
+    """qonnx cleanup + channels-last + Gemm->MatMul, the preparation hls4ml's QONNX reader expects."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    wrapped = ModelWrapper(model)
+    wrapped = cleanup_model(wrapped)
+    wrapped = wrapped.transform(ConvertToChannelsLastAndClean())
+    wrapped = wrapped.transform(GemmToMatMul())
+    return cleanup_model(wrapped)

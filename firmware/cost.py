@@ -1,0 +1,293 @@
+"""Hardware cost of the trigger without Vivado/Vitis: da4ml, Verilator, Yosys; vendor reports when present.
+
+hls4ml gives no latency or resource figure without the vendor tools, so:
+
+1. **da4ml** traces the whole trigger (:mod:`firmware.trace`) as integer logic:
+   constant-weight products become shift-and-add trees (distributed arithmetic, no
+   DSPs, no BRAM), giving a LUT estimate and the adder depth. The logic is cut into
+   pipeline stages of ``adders_per_cycle`` adder levels, where
+   ``adders_per_cycle = floor(clock_period / ADDER_DELAY_NS)``; ``ADDER_DELAY_NS`` is an
+   assumption (one carry-chain adder plus routing on an UltraScale+ -2 part), stated in
+   every table. Stages give the latency in cycles; pipeline registers give the FF count;
+   a fully pipelined design takes one event per clock (II = 1).
+2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
+   checked bit for bit against :mod:`firmware.reference`.
+3. **Yosys** (when on PATH) synthesises the same Verilog with
+   ``synth_xilinx -family xcup -flatten -noiopad`` and ``stat`` counts LUTs, FFs,
+   carry cells, DSP48E2 and BRAM (technology mapping only: no placement, no timing).
+4. **Vivado/Vitis reports** (``hls4ml.report``) when the user ran ``build_prj.tcl``.
+
+Every figure carries its source; without Verilator/Yosys the da4ml estimate stands
+alone and the table says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from quantize.spec import FirmwareSpec
+
+from firmware.reference import TriggerOutputs, trigger_reference
+from firmware.trace import OUTPUTS, trace_trigger
+
+ADDER_DELAY_NS = 1.0
+RTL_NAME = "trigger_rtl"
+METRICS = ("latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs", "dsps", "brams")
+
+
+@dataclass
+class CostFigure:
+    metric: str
+    value: float | None
+    source: str
+    note: str = ""
+
+
+@dataclass
+class CostReport:
+    """All figures found, each with its source; ``best`` picks one per metric for summaries."""
+
+    clock_period_ns: float
+    figures: list[CostFigure] = field(default_factory=list)
+    rtl_events: int = 0
+    rtl_mismatches: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, metric: str, value: float | None, source: str, note: str = "") -> None:
+        self.figures.append(CostFigure(metric, value, source, note))
+
+    def get(self, metric: str, source: str) -> float | None:
+        for f in self.figures:
+            if f.metric == metric and f.source == source:
+                return f.value
+        return None
+
+    def best(self, metric: str) -> tuple[float | None, str]:
+        """Vendor report first, then Yosys, then da4ml."""
+        for prefix in ("vivado", "vitis", "yosys", "da4ml"):
+            for f in self.figures:
+                if f.metric == metric and f.source.lower().startswith(prefix) and f.value is not None:
+                    return f.value, f.source
+        return None, "none"
+
+    def table(self) -> Any:
+        """pandas DataFrame: one row per metric, one column per source."""
+        import pandas as pd
+
+        frame = pd.DataFrame([(f.metric, f.source, f.value) for f in self.figures], columns=["metric", "source", "value"])
+        if frame.empty:
+            return frame
+        wide = frame.pivot_table(index="metric", columns="source", values="value", aggfunc="first")
+        order = [m for m in METRICS if m in wide.index] + [m for m in wide.index if m not in METRICS]
+        return wide.loc[order]
+
+
+def adders_per_cycle(clock_period_ns: float, adder_delay_ns: float = ADDER_DELAY_NS) -> int:
+    return max(1, math.floor(clock_period_ns / adder_delay_ns + 1e-9))
+
+
+def tools() -> dict[str, str | None]:
+    return {name: shutil.which(name) for name in ("verilator", "yosys")}
+
+
+def estimate(
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    clock_period_ns: float,
+    workdir: str | os.PathLike[str],
+    check_words: np.ndarray | None = None,
+    part: str = "xcvu13p-flga2577-2-e",
+    adder_delay_ns: float = ADDER_DELAY_NS,
+    use_verilator: bool = True,
+    use_yosys: bool = True,
+    project: str | os.PathLike[str] | None = None,
+) -> CostReport:
+    """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available."""
+    from da4ml.codegen import VerilogModel
+    from da4ml.trace import to_pipeline
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = CostReport(clock_period_ns)
+    comb = trace_trigger(spec, weights)
+    cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
+    pipe = to_pipeline(comb, cutoff, verbose=False)
+    stages = len(pipe.solutions)
+    src = f"da4ml (estimate, {cutoff} adder levels/cycle at {adder_delay_ns:g} ns/adder)"
+    report.add("adder_depth", float(comb.latency[1]), src)
+    report.add("latency_cycles", float(stages), src)
+    report.add("latency_ns", stages * clock_period_ns, src)
+    report.add("ii_cycles", 1.0, src, "fully pipelined")
+    report.add("luts", float(round(comb.cost)), src)
+    report.add("ffs", float(pipe.reg_bits), src, "pipeline registers")
+    report.add("dsps", 0.0, src, "distributed arithmetic: no multipliers")
+    report.add("brams", 0.0, src, "weights are constants in logic")
+
+    if check_words is not None:
+        got = comb.predict(np.asarray(check_words, dtype=np.float64))
+        report.notes.append(
+            f"da4ml interpreter vs reference: {_mismatches(spec, got, trigger_reference(spec, weights, check_words))} "
+            f"mismatching events of {len(check_words)}"
+        )
+
+    rtl_dir = workdir / "rtl"
+    shutil.rmtree(rtl_dir, ignore_errors=True)
+    rtl = VerilogModel(pipe, RTL_NAME, rtl_dir, latency_cutoff=cutoff, print_latency=False, part_name=part, clock_period=clock_period_ns)
+    rtl.write()
+    have = tools()
+    if use_verilator and have["verilator"]:
+        compile_verilator(rtl)
+        if check_words is not None:
+            out = rtl.predict(np.asarray(check_words, dtype=np.float64))
+            report.rtl_events = len(check_words)
+            report.rtl_mismatches = _mismatches(spec, out, trigger_reference(spec, weights, check_words))
+    elif use_verilator:
+        report.notes.append("verilator not on PATH: RTL not simulated (apt-get install verilator)")
+    if use_yosys and have["yosys"]:
+        counts = yosys_stat(rtl_dir, workdir / "yosys.log")
+        ysrc = "yosys synth_xilinx xcup (mapped cells)"
+        report.add("luts", counts["luts"], ysrc)
+        report.add("ffs", counts["ffs"], ysrc)
+        report.add("dsps", counts["dsps"], ysrc)
+        report.add("brams", counts["brams"], ysrc)
+        report.add("carry_cells", counts["carry"], ysrc)
+    elif use_yosys:
+        report.notes.append("yosys not on PATH: only da4ml's own estimate (apt-get install yosys)")
+    if project is not None:
+        add_vendor_report(report, project)
+    return report
+
+
+def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerOutputs) -> int:
+    f1 = spec.autoencoders[0].score.score.fractional
+    f2 = spec.autoencoders[1].score.score.fractional
+    expected = np.column_stack(
+        [np.ldexp(ref.r1.astype(np.float64), -f1), np.ldexp(ref.r2.astype(np.float64), -f2), ref.regions, ref.trigger]
+    )
+    if got.shape != expected.shape:
+        raise ValueError(f"RTL gave outputs of shape {got.shape}, expected {expected.shape} ({', '.join(OUTPUTS)})")
+    return int((got != expected).any(axis=1).sum())
+
+
+def compile_verilator(rtl: Any) -> None:
+    """da4ml's Verilator build, with the two workarounds Debian's Verilator 5.006 needs.
+
+    Debian ships no ``libverilated.a`` and Verilator builds only ``V<prefix>__ALL.a`` where
+    da4ml links ``libV<prefix>.a``: build the runtime objects from the generated makefile,
+    archive them, copy the archive, link again (TOOLCHAIN.md).
+    """
+    _lint_codes_for_old_verilator(Path(rtl._path) / "src")
+    inc = "/usr/share/verilator/include"
+    env = {"CPATH": f"{inc}:{inc}/vltstd"} if Path(inc).is_dir() else {}
+    prefix = f"{RTL_NAME}_wrapper"
+    first_try = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(first_try), contextlib.redirect_stdout(first_try):
+            rtl._compile(openmp=False, nproc=2, _env=env, clean=True)
+        return
+    except RuntimeError:
+        pass  # expected with Debian's Verilator: fix up below
+    obj = Path(rtl._path) / "sim" / "obj_dir"
+    full_env = {**os.environ, **env}
+    mk = obj / f"V{prefix}.mk"
+    if not mk.exists():
+        raise ValueError(f"Verilator did not generate {mk}: the RTL did not verilate")
+    subprocess.run(["make", "-s", "-C", str(obj), "-f", mk.name, "verilated.o", "verilated_threads.o"], env=full_env, check=True, capture_output=True)
+    subprocess.run(["ar", "rcs", "libverilated.a", "verilated.o", "verilated_threads.o"], cwd=obj, check=True)
+    shutil.copy(obj / f"V{prefix}__ALL.a", obj / f"libV{prefix}.a")
+    try:
+        rtl._compile(openmp=False, nproc=2, _env=env, clean=False)
+    except RuntimeError as err:
+        raise ValueError(f"Verilator build of {rtl._path} failed even with the Debian workarounds") from err
+
+
+def _lint_codes_for_old_verilator(src: Path) -> None:
+    """Verilator < 5.008 rejects the WIDTHTRUNC/WIDTHEXPAND lint codes in da4ml's sources; WIDTH covers both."""
+    for path in src.rglob("*.v"):
+        text = path.read_text()
+        fixed = re.sub(r"\bWIDTH(TRUNC|EXPAND)\b", "WIDTH", text)
+        if fixed != text:
+            path.write_text(fixed)
+
+
+_STAT_CELL = re.compile(r"^\s+(\w+)\s+(\d+)\s*$")
+
+
+def yosys_stat(rtl_dir: Path, log: Path, timeout: float = 3600) -> dict[str, float]:
+    """LUT/FF/carry/DSP/BRAM cell counts of da4ml's Verilog after ``synth_xilinx -family xcup``."""
+    src = Path(rtl_dir) / "src"
+    # the design and its stages; they `include the static modules they use
+    files = sorted(str(p) for p in src.glob(f"{RTL_NAME}*.v") if not p.name.endswith("_wrapper.v"))
+    script = (
+        f"read_verilog -I{src} -I{src / 'static'} {' '.join(files)}; "
+        f"synth_xilinx -family xcup -flatten -noiopad -top {RTL_NAME}; stat"
+    )
+    done = subprocess.run(["yosys", "-q", "-p", script, "-l", str(log)], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise ValueError(f"yosys failed on {src} (see {log}): {done.stderr[-2000:]}")
+    return parse_yosys_stat(log.read_text())
+
+
+def parse_yosys_stat(text: str) -> dict[str, float]:
+    cells: dict[str, int] = {}
+    for line in text[text.rfind("Number of cells") :].splitlines():
+        m = _STAT_CELL.match(line)
+        if m:
+            cells[m.group(1)] = cells.get(m.group(1), 0) + int(m.group(2))
+    luts = sum(v for k, v in cells.items() if re.fullmatch(r"LUT\d", k))
+    ffs = sum(v for k, v in cells.items() if re.fullmatch(r"FD\w+", k))
+    carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
+    dsps = sum(v for k, v in cells.items() if k.startswith("DSP"))
+    brams = sum(v for k, v in cells.items() if k.startswith("RAMB"))
+    return {"luts": float(luts), "ffs": float(ffs), "carry": float(carry), "dsps": float(dsps), "brams": float(brams)}
+
+
+def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bool:
+    """Add Vivado/Vitis HLS synthesis figures (``hls4ml.report``) if the user ran ``build_prj.tcl``."""
+    project = Path(project)
+    found = list(project.glob("*_prj/solution1/syn/report/*_csynth.xml"))
+    if not found:
+        return False
+    from quantize.keras_compat import import_hls4ml
+
+    hls4ml = import_hls4ml()
+    try:
+        data = hls4ml.report.parse_vivado_report(str(project))
+    except Exception as err:  # the vendor report format varies between tool versions
+        report.notes.append(f"could not read the HLS report in {project}: {err}")
+        return False
+    syn = (data or {}).get("CSynthesisReport", {})
+    if not syn:
+        return False
+    source = "vivado/vitis HLS report"
+    mapping = {
+        "latency_cycles": "BestLatency",
+        "ii_cycles": "IntervalMin",
+        "luts": "LUT",
+        "ffs": "FF",
+        "dsps": "DSP",
+        "brams": "BRAM_18K",
+    }
+    for metric, key in mapping.items():
+        if key in syn:
+            try:
+                report.add(metric, float(syn[key]), source)
+            except (TypeError, ValueError):
+                pass
+    if "BestLatency" in syn:
+        try:
+            report.add("latency_ns", float(syn["BestLatency"]) * report.clock_period_ns, source)
+        except (TypeError, ValueError):
+            pass
+    return True

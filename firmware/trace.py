@@ -1,0 +1,132 @@
+"""The whole trigger traced as integer logic with da4ml (for cost estimates and RTL).
+
+da4ml's ``FixedVariableArray`` records numpy-style operations on fixed-point values
+(constant-matrix products become shift-and-add trees, "distributed arithmetic") and
+gives a ``CombLogic``: a LUT estimate, an adder-depth latency, an interpreter and
+Verilog. The function below is the same computation as :mod:`firmware.reference`
+(and the HLS wrapper): preprocessing, both autoencoders, the scores, thresholds,
+regions and trigger bit; the tests check the traced logic against the reference bit
+for bit.
+
+da4ml rounds only by truncation or half-up; ``AP_RND_CONV`` (half to even, what
+QKeras/Brevitas and the spec's activations use) is built here from those:
+``floor((m + 2**(d-1) - 1 + b) / 2**d)`` with ``b`` the lowest kept bit.
+Accumulators must be exact (products never rounded), as ``quantize.build_spec`` makes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from quantize.spec import FirmwareSpec, FixedType, product_type, weight_key
+
+from firmware.reference import score_sum_type
+
+# outputs of the traced logic, in this order
+OUTPUTS = ("r1", "r2", "region_a", "region_b", "region_c", "region_d", "trigger")
+_ROUND_NATIVE = {"AP_TRN": "TRN", "AP_RND": "RND"}
+_OVERFLOW_NATIVE = {"AP_WRAP": "WRAP", "AP_SAT": "SAT", "AP_SAT_SYM": "SAT_SYM"}
+
+
+def kif(t: FixedType) -> tuple[int, int, int]:
+    """da4ml's (keep_negative, integer bits without sign, fractional bits) of an ap_fixed type."""
+    return (1 if t.signed else 0, t.integer - (1 if t.signed else 0), t.fractional)
+
+
+def _cast_var(v: Any, t: FixedType) -> Any:
+    k, i, f = kif(t)
+    if t.overflow not in _OVERFLOW_NATIVE:
+        raise ValueError(f"{t}: overflow mode {t.overflow} is not traceable with da4ml (WRAP, SAT, SAT_SYM are)")
+    ovf = _OVERFLOW_NATIVE[t.overflow]
+    if t.rounding in _ROUND_NATIVE:
+        return v.quantize(k, i, f, ovf, _ROUND_NATIVE[t.rounding])
+    if t.rounding != "AP_RND_CONV":
+        raise ValueError(f"{t}: rounding {t.rounding} is not traceable with da4ml (TRN, RND, RND_CONV are)")
+    fx = int(v.kif[2]) if hasattr(v, "kif") else f
+    if fx <= f:  # nothing below the new LSB: no rounding
+        return v.quantize(k, i, f, ovf, "TRN")
+    lsb_kept = v.quantize(0, -f + 1, f, "WRAP", "TRN")  # the bit of weight 2**-f
+    bias = 2.0 ** (-f - 1) - 2.0 ** (-fx)
+    up = v + bias + lsb_kept * 2.0 ** (f - fx)
+    wide_i = max(i, int(v.kif[1]) + 1)
+    rounded = up.quantize(k if k else 1, wide_i, f, "WRAP", "TRN")  # exact: enough integer bits
+    return rounded.quantize(k, i, f, ovf, "TRN")
+
+
+def cast(x: Any, t: FixedType) -> Any:
+    """ap_fixed assignment to type ``t`` of every element of a FixedVariableArray."""
+    from da4ml.trace import FixedVariableArray
+
+    flat = [_cast_var(v, t) for v in x._vars.ravel()]
+    return FixedVariableArray(np.array(flat, dtype=object).reshape(x.shape), x.solver_options, hwconf=x.hwconf)
+
+
+def _check_exact(layer: Any, x_type: FixedType) -> None:
+    prod = product_type(layer.weight, x_type)
+    acc = layer.accumulator
+    if prod.fractional > acc.fractional:
+        raise ValueError(
+            f"{layer.name}: accumulator {acc} drops product bits ({prod}); da4ml tracing needs exact products"
+        )
+
+
+def _tree_sum(x: Any) -> Any:
+    terms = [x[j : j + 1] for j in range(x.shape[0])]
+    while len(terms) > 1:
+        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j] for j in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any) -> Any:
+    """Trace the trigger on a FixedVariableArray of 57 hardware words; returns the 7 outputs (OUTPUTS)."""
+    pre = spec.preprocessing
+    w = cast(words, spec.hardware_input)
+    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(-np.asarray(pre.shifts, dtype=np.float64))
+    x = cast(x, spec.input)
+    outs = []
+    for a, ae in enumerate(spec.autoencoders):
+        h, h_type = x, spec.input
+        for k, d in enumerate(ae.layers):
+            _check_exact(d, h_type)
+            wmat = np.asarray(weights[weight_key(a, k, "weight")], dtype=np.float64).T  # (in, out)
+            acc = h @ wmat
+            if d.bias is not None:
+                acc = acc + np.asarray(weights[weight_key(a, k, "bias")], dtype=np.float64)
+            res = cast(cast(acc, d.accumulator), d.result)
+            if d.activation == "relu":
+                res = np.maximum(res, 0.0)
+            h = cast(res, d.activation_result)
+            h_type = d.activation_result
+        s = ae.score
+        idx = list(s.outputs)
+        diff = cast(x[idx] - h[idx], s.difference)
+        sq = cast(diff * diff, s.square)
+        sum_t = score_sum_type(s)
+        if sum_t == s.score:  # one by one, each addition cast, as the spec says
+            total = cast(sq[0:1], s.score)
+            for j in range(1, len(idx)):
+                total = cast(total + sq[j : j + 1], s.score)
+        else:  # provably the same: an exact adder tree, one cast (see reference.score_sum_type)
+            total = cast(_tree_sum(sq), s.score)
+        outs.append(total)
+    t = spec.trigger
+    high1 = outs[0] > t.threshold_r1
+    high2 = outs[1] > t.threshold_r2
+    regions = {"A": high1 & high2, "B": high1 & ~high2, "C": ~high1 & high2, "D": ~high1 & ~high2}
+    fire = regions[t.fire_on[0]]
+    for r in t.fire_on[1:]:
+        fire = fire | regions[r]
+    return np.concatenate([outs[0], outs[1], regions["A"], regions["B"], regions["C"], regions["D"], fire])
+
+
+def trace_trigger(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> Any:
+    """da4ml ``CombLogic`` of the whole trigger: 57 hardware words in, OUTPUTS out."""
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    hw = spec.hardware_input
+    inp = FixedVariableArrayInput((57,))
+    words = inp.quantize(*kif(hw), "WRAP", "TRN")
+    out = trigger_logic(spec, weights, words)
+    return comb_trace(inp, out)

@@ -1,0 +1,141 @@
+"""``l1ad generate`` and the ``events`` stage of ``l1ad run``: Pythia 8 + FastJet + L1 response.
+
+The pipeline stage makes the default dataset (the SM background mixture and
+one file per signal), cached under ``cache_dir/events`` so that it is
+generated once; real ADC2021 files can be used instead by naming them in the
+run config (``background_file``, ``signal_files``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from offline.events.generate import check_request, generate_to_file, parse_shard
+from offline.events.io import event_count
+from offline.events.processes import GENERATABLE
+from offline.events.schema import SIGNAL_PROCESSES
+
+NAME = "events"
+# Sized to generate in a few minutes on 2 cores (measured rates in the module docs of
+# offline/events/generate.py and in benchmarks/bench_generate.py); cached afterwards.
+DEFAULTS: dict[str, Any] = {
+    "background_events": 6000,
+    "signal_events": 1500,
+    "signals": list(SIGNAL_PROCESSES),
+    "workers": None,  # None: every CPU core
+    "background_file": None,  # a real ADC2021 (or other) file instead of generating
+    "signal_files": {},  # {process: file} instead of generating those signals
+}
+
+
+def generate(
+    process: Annotated[str, typer.Option(help=f"Process: {', '.join(GENERATABLE)}.")],
+    events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).")],
+    out: Annotated[Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")],
+    seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = 1234,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = None,
+    shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Generate pp events at 13 TeV with Pythia 8, cluster jets with FastJet, apply the L1 response."""
+    shard_tuple = parse_shard(shard)
+    check_request(process, events, seed, workers, shard_tuple)
+    result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress)
+    console = Console(stderr=True)
+    meta = result.metadata
+    for name, stats in meta["components"].items():
+        console.print(
+            f"{name}: {stats['events']} events, pre-selection efficiency {stats['preselection_efficiency']:.3g}, "
+            f"{stats['events_per_cpu_s']:.3g} events/s per core"
+        )
+    console.print(f"wrote {out}: {meta['events']} events, {meta['events_per_s']:.3g} events/s")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(generate)
+
+
+def _check_config(cfg: dict[str, Any]) -> None:
+    for key in ("background_events", "signal_events"):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] <= 0:
+            raise ValueError(f"events.{key} must be a positive integer, got {cfg[key]!r}")
+    if cfg["workers"] is not None and (not isinstance(cfg["workers"], int) or cfg["workers"] < 1):
+        raise ValueError(f"events.workers must be a positive integer or null, got {cfg['workers']!r}")
+    for name in cfg["signals"]:
+        if name not in SIGNAL_PROCESSES:
+            raise ValueError(f"events.signals: unknown signal {name!r}; known: {', '.join(SIGNAL_PROCESSES)}")
+
+
+def run(ctx) -> dict[str, dict]:
+    """Generate (or take from the cache, or from given files) the background mixture and each signal."""
+    from offline.events.cache import cached_generate
+    from offline.events.io import read_metadata
+    from offline.events.summary import plot_summary, summarize
+
+    cfg = ctx.config[NAME]
+    _check_config(cfg)
+    given = {p: Path(f) for p, f in cfg["signal_files"].items()}
+    if cfg["background_file"]:
+        given["background"] = Path(cfg["background_file"])
+    for path in given.values():
+        event_count(path)  # validates the file, names it if bad
+    requests = {"background": cfg["background_events"]} | {s: cfg["signal_events"] for s in cfg["signals"]}
+    requests = {p: n for p, n in requests.items() if p not in given}
+    files = cached_generate(ctx.cache_dir, requests, ctx.seed, cfg["workers"], progress=True) if requests else {}
+    paths = {p: f.path for p, f in files.items()} | given
+    ctx.artifacts["events"] = {
+        "background": paths["background"],
+        "signals": {s: p for s, p in paths.items() if s != "background"},
+    }
+
+    out_dir = ctx.step_dir(NAME)
+    rows = []
+    counts: dict[str, int] = {}
+    time_per_event = 0.0
+    for process, path in paths.items():
+        meta = files[process].metadata if process in files else read_metadata(path)
+        summary = summarize(path)
+        counts[process] = summary.events
+        components = meta.get("components", {})
+        for name, stats in components.items():
+            rows.append({
+                "sample": process,
+                "process": name,
+                "events": stats["events"],
+                "generated": stats["generated"],
+                "pre-selection efficiency": stats["preselection_efficiency"],
+                "events/s per core": stats["events_per_cpu_s"],
+                "effective events": stats["effective_events"],
+                "source": "cache" if files.get(process, None) and files[process].from_cache else "generated",
+            })
+        if not components:
+            rows.append({"sample": process, "process": "-", "events": summary.events, "source": str(path)})
+        if "events_per_s" in meta:
+            time_per_event += summary.events / meta["events_per_s"]
+        summary_plots = plot_summary(summary, out_dir, label=process)
+        ctx.report.section(f"Events: {process}", f"{summary.events} events from `{path}`.")
+        for plot in summary_plots:
+            ctx.report.figure(plot, f"{process}: {plot.stem.removeprefix(process + '_')}")
+    table = pd.DataFrame(rows).set_index(["sample", "process"])
+    table.to_csv(out_dir / "events.csv")
+    ctx.report.section(
+        "Events",
+        "pp at 13 TeV, Pythia 8 + FastJet anti-kT R=0.4 + parametrised L1 response "
+        "(offline/events/l1_response.py); pre-selection: an e/gamma or muon object above 23 GeV.",
+    )
+    ctx.report.table(table, "samples, pre-selection efficiencies and generation rates")
+    rate = sum(counts.values()) / time_per_event if time_per_event else None
+    return {
+        "events": {
+            "counts": counts,
+            "events_per_s": rate,
+            "from_cache": all(f.from_cache for f in files.values()) if files else None,
+            "preselection_efficiency": {r["process"]: r.get("pre-selection efficiency") for r in rows
+                                        if "pre-selection efficiency" in r},
+        }
+    }

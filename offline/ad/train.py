@@ -1,0 +1,368 @@
+"""Training of the autoencoder pair: L = <R1> + <R2> + λ·DisCo²(R1, R2) on background.
+
+One loop serves one CPU, one GPU, or many processes under ``torchrun``:
+
+- ``batch_size`` is the *global* batch. Each epoch draws one permutation from
+  ``seed + epoch`` (the same on every rank); global batch b is the slice
+  ``[b*B, (b+1)*B)`` of it and rank r takes the r-th of its ``world_size`` equal
+  parts, so one process with batch B sees exactly the batches that W processes
+  see together. The last incomplete batch of an epoch is dropped.
+- DisCo is not a sum over events, so it cannot be averaged over ranks. Each rank
+  gathers R1, R2 and the weights of the whole global batch with an autograd-aware
+  all_gather (:func:`offline.distributed.all_gather_with_grad`) and computes the
+  loss of the global batch; the weighted means use the global weight sum. The
+  gather's backward sums gradients over ranks (× world size) and DDP averages
+  them (÷ world size), so the update equals the single-process update on the
+  same global batch (up to float summation order).
+- On CUDA the forward pass runs under bfloat16 autocast (``amp``); DisCo, whose
+  N×N matrices lose too much in half precision, is always float32.
+
+Checkpoints (rank 0 writes, atomically): ``config.json`` (architecture + training
+config), ``model.safetensors`` (best validation loss), ``last.safetensors`` (last
+epoch, with the Adam state as ``optim.*`` tensors) and ``state.json`` (epoch,
+history, early-stopping counters), so ``resume=True`` continues an interrupted
+run exactly where it stopped. ``metrics.json`` and ``loss.png`` are written at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from offline import distributed
+from offline.ad.disco import disco_sq
+from offline.ad.model import AEConfig, AutoencoderPair, preset
+from offline.artifacts import atomic_path, read_json, write_json
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+BEST_FILE = "model.safetensors"
+LAST_FILE = "last.safetensors"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; ``batch_size`` is the global batch (all ranks together)."""
+
+    preset: str = "firmware"
+    lam: float = 10.0
+    epochs: int = 50
+    batch_size: int = 1024
+    lr: float = 1e-3
+    patience: int = 5
+    min_delta: float = 0.0
+    seed: int = 1234
+    device: str = "auto"
+    amp: bool | None = None  # None: on for CUDA, off on CPU
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.lam < 0 or not math.isfinite(self.lam):
+            raise ValueError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (DisCo needs pairs of events), got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"learning rate must be > 0, got {self.lr}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        preset(self.preset)  # raises on unknown names
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+@dataclass
+class LossParts:
+    """The loss and its parts (detached floats for logging)."""
+
+    total: torch.Tensor
+    r1: float
+    r2: float
+    disco: float
+
+
+def pair_loss(r1: torch.Tensor, r2: torch.Tensor, weights: torch.Tensor, lam: float) -> LossParts:
+    """L = <R1>_w + <R2>_w + λ·DisCo²(R1, R2) on the global batch (see module docstring for DDP).
+
+    The quantization-aware training in ``quantize`` uses this same function.
+    """
+    r1 = distributed.all_gather_with_grad(r1.float())
+    r2 = distributed.all_gather_with_grad(r2.float())
+    w = distributed.all_gather_with_grad(weights.float())
+    wsum = w.sum()
+    m1 = (w * r1).sum() / wsum
+    m2 = (w * r2).sum() / wsum
+    total = m1 + m2
+    d = disco_sq(r1, r2, w) if lam > 0 else torch.zeros((), device=r1.device)
+    total = total + lam * d
+    # No rescaling under DDP: the gather's backward sums the (identical) gradients of all
+    # ranks (x world size) and DDP's averaging divides by world size again.
+    return LossParts(total, float(m1.detach()), float(m2.detach()), float(d.detach()))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` produced."""
+
+    out_dir: Path
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    events_per_second: float = 0.0
+
+
+def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict | None = None) -> None:
+    write_json(
+        out_dir / CONFIG_FILE,
+        {"format_version": FORMAT_VERSION, "architecture": architecture.to_dict(), "train": config.to_dict(),
+         **(extra or {})},
+    )
+
+
+def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict]:
+    """Architecture and training config of a checkpoint directory (or its config.json)."""
+    path = Path(path)
+    file = path / CONFIG_FILE if path.is_dir() else path
+    if not file.exists():
+        raise ValueError(f"{file}: checkpoint config does not exist")
+    data = read_json(file)
+    try:
+        if data["format_version"] != FORMAT_VERSION:
+            raise ValueError(f"{file}: format_version {data['format_version']} is not {FORMAT_VERSION}")
+        return AEConfig.from_dict(data["architecture"]), TrainConfig.from_dict(data["train"]), data
+    except KeyError as err:
+        raise ValueError(f"{file}: missing field {err}") from None
+
+
+def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
+    """The trained pair of a checkpoint directory (safetensors weights, no pickle)."""
+    path = Path(path)
+    arch, _, _ = load_config(path)
+    weights = path / which
+    if not weights.exists():
+        raise ValueError(f"{weights}: checkpoint weights do not exist")
+    model = AutoencoderPair(arch)
+    state = {k: v for k, v in load_file(weights).items() if not k.startswith("optim.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {err}") from None
+    return model.eval()
+
+
+def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        for idx, st in optimizer.state_dict()["state"].items():
+            for name, value in st.items():
+                tensors[f"optim.{idx}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
+    """Index tensors of this rank's share of each global batch (see module docstring)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=gen)
+    local = batch // world
+    for b in range(n // batch):
+        start = b * batch + rank * local
+        yield perm[start : start + local]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, w: torch.Tensor, lam: float, batch: int, amp: bool) -> dict[str, float]:
+    """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² over batches."""
+    s1 = s2 = sw = 0.0
+    discos = []
+    for start in range(0, len(x), batch):
+        xb, wb = x[start : start + batch], w[start : start + batch]
+        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+            r1, r2 = model(xb)
+        r1, r2 = r1.float(), r2.float()
+        s1 += float((wb * r1).sum())
+        s2 += float((wb * r2).sum())
+        sw += float(wb.sum())
+        if len(xb) >= 2:
+            discos.append(float(disco_sq(r1, r2, wb)))
+    d = float(np.mean(discos)) if discos else 0.0
+    return {"r1": s1 / sw, "r2": s2 / sw, "disco": d, "loss": s1 / sw + s2 / sw + lam * d}
+
+
+def fit(
+    model: nn.Module,
+    train_x: np.ndarray,
+    train_w: np.ndarray,
+    val_x: np.ndarray,
+    val_w: np.ndarray,
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    architecture: AEConfig | None = None,
+    extra_config: dict | None = None,
+) -> TrainResult:
+    """Train any module whose forward returns (R1, R2) per event; see the module docstring.
+
+    Call inside ``torchrun`` for DDP (:func:`offline.distributed.setup` is done here).
+    Only rank 0 writes to ``out_dir``.
+    """
+    import time
+
+    out_dir = Path(out_dir)
+    info = distributed.setup(config.device)
+    dev = info.device
+    amp = (dev.type == "cuda") if config.amp is None else bool(config.amp and dev.type == "cuda")
+    n = len(train_x)
+    if len(train_w) != n or len(val_x) != len(val_w):
+        raise ValueError("features and weights differ in length")
+    if len(val_x) < 2:
+        raise ValueError(f"validation set needs at least 2 events, got {len(val_x)}")
+    batch = min(config.batch_size, n)
+    batch -= batch % info.world_size
+    if batch < 2 * info.world_size:
+        raise ValueError(f"{n} training events are too few for a batch on {info.world_size} process(es)")
+    if config.batch_size % info.world_size:
+        raise ValueError(f"batch_size {config.batch_size} must divide by the {info.world_size} processes")
+
+    xt = torch.as_tensor(np.asarray(train_x, dtype=np.float32), device=dev)
+    wt = torch.as_tensor(np.asarray(train_w, dtype=np.float32), device=dev)
+    xv = torch.as_tensor(np.asarray(val_x, dtype=np.float32), device=dev)
+    wv = torch.as_tensor(np.asarray(val_w, dtype=np.float32), device=dev)
+    model = model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+
+    start_epoch, best_epoch, best_val, bad, history = 0, -1, math.inf, 0, []
+    if resume and (out_dir / STATE_FILE).exists() and (out_dir / LAST_FILE).exists():
+        state = read_json(out_dir / STATE_FILE)
+        saved = state.get("train", {})
+        for key in ("preset", "lam", "batch_size", "lr", "seed"):
+            if key in saved and saved[key] != getattr(config, key):
+                raise ValueError(f"{out_dir}: cannot resume, {key} was {saved[key]!r}, now {getattr(config, key)!r}")
+        tensors = load_file(str(out_dir / LAST_FILE))
+        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
+        _restore_optimizer(optimizer, {k: v.to(dev) for k, v in tensors.items()}, state["param_groups"])
+        start_epoch, best_epoch, best_val = state["epoch"] + 1, state["best_epoch"], state["best_val_loss"]
+        bad, history = state["bad_epochs"], state["history"]
+        if bad >= config.patience:
+            start_epoch = config.epochs  # it had already stopped early
+    elif info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if info.is_main:
+        save_config(out_dir, architecture or getattr(model, "config", AEConfig()), config, extra_config)
+
+    net: nn.Module = model
+    if info.distributed:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    stopped = False
+    t0 = time.perf_counter()
+    seen = 0
+    bar = tqdm(range(start_epoch, config.epochs), desc="train", disable=not (config.progress and info.is_main),
+               initial=start_epoch, total=config.epochs)
+    for epoch in bar:
+        model.train()
+        sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
+        nb = 0
+        for idx in _batches(n, batch, epoch, config.seed, info.rank, info.world_size):
+            idx = idx.to(dev)
+            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
+                r1, r2 = net(xt[idx])
+            parts = pair_loss(r1, r2, wt[idx], config.lam)
+            optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            optimizer.step()
+            sums["loss"] += float(parts.total.detach())
+            sums["r1"] += parts.r1
+            sums["r2"] += parts.r2
+            sums["disco"] += parts.disco
+            nb += 1
+            seen += len(idx) * info.world_size
+        model.eval()
+        val = evaluate(model, xv, wv, config.lam, batch, amp)
+        val_loss = distributed.broadcast_float(val["loss"])
+        row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
+               **{f"val_{k}": v for k, v in val.items()}}
+        history.append(row)
+        improved = val_loss < best_val - config.min_delta
+        if improved:
+            best_val, best_epoch, bad = val_loss, epoch, 0
+        else:
+            bad += 1
+        if info.is_main:
+            if improved:
+                _save_weights(out_dir / BEST_FILE, model)
+            _save_weights(out_dir / LAST_FILE, model, optimizer)
+            write_json(out_dir / STATE_FILE, {
+                "epoch": epoch, "best_epoch": best_epoch, "best_val_loss": best_val, "bad_epochs": bad,
+                "history": history, "train": config.to_dict(),
+                "param_groups": optimizer.state_dict()["param_groups"],
+            })
+        bar.set_postfix(loss=f"{row['train_loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val['disco']:.3f}")
+        if bad >= config.patience:
+            stopped = True
+            break
+    bar.close()
+    seconds = time.perf_counter() - t0
+    distributed.barrier()
+    result = TrainResult(out_dir, best_epoch, best_val, len(history), stopped, history, seconds,
+                         seen / seconds if seconds > 0 else 0.0)
+    if info.is_main:
+        from offline.ad.plots import plot_loss_curves
+
+        write_json(out_dir / "metrics.json", {
+            "best_epoch": best_epoch, "best_val_loss": best_val, "epochs_run": len(history),
+            "stopped_early": stopped or bad >= config.patience, "seconds": seconds,
+            "events_per_second": result.events_per_second, "world_size": info.world_size,
+            "device": str(dev), "amp": amp, "history": history,
+        })
+        plot_loss_curves(history, out_dir / "loss.png")
+    distributed.barrier()
+    return result
+
+
+def train_pair(
+    train_x: np.ndarray,
+    train_w: np.ndarray,
+    val_x: np.ndarray,
+    val_w: np.ndarray,
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    extra_config: dict | None = None,
+) -> TrainResult:
+    """Build the preset's pair with ``config.seed`` and :func:`fit` it."""
+    arch = preset(config.preset)
+    torch.manual_seed(config.seed)
+    model = AutoencoderPair(arch)
+    return fit(model, train_x, train_w, val_x, val_w, config, out_dir, resume, arch, extra_config)

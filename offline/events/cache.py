@@ -1,0 +1,75 @@
+"""A cache of generated event files, so that ``l1ad run`` generates its default dataset once.
+
+A file's name carries a hash of everything that decides its bytes: process,
+number of events, seed, shard, the generator version, the Pythia settings and
+the L1 response. Change any of them and a new file is generated; a cached
+file that no longer reads (truncated, corrupt) is regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offline.events.generate import GENERATOR_VERSION, generate_many
+from offline.events.io import EventFileError, event_count, read_metadata, write_events
+from offline.events.l1_response import DEFAULT_L1, L1Config
+from offline.events.processes import MIX_FRACTIONS, PROCESS_SETTINGS
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    path: Path
+    from_cache: bool
+    metadata: dict[str, Any]
+
+
+def cache_key(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
+              l1: L1Config = DEFAULT_L1) -> str:
+    """Short hash of everything that determines a generated file."""
+    components = list(MIX_FRACTIONS) if process == "background" else [process]
+    payload = {
+        "process": process,
+        "events": events,
+        "seed": seed,
+        "shard": list(shard),
+        "generator_version": GENERATOR_VERSION,
+        "settings": {c: PROCESS_SETTINGS[c].settings for c in components},
+        "mix": MIX_FRACTIONS if process == "background" else None,
+        "l1": l1.to_dict(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_path(cache_dir: str | os.PathLike[str], process: str, events: int, seed: int,
+               shard: tuple[int, int] = (0, 1), l1: L1Config = DEFAULT_L1) -> Path:
+    key = cache_key(process, events, seed, shard, l1)
+    return Path(cache_dir) / "events" / f"{process}_n{events}_seed{seed}_{key}.h5"
+
+
+def _usable(path: Path, events: int) -> bool:
+    try:
+        return path.is_file() and event_count(path) == events
+    except EventFileError:
+        return False
+
+
+def cached_generate(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int,
+                    workers: int | None = None, progress: bool = True) -> dict[str, CachedFile]:
+    """Event files for each (process, events) request: from the cache, or generated in one pool and cached."""
+    paths = {p: cache_path(cache_dir, p, n, seed) for p, n in requests.items()}
+    missing = {p: n for p, n in requests.items() if not _usable(paths[p], n)}
+    generated = generate_many(missing, seed, workers, progress=progress) if missing else {}
+    out = {}
+    for process, path in paths.items():
+        if process in generated:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_events(path, generated[process].events, generated[process].metadata)
+            out[process] = CachedFile(path, False, generated[process].metadata)
+        else:
+            out[process] = CachedFile(path, True, read_metadata(path))
+    return out

@@ -1,0 +1,359 @@
+"""Generate events: Pythia 8 -> FastJet -> L1 response -> ADC2021 layout, in parallel.
+
+Work is cut into *tasks* of at most ``task_size`` accepted events. Each task
+builds its own Pythia instance, seeded (with the numpy generator of the L1
+response) from ``SeedSequence(seed, spawn_key=(shard, shards, label, task))``.
+Tasks are independent of which worker runs them, so a file depends on
+(process, events, seed, shard) only: the worker count changes the speed, not
+the bytes. ``shard=(i, n)`` generates the i-th of n independent slices (its
+share of the events, its own seeds); the n shard files concatenate into one
+sample, so a batch system can run them anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline.events.io import Events, write_events
+from offline.events.l1_response import DEFAULT_L1, L1Config, l1_objects, passes_preselection
+from offline.events.processes import (
+    GENERATABLE,
+    MIX_FRACTIONS,
+    PREFILTER_ETA,
+    PREFILTER_FRACTION,
+    get_process,
+    mix_counts,
+)
+from offline.events.schema import process_label
+
+# Bump when anything changes the generated events (settings, L1 response, seeding): it keys the cache.
+GENERATOR_VERSION = "1"
+DEFAULT_TASK_SIZE = 500
+_MAX_TRIES_WITHOUT_PASS = 20_000
+
+
+@dataclass(frozen=True)
+class Task:
+    process: str
+    index: int
+    events: int
+    seed: int
+    shard: tuple[int, int]
+    l1: L1Config = DEFAULT_L1
+    stream: int = 0  # 0: a standalone sample, 1: part of the background mixture (never the same events)
+
+    def seeds(self) -> tuple[int, np.random.SeedSequence]:
+        """Pythia's seed (1..900 000 000) and the L1 response's seed sequence, both from the task's key."""
+        seq = np.random.SeedSequence(self.seed, spawn_key=(*self.shard, self.stream, process_label(self.process), self.index))
+        pythia_seq, response_seq = seq.spawn(2)
+        return int(pythia_seq.generate_state(1)[0]) % 900_000_000 + 1, response_seq
+
+
+@dataclass
+class TaskResult:
+    particles: np.ndarray
+    weights: np.ndarray
+    tried: int  # events Pythia generated, pre-filter vetoes included
+    vetoed: int  # of those, vetoed by the pre-filter right after the hard process
+    passed: int  # of those, passing the pre-selection (>= events kept)
+    sigma_mb: float
+    seconds: float
+
+
+@dataclass
+class Generated:
+    """Events of one request and what generating them took."""
+
+    events: Events
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _hook_class():
+    import pythia8mc
+
+    class LeptonPrefilter(pythia8mc.UserHooks):
+        """Veto, right after the hard process, events without a hard e/mu/tau that could pass the pre-selection."""
+
+        def __init__(self, pt_min: dict[int, float], eta_max: float) -> None:
+            super().__init__()
+            self.pt_min, self.eta_max, self.vetoed = pt_min, eta_max, 0
+
+        def canVetoProcessLevel(self) -> bool:
+            return True
+
+        def doVetoProcessLevel(self, process) -> bool:
+            for i in range(process.size()):
+                particle = process[i]
+                if (particle.isFinal() and particle.idAbs() in self.pt_min
+                        and particle.pT() > self.pt_min[particle.idAbs()] and abs(particle.eta()) < self.eta_max):
+                    return False
+            self.vetoed += 1
+            return True
+
+    return LeptonPrefilter
+
+
+_BANNER_SILENCED = False
+
+
+def _silence_fastjet_banner() -> None:
+    """FastJet prints its banner to C stdout on first use; cluster one dummy event with fd 1 muted."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        return
+    import awkward as ak
+    import fastjet
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            parts = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D")
+            fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)).inclusive_jets()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SILENCED = True
+
+
+def run_task(task: Task, progress: Callable[[int], None] | None = None) -> TaskResult:
+    """Generate one task's events until ``task.events`` pass the pre-selection."""
+    import awkward as ak
+    import pythia8mc
+
+    _silence_fastjet_banner()
+    started = time.perf_counter()
+    spec = get_process(task.process)
+    pythia_seed, response_seq = task.seeds()
+    rng = np.random.default_rng(response_seq)
+    pythia = pythia8mc.Pythia("", False)
+    for line in spec.pythia_settings(pythia_seed):
+        if not pythia.readString(line):
+            raise RuntimeError(f"Pythia rejected setting {line!r} of process {task.process}")
+    hook = None
+    if spec.prefilter:
+        thresholds = {pid: f * task.l1.preselection_pt for pid, f in PREFILTER_FRACTION.items()}
+        hook = _hook_class()(thresholds, PREFILTER_ETA)
+        pythia.setUserHooksPtr(hook)
+    if not pythia.init():
+        raise RuntimeError(f"Pythia initialisation failed for process {task.process}")
+
+    kept_particles, kept_weights = [], []
+    kept = generated = passed = 0
+    while kept < task.events:
+        efficiency = (passed + 1) / (generated + 2) if generated else 0.5
+        batch_size = int(np.clip(math.ceil(1.1 * (task.events - kept) / efficiency), 20, 500))
+        batch = pythia.nextBatch(batch_size)
+        particles = l1_objects(batch, rng, task.l1)
+        weights = ak.to_numpy(ak.firsts(batch.info.weights)).astype(np.float64)
+        mask = passes_preselection(particles, task.l1)
+        generated += len(batch)
+        passed += int(mask.sum())
+        take = np.flatnonzero(mask)[: task.events - kept]
+        kept_particles.append(particles[take])
+        kept_weights.append(weights[take])
+        kept += len(take)
+        if progress is not None and len(take):
+            progress(len(take))
+        if passed == 0 and generated >= _MAX_TRIES_WITHOUT_PASS:
+            raise RuntimeError(f"{task.process}: no event in {generated} passes the pre-selection")
+    vetoed = hook.vetoed if hook is not None else 0
+    sigma = float(pythia.infoPython().sigmaGen())
+    return TaskResult(np.concatenate(kept_particles), np.concatenate(kept_weights), generated + vetoed, vetoed,
+                      passed, sigma, time.perf_counter() - started)
+
+
+def _run_indexed(item: tuple[int, Task]) -> tuple[int, TaskResult]:
+    return item[0], run_task(item[1])
+
+
+def make_tasks(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
+               task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1, stream: int = 0) -> list[Task]:
+    """The tasks that generate ``events`` events of one process (not ``background``)."""
+    get_process(process)
+    n_tasks = math.ceil(events / task_size)
+    sizes = [events // n_tasks + (i < events % n_tasks) for i in range(n_tasks)]
+    return [Task(process, i, n, seed, shard, l1, stream) for i, n in enumerate(sizes)]
+
+
+def check_request(process: str, events: int, seed: int, workers: int | None, shard: tuple[int, int]) -> None:
+    """Validate user input; raises ValueError naming the bad value."""
+    if process not in GENERATABLE:
+        raise ValueError(f"unknown process {process!r}; known: {', '.join(GENERATABLE)}")
+    if isinstance(events, bool) or not isinstance(events, int) or events <= 0:
+        raise ValueError(f"number of events must be a positive integer, got {events!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    index, count = shard
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N)."""
+    try:
+        index, count = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard must be I/N with 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def _shard_events(events: int, shard: tuple[int, int]) -> int:
+    index, count = shard
+    return events // count + (index < events % count)
+
+
+def _execute(tasks: list[Task], workers: int, progress: bool, description: str) -> list[TaskResult]:
+    """Run tasks in order (in-process for one worker), with a progress bar over accepted events."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    total = sum(t.events for t in tasks)
+    results: list[TaskResult | None] = [None] * len(tasks)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        job = bar.add_task(description, total=total)
+        if workers == 1 or len(tasks) == 1:
+            for i, task in enumerate(tasks):
+                results[i] = run_task(task, lambda k: bar.advance(job, k))
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ctx.Pool(min(workers, len(tasks)), initializer=_silence_fastjet_banner) as pool:
+                for i, result in pool.imap_unordered(_run_indexed, list(enumerate(tasks))):
+                    results[i] = result
+                    bar.advance(job, tasks[i].events)
+    return results  # type: ignore[return-value]
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("pythia8mc", "fastjet", "awkward", "numpy", "l1ad"):
+        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
+            versions[name] = importlib_metadata.version(name)
+    return versions
+
+
+def generate_many(requests: dict[str, int], seed: int, workers: int | None = None,
+                  shard: tuple[int, int] = (0, 1), progress: bool = True,
+                  task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1) -> dict[str, Generated]:
+    """Generate several processes (``background`` = the ADC2021 mixture) in one pool of workers."""
+    workers = workers or os.cpu_count() or 1
+    parts: dict[str, dict[str, int]] = {}
+    for process, events in requests.items():
+        check_request(process, events, seed, workers, shard)
+        n = _shard_events(events, shard)
+        if n == 0:
+            raise ValueError(f"shard {shard[0]}/{shard[1]} of {events} events holds no event")
+        parts[process] = mix_counts(n) if process == "background" else {process: n}
+    tasks: list[Task] = []
+    owners: list[tuple[str, str]] = []
+    for process, counts in parts.items():
+        # the background mixture draws its own seeds so that it never repeats a standalone sample
+        stream = int(process == "background")
+        for component, n in counts.items():
+            if n:
+                for task in make_tasks(component, n, seed, shard, task_size, l1, stream):
+                    tasks.append(task)
+                    owners.append((process, component))
+    started = time.perf_counter()
+    results = _execute(tasks, workers, progress, f"generating {', '.join(requests)}")
+    wall = time.perf_counter() - started
+    rate = sum(t.events for t in tasks) / wall
+    return {
+        process: _assemble(process, [(o[1], r) for o, r in zip(owners, results, strict=True) if o[0] == process],
+                           seed, shard, workers, wall, rate, l1)
+        for process in parts
+    }
+
+
+def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, shard: tuple[int, int],
+              workers: int, wall: float, rate: float, l1: L1Config) -> Generated:
+    blocks, stats = [], {}
+    for component in dict.fromkeys(c for c, _ in results):
+        mine = [r for c, r in results if c == component]
+        particles = np.concatenate([r.particles for r in mine])
+        weights = np.concatenate([r.weights for r in mine])
+        weights *= len(weights) / weights.sum()  # mean weight 1 within each process
+        blocks.append(Events(particles, weights, np.full(len(particles), process_label(component), np.int32)))
+        tried, passed = sum(r.tried for r in mine), sum(r.passed for r in mine)
+        seconds = sum(r.seconds for r in mine)
+        stats[component] = {
+            "events": len(particles),
+            "generated": tried,
+            "prefilter_vetoed": sum(r.vetoed for r in mine),
+            "preselection_efficiency": passed / tried,
+            "sigma_mb": float(np.mean([r.sigma_mb for r in mine])) or None,  # 0 when Pythia has no estimate
+            "cpu_seconds": seconds,
+            "events_per_cpu_s": len(particles) / seconds,
+            "effective_events": float(weights.sum() ** 2 / (weights**2).sum()),
+            "pythia_settings": list(get_process(component).settings),
+        }
+    events = Events(
+        np.concatenate([b.particles for b in blocks]),
+        np.concatenate([b.weights for b in blocks]),
+        np.concatenate([b.labels for b in blocks]),
+    )
+    if len(blocks) > 1:  # shuffle the mixture so that any slice of the file is representative
+        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*shard, 99))).permutation(len(events))
+        events = events[order]
+    meta = {
+        "process": process,
+        "generator": "pythia8mc + fastjet + l1ad L1 response",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "shard": list(shard),
+        "workers": workers,
+        "events": len(events),
+        "components": stats,
+        "mix_fractions": MIX_FRACTIONS if process == "background" else None,
+        "beam": "pp, 13 TeV",
+        "preselection": f">= 1 e/gamma or muon object with pT > {l1.preselection_pt} GeV",
+        "l1_config": l1.to_dict(),
+        "package_versions": _package_versions(),
+        "wall_seconds": wall,
+        "events_per_s": rate,  # accepted events per wall-clock second of the whole generation call
+    }
+    return Generated(events, meta)
+
+
+def generate(process: str, events: int, seed: int, workers: int | None = None,
+             shard: tuple[int, int] = (0, 1), progress: bool = True,
+             task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1) -> Generated:
+    """Generate ``events`` events of one process (or the ``background`` mixture)."""
+    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1)[process]
+
+
+def generate_to_file(out: str | os.PathLike[str], process: str, events: int, seed: int,
+                     workers: int | None = None, shard: tuple[int, int] = (0, 1),
+                     progress: bool = True, task_size: int = DEFAULT_TASK_SIZE) -> Generated:
+    """Generate and write one event file (atomically)."""
+    out = Path(out)
+    check_request(process, events, seed, workers, shard)
+    if out.exists() and out.is_dir():
+        raise ValueError(f"{out}: is a directory, expected an event file path")
+    result = generate(process, events, seed, workers, shard, progress, task_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_events(out, result.events, result.metadata)
+    return result

@@ -1,0 +1,473 @@
+"""Score-based diffusion for calorimeter showers, CaloScore-style (Mikuni & Nachman, arXiv 2206.11898, 2308.03847).
+
+Two networks, so that energy is conserved by construction:
+
+- the **layer model** generates, given the incident energy E, the total deposit as
+  ``u0 = E_tot / (s E)`` and the stick-breaking fractions ``u_i = E_i / Σ_{j≥i} E_j``
+  of the layer energies (CaloFlow's parametrisation, arXiv 2106.05285): any output
+  maps back to non-negative layer energies that add up to exactly E_tot;
+- the **voxel model** generates, given E and the layer vector, every voxel's
+  fraction of its layer's energy; fractions are clipped at 0 and renormalised per
+  layer, so the voxels of a layer add up to exactly the layer energy.
+
+Both work in logit space (``logit(a + (1-2a) u)``, a = 1e-6) standardised per
+dimension. The diffusion is variance preserving with the cosine schedule
+``α_t = cos(πt/2)``, ``σ_t = sin(πt/2)``, ``z_t = α_t x + σ_t ε``; the networks
+predict ``v = α_t ε - σ_t x`` (Salimans & Ho, arXiv 2202.00512, as CaloScore v2);
+sampling is deterministic DDIM on a uniform grid of N steps. Training uses CUDA
+with bf16 autocast when present, DDP under ``torchrun``, CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from offline.artifacts import atomic_path
+from offline.generative.geometry import DATASET1_PHOTONS, Geometry
+
+LOGIT_EPS = 1e-6
+STD_FLOOR = 1e-2
+
+
+# ---------------------------------------------------------------- preprocessing
+
+
+def _logit(u: np.ndarray) -> np.ndarray:
+    u = LOGIT_EPS + (1 - 2 * LOGIT_EPS) * np.clip(u, 0.0, 1.0)
+    return np.log(u) - np.log1p(-u)
+
+
+def _inv_logit(x: np.ndarray) -> np.ndarray:
+    return np.clip((1.0 / (1.0 + np.exp(-x)) - LOGIT_EPS) / (1 - 2 * LOGIT_EPS), 0.0, 1.0)
+
+
+def layer_energies(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(N, n_layers) energy per layer."""
+    return np.stack([showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1)
+
+
+@dataclass
+class ShowerTransform:
+    """Maps (E, showers) to the two models' spaces and back; fitted on training data."""
+
+    n_layers: int
+    log_e_min: float
+    log_e_max: float
+    etot_scale: float
+    layer_mean: np.ndarray
+    layer_std: np.ndarray
+    voxel_mean: np.ndarray
+    voxel_std: np.ndarray
+    layer_lo: np.ndarray
+    layer_hi: np.ndarray
+    voxel_lo: np.ndarray
+    voxel_hi: np.ndarray
+    zero_threshold: float = 2 * LOGIT_EPS
+
+    @staticmethod
+    def _layer_raw(energies: np.ndarray, showers: np.ndarray, geometry: Geometry, scale: float) -> np.ndarray:
+        el = layer_energies(showers.astype(np.float64), geometry)
+        etot = el.sum(axis=1)
+        u = [etot / (scale * energies)]
+        rest = etot.copy()
+        for i in range(geometry.n_layers - 1):
+            u.append(np.divide(el[:, i], rest, out=np.zeros_like(rest), where=rest > 0))
+            rest = rest - el[:, i]
+        return _logit(np.stack(u, axis=1))
+
+    @staticmethod
+    def _voxel_raw(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
+        x = showers.astype(np.float64)
+        el = layer_energies(x, geometry)[:, geometry.voxel_layer]
+        frac = np.divide(x, el, out=np.zeros_like(x), where=el > 0)
+        return _logit(frac)
+
+    @classmethod
+    def fit(cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS) -> ShowerTransform:
+        ratio = showers.astype(np.float64).sum(axis=1) / energies
+        scale = float(max(1.0, 1.05 * ratio.max()))
+        lr = cls._layer_raw(energies, showers, geometry, scale)
+        vr = cls._voxel_raw(showers, geometry)
+        lm, ls = lr.mean(axis=0), np.maximum(lr.std(axis=0), STD_FLOOR)
+        vm, vs = vr.mean(axis=0), np.maximum(vr.std(axis=0), STD_FLOOR)
+        ln = (lr - lm) / ls
+        vn = (vr - vm) / vs
+        log_e = np.log(energies)
+        # generated fractions below half the 0.1 % quantile of real non-zero fractions are empty voxels
+        x = showers.astype(np.float64)
+        el = layer_energies(x, geometry)[:, geometry.voxel_layer]
+        nonzero = (x / np.where(el > 0, el, 1.0))[x > 0]
+        zero_threshold = max(2 * LOGIT_EPS, 0.5 * float(np.quantile(nonzero, 1e-3))) if nonzero.size else 2 * LOGIT_EPS
+        return cls(
+            geometry.n_layers,
+            float(log_e.min()),
+            float(max(log_e.max(), log_e.min() + 1e-3)),
+            scale,
+            lm,
+            ls,
+            vm,
+            vs,
+            ln.min(axis=0),
+            ln.max(axis=0),
+            vn.min(axis=0),
+            vn.max(axis=0),
+            zero_threshold,
+        )
+
+    def condition(self, energies: np.ndarray) -> np.ndarray:
+        """ln E scaled to [-1, 1] over the training range, shape (N, 1)."""
+        c = 2 * (np.log(energies) - self.log_e_min) / (self.log_e_max - self.log_e_min) - 1
+        return c.reshape(-1, 1)
+
+    def forward(self, energies: np.ndarray, showers: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+        lr = self._layer_raw(energies, showers, geometry, self.etot_scale)
+        vr = self._voxel_raw(showers, geometry)
+        return (lr - self.layer_mean) / self.layer_std, (vr - self.voxel_mean) / self.voxel_std
+
+    def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
+        """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot."""
+        u = _inv_logit(layer_x * self.layer_std + self.layer_mean)
+        etot = u[:, 0] * self.etot_scale * energies
+        el = np.empty((len(energies), geometry.n_layers))
+        rest = etot.copy()
+        for i in range(geometry.n_layers - 1):
+            el[:, i] = rest * u[:, i + 1]
+            rest = rest - el[:, i]
+        el[:, -1] = rest
+        frac = _inv_logit(voxel_x * self.voxel_std + self.voxel_mean)
+        frac[frac < self.zero_threshold] = 0.0  # an empty voxel
+        out = np.empty_like(frac)
+        for i in range(geometry.n_layers):
+            sl = geometry.layer_slice(i)
+            f = frac[:, sl]
+            norm = f.sum(axis=1, keepdims=True)
+            f = np.where(norm > 0, f / np.where(norm > 0, norm, 1.0), 1.0 / f.shape[1])
+            out[:, sl] = f * el[:, i : i + 1]
+        return out.astype(np.float32)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        d = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
+        d["scalars"] = torch.tensor(
+            [self.n_layers, self.log_e_min, self.log_e_max, self.etot_scale, self.zero_threshold], dtype=torch.float64
+        )
+        return d
+
+    @classmethod
+    def from_tensors(cls, d: dict[str, torch.Tensor]) -> ShowerTransform:
+        s = d["scalars"].tolist()
+        arrays = {k: d[k].numpy() for k in ("layer_mean", "layer_std", "voxel_mean", "voxel_std", "layer_lo", "layer_hi", "voxel_lo", "voxel_hi")}
+        return cls(int(s[0]), s[1], s[2], s[3], **arrays, zero_threshold=s[4])
+
+
+# ---------------------------------------------------------------- networks
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def autocast_for(device: torch.device):
+    """bf16 autocast on CUDA (no loss scaling needed), a no-op elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return _null()
+
+
+
+def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosine VP schedule: α_t = cos(πt/2), σ_t = sin(πt/2)."""
+    return torch.cos(0.5 * math.pi * t), torch.sin(0.5 * math.pi * t)
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, width)
+        self.emb = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, width)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        y = self.fc1(nn.functional.silu(self.norm(h))) + self.emb(emb)
+        return h + self.fc2(nn.functional.silu(y))
+
+
+class ScoreMLP(nn.Module):
+    """Residual MLP predicting v from (z_t, t, condition); time enters through Fourier features."""
+
+    def __init__(self, dim: int, cond_dim: int, width: int = 256, depth: int = 4, n_freq: int = 16) -> None:
+        super().__init__()
+        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), n_freq)), persistent=False)
+        self.embed = nn.Sequential(nn.Linear(2 * n_freq + cond_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList(_Block(width) for _ in range(depth))
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, dim))
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        ang = t.reshape(-1, 1) * self.freqs * (0.5 * math.pi)
+        emb = self.embed(torch.cat([torch.sin(ang), torch.cos(ang), cond], dim=1))
+        emb = nn.functional.silu(emb)
+        h = self.inp(z)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(h)
+
+
+@dataclass
+class DiffusionConfig:
+    """Architecture and training settings (saved beside the weights)."""
+
+    layer_width: int = 128
+    layer_depth: int = 3
+    voxel_width: int = 512
+    voxel_depth: int = 4
+    steps: int = 512
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    ema: float = 0.999
+    seed: int = 0
+
+
+class ShowerDiffusion(nn.Module):
+    """Layer model + voxel model + the fitted transform; ``steps`` is its sampling step count."""
+
+    def __init__(self, config: DiffusionConfig, transform: ShowerTransform, geometry: Geometry = DATASET1_PHOTONS, steps: int | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.transform = transform
+        self.geometry = geometry
+        self.steps = config.steps if steps is None else steps
+        nl, nv = geometry.n_layers, geometry.n_voxels
+        self.layer_net = ScoreMLP(nl, 1, config.layer_width, config.layer_depth)
+        self.voxel_net = ScoreMLP(nv, 1 + nl, config.voxel_width, config.voxel_depth)
+        t = transform
+        margin = 0.5
+        self.register_buffer("layer_lo", torch.as_tensor(t.layer_lo - margin, dtype=torch.float32))
+        self.register_buffer("layer_hi", torch.as_tensor(t.layer_hi + margin, dtype=torch.float32))
+        self.register_buffer("voxel_lo", torch.as_tensor(t.voxel_lo - margin, dtype=torch.float32))
+        self.register_buffer("voxel_hi", torch.as_tensor(t.voxel_hi + margin, dtype=torch.float32))
+
+    # -- diffusion pieces, shared by training, sampling and distillation
+    def predict_v(self, which: str, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        net = self.layer_net if which == "layer" else self.voxel_net
+        return net(z, t, cond)
+
+    def ddim_step(self, which: str, z: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Deterministic DDIM update z_t -> z_s (s < t); x̂ is clamped to the training range."""
+        a_t, s_t = alpha_sigma(t.reshape(-1, 1))
+        a_s, s_s = alpha_sigma(s.reshape(-1, 1))
+        v = self.predict_v(which, z, t, cond).float()
+        x_hat = a_t * z - s_t * v
+        lo, hi = (self.layer_lo, self.layer_hi) if which == "layer" else (self.voxel_lo, self.voxel_hi)
+        x_hat = torch.maximum(torch.minimum(x_hat, hi), lo)
+        eps_hat = (z - a_t * x_hat) / s_t.clamp_min(1e-8)
+        return a_s * x_hat + s_s * eps_hat
+
+    def loss(self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """v-prediction MSE of both models at uniformly drawn t (voxel model conditioned on true layers)."""
+        out = []
+        for which, x, cond in (("layer", layer_x, cond_e), ("voxel", voxel_x, torch.cat([cond_e, layer_x], dim=1))):
+            t = torch.rand(len(x), device=x.device)
+            a, s = alpha_sigma(t.reshape(-1, 1))
+            eps = torch.randn_like(x)
+            z = a * x + s * eps
+            v = a * eps - s * x
+            out.append(((self.predict_v(which, z, t, cond).float() - v) ** 2).mean())
+        return out[0], out[1]
+
+    @torch.no_grad()
+    def sample_latent(self, which: str, cond: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        dim = self.geometry.n_layers if which == "layer" else self.geometry.n_voxels
+        z = torch.randn(len(cond), dim, device=cond.device, generator=generator)
+        grid = torch.linspace(1.0, 0.0, steps + 1, device=cond.device)
+        for i in range(steps):
+            t = grid[i].expand(len(cond))
+            z = self.ddim_step(which, z, t, grid[i + 1].expand(len(cond)), cond)
+        return z
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        energies: np.ndarray,
+        steps: int | None = None,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised (layer, voxel) vectors for incident energies (N,) in MeV; same seed, same noise."""
+        steps = self.steps if steps is None else steps
+        device = torch.device(device) if device is not None else next(self.parameters()).device
+        self.to(device).eval()
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+        e = np.asarray(energies, dtype=np.float64).reshape(-1)
+        cond = torch.as_tensor(self.transform.condition(e), dtype=torch.float32, device=device)
+        with autocast_for(device):
+            lx = self.sample_latent("layer", cond, steps, gen)
+            vx = self.sample_latent("voxel", torch.cat([cond, lx], dim=1), steps, gen)
+        return lx.float(), vx.float()
+
+    @torch.no_grad()
+    def sample(
+        self,
+        energies: np.ndarray,
+        steps: int | None = None,
+        batch_size: int = 10_000,
+        seed: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> np.ndarray:
+        """Showers (N, voxels) in MeV for incident energies (N,) in MeV."""
+        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
+        seed = int(seed) if seed is not None else int(np.random.default_rng().integers(2**31 - 1))
+        out = []
+        for k, start in enumerate(range(0, len(energies), batch_size)):
+            e = energies[start : start + batch_size]
+            lx, vx = self.sample_latents(e, steps, seed + k, device)
+            out.append(self.transform.inverse(e, lx.cpu().numpy().astype(np.float64), vx.cpu().numpy().astype(np.float64), self.geometry))
+        return np.concatenate(out) if out else np.zeros((0, self.geometry.n_voxels), np.float32)
+
+    # -- persistence: safetensors (weights + transform) and JSON (config)
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        path = Path(path)
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tensors.update({f"transform.{k}": v for k, v in self.transform.to_tensors().items()})
+        meta = {"config": json.dumps(asdict(self.config)), "steps": str(self.steps)}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], geometry: Geometry = DATASET1_PHOTONS, device: str | torch.device = "cpu") -> ShowerDiffusion:
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such model file")
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta:
+            raise ValueError(f"{path}: not a shower diffusion model (no config in the safetensors metadata)")
+        tensors = load_file(str(path))
+        transform = ShowerTransform.from_tensors({k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")})
+        model = cls(DiffusionConfig(**json.loads(meta["config"])), transform, geometry, steps=int(meta["steps"]))
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        return model.to(device).eval()
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class TrainingData:
+    """Tensors the models train on: standardised layer vector, voxel vector, condition."""
+
+    layer_x: torch.Tensor
+    voxel_x: torch.Tensor
+    cond: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.cond)
+
+    @classmethod
+    def build(cls, model: ShowerDiffusion, energies: np.ndarray, showers: np.ndarray, device: torch.device) -> TrainingData:
+        lx, vx = model.transform.forward(energies, showers, model.geometry)
+        c = model.transform.condition(energies)
+        f = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        return cls(f(lx), f(vx), f(c))
+
+
+def _batches(n: int, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1):
+    perm = torch.randperm(n, generator=gen)
+    perm = perm[rank::world]
+    for start in range(0, len(perm) - batch_size + 1 if len(perm) >= batch_size else 1, batch_size):
+        yield perm[start : start + batch_size]
+
+
+def train_diffusion(
+    energies: np.ndarray,
+    showers: np.ndarray,
+    config: DiffusionConfig | None = None,
+    geometry: Geometry = DATASET1_PHOTONS,
+    device: str = "auto",
+    progress: Callable[[int, float], None] | None = None,
+) -> tuple[ShowerDiffusion, list[float]]:
+    """Fit the transform, then train both networks with Adam, cosine LR decay and an EMA of weights.
+
+    Under ``torchrun`` each rank trains on its share of every epoch (DDP averages the
+    gradients); every rank returns the same EMA model. Returns (EMA model, loss per epoch).
+    """
+    from offline.distributed import setup
+
+    config = config or DiffusionConfig()
+    info = setup(device)
+    torch.manual_seed(config.seed)
+    transform = ShowerTransform.fit(energies, showers, geometry)
+    model = ShowerDiffusion(config, transform, geometry).to(info.device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    data = TrainingData.build(model, energies, showers, info.device)
+    train_model: nn.Module = model
+    if info.distributed:
+        train_model = nn.parallel.DistributedDataParallel(
+            _LossModule(model), device_ids=[info.device.index] if info.device.type == "cuda" else None
+        )
+    else:
+        train_model = _LossModule(model)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    per_epoch = max(1, len(data) // (config.batch_size * info.world_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * per_epoch)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = []
+    bs = min(config.batch_size, max(1, len(data) // info.world_size))
+    for epoch in range(config.epochs):
+        model.train()
+        total, count = 0.0, 0
+        for idx in _batches(len(data), bs, gen, info.rank, info.world_size):
+            idx = idx.to(info.device)
+            with autocast_for(info.device):
+                loss = train_model(data.layer_x[idx], data.voxel_x[idx], data.cond[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                    pe.lerp_(pm, 1.0 - config.ema)
+            total += float(loss.detach())
+            count += 1
+        history.append(total / max(count, 1))
+        if progress is not None:
+            progress(epoch, history[-1])
+    return ema.eval(), history
+
+
+class _LossModule(nn.Module):
+    """Wraps the model so DDP sees one forward that returns the summed loss."""
+
+    def __init__(self, model: ShowerDiffusion) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        lo, vo = self.model.loss(layer_x, voxel_x, cond)
+        return lo + vo
+

@@ -1,0 +1,269 @@
+"""From a float checkpoint to a FirmwareSpec: QAT in either framework, thresholds, export, comparison.
+
+The data follow the float training exactly (``offline.ad.workflow``): the same background
+file, split with the same seed and fractions, the same preprocessing (the checkpoint's
+``preprocessing.json``). QAT trains on the training part, the trigger thresholds are set on
+the validation part, and float and quantized are compared on the held-out test part.
+
+Quantized scores never come from a framework's float forward pass: the trained grid
+weights go through :mod:`quantize.integer` (exact fixed-point semantics of the spec), so
+Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from offline.ad.abcd import thresholds as abcd_thresholds
+from offline.ad.data import DEFAULT_FRACTIONS
+from offline.ad.metrics import (
+    DEFAULT_RATE_KHZ,
+    auc,
+    combined_score,
+    none_if_nan,
+    rate_to_fpr,
+    trigger_efficiency_at_rate,
+)
+from offline.ad.model import AEConfig, AutoencoderPair
+from offline.ad.score import score_events
+from offline.ad.train import load_config, load_pair
+from offline.ad.workflow import PREPROCESSING_FILE, load_background
+from offline.artifacts import write_json
+from offline.events.io import Events, read_events
+from offline.preprocess import Preprocessing
+from quantize.integer import model_inputs, scores_from_features
+from quantize.precision import QuantConfig, build_spec, snap_to_grid
+from quantize.qat import QATConfig
+from quantize.spec import FirmwareSpec
+
+__all__ = [
+    "FRAMEWORKS",
+    "QuantizeResult",
+    "compare",
+    "quantize_checkpoint",
+    "spec_thresholds",
+    "train_quantized",
+]
+
+FRAMEWORKS = ("brevitas", "qkeras")
+
+
+@dataclass
+class QuantizeResult:
+    """What :func:`quantize_checkpoint` wrote and measured."""
+
+    out_dir: Path
+    framework: str
+    spec: FirmwareSpec
+    spec_path: Path
+    weights: dict[str, np.ndarray]
+    models: dict[str, Path]
+    comparison: pd.DataFrame
+    tpr_ratio: dict[str, float | None]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FloatModel:
+    pair: AutoencoderPair
+    architecture: AEConfig
+    lam: float
+    seed: int
+    preprocessing: Preprocessing
+    fractions: tuple[float, float, float]
+    background: Path | None
+
+
+def load_float(checkpoint: str | os.PathLike[str]) -> FloatModel:
+    """The float pair, its architecture, λ, seed, preprocessing and data split from a checkpoint directory."""
+    checkpoint = Path(checkpoint)
+    arch, train_cfg, raw = load_config(checkpoint)
+    pre_path = checkpoint / PREPROCESSING_FILE
+    if not pre_path.exists():
+        raise ValueError(f"{pre_path}: the checkpoint has no preprocessing (train it with l1ad train)")
+    background = raw.get("background")
+    return FloatModel(
+        pair=load_pair(checkpoint),
+        architecture=arch,
+        lam=train_cfg.lam,
+        seed=train_cfg.seed,
+        preprocessing=Preprocessing.load(pre_path),
+        fractions=tuple(raw.get("split_fractions", DEFAULT_FRACTIONS)),
+        background=Path(background) if background else None,
+    )
+
+
+def train_quantized(
+    framework: str,
+    spec: FirmwareSpec,
+    float_pair: AutoencoderPair,
+    train: Events,
+    val: Events,
+    qat: QATConfig,
+    lam: float,
+) -> tuple[Any, dict[str, np.ndarray], list[dict[str, float]]]:
+    """Initialise the framework's quantized pair from the float one and fine-tune it; returns
+    (model, grid weights, history). Inputs are cast to the spec's input type first."""
+    x_train, x_val = model_inputs(spec, train.features), model_inputs(spec, val.features)
+    state = {k: v.detach().numpy() for k, v in float_pair.state_dict().items()}
+    if framework == "brevitas":
+        from quantize import brevitas_model as bm
+
+        model = bm.BrevitasPair(spec).load_float(float_pair)
+        history = bm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return model, bm.quantized_weights(model), history
+    if framework == "qkeras":
+        from quantize import qkeras_model as qm
+
+        model = qm.QKerasPair(spec).load_float(state)
+        history = qm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return model, qm.quantized_weights(model), history
+    raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
+
+
+def export(framework: str, model: Any, directory: Path) -> dict[str, Path]:
+    if framework == "brevitas":
+        from quantize.brevitas_model import export_qonnx
+
+        return export_qonnx(model, directory)
+    from quantize.qkeras_model import save_keras
+
+    return save_keras(model, directory)
+
+
+def spec_thresholds(
+    spec: FirmwareSpec, weights: dict[str, np.ndarray], background: Events, rate_khz: float
+) -> tuple[float, float]:
+    """ABCD thresholds (``offline.ad.abcd.thresholds``) of the quantized scores at the rate's ε_B, on the score grid."""
+    r1, r2 = scores_from_features(spec, weights, background.features)
+    x, y = abcd_thresholds(r1, r2, background.event_weights, rate_to_fpr(rate_khz))
+    return (
+        snap_to_grid(x, spec.autoencoders[0].score.score),
+        snap_to_grid(y, spec.autoencoders[1].score.score),
+    )
+
+
+def compare(
+    float_pair: AutoencoderPair,
+    preprocessing: Preprocessing,
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    background: Events,
+    signals: dict[str, Events],
+    rate_khz: float = DEFAULT_RATE_KHZ,
+) -> pd.DataFrame:
+    """Float vs quantized per signal: AUC (ABCD-family score) and trigger efficiency at ``rate_khz``.
+
+    ``tpr_spec`` is the quantized efficiency with the spec's own thresholds and region logic.
+    """
+    fb = score_events(float_pair, preprocessing, background)
+    qb1, qb2 = scores_from_features(spec, weights, background.features)
+    bw = background.event_weights
+    t = spec.trigger
+    rows = []
+    for name, ev in signals.items():
+        fs = score_events(float_pair, preprocessing, ev)
+        q1, q2 = scores_from_features(spec, weights, ev.features)
+        sw = ev.event_weights
+        f_tpr = trigger_efficiency_at_rate(fb.r1, fb.r2, fs.r1, fs.r2, rate_khz, bw, sw).tpr
+        q_tpr = trigger_efficiency_at_rate(qb1, qb2, q1, q2, rate_khz, bw, sw).tpr
+        fired = _fires(q1, q2, t.threshold_r1, t.threshold_r2, t.fire_on)
+        rows.append(
+            {
+                "signal": name,
+                "auc_float": auc(
+                    combined_score(fb.r1, fb.r2, fb.r1, fb.r2, bw), combined_score(fs.r1, fs.r2, fb.r1, fb.r2, bw), bw, sw
+                ),
+                "auc_quantized": auc(
+                    combined_score(qb1, qb2, qb1, qb2, bw), combined_score(q1, q2, qb1, qb2, bw), bw, sw
+                ),
+                "tpr_float": f_tpr,
+                "tpr_quantized": q_tpr,
+                "tpr_ratio": q_tpr / f_tpr if f_tpr and q_tpr is not None else None,
+                "tpr_spec": float(sw[fired].sum() / sw.sum()),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.set_index("signal") if rows else frame
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-strict rows: NaN (pandas' None) becomes None."""
+    if not len(frame):
+        return []
+    rows = frame.reset_index().to_dict("records")
+    return [{k: none_if_nan(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+
+
+def _fires(r1: np.ndarray, r2: np.ndarray, t1: float, t2: float, regions: tuple[str, ...]) -> np.ndarray:
+    a, b = r1 > t1, r2 > t2
+    masks = {"A": a & b, "B": a & ~b, "C": ~a & b, "D": ~a & ~b}
+    out = np.zeros(len(r1), dtype=bool)
+    for r in regions:
+        out |= masks[r]
+    return out
+
+
+def quantize_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    framework: str = "brevitas",
+    background: str | os.PathLike[str] | None = None,
+    signals: dict[str, str | os.PathLike[str]] | None = None,
+    quant_config: QuantConfig | None = None,
+    qat: QATConfig | None = None,
+    rate_khz: float = DEFAULT_RATE_KHZ,
+    fire_on: tuple[str, ...] = ("A",),
+) -> QuantizeResult:
+    """QAT of a float checkpoint in ``framework``; writes ``spec.json`` + ``weights.safetensors``, the
+    exported models (``ae1/ae2.onnx`` or ``.h5``), ``comparison.csv`` and ``metrics.json`` into ``out_dir``.
+
+    ``background`` defaults to the file the checkpoint was trained on (same split).
+    """
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
+    out_dir = Path(out_dir)
+    quant_config = quant_config or QuantConfig()
+    qat = qat or QATConfig()
+    fm = load_float(checkpoint)
+    background = Path(background) if background is not None else fm.background
+    if background is None:
+        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
+    events, split = load_background(background, fm.seed, fm.fractions)
+    train, val, test = events[split.train], events[split.val], events[split.test]
+    lam = fm.lam if qat.lam is None else qat.lam
+    # provenance that differs between frameworks (which one, where from) goes to metrics.json, so that
+    # both frameworks write byte-identical spec.json files for the same model
+    meta = {"rate_khz": rate_khz, "qat": {k: v for k, v in qat.to_dict().items() if k != "progress"}}
+    draft = build_spec(fm.architecture, quant_config, fm.preprocessing, metadata=meta)
+    model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam)
+    t = spec_thresholds(draft, weights, val, rate_khz)
+    spec = build_spec(fm.architecture, quant_config, fm.preprocessing, t, fire_on, metadata=meta)
+    spec_path = spec.save(out_dir, weights)
+    models = export(framework, model, out_dir)
+    sig_events = {k: read_events(p) for k, p in (signals or {}).items()}
+    comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
+    ratios = {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
+    if len(comparison):
+        comparison.to_csv(out_dir / "comparison.csv")
+    write_json(
+        out_dir / "metrics.json",
+        {
+            "framework": framework,
+            "checkpoint": str(checkpoint),
+            "background": str(background),
+            "spec": str(spec_path),
+            "thresholds": list(t),
+            "rate_khz": rate_khz,
+            "tpr_ratio_vs_float": ratios,
+            "per_signal": _records(comparison),
+            "history": history,
+        },
+    )
+    return QuantizeResult(out_dir, framework, spec, spec_path, weights, models, comparison, ratios, history)

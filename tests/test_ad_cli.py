@@ -1,0 +1,124 @@
+"""``l1ad train|score|abcd`` through the CLI, the ``ad`` pipeline stage, and bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_toy_events
+from rich.console import Console
+from typer.testing import CliRunner
+
+from l1ad.cli import app
+from l1ad.pipeline import RunContext
+from l1ad.report import Report
+from l1ad.steps import ad
+from offline.ad import read_scores
+from offline.events import Events, write_events
+from offline.events.schema import SIGNAL_PROCESSES
+
+runner = CliRunner()
+
+
+def _signal(n: int, seed: int, process: str) -> Events:
+    """Toy signal: the toy layout with every pT scaled up, so its reconstruction errors are larger."""
+    ev = make_toy_events(n, seed, process)
+    particles = ev.particles.copy()
+    particles[:, :, 0] *= 3.0
+    return Events(particles, ev.weights, ev.labels)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ad_cli")
+    bkg = write_events(root / "bkg.h5", make_toy_events(3000, seed=31))
+    sig = {p: write_events(root / f"{p}.h5", _signal(400, 40 + i, p)) for i, p in enumerate(SIGNAL_PROCESSES)}
+    return root, bkg, sig
+
+
+def test_train_score_abcd_commands(files):
+    root, bkg, sig = files
+    model = root / "model"
+    result = runner.invoke(app, ["train", str(bkg), "--out", str(model), "--epochs", "3", "--batch-size", "500",
+                                 "--lambda", "50", "--no-progress", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    assert (model / "model.safetensors").exists() and (model / "preprocessing.json").exists()
+
+    result = runner.invoke(app, ["score", str(model), str(sig["Ato4l"]), "--out", str(root / "s.h5"),
+                                 "--chunk-size", "150"])
+    assert result.exit_code == 0, result.output
+    scores = read_scores(root / "s.h5")
+    assert len(scores) == 400 and np.isfinite(scores.r1).all() and (scores.labels == 4).all()
+    result = runner.invoke(app, ["score", str(model), str(bkg), "--out", str(root / "b.h5")])
+    assert result.exit_code == 0, result.output
+
+    result = runner.invoke(app, ["abcd", str(root / "b.h5"), "--signal", f"Ato4l={root / 's.h5'}",
+                                 "--out", str(root / "abcd"), "--min-region-events", "10"])
+    assert result.exit_code == 0, result.output
+    assert "Ato4l" in result.output
+    metrics = json.loads((root / "abcd" / "metrics.json").read_text())
+    assert metrics["ad"]["auc"]["Ato4l"] > 0.8
+    for png in ("roc.png", "abcd_plane.png", "abcd_closure.png", "abcd_significance.png"):
+        assert (root / "abcd" / png).exists()
+
+
+def test_lambda_scan_command_tabulates_dcor_and_auc(files):
+    root, bkg, sig = files
+    out = root / "scan"
+    result = runner.invoke(app, ["train", str(bkg), "--out", str(out), "--epochs", "2", "--batch-size", "500",
+                                 "--no-progress", "--lambda-scan", "0,100", "--signal", f"Ato4l={sig['Ato4l']}"])
+    assert result.exit_code == 0, result.output
+    text = (out / "lambda_scan.csv").read_text()
+    assert text.splitlines()[0] == "lambda,dcor_background,auc_Ato4l" and len(text.splitlines()) == 3
+    assert (out / "lambda_scan.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "missing.h5"], "does not exist"),
+        (["train", "{bkg}", "--lambda", "-1"], "lambda"),
+        (["train", "{bkg}", "--preset", "big"], "unknown architecture"),
+        (["train", "{bkg}", "--lambda-scan", "a,b"], "comma-separated"),
+        (["score", "{root}", "{bkg}"], "config.json"),
+        (["abcd", "{bkg}"], "not a scores file"),
+        (["abcd", "{root}/b.h5", "--signal", "nonsense"], "NAME=PATH"),
+    ],
+)
+def test_bad_inputs_print_one_line_errors(files, args, message):
+    root, bkg, _ = files
+    args = [a.format(bkg=bkg, root=root) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_pipeline_stage_fills_summary_report_and_artifacts(files, tmp_path):
+    _, bkg, sig = files
+    config = {"seed": 3, NAME: {**ad.DEFAULTS, "epochs": 3, "batch_size": 500, "min_region_events": 5}}
+    ctx = RunContext(config=config, run_dir=tmp_path, report=Report("t", tmp_path), console=Console(quiet=True))
+    ctx.artifacts["events"] = {"background": bkg, "signals": sig}
+    figures = ad.run(ctx)
+    json.dumps(figures, allow_nan=False)
+    assert set(figures["ad"]["auc"]) == set(SIGNAL_PROCESSES)
+    assert all(v > 0.5 for v in figures["ad"]["auc"].values())
+    assert all(v is None for v in figures["ad"]["tpr_at_fpr_1e-5"].values())  # 600 test events cannot resolve 1e-5
+    assert 0 <= figures["ad"]["dcor_background"] <= 1
+    assert set(figures["abcd"]["significance"]) == set(SIGNAL_PROCESSES)
+    assert figures["abcd"]["max_abs_closure_pull"] is None or figures["abcd"]["max_abs_closure_pull"] >= 0
+    art = ctx.artifacts["ad"]
+    assert art["preprocessing"].exists() and art["checkpoint"].is_dir() and art["scores"]["Ato4l"].exists()
+    text = ctx.report.render()
+    assert "ABCD background estimate" in text and "roc.png" in text and "loss.png" in text
+
+
+def test_pipeline_stage_without_events_artifacts_says_so(tmp_path):
+    ctx = RunContext(config={"seed": 1, NAME: ad.DEFAULTS}, run_dir=tmp_path, report=Report("t", tmp_path),
+                     console=Console(quiet=True))
+    with pytest.raises(ValueError, match="events stage"):
+        ad.run(ctx)
+
+
+NAME = ad.NAME

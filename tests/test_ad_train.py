@@ -1,0 +1,136 @@
+"""Training of the pair: decorrelation by λ, checkpoints, resume, early stopping, bad settings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_toy_events
+
+from offline.ad import (
+    AutoencoderPair,
+    TrainConfig,
+    distance_correlation,
+    fit_preprocessing,
+    inputs,
+    load_config,
+    load_pair,
+    pair_loss,
+    preset,
+    score_inputs,
+    train_pair,
+)
+from offline.artifacts import read_json
+
+
+@pytest.fixture(scope="module")
+def data():
+    events = make_toy_events(2400, seed=11)
+    pre = fit_preprocessing(events[:1500])
+    x, w = inputs(events, pre), events.event_weights
+    return {"train": (x[:1500], w[:1500]), "val": (x[1500:1800], w[1500:1800]), "test": (x[1800:], w[1800:])}
+
+
+def _train(data, out, **kw):
+    settings = {"epochs": 12, "batch_size": 250, "patience": 100, "progress": False, "seed": 5, **kw}
+    return train_pair(*data["train"], *data["val"], TrainConfig(**settings), out)
+
+
+def _weights(path):
+    return {k: v.clone() for k, v in load_pair(path).state_dict().items()}
+
+
+def test_lambda_lowers_held_out_distance_correlation(data, tmp_path):
+    dcors = {}
+    for lam in (0.0, 100.0):
+        _train(data, tmp_path / str(lam), lam=lam)
+        r1, r2 = score_inputs(load_pair(tmp_path / str(lam)), data["test"][0])
+        dcors[lam] = distance_correlation(r1, r2, data["test"][1])
+    print(dcors)
+    assert dcors[0.0] > 0.8
+    assert dcors[100.0] < 0.6 * dcors[0.0]
+
+
+def test_checkpoint_holds_config_weights_metrics_and_plot(data, tmp_path):
+    result = _train(data, tmp_path, epochs=3, lam=10.0)
+    for name in ("config.json", "model.safetensors", "last.safetensors", "state.json", "metrics.json", "loss.png"):
+        assert (tmp_path / name).exists(), name
+    arch, cfg, _ = load_config(tmp_path)
+    assert arch == preset("firmware") and cfg.lam == 10.0
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["epochs_run"] == 3 and len(metrics["history"]) == 3
+    assert metrics["events_per_second"] > 0 and result.best_epoch in (0, 1, 2)
+    names = list(load_pair(tmp_path).state_dict())
+    assert "ae1.layers.0.weight" in names and "ae2.layers.5.bias" in names
+
+
+def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
+    _train(data, tmp_path / "straight", epochs=4, lam=10.0)
+    _train(data, tmp_path / "resumed", epochs=2, lam=10.0)
+    result = train_pair(*data["train"], *data["val"],
+                        TrainConfig(epochs=4, batch_size=250, patience=100, progress=False, seed=5, lam=10.0),
+                        tmp_path / "resumed", resume=True)
+    assert result.epochs_run == 4
+    a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    with pytest.raises(ValueError, match="cannot resume, lam"):
+        train_pair(*data["train"], *data["val"],
+                   TrainConfig(epochs=5, batch_size=250, progress=False, seed=5, lam=1.0), tmp_path / "resumed",
+                   resume=True)
+
+
+def test_early_stopping_stops_after_patience_without_improvement(data, tmp_path):
+    result = _train(data, tmp_path, epochs=20, patience=2, min_delta=1e9)
+    assert result.stopped_early and result.epochs_run == 3  # epoch 0 sets the best, 2 more without gain
+    assert result.best_epoch == 0
+
+
+def test_pair_loss_is_weighted_means_plus_lambda_disco():
+    torch.manual_seed(0)
+    r1, r2, w = torch.rand(64), torch.rand(64), torch.rand(64) + 0.5
+    parts = pair_loss(r1, r2, w, 3.0)
+    expected = (w * r1).sum() / w.sum() + (w * r2).sum() / w.sum() + 3.0 * parts.disco
+    assert float(parts.total) == pytest.approx(float(expected), rel=1e-6)
+    assert parts.disco > 0
+    assert pair_loss(r1, r2, w, 0.0).disco == 0.0
+
+
+def test_same_seed_gives_same_model(data, tmp_path):
+    _train(data, tmp_path / "a", epochs=2)
+    _train(data, tmp_path / "b", epochs=2)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"lam": -1.0}, "lambda"),
+        ({"batch_size": 1}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"lr": 0.0}, "learning rate"),
+        ({"preset": "huge"}, "unknown architecture"),
+    ],
+)
+def test_bad_training_settings_are_rejected(settings, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**settings)
+
+
+def test_missing_or_mismatched_checkpoint_is_reported(tmp_path):
+    with pytest.raises(ValueError, match=r"config\.json"):
+        load_pair(tmp_path)
+    pair = AutoencoderPair(preset("firmware"))
+    from offline.ad.train import _save_weights, save_config
+
+    save_config(tmp_path, preset("paper"), TrainConfig())
+    _save_weights(tmp_path / "model.safetensors", pair)
+    with pytest.raises(ValueError, match="do not match"):
+        load_pair(tmp_path)
+
+
+def test_too_few_events_for_a_batch_is_an_error(tmp_path):
+    x = np.zeros((1, 57), np.float32)
+    with pytest.raises(ValueError, match="too few"):
+        train_pair(x, np.ones(1), np.zeros((4, 57), np.float32), np.ones(4), TrainConfig(progress=False), tmp_path)

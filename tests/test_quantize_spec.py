@@ -1,0 +1,231 @@
+"""FirmwareSpec building, validation on load, exact fixed-point semantics (no QAT framework needed)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from offline.ad.model import AEConfig, preset
+from offline.preprocess import Preprocessing
+from quantize import (
+    FixedType,
+    QuantConfig,
+    SpecError,
+    build_spec,
+    load_spec,
+    load_weights,
+    random_quantized_weights,
+    snap_to_grid,
+)
+from quantize.fixed import cast
+from quantize.integer import autoencoder_output, scores
+from quantize.qat import QATConfig, magnitude_mask, sparsity_at, weight_sparsity
+
+PRE = Preprocessing(tuple(range(57)), tuple([6] * 57))
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return build_spec(preset("firmware"), QuantConfig(), PRE, thresholds=(12.5, 7.25))
+
+
+def test_layer_chain_names_and_types_follow_the_architecture(spec):
+    for i, ae in enumerate(spec.autoencoders):
+        assert [d.name for d in ae.layers] == [f"ae{i + 1}_dense{k}" for k in range(6)]
+        assert [(d.n_in, d.n_out) for d in ae.layers] == list(zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57)))
+        assert [d.activation for d in ae.layers] == ["relu"] * 5 + ["linear"]
+        for d in ae.layers[:-1]:
+            assert str(d.activation_result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"
+        assert ae.layers[-1].activation_result == ae.layers[-1].accumulator
+
+
+def test_accumulators_hold_the_extreme_weighted_sums(spec):
+    """Largest |sum w x + b| over all inputs/weights of the declared types fits the accumulator."""
+    layer_input = spec.input
+    for d in spec.autoencoders[0].layers:
+        w_ext = max(abs(d.weight.min_value), d.weight.max_value)
+        x_ext = max(abs(layer_input.min_value), layer_input.max_value)
+        worst = d.n_in * w_ext * x_ext + max(abs(d.bias.min_value), d.bias.max_value)
+        assert d.accumulator.min_value <= -worst and worst <= d.accumulator.max_value
+        assert d.accumulator.fractional >= d.weight.fractional + layer_input.fractional
+        layer_input = d.activation_result
+
+
+def test_saved_spec_and_weights_round_trip(tmp_path, spec):
+    weights = random_quantized_weights(spec, seed=1, sparsity=0.3)
+    spec.save(tmp_path, weights)
+    loaded = load_spec(tmp_path)
+    assert loaded == spec
+    back = load_weights(loaded, tmp_path)
+    assert all(np.array_equal(back[k], weights[k]) for k in weights)
+
+
+def test_random_weights_are_on_grid_and_reach_sparsity(spec):
+    weights = random_quantized_weights(spec, seed=2, sparsity=0.6)
+    for ae in spec.autoencoders:
+        for k, d in enumerate(ae.layers):
+            w = weights[f"{ae.name}.layers.{k}.weight"]
+            assert d.weight.on_grid(w).all() and d.bias.on_grid(weights[f"{ae.name}.layers.{k}.bias"]).all()
+            assert (w == 0).mean() >= 0.6 - 1 / w.size
+    assert weight_sparsity(weights) >= 0.6 - 0.01
+
+
+def test_input_type_must_hold_the_preprocessing_shifts():
+    with pytest.raises(ValueError, match="fractional bits"):
+        build_spec(preset("firmware"), QuantConfig(input=(16, 12)), PRE)
+
+
+def test_quant_config_round_trips_and_rejects_unknown_keys():
+    q = QuantConfig(layers={2: QuantConfig().default.__class__((6, 2), (6, 2), (6, 3))})
+    assert QuantConfig.from_dict(json.loads(json.dumps(q.to_dict()))) == q
+    with pytest.raises(ValueError, match="unknown keys"):
+        QuantConfig.from_dict({"wieght": [8, 3]})
+
+
+def _corrupt(data, path, value):
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+_DELETE = object()
+L0 = ("autoencoders", 0, "layers", 0)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        ((*L0, "weight"), "ap_fixed<99,3>", "autoencoders[0].layers[0].weight"),
+        ((*L0, "accumulator"), "ap_fixed<31,18,AP_FLOOR>", "autoencoders[0].layers[0].accumulator"),
+        (("autoencoders", 1, "layers", 2, "n_in"), 17, "autoencoders[1].layers[2].n_in"),
+        (("trigger", "threshold_r1"), 12.5 + 2**-10, "trigger.threshold_r1"),
+        (("trigger", "fire_on"), ["E"], "trigger.fire_on"),
+        (("autoencoders", 0, "score", "square"), _DELETE, "autoencoders[0].score.square"),
+        (("input",), _DELETE, "input"),
+        (("version",), 99, "version"),
+        ((*L0, "activation"), "gelu", "autoencoders[0].layers[0].activation"),
+        (("autoencoders", 1, "layers", 1, "name"), "ae1_dense1", "autoencoders[1].layers[1].name"),
+    ],
+)
+def test_corrupted_spec_fails_to_load_naming_the_field(tmp_path, spec, path, value, field):
+    data = copy.deepcopy(spec.to_dict())
+    _corrupt(data, path, value)
+    (tmp_path / "spec.json").write_text(json.dumps(data))
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path)
+    assert err.value.field == field
+    assert field in str(err.value) and str(tmp_path) in str(err.value)
+
+
+def test_weights_off_grid_fail_to_load_naming_the_tensor(tmp_path, spec):
+    weights = random_quantized_weights(spec, seed=3)
+    spec.save(tmp_path, weights)
+    from safetensors.numpy import save_file
+
+    weights["ae2.layers.3.weight"] = weights["ae2.layers.3.weight"] + 2**-9
+    save_file({k: v.astype(np.float32) for k, v in weights.items()}, str(tmp_path / "weights.safetensors"))
+    with pytest.raises(ValueError, match=r"ae2\.layers\.3\.weight.*not on the grid"):
+        load_weights(load_spec(tmp_path), tmp_path)
+
+
+def test_snap_to_grid_gives_the_largest_grid_value_not_above():
+    t = FixedType(18, 12, False, "AP_TRN", "AP_SAT")
+    assert snap_to_grid(3.14159, t) == 3.140625
+    assert snap_to_grid(-1.0, t) == 0.0 and snap_to_grid(1e9, t) == t.max_value
+
+
+def _reference_round(num: int, den: int, mode: str) -> int:
+    """num/den rounded with an ap_fixed quantization mode, by exact rational arithmetic."""
+    from fractions import Fraction
+
+    q = Fraction(num, den)
+    fl = math.floor(q)
+    rem = q - fl
+    half = Fraction(1, 2)
+    if mode == "AP_TRN":
+        return fl
+    if mode == "AP_TRN_ZERO":
+        return math.trunc(q)
+    if rem != half:
+        return fl + (rem > half)
+    return {
+        "AP_RND": fl + 1,
+        "AP_RND_ZERO": fl if q > 0 else fl + 1,
+        "AP_RND_MIN_INF": fl,
+        "AP_RND_INF": fl + 1 if q > 0 else fl,
+        "AP_RND_CONV": fl + (fl % 2),
+    }[mode]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=20),
+    st.integers(0, 6),
+    st.sampled_from(["AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV"]),
+    st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO"]),
+    st.booleans(),
+)
+def test_cast_matches_exact_rational_rounding_and_overflow(mants, shift, rounding, overflow, signed):
+    t = FixedType(10, 4, signed, rounding, overflow)
+    frac_in = t.fractional + shift
+    got = cast(np.array(mants), frac_in, t)
+    for m, g in zip(mants, got, strict=True):
+        r = _reference_round(m, 2**shift, rounding)
+        lo, hi = t.min_int, t.max_int
+        if overflow == "AP_WRAP":
+            expect = (r - lo) % 2**t.width + lo
+        elif overflow == "AP_SAT_ZERO":
+            expect = r if lo <= r <= hi else 0
+        else:
+            expect = min(max(r, -hi if (overflow == "AP_SAT_SYM" and signed) else lo), hi)
+        assert g == expect
+
+
+def test_integer_score_of_a_hand_computed_network():
+    """One-layer 'autoencoder' (identity weights * 0.5): xhat = x/2, R = sum (x/2)^2 with the declared casts."""
+    arch = AEConfig(hidden=(), latent=57, bias=True)
+    spec = build_spec(arch, QuantConfig(), PRE)
+    d = spec.autoencoders[0].layers
+    assert len(d) == 2
+    w = {}
+    for i in range(2):
+        w[f"ae{i + 1}.layers.0.weight"] = np.eye(57)
+        w[f"ae{i + 1}.layers.0.bias"] = np.zeros(57)
+        w[f"ae{i + 1}.layers.1.weight"] = 0.5 * np.eye(57)
+        w[f"ae{i + 1}.layers.1.bias"] = np.zeros(57)
+    x = np.zeros((3, 57), dtype=np.int64)
+    x[0, 0] = 3 << 8  # 3.0 -> relu 3.0 -> 1.5; diff 1.5, square 2.25
+    x[1, :] = 1 << 7  # 0.5 everywhere -> diff 0.25, square 0.0625 -> 57 * 0.0625 = 3.5625
+    x[2, 0] = -(5 << 8)  # relu kills it: xhat 0, diff -5, square 25
+    out = autoencoder_output(spec, w, x, 0)
+    assert out[0, 0] == 3 << (spec.autoencoders[0].layers[-1].activation_result.fractional - 1)
+    r1, r2 = scores(spec, w, x)
+    assert r1.tolist() == [2.25, 3.5625, 25.0] and np.array_equal(r1, r2)
+
+
+def test_magnitude_mask_prunes_the_smallest_and_keeps_earlier_pruning():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 8))
+    m1 = magnitude_mask(w, 0.25)
+    assert (m1 == 0).sum() == 32 and np.abs(w[m1 == 0]).max() <= np.abs(w[m1 == 1]).min()
+    w2 = w * m1 + (1 - m1) * 10.0  # pruned entries grown large must stay pruned
+    m2 = magnitude_mask(w2, 0.5, m1)
+    assert (m2 == 0).sum() == 64 and (m2[m1 == 0] == 0).all()
+
+
+def test_sparsity_schedule_ramps_to_the_target_and_holds():
+    cfg = QATConfig(sparsity=0.8, prune_start=0.1, prune_end=0.5)
+    values = [sparsity_at(cfg, s, 100) for s in range(101)]
+    assert values[0] == 0 and values[10] == 0
+    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert values[50] == values[100] == 0.8

@@ -1,0 +1,80 @@
+"""End to end: float checkpoint -> QAT -> FirmwareSpec, as the pipeline stage and the CLI run it."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from l1ad.cli import app
+from l1ad.pipeline import RunContext, step_defaults
+from l1ad.report import Report
+from l1ad.steps import quantize as step
+from offline.ad.train import TrainConfig
+from offline.ad.workflow import train_from_file
+from offline.events import write_events
+from quantize import load_spec, load_weights
+from quantize.qat import weight_sparsity
+
+pytest.importorskip("brevitas")
+RATE = 2000.0  # kHz: FPR 5 %, resolvable on ~800 test background events
+
+
+@pytest.fixture(scope="module")
+def float_run(tmp_path_factory):
+    from conftest import make_toy_events
+
+    root = tmp_path_factory.mktemp("quantize_e2e")
+    bkg = make_toy_events(4000, 21, "wlnu")
+    sig = make_toy_events(800, 22, "Ato4l")
+    sig.particles[:, 1:9, 0] *= 3.0  # harder leptons: separable from the toy background
+    write_events(root / "bkg.h5", bkg, {"process": "wlnu"})
+    write_events(root / "sig.h5", sig, {"process": "Ato4l"})
+    train_from_file(root / "bkg.h5", root / "float", TrainConfig(epochs=6, batch_size=256, lam=10.0, progress=False))
+    return root
+
+
+def test_pipeline_stage_writes_a_loadable_spec_and_keeps_float_tpr(float_run, tmp_path):
+    config = {"seed": 1234, **step_defaults()}
+    config["quantize"] = {**config["quantize"], "rate_khz": RATE,
+                          "qat": {**config["quantize"]["qat"], "epochs": 2, "batch_size": 256, "sparsity": 0.3}}
+    ctx = RunContext(config=config, run_dir=tmp_path, report=Report("t", tmp_path), console=Console(quiet=True))
+    ctx.artifacts["events"] = {"background": float_run / "bkg.h5", "signals": {"Ato4l": float_run / "sig.h5"}}
+    ctx.artifacts["ad"] = {"checkpoint": float_run / "float"}
+    summary = step.run(ctx)["quantize"]
+
+    assert summary["framework"] == "brevitas"
+    spec = load_spec(summary["spec"])
+    weights = load_weights(spec, summary["spec"])
+    assert weight_sparsity(weights) >= 0.3
+    art = ctx.artifacts["quantize"]
+    assert art["spec"].exists() and all(p.exists() for p in art["qonnx"].values())
+    ratio = summary["tpr_ratio_vs_float"]["Ato4l"]
+    table = pd.read_csv(tmp_path / "quantize" / "comparison.csv", index_col=0)
+    assert table.loc["Ato4l", "tpr_float"] > 0.1  # the check below means something
+    assert ratio >= 0.5, f"quantized keeps only {ratio:.2f} of the float TPR"
+    assert "Float vs quantized" in ctx.report.render()
+    metrics = json.loads((tmp_path / "quantize" / "metrics.json").read_text())
+    assert metrics["thresholds"] == [spec.trigger.threshold_r1, spec.trigger.threshold_r2]
+
+
+def test_cli_scan_writes_table_and_pareto_plot(float_run, tmp_path):
+    result = CliRunner().invoke(app, [
+        "quantize", "--checkpoint", str(float_run / "float"), "--signal", f"Ato4l={float_run / 'sig.h5'}",
+        "--scan", "--scan-bits", "4,8", "--scan-sparsity", "0", "--epochs", "1", "--batch-size", "256",
+        "--rate-khz", str(RATE), "--out", str(tmp_path), "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(tmp_path / "scan.csv")
+    assert list(frame["model"]) == ["float", "quantized", "quantized"]
+    q = frame[frame["model"] == "quantized"].set_index("bits")
+    assert q.loc[4, "bops"] < q.loc[8, "bops"] < frame["bops"].iloc[0]
+    assert frame["pareto"].any() and (tmp_path / "scan.png").stat().st_size > 0
+
+
+def test_cli_without_checkpoint_fails_with_one_line():
+    result = CliRunner().invoke(app, ["quantize"])
+    assert result.exit_code == 1 and "pass --checkpoint or --run" in result.output

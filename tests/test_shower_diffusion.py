@@ -1,0 +1,100 @@
+"""Diffusion surrogate and progressive distillation on a tiny GFlash sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from offline.generative import (
+    DATASET1_PHOTONS,
+    DiffusionConfig,
+    GFlashSimulator,
+    ShowerDiffusion,
+    ShowerTransform,
+    TrainingData,
+    distill_round,
+    layer_energies,
+    progressive_distillation,
+    sample_energies,
+    train_diffusion,
+)
+
+TINY = DiffusionConfig(
+    layer_width=32, layer_depth=2, voxel_width=64, voxel_depth=2, steps=8, epochs=12, batch_size=64, lr=3e-3, ema=0.9
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    energies = sample_energies(384, 0, 1e3, 2e4)
+    return energies, GFlashSimulator().simulate(energies, 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_data):
+    torch.manual_seed(0)
+    return train_diffusion(*tiny_data, TINY, device="cpu")
+
+
+def test_transform_round_trip_conserves_layer_and_total_energy(tiny_data):
+    energies, showers = tiny_data
+    tf = ShowerTransform.fit(energies, showers)
+    lx, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
+    back = tf.inverse(energies, lx, vx, DATASET1_PHOTONS)
+    el, el_back = layer_energies(showers, DATASET1_PHOTONS), layer_energies(back, DATASET1_PHOTONS)
+    np.testing.assert_allclose(el_back, el, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(back, showers, rtol=1e-3, atol=1e-3 * energies.max())
+    # any latent maps to showers whose voxels add up exactly to the generated layer energies
+    rng = np.random.default_rng(0)
+    noisy = tf.inverse(energies, rng.normal(size=lx.shape), rng.normal(size=vx.shape), DATASET1_PHOTONS)
+    assert noisy.min() >= 0
+    assert np.all(noisy.sum(axis=1) <= tf.etot_scale * energies * (1 + 1e-5))
+
+
+def test_diffusion_loss_decreases(tiny_model):
+    _, history = tiny_model
+    assert len(history) == TINY.epochs
+    assert np.mean(history[-3:]) < 0.92 * history[0]
+
+
+def test_trained_model_samples_finite_non_negative_showers_of_the_right_shape(tiny_model, tmp_path):
+    model, _ = tiny_model
+    energies = np.array([1e3, 5e3, 2e4] * 5)
+    showers = model.sample(energies, seed=3)
+    assert showers.shape == (15, 368)
+    assert np.all(np.isfinite(showers)) and showers.min() >= 0
+    ratio = showers.sum(axis=1) / energies
+    assert np.all((ratio > 0.5) & (ratio <= model.transform.etot_scale * (1 + 1e-5)))
+    # same seed, same showers; save/load keeps the sampler
+    np.testing.assert_array_equal(model.sample(energies, seed=3), showers)
+    path = model.save(tmp_path / "m.safetensors")
+    loaded = ShowerDiffusion.load(path)
+    assert loaded.steps == model.steps
+    np.testing.assert_allclose(loaded.sample(energies, seed=3), showers, rtol=1e-5, atol=1e-3)
+
+
+def test_distillation_halves_steps_and_stays_close_to_its_teacher(tiny_model, tiny_data):
+    teacher, _ = tiny_model
+    data = TrainingData.build(teacher, *tiny_data, torch.device("cpu"))
+    student, losses = distill_round(teacher, data, iterations=150, batch_size=128, lr=1e-3)
+    assert student.steps == teacher.steps // 2 == 4
+    assert np.mean(losses[-20:]) < np.mean(losses[:20])
+    energies = sample_energies(256, 5, 1e3, 2e4)
+    ref_l, ref_v = teacher.sample_latents(energies, steps=8, seed=9)
+    naive_l, naive_v = teacher.sample_latents(energies, steps=4, seed=9)
+    stud_l, stud_v = student.sample_latents(energies, seed=9)
+    # the 4-step student reproduces the 8-step teacher better than the teacher run with 4 steps
+    err_student = float(((stud_v - ref_v) ** 2).mean() + ((stud_l - ref_l) ** 2).mean())
+    err_naive = float(((naive_v - ref_v) ** 2).mean() + ((naive_l - ref_l) ** 2).mean())
+    assert err_student < err_naive
+
+
+def test_progressive_distillation_reaches_each_target_by_halving(tiny_model, tiny_data):
+    teacher, _ = tiny_model
+    data = TrainingData.build(teacher, *tiny_data, torch.device("cpu"))
+    kept = progressive_distillation(teacher, data, targets=(2, 1), iterations=3, batch_size=32)
+    assert sorted(kept) == [1, 2]
+    assert kept[1].sample(np.array([2e3, 4e3]), seed=0).shape == (2, 368)
+    with pytest.raises(ValueError, match="cannot reach 3 steps"):
+        progressive_distillation(teacher, data, targets=(3,), iterations=1)

@@ -1,0 +1,96 @@
+"""``l1ad unfold`` on a tiny Gaussian example and on HDF5 arrays given by a config file."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from l1ad.cli import app
+from offline.unfold import gaussian_toy
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_unfold_gaussian_example_writes_metrics_weights_and_plots(tmp_path, one_thread):
+    out = tmp_path / "unf"
+    result = runner.invoke(
+        app,
+        [
+            "unfold",
+            "--example",
+            "gaussian",
+            "--events",
+            "3000",
+            "--iterations",
+            "2",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["triangular_discriminator"]) == {"omnifold", "ibu", "prior"}
+    for method in ("omnifold", "ibu", "prior"):
+        assert set(metrics["triangular_discriminator"][method]) == {"x"}
+    assert (
+        metrics["triangular_discriminator"]["omnifold"]["x"]
+        < metrics["triangular_discriminator"]["prior"]["x"]
+    )
+    assert 0 < metrics["effective_sample_size"] <= 3000
+    assert metrics["seconds"] > 0
+    for name in (
+        "weights.h5",
+        "metrics.csv",
+        "diagnostics.csv",
+        "diagnostics.png",
+        "unfolded_x.png",
+        "config.json",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    with h5py.File(out / "weights.h5") as f:
+        assert f["weights"].shape == (3000,)
+        assert f["push"].shape == (2, 3000)
+        assert np.isfinite(f["weights"][()]).all()
+
+
+def test_unfold_from_config_and_hdf5_arrays(tmp_path, one_thread):
+    toy = gaussian_toy(2000, seed=3, reco_efficiency=0.9)
+    arrays = tmp_path / "arrays.h5"
+    with h5py.File(arrays, "w") as f:
+        f["sim_reco"], f["sim_gen"], f["data_reco"] = toy.sim_reco, toy.sim_gen, toy.data_reco
+        f["pass_reco"], f["data_pass_reco"] = toy.pass_reco, toy.data_pass_reco
+        f["data_gen"] = toy.data_gen
+    config = tmp_path / "unfold.yaml"
+    config.write_text(
+        f"unfold:\n  input: {arrays}\n  observables: [x]\n  iterations: 1\n  epochs: 5\n  out: {tmp_path / 'o'}\n"
+    )
+    result = runner.invoke(app, ["unfold", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["iterations"] == 1
+    assert set(metrics["triangular_discriminator"]["omnifold"]) == {"x"}
+
+
+def test_unfold_rejects_unknown_example_and_bad_config(tmp_path):
+    result = runner.invoke(app, ["unfold", "--example", "nope", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "unknown example 'nope'" in result.output
+    config = tmp_path / "bad.yaml"
+    config.write_text("unfold:\n  iteratons: 3\n")
+    result = runner.invoke(app, ["unfold", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "unknown key 'iteratons'" in result.output
+    assert not (tmp_path / "x" / "metrics.json").exists()

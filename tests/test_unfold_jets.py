@@ -1,0 +1,54 @@
+"""The Pythia 8 jet sample for the unfolding example: observables in range, detector effects visible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from offline.unfold.jets import OBSERVABLES, generate_jets, smear
+
+
+@pytest.fixture(scope="module")
+def jets():
+    return generate_jets(120, "simulation", seed=21, batch=60)
+
+
+def test_jet_observables_are_physical_for_passing_events(jets):
+    gen, ok = jets["gen"], jets["pass_gen"]
+    assert ok.sum() > 20  # about half the events have a central leading jet above 150 GeV
+    col = {name: gen[ok, i] for i, name in enumerate(OBSERVABLES)}
+    assert (col["mass"] > 0).all() and (col["mass"] < 200).all()
+    assert (col["multiplicity"] >= 2).all()
+    np.testing.assert_array_equal(col["multiplicity"], np.round(col["multiplicity"]))
+    assert (col["width"] > 0).all() and (col["width"] < 0.4).all()
+    assert (col["log_rho"] < 0).all()
+    assert (col["tau21"] >= 0).all() and (col["tau21"] <= 1).all()
+    # z_g = 0 when soft drop leaves a single particle, else within [z_cut, 0.5]
+    assert ((col["z_g"] >= 0.1) | (col["z_g"] == 0)).all() and (col["z_g"] <= 0.5).all()
+    np.testing.assert_array_equal(gen[~ok], 0.0)
+
+
+def test_detector_loses_particles_and_changes_the_multiplicity(jets):
+    both = jets["pass_gen"] & jets["pass_reco"]
+    m = OBSERVABLES.index("multiplicity")
+    assert both.sum() > 10
+    # tracking efficiency and thresholds remove constituents on average
+    assert jets["reco"][both, m].mean() < jets["gen"][both, m].mean()
+
+
+def test_smearing_keeps_layout_and_drops_invisible_acceptance():
+    rng = np.random.default_rng(0)
+    pid = np.array([211, 22, 2112, 211])
+    px = np.array([10.0, 5.0, 20.0, 0.1])
+    py = np.zeros(4)
+    pz = np.array([0.0, 1.0, 2.0, 0.0])
+    e = np.sqrt(px**2 + pz**2 + 0.01)
+    counts = np.array([2, 2])
+    out = smear(pid, px, py, pz, e, counts, rng)
+    assert out[-1].sum() == len(out[0]) <= 3  # the 0.1 GeV track is below threshold
+    assert out[-1][1] <= 1
+
+
+def test_unknown_tune_is_rejected():
+    with pytest.raises(ValueError, match="unknown jet tune"):
+        generate_jets(10, "nope", seed=1)
