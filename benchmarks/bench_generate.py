@@ -35,7 +35,8 @@ def main() -> None:
     print(f"process {args.process}, {args.events} events, tasks of {task_size}, load {os.getloadavg()[0]:.1f}")
     for name, stats in meta["components"].items():
         print(f"  {name}: pre-selection efficiency {stats['preselection_efficiency']:.3f} "
-              f"({stats['generated']} generated, {stats['prefilter_vetoed']} vetoed by the pre-filter)")
+              f"({stats['generated']} generated, {stats['prefilter_vetoed']} vetoed by the pre-filter), "
+              f"{stats['events_per_cpu_s']:.1f} events per CPU second")
     print(f"1 worker : {one:8.1f} events/s")
     print(f"{args.workers} workers: {many:8.1f} events/s")
     print(f"ratio    : {many / one:8.2f}x (ideal {args.workers}x)")

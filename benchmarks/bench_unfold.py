@@ -25,12 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
+# torch.optim imports torch._dynamo lazily (seconds); import it up front, as TF is
+import torch._dynamo
+
+from offline.artifacts import write_json
 from offline.unfold import (
     EXAMPLES,
     OmniFoldConfig,
     metric_table,
     omnifold,
 )
+from offline.unfold.omnifold import default_device
 
 
 def run_package(
@@ -81,11 +86,8 @@ def run_package(
             )
             unfold.Unfold()
         seconds = time.perf_counter() - start
-    return (
-        mc.weight * unfold.weights_push,
-        seconds,
-        "package defaults: MLP 64-128-64 GELU, batch 128, lr 1e-4, early stop 10",
-    )
+    note = f"package MLP 64-128-64 GELU, batch {batch_size}, lr 1e-4, early stop 10"
+    return mc.weight * unfold.weights_push, seconds, note
 
 
 def bench(
@@ -95,7 +97,7 @@ def bench(
     threads: int,
     config: OmniFoldConfig,
     package_batch: int,
-) -> None:
+) -> dict:
     kwargs = {"cache_dir": "cache", "progress": True} if name == "jets" else {}
     problem = EXAMPLES[name](events, seed=3, **kwargs)
     print(
@@ -112,18 +114,31 @@ def bench(
     table = metric_table(problem, weights, iterations)
     print("triangular discriminator ×10³ against the truth:")
     print(table.to_string(float_format=lambda v: f"{v:.2f}"))
+    record = {
+        "example": name,
+        "simulated_events": len(problem.sim_reco),
+        "data_events": len(problem.data_reco),
+        "iterations": iterations,
+        "threads": threads,
+        "triangular_discriminator_x1e3": {col: table[col].to_dict() for col in table.columns},
+        "seconds": {"ours": ours_s, "package": None if pkg is None else pkg_s},
+        "package": note,
+    }
     print(f"wall time: ours {ours_s:.1f} s", end="")
     if pkg is None:
         print(f"\nomnifold package skipped: {note}")
-        return
+        return record
     ours_mean = table["omnifold (l1ad, torch)"].mean()
     pkg_mean = table["omnifold package (TF)"].mean()
+    record["time_ratio"] = ours_s / pkg_s
+    record["mean_discriminator"] = {"ours": ours_mean, "package": pkg_mean}
     print(f", package {pkg_s:.1f} s ({note})")
     print(
         f"time ratio ours/package: {ours_s / pkg_s:.3f} (goal <= 0.5); "
         f"mean discriminator ours {ours_mean:.2f} vs package {pkg_mean:.2f} "
-        f"({'equal or better' if ours_mean <= pkg_mean * 1.1 else 'worse'})"
+        f"({'equal or better' if ours_mean <= pkg_mean * 1.1 else 'worse'}, 10 % tolerance)"
     )
+    return record
 
 
 def main() -> None:
@@ -137,15 +152,22 @@ def main() -> None:
     parser.add_argument(
         "--package-batch-size", type=int, default=128, help="the package's default is 128"
     )
+    parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    records = []
     names = ["gaussian", "jets"] if args.example == "both" else [args.example]
     for name in names:
         hidden = (50, 50, 50) if name == "gaussian" else (64, 64, 64)
         config = OmniFoldConfig(
             iterations=args.iterations, classifier_options={"hidden": hidden}, batch_size=2048
         )
-        bench(name, args.events, args.iterations, args.threads, config, args.package_batch_size)
+        records.append(
+            bench(name, args.events, args.iterations, args.threads, config, args.package_batch_size)
+        )
+    out = args.out or Path(__file__).parent / "results" / f"bench_unfold_{args.example}.json"
+    write_json(out, {"torch": torch.__version__, "device": str(default_device()), "runs": records})
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

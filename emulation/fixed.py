@@ -125,20 +125,34 @@ def _quantize(m: np.ndarray, shift, rounding: str) -> np.ndarray:
     one = np.int64(1)
     if rounding == "AP_TRN":
         return m >> sh
-    if rounding == "AP_TRN_ZERO":  # towards zero
-        return (m + (m < 0) * ((one << sh) - one)) >> sh
-    half = one << (sh - one)
-    if rounding == "AP_RND":  # ties up
-        return (m + half) >> sh
-    if rounding == "AP_RND_MIN_INF":  # ties down
-        return (m + (half - one)) >> sh
-    if rounding == "AP_RND_ZERO":  # ties towards zero
-        return (m + (half - one) + (m < 0)) >> sh
-    if rounding == "AP_RND_INF":  # ties away from zero
-        return (m + half - (m < 0)) >> sh
-    if rounding == "AP_RND_CONV":  # ties to even
-        return (m + (half - one) + ((m >> sh) & one)) >> sh
-    raise ValueError(rounding)  # pragma: no cover - FixedType validates modes
+    # In-place steps: temporaries are few (allocation dominates these cheap passes).
+    if rounding == "AP_TRN_ZERO":  # towards zero: add 2**sh - 1 to negatives
+        t = (m >> np.int64(63)) & ((one << sh) - one)
+    elif rounding == "AP_RND":  # ties up
+        t = m + (one << (sh - one))
+        t >>= sh
+        return t
+    elif rounding == "AP_RND_MIN_INF":  # ties down
+        t = m + ((one << (sh - one)) - one)
+        t >>= sh
+        return t
+    elif rounding == "AP_RND_ZERO":  # ties towards zero: negatives get one more
+        t = m >> np.int64(63)
+        t -= one << (sh - one)
+        t += one
+        np.negative(t, out=t)
+    elif rounding == "AP_RND_INF":  # ties away from zero: negatives get one less
+        t = m >> np.int64(63)
+        t += one << (sh - one)
+    elif rounding == "AP_RND_CONV":  # ties to even: add the parity of floor(m / 2**sh)
+        t = m >> sh
+        t &= one
+        t += (one << (sh - one)) - one
+    else:  # pragma: no cover - FixedType validates modes
+        raise ValueError(rounding)
+    t += m
+    t >>= sh
+    return t
 
 
 def _bounds(dst: FixedType) -> tuple[int, int]:
@@ -151,13 +165,14 @@ def _bounds(dst: FixedType) -> tuple[int, int]:
 def _overflow(q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str | None) -> np.ndarray:
     """Overflow handling of quantised mantissas q (already in dst's LSB, |q| < 2**62)."""
     lo, hi = _bounds(dst)
-    # One unsigned comparison finds values outside [lo, hi].
-    bad = (q - np.int64(lo)).view(np.uint64) > np.uint64(hi - lo)
-    n_bad = int(np.count_nonzero(bad))
-    if counter is not None:
-        counter.record(name or "cast", n_bad, bad.size)
-    if n_bad == 0:
+    q = np.asarray(q)
+    if q.size == 0 or (q.min() >= lo and q.max() <= hi):  # the common case: two reductions
+        if counter is not None:
+            counter.record(name or "cast", 0, q.size)
         return q
+    bad = (q < lo) | (q > hi)
+    if counter is not None:
+        counter.record(name or "cast", int(np.count_nonzero(bad)), bad.size)
     if dst.overflow == "AP_WRAP":
         v = q & np.int64((1 << dst.width) - 1)
         if dst.signed:
@@ -210,18 +225,26 @@ def _convert(m: np.ndarray, shift, dst: FixedType, counter: OverflowCounter | No
 
 def cast(
     mantissa,
-    fractional: int,
+    source: int | FixedType,
     dst: FixedType,
     counter: OverflowCounter | None = None,
     name: str | None = None,
 ) -> np.ndarray:
-    """Assign values ``mantissa * 2**-fractional`` to ``dst`` as ap_fixed's ``operator=`` does.
+    """Assign values of type ``source`` (or with ``source`` fractional bits) to ``dst``, as ap_fixed's ``operator=``.
 
     The source is exact (any ap_fixed/ap_int type: its own modes do not matter);
-    quantisation then overflow handling follow ``dst``'s modes.
+    quantisation then overflow handling follow ``dst``'s modes. Given the source type,
+    a cast that cannot round or overflow is a plain shift.
     """
     m = _as_mantissa(mantissa)
-    return _convert(m, int(fractional) - dst.fractional, dst, counter, name)
+    if isinstance(source, FixedType):
+        shift = dst.fractional - source.fractional
+        if shift >= 0 and (source.min_int << shift) >= dst.min_int and (source.max_int << shift) <= dst.max_int:
+            if counter is not None:
+                counter.record(name or "cast", 0, m.size)
+            return m << np.int64(shift) if shift else m
+        source = source.fractional
+    return _convert(m, int(source) - dst.fractional, dst, counter, name)
 
 
 def from_float(values, dst: FixedType, counter: OverflowCounter | None = None, name: str | None = None) -> np.ndarray:
@@ -235,29 +258,32 @@ def from_float(values, dst: FixedType, counter: OverflowCounter | None = None, n
     if not np.all(np.isfinite(x)):
         raise ValueError("cannot convert NaN or infinite values to fixed point")
     _check_width(dst, "target type")
-    y = x * 2.0**dst.fractional  # exact where the result is a normal double (checked below)
+    with np.errstate(over="ignore"):
+        y = x * 2.0**dst.fractional  # exact unless it overflows or (F < 0) underflows
+    if y.size == 0 or (max(y.max(), -y.min()) < 2.0**52 and (dst.fractional >= 0 or np.abs(y).min() >= 2.0**-1000)):
+        return _overflow(_round_float(y, dst.rounding), dst, counter, name)
     ay = np.abs(y)
     fast = (ay < 2.0**52) & ((ay >= 2.0**-1000) | (x == 0))
-    if fast.all():
-        return _overflow(_round_float(y, dst.rounding), dst, counter, name)
     out = np.empty(x.shape, dtype=np.int64)
-    sub = counter is not None and OverflowCounter()
-    out[fast] = _overflow(_round_float(y[fast], dst.rounding), dst, sub or None, name)
+    sub = OverflowCounter() if counter is not None else None
+    out[fast] = _overflow(_round_float(y[fast], dst.rounding), dst, sub, name)
     slow = x[~fast]
     frac, exp = np.frexp(slow)
     man = np.ldexp(frac, 53).astype(np.int64)  # exact: |man| < 2**53
-    out[~fast] = _convert(man, 53 - exp.astype(np.int64) - dst.fractional, dst, sub or None, name)
-    if counter is not None:
+    out[~fast] = _convert(man, 53 - exp.astype(np.int64) - dst.fractional, dst, sub, name)
+    if counter is not None and sub is not None:
         counter.merge(sub)
     return out
 
 
 def _round_float(y: np.ndarray, rounding: str) -> np.ndarray:
     """Round doubles |y| < 2**52 to integers with an ap_fixed mode, using exact comparisons only."""
+    if rounding == "AP_TRN":
+        return np.floor(y).astype(np.int64)
+    if rounding == "AP_RND_CONV":  # rint rounds ties to even, exactly
+        return np.rint(y).astype(np.int64)
     fl = np.floor(y)
     q = fl.astype(np.int64)
-    if rounding == "AP_TRN":
-        return q
     if rounding == "AP_TRN_ZERO":
         return q + ((y < 0) & (y != fl))
     mid = fl + 0.5  # exact for |fl| < 2**51
@@ -270,8 +296,6 @@ def _round_float(y: np.ndarray, rounding: str) -> np.ndarray:
         inc = above | (tie & (y < 0))
     elif rounding == "AP_RND_INF":
         inc = above | (tie & (y > 0))
-    elif rounding == "AP_RND_CONV":
-        inc = above | (tie & ((q & 1) == 1))
     else:  # pragma: no cover - FixedType validates modes
         raise ValueError(rounding)
     return q + inc
@@ -280,7 +304,7 @@ def _round_float(y: np.ndarray, rounding: str) -> np.ndarray:
 def to_float(mantissa, t: FixedType | int) -> np.ndarray:
     """float64 values of mantissas (exact for widths up to 53 bits)."""
     frac = t if isinstance(t, int | np.integer) else t.fractional
-    return np.ldexp(_as_mantissa(mantissa).astype(np.float64), -int(frac))
+    return _as_mantissa(mantissa).astype(np.float64) * 2.0 ** -int(frac)
 
 
 def product_type(a: FixedType, b: FixedType) -> FixedType:

@@ -20,8 +20,12 @@ int64 otherwise.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +42,19 @@ def _bound(t: FixedType) -> int:
     return max(abs(t.min_int), abs(t.max_int))
 
 
-def _exact_matmul(x: np.ndarray, w: np.ndarray, bound: int) -> np.ndarray:
-    """x @ w on int64 mantissas, exactly (float64 BLAS when all partial sums < 2**53)."""
+def _exact_sum(x: np.ndarray, w: np.ndarray, shift: int, b: np.ndarray, bound: int) -> np.ndarray:
+    """(x @ w) << shift + b on int64 mantissas, exactly; ``bound`` bounds |every partial result|.
+
+    float64 BLAS when everything stays below 2**53 (integers are exact there, in any
+    summation order); int64 otherwise (wrapping mod 2**64 only where callers wrap anyway).
+    """
     if bound < _EXACT_FLOAT:
-        return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
-    return x @ w  # int64 arithmetic wraps mod 2**64; callers only use it when exact or wrapping
+        y = x.astype(np.float64) @ w.astype(np.float64)
+        if shift:
+            y *= 2.0**shift
+        y += b
+        return y.astype(np.int64)
+    return ((x @ w) << np.int64(shift)) + b
 
 
 def dense_latency(
@@ -68,40 +80,51 @@ def dense_latency(
     weight = np.asarray(weight, dtype=np.int64)
     n_events, n_in = x.shape
     n_out = weight.shape[1]
+    plan = _static_plan(x_type, weight, weight_type, bias, bias_type, accum_type)
+    if plan is not None:
+        # The types alone guarantee exact products and no accumulator overflow (hls4ml's
+        # "auto" accumulators are sized so): one exact float64 matrix product.
+        y = x.astype(np.float64) @ plan.weight
+        if plan.scale != 1.0:
+            y *= plan.scale
+        y += plan.bias
+        if counter is not None:
+            counter.record(f"{name}.bias", 0, n_out)
+            counter.record(f"{name}.product", 0, n_events * n_in * n_out)
+            counter.record(f"{name}.accum", 0, n_events * n_out)
+        return cast(y.astype(np.int64), accum_type, result_type, counter, f"{name}.result")
     acc_t = accum_type
     prod_t = product_type(x_type, weight_type)
     shift = acc_t.fractional - prod_t.fractional  # >= 0: products enter accum_t exactly (if in range)
     if bias is None:
         b = np.zeros(n_out, dtype=np.int64)
     else:
-        b = cast(np.asarray(bias, dtype=np.int64), bias_type.fractional, acc_t, counter, f"{name}.bias")
+        b = cast(np.asarray(bias, dtype=np.int64), bias_type, acc_t, counter, f"{name}.bias")
 
-    x_abs_max = int(np.abs(x).max(initial=0))
+    x_abs_max = max(abs(int(x.max(initial=0))), abs(int(x.min(initial=0))))
     w_abs = np.abs(weight)
     prod_max = (x_abs_max * int(w_abs.max(initial=0))) << max(shift, 0)
     nonnegative = acc_t.signed or (x.min(initial=0) >= 0 and weight.min(initial=0) >= 0)
     products_exact = shift >= 0 and prod_max <= acc_t.max_int and nonnegative
     if not products_exact:
         acc = _accumulate(x, weight, b, prod_t, acc_t, counter, name)
-        return cast(acc, acc_t.fractional, result_type, counter, f"{name}.result")
+        return cast(acc, acc_t, result_type, counter, f"{name}.result")
     if counter is not None:
         counter.record(f"{name}.product", 0, n_events * n_in * n_out)
     # Every partial sum b_j + sum_{i<=k} x_i w_ij (in accum_t units) is bounded by this:
     sum_bound = ((x_abs_max * int(w_abs.sum(axis=0).max(initial=0))) << shift) + int(np.abs(b).max(initial=0))
-    matmul_bound = max(sum_bound >> shift, 1)
-    # A signed saturating accumulator never saturates while |partial sum| <= max_int.
+    # A signed accumulator never overflows while |partial sum| <= max_int.
     safe_limit = acc_t.max_int if acc_t.signed else -1
-    if acc_t.overflow == "AP_WRAP":
-        # int64 wraps mod 2**64 beyond 2**63, which wrapping to W <= 61 bits absorbs.
-        total = (_exact_matmul(x, weight, matmul_bound) << np.int64(shift)) + b
-        acc = cast(total, acc_t.fractional, acc_t, counter, f"{name}.accum")
-    elif sum_bound <= safe_limit:
-        acc = (_exact_matmul(x, weight, matmul_bound) << np.int64(shift)) + b
+    if sum_bound <= safe_limit:
+        acc = _exact_sum(x, weight, shift, b, sum_bound)
         if counter is not None:
             counter.record(f"{name}.accum", 0, acc.size)
+    elif acc_t.overflow == "AP_WRAP":
+        # int64 wraps mod 2**64 beyond 2**63, which wrapping to W <= 61 bits absorbs.
+        acc = cast(_exact_sum(x, weight, shift, b, sum_bound), acc_t.fractional, acc_t, counter, f"{name}.accum")
     elif sum_bound < 2**62 and acc_t.signed:
-        acc = (_exact_matmul(x, weight, matmul_bound) << np.int64(shift)) + b
-        abs_sum = (_exact_matmul(np.abs(x), w_abs, matmul_bound) << np.int64(shift)) + np.abs(b)
+        acc = _exact_sum(x, weight, shift, b, sum_bound)
+        abs_sum = _exact_sum(np.abs(x), w_abs, shift, np.abs(b), sum_bound)
         risky = np.any(abs_sum > safe_limit, axis=1)
         if counter is not None:
             counter.record(f"{name}.accum", 0, int((~risky).sum()) * n_out)
@@ -109,7 +132,40 @@ def dense_latency(
             acc[risky] = _accumulate(x[risky], weight, b, prod_t, acc_t, counter, name)
     else:
         acc = _accumulate(x, weight, b, prod_t, acc_t, counter, name)
-    return cast(acc, acc_t.fractional, result_type, counter, f"{name}.result")
+    return cast(acc, acc_t, result_type, counter, f"{name}.result")
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    weight: np.ndarray  # float64 weight mantissas
+    bias: np.ndarray  # float64 bias mantissas in accum_t
+    scale: float  # 2**shift from the product's LSB to accum_t's
+    source: tuple  # the arrays the plan was made from (identity check)
+
+
+_PLANS: dict[tuple, _Plan] = {}
+
+
+def _static_plan(x_type, weight, weight_type, bias, bias_type, acc_t) -> _Plan | None:
+    """The float64 fast path of a dense layer, when its types rule out rounding and overflow."""
+    key = (id(weight), id(bias), x_type, weight_type, bias_type, acc_t)
+    plan = _PLANS.get(key)
+    if plan is not None and plan.source[0] is weight and plan.source[1] is bias:
+        return plan
+    prod_t = product_type(x_type, weight_type)
+    shift = acc_t.fractional - prod_t.fractional
+    if shift < 0 or not acc_t.signed or (bias is not None and bias_type.fractional > acc_t.fractional):
+        return None
+    x_max = max(-x_type.min_int, x_type.max_int)
+    b = np.zeros(weight.shape[1], np.int64) if bias is None else np.asarray(bias, np.int64) << (acc_t.fractional - bias_type.fractional)
+    bound = ((x_max * int(np.abs(weight).sum(axis=0).max(initial=0))) << shift) + int(np.abs(b).max(initial=0))
+    if bound > acc_t.max_int or bound >= _EXACT_FLOAT:
+        return None
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    plan = _Plan(weight.astype(np.float64), b.astype(np.float64), 2.0**shift, (weight, bias))
+    _PLANS[key] = plan
+    return plan
 
 
 def _accumulate(
@@ -142,14 +198,14 @@ def relu(
 ) -> np.ndarray:
     """``nnet::relu``: ``res = x > 0 ? (res_t) x : 0``."""
     x = np.asarray(x, dtype=np.int64)
-    return cast(np.where(x > 0, x, 0), x_type.fractional, result_type, counter, name)
+    return cast(np.maximum(x, 0), x_type, result_type, counter, name)
 
 
 def linear(
     x: np.ndarray, x_type: FixedType, result_type: FixedType, counter: OverflowCounter | None = None, name: str = "linear"
 ) -> np.ndarray:
     """``nnet::linear``: ``res = (res_t) x``."""
-    return cast(np.asarray(x, dtype=np.int64), x_type.fractional, result_type, counter, name)
+    return cast(np.asarray(x, dtype=np.int64), x_type, result_type, counter, name)
 
 
 def run_layers(
@@ -174,24 +230,51 @@ def run_layers(
 
 @dataclass
 class EmulationResult:
-    outputs: np.ndarray  # float64, exact fixed-point values
-    mantissas: np.ndarray  # int64 mantissas of the output type
+    outputs: np.ndarray  # float64, the exact fixed-point values
+    output_type: FixedType
     overflows: OverflowCounter
     seconds: float
+
+    @property
+    def mantissas(self) -> np.ndarray:
+        return from_float(self.outputs, self.output_type)
 
     @property
     def events_per_s(self) -> float:
         return len(self.outputs) / self.seconds if self.seconds > 0 else float("inf")
 
 
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Stop glibc from handing each chunk's freed temporaries back to the OS (once, process-wide).
+
+    Why: by default glibc unmaps or trims freed megabyte blocks at once, so every chunk's
+    temporaries are page-faulted in afresh; measured here that is half the emulator's
+    time. Raising the mmap (32 MiB, glibc's maximum) and trim (64 MiB) thresholds keeps
+    up to that much freed memory for reuse. Returns False where this is not glibc.
+    """
+    if sys.platform != "linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 64 << 20))
+
+
 def emulate_project(
     project: HLSProject,
     inputs: np.ndarray,
-    chunk_size: int = 65536,
+    chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> EmulationResult:
     """Emulate the project on float inputs (N, n_inputs), cast to input_t as the C simulation does.
 
+    Events are independent: chunks of a few thousand (every intermediate array stays in
+    cache) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
+    an idle multi-core machine, not on a loaded one).
     ``progress(n)`` is called after every chunk with the number of events done in it.
     """
     x = np.asarray(inputs, dtype=np.float64)
@@ -199,13 +282,29 @@ def emulate_project(
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
         raise ValueError(f"inputs have shape {np.shape(inputs)}, the project expects (N, {project.n_inputs})")
-    counter = OverflowCounter()
-    out = np.empty((len(x), project.n_outputs), dtype=np.int64)
-    start = time.perf_counter()
-    for lo in range(0, len(x), chunk_size):
+    outputs = np.empty((len(x), project.n_outputs), dtype=np.float64)
+    starts = list(range(0, len(x), chunk_size))
+    keep_freed_memory()
+
+    def work(lo: int) -> OverflowCounter:
+        counter = OverflowCounter()
         xm = from_float(x[lo : lo + chunk_size], project.input_type, counter, "input")
-        out[lo : lo + chunk_size] = run_layers(project, xm, counter)
-        if progress is not None:
-            progress(len(xm))
+        outputs[lo : lo + chunk_size] = to_float(run_layers(project, xm, counter), project.output_type)
+        return counter
+
+    start = time.perf_counter()
+    total = OverflowCounter()
+    if workers <= 1 or len(starts) < 2:
+        chunks = map(work, starts)
+        for lo, counter in zip(starts, chunks, strict=True):
+            total.merge(counter)
+            if progress is not None:
+                progress(min(chunk_size, len(x) - lo))
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for lo, counter in zip(starts, pool.map(work, starts), strict=True):
+                total.merge(counter)
+                if progress is not None:
+                    progress(min(chunk_size, len(x) - lo))
     seconds = time.perf_counter() - start
-    return EmulationResult(to_float(out, project.output_type), out, counter, seconds)
+    return EmulationResult(outputs, project.output_type, total, seconds)

@@ -36,10 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from quantize.spec import FirmwareSpec
-
 from firmware.reference import TriggerOutputs, trigger_reference
 from firmware.trace import OUTPUTS, trace_trigger
+from quantize.spec import FirmwareSpec
 
 ADDER_DELAY_NS = 1.0
 RTL_NAME = "trigger_rtl"
@@ -74,8 +73,8 @@ class CostReport:
         return None
 
     def best(self, metric: str) -> tuple[float | None, str]:
-        """Vendor report first, then Yosys, then da4ml."""
-        for prefix in ("vivado", "vitis", "yosys", "da4ml"):
+        """Vivado synthesis first, then the HLS report, then Yosys, then da4ml."""
+        for prefix in ("vivado synthesis", "vivado/vitis hls", "yosys", "da4ml"):
             for f in self.figures:
                 if f.metric == metric and f.source.lower().startswith(prefix) and f.value is not None:
                     return f.value, f.source
@@ -227,10 +226,13 @@ _STAT_CELL = re.compile(r"^\s+(\w+)\s+(\d+)\s*$")
 def yosys_stat(rtl_dir: Path, log: Path, timeout: float = 3600) -> dict[str, float]:
     """LUT/FF/carry/DSP/BRAM cell counts of da4ml's Verilog after ``synth_xilinx -family xcup``."""
     src = Path(rtl_dir) / "src"
-    # the design and its stages; they `include the static modules they use
-    files = sorted(str(p) for p in src.glob(f"{RTL_NAME}*.v") if not p.name.endswith("_wrapper.v"))
+    # da4ml's static modules (the lookup table only when the design has tables), the stages, the top
+    has_tables = any((src / "memfiles").glob("*"))
+    static = [p for p in sorted((src / "static").glob("*.v")) if has_tables or p.name != "lookup_table.v"]
+    design = [p for p in sorted(src.glob(f"{RTL_NAME}*.v")) if not p.name.endswith("_wrapper.v")]
+    files = [str(p) for p in static + design]
     script = (
-        f"read_verilog -I{src} -I{src / 'static'} {' '.join(files)}; "
+        f"read_verilog {' '.join(files)}; "
         f"synth_xilinx -family xcup -flatten -noiopad -top {RTL_NAME}; stat"
     )
     done = subprocess.run(["yosys", "-q", "-p", script, "-l", str(log)], capture_output=True, text=True, timeout=timeout)
@@ -254,40 +256,46 @@ def parse_yosys_stat(text: str) -> dict[str, float]:
 
 
 def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bool:
-    """Add Vivado/Vitis HLS synthesis figures (``hls4ml.report``) if the user ran ``build_prj.tcl``."""
+    """Add Vivado/Vitis figures (``hls4ml.report.parse_vivado_report``) if the user ran ``build_prj.tcl``:
+    the HLS synthesis estimate (``csynth``) and, with ``vsynth=1``, Vivado's post-synthesis counts."""
     project = Path(project)
-    found = list(project.glob("*_prj/solution1/syn/report/*_csynth.xml"))
-    if not found:
+    if not list(project.glob("*_prj/solution*/syn/report/*_csynth.xml")) and not (project / "vivado_synth.rpt").exists():
         return False
     from quantize.keras_compat import import_hls4ml
 
     hls4ml = import_hls4ml()
+    quiet = io.StringIO()
     try:
-        data = hls4ml.report.parse_vivado_report(str(project))
-    except Exception as err:  # the vendor report format varies between tool versions
-        report.notes.append(f"could not read the HLS report in {project}: {err}")
+        with contextlib.redirect_stdout(quiet):
+            data = hls4ml.report.parse_vivado_report(str(project)) or {}
+    except Exception as err:  # the report format varies between tool versions
+        report.notes.append(f"could not read the Vivado/Vitis reports in {project}: {err}")
         return False
-    syn = (data or {}).get("CSynthesisReport", {})
-    if not syn:
+    found = False
+    syn = data.get("CSynthesisReport") or {}
+    for metric, key in (("latency_cycles", "BestLatency"), ("ii_cycles", "IntervalMin"), ("luts", "LUT"),
+                        ("ffs", "FF"), ("dsps", "DSP"), ("brams", "BRAM_18K")):
+        found |= _add_number(report, metric, syn.get(key), "vivado/vitis HLS csynth (reported)")
+    if syn.get("BestLatency") is not None:
+        cycles = _number(syn["BestLatency"])
+        if cycles is not None:
+            report.add("latency_ns", cycles * report.clock_period_ns, "vivado/vitis HLS csynth (reported)")
+    vsyn = data.get("VivadoSynthReport") or {}
+    for metric, key in (("luts", "LUT"), ("ffs", "FF"), ("dsps", "DSP48E"), ("brams", "BRAM_18K")):
+        found |= _add_number(report, metric, vsyn.get(key), "vivado synthesis (reported)")
+    return found
+
+
+def _number(text: Any) -> float | None:
+    try:
+        return float(str(text).replace(",", ""))
+    except (TypeError, ValueError):
+        return None
+
+
+def _add_number(report: CostReport, metric: str, text: Any, source: str) -> bool:
+    value = _number(text)
+    if value is None:
         return False
-    source = "vivado/vitis HLS report"
-    mapping = {
-        "latency_cycles": "BestLatency",
-        "ii_cycles": "IntervalMin",
-        "luts": "LUT",
-        "ffs": "FF",
-        "dsps": "DSP",
-        "brams": "BRAM_18K",
-    }
-    for metric, key in mapping.items():
-        if key in syn:
-            try:
-                report.add(metric, float(syn[key]), source)
-            except (TypeError, ValueError):
-                pass
-    if "BestLatency" in syn:
-        try:
-            report.add("latency_ns", float(syn["BestLatency"]) * report.clock_period_ns, source)
-        except (TypeError, ValueError):
-            pass
+    report.add(metric, value, source)
     return True

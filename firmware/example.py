@@ -1,82 +1,72 @@
-"""A complete FirmwareSpec with random on-grid weights, for tests and benchmarks.
+"""Toy inputs and the default firmware model with random on-grid weights, for tests and benchmarks.
 
-It has the shape of the default firmware model (``offline.ad.model.PRESETS["firmware"]``:
-57-32-16-4-16-32-57 with bias, two of them) and the types a QKeras model with
-``quantized_bits(8, 2, alpha=1)`` weights and ``quantized_relu(8, 3)`` activations
-has, so the firmware can be exercised before (or without) a trained quantized model.
-``quantize.precision`` makes the real one.
+``default_model`` is the shape of ``offline.ad.model.PRESETS["firmware"]`` (57-32-16-4-16-32-57
+with bias, twice) at the default ``quantize.QuantConfig``, so the firmware can be exercised
+and costed before (or without) a trained quantized model; ``quantize`` makes the real one.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 
 from offline.events.schema import N_FEATURES
-from offline.preprocess import Preprocessing
-from quantize.spec import (
-    AutoencoderSpec,
-    DenseSpec,
-    FirmwareSpec,
-    FixedType,
-    ScoreSpec,
-    TriggerSpec,
-    exact_accumulator,
-    weight_key,
-)
-
-SIZES = (N_FEATURES, 32, 16, 4, 16, 32, N_FEATURES)
-WEIGHT = FixedType(8, 3, True, "AP_RND_CONV", "AP_SAT")  # quantized_bits(8, 2, alpha=1)
-HIDDEN = FixedType(8, 3, False, "AP_RND_CONV", "AP_SAT")  # quantized_relu(8, 3)
-OUTPUT = FixedType(16, 6, True, "AP_RND_CONV", "AP_SAT")  # quantized_bits(16, 5, alpha=1)
-INPUT = FixedType(16, 6, True, "AP_TRN", "AP_SAT")
-HARDWARE = FixedType(16, 16, True)
+from offline.preprocess import Preprocessing, to_hardware
+from quantize.spec import FirmwareSpec
 
 
-def example_spec(preprocessing: Preprocessing, threshold_r1: float = 8.0, threshold_r2: float = 8.0) -> FirmwareSpec:
-    """The default-shaped spec with exact accumulators and a truncating, saturating score."""
-    aes = []
-    for a in range(2):
-        layers, x_t = [], INPUT
-        for k, (n_in, n_out) in enumerate(zip(SIZES[:-1], SIZES[1:], strict=True)):
-            last = k == len(SIZES) - 2
-            acc = exact_accumulator(WEIGHT, x_t, n_in, WEIGHT)
-            act_t = OUTPUT if last else HIDDEN
-            layers.append(
-                DenseSpec(f"ae{a + 1}_dense{k}", n_in, n_out, WEIGHT, WEIGHT, acc, acc, "linear" if last else "relu", act_t)
-            )
-            x_t = act_t
-        score = ScoreSpec(
-            difference=FixedType(17, 7, True),
-            square=FixedType(20, 12, False, "AP_TRN", "AP_SAT"),
-            score=FixedType(24, 16, False, "AP_TRN", "AP_SAT"),
-        )
-        aes.append(AutoencoderSpec(f"ae{a + 1}", tuple(layers), score))
-    return FirmwareSpec(
-        hardware_input=HARDWARE,
-        preprocessing=preprocessing,
-        input=INPUT,
-        autoencoders=(aes[0], aes[1]),
-        trigger=TriggerSpec(threshold_r1, threshold_r2, ("A",)),
-        metadata={"origin": "firmware.example (random weights)"},
-    )
-
-
-def example_weights(spec: FirmwareSpec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random weights on each layer's grid, scaled like a trained network (~1/sqrt(n_in))."""
+def toy_words(n: int, seed: int) -> np.ndarray:
+    """Hardware words of loosely physics-shaped toy events (exponential pT, uniform eta/phi, random
+    multiplicities, zero-padded): for fitting a preprocessing and exercising the firmware, never physics."""
     rng = np.random.default_rng(seed)
-    weights = {}
-    for a, ae in enumerate(spec.autoencoders):
-        for k, d in enumerate(ae.layers):
-            w = rng.normal(0, 1.5 / np.sqrt(d.n_in), (d.n_out, d.n_in))
-            weights[weight_key(a, k, "weight")] = _on_grid(w, d.weight)
-            if d.bias is not None:
-                weights[weight_key(a, k, "bias")] = _on_grid(rng.normal(0, 0.25, d.n_out), d.bias)
-    return weights
+    feats = np.zeros((n, 19, 3))
+    feats[:, 0, 0] = rng.exponential(30.0, n)
+    feats[:, 0, 2] = rng.uniform(-np.pi, np.pi, n)
+    for first, count in ((1, 4), (5, 4), (9, 10)):
+        k = rng.integers(0, count + 1, n)
+        present = np.arange(count)[None, :] < k[:, None]
+        pt = np.sort(rng.exponential(25.0, (n, count)) + 3.0, axis=1)[:, ::-1]
+        feats[:, first : first + count, 0] = np.where(present, pt, 0)
+        feats[:, first : first + count, 1] = np.where(present, rng.uniform(-2.5, 2.5, (n, count)), 0)
+        feats[:, first : first + count, 2] = np.where(present, rng.uniform(-np.pi, np.pi, (n, count)), 0)
+    return to_hardware(feats.reshape(n, N_FEATURES))
 
 
-def _on_grid(values: np.ndarray, ftype: FixedType) -> np.ndarray:
-    mant = np.clip(np.rint(np.ldexp(values, ftype.fractional)), ftype.min_int, ftype.max_int)
-    return np.ldexp(mant, -ftype.fractional)
+def default_model(
+    seed: int = 0,
+    n_fit: int = 5000,
+    quantile: float = 0.99,
+    ae_config: Any = None,
+    quant_config: Any = None,
+    score_outputs: tuple[int, ...] | None = None,
+) -> tuple[FirmwareSpec, dict[str, np.ndarray]]:
+    """The default firmware model (``PRESETS["firmware"]`` at ``QuantConfig()``) with random grid weights,
+    preprocessing fitted on toy words and thresholds at the given background quantile of R1 and R2.
+
+    ``ae_config``/``quant_config``/``score_outputs`` shrink it (tests: a small network, a score over a
+    few features)."""
+    from firmware.reference import trigger_reference
+    from offline.ad.model import PRESETS
+    from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
+
+    words = toy_words(n_fit, seed)
+    spec = build_spec(ae_config or PRESETS["firmware"], quant_config or QuantConfig(), Preprocessing.fit(words))
+    if score_outputs is not None:
+        aes = tuple(
+            dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=tuple(score_outputs)))
+            for ae in spec.autoencoders
+        )
+        spec = dataclasses.replace(spec, autoencoders=aes)
+    weights = random_quantized_weights(spec, seed)
+    ref = trigger_reference(spec, weights, words)
+    t = []
+    for ae, r in enumerate((ref.r1, ref.r2)):
+        score_t = spec.autoencoders[ae].score.score
+        t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
+    trig = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
+    return dataclasses.replace(spec, trigger=trig), weights
 
 
 def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarray:

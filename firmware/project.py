@@ -30,13 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from offline.artifacts import atomic_directory, write_json
-from offline.events.schema import N_FEATURES
-from quantize.spec import FirmwareSpec
-
 from firmware.convert import NETS_NAME, ConversionSettings, convert
 from firmware.reference import TriggerOutputs, trigger_reference
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
+from offline.artifacts import atomic_directory, write_json
+from offline.events.schema import N_FEATURES
+from quantize.spec import FirmwareSpec
 
 TB_INPUTS = "tb_data/tb_input_features.dat"
 TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
@@ -166,8 +165,13 @@ def _make(project: Path, target: str, timeout: float) -> subprocess.CompletedPro
 
 
 def build_testbench(project: str | os.PathLike[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """Build the C testbench with g++ and run it on tb_data (returns the finished process)."""
-    return _make(Path(project), "csim", timeout)
+    """Build the C testbench with g++ and run it on tb_data; the process's return code is the
+    testbench's (0: every output matches, 1: mismatches, 2: no data)."""
+    project = Path(project)
+    done = _make(project, f"csim/{TOP_NAME}_test", timeout)
+    if done.returncode != 0:
+        raise ValueError(f"building the C testbench of {project} failed:\n{done.stderr[-4000:]}")
+    return subprocess.run([f"./csim/{TOP_NAME}_test"], cwd=project, capture_output=True, text=True, timeout=timeout)
 
 
 class CSim:

@@ -19,7 +19,15 @@ import numpy as np
 
 from offline.events.schema import N_FEATURES
 from quantize.fixed import cast
-from quantize.spec import DenseSpec, FirmwareSpec, FixedType, ScoreSpec, product_type, sum_type, weight_key
+from quantize.spec import (
+    DenseSpec,
+    FirmwareSpec,
+    FixedType,
+    ScoreSpec,
+    product_type,
+    sum_type,
+    weight_key,
+)
 
 REGION_BITS = ("A", "B", "C", "D")
 

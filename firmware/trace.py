@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from quantize.spec import FirmwareSpec, FixedType, product_type, weight_key
-
 from firmware.reference import score_sum_type
+from quantize.spec import FirmwareSpec, FixedType, product_type, weight_key
 
 # outputs of the traced logic, in this order
 OUTPUTS = ("r1", "r2", "region_a", "region_b", "region_c", "region_d", "trigger")
@@ -130,3 +129,46 @@ def trace_trigger(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> Any:
     words = inp.quantize(*kif(hw), "WRAP", "TRN")
     out = trigger_logic(spec, weights, words)
     return comb_trace(inp, out)
+
+
+def breakdown(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> list[tuple[str, float, float]]:
+    """(block, LUT estimate, adder depth) of each part of the trigger, traced on its own.
+
+    Each block starts from fresh inputs of its declared type, so the figures add up to
+    about (not exactly) the whole design: enough to name the largest contributors.
+    """
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    def fresh(n: int, t: FixedType) -> tuple[Any, Any]:
+        inp = FixedVariableArrayInput((n,))
+        return inp, inp.quantize(*kif(t), "WRAP", "TRN")
+
+    rows = []
+    pre = spec.preprocessing
+    inp, w = fresh(len(pre.offsets), spec.hardware_input)
+    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(-np.asarray(pre.shifts, dtype=np.float64))
+    comb = comb_trace(inp, cast(x, spec.input))
+    rows.append(("preprocessing", comb.cost, comb.latency[1]))
+    for a, ae in enumerate(spec.autoencoders):
+        h_type = spec.input
+        for k, d in enumerate(ae.layers):
+            inp, h = fresh(d.n_in, h_type)
+            acc = h @ np.asarray(weights[weight_key(a, k, "weight")], dtype=np.float64).T
+            if d.bias is not None:
+                acc = acc + np.asarray(weights[weight_key(a, k, "bias")], dtype=np.float64)
+            res = cast(cast(acc, d.accumulator), d.result)
+            if d.activation == "relu":
+                res = np.maximum(res, 0.0)
+            comb = comb_trace(inp, cast(res, d.activation_result))
+            rows.append((f"{ae.name} {d.name} ({d.n_in}x{d.n_out})", comb.cost, comb.latency[1]))
+            h_type = d.activation_result
+        s = ae.score
+        n = len(s.outputs)
+        inp_x = FixedVariableArrayInput((2 * n,))
+        xv = inp_x[:n].quantize(*kif(spec.input), "WRAP", "TRN")
+        hv = inp_x[n:].quantize(*kif(h_type), "WRAP", "TRN")
+        diff = cast(xv - hv, s.difference)
+        sq = cast(diff * diff, s.square)
+        comb = comb_trace(inp_x, cast(_tree_sum(sq), s.score) if score_sum_type(s) != s.score else cast(sq[0:1], s.score))
+        rows.append((f"{ae.name} score ({n} squares)", comb.cost, comb.latency[1]))
+    return rows

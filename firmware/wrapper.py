@@ -18,11 +18,10 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from offline.events.schema import N_FEATURES, N_OBJECTS
-from quantize.spec import FirmwareSpec, FixedType
-
 from firmware.convert import NETS_NAME
 from firmware.reference import REGION_BITS, preprocess_type, score_sum_type
+from offline.events.schema import N_FEATURES, N_OBJECTS
+from quantize.spec import FirmwareSpec, FixedType
 
 TOP_NAME = "trigger_top"
 TEMPLATES = Path(__file__).parent / "templates"

@@ -1,4 +1,9 @@
-"""Quantization-aware training (Brevitas, QKeras) and the FirmwareSpec."""
+"""Quantization-aware training (Brevitas, QKeras) and the FirmwareSpec.
+
+Light imports only here; the frameworks load on use: ``quantize.brevitas_model``,
+``quantize.qkeras_model`` (through ``quantize.keras_compat``), ``quantize.workflow``
+(checkpoint -> spec), ``quantize.scan``, ``quantize.integer`` (the exact integer pair).
+"""
 
 from quantize.precision import (
     LayerPrecision,
@@ -8,6 +13,7 @@ from quantize.precision import (
     random_quantized_weights,
     snap_to_grid,
 )
+from quantize.qat import QATConfig, weight_sparsity
 from quantize.spec import (
     AutoencoderSpec,
     DenseSpec,
@@ -30,6 +36,7 @@ __all__ = [
     "FirmwareSpec",
     "FixedType",
     "LayerPrecision",
+    "QATConfig",
     "QuantConfig",
     "ScoreSpec",
     "SpecError",
@@ -44,4 +51,5 @@ __all__ = [
     "snap_to_grid",
     "sum_type",
     "weight_key",
+    "weight_sparsity",
 ]

@@ -11,7 +11,8 @@ The types are chosen so that Brevitas (power-of-two fixed-point quantizers), QKe
 - dense results are the exact accumulator (no rounding before the activation), so the
   only roundings in the network are the activation casts;
 - the input ``ap_fixed<16,8,AP_RND_CONV,AP_SAT>`` holds the preprocessed features
-  ``(x - offset) * 2**-shift`` exactly when its fractional bits cover the largest shift;
+  ``(x - offset) * 2**-shift`` exactly when its fractional bits cover the largest shift
+  (``build_spec`` widens it when they do not);
   the output layer is linear and keeps its exact accumulator;
 - the score: ``difference`` (x - xhat), ``square`` and the sum ``score`` are casts with
   truncation and saturation (cheap in firmware; saturating sums of non-negative squares
@@ -181,15 +182,15 @@ def build_spec(
 ) -> FirmwareSpec:
     """The FirmwareSpec of ``ae_config`` at ``quant_config``'s precision, with exact accumulators.
 
-    Both autoencoders share the layer precisions. Raises ValueError when the input type
-    cannot hold the preprocessing shifts exactly or a threshold is off the score grid.
+    Both autoencoders share the layer precisions. When the preprocessing shifts need more
+    fractional bits than ``quant_config.input`` has, the input type is widened to hold them
+    exactly (same integer bits). Raises SpecError when a threshold is off the score grid.
     """
     input_type = quant_config.input_type
     if input_type.fractional < preprocessing.fractional_bits:
-        raise ValueError(
-            f"input type {input_type} has {input_type.fractional} fractional bits, the preprocessing "
-            f"shifts need {preprocessing.fractional_bits}: widen quantization input"
-        )
+        # the shifts are fitted on data: widen rather than round the inputs (integer bits kept)
+        extra = preprocessing.fractional_bits - input_type.fractional
+        input_type = replace(input_type, width=input_type.width + extra)
     widths = ae_config.widths
     n_layers = len(widths) - 1
     score = quant_config.score_spec()

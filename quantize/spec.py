@@ -14,6 +14,15 @@ float32 values that lie exactly on their declared grids, keys ``ae{i}.layers.{k}
 - ``trigger``: thresholds on R1 and R2 and which ABCD regions fire the trigger bit:
   A = R1 > t1 & R2 > t2, B = R1 > t1 & R2 <= t2, C = R1 <= t1 & R2 > t2, D = the rest.
 
+Score semantics in detail (what ``quantize.integer`` implements and the firmware/emulator must
+match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference,
+``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
+``score = cast<score>(score + square_j)`` one output at a time in the order of ``outputs``
+(``score_t acc; acc += sq``). With the default types (score and square share their fractional
+bits, AP_SAT, non-negative terms) this equals ``min(sum_j square_j, max(score))`` in any order.
+Zeros in ``weights.safetensors`` are stored as +0.0 (frameworks disagree on the sign of weights
+rounded to zero; the same model gives byte-identical files).
+
 ``quantize`` writes it (identically from Brevitas and QKeras for the same model),
 ``firmware`` turns it into the hls4ml config and the HLS wrapper, ``emulation``
 executes it; neither re-derives it. Loading validates every field and names the

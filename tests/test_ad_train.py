@@ -46,7 +46,6 @@ def test_lambda_lowers_held_out_distance_correlation(data, tmp_path):
         _train(data, tmp_path / str(lam), lam=lam)
         r1, r2 = score_inputs(load_pair(tmp_path / str(lam)), data["test"][0])
         dcors[lam] = distance_correlation(r1, r2, data["test"][1])
-    print(dcors)
     assert dcors[0.0] > 0.8
     assert dcors[100.0] < 0.6 * dcors[0.0]
 
@@ -65,18 +64,18 @@ def test_checkpoint_holds_config_weights_metrics_and_plot(data, tmp_path):
 
 
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
-    _train(data, tmp_path / "straight", epochs=4, lam=10.0)
+    _train(data, tmp_path / "straight", epochs=3, lam=10.0)
     _train(data, tmp_path / "resumed", epochs=2, lam=10.0)
     result = train_pair(*data["train"], *data["val"],
-                        TrainConfig(epochs=4, batch_size=250, patience=100, progress=False, seed=5, lam=10.0),
+                        TrainConfig(epochs=3, batch_size=250, patience=100, progress=False, seed=5, lam=10.0),
                         tmp_path / "resumed", resume=True)
-    assert result.epochs_run == 4
+    assert result.epochs_run == 3
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     with pytest.raises(ValueError, match="cannot resume, lam"):
         train_pair(*data["train"], *data["val"],
-                   TrainConfig(epochs=5, batch_size=250, progress=False, seed=5, lam=1.0), tmp_path / "resumed",
+                   TrainConfig(epochs=4, batch_size=250, progress=False, seed=5, lam=1.0), tmp_path / "resumed",
                    resume=True)
 
 
@@ -96,9 +95,16 @@ def test_pair_loss_is_weighted_means_plus_lambda_disco():
     assert pair_loss(r1, r2, w, 0.0).disco == 0.0
 
 
+def test_paper_preset_trains_without_biases(data, tmp_path):
+    _train(data, tmp_path, epochs=1, preset="paper", batch_size=500)
+    model = load_pair(tmp_path)
+    assert model.config == preset("paper")
+    assert not any(name.endswith("bias") for name in model.state_dict())
+
+
 def test_same_seed_gives_same_model(data, tmp_path):
-    _train(data, tmp_path / "a", epochs=2)
-    _train(data, tmp_path / "b", epochs=2)
+    _train(data, tmp_path / "a", epochs=1)
+    _train(data, tmp_path / "b", epochs=1)
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -134,3 +140,11 @@ def test_too_few_events_for_a_batch_is_an_error(tmp_path):
     x = np.zeros((1, 57), np.float32)
     with pytest.raises(ValueError, match="too few"):
         train_pair(x, np.ones(1), np.zeros((4, 57), np.float32), np.ones(4), TrainConfig(progress=False), tmp_path)
+
+
+@pytest.mark.gpu
+def test_cuda_training_with_amp_gives_finite_losses(data, tmp_path):
+    result = _train(data, tmp_path, epochs=2, device="cuda", amp=True)
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+    metrics = read_json(tmp_path / "metrics.json")
+    assert metrics["device"].startswith("cuda") and metrics["amp"] is True

@@ -172,9 +172,9 @@ def test_l1_objects_are_on_the_hardware_grid_ordered_padded_and_in_acceptance():
 
 
 def test_same_seed_gives_identical_arrays_and_other_seeds_differ():
-    a = generate("hChToTauNu", 20, seed=3, workers=1, progress=False, task_size=10).events
-    b = generate("hChToTauNu", 20, seed=3, workers=1, progress=False, task_size=10).events
-    c = generate("hChToTauNu", 20, seed=4, workers=1, progress=False, task_size=10).events
+    a = generate("zll", 12, seed=3, workers=1, progress=False).events
+    b = generate("zll", 12, seed=3, workers=1, progress=False).events
+    c = generate("zll", 12, seed=4, workers=1, progress=False).events
     assert a.particles.tobytes() == b.particles.tobytes()
     assert a.weights.tobytes() == b.weights.tobytes()
     assert not np.array_equal(a.particles, c.particles)

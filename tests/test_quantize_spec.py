@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 
@@ -38,7 +39,7 @@ def spec():
 def test_layer_chain_names_and_types_follow_the_architecture(spec):
     for i, ae in enumerate(spec.autoencoders):
         assert [d.name for d in ae.layers] == [f"ae{i + 1}_dense{k}" for k in range(6)]
-        assert [(d.n_in, d.n_out) for d in ae.layers] == list(zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57)))
+        assert [(d.n_in, d.n_out) for d in ae.layers] == list(zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57), strict=True))
         assert [d.activation for d in ae.layers] == ["relu"] * 5 + ["linear"]
         for d in ae.layers[:-1]:
             assert str(d.activation_result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"
@@ -76,9 +77,10 @@ def test_random_weights_are_on_grid_and_reach_sparsity(spec):
     assert weight_sparsity(weights) >= 0.6 - 0.01
 
 
-def test_input_type_must_hold_the_preprocessing_shifts():
-    with pytest.raises(ValueError, match="fractional bits"):
-        build_spec(preset("firmware"), QuantConfig(input=(16, 12)), PRE)
+def test_input_type_is_widened_to_hold_the_preprocessing_shifts_exactly():
+    spec = build_spec(preset("firmware"), QuantConfig(input=(16, 12)), PRE)
+    assert (spec.input.width, spec.input.integer) == (18, 12)
+    assert build_spec(preset("firmware"), QuantConfig(), PRE).input.width == 16
 
 
 def test_quant_config_round_trips_and_rejects_unknown_keys():
@@ -227,5 +229,5 @@ def test_sparsity_schedule_ramps_to_the_target_and_holds():
     cfg = QATConfig(sparsity=0.8, prune_start=0.1, prune_end=0.5)
     values = [sparsity_at(cfg, s, 100) for s in range(101)]
     assert values[0] == 0 and values[10] == 0
-    assert all(b >= a for a, b in zip(values, values[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(values))
     assert values[50] == values[100] == 0.8

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -61,18 +62,24 @@ def test_pipeline_stage_writes_a_loadable_spec_and_keeps_float_tpr(float_run, tm
     assert metrics["thresholds"] == [spec.trigger.threshold_r1, spec.trigger.threshold_r2]
 
 
-def test_cli_scan_writes_table_and_pareto_plot(float_run, tmp_path):
+def test_cli_scan_of_a_run_directory_writes_table_and_pareto_plot(float_run, tmp_path):
+    """``--run`` finds the ad checkpoint and, through the ad scores files, the signal event files."""
+    from offline.ad.score import score_file
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(float_run / "float", run_dir / "ad" / "model")
+    score_file(run_dir / "ad" / "model", float_run / "sig.h5", run_dir / "ad" / "scores" / "Ato4l.h5", progress=False)
+    out = tmp_path / "scan"
     result = CliRunner().invoke(app, [
-        "quantize", "--checkpoint", str(float_run / "float"), "--signal", f"Ato4l={float_run / 'sig.h5'}",
-        "--scan", "--scan-bits", "4,8", "--scan-sparsity", "0", "--epochs", "1", "--batch-size", "256",
-        "--rate-khz", str(RATE), "--out", str(tmp_path), "--no-progress",
+        "quantize", "--run", str(run_dir), "--scan", "--scan-bits", "4,8", "--scan-sparsity", "0", "--epochs", "1", "--batch-size", "256",
+        "--rate-khz", str(RATE), "--out", str(out), "--no-progress",
     ])
     assert result.exit_code == 0, result.output
-    frame = pd.read_csv(tmp_path / "scan.csv")
+    frame = pd.read_csv(out / "scan.csv")
     assert list(frame["model"]) == ["float", "quantized", "quantized"]
     q = frame[frame["model"] == "quantized"].set_index("bits")
     assert q.loc[4, "bops"] < q.loc[8, "bops"] < frame["bops"].iloc[0]
-    assert frame["pareto"].any() and (tmp_path / "scan.png").stat().st_size > 0
+    assert "auc_Ato4l" in frame and frame["pareto"].any() and (out / "scan.png").stat().st_size > 0
 
 
 def test_cli_without_checkpoint_fails_with_one_line():

@@ -98,3 +98,13 @@ def test_progressive_distillation_reaches_each_target_by_halving(tiny_model, tin
     assert kept[1].sample(np.array([2e3, 4e3]), seed=0).shape == (2, 368)
     with pytest.raises(ValueError, match="cannot reach 3 steps"):
         progressive_distillation(teacher, data, targets=(3,), iterations=1)
+
+
+@pytest.mark.gpu
+def test_cuda_training_with_autocast_samples_valid_showers(tiny_data):
+    config = DiffusionConfig(layer_width=32, layer_depth=1, voxel_width=64, voxel_depth=1, steps=4, epochs=3, batch_size=64)
+    model, history = train_diffusion(*tiny_data, config, device="cuda")
+    assert next(model.parameters()).device.type == "cuda"
+    assert np.all(np.isfinite(history))
+    showers = model.sample(np.array([1e3, 1e4]), seed=0)
+    assert showers.shape == (2, 368) and np.all(np.isfinite(showers)) and showers.min() >= 0

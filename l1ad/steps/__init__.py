@@ -15,8 +15,8 @@ pipeline (``inspect``, ``unfold``, ``shower``) live in modules with
 ``run = None``.
 """
 
-from l1ad.steps import ad, emulation, events, inspect, quantize, shower, unfold
+from l1ad.steps import ad, emulation, events, firmware, inspect, quantize, shower, unfold
 
-STEPS = (inspect, events, ad, quantize, emulation, shower, unfold)
+STEPS = (inspect, events, ad, quantize, firmware, emulation, shower, unfold)
 
 __all__ = ["STEPS"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,15 +16,13 @@ from offline.ad.abcd import DEFAULT_EPS_B
 from offline.ad.data import DEFAULT_FRACTIONS
 from offline.ad.metrics import DEFAULT_RATE_KHZ, rate_to_fpr
 from offline.ad.score import read_scores, score_file, write_scores
-from offline.ad.train import TrainConfig
+from offline.ad.train import DEFAULT_LAMBDA, TrainConfig
 from offline.ad.workflow import evaluate_scores, held_out_scores, lambda_scan, train_from_file
 
 NAME = "ad"
 DEFAULTS: dict[str, Any] = {
     "preset": "firmware",
-    # R is a sum over 57 features (not the paper's per-feature mean), so λ is larger than the
-    # paper's 10; on toy data λ = 100 takes held-out dCor from ~0.99 to ~0.2.
-    "lam": 100.0,
+    "lam": DEFAULT_LAMBDA,  # see offline/ad/train.py: R sums 57 features, so λ >> the paper's 10
     "epochs": 30,
     "batch_size": 1024,
     "lr": 1e-3,
@@ -89,6 +88,8 @@ def train(
         return
     result = train_from_file(background, out, config, resume=resume)
     distributed.teardown()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     console.print(
         f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5g}), {result.epochs_run} epochs"
         f"{' (stopped early)' if result.stopped_early else ''}, {result.events_per_second:,.0f} events/s; wrote {out}"
@@ -169,12 +170,14 @@ def run(ctx) -> dict[str, dict]:
     result = train_from_file(background, model_dir, config, fractions)
 
     scores_dir = out / "scores"
-    bkg = held_out_scores(model_dir, background, ctx.seed, fractions)
+    device = str(distributed.pick_device(cfg["device"]))
+    bkg = held_out_scores(model_dir, background, ctx.seed, fractions, device=device)
     write_scores(scores_dir / "background_test.h5", bkg, {"events": str(background), "split": "test"})
     score_paths = {"background_test": scores_dir / "background_test.h5"}
     sigs = {}
     for name, path in signal_files.items():
-        score_paths[name] = score_file(model_dir, path, scores_dir / f"{name}.h5", progress=False)
+        score_paths[name] = score_file(model_dir, path, scores_dir / f"{name}.h5", device=device,
+                                       progress=False)
         sigs[name] = read_scores(score_paths[name])
 
     ev = evaluate_scores(bkg, sigs, out / "evaluation", tuple(cfg["eps_b"]), float(cfg["working_eps_b"]),

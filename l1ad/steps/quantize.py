@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import h5py
+import pandas as pd
 import typer
 from rich.console import Console
 
@@ -155,6 +156,12 @@ def run(ctx) -> dict[str, dict]:
     )
     if len(result.comparison):
         report.table(result.comparison, caption=f"Float vs quantized: AUC and trigger efficiency at {rate:g} kHz")
+    layers = pd.DataFrame([
+        {"layer": d.name, "shape": f"{d.n_in}x{d.n_out}", "weight": str(d.weight), "bias": str(d.bias),
+         "accumulator": str(d.accumulator), "output": str(d.activation_result)}
+        for d in result.spec.autoencoders[0].layers
+    ]).set_index("layer")
+    report.table(layers, caption="Fixed-point types of ae1 (ae2 identical)")
     artifacts: dict[str, Any] = {"dir": out, "spec": result.spec_path, "weights": out / "weights.safetensors",
                                  "framework": framework}
     artifacts["qonnx" if framework == "brevitas" else "keras"] = result.models

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from l1ad.config import load_config
 from offline.artifacts import atomic_path, write_json
-from offline.unfold.diagnostics import diagnostics_table, effective_sample_size
+from offline.unfold.diagnostics import diagnostics_table, effective_sample_size, weight_change
 from offline.unfold.examples import EXAMPLES, UnfoldingProblem
 from offline.unfold.ibu import ibu_samples
 from offline.unfold.metrics import metric_table, weighted_histogram
@@ -81,6 +81,12 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
     for key in ("sim_reco", "sim_gen", "data_reco", "data_gen"):
         if key in arrays and arrays[key].ndim == 1:
             arrays[key] = arrays[key][:, None]
+    for key in ("sim_reco", "sim_gen", "data_reco", "data_gen"):
+        if key in arrays and arrays[key].ndim != 2:
+            raise ValueError(
+                f"{path}: {key} has shape {arrays[key].shape}; the command takes (N,) or (N, F) "
+                "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets')"
+            )
     n_feat = arrays["sim_gen"].shape[1]
     names = observables or [f"x{i}" for i in range(n_feat)]
     if len(names) != n_feat:
@@ -187,7 +193,8 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         )
         boot = None
         if int(settings["bootstrap"]) > 0:
-            console.print(f"bootstrap: {settings['bootstrap']} replicas")
+            if rank == 0:
+                console.print(f"bootstrap: {settings['bootstrap']} replicas")
             boot = bootstrap(
                 **problem.omnifold_inputs(), replicas=int(settings["bootstrap"]), config=config
             )
@@ -262,6 +269,13 @@ def _write_outputs(out, problem, result, boot, config, settings, seconds, consol
         "effective_sample_size": ess,
         "effective_sample_size_fraction": ess / max(int(pg.sum()), 1),
         "seconds": seconds,
+        # mean |ν_i − ν_{i−1}| (ν_0 = 1): should shrink as the iterations converge
+        "weight_change_per_iteration": [
+            weight_change(
+                np.ones_like(result.push[0]) if i == 0 else result.push[i - 1], result.push[i]
+            )
+            for i in range(len(result.push))
+        ],
         "iterations": config.iterations,
         "ensembles": config.ensembles,
         "events": {"simulation": len(problem.sim_reco), "data": len(problem.data_reco)},
@@ -289,7 +303,8 @@ def unfold(
         int | None, typer.Option("--bootstrap", help="Poisson bootstrap replicas of the data.")
     ] = None,
     clip: Annotated[
-        float | None, typer.Option(help="Clip the classifier output to [eps, 1-eps] (warns).")
+        float | None,
+        typer.Option(help="Clip the classifier output f to eps..1-eps (warns when it acts)."),
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Seed of the example and of the training.")
@@ -297,7 +312,10 @@ def unfold(
     out: Annotated[Path | None, typer.Option(help="Output directory.")] = None,
 ) -> None:
     """Unfold with OmniFold (IBU and the prior alongside): weights, plots, metric table, diagnostics."""
-    settings = load_config(config, {NAME: DEFAULTS})[NAME]
+    from l1ad.steps import STEPS  # late: this module is one of them
+
+    # a full run config (other steps' mappings too) is accepted; only 'unfold' is used
+    settings = load_config(config, {step.NAME: step.DEFAULTS for step in STEPS})[NAME]
     given = {
         "example": example,
         "events": events,

@@ -72,6 +72,7 @@ __all__ = [
     "BUNCH_CROSSING_KHZ",
     "DEFAULT_EPS_B",
     "DEFAULT_FRACTIONS",
+    "DEFAULT_LAMBDA",
     "DEFAULT_RATE_KHZ",
     "PRESETS",
     "ABCDPoint",

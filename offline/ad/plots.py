@@ -39,7 +39,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path, rate
     ax.set_xscale("log")
     ax.set_xlabel("background efficiency (FPR)")
     ax.set_ylabel("signal efficiency (TPR)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left")
     return save_figure(fig, path)
 
 
@@ -52,7 +52,7 @@ def plot_abcd_plane(
     r1, r2 = bkg
     lim1, lim2 = np.quantile(r1, 0.999) * 1.5, np.quantile(r2, 0.999) * 1.5
     for s1, s2 in signals.values():
-        lim1, lim2 = max(lim1, np.quantile(s1, 0.95)), max(lim2, np.quantile(s2, 0.95))
+        lim1, lim2 = max(lim1, np.quantile(s1, 0.9)), max(lim2, np.quantile(s2, 0.9))
     bins = [np.linspace(0, lim1, 60), np.linspace(0, lim2, 60)]
     h = ax.hist2d(r1, r2, bins=bins, cmin=1, cmap="Greys", norm="log")
     fig.colorbar(h[3], ax=ax, label="background events")

@@ -436,6 +436,7 @@ def train_diffusion(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * per_epoch)
     gen = torch.Generator().manual_seed(config.seed)
     history = []
+    step = 0
     bs = min(config.batch_size, max(1, len(data) // info.world_size))
     for epoch in range(config.epochs):
         model.train()
@@ -449,9 +450,12 @@ def train_diffusion(
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             sched.step()
+            step += 1
+            # EMA with warm-up: short runs must not average in the untrained start
+            decay = min(config.ema, (1.0 + step) / (10.0 + step))
             with torch.no_grad():
                 for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                    pe.lerp_(pm, 1.0 - config.ema)
+                    pe.lerp_(pm, 1.0 - decay)
             total += float(loss.detach())
             count += 1
         history.append(total / max(count, 1))

@@ -1,0 +1,52 @@
+"""dense_latency's fast paths equal the literal nnet::dense_latency loop (no g++ needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emulation.fixed import FixedType, OverflowCounter, cast, product_type
+from emulation.network import _accumulate, dense_latency, linear, relu
+
+
+def _literal(x, xt, w, wt, b, bt, acc_t, res_t):
+    """mult -> accum_t, acc = bias, acc += mult in input order (cast each step), res = (res_t) acc."""
+    bias = cast(b, bt, acc_t)
+    acc = _accumulate(x, w, bias, product_type(xt, wt), acc_t, None, "ref")
+    return cast(acc, acc_t, res_t)
+
+
+ACCUMULATORS = [
+    FixedType(14, 5, True, "AP_TRN", "AP_SAT"),  # products exact, some sums saturate
+    FixedType(14, 5, True, "AP_RND", "AP_SAT_SYM"),
+    FixedType(14, 5, True, "AP_TRN", "AP_SAT_ZERO"),
+    FixedType(13, 4, True, "AP_TRN", "AP_WRAP"),  # sums wrap
+    FixedType(30, 15, True),  # hls4ml-style exact accumulator: the float64 plan
+    FixedType(12, 7, True, "AP_RND_CONV", "AP_SAT"),  # products rounded into accum_t
+    FixedType(12, 7, False, "AP_TRN", "AP_SAT"),  # unsigned accumulator
+]
+
+
+@pytest.mark.parametrize("acc_t", ACCUMULATORS, ids=str)
+def test_dense_fast_paths_equal_the_literal_loop(acc_t):
+    rng = np.random.default_rng(4)
+    xt, wt, bt = FixedType(8, 4), FixedType(6, 1), FixedType(6, 2)
+    res_t = FixedType(10, 6, True, "AP_RND", "AP_SAT")
+    x = rng.integers(xt.min_int, xt.max_int + 1, (3000, 20))
+    x[:500] = np.where(rng.random((500, 20)) < 0.5, xt.max_int, xt.min_int)  # saturating rows
+    x[500:600] = 0
+    w = rng.integers(wt.min_int, wt.max_int + 1, (20, 7))
+    b = rng.integers(bt.min_int, bt.max_int + 1, 7)
+    counter = OverflowCounter()
+    got = dense_latency(x, xt, w, wt, b, bt, acc_t, res_t, counter, "d")
+    assert np.array_equal(got, _literal(x, xt, w, wt, b, bt, acc_t, res_t))
+    if acc_t.overflow in ("AP_SAT", "AP_SAT_SYM") and acc_t.width == 14:
+        assert counter.overflows("d.accum") > 0  # the case really saturates
+
+
+def test_activations_cast_into_their_result_type():
+    t = FixedType(12, 6)
+    x = np.array([[-100, -1, 0, 1, 63, 2047]])
+    r = relu(x, t, FixedType(6, 2, False, "AP_RND_CONV", "AP_SAT"))
+    assert r.tolist() == [[0, 0, 0, 0, 16, 63]]  # 63/64 -> 15.75/4 rounds to 16; 2047 saturates
+    assert linear(x, t, FixedType(8, 2, True, "AP_RND", "AP_WRAP")).tolist() == [[-100, -1, 0, 1, 63, -1]]

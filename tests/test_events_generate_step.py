@@ -1,0 +1,77 @@
+"""The ``events`` pipeline stage: cached default dataset, artifacts, report and summary."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from rich.console import Console
+
+from l1ad.pipeline import RunContext, resolve_config
+from l1ad.report import Report
+from l1ad.steps import events as events_step
+from offline.events import read_events, write_events
+from offline.events.cache import cache_path, cached_generate
+
+
+def _context(tmp_path, **overrides) -> RunContext:
+    config = resolve_config(None)
+    config["cache_dir"] = str(tmp_path / "cache")
+    config["seed"] = 5
+    config["events"] |= {"background_events": 30, "signal_events": 8, "signals": ["Ato4l"], "workers": 1}
+    config["events"] |= overrides
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(exist_ok=True)
+    return RunContext(config=config, run_dir=run_dir, report=Report("test", run_dir), console=Console(quiet=True))
+
+
+@pytest.mark.slow
+def test_events_stage_generates_once_then_reuses_the_cache(tmp_path):
+    ctx = _context(tmp_path)
+    summary = events_step.run(ctx)["events"]
+    paths = ctx.artifacts["events"]
+    assert set(paths["signals"]) == {"Ato4l"}
+    assert len(read_events(paths["background"])) == 30
+    assert summary["counts"] == {"background": 30, "Ato4l": 8}
+    assert summary["events_per_s"] > 0 and summary["from_cache"] is False
+    assert 0 < summary["preselection_efficiency"]["qcd"] < 1
+    report = ctx.report.render()
+    assert "background_pt.png" in report and "Ato4l_multiplicity.png" in report
+    assert (ctx.run_dir / "events" / "events.csv").exists()
+
+    started = time.perf_counter()
+    again = _context(tmp_path)
+    summary2 = events_step.run(again)["events"]
+    assert summary2["from_cache"] is True
+    assert again.artifacts["events"]["background"] == paths["background"]
+    assert summary2["events_per_s"] == pytest.approx(summary["events_per_s"])
+    assert time.perf_counter() - started < 30  # no Pythia: only summaries and plots
+
+
+def test_events_stage_uses_given_files_instead_of_generating(tmp_path, toy_event_file):
+    ctx = _context(tmp_path, background_file=str(toy_event_file), signal_files={"Ato4l": str(toy_event_file)})
+    summary = events_step.run(ctx)["events"]
+    assert ctx.artifacts["events"] == {"background": toy_event_file, "signals": {"Ato4l": toy_event_file}}
+    assert summary["counts"] == {"Ato4l": 2000, "background": 2000}
+    assert not (tmp_path / "cache").exists()
+
+
+def test_events_stage_rejects_bad_config_values(tmp_path):
+    with pytest.raises(ValueError, match="signal_events"):
+        events_step.run(_context(tmp_path, signal_events=0))
+    with pytest.raises(ValueError, match="unknown signal"):
+        events_step.run(_context(tmp_path, signals=["zprime"]))
+    with pytest.raises(ValueError, match="does not exist"):
+        events_step.run(_context(tmp_path, background_file=str(tmp_path / "missing.h5")))
+
+
+def test_corrupt_cache_file_is_regenerated(tmp_path, toy_events):
+    path = cache_path(tmp_path, "zll", 6, seed=1)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not hdf5")
+    first = cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"]
+    assert first.path == path and not first.from_cache and len(read_events(path)) == 6
+    assert cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"].from_cache
+    write_events(path, toy_events[:5])  # wrong size for this key: regenerated
+    assert not cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"].from_cache
+    assert cache_path(tmp_path, "zll", 6, seed=2) != path

@@ -1,0 +1,135 @@
+"""hls4ml projects of the whole trigger: generation for both backends and frontends, bit-exact C simulation."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from firmware.convert import ConversionSettings
+from firmware.example import default_model, edge_words, toy_words
+from firmware.models import load_keras_pair, load_qonnx_pair
+from firmware.project import CSim, build_testbench, compare, write_project
+from firmware.reference import trigger_reference
+
+pytestmark = pytest.mark.hls
+
+N_CSIM = 10_000
+
+
+@pytest.fixture(scope="module")
+def default():
+    return default_model(seed=0, n_fit=3000)
+
+
+@pytest.fixture(scope="module")
+def exported(default, tmp_path_factory):
+    """The quantize package's own exports of the pair: QONNX (Brevitas) and Keras .h5 (QKeras)."""
+    from quantize.brevitas_model import BrevitasPair, export_qonnx
+    from quantize.qkeras_model import QKerasPair, save_keras
+
+    spec, weights = default
+    root = tmp_path_factory.mktemp("exports")
+    onnx = export_qonnx(BrevitasPair(spec).load_quantized(weights), root / "qonnx")
+    keras = save_keras(QKerasPair(spec).load_quantized(weights), root / "keras")
+    return {"qonnx": list(onnx.values()), "keras": list(keras.values())}
+
+
+def _model(exported, frontend):
+    paths = exported[frontend]
+    return load_qonnx_pair(paths) if frontend == "qonnx" else load_keras_pair(paths)
+
+
+def _words(spec, n):
+    rng = np.random.default_rng(5)
+    return np.concatenate([toy_words(n - n // 5, 3), edge_words(spec, rng, n // 5)])
+
+
+@pytest.mark.parametrize("frontend", ["keras", "qonnx"])
+@pytest.mark.parametrize("backend", ["Vitis", "Vivado"])
+def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, backend, tmp_path):
+    spec, weights = default
+    words = _words(spec, 50)
+    settings = ConversionSettings(backend=backend, clock_period_ns=4.0)
+    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words, frontend)
+    root = project.path
+    for rel in ("firmware/trigger_top.cpp", "firmware/trigger_top.h", "firmware/trigger_nets.cpp",
+                "trigger_top_test.cpp", "build_prj.tcl", "Makefile", "tb_data/tb_input_features.dat",
+                "tb_data/tb_output_predictions.dat"):
+        assert (root / rel).is_file(), rel
+    assert not list(tmp_path.glob(".prj.*")), "no partial directory left behind"
+    assert 'set project_name "trigger_top"' in (root / "project.tcl").read_text()
+    assert f'set backend "{backend.lower()}"' in (root / "project.tcl").read_text()
+    assert "add_files firmware/trigger_nets.cpp" in (root / "build_prj.tcl").read_text()
+    top = (root / "firmware" / "trigger_top.cpp").read_text()
+    assert "#pragma HLS PIPELINE II=1" in top and "trigger_nets(x, xhat1, xhat2);" in top
+    defines = (root / "firmware" / "defines.h").read_text()
+    # every dense layer's accumulator and weights come from the spec, not hls4ml's inference
+    d = spec.autoencoders[0].layers[0]
+    acc = f"ap_fixed<{d.accumulator.width},{d.accumulator.integer}>"
+    assert acc in defines
+    assert re.search(rf"typedef ap_fixed<{d.weight.width},{d.weight.integer}[,>]", defines)
+    act = spec.autoencoders[0].layers[0].activation_result
+    assert f"ap_ufixed<{act.width},{act.integer},AP_RND_CONV,AP_SAT" in defines
+    assert len((root / "tb_data/tb_input_features.dat").read_text().splitlines()) == len(words)
+
+
+@pytest.mark.parametrize(("frontend", "backend"), [("keras", "Vitis"), ("qonnx", "Vivado")])
+def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(default, exported, frontend, backend, tmp_path):
+    spec, weights = default
+    words = _words(spec, N_CSIM)
+    assert (words == 0).all(axis=1).any(), "all-empty events included"
+    assert (words[:, 0::3] == spec.hardware_input.max_int).any(), "saturating pT included"
+    settings = ConversionSettings(backend=backend)
+    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words[:300], frontend)
+    got = CSim(project.path, spec)(words)
+    expected = trigger_reference(spec, weights, words)
+    assert compare(got, expected) == 0
+    # the comparison is not vacuous: both regions and scores vary over the sample
+    assert len(np.unique(expected.r1)) > 100 and expected.trigger.any() and not expected.trigger.all()
+    assert expected.regions.any(axis=0).all()
+    # the C testbench (g++, no vendor tools) passes on the written tb_data
+    done = build_testbench(project.path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "300 events, 0 mismatches" in done.stdout
+    # ... and fails when one expected bit is wrong
+    path = project.path / "tb_data" / "tb_output_predictions.dat"
+    lines = path.read_text().splitlines()
+    fields = lines[3].split()
+    fields[-1] = str(1 - int(fields[-1]))  # flip the trigger bit of event 3
+    lines[3] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    done = build_testbench(project.path)
+    assert done.returncode == 1
+    assert "MISMATCH event 3" in done.stdout and "300 events, 1 mismatches" in done.stdout
+
+
+def test_reference_matches_quantized_models_in_python(default):
+    """The integer reference = Brevitas and QKeras forward passes (networks) and quantize.integer (scores)."""
+    import torch
+
+    from firmware.reference import network, preprocess
+    from quantize.brevitas_model import BrevitasPair
+    from quantize.integer import input_mantissa, scores
+    from quantize.qkeras_model import QKerasPair
+
+    spec, weights = default
+    words = _words(spec, 2000)
+    x = preprocess(spec, words)
+    assert (x == input_mantissa(spec, words)).all()
+    xf = np.ldexp(x.astype(np.float64), -spec.input.fractional)
+    brevitas = BrevitasPair(spec).load_quantized(weights).eval()
+    qkeras = QKerasPair(spec).load_quantized(weights)
+    for ae in range(2):
+        out_t = spec.autoencoders[ae].layers[-1].activation_result
+        ref = np.ldexp(network(spec, weights, ae, x).astype(np.float64), -out_t.fractional)
+        with torch.no_grad():
+            bv = brevitas.autoencoders[ae](torch.tensor(xf, dtype=torch.float32)).double().numpy()
+        np.testing.assert_array_equal(bv, ref)
+        np.testing.assert_array_equal(qkeras.predict(xf, ae).astype(np.float64), ref)
+    r1, r2 = scores(spec, weights, x)
+    out = trigger_reference(spec, weights, words)
+    f = spec.autoencoders[0].score.score.fractional
+    np.testing.assert_array_equal(np.ldexp(out.r1.astype(np.float64), -f), r1)
+    np.testing.assert_array_equal(np.ldexp(out.r2.astype(np.float64), -f), r2)
