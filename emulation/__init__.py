@@ -1,6 +1,15 @@
 """Bit-accurate emulation of the trigger: ap_fixed arithmetic, emulator, C-simulation bridge."""
 
 from emulation.csim import CSimulation, build_qkeras_dense, write_qkeras_project
+from emulation.events import (
+    EventsEmulation,
+    binomial_efficiency,
+    edge_words,
+    emulate_events,
+    find_spec,
+    load_trigger,
+    trigger_rate,
+)
 from emulation.fixed import (
     OVERFLOW_MODES,
     QUANTIZATION_MODES,
@@ -23,30 +32,61 @@ from emulation.network import (
     relu,
     run_layers,
 )
+from emulation.trigger import (
+    TriggerEmulator,
+    TriggerOutputs,
+    emulate_trigger,
+    place_thresholds,
+    score_mantissas,
+    threshold_mantissas,
+)
+from emulation.trigger_csim import (
+    CSimComparison,
+    compare_trigger_csim,
+    find_trigger_project,
+    write_trigger_project,
+)
 
 __all__ = [
     "OVERFLOW_MODES",
     "QUANTIZATION_MODES",
     "ActivationLayer",
+    "CSimComparison",
     "CSimulation",
     "DenseLayer",
     "EmulationResult",
+    "EventsEmulation",
     "FixedType",
     "HLSProject",
     "OverflowCounter",
+    "TriggerEmulator",
+    "TriggerOutputs",
     "add",
+    "binomial_efficiency",
     "build_qkeras_dense",
     "cast",
+    "compare_trigger_csim",
     "dense_latency",
+    "edge_words",
+    "emulate_events",
     "emulate_project",
+    "emulate_trigger",
+    "find_spec",
+    "find_trigger_project",
     "from_float",
     "linear",
     "load_hls_project",
+    "load_trigger",
     "multiply",
+    "place_thresholds",
     "plus_type",
     "product_type",
     "relu",
     "run_layers",
+    "score_mantissas",
+    "threshold_mantissas",
     "to_float",
+    "trigger_rate",
     "write_qkeras_project",
+    "write_trigger_project",
 ]

@@ -1,7 +1,8 @@
 """ap_fixed / ap_ufixed arithmetic on integer numpy arrays, vectorised over events.
 
 A fixed-point array is an int64 array of *mantissas* ``m`` plus a :class:`FixedType`
-``t``: the value is ``m * 2**-t.fractional``. Every operation is done on integers, so
+``t`` (the FirmwareSpec's type, ``quantize.spec.FixedType``): the value is
+``m * 2**-t.fractional``. Every operation is done on integers, so
 results are exact by construction and agree bit for bit with Xilinx ``ap_fixed``
 (checked against the ``ap_types`` headers hls4ml ships, compiled by g++).
 
@@ -13,7 +14,9 @@ Limits: mantissas live in int64. Any type used here (operands, products, sums) m
 be at most :data:`MAX_WIDTH` = 61 bits wide; wider types raise ``ValueError``
 (``multiply`` of two 31-bit operands is the largest product). Saturation with
 ``n_bits`` (the ``N`` of ``ap_fixed<W,I,Q,O,N>``) other than 0 and ``AP_WRAP_SM`` are
-not supported (hls4ml never writes them).
+not supported (hls4ml never writes them). Where ap_types itself aborts (a cast that
+drops more fractional bits than the source is wide: "read bit beyond MSB"), the
+result here is the mathematically defined one.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emulation.fixed import FixedType, OverflowCounter, cast, from_float, product_type, to_float
+from emulation.float_path import from_float_exact, project_plan, run_layers_float
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 
 __all__ = ["EmulationResult", "dense_latency", "emulate_project", "linear", "relu", "run_layers"]
@@ -269,12 +270,14 @@ def emulate_project(
     chunk_size: int = 4096,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    float_path: bool = True,
 ) -> EmulationResult:
     """Emulate the project on float inputs (N, n_inputs), cast to input_t as the C simulation does.
 
     Events are independent: chunks of a few thousand (every intermediate array stays in
     cache) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
-    an idle multi-core machine, not on a loaded one).
+    an idle multi-core machine, not on a loaded one). ``float_path=False`` forces the
+    integer path even where ``emulation.float_path`` applies (same results).
     ``progress(n)`` is called after every chunk with the number of events done in it.
     """
     x = np.asarray(inputs, dtype=np.float64)
@@ -286,9 +289,19 @@ def emulate_project(
     starts = list(range(0, len(x), chunk_size))
     keep_freed_memory()
 
+    plans = project_plan(project) if float_path else None
+    out_scale = 2.0**-project.output_type.fractional
+
     def work(lo: int) -> OverflowCounter:
         counter = OverflowCounter()
-        xm = from_float(x[lo : lo + chunk_size], project.input_type, counter, "input")
+        xs = x[lo : lo + chunk_size]
+        if plans is not None:  # integers carried in float64 (emulation.float_path), when exact
+            y = from_float_exact(xs, project.input_type, counter, "input")
+            if y is not None:
+                y = run_layers_float(project, plans, y, counter)
+                np.multiply(y, out_scale, out=outputs[lo : lo + chunk_size])
+                return counter
+        xm = from_float(xs, project.input_type, counter, "input")
         outputs[lo : lo + chunk_size] = to_float(run_layers(project, xm, counter), project.output_type)
         return counter
 

@@ -63,9 +63,12 @@ class BudgetVerdict:
         lines = [f"the trigger does not meet its budget on {self.part}:"]
         lines += [f"  - {e}" for e in self.excesses()]
         if self.contributors:
-            lines.append("largest contributors (da4ml, each block traced alone: LUTs, adder depth):")
+            lines.append("largest contributors (da4ml, each block traced alone), by LUTs:")
             for block, luts, depth in self.contributors[:5]:
                 lines.append(f"  - {block}: {luts:.0f} LUTs, {depth:.0f} adder levels")
+            lines.append("deepest blocks (adder levels add up along the chain into the latency):")
+            for block, luts, depth in sorted(self.contributors, key=lambda c: -c[2])[:3]:
+                lines.append(f"  - {block}: {depth:.0f} adder levels, {luts:.0f} LUTs")
         lines.append(
             "options: fewer bits (quantize), fewer or narrower layers, a score over fewer features, "
             "a faster clock, a larger part or a larger --latency-budget"
@@ -92,10 +95,10 @@ def check_budget(
     family, capacity = part_capacity(part)
     rows = []
     latency, src = report.best("latency_ns")
-    rows.append(("latency [ns]", latency, latency_budget_ns, src, latency is not None and latency <= latency_budget_ns))
+    rows.append(("latency (ns)", latency, latency_budget_ns, src, latency is not None and latency <= latency_budget_ns))
     ii_limit = max(1, math.floor(BUNCH_SPACING_NS / report.clock_period_ns + 1e-9))
     ii, src = report.best("ii_cycles")
-    rows.append(("II [cycles]", ii, float(ii_limit), src, ii is not None and ii <= ii_limit))
+    rows.append(("II (cycles)", ii, float(ii_limit), src, ii is not None and ii <= ii_limit))
     for metric in ("luts", "ffs", "dsps", "brams"):
         value, src = report.best(metric)
         limit = capacity[metric] * resource_fraction

@@ -10,9 +10,9 @@ the second pass sets every precision by name (``granularity='name'``): input,
 weight, bias, accumulator, result and activation result. Nothing is left to
 ``auto``.
 
-io_parallel, Latency strategy, reuse factor 1: every multiplier exists once per
-weight, so the design accepts one event per clock (II = 1), far more than the
-25 ns bunch-crossing rate needs at any clock period below 25 ns.
+io_parallel, Latency strategy, reuse factor 1 by default: every multiplier exists once
+per weight, so the design accepts one event per clock (II = 1); see
+:class:`ConversionSettings` for the bound a larger reuse factor must respect.
 """
 
 from __future__ import annotations
@@ -34,24 +34,34 @@ BUNCH_SPACING_NS = 25.0
 
 @dataclass(frozen=True)
 class ConversionSettings:
+    """Backend, part, clock and reuse factor.
+
+    With io_parallel and the Latency strategy the design's II is the reuse factor (in clock
+    cycles); a new event arrives every 25 ns, so the reuse factor may be at most
+    floor(25 ns / clock). The default 1 (every multiplication in parallel) gives II = 1 and
+    the lowest latency, which is what a trigger wants; a larger one trades latency for
+    fewer multipliers.
+    """
+
     backend: str = "Vitis"
     part: str = DEFAULT_PART
     clock_period_ns: float = 5.0
+    reuse_factor: int = 1
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if not self.clock_period_ns > 0:
             raise ValueError(f"clock period must be positive, got {self.clock_period_ns} ns")
+        if not 1 <= self.reuse_factor <= self.max_reuse_factor:
+            raise ValueError(
+                f"reuse factor {self.reuse_factor} must be in 1..{self.max_reuse_factor}: II = reuse factor "
+                f"cycles of {self.clock_period_ns:g} ns must fit one bunch crossing ({BUNCH_SPACING_NS:g} ns)"
+            )
 
     @property
-    def reuse_factor(self) -> int:
-        """Largest reuse factor with II <= the clock cycles in one bunch crossing, capped at 1.
-
-        A fully parallel design (reuse 1) is the only one whose II is 1 cycle; larger reuse
-        would save multipliers but the trigger must also keep its latency minimal, so 1.
-        """
-        return 1
+    def max_reuse_factor(self) -> int:
+        return max(1, int(BUNCH_SPACING_NS // self.clock_period_ns))
 
 
 def _model_config(settings: ConversionSettings) -> dict[str, Any]:
@@ -113,7 +123,7 @@ def precision_config(spec: FirmwareSpec, hls_model: Any) -> dict[str, dict[str, 
             prec = {"weight": str(d.weight), "accum": str(d.accumulator), "result": str(d.result)}
             if d.bias is not None:
                 prec["bias"] = str(d.bias)
-            config[layer.name] = {"Precision": prec, "ReuseFactor": 1}
+            config[layer.name] = {"Precision": prec}
             end = dense_at[k + 1] if k + 1 < len(dense_at) else len(chain)
             after = chain[i + 1 : end]
             for j, act in enumerate(after):

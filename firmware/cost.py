@@ -118,6 +118,8 @@ def estimate(
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    if check_words is not None and len(check_words) == 0:
+        check_words = None
     report = CostReport(clock_period_ns)
     comb = trace_trigger(spec, weights)
     cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
@@ -145,13 +147,12 @@ def estimate(
     rtl = VerilogModel(pipe, RTL_NAME, rtl_dir, latency_cutoff=cutoff, print_latency=False, part_name=part, clock_period=clock_period_ns)
     rtl.write()
     have = tools()
-    if use_verilator and have["verilator"]:
+    if use_verilator and have["verilator"] and check_words is not None:
         compile_verilator(rtl)
-        if check_words is not None:
-            out = rtl.predict(np.asarray(check_words, dtype=np.float64))
-            report.rtl_events = len(check_words)
-            report.rtl_mismatches = _mismatches(spec, out, trigger_reference(spec, weights, check_words))
-    elif use_verilator:
+        out = rtl.predict(np.asarray(check_words, dtype=np.float64))
+        report.rtl_events = len(check_words)
+        report.rtl_mismatches = _mismatches(spec, out, trigger_reference(spec, weights, check_words))
+    elif use_verilator and not have["verilator"]:
         report.notes.append("verilator not on PATH: RTL not simulated (apt-get install verilator)")
     if use_yosys and have["yosys"]:
         counts = yosys_stat(rtl_dir, workdir / "yosys.log")

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from emulation.fixed import FixedType, OverflowCounter, cast, product_type
-from emulation.network import _accumulate, dense_latency, linear, relu
+from emulation.fixed import (
+    OVERFLOW_MODES,
+    QUANTIZATION_MODES,
+    FixedType,
+    OverflowCounter,
+    cast,
+    product_type,
+)
+from emulation.float_path import project_plan
+from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
+from emulation.network import _accumulate, dense_latency, emulate_project, linear, relu
 
 
 def _literal(x, xt, w, wt, b, bt, acc_t, res_t):
@@ -50,3 +61,33 @@ def test_activations_cast_into_their_result_type():
     r = relu(x, t, FixedType(6, 2, False, "AP_RND_CONV", "AP_SAT"))
     assert r.tolist() == [[0, 0, 0, 0, 16, 63]]  # 63/64 -> 15.75/4 rounds to 16; 2047 saturates
     assert linear(x, t, FixedType(8, 2, True, "AP_RND", "AP_WRAP")).tolist() == [[-100, -1, 0, 1, 63, -1]]
+
+
+def _project(rng, result_types) -> HLSProject:
+    """A dense/activation chain with hls4ml-style exact accumulators and the given activation types."""
+    layers, t, width = [], FixedType(16, 6), 10
+    for k, res_t in enumerate(result_types):
+        wt, bt = FixedType(8, 3), FixedType(8, 3)
+        n_out = 7 if k < len(result_types) - 1 else 4
+        w = rng.integers(wt.min_int, wt.max_int + 1, (width, n_out))
+        b = rng.integers(bt.min_int, bt.max_int + 1, n_out)
+        acc = FixedType(t.width + 8 + 5, t.integer + 3 + 5)
+        layers.append(DenseLayer(f"d{k}", width, n_out, t, w, wt, b, bt, acc, acc))
+        kind = "relu" if k % 2 == 0 else "linear"
+        layers.append(ActivationLayer(f"a{k}", kind, n_out, acc, res_t))
+        t, width = res_t, n_out
+    return HLSProject(Path("."), "top", "x", FixedType(16, 6), 10, t, width, tuple(layers))
+
+
+@pytest.mark.parametrize("rounding", QUANTIZATION_MODES)
+def test_float_path_equals_integer_path(rounding):
+    rng = np.random.default_rng(len(rounding))
+    results = [FixedType(8, 3, k % 2 == 1, rounding, o) for k, o in enumerate(OVERFLOW_MODES)]
+    project = _project(rng, results)
+    assert project_plan(project) is not None  # the float path really runs
+    x = np.concatenate([rng.normal(0, 4, (2000, 10)), np.zeros((10, 10)), rng.uniform(-200, 200, (500, 10)),
+                        rng.integers(-2000, 2000, (500, 10)) / 64])  # fmt: skip
+    fast = emulate_project(project, x)
+    exact = emulate_project(project, x, float_path=False)
+    assert np.array_equal(fast.outputs, exact.outputs)
+    assert fast.overflows.as_dict() == exact.overflows.as_dict()

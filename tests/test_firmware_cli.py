@@ -18,8 +18,8 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(4,), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(6), score_outputs=(0, 3, 6),
+        seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3, 6),
     )
     qdir = tmp_path / "quantized"
     spec.save(qdir, weights)  # no exported model: the QKeras pair is built from the spec
@@ -27,9 +27,47 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
             "--output-root", str(tmp_path / "hls_projects"), "--csim-events", "400", "--no-yosys", "--no-verilator"]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*args, "--latency-budget", "1"])
     assert result.exit_code == 1, result.output
-    assert "latency [ns]" in result.output and "exceeds 1" in result.output
+    assert "latency (ns)" in result.output and "exceeds 1" in result.output
     assert "largest contributors" in result.output
     summary = json.loads((tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text())
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
     assert "da4ml" in summary["estimate_source"]
+
+
+def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from l1ad.pipeline import RunContext
+    from l1ad.report import Report
+    from l1ad.steps import STEPS
+    from l1ad.steps import firmware as step
+    from offline.ad.model import AEConfig
+    from quantize.precision import QuantConfig
+
+    names = [s.NAME for s in STEPS]
+    assert names.index("quantize") < names.index("firmware") < names.index("emulation")
+    spec, weights = default_model(
+        seed=3, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
+    )
+    qdir = tmp_path / "run" / "quantize"
+    spec.save(qdir, weights)
+    monkeypatch.chdir(tmp_path)
+    cfg = {**step.DEFAULTS, "csim_events": 200, "tb_events": 50, "rtl_events": 0, "yosys": False,
+           "latency_budget_ns": 1000.0}
+    ctx = RunContext(config={"firmware": cfg, "name": "demo", "seed": 0}, run_dir=tmp_path / "run",
+                     report=Report("t", tmp_path / "run"), console=Console(file=io.StringIO()))
+    ctx.artifacts["quantize"] = {"dir": qdir, "spec": qdir / "spec.json", "framework": "qkeras"}
+    out = step.run(ctx)["firmware"]
+    assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
+                        "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
+                        "csim_events", "csim_mismatches"}
+    assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
+    assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
+    assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
+    text = ctx.report.render()
+    assert "Hardware cost by source" in text and "budget verdict: within budget" in text
+    assert ctx.artifacts["firmware"]["project"].name == "demo"

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.hls
 
 @pytest.fixture(scope="module")
 def small():
-    """A small trigger (57-4-2-4-57, 6-bit weights, score over 4 features) that synthesises in seconds."""
+    """A small trigger (57-2-57, 4-bit weights, score over 4 features) that synthesises in seconds."""
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
     return default_model(
-        seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(4,), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(6), score_outputs=(0, 1, 3, 27),
+        seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 3, 27),
     )
 
 
@@ -104,7 +104,7 @@ def test_unmeetable_budget_fails_with_what_exceeds_what_and_contributors(small):
     with pytest.raises(BudgetError) as err:
         verdict.raise_if_over()
     msg = str(err.value)
-    assert "latency [ns] 100 exceeds 50" in msg
+    assert "latency (ns) 100 exceeds 50" in msg
     assert "LUTs 500000 exceeds 433200" in msg
     assert "FFs" not in msg.split("largest contributors")[0]  # FFs fit: not listed as an excess
     assert "largest contributors" in msg and "ae1_dense0" in msg
@@ -118,7 +118,7 @@ def test_budget_rejects_unknown_parts_and_counts_ii_per_bunch_crossing():
     report.add("ii_cycles", 7.0, "da4ml")
     verdict = check_budget(report, 50.0, "xcvu9p")
     assert not verdict.within_budget  # 25 ns / 4 ns = 6 cycles per bunch crossing
-    assert "II [cycles] 7 exceeds 6" in verdict.error_message()
+    assert "II (cycles) 7 exceeds 6" in verdict.error_message()
 
 
 def test_vendor_reports_are_shown_beside_estimates(tmp_path):
@@ -146,3 +146,13 @@ def test_vendor_reports_are_shown_beside_estimates(tmp_path):
     assert table.loc["luts", "da4ml (estimate)"] == 30000
     assert table.loc["latency_ns", "vivado/vitis HLS csynth (reported)"] == 36.0
     assert report.best("dsps") == (120.0, "vivado/vitis HLS csynth (reported)")
+
+
+def test_reuse_factor_must_keep_one_event_per_bunch_crossing():
+    from firmware.convert import ConversionSettings
+
+    assert ConversionSettings(clock_period_ns=5.0, reuse_factor=5).max_reuse_factor == 5
+    with pytest.raises(ValueError, match="must fit one bunch crossing"):
+        ConversionSettings(clock_period_ns=5.0, reuse_factor=6)
+    with pytest.raises(ValueError, match="backend"):
+        ConversionSettings(backend="Quartus")

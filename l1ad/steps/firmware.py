@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from firmware.budget import BudgetError
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
@@ -25,7 +26,7 @@ DEFAULTS: dict[str, Any] = {
     "csim_events": 10_000,  # C-simulated and compared with the reference (plus edge-value events)
     "tb_events": 1000,  # written to tb_data for the C testbench
     "rtl_events": 2000,  # simulated with Verilator when it is installed
-    "yosys": True,  # synthesise with Yosys when installed (minutes for the default model)
+    "yosys": False,  # Yosys synthesis of the default model takes many minutes: opt in (l1ad firmware does)
     "fail_over_budget": False,  # True: the run stops with the budget error; False: the report shows it
 }
 HLS_PROJECTS = Path("hls_projects")
@@ -53,10 +54,10 @@ def _print_result(result: FirmwareResult, console: Console) -> None:
     )
     if result.cost.rtl_mismatches is not None:
         console.print(f"RTL (Verilator) vs reference: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
-    console.print(result.cost.table().to_string())
+    console.print(escape(result.cost.table().to_string()))
     for note in result.cost.notes:
-        console.print(f"note: {note}")
-    console.print(result.verdict.summary())
+        console.print(escape(f"note: {note}"))
+    console.print(escape(result.verdict.summary()))
 
 
 def firmware(

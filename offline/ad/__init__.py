@@ -50,6 +50,7 @@ from offline.ad.score import (
     write_scores,
 )
 from offline.ad.train import (
+    DEFAULT_LAMBDA,
     LossParts,
     TrainConfig,
     TrainResult,

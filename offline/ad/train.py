@@ -27,6 +27,7 @@ run exactly where it stopped. ``metrics.json`` and ``loss.png`` are written at t
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,10 @@ class TrainConfig:
 
     preset: str = "firmware"
     lam: float = DEFAULT_LAMBDA
-    epochs: int = 50
-    batch_size: int = 1024
+    epochs: int = 100
+    batch_size: int = 256
     lr: float = 1e-3
-    patience: int = 5
+    patience: int = 10
     min_delta: float = 0.0
     seed: int = 1234
     device: str = "auto"
@@ -241,8 +242,6 @@ def fit(
     Call inside ``torchrun`` for DDP (:func:`offline.distributed.setup` is done here).
     Only rank 0 writes to ``out_dir``.
     """
-    import time
-
     out_dir = Path(out_dir)
     info = distributed.setup(config.device)
     dev = info.device

@@ -11,14 +11,19 @@ import pandas as pd
 
 from offline.events.io import iter_events, read_metadata
 from offline.events.schema import OBJECT_ROWS, PROCESSES
+from offline.preprocess import HARDWARE_LSB
 
 # fixed binning, so chunks can be histogrammed one at a time
+# eta/phi bins span whole hardware steps (4 LSB each), so quantised L1 values show no aliasing
+_ETA_STEP = 4 * HARDWARE_LSB["eta"]
+_PHI_STEP = 4 * HARDWARE_LSB["phi"]
 BINS = {
     "pt": np.linspace(0, 500, 51),
-    "eta": np.linspace(-5, 5, 51),
-    "phi": np.linspace(-np.pi, np.pi, 37),
+    "eta": (np.arange(-28, 29) - 0.5 / 4) * _ETA_STEP,
+    "phi": (np.arange(-18, 19) - 0.5 / 4) * _PHI_STEP,
 }
 COLUMNS = {"pt": 0, "eta": 1, "phi": 2}
+_COLORS = ("black", "tab:orange", "tab:blue", "tab:green")  # one colour per object type in every plot
 
 
 @dataclass
@@ -101,10 +106,10 @@ def plot_summary(summary: EventSummary, out_dir: str | os.PathLike[str], label: 
     written = []
     for var, bins in BINS.items():
         fig, ax = new_figure()
-        for obj in OBJECT_ROWS:
+        for color, obj in zip(_COLORS, OBJECT_ROWS, strict=True):
             if obj == "met" and var == "eta":  # MET has no eta
                 continue
-            mplhep.histplot(summary.histograms[(obj, var)], bins, ax=ax, label=obj)
+            mplhep.histplot(summary.histograms[(obj, var)], bins, ax=ax, label=obj, color=color)
         ax.set_xlabel({"pt": r"$p_T$ [GeV]", "eta": r"$\eta$", "phi": r"$\phi$"}[var])
         ax.set_ylabel("weighted objects / bin")
         if var == "pt":
@@ -113,9 +118,9 @@ def plot_summary(summary: EventSummary, out_dir: str | os.PathLike[str], label: 
         ax.legend()
         written.append(save_figure(fig, out_dir / f"{label}_{var}.png"))
     fig, ax = new_figure()
-    for obj, (_, count, _) in OBJECT_ROWS.items():
+    for color, (obj, (_, count, _)) in zip(_COLORS, OBJECT_ROWS.items(), strict=True):
         if obj != "met":
-            mplhep.histplot(summary.multiplicity[obj], np.arange(count + 2) - 0.5, ax=ax, label=obj)
+            mplhep.histplot(summary.multiplicity[obj], np.arange(count + 2) - 0.5, ax=ax, label=obj, color=color)
     ax.set_xlabel("objects per event")
     ax.set_ylabel("events")
     ax.set_title(label, fontsize=14)

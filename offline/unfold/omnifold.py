@@ -52,6 +52,9 @@ class OmniFoldConfig:
     batch_size: int = 8192  # large batches: few optimizer steps per epoch, fast on CPU and GPU
     learning_rate: float = 2e-3
     patience: int = 4  # early stopping on the weighted validation loss
+    lr_drops: int = (
+        0  # on a plateau, divide the learning rate by 10 this many times before stopping
+    )
     val_fraction: float = 0.2
     clip: float | None = None  # ε: clip f to [ε, 1−ε] (warns when it acts); None: no clipping
     warm_start: bool = (
@@ -255,7 +258,8 @@ def _fit(
     config: OmniFoldConfig,
     generator: torch.Generator,
 ) -> _Fit:
-    """Weighted BCE with Adam, large batches, early stopping; restores the best epoch."""
+    """Weighted BCE with Adam, large batches, early stopping (after ``lr_drops`` learning-rate
+    drops on plateaus); restores the best epoch."""
     w = w / w.mean()
     train, val = split
     xt, yt, wt = x[train], y[train], w[train]
@@ -264,7 +268,7 @@ def _fit(
     # at least 8 optimizer steps per epoch, so early stopping sees progress on small samples
     batch = max(1, min(config.batch_size, n // 8))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    best, best_state, bad, epoch = math.inf, copy.deepcopy(model.state_dict()), 0, 0
+    best, best_state, bad, epoch, drops = math.inf, copy.deepcopy(model.state_dict()), 0, 0, 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(x.device)
@@ -284,7 +288,13 @@ def _fit(
         else:
             bad += 1
             if bad >= config.patience:
-                break
+                if drops >= config.lr_drops:
+                    break
+                # plateau: go back to the best epoch and refine with a 10x smaller step
+                drops, bad = drops + 1, 0
+                model.load_state_dict(best_state)
+                for group in optimizer.param_groups:
+                    group["lr"] *= 0.1
     model.load_state_dict(best_state)
     return _Fit(epochs=epoch, val_loss=best)
 

@@ -1,0 +1,371 @@
+"""The whole trigger, bit-exact: hardware words -> preprocessing -> both autoencoders -> R1, R2 -> bits.
+
+Executes a FirmwareSpec and its quantized weights in the order the firmware computes
+(``firmware/templates/trigger_top.cpp.tpl`` around hls4ml's network function):
+
+1. the words arrive as ``hardware_input`` (out-of-range words wrap/saturate as it says);
+2. preprocessing ``(word - offset) >> shift``, exact, then cast to ``input``;
+3. each dense layer as ``nnet::dense_latency`` (every product cast to the accumulator,
+   added in input order; :func:`emulation.network.dense_latency`), cast to ``result``,
+   then ReLU/linear cast to ``activation_result``;
+4. per autoencoder ``difference_j = cast(x_j - xhat_j)``, ``square_j = cast(difference_j**2)``,
+   ``score = cast(score + square_j)`` one output at a time in ``outputs`` order;
+5. ``A = R1 > t1 & R2 > t2``, B, C, D, and the trigger bit = OR of ``fire_on``.
+
+Everything is int64 mantissas (or integers carried exactly in float64 on the fast path of
+:mod:`emulation.float_path`), so results are exact by construction. Where a cheaper
+computation is provably identical it is used: the networks run on the float64 BLAS
+path when the types rule out rounding and overflow in the sums, and the score is one
+sum (saturated or wrapped once) when its additions cannot round and its terms are
+non-negative (saturation) or it wraps (modular arithmetic); otherwise the loops run
+literally.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from emulation.fixed import (
+    FixedType,
+    OverflowCounter,
+    cast,
+    from_float,
+    multiply,
+    plus_type,
+    product_type,
+)
+from emulation.float_path import (
+    MAX_FLOAT_WIDTH,
+    _float_ok,
+    cast_float,
+    project_plan,
+    run_layers_float,
+)
+from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
+from emulation.network import keep_freed_memory, run_layers
+from offline.events.schema import N_FEATURES
+from quantize.spec import (
+    REGIONS,
+    AutoencoderSpec,
+    FirmwareSpec,
+    check_weights,
+    sum_type,
+    weight_key,
+)
+
+__all__ = [
+    "REGIONS",
+    "TriggerEmulator",
+    "TriggerOutputs",
+    "emulate_trigger",
+    "place_thresholds",
+    "score_mantissas",
+    "threshold_mantissas",
+]
+
+
+@dataclass
+class TriggerOutputs:
+    """Per event: R1, R2 as mantissas of the score types, the ABCD bits (N, 4) A,B,C,D, the trigger bit.
+
+    ``inputs`` (mantissas of ``spec.input``) and ``reconstructions`` (mantissas of each
+    autoencoder's output type) are kept only on request (they are 57 columns per event).
+    The field order matches ``firmware.reference.TriggerOutputs`` so either can stand in.
+    """
+
+    r1: np.ndarray
+    r2: np.ndarray
+    regions: np.ndarray  # (N, 4) uint8
+    trigger: np.ndarray  # (N,) uint8
+    inputs: np.ndarray | None = None
+    reconstructions: tuple[np.ndarray, np.ndarray] | None = None
+    r1_fractional: int = 0
+    r2_fractional: int = 0
+    overflows: OverflowCounter | None = None
+
+    def __len__(self) -> int:
+        return len(self.r1)
+
+    @property
+    def r1_float(self) -> np.ndarray:
+        """R1 values (exact: score types are at most 52 bits wide in practice)."""
+        return np.ldexp(self.r1.astype(np.float64), -self.r1_fractional)
+
+    @property
+    def r2_float(self) -> np.ndarray:
+        return np.ldexp(self.r2.astype(np.float64), -self.r2_fractional)
+
+    def mismatches(self, other) -> np.ndarray:
+        """Per event: whether R1, R2, a region bit or the trigger bit differ from ``other``."""
+        return (
+            (np.asarray(self.r1) != np.asarray(other.r1))
+            | (np.asarray(self.r2) != np.asarray(other.r2))
+            | (np.asarray(self.regions) != np.asarray(other.regions)).any(axis=1)
+            | (np.asarray(self.trigger) != np.asarray(other.trigger))
+        )
+
+
+def threshold_mantissas(spec: FirmwareSpec) -> tuple[int, int]:
+    """The thresholds as mantissas of the score types (the spec guarantees they are on the grid)."""
+    t = spec.trigger
+    f1 = spec.autoencoders[0].score.score.fractional
+    f2 = spec.autoencoders[1].score.score.fractional
+    return int(math.ldexp(t.threshold_r1, f1)), int(math.ldexp(t.threshold_r2, f2))
+
+
+def _as_project(spec: FirmwareSpec, ae: int, weights: dict[str, np.ndarray]) -> HLSProject:
+    """One autoencoder as the layer graph :mod:`emulation.network` runs (hls4ml's own layer split)."""
+    layers: list[DenseLayer | ActivationLayer] = []
+    t = spec.input
+    for k, d in enumerate(spec.autoencoders[ae].layers):
+        w = from_float(np.asarray(weights[weight_key(ae, k, "weight")], dtype=np.float64).T, d.weight)
+        if d.bias is None:  # no bias: zeros that enter the accumulator exactly
+            b, b_t = np.zeros(d.n_out, dtype=np.int64), d.accumulator
+        else:
+            b, b_t = from_float(np.asarray(weights[weight_key(ae, k, "bias")], dtype=np.float64), d.bias), d.bias
+        layers.append(DenseLayer(d.name, d.n_in, d.n_out, t, np.ascontiguousarray(w), d.weight, b, b_t,
+                                 d.accumulator, d.result))
+        layers.append(ActivationLayer(f"{d.name}_{d.activation}", d.activation, d.n_out, d.result, d.activation_result))
+        t = d.activation_result
+    last = spec.autoencoders[ae].layers[-1]
+    return HLSProject(path=None, top=spec.autoencoders[ae].name, input_name="x", input_type=spec.input,  # type: ignore[arg-type]
+                      n_inputs=N_FEATURES, output_type=last.activation_result, n_outputs=last.n_out,
+                      layers=tuple(layers))
+
+
+def _sum_in_one_go(sq: np.ndarray, square: FixedType, score: FixedType) -> bool:
+    """Whether ``score += square_j`` one by one equals one exact sum cast once (see module docstring)."""
+    if score.fractional < square.fractional:
+        return False  # every addition rounds
+    if score.overflow == "AP_WRAP":
+        return True  # arithmetic mod 2**W: wrap once
+    if score.overflow in ("AP_SAT", "AP_SAT_SYM") and score.min_int <= 0:
+        # non-negative terms: partial sums only grow, once saturated at max they stay there
+        return sq.size == 0 or int(sq.min()) >= 0
+    return False
+
+
+def score_mantissas(
+    aspec: AutoencoderSpec, x: np.ndarray, x_type: FixedType, xhat: np.ndarray, xhat_type: FixedType,
+    counter: OverflowCounter | None = None, name: str = "ae",
+) -> np.ndarray:
+    """Reconstruction error (mantissas of ``score``) of input/output mantissas (N, 57)."""
+    s = aspec.score
+    cols = np.asarray(s.outputs, dtype=np.int64)
+    frac = max(x_type.fractional, xhat_type.fractional)
+    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (xhat[:, cols] << np.int64(frac - xhat_type.fractional))
+    diff = cast(diff, frac, s.difference, counter, f"{name}.difference")
+    prod, prod_t = multiply(diff, s.difference, diff, s.difference)
+    sq = cast(prod, prod_t, s.square, counter, f"{name}.square")
+    frac = max(s.score.fractional, s.square.fractional)
+    if _sum_in_one_go(sq, s.square, s.score):
+        # the exact sum fits int64: |square| < 2**61 and at most 57 terms are checked by the width limits
+        total = sq.sum(axis=1, dtype=np.int64) << np.int64(frac - s.square.fractional)
+        return cast(total, frac, s.score, counter, f"{name}.score")
+    acc = np.zeros(len(x), dtype=np.int64)
+    hit = np.zeros(len(x), dtype=bool)
+    for j in range(len(cols)):  # the literal loop: score_t acc; acc += sq
+        exact = (acc << np.int64(frac - s.score.fractional)) + (sq[:, j] << np.int64(frac - s.square.fractional))
+        acc = cast(exact, frac, s.score)
+        hit |= (acc << np.int64(frac - s.score.fractional)) != exact
+    if counter is not None:
+        counter.record(f"{name}.score", int(hit.sum()), len(hit))
+    return acc
+
+
+def _score_float_ok(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> bool:
+    """Whether :func:`score_float` is exact for these types (every intermediate below 2**52)."""
+    s = aspec.score
+    diff_t = plus_type(x_type, xhat_type)
+    prod_t = product_type(s.difference, s.difference)
+    sum_t = sum_type(s.square, len(s.outputs))
+    types = (x_type, xhat_type, diff_t, prod_t, sum_t, s.difference, s.square, s.score)
+    return (
+        all(t.width <= MAX_FLOAT_WIDTH for t in types)
+        and _float_ok(diff_t, s.difference)
+        and _float_ok(prod_t, s.square)
+        and _float_ok(sum_t, s.score)
+        and s.score.fractional >= s.square.fractional
+    )
+
+
+def score_float(
+    aspec: AutoencoderSpec, x: np.ndarray, x_type: FixedType, xhat: np.ndarray, xhat_type: FixedType,
+    counter: OverflowCounter | None = None, name: str = "ae",
+) -> np.ndarray | None:
+    """:func:`score_mantissas` on float64 mantissas (exact integers), or None where it needs the integer loop."""
+    s = aspec.score
+    cols = list(s.outputs)
+    if cols != list(range(x.shape[1])):
+        x, xhat = x[:, cols], xhat[:, cols]
+    diff_t = plus_type(x_type, xhat_type)
+    d = x * 2.0 ** (diff_t.fractional - x_type.fractional) if diff_t.fractional != x_type.fractional else x.copy()
+    d -= xhat * 2.0 ** (diff_t.fractional - xhat_type.fractional)
+    d = cast_float(d, diff_t, s.difference, counter, f"{name}.difference")
+    d *= d
+    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square")
+    if not _sum_in_one_go(sq, s.square, s.score):
+        return None
+    total = sq.sum(axis=1)
+    return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score")
+
+
+class TriggerEmulator:
+    """A FirmwareSpec and its weights, prepared once (weight mantissas, fast-path plans) for many events."""
+
+    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
+        if not isinstance(spec, FirmwareSpec):
+            raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
+        check_weights(spec, weights)
+        self.spec = spec
+        self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
+        self.plans = tuple(project_plan(p) for p in self.projects)
+        self.score_float = tuple(
+            plan is not None and _score_float_ok(a, spec.input, p.output_type)
+            for plan, a, p in zip(self.plans, spec.autoencoders, self.projects, strict=True)
+        )
+        self.thresholds = threshold_mantissas(spec)
+        pre = spec.preprocessing
+        hw = spec.hardware_input
+        shifts = np.asarray(pre.shifts, dtype=np.int64)
+        # (value - offset) * 2**-shift exactly with F fractional bits: F >= shift + max(hw.fractional, 0)
+        self.pre_frac = max(0, int(shifts.max()) + max(hw.fractional, 0))
+        self._word_shift = self.pre_frac - shifts - hw.fractional  # >= 0 unless hw.fractional < 0
+        self._offsets = np.asarray(pre.offsets, dtype=np.int64)
+        self._offset_shift = self.pre_frac - shifts
+        fire = np.zeros(4, dtype=bool)
+        for r in spec.trigger.fire_on:
+            fire[REGIONS.index(r)] = True
+        self._fire = fire
+
+    # ---- stages --------------------------------------------------------------
+    def inputs(self, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
+        """Hardware words (N, 57) -> mantissas of ``spec.input``."""
+        words = np.asarray(words)
+        if words.ndim != 2 or words.shape[1] != N_FEATURES:
+            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+        if words.dtype.kind not in "iu":
+            if words.size and not np.array_equal(words, np.rint(words)):
+                raise ValueError("hardware words must be integers")
+            words = words.astype(np.int64)
+        hw = self.spec.hardware_input
+        m = cast(words.astype(np.int64, copy=False), 0, hw, counter, "hardware_input")
+        ws = self._word_shift
+        if (ws >= 0).all():
+            value = m << ws
+        else:  # hw with negative fractional bits: its mantissa is in units of 2**-hw.fractional
+            value = np.where(ws >= 0, m << np.maximum(ws, 0), m >> np.maximum(-ws, 0))
+        value = value - (self._offsets << self._offset_shift)
+        return cast(value, self.pre_frac, self.spec.input, counter, "input")
+
+    def reconstruction(self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None) -> np.ndarray:
+        """Autoencoder ``ae``'s output mantissas for input mantissas (N, 57)."""
+        project, plan = self.projects[ae], self.plans[ae]
+        if plan is not None:
+            y = run_layers_float(project, plan, x.astype(np.float64), counter)
+            return y.astype(np.int64)
+        return run_layers(project, x, counter)
+
+    def __call__(
+        self,
+        words: np.ndarray,
+        counter: OverflowCounter | None = None,
+        keep_intermediates: bool = False,
+        chunk_size: int = 16384,
+        progress: Callable[[int], None] | None = None,
+    ) -> TriggerOutputs:
+        """Every output of the trigger for hardware words (N, 57); chunks keep temporaries in cache."""
+        words = np.asarray(words)
+        if words.ndim != 2 or words.shape[1] != N_FEATURES:
+            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+        keep_freed_memory()
+        n = len(words)
+        r = [np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)]
+        xs, recos = [], ([], [])
+        for lo in range(0, n, chunk_size):
+            x = self.inputs(words[lo : lo + chunk_size], counter)
+            xf = x.astype(np.float64) if any(p is not None for p in self.plans) else None
+            for ae, aspec in enumerate(self.spec.autoencoders):
+                project, plan = self.projects[ae], self.plans[ae]
+                score = None
+                if plan is not None:
+                    xhat_f = run_layers_float(project, plan, xf.copy(), counter)
+                    if self.score_float[ae]:
+                        sub = OverflowCounter() if counter is not None else None
+                        score = score_float(aspec, xf, self.spec.input, xhat_f, project.output_type, sub, aspec.name)
+                        if score is not None and counter is not None:
+                            counter.merge(sub)
+                    xhat = xhat_f.astype(np.int64) if score is None or keep_intermediates else None
+                else:
+                    xhat = run_layers(project, x, counter)
+                if score is None:
+                    score = score_mantissas(aspec, x, self.spec.input, xhat, project.output_type, counter, aspec.name)
+                r[ae][lo : lo + len(x)] = score
+                if keep_intermediates:
+                    recos[ae].append(xhat)
+            if keep_intermediates:
+                xs.append(x)
+            if progress is not None:
+                progress(len(x))
+        hi1, hi2 = r[0] > self.thresholds[0], r[1] > self.thresholds[1]
+        regions = np.stack([hi1 & hi2, hi1 & ~hi2, ~hi1 & hi2, ~hi1 & ~hi2], axis=1)
+        trigger = (regions & self._fire).any(axis=1)
+        empty = np.zeros((0, N_FEATURES), dtype=np.int64)
+        return TriggerOutputs(
+            r[0], r[1], regions.astype(np.uint8), trigger.astype(np.uint8),
+            (np.concatenate(xs) if xs else empty) if keep_intermediates else None,
+            tuple(np.concatenate(c) if c else empty for c in recos) if keep_intermediates else None,  # type: ignore[arg-type]
+            self.spec.autoencoders[0].score.score.fractional,
+            self.spec.autoencoders[1].score.score.fractional,
+            counter,
+        )
+
+
+def emulate_trigger(
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    words: np.ndarray,
+    counter: OverflowCounter | None = None,
+    keep_intermediates: bool = False,
+) -> TriggerOutputs:
+    """R1, R2 (mantissas; ``.r1_float``), region bits (N, 4) A,B,C,D and the trigger bit of hardware words (N, 57).
+
+    ``counter`` collects overflows (values outside a target type: wrapped or saturated)
+    per cast: ``hardware_input``, ``input``, ``{layer}.product|accum|result``,
+    ``{layer}_{activation}``, ``{ae}.difference|square|score``.
+    """
+    return TriggerEmulator(spec, weights)(words, counter, keep_intermediates)
+
+
+def place_thresholds(
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    background_words: np.ndarray,
+    background_weights: np.ndarray | None,
+    eps_b: float,
+) -> FirmwareSpec:
+    """The spec with ABCD thresholds on the exact quantized background scores.
+
+    ``offline.ad.abcd.thresholds``: x keeps sqrt(eps_b) of the weighted background in R1 > x,
+    then y is set among R1 > x so that region A keeps eps_b. Both are score values, hence on
+    the score grids (snapped down to the grid for safety). ``fire_on`` is kept.
+    """
+    from offline.ad.abcd import thresholds
+
+    if not 0 < eps_b < 1:
+        raise ValueError(f"eps_b must be in (0, 1), got {eps_b}")
+    out = emulate_trigger(spec, weights, background_words)
+    if len(out) == 0:
+        raise ValueError("no background events to place the thresholds on")
+    x, y = thresholds(out.r1_float, out.r2_float, background_weights, eps_b)
+    t = []
+    for value, ae in ((x, 0), (y, 1)):
+        st = spec.autoencoders[ae].score.score
+        t.append(math.ldexp(math.floor(math.ldexp(value, st.fractional)), -st.fractional))
+    trigger = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
+    return dataclasses.replace(spec, trigger=trigger)
