@@ -9,6 +9,8 @@ events and of the C simulation on a sample of the same events (fastest of --repe
 wall and CPU time), their ratio (target >= 100x) and the mismatch count (must be 0).
 
     python benchmarks/bench_trigger.py [--events 1000000] [--csim-events 20000] [--repeat 3]
+
+Writes ``benchmarks/results/bench_trigger.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--csim-events", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="time each side this often, keep the fastest")
+    parser.add_argument("--workers", type=int, default=1, help="emulator threads")
     parser.add_argument("--project-dir", type=Path, default=None, help="write (or reuse) the trigger project here")
     args = parser.parse_args()
 
@@ -56,7 +59,7 @@ def main() -> None:
         emu_wall, emu_cpu = [], []
         for _ in range(args.repeat):
             start, cpu = time.perf_counter(), time.process_time()
-            result = emulator(words)
+            result = emulator(words, workers=args.workers)
             emu_wall.append(time.perf_counter() - start)
             emu_cpu.append(time.process_time() - cpu)
 
@@ -86,6 +89,14 @@ def main() -> None:
     print(f"load average:  {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"mismatches:    {mismatches} of {len(sample)} compared events (must be 0)")
     print(f"fired:         {int(result.trigger.sum())} of {args.events} events")
+    from offline.artifacts import write_json
+
+    write_json(Path(__file__).resolve().parent / "results" / "bench_trigger.json", {
+        "events": args.events, "workers": args.workers, "emulator_events_per_s": emu_rate, "emulator_events_per_cpu_s": emu_cpu_rate,
+        "csim_events": len(sample), "csim_events_per_s": csim_rate, "csim_events_per_cpu_s": csim_cpu_rate,
+        "ratio_wall": emu_rate / csim_rate, "ratio_cpu": emu_cpu_rate / csim_cpu_rate, "mismatches": mismatches,
+        "load_average": os.getloadavg()[0], "cpus": os.cpu_count(),
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

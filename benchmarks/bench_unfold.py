@@ -158,10 +158,8 @@ def main() -> None:
     records = []
     names = ["gaussian", "jets"] if args.example == "both" else [args.example]
     for name in names:
-        hidden = (50, 50, 50) if name == "gaussian" else (64, 64, 64)
-        config = OmniFoldConfig(
-            iterations=args.iterations, classifier_options={"hidden": hidden}, batch_size=2048
-        )
+        # same classifier as the package (MLP 64-128-64, GELU); large batches, early stopping
+        config = OmniFoldConfig(iterations=args.iterations, batch_size=2048)
         records.append(
             bench(name, args.events, args.iterations, args.threads, config, args.package_batch_size)
         )

@@ -177,13 +177,15 @@ def emulate_events(
     chunk_size: int = 200_000,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> EventsEmulation:
     """Emulate the trigger on every event of ``event_files``; write per-event results to ``out`` (HDF5).
 
     ``spec_dir``: a run directory, spec directory or spec file (or a ``(spec, weights)`` pair).
     ``out`` holds ``r1``, ``r2`` (values) and their mantissas, ``regions`` (N, 4) A,B,C,D,
     ``trigger``, the events' ``weights`` and ``labels`` (-1: none) and ``file_index`` (into the
-    ``files`` attribute). ``progress(n)`` is called after each block.
+    ``files`` attribute). ``progress(n)`` is called after each block; ``workers`` threads emulate
+    each block (see :class:`TriggerEmulator`).
     """
     from offline.events.io import iter_events
     from offline.preprocess import to_hardware
@@ -213,7 +215,7 @@ def emulate_events(
             for block in iter_events(path, chunk_size):
                 words = to_hardware(block.features)
                 start = time.perf_counter()
-                res: TriggerOutputs = emulator(words, counter)
+                res: TriggerOutputs = emulator(words, counter, workers=workers)
                 seconds += time.perf_counter() - start
                 cols = {
                     "r1": res.r1_float, "r2": res.r2_float, "r1_mantissa": res.r1, "r2_mantissa": res.r2,

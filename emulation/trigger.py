@@ -238,6 +238,19 @@ class TriggerEmulator:
         self._word_shift = self.pre_frac - shifts - hw.fractional  # >= 0 unless hw.fractional < 0
         self._offsets = np.asarray(pre.offsets, dtype=np.int64)
         self._offset_shift = self.pre_frac - shifts
+        # float path of the inputs: exact while (word - offset) << (F - shift) stays below 2**52
+        span = max(abs(hw.min_int), hw.max_int)
+        bound = max((span << int(a)) + (abs(int(o)) << int(b)) for a, o, b in
+                    zip(self._word_shift, self._offsets, self._offset_shift, strict=True))
+        width = bound.bit_length() + 1
+        self._pre_type = FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
+        self._float_inputs = (
+            hw.fractional == 0 and self._pre_type is not None and spec.input.width <= MAX_FLOAT_WIDTH
+            and _float_ok(self._pre_type, spec.input)
+        )
+        if self._float_inputs:
+            self._scale = np.ldexp(1.0, self._word_shift.astype(np.int64)).astype(np.float64)
+            self._shifted_offsets = (self._offsets << self._offset_shift).astype(np.float64)
         fire = np.zeros(4, dtype=bool)
         for r in spec.trigger.fire_on:
             fire[REGIONS.index(r)] = True
@@ -263,6 +276,20 @@ class TriggerEmulator:
         value = value - (self._offsets << self._offset_shift)
         return cast(value, self.pre_frac, self.spec.input, counter, "input")
 
+    def _inputs_float(self, words: np.ndarray, counter: OverflowCounter | None) -> np.ndarray | None:
+        """``inputs`` as float64 mantissas, or None when a word is outside ``hardware_input`` (integer path)."""
+        if not self._float_inputs or words.dtype.kind not in "iu":
+            return None
+        hw = self.spec.hardware_input
+        if words.size and (int(words.min()) < hw.min_int or int(words.max()) > hw.max_int):
+            return None
+        if counter is not None:
+            counter.record("hardware_input", 0, words.size)
+        y = words.astype(np.float64)
+        y *= self._scale
+        y -= self._shifted_offsets
+        return cast_float(y, self._pre_type, self.spec.input, counter, "input")
+
     def reconstruction(self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None) -> np.ndarray:
         """Autoencoder ``ae``'s output mantissas for input mantissas (N, 57)."""
         project, plan = self.projects[ae], self.plans[ae]
@@ -271,47 +298,89 @@ class TriggerEmulator:
             return y.astype(np.int64)
         return run_layers(project, x, counter)
 
+    def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> tuple:
+        """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
+        floats = any(p is not None for p in self.plans)
+        xf = self._inputs_float(block, counter) if floats else None
+        x = self.inputs(block, counter) if xf is None else None
+        if xf is None and floats:
+            xf = x.astype(np.float64)
+        scores, recos = [], []
+        for ae, aspec in enumerate(self.spec.autoencoders):
+            project, plan = self.projects[ae], self.plans[ae]
+            score = xhat = None
+            if x is None and (plan is None or keep):
+                x = xf.astype(np.int64)
+            if plan is not None:
+                xhat_f = run_layers_float(project, plan, xf, counter)  # leaves xf alone: dense first
+                if self.score_float[ae]:
+                    sub = OverflowCounter() if counter is not None else None
+                    score = score_float(aspec, xf, self.spec.input, xhat_f, project.output_type, sub, aspec.name)
+                    if score is not None and counter is not None:
+                        counter.merge(sub)
+                if score is None or keep:
+                    xhat = xhat_f.astype(np.int64)
+            else:
+                xhat = run_layers(project, x, counter)
+            if score is None:
+                if x is None:
+                    x = xf.astype(np.int64)
+                score = score_mantissas(aspec, x, self.spec.input, xhat, project.output_type, counter, aspec.name)
+            scores.append(score)
+            recos.append(xhat)
+        return scores[0], scores[1], x, recos
+
     def __call__(
         self,
         words: np.ndarray,
         counter: OverflowCounter | None = None,
         keep_intermediates: bool = False,
-        chunk_size: int = 16384,
+        chunk_size: int = 4096,
         progress: Callable[[int], None] | None = None,
+        workers: int = 1,
     ) -> TriggerOutputs:
-        """Every output of the trigger for hardware words (N, 57); chunks keep temporaries in cache."""
+        """Every output of the trigger for hardware words (N, 57).
+
+        Chunks of a few thousand events keep temporaries in cache; ``workers`` threads run
+        chunks side by side (numpy releases the GIL: pays off on an idle multi-core machine).
+        """
         words = np.asarray(words)
         if words.ndim != 2 or words.shape[1] != N_FEATURES:
             raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         keep_freed_memory()
         n = len(words)
         r = [np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)]
         xs, recos = [], ([], [])
-        for lo in range(0, n, chunk_size):
-            x = self.inputs(words[lo : lo + chunk_size], counter)
-            xf = x.astype(np.float64) if any(p is not None for p in self.plans) else None
-            for ae, aspec in enumerate(self.spec.autoencoders):
-                project, plan = self.projects[ae], self.plans[ae]
-                score = None
-                if plan is not None:
-                    xhat_f = run_layers_float(project, plan, xf.copy(), counter)
-                    if self.score_float[ae]:
-                        sub = OverflowCounter() if counter is not None else None
-                        score = score_float(aspec, xf, self.spec.input, xhat_f, project.output_type, sub, aspec.name)
-                        if score is not None and counter is not None:
-                            counter.merge(sub)
-                    xhat = xhat_f.astype(np.int64) if score is None or keep_intermediates else None
-                else:
-                    xhat = run_layers(project, x, counter)
-                if score is None:
-                    score = score_mantissas(aspec, x, self.spec.input, xhat, project.output_type, counter, aspec.name)
-                r[ae][lo : lo + len(x)] = score
+        starts = range(0, n, chunk_size)
+
+        def work(lo: int) -> tuple:
+            sub = OverflowCounter() if counter is not None else None
+            return (*self._chunk(words[lo : lo + chunk_size], sub, keep_intermediates), sub)
+
+        if workers > 1 and len(starts) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(workers)
+            results = pool.map(work, starts)
+        else:
+            pool, results = None, map(work, starts)
+        try:
+            for lo, (s1, s2, x, xhats, sub) in zip(starts, results, strict=True):
+                r[0][lo : lo + len(s1)] = s1
+                r[1][lo : lo + len(s1)] = s2
+                if counter is not None:
+                    counter.merge(sub)
                 if keep_intermediates:
-                    recos[ae].append(xhat)
-            if keep_intermediates:
-                xs.append(x)
-            if progress is not None:
-                progress(len(x))
+                    xs.append(x)
+                    recos[0].append(xhats[0])
+                    recos[1].append(xhats[1])
+                if progress is not None:
+                    progress(len(s1))
+        finally:
+            if pool is not None:
+                pool.shutdown()
         hi1, hi2 = r[0] > self.thresholds[0], r[1] > self.thresholds[1]
         regions = np.stack([hi1 & hi2, hi1 & ~hi2, ~hi1 & hi2, ~hi1 & ~hi2], axis=1)
         trigger = (regions & self._fire).any(axis=1)

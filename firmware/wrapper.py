@@ -56,6 +56,8 @@ class NetsInterface:
 
 
 def _ctype(t: FixedType) -> str:
+    if t.fractional == 0 and (t.rounding, t.overflow) == ("AP_TRN", "AP_WRAP"):
+        return f"ap_{'' if t.signed else 'u'}int<{t.width}>"  # same bits, the usual spelling for words
     return str(t)
 
 

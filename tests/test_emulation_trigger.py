@@ -129,7 +129,7 @@ def _words(spec: FirmwareSpec, n: int, seed: int) -> np.ndarray:
     return np.concatenate([words, edge_words(spec, max(8, n // 4), seed), rng.integers(-2000, 2000, (8, N_FEATURES))])
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(4))
 def test_emulator_equals_literal_rational_reference_on_random_narrow_specs(seed):
     spec, weights = random_spec(seed)
     words = _words(spec, 40, seed)
@@ -145,7 +145,7 @@ def test_emulator_equals_literal_rational_reference_on_random_narrow_specs(seed)
 
 def test_emulator_equals_reference_on_default_types_with_thresholds_regions_and_trigger():
     spec, weights = random_spec(11, narrow=False)
-    words = _words(spec, 60, 11)
+    words = _words(spec, 40, 11)
     r = [reference_event(spec, weights, [int(v) for v in w]) for w in words]
     r1 = np.array([float(a) for a, _ in r])
     r2 = np.array([float(b) for _, b in r])
@@ -182,6 +182,14 @@ def test_fast_paths_and_chunking_do_not_change_a_bit():
     b = slow(words, chunk_size=100000, keep_intermediates=True)
     assert not a.mismatches(b).any()
     assert np.array_equal(a.inputs, b.inputs)
+    c1, c2 = OverflowCounter(), OverflowCounter()
+    threaded = em(words, c1, chunk_size=500, workers=2, keep_intermediates=True)
+    assert not threaded.mismatches(a).any() and np.array_equal(threaded.inputs, a.inputs)
+    em(words, c2, chunk_size=3000)
+    def per_value(c):  # bias casts are counted once per chunk, everything else once per value
+        return {k: v for k, v in c.as_dict().items() if not k.endswith(".bias")}
+
+    assert per_value(c1) == per_value(c2)
     assert all(np.array_equal(x, y) for x, y in zip(a.reconstructions, b.reconstructions, strict=True))
 
 
@@ -195,6 +203,17 @@ def test_matches_firmware_reference_while_it_exists():
         got = emulate_trigger(spec, weights, words, keep_intermediates=True)
         assert not got.mismatches(expected).any()
         assert np.array_equal(got.inputs, expected.inputs)
+
+
+def test_matches_quantize_integer_scores_while_it_exists():
+    # DUPLICATE CHECK: delete together with quantize/integer.py. Its dense layers cast the exact sum
+    # once (not hls4ml's per-product order), which agrees for the exact accumulators it builds.
+    integer = pytest.importorskip("quantize.integer")
+    spec, weights = random_spec(30, narrow=False)
+    words = np.random.default_rng(30).integers(-40, 200, (3000, N_FEATURES))
+    r1, r2 = integer.scores(spec, weights, integer.input_mantissa(spec, words))
+    got = emulate_trigger(spec, weights, words)
+    assert np.array_equal(got.r1_float, r1) and np.array_equal(got.r2_float, r2)
 
 
 def test_place_thresholds_gives_the_requested_background_efficiency():

@@ -197,9 +197,25 @@ def test_effective_sample_size_and_triangular_discriminator():
 @pytest.mark.gpu
 def test_omnifold_on_cuda_matches_the_cpu_closure():
     problem = gaussian_toy(20_000, seed=11)
-    config = OmniFoldConfig(iterations=4, classifier_options=SMALL, batch_size=2048, seed=3, device="cuda")
+    config = OmniFoldConfig(
+        iterations=4, classifier_options=SMALL, batch_size=2048, seed=3, device="cuda"
+    )
     result = omnifold(**problem.omnifold_inputs(), config=config)
     mean_t, sd_t = weighted_moments(problem.data_gen[:, 0])
     mean_u, sd_u = weighted_moments(problem.sim_gen[:, 0], result.weights)
     assert abs(mean_u - mean_t) < 0.05
     assert abs(sd_u - sd_t) < 0.06
+
+
+def test_learning_rate_drops_continue_training_past_the_first_plateau(one_thread):
+    problem = gaussian_toy(1500, seed=2)
+    runs = {}
+    for drops in (0, 1):
+        config = OmniFoldConfig(
+            iterations=1, classifier_options=SMALL, batch_size=256, patience=2, lr_drops=drops
+        )
+        runs[drops] = omnifold(**problem.omnifold_inputs(), config=config)
+    first0, first1 = runs[0].diagnostics[0], runs[1].diagnostics[0]  # step 1: identical inputs
+    assert first1.epochs > first0.epochs  # same path to the first plateau, then more epochs
+    assert first1.val_loss <= first0.val_loss + 1e-7
+    assert np.isfinite(runs[1].weights).all()

@@ -20,7 +20,7 @@ from rich.table import Table
 from offline.artifacts import atomic_path
 
 NAME = "emulation"
-DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000}
+DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
 
 
 def _load_inputs(path: Path) -> np.ndarray:
@@ -103,6 +103,7 @@ def emulate_trigger_files(
     project: Path | None = None,
     chunk_size: int = 200_000,
     console: Console | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Trigger mode of ``l1ad emulate``; returns the ``emulation`` summary (plus ``table``/``overflows``)."""
     import tempfile
@@ -120,7 +121,7 @@ def emulate_trigger_files(
     total = sum(event_count(p) if p.exists() else 0 for p in events)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("emulating the trigger", total=total)
-        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n))
+        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers)
     summary: dict[str, Any] = result.summary()
     summary.update({"spec": str(spec_path), "out": str(out), "rate_sigma_khz": summary["rate_sigma_khz"],
                     "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})
@@ -144,7 +145,7 @@ def _print_table(console: Console, frame, title: str) -> None:
     table.add_column(frame.index.name or "")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
-    for idx, row in frame.iterrows():
+    for idx, *row in frame.itertuples(name=None):  # keeps each column's type (iterrows upcasts ints)
         table.add_row(str(idx), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
 
@@ -158,6 +159,7 @@ def emulate(
     compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.")] = 0,
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Events read per block.")] = DEFAULTS["chunk_size"],
+    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).")] = 1,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     console = Console()
@@ -179,7 +181,7 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True))
+        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True), workers)
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -188,7 +190,10 @@ def emulate(
         for name, eff in summary["efficiency"].items():
             console.print(f"efficiency {name}: {eff:.4g}")
         if len(summary["table"]):
-            _print_table(console, summary["table"], "per process: fired fraction and ABCD counts (N raw, W weighted)")
+            frame = summary["table"]
+            compact = frame[["events", "N_A", "N_B", "N_C", "N_D"]].copy()
+            compact.insert(1, "fired", [f"{v:.4g} ± {e:.2g}" for v, e in zip(frame["fired"], frame["fired_sigma"], strict=True)])
+            _print_table(console, compact, "per process: fired fraction (weighted) and ABCD events")
         over = _overflow_table(summary["overflows"])
         if len(over):
             _print_table(console, over, "overflows (values outside the target type: wrapped or saturated)")
@@ -225,7 +230,8 @@ def run(ctx) -> dict[str, dict]:
     out = ctx.step_dir(NAME) / "trigger.h5"
     n_csim = int(cfg["compare_csim_events"]) if project is not None else 0
     summary = emulate_trigger_files(spec_dir, background + list(signals.values()), out, n_csim,
-                                    Path(project) if project else None, int(cfg["chunk_size"]), ctx.console)
+                                    Path(project) if project else None, int(cfg["chunk_size"]), ctx.console,
+                                    int(cfg["workers"]))
     table, overflows = summary.pop("table"), summary.pop("overflows")
     report = ctx.report
     rate = summary["rate_khz"]

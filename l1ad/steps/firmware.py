@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from firmware.budget import BudgetError
+from firmware.budget import BudgetError, part_capacity
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
 from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
 from firmware.example import edge_words, toy_words
@@ -64,11 +64,11 @@ def firmware(
     quantized: Annotated[Path, typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5).")],
     backend: Annotated[str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")] = DEFAULTS["backend"],
     part: Annotated[str, typer.Option(help="FPGA part.")] = DEFAULTS["part"],
-    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period [ns].")] = DEFAULTS[
+    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.")] = DEFAULTS[
         "clock_period_ns"
     ],
     name: Annotated[str | None, typer.Option(help="Project name: writes hls_projects/NAME.")] = None,
-    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget [ns].")] = DEFAULTS[
+    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).")] = DEFAULTS[
         "latency_budget_ns"
     ],
     framework: Annotated[str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")] = None,
@@ -80,6 +80,7 @@ def firmware(
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     console = Console()
+    part_capacity(part)  # an unknown part fails now, not after the build
     model = load_quantized(quantized, framework)
     settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)
     project_name = name or quantized.resolve().name
@@ -107,6 +108,7 @@ def run(ctx) -> dict[str, dict]:
         raise ValueError(f"firmware stage needs the quantize stage's artifacts (missing {err})") from None
     exported = q.get("qonnx") or q.get("keras")
     paths = list(exported.values()) if isinstance(exported, dict) else None
+    part_capacity(cfg["part"])
     model = load_quantized(qdir, q.get("framework"), paths)
     background = ctx.artifacts.get("events", {}).get("background")
     words = event_words(Path(background) if background else None, int(cfg["csim_events"]), model.spec, ctx.seed)

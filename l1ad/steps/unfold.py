@@ -39,7 +39,7 @@ DEFAULTS: dict = {
     "ensembles": 1,
     "bootstrap": 0,  # Poisson bootstrap replicas (statistical uncertainty)
     "classifier": "mlp",
-    "hidden": [64, 64, 64],
+    "hidden": [64, 128, 64],  # MLP hidden sizes (GELU)
     "epochs": 100,
     "batch_size": 2048,
     "learning_rate": 0.002,
