@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from l1ad import __version__
+from l1ad.errors import ErrorReportingTyper, err_console
 from l1ad.steps import STEPS
 
 app = typer.Typer(
@@ -19,31 +18,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err_console = Console(stderr=True)
-
-
-class _ErrorReportingTyper:
-    """Registers commands so that bad input prints one clear line and exits 1, not a traceback."""
-
-    def __init__(self, app: typer.Typer) -> None:
-        self._app = app
-
-    def command(self, *args, **kwargs):
-        def decorator(func):
-            @functools.wraps(func)
-            def wrapper(*a, **kw):
-                try:
-                    return func(*a, **kw)
-                except (ValueError, OSError, KeyError) as err:
-                    err_console.print(f"[bold red]error:[/] {err}")
-                    raise typer.Exit(1) from None
-
-            return self._app.command(*args, **kwargs)(wrapper)
-
-        return decorator
-
-    def add_typer(self, *args, **kwargs):
-        return self._app.add_typer(*args, **kwargs)
 
 
 def _version(value: bool) -> None:
@@ -62,10 +36,10 @@ def main(
 
 
 for _step in STEPS:
-    _step.register(_ErrorReportingTyper(app))
+    _step.register(ErrorReportingTyper(app))
 
 
-@_ErrorReportingTyper(app).command()
+@ErrorReportingTyper(app).command()
 def run(
     config: Annotated[Path | None, typer.Option(help="YAML/JSON run config; built-in defaults if omitted.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (directory under runs/); overrides the config.")] = None,

@@ -15,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 
+class FileFormatError(ValueError):
+    """An input file is missing, malformed or holds bad values; the message names file and problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path in the target's directory; rename it to ``target`` on success."""

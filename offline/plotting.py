@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: CI and batch nodes have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import mplhep  # noqa: E402
+import matplotlib.pyplot as plt
+import mplhep
 
-from offline.artifacts import atomic_path  # noqa: E402
+from offline.artifacts import atomic_path
 
 plt.style.use(mplhep.style.CMS)
 

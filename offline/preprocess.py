@@ -76,7 +76,7 @@ class Preprocessing:
         std = np.sqrt(np.average((words - mean) ** 2, axis=0, weights=w))
         offsets = tuple(int(v) for v in np.rint(mean))
         # smallest power of two at least the spread: scaled features have std in (0.5, 1]
-        shifts = tuple(int(math.ceil(math.log2(s))) if s > 0 else 0 for s in std)
+        shifts = tuple(math.ceil(math.log2(s)) if s > 0 else 0 for s in std)
         return cls(offsets, shifts)
 
     @property

@@ -125,3 +125,17 @@ def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     assert "Trigger emulation" in text and "C-simulation" in text
     assert ctx.artifacts["emulation"]["scores"].exists()
     assert PROCESSES.index("Ato4l") in set(h5py.File(ctx.artifacts["emulation"]["scores"])["labels"][:].tolist())
+
+
+def test_run_directory_names_its_firmware_project_for_the_csim_comparison(files, tmp_path):
+    from emulation import find_trigger_project
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert find_trigger_project(run) is None  # no summary.json
+    project = tmp_path / "hls_projects" / "toy"
+    project.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"firmware": {"project": str(project)}}))
+    assert find_trigger_project(run) is None  # recorded but not a trigger project
+    (project / "l1ad_firmware.json").write_text(json.dumps({"spec": files["spec"].to_dict()}))
+    assert find_trigger_project(run) == project

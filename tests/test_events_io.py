@@ -92,7 +92,7 @@ def test_non_finite_values_are_rejected_naming_the_first_bad_event(tmp_path, toy
     particles = toy_events.particles.copy()
     particles[1234, 10, 1] = bad
     path = write_foreign(tmp_path / "nan.h5", particles)
-    with pytest.raises(EventFileError, match="NaN or inf .first at event 1234"):
+    with pytest.raises(EventFileError, match=r"NaN or inf \(first at event 1234"):
         read_events(path)
 
 

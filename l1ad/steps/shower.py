@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from l1ad.errors import ErrorReportingTyper
 
 NAME = "shower"
 DEFAULTS: dict = {}
@@ -22,18 +23,7 @@ app = typer.Typer(
 )
 
 
-def _command(func):
-    """Register a command whose bad input prints one red line and exits 1 (as the top-level app does)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (ValueError, OSError, KeyError) as err:
-            console.print(f"[bold red]error:[/] {err}")
-            raise typer.Exit(1) from None
-
-    return app.command()(wrapper)
+_command = ErrorReportingTyper(app).command()
 
 
 @_command

@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from offline.artifacts import atomic_path
+from offline.artifacts import FileFormatError, atomic_path
 from offline.events.schema import (
     CLASS_NAMES,
     COLUMN_NAMES,
@@ -35,13 +35,8 @@ METADATA_ATTR = "l1ad_metadata"
 DEFAULT_CHUNK = 200_000
 
 
-class EventFileError(ValueError):
+class EventFileError(FileFormatError):
     """An event file is missing, malformed or holds bad values; the message names file and problem."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from offline.artifacts import atomic_path
+from offline.artifacts import FileFormatError, atomic_path
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 
 ENERGY_KEY = "incident_energies"
@@ -25,13 +25,8 @@ SHOWER_KEY = "showers"
 METADATA_ATTR = "l1ad_metadata"
 
 
-class ShowerFileError(ValueError):
+class ShowerFileError(FileFormatError):
     """A shower file is missing, malformed or holds bad values; the message names file and problem."""
-
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 @dataclass(frozen=True)
