@@ -2,7 +2,7 @@
 
 Traces the whole trigger (preprocessing, both 57-32-16-4-16-32-57 autoencoders at the default
 QuantConfig, scores, thresholds, ABCD and trigger bits) with da4ml, pipelines it for the clock,
-checks the RTL with Verilator against the integer reference and synthesises it with Yosys.
+checks the RTL with Verilator against the integer emulator (``emulation``) and synthesises it with Yosys.
 Prints the cost table and the ratio da4ml estimate / Yosys mapped cells (the baseline,
 measured in the same run). Weights are random on the spec's grids (cost depends on the
 weights' digit counts; trained weights are usually sparser, so cheaper).
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from emulation import TriggerEmulator, emulate_trigger
 from firmware.budget import check_budget
 from firmware.cost import estimate
 from firmware.example import default_model, edge_words, toy_words
@@ -35,18 +36,21 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    spec, weights = default_model()
+    spec, weights = default_model(emulate_trigger)
     rng = np.random.default_rng(1)
     words = np.concatenate([toy_words(args.events, 2), edge_words(spec, rng, max(4, args.events // 4))])
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_firmware_"))
     t0 = time.perf_counter()
-    report = estimate(spec, weights, args.clock, workdir, check_words=words, use_yosys=not args.no_yosys)
+    reference = TriggerEmulator(spec, weights)
+    report = estimate(
+        spec, weights, args.clock, workdir, check_words=words, use_yosys=not args.no_yosys, reference=reference
+    )
     seconds = time.perf_counter() - t0
     print(report.table().to_string())
     for note in report.notes:
         print("note:", note)
     if report.rtl_mismatches is not None:
-        print(f"RTL (Verilator) vs integer reference: {report.rtl_mismatches} mismatches in {report.rtl_events} events")
+        print(f"RTL (Verilator) vs integer emulator: {report.rtl_mismatches} mismatches in {report.rtl_events} events")
     da4ml_luts = next(f.value for f in report.figures if f.metric == "luts" and f.source.startswith("da4ml"))
     yosys = [f.value for f in report.figures if f.metric == "luts" and f.source.startswith("yosys")]
     if yosys:

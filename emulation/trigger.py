@@ -63,6 +63,7 @@ __all__ = [
     "TriggerEmulator",
     "TriggerOutputs",
     "emulate_trigger",
+    "input_mantissas",
     "place_thresholds",
     "score_mantissas",
     "threshold_mantissas",
@@ -75,7 +76,7 @@ class TriggerOutputs:
 
     ``inputs`` (mantissas of ``spec.input``) and ``reconstructions`` (mantissas of each
     autoencoder's output type) are kept only on request (they are 57 columns per event).
-    The field order matches ``firmware.reference.TriggerOutputs`` so either can stand in.
+    ``firmware`` checks tb_data, its C simulation and RTL against these (its ``reference``).
     """
 
     r1: np.ndarray
@@ -215,21 +216,11 @@ def score_float(
     return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score")
 
 
-class TriggerEmulator:
-    """A FirmwareSpec and its weights, prepared once (weight mantissas, fast-path plans) for many events."""
+class _InputStage:
+    """Steps 1-2 (hardware words -> mantissas of ``spec.input``): needs the spec only, not the weights."""
 
-    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
-        if not isinstance(spec, FirmwareSpec):
-            raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
-        check_weights(spec, weights)
+    def __init__(self, spec: FirmwareSpec) -> None:
         self.spec = spec
-        self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
-        self.plans = tuple(project_plan(p) for p in self.projects)
-        self.score_float = tuple(
-            plan is not None and _score_float_ok(a, spec.input, p.output_type)
-            for plan, a, p in zip(self.plans, spec.autoencoders, self.projects, strict=True)
-        )
-        self.thresholds = threshold_mantissas(spec)
         pre = spec.preprocessing
         hw = spec.hardware_input
         shifts = np.asarray(pre.shifts, dtype=np.int64)
@@ -251,13 +242,8 @@ class TriggerEmulator:
         if self._float_inputs:
             self._scale = np.ldexp(1.0, self._word_shift.astype(np.int64)).astype(np.float64)
             self._shifted_offsets = (self._offsets << self._offset_shift).astype(np.float64)
-        fire = np.zeros(4, dtype=bool)
-        for r in spec.trigger.fire_on:
-            fire[REGIONS.index(r)] = True
-        self._fire = fire
 
-    # ---- stages --------------------------------------------------------------
-    def inputs(self, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
+    def __call__(self, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
         """Hardware words (N, 57) -> mantissas of ``spec.input``."""
         words = np.asarray(words)
         if words.ndim != 2 or words.shape[1] != N_FEATURES:
@@ -276,8 +262,8 @@ class TriggerEmulator:
         value = value - (self._offsets << self._offset_shift)
         return cast(value, self.pre_frac, self.spec.input, counter, "input")
 
-    def _inputs_float(self, words: np.ndarray, counter: OverflowCounter | None) -> np.ndarray | None:
-        """``inputs`` as float64 mantissas, or None when a word is outside ``hardware_input`` (integer path)."""
+    def as_float(self, words: np.ndarray, counter: OverflowCounter | None) -> np.ndarray | None:
+        """``__call__`` as float64 mantissas, or None when a word is outside ``hardware_input`` (integer path)."""
         if not self._float_inputs or words.dtype.kind not in "iu":
             return None
         hw = self.spec.hardware_input
@@ -290,6 +276,41 @@ class TriggerEmulator:
         y -= self._shifted_offsets
         return cast_float(y, self._pre_type, self.spec.input, counter, "input")
 
+
+def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
+    """Hardware words (N, 57) -> mantissas of ``spec.input``: the trigger's first stage, no weights needed.
+
+    Times ``2**-spec.input.fractional`` these are the values quantization-aware training feeds the pair.
+    """
+    return _InputStage(spec)(words, counter)
+
+
+class TriggerEmulator:
+    """A FirmwareSpec and its weights, prepared once (weight mantissas, fast-path plans) for many events."""
+
+    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
+        if not isinstance(spec, FirmwareSpec):
+            raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
+        check_weights(spec, weights)
+        self.spec = spec
+        self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
+        self.plans = tuple(project_plan(p) for p in self.projects)
+        self.score_float = tuple(
+            plan is not None and _score_float_ok(a, spec.input, p.output_type)
+            for plan, a, p in zip(self.plans, spec.autoencoders, self.projects, strict=True)
+        )
+        self.thresholds = threshold_mantissas(spec)
+        self._inputs = _InputStage(spec)
+        fire = np.zeros(4, dtype=bool)
+        for r in spec.trigger.fire_on:
+            fire[REGIONS.index(r)] = True
+        self._fire = fire
+
+    # ---- stages --------------------------------------------------------------
+    def inputs(self, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
+        """Hardware words (N, 57) -> mantissas of ``spec.input``."""
+        return self._inputs(words, counter)
+
     def reconstruction(self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None) -> np.ndarray:
         """Autoencoder ``ae``'s output mantissas for input mantissas (N, 57)."""
         project, plan = self.projects[ae], self.plans[ae]
@@ -301,7 +322,7 @@ class TriggerEmulator:
     def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> tuple:
         """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
         floats = any(p is not None for p in self.plans)
-        xf = self._inputs_float(block, counter) if floats else None
+        xf = self._inputs.as_float(block, counter) if floats else None
         x = self.inputs(block, counter) if xf is None else None
         if xf is None and floats:
             xf = x.astype(np.float64)

@@ -97,4 +97,5 @@ def write_trigger_project(
     from firmware.project import write_project
 
     model = qkeras_pair_from_spec(spec, weights)
-    return write_project(directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]).path
+    reference = TriggerEmulator(spec, weights)
+    return write_project(directory, spec, reference, model, ConversionSettings(), np.asarray(tb_words)[:100]).path

@@ -7,8 +7,15 @@ from firmware.budget import PARTS, BudgetError, BudgetVerdict, check_budget, par
 from firmware.build import FirmwareResult, QuantizedModel, build_firmware, load_quantized
 from firmware.convert import BACKENDS, ConversionSettings, convert
 from firmware.cost import CostReport, estimate
-from firmware.project import CSim, Project, build_testbench, write_project
-from firmware.reference import TriggerOutputs, trigger_reference
+from firmware.project import (
+    CSim,
+    CSimOutputs,
+    Project,
+    Reference,
+    TriggerBits,
+    build_testbench,
+    write_project,
+)
 
 __all__ = [
     "BACKENDS",
@@ -16,12 +23,14 @@ __all__ = [
     "BudgetError",
     "BudgetVerdict",
     "CSim",
+    "CSimOutputs",
     "ConversionSettings",
     "CostReport",
     "FirmwareResult",
     "Project",
     "QuantizedModel",
-    "TriggerOutputs",
+    "Reference",
+    "TriggerBits",
     "build_firmware",
     "build_testbench",
     "check_budget",
@@ -29,6 +38,5 @@ __all__ = [
     "estimate",
     "load_quantized",
     "part_capacity",
-    "trigger_reference",
     "write_project",
 ]

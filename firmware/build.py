@@ -5,7 +5,8 @@
    from the spec itself);
 2. convert with hls4ml and write the project with the trigger wrapper and tb_data;
 3. C-simulate the whole trigger (g++) on the events and compare every output bit with
-   the integer reference;
+   the ``reference`` the caller injects (``emulation``'s integer executor: ``firmware``
+   may not import ``emulation``);
 4. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
    present) and check it against the latency budget and the part.
 """
@@ -23,8 +24,7 @@ from firmware.budget import BudgetVerdict, check_budget
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
-from firmware.project import CSim, Project, compare, write_project
-from firmware.reference import trigger_reference
+from firmware.project import CSim, Project, Reference, check_reference, compare, write_project
 from firmware.trace import breakdown
 from offline.artifacts import write_json
 from quantize.spec import FirmwareSpec, load_spec, load_weights
@@ -125,14 +125,21 @@ def build_firmware(
     rtl_events: int = 2000,
     use_verilator: bool = True,
     use_yosys: bool = True,
+    *,
+    reference: Reference,
 ) -> FirmwareResult:
     """Write, C-simulate, cost and budget-check the trigger project (raises nothing on a budget miss:
-    see ``result.verdict``)."""
+    see ``result.verdict``).
+
+    ``reference`` maps hardware words (N, 57) to the expected outputs of ``quantized``'s spec and
+    weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
+    are checked against it."""
+    check_reference(reference)
     words = np.asarray(words, dtype=np.int64)
     spec, weights = quantized.spec, quantized.weights
-    project = write_project(directory, spec, weights, quantized.model, settings, words[:tb_events], quantized.frontend)
+    project = write_project(directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend)
     csim = CSim(project.path, spec)
-    mismatches = compare(csim(words), trigger_reference(spec, weights, words))
+    mismatches = compare(csim(words), reference(words))
     cost = estimate(
         spec,
         weights,
@@ -143,6 +150,7 @@ def build_firmware(
         use_verilator=use_verilator,
         use_yosys=use_yosys,
         project=project.path,
+        reference=reference,
     )
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:

@@ -11,7 +11,8 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    every table. Stages give the latency in cycles; pipeline registers give the FF count;
    a fully pipelined design takes one event per clock (II = 1).
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
-   checked bit for bit against :mod:`firmware.reference`.
+   checked bit for bit against the ``reference`` the caller passes (the integer
+   executor of ``emulation``: ``firmware`` may not import it).
 3. **Yosys** (when on PATH) synthesises the same Verilog with
    ``synth_xilinx -family xcup -flatten -noiopad`` and ``stat`` counts LUTs, FFs,
    carry cells, DSP48E2 and BRAM (technology mapping only: no placement, no timing).
@@ -36,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware.reference import TriggerOutputs, trigger_reference
+from firmware.project import Reference, TriggerBits, check_reference
 from firmware.trace import OUTPUTS, trace_trigger
 from quantize.spec import FirmwareSpec
 
@@ -111,8 +112,12 @@ def estimate(
     use_verilator: bool = True,
     use_yosys: bool = True,
     project: str | os.PathLike[str] | None = None,
+    reference: Reference | None = None,
 ) -> CostReport:
-    """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available."""
+    """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available.
+
+    With ``check_words``, the da4ml interpreter and the RTL are compared with ``reference``
+    (hardware words -> expected outputs, e.g. ``emulation.TriggerEmulator(spec, weights)``)."""
     from da4ml.codegen import VerilogModel
     from da4ml.trace import to_pipeline
 
@@ -120,6 +125,11 @@ def estimate(
     workdir.mkdir(parents=True, exist_ok=True)
     if check_words is not None and len(check_words) == 0:
         check_words = None
+    expected = None
+    if check_words is not None:
+        if reference is None:
+            raise ValueError("estimate: check_words needs a reference (hardware words -> expected trigger outputs)")
+        expected = check_reference(reference)(check_words)
     report = CostReport(clock_period_ns)
     comb = trace_trigger(spec, weights)
     cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
@@ -138,7 +148,7 @@ def estimate(
     if check_words is not None:
         got = comb.predict(np.asarray(check_words, dtype=np.float64))
         report.notes.append(
-            f"da4ml interpreter vs reference: {_mismatches(spec, got, trigger_reference(spec, weights, check_words))} "
+            f"da4ml interpreter vs reference: {_mismatches(spec, got, expected)} "
             f"mismatching events of {len(check_words)}"
         )
 
@@ -151,7 +161,7 @@ def estimate(
         compile_verilator(rtl)
         out = rtl.predict(np.asarray(check_words, dtype=np.float64))
         report.rtl_events = len(check_words)
-        report.rtl_mismatches = _mismatches(spec, out, trigger_reference(spec, weights, check_words))
+        report.rtl_mismatches = _mismatches(spec, out, expected)
     elif use_verilator and not have["verilator"]:
         report.notes.append("verilator not on PATH: RTL not simulated (apt-get install verilator)")
     if use_yosys and have["yosys"]:
@@ -169,7 +179,7 @@ def estimate(
     return report
 
 
-def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerOutputs) -> int:
+def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerBits) -> int:
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
     expected = np.column_stack(

@@ -8,6 +8,7 @@ and costed before (or without) a trained quantized model; ``quantize`` makes the
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ def toy_words(n: int, seed: int) -> np.ndarray:
 
 
 def default_model(
+    emulate: Callable[[FirmwareSpec, dict[str, np.ndarray], np.ndarray], Any],
     seed: int = 0,
     n_fit: int = 5000,
     quantile: float = 0.99,
@@ -45,9 +47,9 @@ def default_model(
     """The default firmware model (``PRESETS["firmware"]`` at ``QuantConfig()``) with random grid weights,
     preprocessing fitted on toy words and thresholds at the given background quantile of R1 and R2.
 
-    ``ae_config``/``quant_config``/``score_outputs`` shrink it (tests: a small network, a score over a
-    few features)."""
-    from firmware.reference import trigger_reference
+    ``emulate(spec, weights, words)`` gives the exact R1, R2 mantissas the thresholds are placed on
+    (``emulation.emulate_trigger``: ``firmware`` may not import it). ``ae_config``/``quant_config``/
+    ``score_outputs`` shrink the model (tests: a small network, a score over a few features)."""
     from offline.ad.model import PRESETS
     from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
 
@@ -60,7 +62,7 @@ def default_model(
         )
         spec = dataclasses.replace(spec, autoencoders=aes)
     weights = random_quantized_weights(spec, seed)
-    ref = trigger_reference(spec, weights, words)
+    ref = emulate(spec, weights, words)
     t = []
     for ae, r in enumerate((ref.r1, ref.r2)):
         score_t = spec.autoencoders[ae].score.score

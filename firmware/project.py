@@ -6,7 +6,9 @@ Layout (hls4ml's, with the trigger on top):
   ``nnet_utils/``, ``ap_types/``: hls4ml's network function (both autoencoders);
 - ``firmware/trigger_top.cpp|h``: the wrapper (:mod:`firmware.wrapper`), the HLS top;
 - ``trigger_top_test.cpp``: C testbench on ``tb_data/`` (hardware words in, R1, R2,
-  region and trigger bits expected);
+  region and trigger bits expected, as the ``reference`` callable gives them: the
+  integer executor of ``emulation``, injected by the caller since ``firmware`` may not
+  import ``emulation``);
 - ``project.tcl`` names ``trigger_top`` the project and top, so hls4ml's
   ``build_prj.tcl`` (``vitis_hls -f build_prj.tcl "csim=1 synth=1 cosim=0"``,
   ``vivado_hls`` for Vivado) synthesises the whole trigger and ``hls4ml.report`` reads it;
@@ -24,14 +26,14 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from firmware.convert import NETS_NAME, ConversionSettings, convert
-from firmware.reference import TriggerOutputs, trigger_reference
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
 from offline.artifacts import atomic_directory, write_json
 from offline.events.schema import N_FEATURES
@@ -40,6 +42,43 @@ from quantize.spec import FirmwareSpec
 TB_INPUTS = "tb_data/tb_input_features.dat"
 TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
 CXXFLAGS = ("-std=c++14", "-O1", "-fPIC", "-w")
+
+
+class TriggerBits(Protocol):
+    """What the firmware checks per event: R1, R2 (score mantissas), region bits (N, 4) A-D, trigger bit.
+
+    ``emulation.TriggerOutputs`` and :class:`CSimOutputs` both have these fields."""
+
+    r1: np.ndarray
+    r2: np.ndarray
+    regions: np.ndarray
+    trigger: np.ndarray
+
+
+Reference = Callable[[np.ndarray], TriggerBits]
+"""Hardware words (N, 57) -> expected outputs, e.g. ``functools.partial(emulation.emulate_trigger, spec, weights)``."""
+
+
+def check_reference(reference: Any) -> Reference:
+    if not callable(reference):
+        raise ValueError(
+            f"reference must be a callable from hardware words to trigger outputs "
+            f"(e.g. emulation.TriggerEmulator(spec, weights)), got {type(reference).__name__}"
+        )
+    return reference
+
+
+@dataclass
+class CSimOutputs:
+    """Outputs of the C simulation (score mantissas, region bits (N, 4) A-D, trigger bit)."""
+
+    r1: np.ndarray
+    r2: np.ndarray
+    regions: np.ndarray
+    trigger: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.r1)
 
 
 @dataclass(frozen=True)
@@ -53,13 +92,15 @@ class Project:
 def write_project(
     directory: str | os.PathLike[str],
     spec: FirmwareSpec,
-    weights: dict[str, np.ndarray],
+    reference: Reference,
     model: Any,
     settings: ConversionSettings,
     tb_words: np.ndarray,
     frontend: str = "keras",
 ) -> Project:
-    """Convert ``model`` (the two-output pair) and write the complete trigger project at ``directory``."""
+    """Convert ``model`` (the two-output pair) and write the complete trigger project at ``directory``;
+    ``reference`` (hardware words -> outputs of this spec) gives tb_data's expected outputs."""
+    check_reference(reference)
     directory = Path(directory)
     tb_words = np.asarray(tb_words, dtype=np.int64)
     if tb_words.ndim != 2 or tb_words.shape[1] != N_FEATURES or len(tb_words) == 0:
@@ -75,7 +116,7 @@ def write_project(
         (tmp / f"{NETS_NAME}_test.cpp").unlink(missing_ok=True)  # hls4ml's network-only bench: superseded
         _retarget_tcl(tmp)
         (tmp / "Makefile").write_text(_build_script())
-        write_tb_data(tmp, spec, trigger_reference(spec, weights, tb_words), tb_words)
+        write_tb_data(tmp, spec, reference(tb_words), tb_words)
         write_json(
             tmp / "l1ad_firmware.json",
             {
@@ -144,7 +185,7 @@ def _fmt(value: float) -> str:
     return repr(float(value))
 
 
-def write_tb_data(path: Path, spec: FirmwareSpec, expected: TriggerOutputs, words: np.ndarray) -> None:
+def write_tb_data(path: Path, spec: FirmwareSpec, expected: TriggerBits, words: np.ndarray) -> None:
     """tb_data: hardware words per event and the reference outputs (exact decimals)."""
     tb = path / "tb_data"
     tb.mkdir(exist_ok=True)
@@ -187,7 +228,7 @@ class CSim:
         self._fn = self._lib.trigger_batch
         self._fn.restype = None
 
-    def __call__(self, words: np.ndarray) -> TriggerOutputs:
+    def __call__(self, words: np.ndarray) -> CSimOutputs:
         """R1, R2 (score mantissas), region and trigger bits of hardware words (N, 57)."""
         words = np.ascontiguousarray(words, dtype=np.int64)
         if words.ndim != 2 or words.shape[1] != N_FEATURES:
@@ -200,17 +241,17 @@ class CSim:
         self._fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data), ptr(bits.ctypes.data))
         f1 = self.spec.autoencoders[0].score.score.fractional
         f2 = self.spec.autoencoders[1].score.score.fractional
-        empty = np.zeros((n, 0), dtype=np.int64)
-        return TriggerOutputs(
+        return CSimOutputs(
             np.ldexp(r1, f1).astype(np.int64),
             np.ldexp(r2, f2).astype(np.int64),
             bits[:, :4].copy(),
             bits[:, 4].copy(),
-            empty,
-            (empty, empty),
         )
 
-def compare(a: TriggerOutputs, b: TriggerOutputs) -> int:
+
+def compare(a: TriggerBits, b: TriggerBits) -> int:
     """Number of events whose R1, R2, region or trigger bits differ."""
+    if len(a.r1) != len(b.r1):
+        raise ValueError(f"cannot compare outputs of {len(a.r1)} and {len(b.r1)} events")
     diff = (a.r1 != b.r1) | (a.r2 != b.r2) | (a.regions != b.regions).any(axis=1) | (a.trigger != b.trigger)
     return int(diff.sum())

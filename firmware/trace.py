@@ -3,9 +3,9 @@
 da4ml's ``FixedVariableArray`` records numpy-style operations on fixed-point values
 (constant-matrix products become shift-and-add trees, "distributed arithmetic") and
 gives a ``CombLogic``: a LUT estimate, an adder-depth latency, an interpreter and
-Verilog. The function below is the same computation as :mod:`firmware.reference`
-(and the HLS wrapper): preprocessing, both autoencoders, the scores, thresholds,
-regions and trigger bit; the tests check the traced logic against the reference bit
+Verilog. The function below is the same computation as the HLS wrapper (and
+``emulation.emulate_trigger``): preprocessing, both autoencoders, the scores, thresholds,
+regions and trigger bit; the tests check the traced logic against the emulator bit
 for bit.
 
 da4ml rounds only by truncation or half-up; ``AP_RND_CONV`` (half to even, what
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware.reference import score_sum_type
+from firmware.wrapper import score_sum_type
 from quantize.spec import FirmwareSpec, FixedType, product_type, weight_key
 
 # outputs of the traced logic, in this order
@@ -107,7 +107,7 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
             total = cast(sq[0:1], s.score)
             for j in range(1, len(idx)):
                 total = cast(total + sq[j : j + 1], s.score)
-        else:  # provably the same: an exact adder tree, one cast (see reference.score_sum_type)
+        else:  # provably the same: an exact adder tree, one cast (see wrapper.score_sum_type)
             total = cast(_tree_sum(sq), s.score)
         outs.append(total)
     t = spec.trigger

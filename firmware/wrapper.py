@@ -19,9 +19,8 @@ from string import Template
 from typing import Any
 
 from firmware.convert import NETS_NAME
-from firmware.reference import REGION_BITS, preprocess_type, score_sum_type
 from offline.events.schema import N_FEATURES, N_OBJECTS
-from quantize.spec import FirmwareSpec, FixedType
+from quantize.spec import REGIONS, FirmwareSpec, FixedType, ScoreSpec, sum_type
 
 TOP_NAME = "trigger_top"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,6 +52,36 @@ class NetsInterface:
         if len(types) != 3:
             raise ValueError(f"{NETS_NAME} must take 1 input and 2 output arrays, found {len(types)} arrays")
         return cls(*types)
+
+
+def preprocess_type(spec: FirmwareSpec) -> FixedType:
+    """Exact type of ``(word - offset) >> shift`` (the wrapper's ``pre_t``) before the cast to the input type."""
+    pre = spec.preprocessing
+    hw = spec.hardware_input
+    frac = pre.fractional_bits
+    left = max(0, *(-s for s in pre.shifts))
+    span = max(abs(o) for o in pre.offsets)
+    # word - offset needs one bit more than the wider of the word and the offset
+    int_bits = max(hw.integer + (0 if hw.signed else 1), span.bit_length() + 1) + 1 + left
+    return FixedType(int_bits + frac, int_bits, True)
+
+
+def score_sum_type(s: ScoreSpec) -> FixedType:
+    """Type the wrapper adds the squares in: exact (then one cast to the score type) when that
+    equals the spec's one-by-one saturating additions, else the score type itself.
+
+    Squares are never negative (unsigned, or saturating), so with a saturating or wrapping
+    score type and no rounding (score.fractional >= square.fractional) every partial sum
+    that saturates stays saturated: sat(sum) == sequential sat. The exact sum is an adder
+    tree of depth log2(N) instead of a chain of N saturating adders.
+    """
+    nonneg = not s.square.signed or s.square.overflow in ("AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO")
+    ok_overflow = s.score.overflow in ("AP_SAT", "AP_WRAP") and (s.score.overflow == "AP_WRAP" or s.score.min_int <= 0)
+    if not (nonneg and ok_overflow and s.score.fractional >= s.square.fractional):
+        return s.score
+    exact = sum_type(s.square, len(s.outputs))
+    extra = s.score.fractional - s.square.fractional
+    return FixedType(exact.width + extra, exact.integer, exact.signed)
 
 
 def _ctype(t: FixedType) -> str:
@@ -88,7 +117,7 @@ def render(spec: FirmwareSpec, nets: NetsInterface) -> dict[str, str]:
     s1, s2 = spec.autoencoders[0].score, spec.autoencoders[1].score
     fire = " || ".join(f"{r.lower()}" for r in spec.trigger.fire_on)
     for r in spec.trigger.fire_on:
-        if r not in REGION_BITS:
+        if r not in REGIONS:
             raise ValueError(f"trigger.fire_on: unknown region {r!r}")
     lsb = spec.preprocessing.lsb
     values = {

@@ -78,10 +78,22 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
             summary.update(figures)
             console.print(f"{step.NAME}: done in {time.perf_counter() - t0:.1f} s")
         summary["seconds"] = round(time.perf_counter() - started, 3)
+        summary = _relocate(summary, str(run_dir), str(final_dir))
         write_json(run_dir / "summary.json", summary)
-        (run_dir / "report.md").write_text(report.render())
+        (run_dir / "report.md").write_text(report.render().replace(str(run_dir), str(final_dir)))
     _point_latest(runs_dir, final_dir)
     return final_dir
+
+
+def _relocate(obj: Any, old: str, new: str) -> Any:
+    """Paths that steps recorded inside the temporary run directory, as they will be after the rename."""
+    if isinstance(obj, str):
+        return new + obj[len(old):] if obj.startswith(old) else obj
+    if isinstance(obj, dict):
+        return {k: _relocate(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_relocate(v, old, new) for v in obj]
+    return obj
 
 
 def _point_latest(runs_dir: Path, final_dir: Path) -> None:

@@ -98,7 +98,7 @@ class QKerasPair:
     def __call__(self, x: Any, training: bool = False) -> tuple[Any, Any]:
         tf = _tf()
         x = tf.convert_to_tensor(x, tf.float32)
-        # inputs are already on the input grid (quantize.integer.model_inputs), so x is its own quantization
+        # inputs are already on the input grid (quantize.workflow.model_inputs), so x is its own quantization
         return tuple(tf.reduce_sum((x - m(x, training=training)) ** 2, axis=-1) for m in self.models)
 
     @property

@@ -9,7 +9,7 @@ layers do, without running synthesis.
 Each point fine-tunes the float checkpoint with QAT at ``weight_bits = activation_bits
 = b`` (integer bits as in the base config, input and score types unchanged) and the
 given sparsity, then scores the held-out test background and the signals with the
-exact integer pair (:mod:`quantize.integer`).
+bit-exact executor of the spec the caller passes (``exact``: the emulator).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from offline.plotting import new_figure, save_figure
 from quantize.precision import QuantConfig, build_spec
 from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec, weight_key
-from quantize.workflow import FRAMEWORKS, compare, load_float, train_quantized
+from quantize.workflow import FRAMEWORKS, ExactTrigger, compare, load_float, train_quantized
 
 __all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front", "plot_scan", "run_scan"]
 
@@ -71,6 +71,8 @@ def run_scan(
     base: QuantConfig | None = None,
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,
+    *,
+    exact: ExactTrigger,
 ) -> pd.DataFrame:
     """One QAT per (bits, sparsity); writes ``scan.csv`` and ``scan.png`` into ``out_dir``; returns the table.
 
@@ -100,8 +102,8 @@ def run_scan(
     for b, s in tqdm(points, desc="quantization scan", disable=not qat.progress):
         config = base.uniform(b)
         spec = build_spec(fm.architecture, config, fm.preprocessing)
-        _, weights, _ = train_quantized(framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam)
-        cmp = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
+        _, weights, _ = train_quantized(framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam, exact=exact)
+        cmp = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz, exact=exact)
         if not rows:  # the float pair's figures are in every comparison; take them once
             dense = sum(d.n_in * d.n_out for ae in spec.autoencoders for d in ae.layers)
             rows.append(_row("float", FLOAT_BITS, 0.0, dense * FLOAT_BITS * FLOAT_BITS, cmp, "float"))

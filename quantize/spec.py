@@ -14,7 +14,7 @@ float32 values that lie exactly on their declared grids, keys ``ae{i}.layers.{k}
 - ``trigger``: thresholds on R1 and R2 and which ABCD regions fire the trigger bit:
   A = R1 > t1 & R2 > t2, B = R1 > t1 & R2 <= t2, C = R1 <= t1 & R2 > t2, D = the rest.
 
-Score semantics in detail (what ``quantize.integer`` implements and the firmware/emulator must
+Score semantics in detail (what ``emulation.trigger`` implements and the firmware must
 match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference,
 ``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
 ``score = cast<score>(score + square_j)`` one output at a time in the order of ``outputs``

@@ -5,14 +5,17 @@ file, split with the same seed and fractions, the same preprocessing (the checkp
 ``preprocessing.json``). QAT trains on the training part, the trigger thresholds are set on
 the validation part, and float and quantized are compared on the held-out test part.
 
-Quantized scores never come from a framework's float forward pass: the trained grid
-weights go through :mod:`quantize.integer` (exact fixed-point semantics of the spec), so
-Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
+Model inputs, thresholds and quantized scores never come from a framework's float forward
+pass: they come from the bit-exact executor of the spec (:class:`ExactTrigger`, the emulator),
+so Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
+Imports run ``emulation`` -> ``quantize``, so the caller passes the executor in
+(``l1ad.steps.quantize.exact_trigger()``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from offline.ad.abcd import thresholds as abcd_thresholds
 from offline.ad.data import DEFAULT_FRACTIONS
 from offline.ad.metrics import (
     DEFAULT_RATE_KHZ,
@@ -36,22 +38,45 @@ from offline.ad.train import load_config, load_pair
 from offline.ad.workflow import PREPROCESSING_FILE, load_background
 from offline.artifacts import write_json
 from offline.events.io import Events, read_events
-from offline.preprocess import Preprocessing
-from quantize.integer import model_inputs, scores_from_features
-from quantize.precision import QuantConfig, build_spec, snap_to_grid
+from offline.preprocess import Preprocessing, to_hardware
+from quantize.precision import QuantConfig, build_spec
 from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec
 
 __all__ = [
     "FRAMEWORKS",
+    "ExactTrigger",
     "QuantizeResult",
     "compare",
+    "model_inputs",
     "quantize_checkpoint",
-    "spec_thresholds",
     "train_quantized",
 ]
 
 FRAMEWORKS = ("brevitas", "qkeras")
+
+
+Weights = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ExactTrigger:
+    """The bit-exact executor of a FirmwareSpec (in practice :mod:`emulation`), passed in by the caller.
+
+    ``input_mantissas(spec, words)``: hardware words (N, 57) -> mantissas of ``spec.input``;
+    ``scores(spec, weights, words)``: (R1, R2) as floats on the score grids;
+    ``place_thresholds(spec, weights, words, event_weights, eps_b)``: the spec with ABCD thresholds
+    at background efficiency ``eps_b`` on those scores.
+    """
+
+    input_mantissas: Callable[[FirmwareSpec, np.ndarray], np.ndarray]
+    scores: Callable[[FirmwareSpec, Weights, np.ndarray], tuple[np.ndarray, np.ndarray]]
+    place_thresholds: Callable[[FirmwareSpec, Weights, np.ndarray, np.ndarray | None, float], FirmwareSpec]
+
+
+def model_inputs(exact: ExactTrigger, spec: FirmwareSpec, events: Events) -> np.ndarray:
+    """The values the quantized models see: the trigger's input mantissas of the events, as floats."""
+    return np.ldexp(exact.input_mantissas(spec, to_hardware(events.features)).astype(np.float64), -spec.input.fractional)
 
 
 @dataclass
@@ -107,10 +132,12 @@ def train_quantized(
     val: Events,
     qat: QATConfig,
     lam: float,
+    *,
+    exact: ExactTrigger,
 ) -> tuple[Any, dict[str, np.ndarray], list[dict[str, float]]]:
     """Initialise the framework's quantized pair from the float one and fine-tune it; returns
-    (model, grid weights, history). Inputs are cast to the spec's input type first."""
-    x_train, x_val = model_inputs(spec, train.features), model_inputs(spec, val.features)
+    (model, grid weights, history). Inputs are the trigger's input cast (``exact``) of the events."""
+    x_train, x_val = model_inputs(exact, spec, train), model_inputs(exact, spec, val)
     state = {k: v.detach().numpy() for k, v in float_pair.state_dict().items()}
     if framework == "brevitas":
         from quantize import brevitas_model as bm
@@ -137,18 +164,6 @@ def export(framework: str, model: Any, directory: Path) -> dict[str, Path]:
     return save_keras(model, directory)
 
 
-def spec_thresholds(
-    spec: FirmwareSpec, weights: dict[str, np.ndarray], background: Events, rate_khz: float
-) -> tuple[float, float]:
-    """ABCD thresholds (``offline.ad.abcd.thresholds``) of the quantized scores at the rate's ε_B, on the score grid."""
-    r1, r2 = scores_from_features(spec, weights, background.features)
-    x, y = abcd_thresholds(r1, r2, background.event_weights, rate_to_fpr(rate_khz))
-    return (
-        snap_to_grid(x, spec.autoencoders[0].score.score),
-        snap_to_grid(y, spec.autoencoders[1].score.score),
-    )
-
-
 def compare(
     float_pair: AutoencoderPair,
     preprocessing: Preprocessing,
@@ -157,19 +172,22 @@ def compare(
     background: Events,
     signals: dict[str, Events],
     rate_khz: float = DEFAULT_RATE_KHZ,
+    *,
+    exact: ExactTrigger,
 ) -> pd.DataFrame:
     """Float vs quantized per signal: AUC (ABCD-family score) and trigger efficiency at ``rate_khz``.
 
-    ``tpr_spec`` is the quantized efficiency with the spec's own thresholds and region logic.
+    Quantized scores are ``exact``'s. ``tpr_spec`` is the quantized efficiency with the spec's own
+    thresholds and region logic.
     """
     fb = score_events(float_pair, preprocessing, background)
-    qb1, qb2 = scores_from_features(spec, weights, background.features)
+    qb1, qb2 = exact.scores(spec, weights, to_hardware(background.features))
     bw = background.event_weights
     t = spec.trigger
     rows = []
     for name, ev in signals.items():
         fs = score_events(float_pair, preprocessing, ev)
-        q1, q2 = scores_from_features(spec, weights, ev.features)
+        q1, q2 = exact.scores(spec, weights, to_hardware(ev.features))
         sw = ev.event_weights
         f_tpr = trigger_efficiency_at_rate(fb.r1, fb.r2, fs.r1, fs.r2, rate_khz, bw, sw).tpr
         q_tpr = trigger_efficiency_at_rate(qb1, qb2, q1, q2, rate_khz, bw, sw).tpr
@@ -220,11 +238,14 @@ def quantize_checkpoint(
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,
     fire_on: tuple[str, ...] = ("A",),
+    *,
+    exact: ExactTrigger,
 ) -> QuantizeResult:
     """QAT of a float checkpoint in ``framework``; writes ``spec.json`` + ``weights.safetensors``, the
     exported models (``ae1/ae2.onnx`` or ``.h5``), ``comparison.csv`` and ``metrics.json`` into ``out_dir``.
 
-    ``background`` defaults to the file the checkpoint was trained on (same split).
+    ``background`` defaults to the file the checkpoint was trained on (same split). Model inputs,
+    thresholds (validation part, ε_B of ``rate_khz``) and quantized scores come from ``exact``.
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
@@ -241,14 +262,14 @@ def quantize_checkpoint(
     # provenance that differs between frameworks (which one, where from) goes to metrics.json, so that
     # both frameworks write byte-identical spec.json files for the same model
     meta = {"rate_khz": rate_khz, "qat": {k: v for k, v in qat.to_dict().items() if k != "progress"}}
-    draft = build_spec(fm.architecture, quant_config, fm.preprocessing, metadata=meta)
-    model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam)
-    t = spec_thresholds(draft, weights, val, rate_khz)
-    spec = build_spec(fm.architecture, quant_config, fm.preprocessing, t, fire_on, metadata=meta)
+    draft = build_spec(fm.architecture, quant_config, fm.preprocessing, fire_on=fire_on, metadata=meta)
+    model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam, exact=exact)
+    spec = exact.place_thresholds(draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz))
+    t = (spec.trigger.threshold_r1, spec.trigger.threshold_r2)
     spec_path = spec.save(out_dir, weights)
     models = export(framework, model, out_dir)
     sig_events = {k: read_events(p) for k, p in (signals or {}).items()}
-    comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
+    comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz, exact=exact)
     ratios = {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
     if len(comparison):
         comparison.to_csv(out_dir / "comparison.csv")

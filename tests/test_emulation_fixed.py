@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import random
 import shutil
 import subprocess
@@ -291,3 +292,51 @@ def test_overflow_counter_counts_saturated_values_per_name():
     assert counter.total == 2
     table = counter.report()
     assert table.set_index("name").loc["layer1", "values"] == 4
+
+
+def _reference_round(num: int, den: int, mode: str) -> int:
+    """num/den rounded with an ap_fixed quantization mode, by exact rational arithmetic."""
+    from fractions import Fraction
+
+    q = Fraction(num, den)
+    fl = math.floor(q)
+    rem = q - fl
+    half = Fraction(1, 2)
+    if mode == "AP_TRN":
+        return fl
+    if mode == "AP_TRN_ZERO":
+        return math.trunc(q)
+    if rem != half:
+        return fl + (rem > half)
+    return {
+        "AP_RND": fl + 1,
+        "AP_RND_ZERO": fl if q > 0 else fl + 1,
+        "AP_RND_MIN_INF": fl,
+        "AP_RND_INF": fl + 1 if q > 0 else fl,
+        "AP_RND_CONV": fl + (fl % 2),
+    }[mode]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=20),
+    st.integers(0, 6),
+    st.sampled_from(["AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV"]),
+    st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO"]),
+    st.booleans(),
+)
+def test_cast_matches_exact_rational_rounding_and_overflow_without_a_compiler(mants, shift, rounding, overflow, signed):
+    # the g++-free check of cast (the ap_fixed comparisons above need the hls marker)
+    t = FixedType(10, 4, signed, rounding, overflow)
+    frac_in = t.fractional + shift
+    got = cast(np.array(mants), frac_in, t)
+    for m, g in zip(mants, got, strict=True):
+        r = _reference_round(m, 2**shift, rounding)
+        lo, hi = t.min_int, t.max_int
+        if overflow == "AP_WRAP":
+            expect = (r - lo) % 2**t.width + lo
+        elif overflow == "AP_SAT_ZERO":
+            expect = r if lo <= r <= hi else 0
+        else:
+            expect = min(max(r, -hi if (overflow == "AP_SAT_SYM" and signed) else lo), hi)
+        assert g == expect

@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
+from emulation import TriggerEmulator, emulate_trigger
 from firmware.budget import BudgetError, check_budget, part_capacity
 from firmware.cost import CostReport, estimate, parse_yosys_stat
 from firmware.example import default_model, edge_words, toy_words
-from firmware.reference import trigger_reference
 from firmware.trace import breakdown, trace_trigger
 
 pytestmark = pytest.mark.hls
@@ -23,7 +23,7 @@ def small():
     from quantize.precision import QuantConfig
 
     return default_model(
-        seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        emulate_trigger, seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 3, 27),
     )
 
@@ -33,7 +33,7 @@ def _words(spec, n):
 
 
 def _expected(spec, weights, words):
-    ref = trigger_reference(spec, weights, words)
+    ref = emulate_trigger(spec, weights, words)
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
     return np.column_stack([np.ldexp(ref.r1.astype(float), -f1), np.ldexp(ref.r2.astype(float), -f2), ref.regions, ref.trigger])
@@ -67,7 +67,7 @@ def test_estimate_labels_every_figure_with_its_source(small, tmp_path):
 def test_rtl_is_bit_exact_in_verilator_and_yosys_maps_it(small, tmp_path):
     spec, weights = small
     words = _words(spec, 2000)
-    report = estimate(spec, weights, 4.0, tmp_path, check_words=words)
+    report = estimate(spec, weights, 4.0, tmp_path, check_words=words, reference=TriggerEmulator(spec, weights))
     assert report.rtl_events == len(words)
     assert report.rtl_mismatches == 0
     assert report.get("luts", "yosys synth_xilinx xcup (mapped cells)") > 0

@@ -1,19 +1,27 @@
-"""Brevitas pair: on its declared grids, equal to the exact integer pair and to its QONNX export."""
+"""Brevitas pair: on its declared grids, equal to the trigger emulator and to its QONNX export."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from emulation import TriggerEmulator, input_mantissas, run_layers, to_float
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
 from quantize import QuantConfig, build_spec
-from quantize.fixed import to_float
-from quantize.integer import autoencoder_output, input_mantissa
 from quantize.qat import QATConfig, weight_sparsity
 
 brevitas_model = pytest.importorskip("quantize.brevitas_model")
+
+
+def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
+    """The emulator's mantissas after each dense layer's activation (its layer graph cut after each)."""
+    project = TriggerEmulator(spec, weights).projects[ae]
+    cuts = range(2, len(project.layers) + 1, 2)  # dense, activation, dense, ...
+    return [run_layers(replace(project, layers=project.layers[:n]), xm) for n in cuts]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +29,7 @@ def trained(toy_events):
     """A float pair (random init), QAT-fine-tuned for one epoch with 50 % pruning on toy events."""
     words = to_hardware(toy_events.features)
     spec = build_spec(preset("firmware"), QuantConfig(), Preprocessing.fit(words))
-    xm = input_mantissa(spec, words)
+    xm = input_mantissas(spec, words)
     x = to_float(xm, spec.input)
     torch.manual_seed(0)
     model = brevitas_model.BrevitasPair(spec).load_float(AutoencoderPair(preset("firmware")))
@@ -39,7 +47,7 @@ def test_pruning_during_qat_reaches_the_target_sparsity(trained):
     assert weight_sparsity(weights) >= 0.5
 
 
-def test_weights_and_activations_lie_on_their_grids_and_equal_the_integer_pair(trained):
+def test_weights_and_activations_lie_on_their_grids_and_equal_the_emulator(trained):
     spec, model, weights, xm, x = trained
     for i, ae in enumerate(spec.autoencoders):
         for k, d in enumerate(ae.layers):
@@ -48,11 +56,11 @@ def test_weights_and_activations_lie_on_their_grids_and_equal_the_integer_pair(t
         with torch.no_grad():
             acts = [a.double().numpy() for a in model.autoencoders[i].trace(torch.tensor(x, dtype=torch.float32))]
         assert np.array_equal(acts[0], x)
-        ref = autoencoder_output(spec, weights, xm, i, trace=True)
+        ref = _layer_outputs(spec, weights, xm, i)
         for k, (got, mant) in enumerate(zip(acts[1:], ref, strict=True)):
             t = ae.layers[k].activation_result
             assert t.on_grid(got).all(), f"{ae.name} layer {k} off the grid of {t}"
-            assert np.array_equal(got, to_float(mant, t)), f"{ae.name} layer {k} differs from the integer pair"
+            assert np.array_equal(got, to_float(mant, t)), f"{ae.name} layer {k} differs from the emulator"
 
 
 def test_qonnx_export_executes_equal_to_brevitas_with_weights_on_grid(trained, tmp_path):

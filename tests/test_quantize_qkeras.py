@@ -1,21 +1,28 @@
-"""QKeras pair: on its grids, equal to the integer pair, and the same FirmwareSpec as Brevitas."""
+"""QKeras pair: on its grids, equal to the trigger emulator, and the same FirmwareSpec as Brevitas."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from emulation import TriggerEmulator, input_mantissas, place_thresholds, run_layers, to_float
 from offline.ad.disco import disco_sq as torch_disco_sq
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
 from quantize import QuantConfig, build_spec
-from quantize.fixed import to_float
-from quantize.integer import autoencoder_output, input_mantissa
 from quantize.qat import QATConfig, weight_sparsity
-from quantize.workflow import spec_thresholds
 
 qkeras_model = pytest.importorskip("quantize.qkeras_model")
+
+
+def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
+    """The emulator's mantissas after each dense layer's activation (its layer graph cut after each)."""
+    project = TriggerEmulator(spec, weights).projects[ae]
+    cuts = range(2, len(project.layers) + 1, 2)  # dense, activation, dense, ...
+    return [run_layers(replace(project, layers=project.layers[:n]), xm) for n in cuts]
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +31,11 @@ def setup(toy_events):
     spec = build_spec(preset("firmware"), QuantConfig(), Preprocessing.fit(words))
     torch.manual_seed(3)
     float_pair = AutoencoderPair(preset("firmware"))
-    xm = input_mantissa(spec, words)
+    xm = input_mantissas(spec, words)
     return spec, float_pair, xm, to_float(xm, spec.input)
 
 
-def test_qkeras_activations_lie_on_their_grids_and_equal_the_integer_pair(setup):
+def test_qkeras_activations_lie_on_their_grids_and_equal_the_emulator(setup):
     spec, float_pair, xm, x = setup
     pair = qkeras_model.QKerasPair(spec).load_float({k: v.numpy() for k, v in float_pair.state_dict().items()})
     weights = qkeras_model.quantized_weights(pair)
@@ -38,7 +45,7 @@ def test_qkeras_activations_lie_on_their_grids_and_equal_the_integer_pair(setup)
             assert d.weight.on_grid(weights[f"ae{i + 1}.layers.{k}.weight"]).all()
         acts = pair.trace(x[:500], i)
         assert np.array_equal(acts[0], x[:500])
-        ref = autoencoder_output(spec, weights, xm[:500], i, trace=True)
+        ref = _layer_outputs(spec, weights, xm[:500], i)
         for k, (got, mant) in enumerate(zip(acts[1:], ref, strict=True)):
             t = ae.layers[k].activation_result
             assert t.on_grid(got).all() and np.array_equal(got.astype(np.float64), to_float(mant, t)), (i, k)
@@ -53,8 +60,7 @@ def test_brevitas_and_qkeras_builds_write_identical_specs(setup, toy_events, tmp
         ("brevitas", brevitas_model.quantized_weights(brevitas_model.BrevitasPair(spec).load_float(float_pair))),
         ("qkeras", qkeras_model.quantized_weights(qkeras_model.QKerasPair(spec).load_float(state))),
     ):
-        t = spec_thresholds(spec, weights, toy_events, rate_khz=2000.0)
-        final = build_spec(preset("firmware"), QuantConfig(), spec.preprocessing, t)
+        final = place_thresholds(spec, weights, to_hardware(toy_events.features), toy_events.event_weights, 0.05)
         final.save(tmp_path / name, weights)
         files[name] = [(tmp_path / name / f).read_bytes() for f in ("spec.json", "weights.safetensors")]
     assert files["brevitas"] == files["qkeras"]

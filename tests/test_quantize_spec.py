@@ -5,13 +5,11 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from emulation import TriggerEmulator, score_mantissas, to_float
 from offline.ad.model import AEConfig, preset
 from offline.preprocess import Preprocessing
 from quantize import (
@@ -24,8 +22,6 @@ from quantize import (
     random_quantized_weights,
     snap_to_grid,
 )
-from quantize.fixed import cast
-from quantize.integer import autoencoder_output, scores
 from quantize.qat import QATConfig, magnitude_mask, sparsity_at, weight_sparsity
 
 PRE = Preprocessing(tuple(range(57)), tuple([6] * 57))
@@ -146,55 +142,8 @@ def test_snap_to_grid_gives_the_largest_grid_value_not_above():
     assert snap_to_grid(-1.0, t) == 0.0 and snap_to_grid(1e9, t) == t.max_value
 
 
-def _reference_round(num: int, den: int, mode: str) -> int:
-    """num/den rounded with an ap_fixed quantization mode, by exact rational arithmetic."""
-    from fractions import Fraction
-
-    q = Fraction(num, den)
-    fl = math.floor(q)
-    rem = q - fl
-    half = Fraction(1, 2)
-    if mode == "AP_TRN":
-        return fl
-    if mode == "AP_TRN_ZERO":
-        return math.trunc(q)
-    if rem != half:
-        return fl + (rem > half)
-    return {
-        "AP_RND": fl + 1,
-        "AP_RND_ZERO": fl if q > 0 else fl + 1,
-        "AP_RND_MIN_INF": fl,
-        "AP_RND_INF": fl + 1 if q > 0 else fl,
-        "AP_RND_CONV": fl + (fl % 2),
-    }[mode]
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=20),
-    st.integers(0, 6),
-    st.sampled_from(["AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV"]),
-    st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO"]),
-    st.booleans(),
-)
-def test_cast_matches_exact_rational_rounding_and_overflow(mants, shift, rounding, overflow, signed):
-    t = FixedType(10, 4, signed, rounding, overflow)
-    frac_in = t.fractional + shift
-    got = cast(np.array(mants), frac_in, t)
-    for m, g in zip(mants, got, strict=True):
-        r = _reference_round(m, 2**shift, rounding)
-        lo, hi = t.min_int, t.max_int
-        if overflow == "AP_WRAP":
-            expect = (r - lo) % 2**t.width + lo
-        elif overflow == "AP_SAT_ZERO":
-            expect = r if lo <= r <= hi else 0
-        else:
-            expect = min(max(r, -hi if (overflow == "AP_SAT_SYM" and signed) else lo), hi)
-        assert g == expect
-
-
-def test_integer_score_of_a_hand_computed_network():
-    """One-layer 'autoencoder' (identity weights * 0.5): xhat = x/2, R = sum (x/2)^2 with the declared casts."""
+def test_emulated_score_of_a_hand_computed_network():
+    """Identity then 0.5 * identity: xhat = relu(x)/2, R = sum (x - xhat)^2 with the declared casts."""
     arch = AEConfig(hidden=(), latent=57, bias=True)
     spec = build_spec(arch, QuantConfig(), PRE)
     d = spec.autoencoders[0].layers
@@ -209,10 +158,15 @@ def test_integer_score_of_a_hand_computed_network():
     x[0, 0] = 3 << 8  # 3.0 -> relu 3.0 -> 1.5; diff 1.5, square 2.25
     x[1, :] = 1 << 7  # 0.5 everywhere -> diff 0.25, square 0.0625 -> 57 * 0.0625 = 3.5625
     x[2, 0] = -(5 << 8)  # relu kills it: xhat 0, diff -5, square 25
-    out = autoencoder_output(spec, w, x, 0)
-    assert out[0, 0] == 3 << (spec.autoencoders[0].layers[-1].activation_result.fractional - 1)
-    r1, r2 = scores(spec, w, x)
-    assert r1.tolist() == [2.25, 3.5625, 25.0] and np.array_equal(r1, r2)
+    emulator = TriggerEmulator(spec, w)
+    out_type = emulator.projects[0].output_type
+    assert out_type == spec.autoencoders[0].layers[-1].activation_result
+    r = []
+    for ae, aspec in enumerate(spec.autoencoders):
+        xhat = emulator.reconstruction(x, ae)
+        assert xhat[0, 0] == 3 << (out_type.fractional - 1)
+        r.append(to_float(score_mantissas(aspec, x, spec.input, xhat, out_type), aspec.score.score))
+    assert r[0].tolist() == [2.25, 3.5625, 25.0] and np.array_equal(r[0], r[1])
 
 
 def test_magnitude_mask_prunes_the_smallest_and_keeps_earlier_pruning():

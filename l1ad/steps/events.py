@@ -27,8 +27,8 @@ NAME = "events"
 #   Ato4l 40 (6 %), leptoquark 44 (37 %), hToTauTau 19.5 (11 %), hChToTauNu 6.6 (3 %).
 # Defaults: ~195 CPU-s of background + ~250 of signals (H+- alone 150): ~3.7 min on 2 cores.
 DEFAULTS: dict[str, Any] = {
-    "background_events": 5000,
-    "signal_events": 1000,
+    "background_events": 6000,
+    "signal_events": 1500,
     "signals": list(SIGNAL_PROCESSES),
     "workers": None,  # None: every CPU core
     "background_file": None,  # a real ADC2021 (or other) file instead of generating

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from emulation import TriggerEmulator
 from firmware.budget import BudgetError, part_capacity
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
 from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
@@ -23,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "clock_period_ns": 5.0,
     "latency_budget_ns": DEFAULT_LATENCY_BUDGET_NS,
     "name": None,  # default: the run's name
-    "csim_events": 10_000,  # C-simulated and compared with the reference (plus edge-value events)
+    "csim_events": 10_000,  # C-simulated and compared with the emulator (plus edge-value events)
     "tb_events": 1000,  # written to tb_data for the C testbench
     "rtl_events": 2000,  # simulated with Verilator when it is installed
     "yosys": False,  # Yosys synthesis of the default model takes many minutes: opt in (l1ad firmware does)
@@ -49,11 +50,11 @@ def event_words(events: Path | None, n: int, spec, seed: int = 0) -> np.ndarray:
 def _print_result(result: FirmwareResult, console: Console) -> None:
     console.print(f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)")
     console.print(
-        f"C simulation (g++) of the whole trigger vs the integer reference: "
+        f"C simulation (g++) of the whole trigger vs the integer emulator: "
         f"{result.csim_mismatches} mismatching events of {result.csim_events}"
     )
     if result.cost.rtl_mismatches is not None:
-        console.print(f"RTL (Verilator) vs reference: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
+        console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
     console.print(escape(result.cost.table().to_string()))
     for note in result.cost.notes:
         console.print(escape(f"note: {note}"))
@@ -86,11 +87,12 @@ def firmware(
     project_name = name or quantized.resolve().name
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
-        model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys
+        model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
+        reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, console)
     if result.csim_mismatches:
-        raise ValueError(f"C simulation differs from the reference in {result.csim_mismatches} events")
+        raise ValueError(f"C simulation differs from the emulator in {result.csim_mismatches} events")
     result.verdict.raise_if_over()
 
 
@@ -123,6 +125,7 @@ def run(ctx) -> dict[str, dict]:
         tb_events=int(cfg["tb_events"]),
         rtl_events=int(cfg["rtl_events"]),
         use_yosys=bool(cfg["yosys"]),
+        reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, ctx.console)
     report = ctx.report
@@ -131,10 +134,10 @@ def run(ctx) -> dict[str, dict]:
         f"`{result.project.path}` ({settings.backend}, part {settings.part}, clock {settings.clock_period_ns:g} ns, "
         f"{model.frontend} frontend from {model.origin}). Top `trigger_top`: 19 L1 objects as hardware words → "
         f"preprocessing → both autoencoders (one hls4ml function) → reconstruction errors → ABCD and trigger bits. "
-        f"C simulation (g++) vs the integer reference: {result.csim_mismatches} mismatching events of "
+        f"C simulation (g++) vs the integer emulator: {result.csim_mismatches} mismatching events of "
         f"{result.csim_events} (incl. all-empty, saturating-pT and extreme-word events). "
         + (
-            f"RTL (Verilator) vs reference: {result.cost.rtl_mismatches} of {result.cost.rtl_events}. "
+            f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} of {result.cost.rtl_events}. "
             if result.cost.rtl_mismatches is not None
             else ""
         )
@@ -149,7 +152,7 @@ def run(ctx) -> dict[str, dict]:
         report.text(f"- {note}")
     ctx.artifacts[NAME] = {"project": result.project.path, "cost": result.project.path / "cost" / "summary.json"}
     if result.csim_mismatches:
-        raise ValueError(f"firmware: C simulation differs from the reference in {result.csim_mismatches} events")
+        raise ValueError(f"firmware: C simulation differs from the emulator in {result.csim_mismatches} events")
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",

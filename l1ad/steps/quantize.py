@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import h5py
 import pandas as pd
@@ -14,6 +14,9 @@ from rich.console import Console
 from offline.ad.metrics import DEFAULT_RATE_KHZ
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
+
+if TYPE_CHECKING:
+    from quantize.workflow import ExactTrigger
 
 NAME = "quantize"
 DEFAULTS: dict[str, Any] = {
@@ -50,6 +53,22 @@ def _signals(values: list[str] | None) -> dict[str, Path]:
             raise ValueError(f"--signal expects NAME=PATH, got {item!r}")
         out[name] = Path(path)
     return out
+
+
+def exact_trigger() -> ExactTrigger:
+    """The emulator as ``quantize``'s exact executor (inputs, thresholds, quantized scores).
+
+    ``quantize`` cannot import ``emulation`` (imports run ``emulation`` -> ``quantize``), so the
+    steps hand it in: QAT inputs, thresholds and TPRs are then those of the trigger itself.
+    """
+    from emulation import emulate_trigger, input_mantissas, place_thresholds
+    from quantize.workflow import ExactTrigger
+
+    def scores(spec, weights, words):
+        out = emulate_trigger(spec, weights, words)
+        return out.r1_float, out.r2_float
+
+    return ExactTrigger(input_mantissas=input_mantissas, scores=scores, place_thresholds=place_thresholds)
 
 
 def _from_run(run_dir: Path) -> tuple[Path, dict[str, Path]]:
@@ -108,11 +127,11 @@ def quantize(
         from quantize.scan import run_scan
 
         frame = run_scan(checkpoint, out, signals, framework, events, tuple(int(b) for b in _floats(scan_bits, "--scan-bits")),
-                         tuple(_floats(scan_sparsity, "--scan-sparsity")), qconf, qat, rate_khz)
+                         tuple(_floats(scan_sparsity, "--scan-sparsity")), qconf, qat, rate_khz, exact=exact_trigger())
         console.print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         console.print(f"wrote {out / 'scan.csv'} and {out / 'scan.png'}")
         return
-    result = quantize_checkpoint(checkpoint, out, framework, events, signals, qconf, qat, rate_khz)
+    result = quantize_checkpoint(checkpoint, out, framework, events, signals, qconf, qat, rate_khz, exact=exact_trigger())
     if len(result.comparison):
         console.print(result.comparison.to_string(float_format=lambda v: f"{v:.4g}"))
     t = result.spec.trigger
@@ -143,7 +162,8 @@ def run(ctx) -> dict[str, dict]:
     qconf = QuantConfig.from_dict(cfg["precision"])
     qat = QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed})
     out = ctx.step_dir(NAME)
-    result = quantize_checkpoint(checkpoint, out, framework, background, signals, qconf, qat, rate, tuple(cfg["fire_on"]))
+    result = quantize_checkpoint(checkpoint, out, framework, background, signals, qconf, qat, rate, tuple(cfg["fire_on"]),
+                                 exact=exact_trigger())
 
     t = result.spec.trigger
     sparsity = weight_sparsity(result.weights)
@@ -155,7 +175,7 @@ def run(ctx) -> dict[str, dict]:
         f"{result.spec.autoencoders[0].layers[0].activation_result}, input {result.spec.input}); exact "
         f"accumulators; score {result.spec.autoencoders[0].score.score}. QAT: {qat.epochs} epochs from the "
         f"float checkpoint with the same loss (λ from the float training), weight sparsity {sparsity:.1%}. "
-        f"Quantized scores are the exact fixed-point pair of the spec. Thresholds at {rate:g} kHz "
+        f"QAT inputs and quantized scores are the bit-exact trigger emulator's. Thresholds at {rate:g} kHz "
         f"(validation background): R1 > {t.threshold_r1:g}, R2 > {t.threshold_r2:g}, trigger = region(s) "
         f"{', '.join(t.fire_on)}. Compared on the held-out test background.",
     )
@@ -177,7 +197,7 @@ def run(ctx) -> dict[str, dict]:
         scan_qat = QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed, "epochs": int(cfg["scan_epochs"])})
         frame = run_scan(checkpoint, out / "scan", signals, framework, background,
                          tuple(int(b) for b in cfg["scan_bits"]), tuple(float(s) for s in cfg["scan_sparsity"]),
-                         qconf, scan_qat, rate)
+                         qconf, scan_qat, rate, exact=exact_trigger())
         report.table(frame.set_index("model"), caption="Bit width x sparsity scan (cost: bit operations)")
         report.figure(out / "scan" / "scan.png", "Performance vs BOPs, with the Pareto front")
         artifacts["scan"] = out / "scan" / "scan.csv"
