@@ -23,13 +23,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from offline.ad.metrics import DEFAULT_RATE_KHZ
-from offline.ad.workflow import load_background
 from offline.events.io import read_events
 from offline.plotting import new_figure, save_figure
 from quantize.precision import QuantConfig, build_spec
 from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec, weight_key
-from quantize.workflow import FRAMEWORKS, ExactTrigger, compare, load_float, train_quantized
+from quantize.workflow import (
+    FRAMEWORKS,
+    ExactTrigger,
+    compare,
+    load_float_with_split,
+    train_quantized,
+)
 
 __all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front", "plot_scan", "run_scan"]
 
@@ -88,12 +93,7 @@ def run_scan(
     out_dir.mkdir(parents=True, exist_ok=True)
     base = base or QuantConfig()
     qat = qat or QATConfig(epochs=3)
-    fm = load_float(checkpoint)
-    background = Path(background) if background is not None else fm.background
-    if background is None:
-        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
-    events, split = load_background(background, fm.seed, fm.fractions)
-    train, val, test = events[split.train], events[split.val], events[split.test]
+    fm, train, val, test = load_float_with_split(checkpoint, background)
     sig_events = {k: read_events(p) for k, p in signals.items()}
     lam = fm.lam if qat.lam is None else qat.lam
 

@@ -124,6 +124,21 @@ def load_float(checkpoint: str | os.PathLike[str]) -> FloatModel:
     )
 
 
+def load_float_with_split(
+    checkpoint: str | os.PathLike[str], background: str | os.PathLike[str] | None
+) -> tuple[FloatModel, Events, Events, Events]:
+    """The float checkpoint and its background split (train, validation, test), as it was trained.
+
+    ``background`` defaults to the file recorded in the checkpoint.
+    """
+    fm = load_float(checkpoint)
+    background = Path(background) if background is not None else fm.background
+    if background is None:
+        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
+    events, split = load_background(background, fm.seed, fm.fractions)
+    return fm, events[split.train], events[split.val], events[split.test]
+
+
 def train_quantized(
     framework: str,
     spec: FirmwareSpec,
@@ -252,12 +267,7 @@ def quantize_checkpoint(
     out_dir = Path(out_dir)
     quant_config = quant_config or QuantConfig()
     qat = qat or QATConfig()
-    fm = load_float(checkpoint)
-    background = Path(background) if background is not None else fm.background
-    if background is None:
-        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
-    events, split = load_background(background, fm.seed, fm.fractions)
-    train, val, test = events[split.train], events[split.val], events[split.test]
+    fm, train, val, test = load_float_with_split(checkpoint, background)
     lam = fm.lam if qat.lam is None else qat.lam
     # provenance that differs between frameworks (which one, where from) goes to metrics.json, so that
     # both frameworks write byte-identical spec.json files for the same model

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from l1ad.options import named_paths
 from offline import distributed
 from offline.ad.abcd import DEFAULT_EPS_B
 from offline.ad.data import DEFAULT_FRACTIONS
@@ -39,16 +40,6 @@ DEFAULTS: dict[str, Any] = {
     "rate_khz": DEFAULT_RATE_KHZ,
     "lambda_scan": [],  # e.g. [0, 10, 100, 1000]: one extra training per value
 }
-
-
-def _signals(values: list[str] | None) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for item in values or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--signal expects NAME=PATH, got {item!r}")
-        out[name] = Path(path)
-    return out
 
 
 def _lambdas(text: str) -> list[float]:
@@ -84,7 +75,7 @@ def train(
                          seed=seed, device=device, progress=progress)
     console = Console(stderr=True)
     if lambda_scan_values is not None:
-        frame = lambda_scan(background, _signals(signal), out, _lambdas(lambda_scan_values), config)
+        frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
         console.print(frame.to_string(index=False))
         console.print(f"wrote {out / 'lambda_scan.csv'} and {out / 'lambda_scan.png'}")
         return
@@ -122,7 +113,7 @@ def abcd(
 ) -> None:
     """ABCD scan over ε_B: closure on background, significance of each signal injected; ROC/AUC and dCor."""
     bkg = read_scores(background)
-    sigs = {name: read_scores(path) for name, path in _signals(signal).items()}
+    sigs = {name: read_scores(path) for name, path in named_paths(signal).items()}
     result = evaluate_scores(bkg, sigs, out, working_eps_b=working_eps_b, injection=injection,
                              min_region_events=min_region_events, rate_khz=rate_khz)
     console = Console()

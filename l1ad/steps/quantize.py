@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from l1ad.options import named_paths
 from offline.ad.metrics import DEFAULT_RATE_KHZ
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
@@ -43,16 +44,6 @@ def _floats(text: str, what: str) -> list[float]:
     if not values:
         raise ValueError(f"{what} needs at least one value")
     return values
-
-
-def _signals(values: list[str] | None) -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for item in values or []:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ValueError(f"--signal expects NAME=PATH, got {item!r}")
-        out[name] = Path(path)
-    return out
 
 
 def exact_trigger() -> ExactTrigger:
@@ -113,7 +104,7 @@ def quantize(
     from quantize.workflow import quantize_checkpoint
 
     console = Console(stderr=True)
-    signals = _signals(signal)
+    signals = named_paths(signal)
     if run is not None:
         checkpoint, run_signals = _from_run(run)
         signals = {**run_signals, **signals}
