@@ -24,7 +24,8 @@ __all__ = ["import_hls4ml", "import_qkeras", "use_legacy_keras"]
 def use_legacy_keras() -> ModuleType:
     """Select Keras 2 (``tf_keras``) for TensorFlow, QKeras and hls4ml; returns ``tf_keras``.
 
-    Side effects: sets ``os.environ["TF_USE_LEGACY_KERAS"] = "1"`` and binds
+    Side effects: sets ``os.environ["TF_USE_LEGACY_KERAS"] = "1"`` (and a default
+    ``TF_CPP_MIN_LOG_LEVEL=2``) and binds
     ``sys.modules["keras"]`` to ``tf_keras``. Raises ``RuntimeError`` if TensorFlow was
     already imported under Keras 3 (too late to switch: restart the interpreter).
     """
@@ -34,6 +35,9 @@ def use_legacy_keras() -> ModuleType:
             "call it first (or set TF_USE_LEGACY_KERAS=1 in the environment)"
         )
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    # TensorFlow's C++ start-up chatter (oneDNN, missing CUDA) is noise in a CPU run; a user's own
+    # setting wins
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tf_keras
 
     # Modules that imported Keras 3 earlier keep their reference; hls4ml must come after.

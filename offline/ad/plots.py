@@ -50,19 +50,26 @@ def plot_abcd_plane(
     """Background R1-R2 density with the thresholds (regions A-D) and signal contours."""
     fig, ax = new_figure(figsize=(9, 8))
     r1, r2 = bkg
+    # log axes: the background core and the signal tails span decades
+    low1, low2 = max(np.quantile(r1, 0.001), 1e-6), max(np.quantile(r2, 0.001), 1e-6)
     lim1, lim2 = np.quantile(r1, 0.999) * 1.5, np.quantile(r2, 0.999) * 1.5
     for s1, s2 in signals.values():
-        lim1, lim2 = max(lim1, np.quantile(s1, 0.9)), max(lim2, np.quantile(s2, 0.9))
-    bins = [np.linspace(0, lim1, 60), np.linspace(0, lim2, 60)]
+        lim1, lim2 = max(lim1, np.quantile(s1, 0.99)), max(lim2, np.quantile(s2, 0.99))
+    bins = [np.geomspace(low1, lim1, 60), np.geomspace(low2, lim2, 60)]
     h = ax.hist2d(r1, r2, bins=bins, cmin=1, cmap="Greys", norm="log")
     fig.colorbar(h[3], ax=ax, label="background events")
     for name, (s1, s2) in signals.items():
         sel = np.random.default_rng(0).permutation(len(s1))[:300]
         ax.scatter(s1[sel], s2[sel], s=4, alpha=0.5, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(low1, lim1)
+    ax.set_ylim(low2, lim2)
     ax.axvline(x, color="red")
     ax.axhline(y, color="red")
-    for label, px, py in (("A", 0.5 * (x + lim1), 0.5 * (y + lim2)), ("B", 0.5 * (x + lim1), 0.5 * y),
-                          ("C", 0.5 * x, 0.5 * (y + lim2)), ("D", 0.5 * x, 0.5 * y)):
+    mid = np.sqrt  # geometric midpoints on log axes
+    for label, px, py in (("A", mid(x * lim1), mid(y * lim2)), ("B", mid(x * lim1), mid(y * low2)),
+                          ("C", mid(x * low1), mid(y * lim2)), ("D", mid(x * low1), mid(y * low2))):
         ax.text(px, py, label, color="red", fontsize=20, ha="center", va="center")
     ax.set_xlabel("R$_1$")
     ax.set_ylabel("R$_2$")

@@ -30,6 +30,7 @@ from offline.unfold.omnifold import (
     check_inputs,
     omnifold,
 )
+from offline.unfold.workflow import read_arrays, run_unfold
 
 __all__ = [
     "EXAMPLES",
@@ -53,7 +54,9 @@ __all__ = [
     "make_classifier",
     "metric_table",
     "omnifold",
+    "read_arrays",
     "response",
+    "run_unfold",
     "sample_discriminator",
     "triangular_discriminator",
     "weighted_histogram",
