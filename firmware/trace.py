@@ -71,6 +71,24 @@ def _check_exact(layer: Any, x_type: FixedType) -> None:
         )
 
 
+# widest difference whose square is traced as a lookup table rather than a multiplier
+SQUARE_TABLE_MAX_BITS = 8
+
+
+def square(diff: Any, diff_type: FixedType, square_type: FixedType) -> Any:
+    """``square_type(diff * diff)``. da4ml costs a variable product of W-bit operands as a chain of W
+    adders (W levels); the square of a narrow difference is instead a ROM of ``2**W`` entries
+    (da4ml: ``max(W - 6, 1)`` levels, LUT6-based), the same numbers with less depth and fewer LUTs
+    for W <= SQUARE_TABLE_MAX_BITS. Wider differences keep the multiplier (the table would not fit)."""
+    if diff_type.width > SQUARE_TABLE_MAX_BITS or square_type.rounding not in _ROUND_NATIVE:
+        return cast(diff * diff, square_type)
+    if square_type.overflow not in _OVERFLOW_NATIVE:
+        raise ValueError(f"{square_type}: overflow mode {square_type.overflow} is not traceable with da4ml")
+    return diff.apply(np.square).quantize(
+        *kif(square_type), _OVERFLOW_NATIVE[square_type.overflow], _ROUND_NATIVE[square_type.rounding]
+    )
+
+
 def _tree_sum(x: Any) -> Any:
     terms = [x[j : j + 1] for j in range(x.shape[0])]
     while len(terms) > 1:
@@ -101,7 +119,7 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
         s = ae.score
         idx = list(s.outputs)
         diff = cast(x[idx] - h[idx], s.difference)
-        sq = cast(diff * diff, s.square)
+        sq = square(diff, s.difference, s.square)
         sum_t = score_sum_type(s)
         if sum_t == s.score:  # one by one, each addition cast, as the spec says
             total = cast(sq[0:1], s.score)
@@ -168,7 +186,7 @@ def breakdown(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> list[tuple[
         xv = inp_x[:n].quantize(*kif(spec.input), "WRAP", "TRN")
         hv = inp_x[n:].quantize(*kif(h_type), "WRAP", "TRN")
         diff = cast(xv - hv, s.difference)
-        sq = cast(diff * diff, s.square)
+        sq = square(diff, s.difference, s.square)
         comb = comb_trace(inp_x, cast(_tree_sum(sq), s.score) if score_sum_type(s) != s.score else cast(sq[0:1], s.score))
         rows.append((f"{ae.name} score ({n} squares)", comb.cost, comb.latency[1]))
     return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +49,8 @@ def run(
     """Run every stage in order into runs/NAME/ (summary.json, report.md, plots); runs/latest points at it."""
     from l1ad.pipeline import resolve_config, run_pipeline
 
+    # a batch system stops jobs with SIGTERM: exit through Python so the partial run directory is removed
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     resolved = resolve_config(config)
     if name is not None:
         resolved["name"] = name
