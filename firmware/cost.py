@@ -9,7 +9,12 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    ``adders_per_cycle = floor(clock_period / ADDER_DELAY_NS)``; ``ADDER_DELAY_NS`` is an
    assumption (one carry-chain adder plus routing on an UltraScale+ -2 part), stated in
    every table. Stages give the latency in cycles; pipeline registers give the FF count;
-   a fully pipelined design takes one event per clock (II = 1).
+   a fully pipelined design takes one event per clock (II = 1). da4ml counts every adder
+   as one level whatever its width (``carry_size=-1``), a variable product of W-bit operands
+   as W levels and a ROM of a B-bit input as ``max(B - 6, 1)``; the constant matrices are
+   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is a
+   conservative figure for a <= 20-bit carry chain (LUT + CARRY8s + local routing, ~0.5-1 ns
+   on UltraScale+ -2): at 5 ns, 5 levels per cycle.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
    checked bit for bit against the ``reference`` the caller passes (the integer
    executor of ``emulation``: ``firmware`` may not import it).
@@ -241,12 +246,19 @@ def yosys_stat(rtl_dir: Path, log: Path, timeout: float = 3600) -> dict[str, flo
     has_tables = any((src / "memfiles").glob("*"))
     static = [p for p in sorted((src / "static").glob("*.v")) if has_tables or p.name != "lookup_table.v"]
     design = [p for p in sorted(src.glob(f"{RTL_NAME}*.v")) if not p.name.endswith("_wrapper.v")]
-    files = [str(p) for p in static + design]
+    files = [str(p.resolve()) for p in static + design]
+    # ROMs (lookup_table.v) read their .mem files by relative name, with the instance's parameters:
+    # elaborate from the top (-defer) inside memfiles/; synth_xilinx finds no LUTRAM mapping for these
+    # asynchronous ROMs, so they become logic (memory_map) first, as a LUT-based ROM would be
+    roms = f"hierarchy -top {RTL_NAME}; proc; flatten; memory -nomap; memory_map; opt; " if has_tables else ""
     script = (
-        f"read_verilog {' '.join(files)}; "
+        f"read_verilog -defer {' '.join(files)}; {roms}"
         f"synth_xilinx -family xcup -flatten -noiopad -top {RTL_NAME}; stat"
     )
-    done = subprocess.run(["yosys", "-q", "-p", script, "-l", str(log)], capture_output=True, text=True, timeout=timeout)
+    log = Path(log).resolve()
+    cwd = src / "memfiles" if has_tables else src
+    done = subprocess.run(["yosys", "-q", "-p", script, "-l", str(log)], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
     if done.returncode != 0:
         raise ValueError(f"yosys failed on {src} (see {log}): {done.stderr[-2000:]}")
     return parse_yosys_stat(log.read_text())

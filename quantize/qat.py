@@ -30,7 +30,7 @@ class QATConfig:
     lr: float = 3e-4
     lam: float | None = None
     seed: int = 1234
-    sparsity: float = 0.0
+    sparsity: float = 0.5  # part of the default trigger's 50 ns latency (quantize.precision)
     prune_start: float = 0.0
     prune_end: float = 0.5
     progress: bool = True

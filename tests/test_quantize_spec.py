@@ -14,6 +14,7 @@ from offline.ad.model import AEConfig, preset
 from offline.preprocess import Preprocessing
 from quantize import (
     FixedType,
+    LayerPrecision,
     QuantConfig,
     SpecError,
     build_spec,
@@ -76,7 +77,8 @@ def test_random_weights_are_on_grid_and_reach_sparsity(spec):
 def test_input_type_is_widened_to_hold_the_preprocessing_shifts_exactly():
     spec = build_spec(preset("firmware"), QuantConfig(input=(16, 12)), PRE)
     assert (spec.input.width, spec.input.integer) == (18, 12)
-    assert build_spec(preset("firmware"), QuantConfig(), PRE).input.width == 16
+    # the default input has enough fractional bits for PRE's shifts (6): not widened
+    assert build_spec(preset("firmware"), QuantConfig(), PRE).input.width == QuantConfig().input[0]
 
 
 def test_quant_config_round_trips_and_rejects_unknown_keys():
@@ -145,7 +147,10 @@ def test_snap_to_grid_gives_the_largest_grid_value_not_above():
 def test_emulated_score_of_a_hand_computed_network():
     """Identity then 0.5 * identity: xhat = relu(x)/2, R = sum (x - xhat)^2 with the declared casts."""
     arch = AEConfig(hidden=(), latent=57, bias=True)
-    spec = build_spec(arch, QuantConfig(), PRE)
+    # weights 1.0 and inputs with 8 fractional bits: not the (narrower) default types
+    wide = QuantConfig(default=LayerPrecision((8, 3), (8, 3), (8, 3)), input=(16, 8), difference=(12, 6),
+                       square=(16, 10), score=(18, 12))
+    spec = build_spec(arch, wide, PRE)
     d = spec.autoencoders[0].layers
     assert len(d) == 2
     w = {}
