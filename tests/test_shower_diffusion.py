@@ -13,6 +13,7 @@ from offline.generative import (
     ShowerDiffusion,
     ShowerTransform,
     TrainingData,
+    alpha_permutations,
     distill_round,
     layer_energies,
     progressive_distillation,
@@ -108,3 +109,36 @@ def test_cuda_training_with_autocast_samples_valid_showers(tiny_data):
     assert np.all(np.isfinite(history))
     showers = model.sample(np.array([1e3, 1e4]), seed=0)
     assert showers.shape == (2, 368) and np.all(np.isfinite(showers)) and showers.min() >= 0
+
+
+def test_alpha_rotation_of_showers_commutes_with_the_standardisation(tiny_data):
+    # the augmentation rotates standardised vectors; that is only a rotation of showers
+    # if the per-voxel statistics are the same for every α bin of a ring
+    energies, showers = tiny_data
+    tf = ShowerTransform.fit(energies, showers)
+    perms = alpha_permutations(DATASET1_PHOTONS)
+    assert perms.shape == (20, DATASET1_PHOTONS.n_voxels)
+    assert all(np.array_equal(np.sort(p), np.arange(DATASET1_PHOTONS.n_voxels)) for p in perms)
+    np.testing.assert_allclose(DATASET1_PHOTONS.voxel_r[perms[3]], DATASET1_PHOTONS.voxel_r)
+    for p in (perms[3], perms[12]):  # a rotation, a reflection
+        _, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
+        _, vx_rot = tf.forward(energies, showers[:, p], DATASET1_PHOTONS)
+        np.testing.assert_allclose(vx_rot, vx[:, p], atol=1e-9)
+
+
+def test_calibrated_empty_voxel_cuts_reproduce_training_sparsity(tiny_model, tiny_data):
+    model, _ = tiny_model
+    energies, showers = tiny_data
+    assert np.isfinite(model.transform.zero_cut).any()
+    out = model.sample(energies, seed=3)
+    assert abs((out <= 0).mean() - (showers <= 0).mean()) < 0.05
+
+
+def test_transform_saved_before_the_sqrt_representation_loads_as_logit(tiny_data):
+    energies, showers = tiny_data
+    tensors = ShowerTransform.fit(energies, showers).to_tensors()
+    tensors["scalars"] = tensors["scalars"][:5]
+    for key in ("zero_edges", "zero_prob", "zero_cut"):
+        tensors.pop(key)
+    old = ShowerTransform.from_tensors(tensors)
+    assert old.voxel_power == 0.0 and old.zero_cut.size == 0

@@ -6,8 +6,10 @@ from offline.generative.diffusion import (
     ShowerDiffusion,
     ShowerTransform,
     TrainingData,
+    alpha_permutations,
     layer_energies,
     train_diffusion,
+    voxel_rings,
 )
 from offline.generative.distill import distill_round, progressive_distillation
 from offline.generative.evaluate import (
@@ -54,6 +56,7 @@ __all__ = [
     "ShowerTransform",
     "Showers",
     "TrainingData",
+    "alpha_permutations",
     "classifier_auc",
     "distill_round",
     "evaluate_sample",
@@ -68,6 +71,7 @@ __all__ = [
     "sample_longitudinal",
     "train_diffusion",
     "validate_showers",
+    "voxel_rings",
     "w1_distances",
     "write_showers",
 ]
