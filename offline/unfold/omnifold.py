@@ -367,57 +367,40 @@ def _run_member(
     n = len(prior)
     push = np.ones(n)
     pushes, pulls, records = [], [], []
+    models = {1: (model1, fresh1, split1, "x1", "y1", "sim_reco_pass"),
+              2: (model2, fresh2, split2, "x2", "y2", "sim_gen_pass")}
+
+    def step(it: int, number: int, weights: np.ndarray) -> tuple[np.ndarray, int, _Fit]:
+        """Train step ``number``'s classifier on ``weights``; the likelihood ratio on the passing events."""
+        model, fresh, split, x, y, passing = models[number]
+        if not config.warm_start:
+            model.load_state_dict(fresh)
+        w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+        fit = _fit(model, tensors[x], tensors[y], w, split, config, generator)
+        ratio, clipped = _ratio(model, tensors[passing], config.clip, f"iteration {it} step {number}")
+        return ratio, clipped, fit
+
+    def record(it: int, number: int, weights: np.ndarray, clipped: int, fit: _Fit, t0: float) -> None:
+        records.append(
+            StepDiagnostics.from_weights(
+                weights, iteration=it, step=number, member=member, epochs=fit.epochs,
+                val_loss=fit.val_loss, clipped=clipped, seconds=time.perf_counter() - t0,
+            )
+        )
+
     for it in range(1, config.iterations + 1):
         # step 1: data vs simulation weighted by w0 * push, at reco level
         t0 = time.perf_counter()
-        if not config.warm_start:
-            model1.load_state_dict(fresh1)
-        w1 = torch.as_tensor(
-            np.concatenate([prior[pr] * push[pr], data_w]), dtype=torch.float32, device=device
-        )
-        fit = _fit(model1, tensors["x1"], tensors["y1"], w1, split1, config, generator)
-        ratio, clipped = _ratio(
-            model1, tensors["sim_reco_pass"], config.clip, f"iteration {it} step 1"
-        )
+        ratio, clipped, fit = step(it, 1, np.concatenate([prior[pr] * push[pr], data_w]))
         pull = push.copy()  # events failing reco keep their push weight
         pull[pr] = push[pr] * ratio
-        records.append(
-            StepDiagnostics.from_weights(
-                prior * pull,
-                iteration=it,
-                step=1,
-                member=member,
-                epochs=fit.epochs,
-                val_loss=fit.val_loss,
-                clipped=clipped,
-                seconds=time.perf_counter() - t0,
-            )
-        )
+        record(it, 1, prior * pull, clipped, fit, t0)
         # step 2: gen weighted by w0 * pull vs gen weighted by w0
         t0 = time.perf_counter()
-        if not config.warm_start:
-            model2.load_state_dict(fresh2)
-        w2 = torch.as_tensor(
-            np.concatenate([prior[pg], prior[pg] * pull[pg]]), dtype=torch.float32, device=device
-        )
-        fit = _fit(model2, tensors["x2"], tensors["y2"], w2, split2, config, generator)
-        ratio, clipped = _ratio(
-            model2, tensors["sim_gen_pass"], config.clip, f"iteration {it} step 2"
-        )
+        ratio, clipped, fit = step(it, 2, np.concatenate([prior[pg], prior[pg] * pull[pg]]))
         push = np.ones(n)  # events failing gen (fakes) get push weight 1
         push[pg] = ratio
-        records.append(
-            StepDiagnostics.from_weights(
-                prior * push,
-                iteration=it,
-                step=2,
-                member=member,
-                epochs=fit.epochs,
-                val_loss=fit.val_loss,
-                clipped=clipped,
-                seconds=time.perf_counter() - t0,
-            )
-        )
+        record(it, 2, prior * push, clipped, fit, t0)
         pulls.append(pull)
         pushes.append(push)
         if log is not None:
