@@ -26,6 +26,7 @@ import pandas as pd
 
 from emulation.fixed import OverflowCounter
 from emulation.trigger import REGIONS, TriggerEmulator, TriggerOutputs
+from offline.ad.metrics import BUNCH_CROSSING_KHZ, fpr_to_rate
 from offline.artifacts import atomic_path
 from offline.events.schema import BACKGROUND_PROCESSES, N_FEATURES, PROCESSES
 from quantize.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
@@ -41,7 +42,6 @@ __all__ = [
     "trigger_rate",
 ]
 
-BUNCH_CROSSING_KHZ = 40_000.0
 UNLABELLED = "unlabelled"
 
 
@@ -86,7 +86,7 @@ def binomial_efficiency(fired: np.ndarray, weights: np.ndarray | None = None) ->
 def trigger_rate(fired: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
     """Rate in kHz at 40 MHz of background events ``fired`` (weighted) and its uncertainty."""
     eff, sigma = binomial_efficiency(fired, weights)
-    return eff * BUNCH_CROSSING_KHZ, sigma * BUNCH_CROSSING_KHZ
+    return fpr_to_rate(eff), fpr_to_rate(sigma)
 
 
 def edge_words(spec: FirmwareSpec, n: int, seed: int = 0) -> np.ndarray:

@@ -8,12 +8,10 @@ the part's capacity (times the fraction the algorithm may use).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
+from firmware.convert import cycles_per_bunch_crossing
 from firmware.cost import CostReport
-
-BUNCH_SPACING_NS = 25.0
 
 # capacity per part family: LUT, FF, DSP, BRAM in 18 Kb blocks (Xilinx data sheets DS923, DS962, DS183)
 PARTS: dict[str, dict[str, int]] = {
@@ -96,7 +94,7 @@ def check_budget(
     rows = []
     latency, src = report.best("latency_ns")
     rows.append(("latency (ns)", latency, latency_budget_ns, src, latency is not None and latency <= latency_budget_ns))
-    ii_limit = max(1, math.floor(BUNCH_SPACING_NS / report.clock_period_ns + 1e-9))
+    ii_limit = cycles_per_bunch_crossing(report.clock_period_ns)
     ii, src = report.best("ii_cycles")
     rows.append(("II (cycles)", ii, float(ii_limit), src, ii is not None and ii <= ii_limit))
     for metric in ("luts", "ffs", "dsps", "brams"):

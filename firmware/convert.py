@@ -17,6 +17,7 @@ per weight, so the design accepts one event per clock (II = 1); see
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,14 @@ FRONTENDS = ("keras", "qonnx")
 NETS_NAME = "trigger_nets"
 DEFAULT_PART = "xcvu13p-flga2577-2-e"
 BUNCH_SPACING_NS = 25.0
+
+
+def cycles_per_bunch_crossing(clock_period_ns: float) -> int:
+    """Clock cycles in one 25 ns bunch crossing (at least 1): the largest II that keeps up with 40 MHz.
+
+    The 1e-9 tolerance keeps clocks such as 25/6 ns from losing a cycle to float rounding.
+    """
+    return max(1, math.floor(BUNCH_SPACING_NS / clock_period_ns + 1e-9))
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class ConversionSettings:
 
     @property
     def max_reuse_factor(self) -> int:
-        return max(1, int(BUNCH_SPACING_NS // self.clock_period_ns))
+        return cycles_per_bunch_crossing(self.clock_period_ns)
 
 
 def _model_config(settings: ConversionSettings) -> dict[str, Any]:
