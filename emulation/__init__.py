@@ -4,7 +4,6 @@ from emulation.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 from emulation.events import (
     EventsEmulation,
     binomial_efficiency,
-    edge_words,
     emulate_events,
     find_spec,
     load_trigger,
@@ -68,7 +67,6 @@ __all__ = [
     "cast",
     "compare_trigger_csim",
     "dense_latency",
-    "edge_words",
     "emulate_events",
     "emulate_project",
     "emulate_trigger",

@@ -28,14 +28,13 @@ from emulation.fixed import OverflowCounter
 from emulation.trigger import REGIONS, TriggerEmulator, TriggerOutputs
 from offline.ad.metrics import BUNCH_CROSSING_KHZ, fpr_to_rate
 from offline.artifacts import atomic_path
-from offline.events.schema import BACKGROUND_PROCESSES, N_FEATURES, PROCESSES
+from offline.events.schema import BACKGROUND_PROCESSES, PROCESSES
 from quantize.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
 
 __all__ = [
     "BUNCH_CROSSING_KHZ",
     "EventsEmulation",
     "binomial_efficiency",
-    "edge_words",
     "emulate_events",
     "find_spec",
     "load_trigger",
@@ -87,20 +86,6 @@ def trigger_rate(fired: np.ndarray, weights: np.ndarray | None = None) -> tuple[
     """Rate in kHz at 40 MHz of background events ``fired`` (weighted) and its uncertainty."""
     eff, sigma = binomial_efficiency(fired, weights)
     return fpr_to_rate(eff), fpr_to_rate(sigma)
-
-
-def edge_words(spec: FirmwareSpec, n: int, seed: int = 0) -> np.ndarray:
-    """Hardware words at the edges: empty events, saturating pT words, extreme and random words of the type."""
-    rng = np.random.default_rng(seed)
-    hw = spec.hardware_input
-    lo, hi = math.ceil(hw.min_value), math.floor(hw.max_value)  # integer words the type holds
-    words = np.zeros((n, N_FEATURES), dtype=np.int64)  # first quarter: empty events
-    q = n // 4
-    pt = np.arange(0, N_FEATURES, 3)
-    words[q : 2 * q, pt] = np.where(rng.random((q, len(pt))) < 0.5, hi, 0)
-    words[2 * q : 3 * q] = rng.choice([lo, hi, 0, 1, -1], size=(q, N_FEATURES))
-    words[3 * q :] = rng.integers(lo, hi + 1, size=(n - 3 * q, N_FEATURES))
-    return words
 
 
 @dataclass

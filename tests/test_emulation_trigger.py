@@ -16,7 +16,8 @@ from emulation import (
     input_mantissas,
     place_thresholds,
 )
-from emulation.events import binomial_efficiency, edge_words, trigger_rate
+from emulation.events import binomial_efficiency, trigger_rate
+from firmware.example import edge_words
 from offline.ad.model import AEConfig
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing
@@ -132,7 +133,7 @@ def _words(spec: FirmwareSpec, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     words = rng.integers(-40, 200, (n, N_FEATURES))
     words[rng.random((n, N_FEATURES)) < 0.3] = 0
-    return np.concatenate([words, edge_words(spec, max(8, n // 4), seed), rng.integers(-2000, 2000, (8, N_FEATURES))])
+    return np.concatenate([words, edge_words(spec, np.random.default_rng(seed), max(8, n // 4)), rng.integers(-2000, 2000, (8, N_FEATURES))])
 
 
 @pytest.mark.parametrize("seed", range(4))

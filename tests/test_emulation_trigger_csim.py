@@ -12,9 +12,9 @@ from emulation import (
     OverflowCounter,
     TriggerEmulator,
     compare_trigger_csim,
-    edge_words,
     emulate_trigger,
 )
+from firmware.example import edge_words
 from offline.ad.model import AEConfig
 
 pytestmark = [pytest.mark.hls, pytest.mark.slow]
@@ -48,7 +48,7 @@ def _model(narrow_accumulator: bool):
 def _words(spec, n):
     from firmware.example import toy_words
 
-    return np.concatenate([toy_words(n - n // 5, 3), edge_words(spec, n // 5, 4)])
+    return np.concatenate([toy_words(n - n // 5, 3), edge_words(spec, np.random.default_rng(4), n // 5)])
 
 
 @pytest.mark.parametrize("frontend", ["keras", "qonnx"])

@@ -73,7 +73,7 @@ def emulate_plain(
 
 def _csim_words(background: list[Path], n: int, spec, seed: int = 0) -> np.ndarray:
     """The first events of the background files plus edge words (empty, saturating, extreme): n in all."""
-    from emulation.events import edge_words
+    from firmware.example import edge_words
     from offline.events.io import iter_events
     from offline.preprocess import to_hardware
 
@@ -87,7 +87,7 @@ def _csim_words(background: list[Path], n: int, spec, seed: int = 0) -> np.ndarr
         if have >= n - n_edges:
             break
     words = np.concatenate(blocks) if blocks else np.zeros((0, 57), dtype=np.int64)
-    return np.concatenate([words[: n - n_edges], edge_words(spec, n - min(len(words), n - n_edges), seed)])
+    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
 
 
 def _overflow_table(overflows) -> Any:
