@@ -44,13 +44,16 @@ def test_transform_round_trip_conserves_layer_and_total_energy(tiny_data):
     lx, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
     back = tf.inverse(energies, lx, vx, DATASET1_PHOTONS)
     el, el_back = layer_energies(showers, DATASET1_PHOTONS), layer_energies(back, DATASET1_PHOTONS)
-    np.testing.assert_allclose(el_back, el, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(back, showers, rtol=1e-3, atol=1e-3 * energies.max())
+    # exact but for the sample's extremes (latents clipped at ±4.26), which stay within 1 %
+    exact = np.all(np.isclose(back, showers, rtol=1e-4, atol=1e-6 * energies.max()), axis=1)
+    assert exact.mean() > 0.98
+    np.testing.assert_allclose(el_back, el, rtol=1e-2, atol=1e-3)
+    np.testing.assert_array_equal(back == 0, showers == 0)
     # any latent maps to showers whose voxels add up exactly to the generated layer energies
     rng = np.random.default_rng(0)
     noisy = tf.inverse(energies, rng.normal(size=lx.shape), rng.normal(size=vx.shape), DATASET1_PHOTONS)
     assert noisy.min() >= 0
-    assert np.all(noisy.sum(axis=1) <= tf.etot_scale * energies * (1 + 1e-5))
+    np.testing.assert_allclose(noisy.sum(axis=1) / energies, np.clip(noisy.sum(axis=1) / energies, 0, (showers.sum(axis=1) / energies).max() * 1.02))
 
 
 def test_diffusion_loss_decreases(tiny_model):
@@ -66,7 +69,7 @@ def test_trained_model_samples_finite_non_negative_showers_of_the_right_shape(ti
     assert showers.shape == (15, 368)
     assert np.all(np.isfinite(showers)) and showers.min() >= 0
     ratio = showers.sum(axis=1) / energies
-    assert np.all((ratio > 0.5) & (ratio <= model.transform.etot_scale * (1 + 1e-5)))
+    assert np.all((ratio > 0.5) & (ratio <= 1.0))  # a photon deposits at most its energy
     # same seed, same showers; save/load keeps the sampler
     np.testing.assert_array_equal(model.sample(energies, seed=3), showers)
     path = model.save(tmp_path / "m.safetensors")
@@ -111,34 +114,32 @@ def test_cuda_training_with_autocast_samples_valid_showers(tiny_data):
     assert showers.shape == (2, 368) and np.all(np.isfinite(showers)) and showers.min() >= 0
 
 
-def test_alpha_rotation_of_showers_commutes_with_the_standardisation(tiny_data):
-    # the augmentation rotates standardised vectors; that is only a rotation of showers
-    # if the per-voxel statistics are the same for every α bin of a ring
+def test_alpha_rotation_of_showers_commutes_with_the_gaussianisation(tiny_data):
+    # the augmentation rotates latents; that is only a rotation of showers
+    # if every α bin of a ring is mapped through the same table
     energies, showers = tiny_data
     tf = ShowerTransform.fit(energies, showers)
     perms = alpha_permutations(DATASET1_PHOTONS)
     assert perms.shape == (20, DATASET1_PHOTONS.n_voxels)
     assert all(np.array_equal(np.sort(p), np.arange(DATASET1_PHOTONS.n_voxels)) for p in perms)
     np.testing.assert_allclose(DATASET1_PHOTONS.voxel_r[perms[3]], DATASET1_PHOTONS.voxel_r)
+    _, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
     for p in (perms[3], perms[12]):  # a rotation, a reflection
-        _, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
         _, vx_rot = tf.forward(energies, showers[:, p], DATASET1_PHOTONS)
-        np.testing.assert_allclose(vx_rot, vx[:, p], atol=1e-9)
+        nonzero = showers[:, p] > 0  # empty voxels get random latents in the empty mass
+        np.testing.assert_allclose(vx_rot[nonzero], vx[:, p][nonzero], atol=1e-9)
 
 
-def test_calibrated_empty_voxel_cuts_reproduce_training_sparsity(tiny_model, tiny_data):
+def test_calibrated_sampler_reproduces_training_sparsity(tiny_model, tiny_data):
     model, _ = tiny_model
     energies, showers = tiny_data
-    assert np.isfinite(model.transform.zero_cut).any()
+    assert model.transform.voxel_calibration is not None
     out = model.sample(energies, seed=3)
-    assert abs((out <= 0).mean() - (showers <= 0).mean()) < 0.05
+    assert abs((out <= 0).mean() - (showers <= 0).mean()) < 0.03
 
 
-def test_transform_saved_before_the_sqrt_representation_loads_as_logit(tiny_data):
+def test_model_file_from_before_the_gaussianisation_is_refused_with_a_clear_error(tiny_data):
     energies, showers = tiny_data
-    tensors = ShowerTransform.fit(energies, showers).to_tensors()
-    tensors["scalars"] = tensors["scalars"][:5]
-    for key in ("zero_edges", "zero_prob", "zero_cut"):
-        tensors.pop(key)
-    old = ShowerTransform.from_tensors(tensors)
-    assert old.voxel_power == 0.0 and old.zero_cut.size == 0
+    tensors = {k: v for k, v in ShowerTransform.fit(energies, showers).to_tensors().items() if not k.startswith("voxels.")}
+    with pytest.raises(ValueError, match=r"older l1ad.*retrain"):
+        ShowerTransform.from_tensors(tensors)

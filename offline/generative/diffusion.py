@@ -2,38 +2,33 @@
 
 Two networks, so that energy is conserved by construction:
 
-- the **layer model** generates, given the incident energy E, the total deposit as
-  ``u0 = E_tot / (s E)`` and the stick-breaking fractions ``u_i = E_i / Σ_{j≥i} E_j``
+- the **layer model** generates, given the incident energy E, the deposited
+  fraction ``E_tot / E`` and the stick-breaking fractions ``u_i = E_i / Σ_{j≥i} E_j``
   of the layer energies (CaloFlow's parametrisation, arXiv 2106.05285): any output
   maps back to non-negative layer energies that add up to exactly E_tot;
 - the **voxel model** generates, given E and the layer vector, every voxel's
-  fraction of its layer's energy; fractions are clipped at 0 and renormalised per
-  layer, so the voxels of a layer add up to exactly the layer energy.
+  fraction of its layer's energy; fractions are renormalised per layer, so the
+  voxels of a layer add up to exactly the layer energy.
 
-The layer model works in logit space (``logit(a + (1-2a) u)``, a = 1e-6). The voxel
-model works on ``sqrt(fraction)`` (``VOXEL_POWER``), not on logit fractions: the
-logit maps an empty voxel to -13.8 and a 1e-4 fraction to -9.2, so the per-voxel
-spread of the outer voxels is ~5 logit units, and a small error of the network in
-that space is a factor e^5 in energy at radii of 100-400 mm. The shower widths and
-centres (energy-weighted moments in r) are dominated by exactly those voxels:
-measured on 8k GFlash showers, 15 epochs, width 256×3 (W1 vs held-out GFlash,
-layer 2; floor 0.25 mm): logit 6.7 mm width / 2.5 mm centre_x; sqrt 2.9 / 0.23
-(1.9 / 0.20 after 60 epochs, where logit did not improve with training). The
-square root is also the variance-stabilising map of the spot counts (Poisson).
-The layer vector is standardised per dimension. The voxel vector is standardised
-conditionally: every voxel's mean and variance are cubic polynomials in ln E
-(``VOXEL_DEGREE``), fitted on the training data, so the network models the
-residual around the energy dependence instead of having to learn it (the network
-alone gave outer-ring occupancies nearly independent of E). These statistics are
-averaged over the α bins of each ring, so that rotating the α bins (the shower is
-symmetric about its axis) or reflecting them maps standardised vectors onto
-standardised vectors: training draws a random rotation/reflection per shower
-(``DiffusionConfig.augment``), 20× more distinct showers for the voxel model.
-Empty voxels are decided by cuts calibrated per (energy decile, ring) on each
-sampler's own output (``ShowerDiffusion.calibrate_zeros``): a network smears the
-point mass of empty voxels, and a fixed cut left about half of them as spurious
-small deposits. Measured (same 8k/2k showers, 15 epochs): high-level AUC 1.000
-(logit) → 1.000 (sqrt, conditional) → 0.949 (+ calibrated cuts), 0.898 at 60 epochs.
+Both vectors are Gaussianised per dimension, conditionally on E
+(``offline.generative.marginals``): each value is mapped through its own
+energy-dependent CDF to a standard-normal latent, with empty voxels spread over
+the empty mass. The networks then model only how dimensions depend on each other;
+a marginal that the network gets wrong is not a voxel distribution that is wrong.
+Why: with a per-voxel standardisation (sqrt fractions, mean and variance
+polynomial in ln E) the outer rings at 1-4 GeV, empty 90-97 % of the time and
+otherwise holding a whole spot (~1 % of the layer), came out of the sampler as
+near-Gaussian blobs: occupied voxels too soft, showers too narrow (layer-1 width
+7.8 ± 1.1 mm against 11 ± 2.6 mm at 1 GeV; 10k showers, 20 epochs; high-level AUC
+0.94). Each sampler, distilled ones included, is then calibrated
+(``ShowerDiffusion.calibrate``): its own latents, generated at training energies,
+are mapped onto N(0, 1) per energy bin and ring, which fixes what remains of its
+marginals (empty fractions in particular) from its own samples only.
+
+Voxels of a ring share their tables, so rotating the α bins (the shower is
+symmetric about its axis) or reflecting them maps latents onto latents: training
+draws a random rotation/reflection per shower (``DiffusionConfig.augment``), 20×
+more distinct showers for the voxel model.
 
 The diffusion is variance preserving with the cosine schedule
 ``α_t = cos(πt/2)``, ``σ_t = sin(πt/2)``, ``z_t = α_t x + σ_t ε``; the networks
@@ -49,58 +44,26 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from scipy.special import ndtri
 from torch import nn
 
 from offline.artifacts import atomic_path
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
+from offline.generative.marginals import U_EPS, LatentCalibration, VoxelMarginals
 
-LOGIT_EPS = 1e-6
-STD_FLOOR = 1e-2
-VOXEL_POWER = 0.5  # voxel model input: fraction ** VOXEL_POWER; 0 selects the logit (old models)
-VOXEL_DEGREE = 3  # per-voxel mean and variance: polynomials of this degree in the condition (scaled ln E)
-ZERO_BINS = 10  # incident-energy bins (training deciles) of the calibrated empty-voxel cuts
+MAX_BINS = 12  # incident-energy bins of the marginal tables (fewer for small training sets)
+SHOWERS_PER_BIN = 500
+# every training latent lies within ±4.26; the sampler's x̂ is clamped a little outside
+X_HAT_BOUND = float(-ndtri(U_EPS)) + 0.5
 
 
 # ---------------------------------------------------------------- preprocessing
-
-
-def _logit(u: np.ndarray) -> np.ndarray:
-    u = LOGIT_EPS + (1 - 2 * LOGIT_EPS) * np.clip(u, 0.0, 1.0)
-    return np.log(u) - np.log1p(-u)
-
-
-def _inv_logit(x: np.ndarray) -> np.ndarray:
-    return np.clip((1.0 / (1.0 + np.exp(-x)) - LOGIT_EPS) / (1 - 2 * LOGIT_EPS), 0.0, 1.0)
-
-
-def _powers(c: np.ndarray, k: int) -> np.ndarray:
-    """(N, k) matrix [1, c, c², ...] of the scaled ln E condition."""
-    return np.asarray(c, dtype=np.float64).reshape(-1, 1) ** np.arange(k)
-
-
-def _voxel_forward(frac: np.ndarray, power: float) -> np.ndarray:
-    return _logit(frac) if power == 0 else np.clip(frac, 0.0, 1.0) ** power
-
-
-def _voxel_inverse(y: np.ndarray, power: float) -> np.ndarray:
-    return _inv_logit(y) if power == 0 else np.clip(y, 0.0, 1.0) ** (1.0 / power)
-
-
-def alpha_symmetric(values: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Per-voxel statistics averaged over the α bins of each (layer, r) ring."""
-    out = np.array(values, dtype=np.float64, copy=True)
-    for i, layer in enumerate(geometry.layers):
-        if layer.n_alpha > 1:
-            sl = geometry.layer_slice(i)
-            ring = out[sl].reshape(layer.n_alpha, layer.n_r).mean(axis=0)
-            out[sl] = np.tile(ring, layer.n_alpha)
-    return out
 
 
 def alpha_permutations(geometry: Geometry) -> np.ndarray:
@@ -140,147 +103,83 @@ def layer_energies(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.stack([showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1)
 
 
+def _layer_values(energies: np.ndarray, showers: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """[E_tot / E, u_1 ... u_{L-1}] with u_i = E_i / Σ_{j≥i} E_j (0 when nothing is left)."""
+    el = layer_energies(showers.astype(np.float64), geometry)
+    rest = el.sum(axis=1)
+    u = [rest / energies]
+    for i in range(geometry.n_layers - 1):
+        u.append(np.divide(el[:, i], rest, out=np.zeros_like(rest), where=rest > 0))
+        rest = rest - el[:, i]
+    return np.clip(np.stack(u, axis=1), 0.0, None)
+
+
+def _voxel_values(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Every voxel's fraction of its layer's energy."""
+    x = showers.astype(np.float64)
+    el = layer_energies(x, geometry)[:, geometry.voxel_layer]
+    return np.divide(x, el, out=np.zeros_like(x), where=el > 0)
+
+
 @dataclass
 class ShowerTransform:
-    """Maps (E, showers) to the two models' spaces and back; fitted on training data."""
+    """Maps (E, showers) to the two models' Gaussian latents and back; fitted on training data."""
 
     n_layers: int
     log_e_min: float
     log_e_max: float
-    etot_scale: float
-    layer_mean: np.ndarray
-    layer_std: np.ndarray
-    voxel_mean: np.ndarray  # (K, voxels): polynomial coefficients in the condition; (voxels,): constant
-    voxel_std: np.ndarray  # (K, voxels): coefficients of the variance; (voxels,): constant std (old files)
-    layer_lo: np.ndarray
-    layer_hi: np.ndarray
-    voxel_lo: np.ndarray
-    voxel_hi: np.ndarray
-    zero_threshold: float = 2 * LOGIT_EPS
-    voxel_power: float = 0.0  # 0: logit fractions (models saved before the sqrt representation)
-    # empty voxels (see ShowerDiffusion.calibrate_zeros): condition bin edges, real P(empty) and
-    # the calibrated cut in the voxel representation per (energy bin, ring); empty: not fitted
-    zero_edges: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    zero_prob: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    zero_cut: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-
-    @staticmethod
-    def _layer_raw(energies: np.ndarray, showers: np.ndarray, geometry: Geometry, scale: float) -> np.ndarray:
-        el = layer_energies(showers.astype(np.float64), geometry)
-        etot = el.sum(axis=1)
-        u = [etot / (scale * energies)]
-        rest = etot.copy()
-        for i in range(geometry.n_layers - 1):
-            u.append(np.divide(el[:, i], rest, out=np.zeros_like(rest), where=rest > 0))
-            rest = rest - el[:, i]
-        return _logit(np.stack(u, axis=1))
-
-    @staticmethod
-    def _voxel_raw(showers: np.ndarray, geometry: Geometry, power: float) -> np.ndarray:
-        x = showers.astype(np.float64)
-        el = layer_energies(x, geometry)[:, geometry.voxel_layer]
-        frac = np.divide(x, el, out=np.zeros_like(x), where=el > 0)
-        return _voxel_forward(frac, power)
+    layers: VoxelMarginals  # of the layer vector, one "ring" per dimension
+    voxels: VoxelMarginals  # of the voxel fractions, per (layer, r) ring
+    layer_calibration: LatentCalibration | None = None  # of a sampler's latents (ShowerDiffusion.calibrate)
+    voxel_calibration: LatentCalibration | None = None
 
     @staticmethod
     def _scaled_log_e(energies: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return 2 * (np.log(energies) - lo) / (hi - lo) - 1
 
     @classmethod
-    def fit(
-        cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS, voxel_power: float = VOXEL_POWER
-    ) -> ShowerTransform:
-        ratio = showers.astype(np.float64).sum(axis=1) / energies
+    def fit(cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS) -> ShowerTransform:
         log_e = np.log(energies)
-        log_e = (float(log_e.min()), float(max(log_e.max(), log_e.min() + 1e-3)))
-        scale = float(max(1.0, 1.05 * ratio.max()))
-        lr = cls._layer_raw(energies, showers, geometry, scale)
-        vr = cls._voxel_raw(showers, geometry, voxel_power)
-        lm, ls = lr.mean(axis=0), np.maximum(lr.std(axis=0), STD_FLOOR)
-        # conditional standardisation: mean and variance of every voxel as polynomials in ln E
-        a = _powers(cls._scaled_log_e(energies, log_e[0], log_e[1]), VOXEL_DEGREE + 1)
-        vm = np.linalg.lstsq(a, vr, rcond=None)[0]
-        vv = np.linalg.lstsq(a, (vr - a @ vm) ** 2, rcond=None)[0]
-        vm = np.stack([alpha_symmetric(row, geometry) for row in vm])
-        vv = np.stack([alpha_symmetric(row, geometry) for row in vv])
-        mean, std = a @ vm, np.sqrt(np.maximum(a @ vv, STD_FLOOR**2))
-        ln = (lr - lm) / ls
-        vn = (vr - mean) / std
-        vlo, vhi = alpha_symmetric(vn.min(axis=0), geometry), alpha_symmetric(vn.max(axis=0), geometry)
-        # generated fractions below half the 0.1 % quantile of real non-zero fractions are empty voxels
-        x = showers.astype(np.float64)
-        el = layer_energies(x, geometry)[:, geometry.voxel_layer]
-        nonzero = (x / np.where(el > 0, el, 1.0))[x > 0]
-        zero_threshold = max(2 * LOGIT_EPS, 0.5 * float(np.quantile(nonzero, 1e-3))) if nonzero.size else 2 * LOGIT_EPS
-        # fraction of empty voxels per (incident-energy decile, ring): the target of calibrate_zeros
-        c = cls._scaled_log_e(energies, log_e[0], log_e[1])
-        edges = np.quantile(c, np.linspace(0, 1, ZERO_BINS + 1))
-        rings = voxel_rings(geometry)
-        empty = x <= 0
-        prob = np.zeros((ZERO_BINS, rings.max() + 1))
-        ebin = np.clip(np.searchsorted(edges, c, side="right") - 1, 0, ZERO_BINS - 1)
-        for b in range(ZERO_BINS):
-            if (ebin == b).any():
-                for r in range(prob.shape[1]):
-                    prob[b, r] = empty[ebin == b][:, rings == r].mean()
-        return cls(
-            geometry.n_layers,
-            log_e[0],
-            log_e[1],
-            scale,
-            lm,
-            ls,
-            vm,
-            vv,
-            ln.min(axis=0),
-            ln.max(axis=0),
-            np.minimum(vlo, vn.min(axis=0)),
-            np.maximum(vhi, vn.max(axis=0)),
-            zero_threshold,
-            voxel_power,
-            edges,
-            prob,
-            np.full_like(prob, -np.inf),
-        )
+        lo, hi = float(log_e.min()), float(max(log_e.max(), log_e.min() + 1e-3))
+        cond = cls._scaled_log_e(energies, lo, hi)
+        bins = int(np.clip(len(energies) // SHOWERS_PER_BIN, 1, MAX_BINS))
+        dims = np.arange(geometry.n_layers)
+        layers = VoxelMarginals.fit(cond, _layer_values(energies, showers, geometry), dims, bins)
+        voxels = VoxelMarginals.fit(cond, _voxel_values(showers, geometry), voxel_rings(geometry), bins)
+        return cls(geometry.n_layers, lo, hi, layers, voxels)
 
     def condition(self, energies: np.ndarray) -> np.ndarray:
         """ln E scaled to [-1, 1] over the training range, shape (N, 1)."""
-        return self._scaled_log_e(energies, self.log_e_min, self.log_e_max).reshape(-1, 1)
+        return self._scaled_log_e(np.asarray(energies, dtype=np.float64), self.log_e_min, self.log_e_max).reshape(-1, 1)
 
-    def energy_bin(self, energies: np.ndarray) -> np.ndarray:
-        """Index of the incident-energy bin (of ``zero_edges``) of every shower."""
-        c = self.condition(np.asarray(energies, dtype=np.float64))[:, 0]
-        return np.clip(np.searchsorted(self.zero_edges, c, side="right") - 1, 0, max(len(self.zero_edges) - 2, 0))
-
-    def voxel_stats(self, energies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per-shower, per-voxel (mean, std) of the voxel representation at these incident energies."""
-        if self.voxel_mean.ndim == 1:  # constant statistics (files written before conditional ones)
-            return self.voxel_mean[None, :], self.voxel_std[None, :]
-        a = _powers(self.condition(np.asarray(energies, dtype=np.float64)), len(self.voxel_mean))
-        return a @ self.voxel_mean, np.sqrt(np.maximum(a @ self.voxel_std, STD_FLOOR**2))
-
-    def forward(self, energies: np.ndarray, showers: np.ndarray, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
-        lr = self._layer_raw(energies, showers, geometry, self.etot_scale)
-        vr = self._voxel_raw(showers, geometry, self.voxel_power)
-        mean, std = self.voxel_stats(energies)
-        return (lr - self.layer_mean) / self.layer_std, (vr - mean) / std
+    def forward(
+        self, energies: np.ndarray, showers: np.ndarray, geometry: Geometry, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Latents (layer (N, L), voxel (N, V)); ``seed`` draws the positions of empty voxels in the empty mass."""
+        rng = np.random.default_rng(seed)
+        c = self.condition(energies)
+        lx = self.layers.to_latent(c, _layer_values(energies, showers, geometry), np.arange(self.n_layers), rng)
+        vx = self.voxels.to_latent(c, _voxel_values(showers, geometry), voxel_rings(geometry), rng)
+        return lx, vx
 
     def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
         """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot."""
-        u = _inv_logit(layer_x * self.layer_std + self.layer_mean)
-        etot = u[:, 0] * self.etot_scale * energies
+        energies = np.asarray(energies, dtype=np.float64).reshape(-1)
+        c = self.condition(energies)
+        dims, rings = np.arange(self.n_layers), voxel_rings(geometry)
+        if self.layer_calibration is not None:
+            layer_x = self.layer_calibration.apply(c, layer_x, dims)
+        if self.voxel_calibration is not None:
+            voxel_x = self.voxel_calibration.apply(c, voxel_x, rings)
+        u = self.layers.from_latent(c, layer_x, dims)
+        u[:, 1:] = np.clip(u[:, 1:], 0.0, 1.0)
         el = np.empty((len(energies), geometry.n_layers))
-        rest = etot.copy()
+        rest = u[:, 0] * energies
         for i in range(geometry.n_layers - 1):
             el[:, i] = rest * u[:, i + 1]
             rest = rest - el[:, i]
         el[:, -1] = rest
-        mean, std = self.voxel_stats(energies)
-        raw = voxel_x * std + mean
-        frac = _voxel_inverse(raw, self.voxel_power)
-        frac[frac < self.zero_threshold] = 0.0  # an empty voxel
-        if self.zero_cut.size:
-            frac[raw <= self.zero_cut[self.energy_bin(energies)][:, voxel_rings(geometry)]] = 0.0
+        frac = self.voxels.from_latent(c, voxel_x, rings)
         out = np.empty_like(frac)
         for i in range(geometry.n_layers):
             sl = geometry.layer_slice(i)
@@ -291,20 +190,28 @@ class ShowerTransform:
         return out.astype(np.float32)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        d = {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in asdict(self).items() if isinstance(v, np.ndarray)}
-        d["scalars"] = torch.tensor(
-            [self.n_layers, self.log_e_min, self.log_e_max, self.etot_scale, self.zero_threshold, self.voxel_power],
-            dtype=torch.float64,
-        )
+        d = {"scalars": torch.tensor([self.n_layers, self.log_e_min, self.log_e_max], dtype=torch.float64)}
+        for name in ("layers", "voxels", "layer_calibration", "voxel_calibration"):
+            table = getattr(self, name)
+            if table is not None:
+                d.update({f"{name}.{k}": torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in asdict(table).items()})
         return d
 
     @classmethod
     def from_tensors(cls, d: dict[str, torch.Tensor]) -> ShowerTransform:
         s = d["scalars"].tolist()
-        arrays = {k: d[k].numpy() for k in ("layer_mean", "layer_std", "voxel_mean", "voxel_std", "layer_lo", "layer_hi", "voxel_lo", "voxel_hi")}
-        power = s[5] if len(s) > 5 else 0.0  # files written before the sqrt representation: logit
-        zeros = {k: d[k].numpy() for k in ("zero_edges", "zero_prob", "zero_cut") if k in d}
-        return cls(int(s[0]), s[1], s[2], s[3], **arrays, zero_threshold=s[4], voxel_power=power, **zeros)
+        if "voxels.empty" not in d:
+            raise ValueError("shower model saved by an older l1ad (no Gaussianisation tables); retrain it")
+
+        def table(name: str, kind: type) -> VoxelMarginals | LatentCalibration | None:
+            fields = {k.split(".", 1)[1]: v.numpy() for k, v in d.items() if k.startswith(name + ".")}
+            return kind(**fields) if fields else None
+
+        return cls(
+            int(s[0]), s[1], s[2],
+            table("layers", VoxelMarginals), table("voxels", VoxelMarginals),
+            table("layer_calibration", LatentCalibration), table("voxel_calibration", LatentCalibration),
+        )
 
 
 # ---------------------------------------------------------------- networks
@@ -396,12 +303,6 @@ class ShowerDiffusion(nn.Module):
         nl, nv = geometry.n_layers, geometry.n_voxels
         self.layer_net = ScoreMLP(nl, 1, config.layer_width, config.layer_depth)
         self.voxel_net = ScoreMLP(nv, 1 + nl, config.voxel_width, config.voxel_depth)
-        t = transform
-        margin = 0.5
-        self.register_buffer("layer_lo", torch.as_tensor(t.layer_lo - margin, dtype=torch.float32))
-        self.register_buffer("layer_hi", torch.as_tensor(t.layer_hi + margin, dtype=torch.float32))
-        self.register_buffer("voxel_lo", torch.as_tensor(t.voxel_lo - margin, dtype=torch.float32))
-        self.register_buffer("voxel_hi", torch.as_tensor(t.voxel_hi + margin, dtype=torch.float32))
 
     # -- diffusion pieces, shared by training, sampling and distillation
     def predict_v(self, which: str, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -414,8 +315,7 @@ class ShowerDiffusion(nn.Module):
         a_s, s_s = alpha_sigma(s.reshape(-1, 1))
         v = self.predict_v(which, z, t, cond).float()
         x_hat = a_t * z - s_t * v
-        lo, hi = (self.layer_lo, self.layer_hi) if which == "layer" else (self.voxel_lo, self.voxel_hi)
-        x_hat = torch.maximum(torch.minimum(x_hat, hi), lo)
+        x_hat = x_hat.clamp(-X_HAT_BOUND, X_HAT_BOUND)
         eps_hat = (z - a_t * x_hat) / s_t.clamp_min(1e-8)
         return a_s * x_hat + s_s * eps_hat
 
@@ -482,38 +382,25 @@ class ShowerDiffusion(nn.Module):
         return np.concatenate(out) if out else np.zeros((0, self.geometry.n_voxels), np.float32)
 
     @torch.no_grad()
-    def calibrate_zeros(self, cond: torch.Tensor, max_showers: int = 10_000, seed: int = 0) -> None:
-        """Set the empty-voxel cuts so that this sampler's showers are as sparse as the training data.
+    def calibrate(self, cond: torch.Tensor, max_showers: int = 10_000, seed: int = 0) -> None:
+        """Map this sampler's latents onto N(0, 1) per energy bin and ring (see the module docstring).
 
-        The representation maps an empty voxel to one value (0 for sqrt), and a network
-        smears that point mass out: about half of the samples land above it and become
-        spurious small deposits, mostly at large r, which widens the showers and makes
-        the sparsity independent of E (measured: 0.23 instead of 0.49 empty at 1-10 GeV).
-        For every (energy decile, ring) the cut is the quantile of this sampler's own
-        output at the training data's fraction of empty voxels there. ``cond`` are
-        training conditions (``TrainingData.cond``); only the model's samples and the
-        training statistics are used. Call it again after changing the weights or steps.
+        ``cond`` are training conditions (``TrainingData.cond``): the sampler generates
+        at up to ``max_showers`` of them, and only its own output is used. A network
+        smears the empty mass and a distilled one shifts its marginals; after this the
+        empty fraction and the value distribution of every voxel follow the training
+        tables again. Call it again after changing the weights or the step count.
         """
         t = self.transform
-        if not t.zero_prob.size:
-            return
+        t.layer_calibration = t.voxel_calibration = None
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(cond), generator=gen)[:max_showers]
         c = cond[pick].detach().cpu().double().numpy().reshape(-1)
         energies = np.exp((c + 1) / 2 * (t.log_e_max - t.log_e_min) + t.log_e_min)
-        _, vx = self.sample_latents(energies, seed=seed)
-        mean, std = t.voxel_stats(energies)
-        raw = vx.cpu().double().numpy() * std + mean
-        rings = voxel_rings(self.geometry)
-        ebin = t.energy_bin(energies)
-        cut = np.full_like(t.zero_prob, -np.inf)
-        for b in range(cut.shape[0]):
-            rows = raw[ebin == b]
-            for r in range(cut.shape[1]):
-                p = t.zero_prob[b, r]
-                if p > 0 and len(rows):
-                    cut[b, r] = np.quantile(rows[:, rings == r], p)
-        t.zero_cut = cut
+        lx, vx = self.sample_latents(energies, seed=seed)
+        lx, vx = lx.cpu().double().numpy(), vx.cpu().double().numpy()
+        t.layer_calibration = LatentCalibration.fit(c, lx, np.arange(t.n_layers), t.layers.centres)
+        t.voxel_calibration = LatentCalibration.fit(c, vx, voxel_rings(self.geometry), t.voxels.centres)
 
     # -- persistence: safetensors (weights + transform) and JSON (config)
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -646,7 +533,7 @@ def train_diffusion(
         history.append(total / max(count, 1))
         if progress is not None:
             progress(epoch, history[-1])
-    ema.eval().calibrate_zeros(data.cond, seed=config.seed)
+    ema.eval().calibrate(data.cond, seed=config.seed)
     return ema, history
 
 

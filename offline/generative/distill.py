@@ -10,7 +10,7 @@ target is the x for which one DDIM step from ``z_t`` lands exactly on ``z''``::
 converted to a v target (``ε̃ = (z_t - α_t x̃)/σ_t``, ``v = α_t ε̃ - σ_t x̃``). The
 student becomes the next round's teacher. Both networks (layers, voxels) are
 distilled together; the voxel network sees the true layer vector, as in training.
-Every kept student gets its own empty-voxel cuts (``ShowerDiffusion.calibrate_zeros``).
+Every kept student gets its own calibration of the latent marginals (``ShowerDiffusion.calibrate``).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def progressive_distillation(
         current, _ = distill_round(current, data, iterations, batch_size, lr, seed + round_)
         round_ += 1
         if current.steps in targets:
-            current.calibrate_zeros(data.cond, seed=seed)  # each sampler smears empty voxels its own way
+            current.calibrate(data.cond, seed=seed)  # each sampler distorts the marginals its own way
             kept[current.steps] = current
         if progress is not None:
             progress(round_, current.steps)
