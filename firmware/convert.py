@@ -17,8 +17,11 @@ per weight, so the design accepts one event per clock (II = 1); see
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,9 +174,16 @@ def convert(
     config = _model_config(settings)
 
     def _convert(cfg: dict[str, Any]) -> Any:
-        if frontend == "keras":
-            return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **common)
-        return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
+        # hls4ml prints every layer it converts; keep that for when conversion fails
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(chatter):
+                if frontend == "keras":
+                    return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **common)
+                return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
+        except Exception:
+            sys.stderr.write(chatter.getvalue())
+            raise
 
     # the probe keeps every linear activation (the casts the spec may need) in the graph
     # (hls4ml drops a linear activation whose type equals its input's, so activations get a distinct one)

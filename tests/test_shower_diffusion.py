@@ -140,6 +140,25 @@ def test_calibrated_sampler_reproduces_training_sparsity(tiny_model, tiny_data):
 
 def test_model_file_from_before_the_gaussianisation_is_refused_with_a_clear_error(tiny_data):
     energies, showers = tiny_data
-    tensors = {k: v for k, v in ShowerTransform.fit(energies, showers).to_tensors().items() if not k.startswith("voxels.")}
+    tensors = {k: v for k, v in ShowerTransform.fit(energies, showers).to_tensors().items() if not k.startswith("voxels")}
     with pytest.raises(ValueError, match=r"older l1ad.*retrain"):
         ShowerTransform.from_tensors(tensors)
+
+
+def test_independent_latents_already_light_up_voxels_as_the_layer_energy_demands():
+    # the voxel tables are conditioned on each layer's energy: even a "network" that outputs
+    # independent Gaussians gives showers whose number of occupied voxels follows E_layer
+    energies = sample_energies(3000, 11, 1e3, 1e4)
+    showers = GFlashSimulator().simulate(energies, 12)
+    tf = ShowerTransform.fit(energies, showers)
+    rng = np.random.default_rng(13)
+    lx, _ = tf.forward(energies, showers, DATASET1_PHOTONS)
+    noise = tf.inverse(energies, lx, rng.normal(size=showers.shape), DATASET1_PHOTONS)
+    sl = DATASET1_PHOTONS.layer_slice(1)
+
+    def occupancy_vs_energy(x: np.ndarray) -> float:
+        return float(np.corrcoef((x[:, sl] > 0).sum(axis=1), np.log(x[:, sl].sum(axis=1) + 1e-3))[0, 1])
+
+    reference = occupancy_vs_energy(showers)
+    assert reference > 0.5
+    assert abs(occupancy_vs_energy(noise) - reference) < 0.1

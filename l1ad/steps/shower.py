@@ -64,7 +64,7 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     lr: Annotated[float, typer.Option()] = 1e-3,
-    steps: Annotated[int, typer.Option(help="Sampling steps of the full (teacher) model; a power of two for distillation.")] = 512,
+    steps: Annotated[int, typer.Option(help="Sampling steps of the full (teacher) model; a power of two for distillation.")] = 64,
     distill: Annotated[str, typer.Option(help="Comma-separated distillation targets (steps); empty for none.")] = "8,1",
     distill_iterations: Annotated[int, typer.Option(help="Optimiser steps per halving round.")] = 2000,
     voxel_width: Annotated[int, typer.Option()] = 512,

@@ -9,7 +9,6 @@ from offline.generative.diffusion import (
     alpha_permutations,
     layer_energies,
     train_diffusion,
-    voxel_rings,
 )
 from offline.generative.distill import distill_round, progressive_distillation
 from offline.generative.evaluate import (
@@ -71,7 +70,6 @@ __all__ = [
     "sample_longitudinal",
     "train_diffusion",
     "validate_showers",
-    "voxel_rings",
     "w1_distances",
     "write_showers",
 ]

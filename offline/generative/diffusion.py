@@ -89,15 +89,6 @@ def alpha_permutations(geometry: Geometry) -> np.ndarray:
     return np.asarray(perms, dtype=np.int64)
 
 
-def voxel_rings(geometry: Geometry) -> np.ndarray:
-    """Ring index (one per (layer, r bin)) of every voxel: voxels related by an α rotation share it."""
-    out, k = [], 0
-    for layer in geometry.layers:
-        out.append(k + np.tile(np.arange(layer.n_r), layer.n_alpha))
-        k += layer.n_r
-    return np.concatenate(out)
-
-
 def layer_energies(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(N, n_layers) energy per layer."""
     return np.stack([showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1)
@@ -114,6 +105,12 @@ def _layer_values(energies: np.ndarray, showers: np.ndarray, geometry: Geometry)
     return np.clip(np.stack(u, axis=1), 0.0, None)
 
 
+def _layer_rings(geometry: Geometry, i: int) -> np.ndarray:
+    """Ring (r bin) of every voxel of layer i, in the layer's voxel order."""
+    layer = geometry.layers[i]
+    return np.tile(np.arange(layer.n_r), layer.n_alpha)
+
+
 def _voxel_values(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Every voxel's fraction of its layer's energy."""
     x = showers.astype(np.float64)
@@ -123,19 +120,32 @@ def _voxel_values(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
 
 @dataclass
 class ShowerTransform:
-    """Maps (E, showers) to the two models' Gaussian latents and back; fitted on training data."""
+    """Maps (E, showers) to the two models' Gaussian latents and back; fitted on training data.
+
+    The layer vector is Gaussianised conditionally on the incident energy, the voxel
+    fractions of layer i conditionally on that layer's energy E_i (``layer_condition``):
+    how many voxels a layer lights up follows its own energy (its number of spots),
+    which fluctuates from shower to shower at fixed E. Conditioned on E only, the
+    sampler all but lost that dependence: the correlation of the number of occupied
+    layer-0 voxels with ln E_0 was 0.15 against 0.64 in GFlash (1-10 GeV).
+    """
 
     n_layers: int
     log_e_min: float
     log_e_max: float
-    layers: VoxelMarginals  # of the layer vector, one "ring" per dimension
-    voxels: VoxelMarginals  # of the voxel fractions, per (layer, r) ring
+    layers: VoxelMarginals  # of the layer vector, one "ring" per dimension, given E
+    voxels: list[VoxelMarginals]  # per layer: its voxel fractions per (r) ring, given E_i
     layer_calibration: LatentCalibration | None = None  # of a sampler's latents (ShowerDiffusion.calibrate)
-    voxel_calibration: LatentCalibration | None = None
+    voxel_calibration: list[LatentCalibration] | None = None
 
     @staticmethod
     def _scaled_log_e(energies: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return 2 * (np.log(energies) - lo) / (hi - lo) - 1
+
+    @staticmethod
+    def layer_condition(layer_energy: np.ndarray) -> np.ndarray:
+        """log10 of a layer's energy in MeV (1 keV for an empty layer): the condition of its voxel tables."""
+        return np.log10(np.maximum(layer_energy, 1e-3))
 
     @classmethod
     def fit(cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS) -> ShowerTransform:
@@ -143,9 +153,12 @@ class ShowerTransform:
         lo, hi = float(log_e.min()), float(max(log_e.max(), log_e.min() + 1e-3))
         cond = cls._scaled_log_e(energies, lo, hi)
         bins = int(np.clip(len(energies) // SHOWERS_PER_BIN, 1, MAX_BINS))
-        dims = np.arange(geometry.n_layers)
-        layers = VoxelMarginals.fit(cond, _layer_values(energies, showers, geometry), dims, bins)
-        voxels = VoxelMarginals.fit(cond, _voxel_values(showers, geometry), voxel_rings(geometry), bins)
+        layers = VoxelMarginals.fit(cond, _layer_values(energies, showers, geometry), np.arange(geometry.n_layers), bins)
+        el, frac = layer_energies(showers.astype(np.float64), geometry), _voxel_values(showers, geometry)
+        voxels = [
+            VoxelMarginals.fit(cls.layer_condition(el[:, i]), frac[:, geometry.layer_slice(i)], _layer_rings(geometry, i), bins)
+            for i in range(geometry.n_layers)
+        ]
         return cls(geometry.n_layers, lo, hi, layers, voxels)
 
     def condition(self, energies: np.ndarray) -> np.ndarray:
@@ -157,33 +170,41 @@ class ShowerTransform:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Latents (layer (N, L), voxel (N, V)); ``seed`` draws the positions of empty voxels in the empty mass."""
         rng = np.random.default_rng(seed)
-        c = self.condition(energies)
-        lx = self.layers.to_latent(c, _layer_values(energies, showers, geometry), np.arange(self.n_layers), rng)
-        vx = self.voxels.to_latent(c, _voxel_values(showers, geometry), voxel_rings(geometry), rng)
+        lx = self.layers.to_latent(self.condition(energies), _layer_values(energies, showers, geometry), np.arange(self.n_layers), rng)
+        el, frac = layer_energies(showers.astype(np.float64), geometry), _voxel_values(showers, geometry)
+        vx = np.empty_like(frac)
+        for i, table in enumerate(self.voxels):
+            sl = geometry.layer_slice(i)
+            vx[:, sl] = table.to_latent(self.layer_condition(el[:, i]), frac[:, sl], _layer_rings(geometry, i), rng)
         return lx, vx
+
+    def layer_energies(self, energies: np.ndarray, layer_x: np.ndarray) -> np.ndarray:
+        """(N, L) layer energies in MeV of layer latents: non-negative, adding up to E_tot."""
+        c = self.condition(energies)
+        dims = np.arange(self.n_layers)
+        if self.layer_calibration is not None:
+            layer_x = self.layer_calibration.apply(c, layer_x, dims)
+        u = self.layers.from_latent(c, layer_x, dims)
+        u[:, 1:] = np.clip(u[:, 1:], 0.0, 1.0)
+        el = np.empty((len(energies), self.n_layers))
+        rest = u[:, 0] * energies
+        for i in range(self.n_layers - 1):
+            el[:, i] = rest * u[:, i + 1]
+            rest = rest - el[:, i]
+        el[:, -1] = rest
+        return el
 
     def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
         """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot."""
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        c = self.condition(energies)
-        dims, rings = np.arange(self.n_layers), voxel_rings(geometry)
-        if self.layer_calibration is not None:
-            layer_x = self.layer_calibration.apply(c, layer_x, dims)
-        if self.voxel_calibration is not None:
-            voxel_x = self.voxel_calibration.apply(c, voxel_x, rings)
-        u = self.layers.from_latent(c, layer_x, dims)
-        u[:, 1:] = np.clip(u[:, 1:], 0.0, 1.0)
-        el = np.empty((len(energies), geometry.n_layers))
-        rest = u[:, 0] * energies
-        for i in range(geometry.n_layers - 1):
-            el[:, i] = rest * u[:, i + 1]
-            rest = rest - el[:, i]
-        el[:, -1] = rest
-        frac = self.voxels.from_latent(c, voxel_x, rings)
-        out = np.empty_like(frac)
-        for i in range(geometry.n_layers):
-            sl = geometry.layer_slice(i)
-            f = frac[:, sl]
+        el = self.layer_energies(energies, layer_x)
+        out = np.empty(voxel_x.shape)
+        for i, table in enumerate(self.voxels):
+            sl, rings, c = geometry.layer_slice(i), _layer_rings(geometry, i), self.layer_condition(el[:, i])
+            x = voxel_x[:, sl]
+            if self.voxel_calibration is not None:
+                x = self.voxel_calibration[i].apply(c, x, rings)
+            f = table.from_latent(c, x, rings)
             norm = f.sum(axis=1, keepdims=True)
             f = np.where(norm > 0, f / np.where(norm > 0, norm, 1.0), 1.0 / f.shape[1])
             out[:, sl] = f * el[:, i : i + 1]
@@ -191,8 +212,10 @@ class ShowerTransform:
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         d = {"scalars": torch.tensor([self.n_layers, self.log_e_min, self.log_e_max], dtype=torch.float64)}
-        for name in ("layers", "voxels", "layer_calibration", "voxel_calibration"):
-            table = getattr(self, name)
+        tables = {"layers": self.layers, "layer_calibration": self.layer_calibration}
+        tables.update({f"voxels{i}": t for i, t in enumerate(self.voxels)})
+        tables.update({f"voxel_calibration{i}": t for i, t in enumerate(self.voxel_calibration or [])})
+        for name, table in tables.items():
             if table is not None:
                 d.update({f"{name}.{k}": torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in asdict(table).items()})
         return d
@@ -200,17 +223,19 @@ class ShowerTransform:
     @classmethod
     def from_tensors(cls, d: dict[str, torch.Tensor]) -> ShowerTransform:
         s = d["scalars"].tolist()
-        if "voxels.empty" not in d:
-            raise ValueError("shower model saved by an older l1ad (no Gaussianisation tables); retrain it")
+        n_layers = int(s[0])
+        if f"voxels{n_layers - 1}.empty" not in d:
+            raise ValueError("shower model saved by an older l1ad (no per-layer Gaussianisation tables); retrain it")
 
         def table(name: str, kind: type) -> VoxelMarginals | LatentCalibration | None:
             fields = {k.split(".", 1)[1]: v.numpy() for k, v in d.items() if k.startswith(name + ".")}
             return kind(**fields) if fields else None
 
+        calibration = [table(f"voxel_calibration{i}", LatentCalibration) for i in range(n_layers)]
         return cls(
-            int(s[0]), s[1], s[2],
-            table("layers", VoxelMarginals), table("voxels", VoxelMarginals),
-            table("layer_calibration", LatentCalibration), table("voxel_calibration", LatentCalibration),
+            n_layers, s[1], s[2],
+            table("layers", VoxelMarginals), [table(f"voxels{i}", VoxelMarginals) for i in range(n_layers)],
+            table("layer_calibration", LatentCalibration), None if calibration[0] is None else calibration,
         )
 
 
@@ -282,7 +307,7 @@ class DiffusionConfig:
     layer_depth: int = 3
     voxel_width: int = 512
     voxel_depth: int = 4
-    steps: int = 512
+    steps: int = 64  # DDIM: 16 and 64 steps sample equally well (10k showers, 20 epochs: AUC 0.769 / 0.767)
     epochs: int = 100
     batch_size: int = 256
     lr: float = 1e-3
@@ -400,7 +425,13 @@ class ShowerDiffusion(nn.Module):
         lx, vx = self.sample_latents(energies, seed=seed)
         lx, vx = lx.cpu().double().numpy(), vx.cpu().double().numpy()
         t.layer_calibration = LatentCalibration.fit(c, lx, np.arange(t.n_layers), t.layers.centres)
-        t.voxel_calibration = LatentCalibration.fit(c, vx, voxel_rings(self.geometry), t.voxels.centres)
+        el = t.layer_energies(energies, lx)  # the voxel tables' condition, from the calibrated layers
+        t.voxel_calibration = [
+            LatentCalibration.fit(
+                t.layer_condition(el[:, i]), vx[:, self.geometry.layer_slice(i)], _layer_rings(self.geometry, i), table.centres
+            )
+            for i, table in enumerate(t.voxels)
+        ]
 
     # -- persistence: safetensors (weights + transform) and JSON (config)
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -95,7 +95,7 @@ def progressive_distillation(
 ) -> dict[int, ShowerDiffusion]:
     """Halve the step count round by round; keep the students whose step count is in ``targets``.
 
-    ``teacher.steps`` must be a power of two times every target (e.g. 512 → 8 → 1).
+    ``teacher.steps`` must be a power of two times every target (e.g. 64 → 8 → 1).
     ``progress(round, steps)`` is called after each round.
     """
     for target in targets:
