@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtri
 
-from offline.generative.marginals import LatentCalibration, VoxelMarginals, condition_bins
+from offline.generative.marginals import ConditionalMarginals, LatentCalibration, condition_bins
 
 
 def _sparse_values(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +24,7 @@ RINGS = np.repeat([0, 1], 4)
 
 def test_gaussianised_values_are_standard_normal_within_every_energy_bin():
     cond, values = _sparse_values(40_000, 0)
-    marginals = VoxelMarginals.fit(cond, values, RINGS, bins=8)
+    marginals = ConditionalMarginals.fit(cond, values, RINGS, bins=8)
     latent = marginals.to_latent(cond, values, RINGS, np.random.default_rng(1))
     for lo in (-1.0, 0.5):  # a low- and a high-condition slice
         sel = (cond > lo) & (cond < lo + 0.5)
@@ -35,7 +35,7 @@ def test_gaussianised_values_are_standard_normal_within_every_energy_bin():
 
 def test_empty_voxels_go_below_the_empty_quantile_and_come_back_empty():
     cond, values = _sparse_values(20_000, 2)
-    marginals = VoxelMarginals.fit(cond, values, RINGS, bins=6)
+    marginals = ConditionalMarginals.fit(cond, values, RINGS, bins=6)
     latent = marginals.to_latent(cond, values, RINGS, np.random.default_rng(3))
     back = marginals.from_latent(cond, latent, RINGS)
     np.testing.assert_array_equal(back == 0, values == 0)
@@ -75,7 +75,7 @@ def test_calibration_is_monotone_so_it_keeps_the_order_of_latents():
 @pytest.mark.parametrize("bins", [1, 3])
 def test_voxels_of_a_ring_share_one_table(bins):
     cond, values = _sparse_values(2_000, 7)
-    marginals = VoxelMarginals.fit(cond, values, RINGS, bins=bins)
+    marginals = ConditionalMarginals.fit(cond, values, RINGS, bins=bins)
     assert marginals.quantiles.shape == (bins, 2, marginals.quantiles.shape[2])
     swapped = values[:, [1, 0, 3, 2, 5, 4, 7, 6]]  # permute voxels within each ring
     a = marginals.to_latent(cond, values, RINGS, np.random.default_rng(0))

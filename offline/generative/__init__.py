@@ -37,6 +37,7 @@ from offline.generative.io import (
     validate_showers,
     write_showers,
 )
+from offline.generative.marginals import ConditionalMarginals, LatentCalibration
 
 __all__ = [
     "DATASET1_PHOTONS",
@@ -44,9 +45,11 @@ __all__ = [
     "DS1_LAYER_DEPTHS_X0",
     "PBWO4",
     "ClassifierConfig",
+    "ConditionalMarginals",
     "DiffusionConfig",
     "GFlashSimulator",
     "Geometry",
+    "LatentCalibration",
     "Layer",
     "Material",
     "ScoreMLP",

@@ -1,18 +1,20 @@
-"""Per-voxel marginals conditioned on the incident energy: Gaussianisation and its inverse.
+"""Conditional per-dimension marginals: Gaussianisation of shower vectors and its inverse.
 
-Every voxel of a (layer, r) ring has the same distribution (the shower is symmetric
-about its axis), so tables are kept per ring. The condition c (scaled ln E) is cut
-into ``bins`` quantile bins; a table holds, per (bin, ring), quantiles at fixed
-levels, and a shower at condition c uses the table interpolated linearly between
-the two nearest bin centres (displacement interpolation of quantile functions).
+Columns that share a distribution share a table: the voxels of one (layer, r)
+ring (the shower is symmetric about its axis), or a single dimension of the layer
+vector; ``rings`` gives every column its table. The condition c (for showers the
+scaled ln E, or the log of a layer's energy) is cut into ``bins`` equal-population
+bins; a table holds, per (bin, ring), quantiles at fixed levels, and a shower at
+condition c uses the table interpolated linearly between the two nearest bin
+centres (displacement interpolation of quantile functions).
 
-``VoxelMarginals`` maps a voxel value v ≥ 0 (empty: v = 0) to a standard-normal
+``ConditionalMarginals`` maps a value v ≥ 0 (empty: v = 0) to a standard-normal
 latent y: u = P0 · U(0,1) for an empty voxel (randomised, so that the empty mass
 becomes a continuous stretch of u), u = P0 + (1 - P0) G(v) otherwise, where P0 is
 the probability that the voxel is empty and G the CDF of its non-zero values;
 y = Φ⁻¹(u). The inverse sends u < P0 back to an empty voxel. A network that
 learns nothing but Gaussian latents then already gives every voxel its right
-distribution, empty fraction included, at every energy; it only has to learn
+distribution, empty fraction included, at every condition; it only has to learn
 how voxels depend on each other.
 
 ``LatentCalibration`` is the same kind of table for a sampler's own latents: the
@@ -87,15 +89,15 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class VoxelMarginals:
-    """Energy-conditioned distribution of every ring's voxel values (see the module docstring)."""
+class ConditionalMarginals:
+    """Conditional distribution of the values of every ring (see the module docstring)."""
 
     centres: np.ndarray  # (K,) bin centres in the condition
     empty: np.ndarray  # (K, R) probability that a voxel of the ring is empty
     quantiles: np.ndarray  # (K, R, LEVELS) quantiles of its non-zero values at linspace(0, 1, LEVELS)
 
     @classmethod
-    def fit(cls, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, bins: int) -> VoxelMarginals:
+    def fit(cls, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, bins: int) -> ConditionalMarginals:
         centres = condition_bins(cond, bins)
         nearest = _assign(cond, centres)
         n_rings = int(rings.max()) + 1
