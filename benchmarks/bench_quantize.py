@@ -58,9 +58,9 @@ def main() -> None:
     parser.add_argument("--signal", action="append", default=[], help="NAME=FILE (with --background)")
     args = parser.parse_args()
 
+    from emulation import exact_trigger
     from l1ad.steps.ad import DEFAULTS as AD
     from l1ad.steps.quantize import DEFAULTS as QD
-    from l1ad.steps.quantize import exact_trigger
     from offline.ad.train import TrainConfig
     from offline.ad.workflow import load_background, train_from_file
     from offline.events.io import read_events

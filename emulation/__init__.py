@@ -1,4 +1,5 @@
-"""Bit-accurate emulation of the trigger: ap_fixed arithmetic, emulator, C-simulation bridge."""
+"""Bit-accurate emulation of the trigger: ap_fixed arithmetic, emulator, C-simulation bridge, and
+what ``l1ad emulate`` runs on files (``emulation.workflow``)."""
 
 from emulation.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 from emulation.events import (
@@ -46,6 +47,14 @@ from emulation.trigger_csim import (
     find_trigger_project,
     write_trigger_project,
 )
+from emulation.workflow import (
+    csim_words,
+    emulate_plain,
+    emulate_trigger_files,
+    exact_trigger,
+    load_inputs,
+    overflow_table,
+)
 
 __all__ = [
     "OVERFLOW_MODES",
@@ -66,18 +75,24 @@ __all__ = [
     "build_qkeras_dense",
     "cast",
     "compare_trigger_csim",
+    "csim_words",
     "dense_latency",
     "emulate_events",
+    "emulate_plain",
     "emulate_project",
     "emulate_trigger",
+    "emulate_trigger_files",
+    "exact_trigger",
     "find_spec",
     "find_trigger_project",
     "from_float",
     "input_mantissas",
     "linear",
     "load_hls_project",
+    "load_inputs",
     "load_trigger",
     "multiply",
+    "overflow_table",
     "place_thresholds",
     "plus_type",
     "product_type",

@@ -1,4 +1,5 @@
-"""Toy inputs and the default firmware model with random on-grid weights, for tests and benchmarks.
+"""Toy inputs and the default firmware model with random on-grid weights, for tests and benchmarks,
+and the words ``l1ad firmware`` simulates (:func:`event_words`: events or toy events, then edge values).
 
 ``default_model`` is the shape of ``offline.ad.model.PRESETS["firmware"]`` (57-32-16-4-16-32-57
 with bias, twice) at the default ``quantize.QuantConfig``, so the firmware can be exercised
@@ -8,11 +9,13 @@ and costed before (or without) a trained quantized model; ``quantize`` makes the
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from offline.events.io import read_events
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing, to_hardware
 from quantize.spec import FirmwareSpec
@@ -85,3 +88,14 @@ def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarr
     # random words anywhere in the type's range
     words[3 * q :] = rng.integers(hw.min_int, hw.max_int + 1, size=(n - 3 * q, N_FEATURES))
     return words
+
+
+def event_words(events: str | os.PathLike[str] | None, n: int, spec: FirmwareSpec, seed: int = 0) -> np.ndarray:
+    """Hardware words to simulate: the first ``n`` events of a file (or toy events), then edge values
+    (all-empty events, saturating pT, extreme words) — a quarter as many again."""
+    if events is not None:
+        words = to_hardware(read_events(events).features)[:n]
+    else:
+        words = toy_words(n, seed)
+    edges = edge_words(spec, np.random.default_rng(seed + 1), max(8, n // 4))
+    return np.concatenate([words, edges])

@@ -3,7 +3,7 @@
 Light imports only here; the frameworks load on use: ``quantize.brevitas_model``,
 ``quantize.qkeras_model`` (through ``quantize.keras_compat``), ``quantize.workflow``
 (checkpoint -> spec), ``quantize.scan``. The exact integer pair is ``emulation``'s (which imports
-this package, so ``quantize`` takes it as an argument where it needs it).
+this package, so ``quantize`` takes it as an argument where it needs it: ``emulation.exact_trigger()``).
 """
 
 from quantize.precision import (

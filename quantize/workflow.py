@@ -9,17 +9,19 @@ Model inputs, thresholds and quantized scores never come from a framework's floa
 pass: they come from the bit-exact executor of the spec (:class:`ExactTrigger`, the emulator),
 so Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
 Imports run ``emulation`` -> ``quantize``, so the caller passes the executor in
-(``l1ad.steps.quantize.exact_trigger()``).
+(``emulation.exact_trigger()``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import pandas as pd
 
@@ -48,6 +50,7 @@ __all__ = [
     "ExactTrigger",
     "QuantizeResult",
     "compare",
+    "find_run_inputs",
     "model_inputs",
     "quantize_checkpoint",
     "train_quantized",
@@ -122,6 +125,27 @@ def load_float(checkpoint: str | os.PathLike[str]) -> FloatModel:
         fractions=tuple(raw.get("split_fractions", DEFAULT_FRACTIONS)),
         background=Path(background) if background else None,
     )
+
+
+def find_run_inputs(run_dir: str | os.PathLike[str]) -> tuple[Path, dict[str, Path]]:
+    """Checkpoint and signal event files of a finished ``l1ad run`` directory.
+
+    The checkpoint is ``RUN/ad/model``; the signals are the event files named in the scores files
+    under ``RUN/ad/scores`` (all but ``background_test``), keyed by the scores file's stem.
+    """
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / "ad" / "model"
+    if not (checkpoint / "config.json").exists():
+        raise ValueError(f"{run_dir}: no ad checkpoint at {checkpoint}")
+    signals = {}
+    for path in sorted((run_dir / "ad" / "scores").glob("*.h5")):
+        if path.stem == "background_test":
+            continue
+        with h5py.File(path, "r") as f:
+            attrs = json.loads(f.attrs.get("l1ad_scores", "{}"))
+        if "events" in attrs:
+            signals[path.stem] = Path(attrs["events"])
+    return checkpoint, signals
 
 
 def load_float_with_split(

@@ -151,3 +151,38 @@ def test_cli_emulate_writes_exact_outputs_and_compares_with_csim(plain_project, 
     assert bad.exit_code == 1 and "expects (N, 12)" in bad.output
     missing = CliRunner().invoke(app, ["emulate", "--model", str(plain_project.path)])
     assert missing.exit_code == 1 and "--inputs and --out are required" in missing.output
+
+
+@pytest.mark.hls
+def test_emulate_plain_from_python_matches_csim_and_writes_only_the_output(plain_project, tmp_path):
+    from rich.console import Console
+
+    from emulation import emulate_plain
+
+    project = load_hls_project(plain_project.path)
+    x = _events(1200, project.input_type, seed=6)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "out" / "y.npy"
+    summary = emulate_plain(str(plain_project.path), str(tmp_path / "x.npy"), out, compare_csim=400, console=Console(quiet=True))
+    assert summary["events_emulated"] == 1200 and summary["events_per_s"] > 0
+    assert summary["csim_events_compared"] == 400 and summary["csim_mismatches"] == 0
+    assert summary["overflows"]["input"]["overflows"] > 0  # wrapping inputs were counted
+    y = np.load(out)
+    assert y.dtype == np.float64 and y.shape == (1200, project.n_outputs)
+    assert np.array_equal(y, emulate_project(project, x).outputs)
+    assert [p.name for p in out.parent.iterdir()] == ["y.npy"]  # written atomically: no temporary left
+
+
+def test_load_inputs_names_missing_unreadable_and_non_numeric_files(tmp_path):
+    from emulation import load_inputs
+
+    with pytest.raises(ValueError, match="inputs file does not exist"):
+        load_inputs(tmp_path / "missing.npy")
+    (tmp_path / "text.npy").write_text("not numpy")
+    with pytest.raises(ValueError, match=r"not a readable \.npy array"):
+        load_inputs(tmp_path / "text.npy")
+    np.save(tmp_path / "strings.npy", np.array(["a", "b"]))
+    with pytest.raises(ValueError, match="expected a numeric array"):
+        load_inputs(tmp_path / "strings.npy")
+    np.save(tmp_path / "ints.npy", np.arange(6).reshape(2, 3))
+    assert load_inputs(str(tmp_path / "ints.npy")).shape == (2, 3)

@@ -72,3 +72,29 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     text = ctx.report.render()
     assert "Hardware cost by source" in text and "budget verdict: within budget" in text
     assert ctx.artifacts["firmware"]["project"].name == "demo"
+
+
+def test_event_words_are_file_or_toy_events_then_a_quarter_of_edge_words(tmp_path):
+    import numpy as np
+
+    from firmware.example import event_words, toy_words
+    from offline.ad.model import AEConfig
+    from offline.events import write_events
+    from offline.preprocess import to_hardware
+    from quantize.precision import QuantConfig
+    from tests.conftest import make_toy_events
+
+    spec, _ = default_model(
+        emulate_trigger, seed=4, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
+    )
+    events = make_toy_events(300, seed=5)
+    write_events(tmp_path / "ev.h5", events, {"process": "wlnu"})
+    words = event_words(str(tmp_path / "ev.h5"), 200, spec, seed=1)
+    assert words.shape == (250, 57) and words.dtype == np.int64
+    assert np.array_equal(words[:200], to_hardware(events.features)[:200])
+    assert (words[200:212] == 0).all()  # the edge words start with all-empty events
+    assert (words[200:] == spec.hardware_input.max_int).any()
+    toy = event_words(None, 40, spec, seed=2)
+    assert toy.shape == (50, 57) and np.array_equal(toy[:40], toy_words(40, 2))
+    assert np.array_equal(toy, event_words(None, 40, spec, seed=2))  # deterministic in the seed

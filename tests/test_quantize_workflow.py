@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -85,3 +86,24 @@ def test_cli_scan_of_a_run_directory_writes_table_and_pareto_plot(float_run, tmp
 def test_cli_without_checkpoint_fails_with_one_line():
     result = CliRunner().invoke(app, ["quantize"])
     assert result.exit_code == 1 and "pass --checkpoint or --run" in result.output
+
+
+def test_find_run_inputs_names_checkpoint_and_signal_files_of_a_run(tmp_path):
+    import numpy as np
+
+    from offline.ad.score import Scores, write_scores
+    from quantize.workflow import find_run_inputs
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError, match="no ad checkpoint"):
+        find_run_inputs(run_dir)
+    (run_dir / "ad" / "model").mkdir(parents=True)
+    (run_dir / "ad" / "model" / "config.json").write_text("{}")
+    assert find_run_inputs(str(run_dir)) == (run_dir / "ad" / "model", {})  # no scores yet
+    scores = Scores(np.zeros(3), np.zeros(3), np.ones(3), np.zeros(3, np.int32))
+    write_scores(run_dir / "ad" / "scores" / "Ato4l.h5", scores, {"events": "/data/ato4l.h5"})
+    write_scores(run_dir / "ad" / "scores" / "background_test.h5", scores, {"events": "/data/bkg.h5"})
+    write_scores(run_dir / "ad" / "scores" / "other.h5", scores)  # names no event file
+    checkpoint, signals = find_run_inputs(run_dir)
+    assert checkpoint == run_dir / "ad" / "model"
+    assert signals == {"Ato4l": Path("/data/ato4l.h5")}

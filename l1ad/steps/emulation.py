@@ -3,141 +3,22 @@
 Trigger mode (``--events``): the FirmwareSpec of a run (``runs/NAME``) or a spec directory,
 per-event scores and bits to HDF5, rate, efficiencies, ABCD counts, optionally checked
 against the C simulation of the firmware project. Plain mode (``--inputs``/``--out``): any
-hls4ml dense/ReLU project on float inputs."""
+hls4ml dense/ReLU project on float inputs. Both are :mod:`emulation.workflow` functions; this
+module parses the options and prints."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 
-from offline.artifacts import atomic_path
+from emulation import emulate_plain, emulate_trigger_files, overflow_table
 
 NAME = "emulation"
 DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
-
-
-def _load_inputs(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise ValueError(f"{path}: inputs file does not exist")
-    try:
-        x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable .npy array: {err}") from None
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fiu":
-        raise ValueError(f"{path}: expected a numeric array, got {getattr(x, 'dtype', type(x))}")
-    return x
-
-
-def emulate_plain(
-    model: Path, inputs: Path, out: Path, compare_csim: int = 0, console: Console | None = None
-) -> dict[str, Any]:
-    """Emulate an hls4ml project on ``inputs`` (.npy, (N, n_in) floats); write outputs (N, n_out) float64."""
-    from emulation.hls_project import load_hls_project
-    from emulation.network import emulate_project
-
-    console = console or Console(stderr=True)
-    project = load_hls_project(model)
-    x = _load_inputs(inputs)
-    if x.ndim != 2 or x.shape[1] != project.n_inputs:
-        raise ValueError(f"{inputs}: shape {x.shape}, the project {project.top} expects (N, {project.n_inputs})")
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"emulating {project.top}", total=len(x))
-        result = emulate_project(project, x, progress=lambda n: bar.advance(task, n))
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        np.save(f, result.outputs)
-    summary: dict[str, Any] = {
-        "events_emulated": len(x),
-        "events_per_s": result.events_per_s,
-        "overflows": result.overflows.as_dict(),
-    }
-    if compare_csim > 0:
-        from emulation.csim import CSimulation
-
-        n = min(compare_csim, len(x))
-        sim = CSimulation(model)
-        start = time.perf_counter()
-        expected = sim.predict(x[:n])
-        seconds = time.perf_counter() - start
-        summary["csim_events_compared"] = n
-        summary["csim_mismatches"] = int(np.any(expected != result.outputs[:n], axis=1).sum())
-        summary["csim_events_per_s"] = n / seconds if seconds > 0 else None
-    return summary
-
-
-def _csim_words(background: list[Path], n: int, spec, seed: int = 0) -> np.ndarray:
-    """The first events of the background files plus edge words (empty, saturating, extreme): n in all."""
-    from firmware.example import edge_words
-    from offline.events.io import iter_events
-    from offline.preprocess import to_hardware
-
-    n_edges = max(8, n // 10)
-    blocks, have = [], 0
-    for path in background:
-        for block in iter_events(path, max(1, n - n_edges - have)):
-            blocks.append(to_hardware(block.features))
-            have += len(block)
-            break
-        if have >= n - n_edges:
-            break
-    words = np.concatenate(blocks) if blocks else np.zeros((0, 57), dtype=np.int64)
-    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
-
-
-def _overflow_table(overflows) -> Any:
-    frame = overflows.report()
-    return frame[frame["overflows"] > 0].set_index("name") if len(frame) else frame
-
-
-def emulate_trigger_files(
-    model: Path,
-    events: list[Path],
-    out: Path,
-    compare_csim: int = 0,
-    project: Path | None = None,
-    chunk_size: int = 200_000,
-    console: Console | None = None,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Trigger mode of ``l1ad emulate``; returns the ``emulation`` summary (plus ``table``/``overflows``)."""
-    import tempfile
-
-    from emulation.events import emulate_events, load_trigger
-    from emulation.trigger_csim import (
-        compare_trigger_csim,
-        find_trigger_project,
-        write_trigger_project,
-    )
-    from offline.events.io import event_count
-
-    console = console or Console(stderr=True)
-    spec, weights, spec_path = load_trigger(model)
-    total = sum(event_count(p) if p.exists() else 0 for p in events)
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task("emulating the trigger", total=total)
-        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers)
-    summary: dict[str, Any] = result.summary()
-    summary.update({"spec": str(spec_path), "out": str(out), "rate_sigma_khz": summary["rate_sigma_khz"],
-                    "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})
-    if compare_csim > 0:
-        words = _csim_words(events, compare_csim, spec)
-        project = project or find_trigger_project(model)
-        with tempfile.TemporaryDirectory(prefix="l1ad_trigger_prj_") as tmp:
-            if project is None:
-                console.print("no firmware project recorded for this model: writing one (hls4ml, QKeras frontend)")
-                project = write_trigger_project(spec, weights, Path(tmp) / "trigger", words)
-            comparison = compare_trigger_csim(spec, weights, project, words)
-        summary.update({"csim_events_compared": comparison.events, "csim_mismatches": comparison.mismatches,
-                        "csim_events_per_s": comparison.csim_events_per_s, "csim_project": str(project)})
-    summary["table"] = result.table
-    summary["overflows"] = result.overflows
-    return summary
 
 
 def _print_table(console: Console, frame, title: str) -> None:
@@ -194,7 +75,7 @@ def emulate(
             compact = frame[["events", "N_A", "N_B", "N_C", "N_D"]].copy()
             compact.insert(1, "fired", [f"{v:.4g} ± {e:.2g}" for v, e in zip(frame["fired"], frame["fired_sigma"], strict=True)])
             _print_table(console, compact, "per process: fired fraction (weighted) and ABCD events")
-        over = _overflow_table(summary["overflows"])
+        over = overflow_table(summary["overflows"])
         if len(over):
             _print_table(console, over, "overflows (values outside the target type: wrapped or saturated)")
         else:
@@ -249,7 +130,7 @@ def run(ctx) -> dict[str, dict]:
     )
     if len(table):
         report.table(table, caption="Per process: fired fraction (± binomial) and ABCD region counts (N raw, W weighted)")
-    over = _overflow_table(overflows)
+    over = overflow_table(overflows)
     if len(over):
         report.table(over, caption="Overflows per cast (values outside the target type: saturated or wrapped)")
     else:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +14,7 @@ from emulation import TriggerEmulator
 from firmware.budget import BudgetError, part_capacity
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
 from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
-from firmware.example import edge_words, toy_words
+from firmware.example import event_words
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
@@ -31,20 +30,6 @@ DEFAULTS: dict[str, Any] = {
     "fail_over_budget": False,  # True: the run stops with the budget error; False: the report shows it
 }
 HLS_PROJECTS = Path("hls_projects")
-
-
-def event_words(events: Path | None, n: int, spec, seed: int = 0) -> np.ndarray:
-    """Hardware words to simulate: the first ``n`` events of a file (or toy events), then edge values
-    (all-empty events, saturating pT, extreme words) — a quarter as many again."""
-    from offline.events import read_events
-    from offline.preprocess import to_hardware
-
-    if events is not None:
-        words = to_hardware(read_events(events).features)[:n]
-    else:
-        words = toy_words(n, seed)
-    edges = edge_words(spec, np.random.default_rng(seed + 1), max(8, n // 4))
-    return np.concatenate([words, edges])
 
 
 def _print_result(result: FirmwareResult, console: Console) -> None:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import h5py
 import pandas as pd
 import typer
 from rich.console import Console
 
+from emulation import exact_trigger
 from l1ad.options import named_paths
 from offline.ad.metrics import DEFAULT_RATE_KHZ
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
-
-if TYPE_CHECKING:
-    from quantize.workflow import ExactTrigger
 
 NAME = "quantize"
 DEFAULTS: dict[str, Any] = {
@@ -46,38 +43,6 @@ def _floats(text: str, what: str) -> list[float]:
     return values
 
 
-def exact_trigger() -> ExactTrigger:
-    """The emulator as ``quantize``'s exact executor (inputs, thresholds, quantized scores).
-
-    ``quantize`` cannot import ``emulation`` (imports run ``emulation`` -> ``quantize``), so the
-    steps hand it in: QAT inputs, thresholds and TPRs are then those of the trigger itself.
-    """
-    from emulation import emulate_trigger, input_mantissas, place_thresholds
-    from quantize.workflow import ExactTrigger
-
-    def scores(spec, weights, words):
-        out = emulate_trigger(spec, weights, words)
-        return out.r1_float, out.r2_float
-
-    return ExactTrigger(input_mantissas=input_mantissas, scores=scores, place_thresholds=place_thresholds)
-
-
-def _from_run(run_dir: Path) -> tuple[Path, dict[str, Path]]:
-    """Checkpoint and signal event files of a finished ``l1ad run`` directory."""
-    checkpoint = run_dir / "ad" / "model"
-    if not (checkpoint / "config.json").exists():
-        raise ValueError(f"{run_dir}: no ad checkpoint at {checkpoint}")
-    signals = {}
-    for path in sorted((run_dir / "ad" / "scores").glob("*.h5")):
-        if path.stem == "background_test":
-            continue
-        with h5py.File(path, "r") as f:
-            attrs = json.loads(f.attrs.get("l1ad_scores", "{}"))
-        if "events" in attrs:
-            signals[path.stem] = Path(attrs["events"])
-    return checkpoint, signals
-
-
 def quantize(
     checkpoint: Annotated[Path | None, typer.Option(help="Float checkpoint directory (l1ad train).")] = None,
     run: Annotated[Path | None, typer.Option("--run", help="A finished run directory: its ad checkpoint and signals.")] = None,
@@ -101,12 +66,12 @@ def quantize(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
-    from quantize.workflow import quantize_checkpoint
+    from quantize.workflow import find_run_inputs, quantize_checkpoint
 
     console = Console(stderr=True)
     signals = named_paths(signal)
     if run is not None:
-        checkpoint, run_signals = _from_run(run)
+        checkpoint, run_signals = find_run_inputs(run)
         signals = {**run_signals, **signals}
     if checkpoint is None:
         raise ValueError("pass --checkpoint or --run")
