@@ -162,3 +162,19 @@ def test_independent_latents_already_light_up_voxels_as_the_layer_energy_demands
     reference = occupancy_vs_energy(showers)
     assert reference > 0.5
     assert abs(occupancy_vs_energy(noise) - reference) < 0.1
+
+
+def test_discrete_energy_ladder_of_the_calochallenge_gets_one_table_per_energy():
+    # the real dataset-1 files have discrete incident energies: quantile bins would coincide
+    energies = sample_energies(3000, 21, 1e3, 1.7e4, discrete=True)
+    showers = GFlashSimulator().simulate(energies, 22)
+    tf = ShowerTransform.fit(energies, showers)
+    ladder = np.unique(energies)
+    np.testing.assert_allclose(tf.layers.centres, tf.condition(ladder)[:, 0])
+    lx, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
+    assert np.all(np.abs(lx.std(axis=0) - 1) < 0.05)
+    rng = np.random.default_rng(23)
+    generated = tf.inverse(energies, rng.normal(size=lx.shape), rng.normal(size=vx.shape), DATASET1_PHOTONS)
+    for e in ladder:  # the deposited fraction at every rung, from Gaussian latents alone
+        sel = energies == e
+        assert abs(generated[sel].sum(axis=1).mean() - showers[sel].sum(axis=1).mean()) < 3e-3 * e

@@ -82,3 +82,19 @@ def test_voxels_of_a_ring_share_one_table(bins):
     b = marginals.to_latent(cond, swapped, RINGS, np.random.default_rng(0))
     nonzero = values > 0
     np.testing.assert_allclose(b[:, [1, 0, 3, 2, 5, 4, 7, 6]][nonzero], a[nonzero])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.resize(np.arange(5.0), 20_000), np.concatenate([np.zeros(15_000), np.linspace(1, 2, 5_000)])],
+    ids=["ladder", "tied"],
+)
+def test_condition_bins_are_distinct_even_for_discrete_or_tied_conditions(values):
+    cond = np.random.default_rng(8).permutation(values)
+    centres = condition_bins(cond, 12)
+    assert np.all(np.diff(centres) > 0)
+    assert centres[0] == 0.0 and centres[-1] <= cond.max()
+    if len(np.unique(cond)) <= 12:
+        np.testing.assert_array_equal(centres, np.unique(cond))
+    else:  # the tied zeros make one bin, the rest keep theirs
+        assert 1 + 3 <= len(centres) <= 12

@@ -39,11 +39,18 @@ CALIBRATION_Z = 3.5  # calibration tables span Φ(-3.5) ... Φ(3.5); beyond, lat
 
 
 def condition_bins(cond: np.ndarray, bins: int) -> np.ndarray:
-    """Centres (median condition) of ``bins`` equal-population bins of the condition."""
+    """Increasing centres (median condition) of at most ``bins`` equal-population bins of the condition.
+
+    A condition with at most ``bins`` distinct values (the CaloChallenge energy ladder)
+    gets one bin per value; ties that make bins coincide merge them.
+    """
     cond = np.asarray(cond, dtype=np.float64).reshape(-1)
+    values = np.unique(cond)
+    if len(values) <= bins:
+        return values
     edges = np.quantile(cond, np.linspace(0, 1, bins + 1))
     index = np.clip(np.searchsorted(edges, cond, side="right") - 1, 0, bins - 1)
-    return np.array([np.median(cond[index == b]) if (index == b).any() else edges[b] for b in range(bins)])
+    return np.unique([np.median(cond[index == b]) for b in range(bins) if (index == b).any()])
 
 
 def _assign(cond: np.ndarray, centres: np.ndarray) -> np.ndarray:
