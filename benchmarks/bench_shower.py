@@ -6,9 +6,13 @@ energies with every sampler and compares each with the held-out GFlash showers
 (classifier AUC low/high level, W1 per feature). The baseline is the reference
 simulator measured in the same run (GFlash vs an independent GFlash sample also
 gives the AUC floor, ≈ 0.5). Issue target: ≤ 2 ms/shower at AUC ≤ 0.70 after
-distillation.
+distillation; the last line says which distilled samplers meet it.
 
     python benchmarks/bench_shower.py --events 20000 --epochs 200 --device cuda --out bench_shower.json
+    # the CPU figures in benchmarks/results/bench_shower_cpu.json (2 cores, ~20 min):
+    python benchmarks/bench_shower.py --events 20000 --test-events 5000 --epochs 40 \
+        --distill-iterations 1000 --device cpu --out benchmarks/results/bench_shower_cpu.json \
+        --plots benchmarks/results/shower_cpu
     python benchmarks/bench_shower.py --quick   # a minute on a laptop CPU, numbers meaningless
 """
 
