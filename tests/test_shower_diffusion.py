@@ -178,3 +178,19 @@ def test_discrete_energy_ladder_of_the_calochallenge_gets_one_table_per_energy()
     for e in ladder:  # the deposited fraction at every rung, from Gaussian latents alone
         sel = energies == e
         assert abs(generated[sel].sum(axis=1).mean() - showers[sel].sum(axis=1).mean()) < 3e-3 * e
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda e, x: (e, x[:, :300]), "300 voxels"),
+        (lambda e, x: (e, np.where(np.arange(x.shape[1]) == 7, np.nan, x)), "NaN or inf"),
+        (lambda e, x: (e, x - 1.0), "negative voxel energies"),
+        (lambda e, x: (-e, x), "must be positive"),
+    ],
+    ids=["voxel-count", "nan", "negative-voxel", "negative-energy"],
+)
+def test_training_on_bad_showers_stops_with_a_clear_error(tiny_data, mutate, message):
+    energies, showers = mutate(*tiny_data)
+    with pytest.raises(ValueError, match=f"training showers: .*{message}"):
+        train_diffusion(energies, showers, TINY, device="cpu")

@@ -63,6 +63,7 @@ from torch import nn
 
 from offline.artifacts import atomic_path
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
+from offline.generative.io import validate_showers
 from offline.generative.marginals import U_EPS, ConditionalMarginals, LatentCalibration
 
 MAX_BINS = 12  # condition bins of the marginal tables (fewer for small training sets)
@@ -157,6 +158,8 @@ class ShowerTransform:
 
     @classmethod
     def fit(cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS) -> ShowerTransform:
+        data = validate_showers(energies, showers, geometry, where="training showers")
+        energies, showers = data.incident_energies, data.showers
         log_e = np.log(energies)
         lo, hi = float(log_e.min()), float(max(log_e.max(), log_e.min() + 1e-3))
         cond = cls._scaled_log_e(energies, lo, hi)
@@ -517,6 +520,8 @@ def train_diffusion(
     from offline.distributed import setup
 
     config = config or DiffusionConfig()
+    checked = validate_showers(energies, showers, geometry, where="training showers")
+    energies, showers = checked.incident_energies, checked.showers
     info = setup(device)
     torch.manual_seed(config.seed)
     transform = ShowerTransform.fit(energies, showers, geometry)
