@@ -103,28 +103,27 @@ def layer_energies(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.stack([showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1)
 
 
-def _layer_values(energies: np.ndarray, showers: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """[E_tot / E, u_1 ... u_{L-1}] with u_i = E_i / Σ_{j≥i} E_j (0 when nothing is left)."""
-    el = layer_energies(showers.astype(np.float64), geometry)
-    rest = el.sum(axis=1)
-    u = [rest / energies]
-    for i in range(geometry.n_layers - 1):
-        u.append(np.divide(el[:, i], rest, out=np.zeros_like(rest), where=rest > 0))
-        rest = rest - el[:, i]
-    return np.clip(np.stack(u, axis=1), 0.0, None)
-
-
 def _layer_rings(geometry: Geometry, i: int) -> np.ndarray:
     """Ring (r bin) of every voxel of layer i, in the layer's voxel order."""
     layer = geometry.layers[i]
     return np.tile(np.arange(layer.n_r), layer.n_alpha)
 
 
-def _voxel_values(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Every voxel's fraction of its layer's energy."""
+def _model_values(
+    energies: np.ndarray, showers: np.ndarray, geometry: Geometry
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer energies (N, L); the layer vector [E_tot / E, u_1 ... u_{L-1}] with
+    u_i = E_i / Σ_{j≥i} E_j (0 when nothing is left); every voxel's fraction of its layer."""
     x = showers.astype(np.float64)
-    el = layer_energies(x, geometry)[:, geometry.voxel_layer]
-    return np.divide(x, el, out=np.zeros_like(x), where=el > 0)
+    el = layer_energies(x, geometry)
+    rest = el.sum(axis=1)
+    u = [rest / energies]
+    for i in range(geometry.n_layers - 1):
+        u.append(np.divide(el[:, i], rest, out=np.zeros_like(rest), where=rest > 0))
+        rest = rest - el[:, i]
+    per_voxel = el[:, geometry.voxel_layer]
+    frac = np.divide(x, per_voxel, out=np.zeros_like(x), where=per_voxel > 0)
+    return el, np.clip(np.stack(u, axis=1), 0.0, None), frac
 
 
 @dataclass
@@ -164,8 +163,8 @@ class ShowerTransform:
         lo, hi = float(log_e.min()), float(max(log_e.max(), log_e.min() + 1e-3))
         cond = cls._scaled_log_e(energies, lo, hi)
         bins = int(np.clip(len(energies) // SHOWERS_PER_BIN, 1, MAX_BINS))
-        layers = ConditionalMarginals.fit(cond, _layer_values(energies, showers, geometry), np.arange(geometry.n_layers), bins)
-        el, frac = layer_energies(showers.astype(np.float64), geometry), _voxel_values(showers, geometry)
+        el, values, frac = _model_values(energies, showers, geometry)
+        layers = ConditionalMarginals.fit(cond, values, np.arange(geometry.n_layers), bins)
         voxels = [
             ConditionalMarginals.fit(cls.layer_condition(el[:, i]), frac[:, geometry.layer_slice(i)], _layer_rings(geometry, i), bins)
             for i in range(geometry.n_layers)
@@ -181,15 +180,15 @@ class ShowerTransform:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Latents (layer (N, L), voxel (N, V)); ``seed`` draws the positions of empty voxels in the empty mass."""
         rng = np.random.default_rng(seed)
-        lx = self.layers.to_latent(self.condition(energies), _layer_values(energies, showers, geometry), np.arange(self.n_layers), rng)
-        el, frac = layer_energies(showers.astype(np.float64), geometry), _voxel_values(showers, geometry)
+        el, values, frac = _model_values(energies, showers, geometry)
+        lx = self.layers.to_latent(self.condition(energies), values, np.arange(self.n_layers), rng)
         vx = np.empty_like(frac)
         for i, table in enumerate(self.voxels):
             sl = geometry.layer_slice(i)
             vx[:, sl] = table.to_latent(self.layer_condition(el[:, i]), frac[:, sl], _layer_rings(geometry, i), rng)
         return lx, vx
 
-    def layer_energies(self, energies: np.ndarray, layer_x: np.ndarray) -> np.ndarray:
+    def latent_layer_energies(self, energies: np.ndarray, layer_x: np.ndarray) -> np.ndarray:
         """(N, L) layer energies in MeV of layer latents: non-negative, adding up to E_tot."""
         c = self.condition(energies)
         dims = np.arange(self.n_layers)
@@ -208,7 +207,7 @@ class ShowerTransform:
     def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
         """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot."""
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
-        el = self.layer_energies(energies, layer_x)
+        el = self.latent_layer_energies(energies, layer_x)
         out = np.empty(voxel_x.shape)
         for i, table in enumerate(self.voxels):
             sl, rings, c = geometry.layer_slice(i), _layer_rings(geometry, i), self.layer_condition(el[:, i])
@@ -428,7 +427,6 @@ class ShowerDiffusion(nn.Module):
         tables again. Call it again after changing the weights or the step count.
         """
         t = self.transform
-        t.layer_calibration = t.voxel_calibration = None
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(cond), generator=gen)[:max_showers]
         c = cond[pick].detach().cpu().double().numpy().reshape(-1)
@@ -436,7 +434,7 @@ class ShowerDiffusion(nn.Module):
         lx, vx = self.sample_latents(energies, seed=seed)
         lx, vx = lx.cpu().double().numpy(), vx.cpu().double().numpy()
         t.layer_calibration = LatentCalibration.fit(c, lx, np.arange(t.n_layers), t.layers.centres)
-        el = t.layer_energies(energies, lx)  # the voxel tables' condition, from the calibrated layers
+        el = t.latent_layer_energies(energies, lx)  # the voxel tables' condition, from the calibrated layers
         t.voxel_calibration = [
             LatentCalibration.fit(
                 t.layer_condition(el[:, i]), vx[:, self.geometry.layer_slice(i)], _layer_rings(self.geometry, i), table.centres
