@@ -156,7 +156,7 @@ def emulate_trigger_files(
         task = bar.add_task("emulating the trigger", total=total)
         result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers)
     summary: dict[str, Any] = result.summary()
-    summary.update({"spec": str(spec_path), "out": str(out), "rate_sigma_khz": summary["rate_sigma_khz"],
+    summary.update({"spec": str(spec_path), "out": str(out),
                     "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})
     if compare_csim > 0:
         words = csim_words(events, compare_csim, spec)
