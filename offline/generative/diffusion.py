@@ -63,7 +63,7 @@ from torch import nn
 
 from offline.artifacts import atomic_path
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
-from offline.generative.io import validate_showers
+from offline.generative.io import deposits_as_float32, validate_showers
 from offline.generative.marginals import U_EPS, ConditionalMarginals, LatentCalibration
 
 MAX_BINS = 12  # condition bins of the marginal tables (fewer for small training sets)
@@ -195,7 +195,9 @@ class ShowerTransform:
         if self.layer_calibration is not None:
             layer_x = self.layer_calibration.apply(c, layer_x, dims)
         u = self.layers.from_latent(c, layer_x, dims)
-        u[:, 1:] = np.clip(u[:, 1:], 0.0, 1.0)
+        # a photon deposits at most its energy: the deposited fraction's table may reach a hair above 1
+        # (float32 training showers), the stick-breaking fractions are fractions
+        u = np.clip(u, 0.0, 1.0)
         el = np.empty((len(energies), self.n_layers))
         rest = u[:, 0] * energies
         for i in range(self.n_layers - 1):
@@ -205,7 +207,8 @@ class ShowerTransform:
         return el
 
     def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
-        """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot."""
+        """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot ≤ E
+        (the float32 result, summed in any order: :func:`deposits_as_float32`)."""
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
         el = self.latent_layer_energies(energies, layer_x)
         out = np.empty(voxel_x.shape)
@@ -218,7 +221,7 @@ class ShowerTransform:
             norm = f.sum(axis=1, keepdims=True)
             f = np.where(norm > 0, f / np.where(norm > 0, norm, 1.0), 1.0 / f.shape[1])
             out[:, sl] = f * el[:, i : i + 1]
-        return out.astype(np.float32)
+        return deposits_as_float32(out, energies)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         d = {"scalars": torch.tensor([self.n_layers, self.log_e_min, self.log_e_max], dtype=torch.float64)}

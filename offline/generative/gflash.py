@@ -64,6 +64,7 @@ import numpy as np
 from scipy.special import gammainc
 
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
+from offline.generative.io import deposits_as_float32
 
 # ---- GFlash homogeneous tuning (Geant4 GVFlashHomoShowerTuning.hh; GP sec. 2) ----
 AVE_T1 = -0.812  # <ln T> = ln(ln y + AVE_T1)
@@ -292,7 +293,7 @@ class GFlashSimulator:
             weights=spot_energy[inside],
             minlength=n * geo.n_voxels,
         )
-        return flat.reshape(n, geo.n_voxels).astype(np.float32)
+        return deposits_as_float32(flat.reshape(n, geo.n_voxels), energies)
 
 
 def sample_energies(
