@@ -78,6 +78,14 @@ class BudgetVerdict:
             raise BudgetError(self.error_message())
 
 
+def check_budget_values(latency_budget_ns: float, resource_fraction: float = 1.0) -> None:
+    """``ValueError`` for a budget no design can meet (called before any project is written)."""
+    if not latency_budget_ns > 0 or latency_budget_ns == float("inf"):
+        raise ValueError(f"latency budget must be a positive number of ns, got {latency_budget_ns}")
+    if not 0 < resource_fraction <= 1:
+        raise ValueError(f"resource fraction must be in (0, 1], got {resource_fraction}")
+
+
 def check_budget(
     report: CostReport,
     latency_budget_ns: float,
@@ -86,10 +94,7 @@ def check_budget(
     contributors: list[tuple[str, float, float]] | None = None,
 ) -> BudgetVerdict:
     """Compare the best figure of each metric (vendor > Yosys > da4ml) with the budget and the part."""
-    if not latency_budget_ns > 0:
-        raise ValueError(f"latency budget must be positive, got {latency_budget_ns} ns")
-    if not 0 < resource_fraction <= 1:
-        raise ValueError(f"resource fraction must be in (0, 1], got {resource_fraction}")
+    check_budget_values(latency_budget_ns, resource_fraction)
     family, capacity = part_capacity(part)
     rows = []
     latency, src = report.best("latency_ns")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware.budget import BudgetVerdict, check_budget
+from firmware.budget import BudgetVerdict, check_budget, check_budget_values
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
@@ -135,6 +135,7 @@ def build_firmware(
     weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
     are checked against it."""
     check_reference(reference)
+    check_budget_values(latency_budget_ns)  # a bad budget fails before the project is written
     words = np.asarray(words, dtype=np.int64)
     spec, weights = quantized.spec, quantized.weights
     project = write_project(directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend)

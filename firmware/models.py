@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from quantize.keras_compat import import_qkeras, use_legacy_keras
+from quantize.safe_keras import load_keras_model
 from quantize.spec import FirmwareSpec, FixedType, weight_key
 
 
@@ -66,17 +67,7 @@ def qkeras_pair_from_spec(spec: FirmwareSpec, weights: dict[str, np.ndarray]) ->
 def load_keras_pair(paths: Sequence[str | os.PathLike[str]]) -> Any:
     """One two-output tf_keras model from one file holding the pair or two files holding one network each."""
     keras = use_legacy_keras()
-    qkeras = import_qkeras()
-    from qkeras.utils import _add_supported_quantized_objects
-
-    objects: dict[str, Any] = {}
-    _add_supported_quantized_objects(objects)
-    models = []
-    for p in paths:
-        if not Path(p).exists():
-            raise ValueError(f"{p}: Keras model file does not exist")
-        models.append(keras.models.load_model(p, custom_objects=objects, compile=False))
-    del qkeras
+    models = [load_keras_model(p) for p in paths]  # checked, safe mode: a model file never runs code
     if len(models) == 1:
         if len(models[0].outputs) != 2:
             raise ValueError(f"{paths[0]}: expected a two-output model (the AE pair), got {len(models[0].outputs)}")

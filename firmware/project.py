@@ -39,6 +39,7 @@ from offline.artifacts import atomic_directory, write_json
 from offline.events.schema import N_FEATURES
 from quantize.spec import FirmwareSpec
 
+PROJECT_KIND = "hls-project"  # atomic_directory replaces only earlier projects
 TB_INPUTS = "tb_data/tb_input_features.dat"
 TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
 CXXFLAGS = ("-std=c++14", "-O1", "-fPIC", "-w")
@@ -105,7 +106,7 @@ def write_project(
     tb_words = np.asarray(tb_words, dtype=np.int64)
     if tb_words.ndim != 2 or tb_words.shape[1] != N_FEATURES or len(tb_words) == 0:
         raise ValueError(f"tb_data events must be (N>0, {N_FEATURES}) hardware words, got {tb_words.shape}")
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, kind=PROJECT_KIND) as tmp:
         hls_model = convert(model, spec, tmp, settings, frontend)
         hls_model.write()
         nets = NetsInterface.from_model(hls_model)

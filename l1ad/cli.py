@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from l1ad import __version__
 from l1ad.errors import ErrorReportingTyper, err_console
+from l1ad.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
 from l1ad.steps import STEPS
 
 app = typer.Typer(
@@ -49,10 +49,21 @@ def run(
     """Run every stage in order into runs/NAME/ (summary.json, report.md, plots); runs/latest points at it."""
     from l1ad.pipeline import resolve_config, run_pipeline
 
-    # a batch system stops jobs with SIGTERM: exit through Python so the partial run directory is removed
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     resolved = resolve_config(config)
     if name is not None:
         resolved["name"] = name
-    run_dir = run_pipeline(resolved, err_console)
-    err_console.print(f"[bold green]run finished:[/] {run_dir}/summary.json, {run_dir}/report.md")
+    # SIGTERM (batch systems) and Ctrl-C unwind through the atomic run directory: nothing partial stays
+    run_dir = None
+    with handling_interrupts():
+        try:
+            run_dir = run_pipeline(resolved, err_console)
+            raise_if_interrupted()
+        except Interrupted as err:
+            if run_dir is None:
+                where = Path(resolved["runs_dir"]) / str(resolved["name"])
+                state = f"{escape(str(where))} was not written (an earlier run of that name is kept)"
+            else:
+                state = f"it came after {escape(str(run_dir))} was complete"
+            err_console.print(f"[bold red]interrupted[/] by {err.signal_name}: {state}")
+            raise typer.Exit(err.exit_code) from None
+    err_console.print(f"[bold green]run finished:[/] {escape(str(run_dir))}/summary.json, {escape(str(run_dir))}/report.md")

@@ -1,8 +1,10 @@
 """``l1ad run``: every step in order, everything under one run directory.
 
 The run directory is built beside its final place and renamed when the run
-ends (``runs/.NAME.*.partial`` while it runs), so a failed run never leaves a
-half-written ``runs/NAME``. ``runs/latest`` points at the newest finished run.
+ends (``runs/.NAME.*.partial`` while it runs), so a failed or interrupted run
+never leaves a half-written ``runs/NAME``; it replaces only an earlier run (never
+a folder l1ad did not write), and two runs of one name cannot overlap (the
+second stops at once). ``runs/latest`` points at the newest finished run.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from rich.console import Console
 
 from l1ad import __version__
 from l1ad.config import load_config
+from l1ad.interrupts import raise_if_interrupted
 from l1ad.report import Report
 from l1ad.steps import STEPS
-from offline.artifacts import atomic_directory, write_json
+from offline.artifacts import atomic_directory, check_replaceable, plain_name, write_json
+
+RUN_KIND = "run"  # atomic_directory replaces only earlier runs
 
 
 @dataclass
@@ -58,20 +63,23 @@ def resolve_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
 def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path:
     """Run every step; returns the finished run directory (``runs/NAME``)."""
     console = console or Console(stderr=True)
+    check_names(config)
     runs_dir = Path(config["runs_dir"])
     final_dir = runs_dir / config["name"]
+    check_replaceable(final_dir, RUN_KIND)
     summary: dict[str, Any] = {
         "l1ad_version": __version__,
         "python": platform.python_version(),
         "config": config,
     }
     started = time.perf_counter()
-    with atomic_directory(final_dir) as run_dir:
+    with atomic_directory(final_dir, kind=RUN_KIND) as run_dir:
         report = Report(f"l1ad run `{config['name']}`", run_dir)
         ctx = RunContext(config=config, run_dir=run_dir, report=report, console=console)
         for step in STEPS:
             if step.run is None:
                 continue
+            raise_if_interrupted()
             console.rule(f"[bold]{step.NAME}")
             t0 = time.perf_counter()
             figures = step.run(ctx)
@@ -81,8 +89,19 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
         summary = _relocate(summary, str(run_dir), str(final_dir))
         write_json(run_dir / "summary.json", summary)
         (run_dir / "report.md").write_text(report.render().replace(str(run_dir), str(final_dir)))
+        raise_if_interrupted()  # a signal whose exception was swallowed still stops the run here
     _point_latest(runs_dir, final_dir)
     return final_dir
+
+
+def check_names(config: dict[str, Any]) -> None:
+    """The run name and the firmware project name are single path components (checked before any work)."""
+    name = plain_name(config.get("name"), "run name (--name or the config's 'name')")
+    if name == "latest":
+        raise ValueError("run name 'latest' is reserved: runs/latest links to the newest run")
+    project = (config.get("firmware") or {}).get("name")
+    if project is not None:
+        plain_name(project, "firmware.name in the run config")
 
 
 def _relocate(obj: Any, old: str, new: str) -> Any:

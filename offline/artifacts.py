@@ -6,6 +6,7 @@ A crash or an error never leaves a half-written file or directory behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -40,25 +41,110 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def atomic_directory(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary directory; it replaces ``target`` (if any) only on success."""
+MARKER_FILE = ".l1ad-artifact.json"  # in every directory atomic_directory writes: what kind of output it is
+
+
+def plain_name(name: object, what: str) -> str:
+    """``name`` if it is one plain path component (a run, project or signal name), else a ``ValueError``.
+
+    A name becomes a directory under ``runs/`` or ``hls_projects/``: ``..`` or a ``/`` would write
+    elsewhere, and ``''``/``.`` would make the parent itself the output and replace its siblings.
+    A leading dot is l1ad's own (temporary and lock files).
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("."):
+        raise ValueError(f"{what} must be a plain name (not empty, not starting with '.'), got {name!r}")
+    bad = [c for c in ("/", "\\", "\0") if c in name]
+    if bad:
+        raise ValueError(f"{what} must be a plain name without {' or '.join(map(repr, bad))}, got {name!r}")
+    return name
+
+
+def check_replaceable(target: str | os.PathLike[str], kind: str) -> None:
+    """Raise ``ValueError`` unless ``target`` is absent, an empty directory, or an l1ad ``kind`` output.
+
+    Never delete what l1ad did not write: an existing directory is replaced only when its
+    marker file says that it is the same kind of l1ad output.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ValueError(f"{target}: exists and is not a directory; refusing to replace it (choose another path)")
+    if not any(target.iterdir()):
+        return
+    marker = target / MARKER_FILE
     try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        found = json.loads(marker.read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        found = None
+    if found != kind:
+        what = f"an l1ad {found!r} output" if isinstance(found, str) else "not an l1ad output"
+        raise ValueError(
+            f"{target}: exists and is {what}, not an l1ad {kind!r} output; refusing to replace it "
+            "(choose another path, or remove it yourself)"
+        )
+
+
+@contextlib.contextmanager
+def _exclusive(target: Path) -> Iterator[None]:
+    """Hold ``.NAME.lock`` beside ``target``: a second writer of the same output fails at once.
+
+    The lock file is removed on release; a writer that locked a file already removed retries,
+    so two writers never hold two different lock files of one target.
+    """
+    lock = target.with_name(f".{target.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ValueError(
+                f"{target}: another l1ad process is writing it now (lock {lock}); wait for it or choose another name"
+            ) from None
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str], kind: str = "output") -> Iterator[Path]:
+    """Yield a temporary directory; it replaces ``target`` only on success.
+
+    ``target`` must be absent, empty or an earlier l1ad ``kind`` output (:func:`check_replaceable`;
+    checked on entry and again before the swap); the result carries a marker saying it is one.
+    One process at a time writes a given target (a lock file beside it).
+    """
+    target = Path(target)
+    if target.name in ("", ".", ".."):
+        raise ValueError(f"{target}: not a directory l1ad can write (name a new or l1ad-written directory)")
+    check_replaceable(target, kind)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(target):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
+        try:
+            yield tmp
+            write_json(tmp / MARKER_FILE, {"kind": kind})
+            check_replaceable(target, kind)
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -281,8 +282,10 @@ def export_qonnx(model: BrevitasPair, directory: str | os.PathLike[str]) -> dict
     for ae in model.autoencoders:
         n_in = ae.spec.layers[0].n_in
         target = directory / f"{ae.spec.name}.onnx"
-        with atomic_path(target) as tmp:
-            raw = Path(str(tmp) + ".raw.onnx")
+        # the raw export (and the external-data file torch writes beside it) lives in a scratch
+        # directory elsewhere, so nothing but the cleaned model ever lands in ``directory``
+        with atomic_path(target) as tmp, tempfile.TemporaryDirectory(prefix="l1ad-qonnx-") as scratch:
+            raw = Path(scratch) / f"{ae.spec.name}.raw.onnx"
             _export(ae, torch.zeros(1, n_in), export_path=str(raw))
             wrapped = cleanup_model(ModelWrapper(str(raw)))
             wrapped = wrapped.transform(ConvertToChannelsLastAndClean())
@@ -293,6 +296,5 @@ def export_qonnx(model: BrevitasPair, directory: str | os.PathLike[str]) -> dict
                 wrapped = wrapped.transform(GemmToMatMul())
             wrapped = cleanup_model(wrapped)
             wrapped.save(str(tmp))
-            raw.unlink(missing_ok=True)
         paths[ae.spec.name] = target
     return paths

@@ -253,14 +253,8 @@ def save_keras(pair: QKerasPair, directory: str | os.PathLike[str]) -> dict[str,
 
 def load_keras(spec: FirmwareSpec, directory: str | os.PathLike[str]) -> QKerasPair:
     """Load ``ae1.h5``/``ae2.h5`` written by :func:`save_keras` (QKeras custom objects)."""
-    import_qkeras()
-    from qkeras.utils import load_qmodel
+    from quantize.safe_keras import load_keras_model
 
     directory = Path(directory)
-    models = []
-    for ae in spec.autoencoders:
-        path = directory / f"{ae.name}.h5"
-        if not path.exists():
-            raise ValueError(f"{path}: Keras model does not exist")
-        models.append(load_qmodel(str(path), compile=False))
+    models = [load_keras_model(directory / f"{ae.name}.h5") for ae in spec.autoencoders]
     return QKerasPair(spec, (models[0], models[1]))

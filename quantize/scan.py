@@ -23,6 +23,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from offline.ad.metrics import DEFAULT_RATE_KHZ
+from offline.artifacts import atomic_directory, check_replaceable
 from offline.events.io import read_events
 from offline.plotting import new_figure, save_figure
 from quantize.precision import QuantConfig, build_spec
@@ -41,6 +42,7 @@ __all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front",
 DEFAULT_BITS = (4, 6, 8)
 DEFAULT_SPARSITY = (0.0, 0.5)
 FLOAT_BITS = 32
+SCAN_KIND = "quantize-scan"  # atomic_directory replaces only earlier scans
 
 
 def bit_operations(spec: FirmwareSpec, weights: dict[str, np.ndarray] | None = None) -> int:
@@ -90,7 +92,7 @@ def run_scan(
     if not signals:
         raise ValueError("the scan needs at least one signal file")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_replaceable(out_dir, SCAN_KIND)
     base = base or QuantConfig()
     qat = qat or QATConfig(epochs=3)
     fm, train, val, test = load_float_with_split(checkpoint, background)
@@ -111,8 +113,9 @@ def run_scan(
     frame = pd.DataFrame(rows)
     merit = frame["mean_tpr"] if frame["mean_tpr"].notna().all() else frame["mean_auc"]
     frame["pareto"] = pareto_front(frame["bops"].to_numpy(), merit.to_numpy())
-    frame.to_csv(out_dir / "scan.csv", index=False)
-    plot_scan(frame, out_dir / "scan.png", rate_khz)
+    with atomic_directory(out_dir, kind=SCAN_KIND) as tmp:
+        frame.to_csv(tmp / "scan.csv", index=False)
+        plot_scan(frame, tmp / "scan.png", rate_khz)
     return frame
 
 

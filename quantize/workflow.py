@@ -38,7 +38,7 @@ from offline.ad.model import AEConfig, AutoencoderPair
 from offline.ad.score import score_events
 from offline.ad.train import load_config, load_pair
 from offline.ad.workflow import PREPROCESSING_FILE, load_background
-from offline.artifacts import write_json
+from offline.artifacts import atomic_directory, check_replaceable, write_json
 from offline.events.io import Events, read_events
 from offline.preprocess import Preprocessing, to_hardware
 from quantize.precision import QuantConfig, build_spec
@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 FRAMEWORKS = ("brevitas", "qkeras")
+QUANTIZE_KIND = "quantize"  # atomic_directory replaces only earlier quantize outputs
 
 
 Weights = dict[str, np.ndarray]
@@ -289,9 +290,12 @@ def quantize_checkpoint(
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
     out_dir = Path(out_dir)
+    check_replaceable(out_dir, QUANTIZE_KIND)
     quant_config = quant_config or QuantConfig()
     qat = qat or QATConfig()
+    # every input is read (and checked) before QAT starts and before anything is written
     fm, train, val, test = load_float_with_split(checkpoint, background)
+    sig_events = {k: read_events(p) for k, p in (signals or {}).items()}
     lam = fm.lam if qat.lam is None else qat.lam
     # provenance that differs between frameworks (which one, where from) goes to metrics.json, so that
     # both frameworks write byte-identical spec.json files for the same model
@@ -300,25 +304,26 @@ def quantize_checkpoint(
     model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam, exact=exact)
     spec = exact.place_thresholds(draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz))
     t = (spec.trigger.threshold_r1, spec.trigger.threshold_r2)
-    spec_path = spec.save(out_dir, weights)
-    models = export(framework, model, out_dir)
-    sig_events = {k: read_events(p) for k, p in (signals or {}).items()}
     comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz, exact=exact)
     ratios = {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
-    if len(comparison):
-        comparison.to_csv(out_dir / "comparison.csv")
-    write_json(
-        out_dir / "metrics.json",
-        {
-            "framework": framework,
-            "checkpoint": str(checkpoint),
-            "background": str(background),
-            "spec": str(spec_path),
-            "thresholds": list(t),
-            "rate_khz": rate_khz,
-            "tpr_ratio_vs_float": ratios,
-            "per_signal": _records(comparison),
-            "history": history,
-        },
-    )
+    # the directory appears whole or not at all: a firmware build never picks up half of it
+    with atomic_directory(out_dir, kind=QUANTIZE_KIND) as tmp:
+        spec_path = out_dir / spec.save(tmp, weights).name
+        models = {k: out_dir / p.name for k, p in export(framework, model, tmp).items()}
+        if len(comparison):
+            comparison.to_csv(tmp / "comparison.csv")
+        write_json(
+            tmp / "metrics.json",
+            {
+                "framework": framework,
+                "checkpoint": str(checkpoint),
+                "background": str(background),
+                "spec": str(spec_path),
+                "thresholds": list(t),
+                "rate_khz": rate_khz,
+                "tpr_ratio_vs_float": ratios,
+                "per_signal": _records(comparison),
+                "history": history,
+            },
+        )
     return QuantizeResult(out_dir, framework, spec, spec_path, weights, models, comparison, ratios, history)

@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from emulation import TriggerEmulator
-from firmware.budget import BudgetError, part_capacity
+from firmware.budget import BudgetError, check_budget_values, part_capacity
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
 from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
 from firmware.example import event_words
+from firmware.project import PROJECT_KIND
+from offline.artifacts import check_replaceable, plain_name
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
@@ -66,10 +68,16 @@ def firmware(
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     console = Console()
-    part_capacity(part)  # an unknown part fails now, not after the build
-    model = load_quantized(quantized, framework)
+    # every option is checked before anything is loaded or written
+    part_capacity(part)
     settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)
-    project_name = name or quantized.resolve().name
+    check_budget_values(latency_budget)
+    if name is None:
+        project_name = plain_name(quantized.resolve().name, "--name (default: the --quantized directory's name)")
+    else:
+        project_name = plain_name(name, "--name")
+    check_replaceable(output_root / project_name, PROJECT_KIND)
+    model = load_quantized(quantized, framework)
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
@@ -100,7 +108,7 @@ def run(ctx) -> dict[str, dict]:
     background = ctx.artifacts.get("events", {}).get("background")
     words = event_words(Path(background) if background else None, int(cfg["csim_events"]), model.spec, ctx.seed)
     settings = ConversionSettings(cfg["backend"], cfg["part"], float(cfg["clock_period_ns"]))
-    name = cfg["name"] or ctx.config.get("name", "l1ad")
+    name = plain_name(cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)")
     result = build_firmware(
         model,
         HLS_PROJECTS / name,

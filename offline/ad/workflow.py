@@ -42,12 +42,13 @@ from offline.ad.plots import (
 )
 from offline.ad.score import Scores, score_events
 from offline.ad.train import TrainConfig, TrainResult, load_pair, train_pair
-from offline.artifacts import write_json
+from offline.artifacts import atomic_directory, check_replaceable, write_json
 from offline.events.io import Events, read_events
 from offline.preprocess import Preprocessing
 
 SPLIT_FILE = "split.json"
 PREPROCESSING_FILE = "preprocessing.json"
+ABCD_KIND = "abcd"  # atomic_directory replaces only earlier abcd outputs
 
 
 def load_background(path: str | os.PathLike[str], seed: int, fractions=DEFAULT_FRACTIONS) -> tuple[Events, Split]:
@@ -100,6 +101,8 @@ def evaluate_scores(
     Returns {"metrics": per-signal DataFrame, "abcd": scan DataFrame, "summary": JSON-ready dict,
     "plots": {name: path}}. The ROC score is :func:`offline.ad.metrics.combined_score`.
     """
+    if out_dir is not None:
+        check_replaceable(out_dir, ABCD_KIND)  # before the work, not after
     b1, b2, bw = _tuple(background)
     rows, curves = [], {}
     fpr_rate = rate_to_fpr(rate_khz)
@@ -145,19 +148,20 @@ def evaluate_scores(
     plots: dict[str, Path] = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if rows:
-            metrics.to_csv(out_dir / "metrics.csv")
-            plots["roc"] = plot_roc(curves, out_dir / "roc.png", fpr_rate)
-        scan.to_csv(out_dir / "abcd_scan.csv", index=False)
-        x, y = thresholds(b1, b2, bw, working_eps_b)
-        plots["abcd_plane"] = plot_abcd_plane((b1, b2), {k: (v.r1, v.r2) for k, v in signals.items()}, x, y,
-                                              working_eps_b, out_dir / "abcd_plane.png")
-        plots["closure"] = plot_closure(scan, out_dir / "abcd_closure.png")
-        if signals:
-            plots["significance"] = plot_significance(scan, out_dir / "abcd_significance.png", injection)
-        write_json(out_dir / "metrics.json", {**summary, "per_signal": metrics.reset_index().to_dict("records")
+        with atomic_directory(out_dir, kind=ABCD_KIND) as tmp:  # whole or not at all
+            if rows:
+                metrics.to_csv(tmp / "metrics.csv")
+                plots["roc"] = plot_roc(curves, tmp / "roc.png", fpr_rate)
+            scan.to_csv(tmp / "abcd_scan.csv", index=False)
+            x, y = thresholds(b1, b2, bw, working_eps_b)
+            plots["abcd_plane"] = plot_abcd_plane((b1, b2), {k: (v.r1, v.r2) for k, v in signals.items()}, x, y,
+                                                  working_eps_b, tmp / "abcd_plane.png")
+            plots["closure"] = plot_closure(scan, tmp / "abcd_closure.png")
+            if signals:
+                plots["significance"] = plot_significance(scan, tmp / "abcd_significance.png", injection)
+            write_json(tmp / "metrics.json", {**summary, "per_signal": metrics.reset_index().to_dict("records")
                                               if rows else []})
+        plots = {k: out_dir / Path(p).name for k, p in plots.items()}
     return {"metrics": metrics, "abcd": scan, "summary": summary, "plots": plots}
 
 

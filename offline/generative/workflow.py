@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from offline.artifacts import atomic_directory, read_json, write_json
+from offline.artifacts import atomic_directory, check_replaceable, read_json, write_json
 from offline.generative.diffusion import (
     DiffusionConfig,
     ShowerDiffusion,
@@ -31,6 +31,7 @@ from offline.generative.io import Showers
 from offline.generative.plots import plot_average_images, plot_feature_histograms, plot_losses
 
 TEACHER_FILE = "teacher.safetensors"
+MODEL_KIND = "shower-model"  # atomic_directory replaces only earlier shower models
 
 
 def train_and_distill(
@@ -49,6 +50,7 @@ def train_and_distill(
     """
     from offline.distributed import setup, teardown
 
+    check_replaceable(out_dir, MODEL_KIND)  # before hours of training, not after
     t0 = time.perf_counter()
     model, history = train_diffusion(
         data.incident_energies, data.showers, config, geometry, device,
@@ -70,7 +72,7 @@ def train_and_distill(
         )
     distill_s = time.perf_counter() - t1
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, kind=MODEL_KIND) as tmp:
         model.save(tmp / TEACHER_FILE)
         for steps, student in students.items():
             student.save(tmp / f"distilled_{steps}.safetensors")
