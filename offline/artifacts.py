@@ -51,11 +51,13 @@ def plain_name(name: object, what: str) -> str:
     elsewhere, and ``''``/``.`` would make the parent itself the output and replace its siblings.
     A leading dot is l1ad's own (temporary and lock files).
     """
-    if not isinstance(name, str) or not name or name in (".", "..") or name.startswith("."):
-        raise ValueError(f"{what} must be a plain name (not empty, not starting with '.'), got {name!r}")
+    if not isinstance(name, str):
+        raise ValueError(f"{what} must be a plain name (a string), got {name!r}")
     bad = [c for c in ("/", "\\", "\0") if c in name]
     if bad:
         raise ValueError(f"{what} must be a plain name without {' or '.join(map(repr, bad))}, got {name!r}")
+    if not name or name.startswith("."):
+        raise ValueError(f"{what} must be a plain name (not empty, not starting with '.'), got {name!r}")
     return name
 
 
