@@ -32,6 +32,7 @@ from offline.generative.plots import plot_average_images, plot_feature_histogram
 
 TEACHER_FILE = "teacher.safetensors"
 MODEL_KIND = "shower-model"  # atomic_directory replaces only earlier shower models
+EVALUATION_KIND = "shower-evaluation"
 
 
 def train_and_distill(
@@ -152,6 +153,8 @@ def evaluate_generated(
     plots: bool = True,
 ) -> dict[str, dict]:
     """Metrics per sampler (and metrics.json, plus plots unless ``plots=False``, in ``out_dir``)."""
+    if out_dir is not None:
+        check_replaceable(out_dir, EVALUATION_KIND)  # before the classifiers train, not after
     metrics: dict[str, dict] = {}
     for name, (showers, ms, steps) in generated.items():
         entry = evaluate_sample(
@@ -161,19 +164,20 @@ def evaluate_generated(
         metrics[name] = entry
         rate = "" if ms is None else f", {ms:.3f} ms/shower"
         log(f"{name}: AUC low {entry['auc_low_level']:.3f}, high {entry['auc_high_level']:.3f}{rate}")
-    if out_dir is not None:
-        out_dir = Path(out_dir)
-        write_json(out_dir / "metrics.json", metrics)
-    if out_dir is not None and plots:
-        samples = {"reference": (reference.incident_energies, reference.showers)}
-        samples.update({k: (reference.incident_energies, v[0]) for k, v in generated.items()})
-        plot_average_images(samples, out_dir / "average_images.png", geometry)
-        plot_feature_histograms(
-            (reference.incident_energies, reference.showers),
-            {k: (reference.incident_energies, v[0]) for k, v in generated.items()},
-            out_dir / "features.png",
-            geometry,
-        )
+    if out_dir is None:
+        return metrics
+    with atomic_directory(out_dir, kind=EVALUATION_KIND) as tmp:
+        write_json(tmp / "metrics.json", metrics)
+        if plots:
+            samples = {"reference": (reference.incident_energies, reference.showers)}
+            samples.update({k: (reference.incident_energies, v[0]) for k, v in generated.items()})
+            plot_average_images(samples, tmp / "average_images.png", geometry)
+            plot_feature_histograms(
+                (reference.incident_energies, reference.showers),
+                {k: (reference.incident_energies, v[0]) for k, v in generated.items()},
+                tmp / "features.png",
+                geometry,
+            )
     return metrics
 
 
