@@ -10,7 +10,12 @@ from rich.markup import escape
 
 from l1ad import __version__
 from l1ad.errors import ErrorReportingTyper, err_console
-from l1ad.interrupts import Interrupted, handling_interrupts, raise_if_interrupted
+from l1ad.interrupts import (
+    Interrupted,
+    exit_on_sigterm,
+    handling_interrupts,
+    raise_if_interrupted,
+)
 from l1ad.steps import STEPS
 
 app = typer.Typer(
@@ -30,11 +35,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """l1ad: from offline training to Level-1 firmware."""
+    # a batch system stops jobs with SIGTERM: exit through Python, so no partial output stays
+    ctx.call_on_close(exit_on_sigterm())
 
 
 for _step in STEPS:

@@ -7,16 +7,18 @@ is printed as "Exception ignored in: ..." and dropped: a signal that arrives dur
 TensorFlow's import was lost that way, and ``l1ad run`` went on to finish with exit 0.
 So the handler also records the signal, and the pipeline calls
 :func:`raise_if_interrupted` between steps and before it renames its output into place.
+Every other command gets :func:`exit_on_sigterm` (SIGINT already raises KeyboardInterrupt).
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["Interrupted", "handling_interrupts", "raise_if_interrupted"]
+__all__ = ["Interrupted", "exit_on_sigterm", "handling_interrupts", "raise_if_interrupted"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[int] = []
@@ -35,6 +37,20 @@ class Interrupted(KeyboardInterrupt):
 def _handler(signum: int, frame: FrameType | None) -> None:
     _received.append(signum)
     raise Interrupted(signum)
+
+
+def _exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM exit through Python (status 143), unwinding every atomic writer so that it removes
+    its temporary; returns the function that restores the previous handler. Outside the main
+    thread: nothing to do."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.signal(signal.SIGTERM, _exit)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def raise_if_interrupted() -> None:

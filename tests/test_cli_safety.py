@@ -213,3 +213,19 @@ def test_abcd_that_fails_while_writing_leaves_no_output_directory(tmp_path, monk
                                  "--min-region-events", "10"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "abcd" / MARKER_FILE).read_text()) == {"kind": "abcd"}
+
+
+def test_sigterm_in_any_command_unwinds_its_atomic_output(tmp_path, monkeypatch):
+    from offline.ad import workflow
+    from offline.ad.score import Scores, write_scores
+
+    rng = np.random.default_rng(1)
+    n = 2000
+    write_scores(tmp_path / "b.h5", Scores(rng.exponential(size=n), rng.exponential(size=n), np.ones(n),
+                                           np.zeros(n, dtype=np.int32)))
+    monkeypatch.setattr(workflow, "plot_closure", lambda *args, **kwargs: _kill_self(signal.SIGTERM))
+    result = runner.invoke(app, ["abcd", str(tmp_path / "b.h5"), "--out", str(tmp_path / "abcd"),
+                                 "--min-region-events", "10"])
+    assert result.exit_code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]  # no .abcd.*.partial, no lock
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
