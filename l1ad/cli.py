@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from l1ad import __version__
 from l1ad.errors import ErrorReportingTyper, err_console
@@ -55,4 +56,4 @@ def run(
     if name is not None:
         resolved["name"] = name
     run_dir = run_pipeline(resolved, err_console)
-    err_console.print(f"[bold green]run finished:[/] {run_dir}/summary.json, {run_dir}/report.md")
+    err_console.print(Text.assemble(("run finished:", "bold green"), f" {run_dir}/summary.json, {run_dir}/report.md"))

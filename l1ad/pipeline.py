@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from l1ad import __version__
 from l1ad.config import load_config
@@ -57,7 +58,7 @@ def resolve_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
 
 def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path:
     """Run every step; returns the finished run directory (``runs/NAME``)."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     runs_dir = Path(config["runs_dir"])
     final_dir = runs_dir / config["name"]
     summary: dict[str, Any] = {
@@ -72,7 +73,7 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
         for step in STEPS:
             if step.run is None:
                 continue
-            console.rule(f"[bold]{step.NAME}")
+            console.rule(Text(step.NAME, style="bold"))
             t0 = time.perf_counter()
             figures = step.run(ctx)
             summary.update(figures)

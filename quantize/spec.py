@@ -417,11 +417,35 @@ def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
     return AutoencoderSpec(reader.get("name", str), tuple(layers), score)
 
 
+def preprocess_type(spec: FirmwareSpec) -> FixedType:
+    """Exact type of ``(word - offset) >> shift`` (the firmware wrapper's ``pre_t``) before the cast
+    to the input type; a SpecError on ``preprocessing`` when it is wider than ``MAX_WIDTH`` bits."""
+    pre = spec.preprocessing
+    hw = spec.hardware_input
+    frac = pre.fractional_bits
+    left = max(0, *(-s for s in pre.shifts))
+    span = max(abs(o) for o in pre.offsets)
+    # word - offset needs one bit more than the wider of the word and the offset
+    int_bits = max(hw.integer + (0 if hw.signed else 1), span.bit_length() + 1) + 1 + left
+    if int_bits + frac > MAX_WIDTH:
+        raise SpecError(
+            "preprocessing",
+            f"offsets up to {span} and shifts {min(pre.shifts)}..{max(pre.shifts)} of {hw} words need "
+            f"{int_bits + frac} bits, more than {MAX_WIDTH}",
+        )
+    return FixedType(int_bits + frac, int_bits, True)
+
+
 def _validate(spec: FirmwareSpec) -> None:
+    """Everything the emulator and the firmware both need; neither accepts a spec the other rejects."""
     if spec.version != SPEC_VERSION:
         raise SpecError("version", f"{spec.version} is not {SPEC_VERSION}")
     if spec.input.fractional < 0:
         raise SpecError("input", f"{spec.input} has no fractional bits for the preprocessing shifts")
+    if spec.input.integer < 1 or not spec.input.signed:
+        # preprocessed features are centred on zero: the input needs a sign bit
+        raise SpecError("input", f"{spec.input} must be signed with at least 1 integer bit (the sign)")
+    preprocess_type(spec)
     names = set()
     for i, ae in enumerate(spec.autoencoders):
         where = f"autoencoders[{i}]"

@@ -73,7 +73,7 @@ def train(
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
     config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, device=device, progress=progress)
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     if lambda_scan_values is not None:
         frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
         console.print(frame.to_string(index=False))
@@ -99,7 +99,7 @@ def score(
 ) -> None:
     """Compute R1, R2 for every event of a file, in chunks."""
     path = score_file(checkpoint, events, out, preprocessing, chunk_size, device)
-    Console(stderr=True).print(f"wrote {path}")
+    Console(stderr=True, markup=False).print(f"wrote {path}")
 
 
 def abcd(
@@ -116,7 +116,7 @@ def abcd(
     sigs = {name: read_scores(path) for name, path in named_paths(signal).items()}
     result = evaluate_scores(bkg, sigs, out, working_eps_b=working_eps_b, injection=injection,
                              min_region_events=min_region_events, rate_khz=rate_khz)
-    console = Console()
+    console = Console(markup=False)
     scan = result["abcd"]
     table = Table(title="ABCD: pull = (N_A - N_B N_C / N_D) / σ")
     for col in ("ε_B", "sample", "N_A", "predicted", "pull"):

@@ -43,14 +43,14 @@ def emulate(
     workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).")] = 1,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
-    console = Console()
+    console = Console(markup=False)
     files = list(events or []) + list(more_events or [])
     if inputs is not None:
         if files:
             raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True))
+        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True, markup=False))
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -62,7 +62,7 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True), workers)
+        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True, markup=False), workers)
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )

@@ -49,7 +49,7 @@ def generate(
     shard_tuple = parse_shard(shard)
     check_request(process, events, seed, workers, shard_tuple)
     result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress)
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     meta = result.metadata
     for name, stats in meta["components"].items():
         console.print(

@@ -65,7 +65,7 @@ def firmware(
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
-    console = Console()
+    console = Console(markup=False)
     part_capacity(part)  # an unknown part fails now, not after the build
     model = load_quantized(quantized, framework)
     settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)

@@ -68,7 +68,7 @@ def quantize(
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
     from quantize.workflow import find_run_inputs, quantize_checkpoint
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     signals = named_paths(signal)
     if run is not None:
         checkpoint, run_signals = find_run_inputs(run)

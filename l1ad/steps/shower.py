@@ -15,7 +15,7 @@ NAME = "shower"
 DEFAULTS: dict = {}
 run = None  # not a pipeline step
 
-console = Console(stderr=True)
+console = Console(stderr=True, markup=False)
 app = typer.Typer(
     name="shower",
     help="Calorimeter showers: GFlash reference simulation, diffusion surrogate, distillation, evaluation.",

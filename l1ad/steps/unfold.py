@@ -83,7 +83,7 @@ def unfold(
     settings.update({k: v for k, v in given.items() if v is not None})
     if example is not None:
         settings["input"] = None
-    run_unfold(settings, Console(stderr=True))
+    run_unfold(settings, Console(stderr=True, markup=False))
 
 
 def register(app: typer.Typer) -> None:

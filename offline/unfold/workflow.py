@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.text import Text
 
 from offline import distributed
 from offline.artifacts import atomic_path, write_json
@@ -110,7 +111,7 @@ def _write_weights(path: Path, result, boot: np.ndarray | None) -> None:
 
 def run_unfold(settings: dict, console: Console | None = None) -> dict:
     """Everything ``l1ad unfold`` does, from a resolved settings dict; returns metrics.json's content."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     out = Path(settings["out"])
     example = settings["example"]
     if (example is None) == (settings["input"] is None):
@@ -246,7 +247,6 @@ def _write_outputs(out, problem, result, boot, config, settings, seconds, consol
         "truth_available": has_truth,
     }
     write_json(out / "metrics.json", metrics)
-    console.print(
-        f"[bold green]wrote[/] {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"
-    )
+    console.print(Text.assemble(("wrote", "bold green"),
+                                f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"))
     return metrics
