@@ -308,12 +308,7 @@ def spec_path(path: str | os.PathLike[str]) -> Path:
 def load_spec(path: str | os.PathLike[str]) -> FirmwareSpec:
     """Load and validate a FirmwareSpec (a ``spec.json`` or its directory)."""
     path = spec_path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: FirmwareSpec file does not exist")
-    try:
-        data = read_json(path)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON: {err}") from None
+    data = read_json(path, "FirmwareSpec file")
     try:
         return FirmwareSpec.from_dict(data)
     except SpecError as err:
@@ -467,15 +462,18 @@ def _validate(spec: FirmwareSpec) -> None:
         if width != N_FEATURES:
             raise SpecError(f"{where}.layers[{len(ae.layers) - 1}].n_out", f"is {width}, the output must be {N_FEATURES}")
         outs = ae.score.outputs
-        if not outs or len(set(outs)) != len(outs) or not all(isinstance(o, int) and 0 <= o < N_FEATURES for o in outs):
+        valid = all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o < N_FEATURES for o in outs)
+        if not outs or not valid or len(set(outs)) != len(outs):
             raise SpecError(f"{where}.score.outputs", f"must be distinct feature indices in 0..{N_FEATURES - 1}")
     t = spec.trigger
     for key, value, score in (
         ("threshold_r1", t.threshold_r1, spec.autoencoders[0].score.score),
         ("threshold_r2", t.threshold_r2, spec.autoencoders[1].score.score),
     ):
-        if not math.isfinite(value):
-            raise SpecError(f"trigger.{key}", "must be finite")
+        if not (isinstance(value, float) and math.isfinite(value)) and not (
+            isinstance(value, int) and abs(value) < 2**MAX_WIDTH
+        ):
+            raise SpecError(f"trigger.{key}", f"must be a finite number of the score type, got {value!r}")
         if not score.on_grid(np.array([value]))[0]:
             raise SpecError(f"trigger.{key}", f"{value!r} is not representable in the score type {score}")
     if not t.fire_on or any(r not in REGIONS for r in t.fire_on):

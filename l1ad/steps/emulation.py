@@ -37,10 +37,10 @@ def emulate(
     more_events: Annotated[list[Path] | None, typer.Argument(help="More event files.", show_default=False)] = None,
     inputs: Annotated[Path | None, typer.Option(help="Plain mode: float inputs (N, n_in) as .npy; cast to input_t like the C simulation.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output: per-event scores and bits (.h5, trigger mode) or outputs (.npy, plain mode).")] = None,
-    compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.")] = 0,
+    compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)] = 0,
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Events read per block.")] = DEFAULTS["chunk_size"],
-    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).")] = 1,
+    chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
+    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     console = Console(markup=False)

@@ -325,6 +325,19 @@ class DiffusionConfig:
     seed: int = 0
     augment: bool = True  # random α rotation/reflection of each training shower (voxel model)
 
+    def __post_init__(self) -> None:
+        for name in ("layer_width", "layer_depth", "voxel_width", "voxel_depth", "steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "ema"):
+            if not isinstance(getattr(self, name), int | float) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+
 
 class ShowerDiffusion(nn.Module):
     """Layer model + voxel model + the fitted transform; ``steps`` is its sampling step count."""

@@ -23,7 +23,7 @@ from offline.generative.diffusion import (
     TrainingData,
     train_diffusion,
 )
-from offline.generative.distill import progressive_distillation
+from offline.generative.distill import check_targets, progressive_distillation
 from offline.generative.evaluate import ClassifierConfig, evaluate_sample
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 from offline.generative.gflash import GFlashSimulator
@@ -49,6 +49,7 @@ def train_and_distill(
     """
     from offline.distributed import setup, teardown
 
+    check_targets(config.steps, targets)  # before the training, not after it
     t0 = time.perf_counter()
     model, history = train_diffusion(
         data.incident_energies, data.showers, config, geometry, device,
@@ -61,7 +62,6 @@ def train_and_distill(
         return None
     t1 = time.perf_counter()
     students: dict[int, ShowerDiffusion] = {}
-    targets = tuple(t for t in targets if t < model.steps)
     if targets:
         tdata = TrainingData.build(model, data.incident_energies, data.showers, info.device)
         students = progressive_distillation(
