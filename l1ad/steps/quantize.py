@@ -54,7 +54,7 @@ def quantize(
     precision: Annotated[Path | None, typer.Option(help="JSON file of a QuantConfig (bit widths per layer).")] = None,
     weight_bits: Annotated[int | None, typer.Option(help="Uniform weight/activation width (integer bits kept).", min=1)] = None,
     epochs: Annotated[int, typer.Option(help="QAT epochs.", min=1)] = DEFAULTS["qat"]["epochs"],
-    sparsity: Annotated[float, typer.Option(help="Magnitude-pruning target (fraction of zero weights).", min=0.0, max=1.0, max_open=True)] = DEFAULTS[
+    sparsity: Annotated[float, typer.Option(help="Magnitude-pruning target (fraction of zero weights).", min=0.0, max=1.0)] = DEFAULTS[
         "qat"
     ]["sparsity"],
     lr: Annotated[float, typer.Option(help="QAT learning rate.", callback=options.positive)] = DEFAULTS["qat"]["lr"],

@@ -182,7 +182,8 @@ def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {err}") from None
+        detail = " ".join(str(err).split())  # load_state_dict's report spans lines
+        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {detail}") from None
     return model.eval()
 
 

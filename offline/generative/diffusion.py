@@ -57,11 +57,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from scipy.special import ndtri
 from torch import nn
 
-from offline.artifacts import atomic_path
+from offline.artifacts import FileFormatError, atomic_path, load_tensors
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 from offline.generative.io import validate_showers
 from offline.generative.marginals import U_EPS, ConditionalMarginals, LatentCalibration
@@ -467,19 +467,34 @@ class ShowerDiffusion(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], geometry: Geometry = DATASET1_PHOTONS, device: str | torch.device = "cpu") -> ShowerDiffusion:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such model file")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        tensors = load_tensors(path, "shower model")  # refuses missing, truncated, foreign files and NaN
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError) as err:
+            raise FileFormatError(path, f"shower model is not a readable safetensors file: {err}") from None
         if "config" not in meta:
-            raise ValueError(f"{path}: not a shower diffusion model (no config in the safetensors metadata)")
-        tensors = load_file(str(path))
-        transform = ShowerTransform.from_tensors({k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")})
-        model = cls(DiffusionConfig(**json.loads(meta["config"])), transform, geometry, steps=int(meta["steps"]))
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+            raise FileFormatError(path, "not a shower diffusion model (no config in the safetensors metadata)")
+        try:
+            settings = json.loads(meta["config"])
+            if not isinstance(settings, dict):
+                raise ValueError("the config is not a JSON object")
+            config = DiffusionConfig(**settings)
+            steps = int(meta.get("steps", ""))
+            if steps < 1:
+                raise ValueError(f"steps {steps} must be positive")
+            transform = ShowerTransform.from_tensors(
+                {k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")}
+            )
+            model = cls(config, transform, geometry, steps=steps)
+            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as err:
+            # garbage metadata, missing tables, tensors of the wrong shape: a damaged or foreign file
+            detail = " ".join(str(err).split())  # load_state_dict's report spans lines
+            raise FileFormatError(path, f"not a valid shower diffusion model ({type(err).__name__}: {detail})") from None
         return model.to(device).eval()
 
 

@@ -101,7 +101,8 @@ def load_samplers(model_dir: str | os.PathLike[str], device: str = "auto") -> di
         raise ValueError(f"{model_dir}: no {TEACHER_FILE} (train a model with `l1ad shower train`)")
     dev = pick_device(device)
     out = {"full": ShowerDiffusion.load(model_dir / TEACHER_FILE, device=dev)}
-    files = sorted(model_dir.glob("distilled_*.safetensors"), key=lambda p: -int(p.stem.split("_")[1]))
+    files = [p for p in model_dir.glob("distilled_*.safetensors") if p.stem.split("_", 1)[1].isdigit()]
+    files.sort(key=lambda p: -int(p.stem.split("_", 1)[1]))
     for path in files:
         out[path.stem] = ShowerDiffusion.load(path, device=dev)
     return out
