@@ -48,13 +48,20 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
 
     if not path.exists():
         raise ValueError(f"{path}: input file does not exist")
-    with h5py.File(path, "r") as f:
-        missing = [k for k in ARRAYS if k not in f]
-        if missing:
-            raise ValueError(
-                f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
-            )
-        arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ARRAYS if k not in f]
+            if missing:
+                raise ValueError(
+                    f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
+                )
+            arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+    except (OSError, RuntimeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
+    for key, values in arrays.items():
+        # real numbers only: strings, complex numbers and records have no place in a classifier input
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: dataset {key!r} has dtype {values.dtype}, expected real numbers")
     for key in ("sim_reco", "sim_gen", "data_reco", "data_gen"):
         if key in arrays and arrays[key].ndim == 1:
             arrays[key] = arrays[key][:, None]
@@ -118,6 +125,9 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         raise ValueError(
             "unfold: give exactly one of an input file (--config with 'input') or --example"
         )
+    for key, least in (("bootstrap", 0), ("events", 1), ("bins", 1)):
+        if int(settings[key]) < least:
+            raise ValueError(f"unfold: {key} must be >= {least}, got {settings[key]}")
     if example is not None:
         if example not in EXAMPLES:
             raise ValueError(
