@@ -67,7 +67,7 @@ def emulate_plain(
     from emulation.hls_project import load_hls_project
     from emulation.network import emulate_project
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     project = load_hls_project(model)
     x = load_inputs(inputs)
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
@@ -148,7 +148,7 @@ def emulate_trigger_files(
     )
     from offline.events.io import event_count
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     events = [Path(p) for p in events]
     spec, weights, spec_path = load_trigger(model)
     total = sum(event_count(p) if p.exists() else 0 for p in events)

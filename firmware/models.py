@@ -89,14 +89,25 @@ def load_keras_pair(paths: Sequence[str | os.PathLike[str]]) -> Any:
     return keras.Model(inp, outs, name="trigger_nets")
 
 
+def _load_onnx(path: str | os.PathLike[str]) -> Any:
+    """One ONNX model, checked; a missing, truncated or foreign file (a pickle) is a ValueError naming it."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: QONNX file does not exist")
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except (DecodeError, onnx.checker.ValidationError, OSError, ValueError, UnicodeDecodeError) as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{path}: not a valid ONNX model (truncated or corrupt?): {detail}") from None
+    return proto
+
+
 def load_qonnx_pair(paths: Sequence[str | os.PathLike[str]]) -> Any:
     """One two-output ONNX ModelProto (QONNX) from one file with the pair or two single-network files."""
-    import onnx
-
-    for p in paths:
-        if not Path(p).exists():
-            raise ValueError(f"{p}: QONNX file does not exist")
-    protos = [onnx.load(str(p)) for p in paths]
+    protos = [_load_onnx(p) for p in paths]
     if len(protos) == 1:
         if len(protos[0].graph.output) != 2:
             raise ValueError(f"{paths[0]}: expected a two-output QONNX model, got {len(protos[0].graph.output)}")

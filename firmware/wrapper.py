@@ -20,7 +20,7 @@ from typing import Any
 
 from firmware.convert import NETS_NAME
 from offline.events.schema import N_FEATURES, N_OBJECTS
-from quantize.spec import REGIONS, FirmwareSpec, FixedType, ScoreSpec, sum_type
+from quantize.spec import REGIONS, FirmwareSpec, FixedType, ScoreSpec, preprocess_type, sum_type
 
 TOP_NAME = "trigger_top"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -52,18 +52,6 @@ class NetsInterface:
         if len(types) != 3:
             raise ValueError(f"{NETS_NAME} must take 1 input and 2 output arrays, found {len(types)} arrays")
         return cls(*types)
-
-
-def preprocess_type(spec: FirmwareSpec) -> FixedType:
-    """Exact type of ``(word - offset) >> shift`` (the wrapper's ``pre_t``) before the cast to the input type."""
-    pre = spec.preprocessing
-    hw = spec.hardware_input
-    frac = pre.fractional_bits
-    left = max(0, *(-s for s in pre.shifts))
-    span = max(abs(o) for o in pre.offsets)
-    # word - offset needs one bit more than the wider of the word and the offset
-    int_bits = max(hw.integer + (0 if hw.signed else 1), span.bit_length() + 1) + 1 + left
-    return FixedType(int_bits + frac, int_bits, True)
 
 
 def score_sum_type(s: ScoreSpec) -> FixedType:

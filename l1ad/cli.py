@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from l1ad import __version__
 from l1ad.errors import ErrorReportingTyper, err_console
@@ -69,9 +69,9 @@ def run(
         except Interrupted as err:
             if run_dir is None:
                 where = Path(resolved["runs_dir"]) / str(resolved["name"])
-                state = f"{escape(str(where))} was not written (an earlier run of that name is kept)"
+                state = f"{where} was not written (an earlier run of that name is kept)"
             else:
-                state = f"it came after {escape(str(run_dir))} was complete"
-            err_console.print(f"[bold red]interrupted[/] by {err.signal_name}: {state}")
+                state = f"it came after {run_dir} was complete"
+            err_console.print(Text.assemble(("interrupted", "bold red"), f" by {err.signal_name}: {state}"))
             raise typer.Exit(err.exit_code) from None
-    err_console.print(f"[bold green]run finished:[/] {escape(str(run_dir))}/summary.json, {escape(str(run_dir))}/report.md")
+    err_console.print(Text.assemble(("run finished:", "bold green"), f" {run_dir}/summary.json, {run_dir}/report.md"))

@@ -27,17 +27,61 @@ def default_config(step_defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {**copy.deepcopy(GLOBAL_DEFAULTS), **copy.deepcopy(step_defaults)}
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: dict[str, Any], file: str, prefix: str = "") -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
+        name = f"{prefix}{key}"
         if key not in base:
             known = ", ".join(sorted(base))
-            raise ValueError(f"{where}: unknown key {key!r} (known: {known})")
-        if isinstance(base[key], dict) and base[key] and isinstance(value, dict):
-            merged[key] = _merge(base[key], value, f"{where}.{key}")
+            where = f" in {prefix[:-1]}" if prefix else ""
+            raise ValueError(f"{file}: unknown key {key!r}{where} (known: {known})")
+        value = _check_type(base[key], value, file, name)
+        if isinstance(base[key], dict) and base[key]:
+            merged[key] = _merge(base[key], value, file, f"{name}.")
         else:
             merged[key] = value
     return merged
+
+
+def _kind(default: Any) -> tuple[tuple[type, ...], str] | None:
+    """The types a value may have where the default is ``default``; None where anything goes."""
+    if default is None:
+        return None  # optional settings: the step checks them
+    if isinstance(default, bool):
+        return (bool,), "true or false"
+    if isinstance(default, int):
+        return (int,), "an integer"
+    if isinstance(default, float):
+        return (int, float), "a number"
+    if isinstance(default, str):
+        return (str,), "a string"
+    if isinstance(default, dict):
+        return (dict,), "a mapping"
+    if isinstance(default, list | tuple):
+        return (list,), "a list"
+    return None
+
+
+def _check_type(default: Any, value: Any, file: str, name: str) -> Any:
+    """``value``, checked to have the type of the built-in default (bools are not numbers; lists item
+    by item). YAML reads ``1e-3`` as a string: where a number is due, such a string becomes one."""
+    kind = _kind(default)
+    if kind is None:
+        return value
+    types, described = kind
+    if float in types and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        shown = "null" if value is None else f"{type(value).__name__} {value!r}"
+        raise ValueError(f"{file}: {name} must be {described}, got {shown}")
+    if isinstance(default, list | tuple) and default:
+        item_kind = _kind(default[0])
+        if item_kind is not None and all(_kind(d) == item_kind for d in default):
+            value = [_check_type(default[0], item, file, f"{name}[{i}]") for i, item in enumerate(value)]
+    return value
 
 
 def load_config(path: str | os.PathLike[str] | None, step_defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -8,12 +8,20 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-err_console = Console(stderr=True)
+# markup=False: messages carry user text (file names, spec types such as ap_fixed<4,1>[...]) that
+# rich would otherwise parse as markup and eat; styled parts are rich Text, never markup strings
+err_console = Console(stderr=True, markup=False)
 
 # What bad input raises in the library: ValueError (and its subclasses such as
 # EventFileError, SpecError), OSError for unreadable paths, KeyError for missing entries.
 USER_ERRORS = (ValueError, OSError, KeyError)
+
+
+def report_error(err: BaseException) -> None:
+    """Print ``error: MESSAGE`` on stderr, the message verbatim."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", str(err)), soft_wrap=True)
 
 
 def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -24,7 +32,7 @@ def reporting_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as err:
-            err_console.print(f"[bold red]error:[/] {err}")
+            report_error(err)
             raise typer.Exit(1) from None
 
     return wrapper

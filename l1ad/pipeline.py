@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from l1ad import __version__
 from l1ad.config import load_config
@@ -62,7 +63,7 @@ def resolve_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
 
 def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path:
     """Run every step; returns the finished run directory (``runs/NAME``)."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     check_names(config)
     runs_dir = Path(config["runs_dir"])
     final_dir = runs_dir / config["name"]
@@ -80,7 +81,7 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
             if step.run is None:
                 continue
             raise_if_interrupted()
-            console.rule(f"[bold]{step.NAME}")
+            console.rule(Text(step.NAME, style="bold"))
             t0 = time.perf_counter()
             figures = step.run(ctx)
             summary.update(figures)

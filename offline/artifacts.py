@@ -170,5 +170,55 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Parse a JSON file; a missing, unreadable or malformed file is a :class:`FileFormatError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(path, f"{what} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except UnicodeDecodeError:
+        raise FileFormatError(path, f"{what} is not text (binary or corrupt?)") from None
+    except json.JSONDecodeError as err:
+        raise FileFormatError(path, f"{what} is not valid JSON: {err}") from None
+
+
+def read_json_object(path: str | os.PathLike[str], what: str = "JSON file") -> dict[str, Any]:
+    """:func:`read_json` for files that must hold one JSON object (not null, a list or a number)."""
+    data = read_json(path, what)
+    if not isinstance(data, dict):
+        raise FileFormatError(path, f"{what} must hold a JSON object, got {_json_kind(data)}")
+    return data
+
+
+def _json_kind(value: Any) -> str:
+    return {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+
+
+def load_tensors(path: str | os.PathLike[str], what: str = "weights", framework: str = "pt") -> dict[str, Any]:
+    """Read a safetensors file (never pickle) with every tensor finite.
+
+    A missing, truncated, empty or foreign file (a pickle in its place), or a tensor holding
+    NaN or inf, is a :class:`FileFormatError` naming the file and, for bad values, the tensor.
+    ``framework`` is ``"pt"`` (torch tensors) or ``"numpy"``.
+    """
+    import numpy as np
+    from safetensors import SafetensorError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(path, f"{what} file does not exist")
+    if framework == "pt":
+        from safetensors.torch import load_file
+    else:
+        from safetensors.numpy import load_file
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise FileFormatError(path, f"{what} file is not a readable safetensors file (truncated or corrupt?): "
+                                    f"{err}") from None
+    for key, tensor in tensors.items():
+        values = tensor.float().numpy() if framework == "pt" and tensor.is_floating_point() else np.asarray(tensor)
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            raise FileFormatError(path, f"{what} tensor {key!r} holds NaN or inf")
+    return tensors

@@ -109,13 +109,23 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "preprocessing") -> Preprocessing:
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: must be a JSON object, got {type(data).__name__}")
         try:
             if data["format_version"] != FORMAT_VERSION:
-                raise ValueError(f"{where}: format_version {data['format_version']} is not {FORMAT_VERSION}")
+                raise ValueError(f"{where}: format_version {data['format_version']!r} is not {FORMAT_VERSION}")
             feats = data["features"]
+            if not isinstance(feats, list) or not all(isinstance(f, dict) for f in feats):
+                raise ValueError(f"{where}: 'features' must be a list of objects")
             if [f["name"] for f in feats] != feature_names():
                 raise ValueError(f"{where}: 'features' must list the {N_FEATURES} features in model order")
-            return cls(tuple(f["offset"] for f in feats), tuple(f["shift"] for f in feats), dict(data["lsb"]))
+            values = [(f["offset"], f["shift"]) for f in feats]
+            if any(isinstance(v, bool) or not isinstance(v, int) for pair in values for v in pair):
+                raise ValueError(f"{where}: offsets and shifts must be integers")
+            lsb = data["lsb"]
+            if not isinstance(lsb, dict):
+                raise ValueError(f"{where}: 'lsb' must be an object")
+            return cls(tuple(o for o, _ in values), tuple(s for _, s in values), dict(lsb))
         except KeyError as err:
             raise ValueError(f"{where}: missing field {err}") from None
 
@@ -124,4 +134,4 @@ class Preprocessing:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Preprocessing:
-        return cls.from_dict(read_json(path), where=str(Path(path)))
+        return cls.from_dict(read_json(path, "preprocessing file"), where=str(Path(path)))

@@ -83,6 +83,8 @@ class LayerPrecision:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerPrecision:
+        if not isinstance(data, dict):
+            raise ValueError(f"quantization config: a layer's precision must be an object, got {type(data).__name__}")
         base = cls()
         return cls(**{k: _bits(data.get(k, getattr(base, k)), k) for k in ("weight", "bias", "activation")})
 
@@ -155,6 +157,8 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> QuantConfig:
+        if data is not None and not isinstance(data, dict):
+            raise ValueError(f"quantization config must be an object, got {type(data).__name__}")
         data = dict(data or {})
         base = cls()
         known = {"default", "layers", "input", "hardware_input", "difference", "square", "score"}
@@ -179,6 +183,8 @@ def _bits(value: Any, name: str) -> Bits:
         raise ValueError(f"quantization config: {name} must be [width, integer bits], got {value!r}") from None
     if not 1 <= width <= 32:
         raise ValueError(f"quantization config: {name} width {width} must be in 1..32")
+    if integer > width:
+        raise ValueError(f"quantization config: {name} width {width} is below its {integer} integer bits")
     return (width, integer)
 
 

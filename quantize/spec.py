@@ -308,12 +308,7 @@ def spec_path(path: str | os.PathLike[str]) -> Path:
 def load_spec(path: str | os.PathLike[str]) -> FirmwareSpec:
     """Load and validate a FirmwareSpec (a ``spec.json`` or its directory)."""
     path = spec_path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: FirmwareSpec file does not exist")
-    try:
-        data = read_json(path)
-    except ValueError as err:
-        raise ValueError(f"{path}: not valid JSON: {err}") from None
+    data = read_json(path, "FirmwareSpec file")
     try:
         return FirmwareSpec.from_dict(data)
     except SpecError as err:
@@ -417,11 +412,35 @@ def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
     return AutoencoderSpec(reader.get("name", str), tuple(layers), score)
 
 
+def preprocess_type(spec: FirmwareSpec) -> FixedType:
+    """Exact type of ``(word - offset) >> shift`` (the firmware wrapper's ``pre_t``) before the cast
+    to the input type; a SpecError on ``preprocessing`` when it is wider than ``MAX_WIDTH`` bits."""
+    pre = spec.preprocessing
+    hw = spec.hardware_input
+    frac = pre.fractional_bits
+    left = max(0, *(-s for s in pre.shifts))
+    span = max(abs(o) for o in pre.offsets)
+    # word - offset needs one bit more than the wider of the word and the offset
+    int_bits = max(hw.integer + (0 if hw.signed else 1), span.bit_length() + 1) + 1 + left
+    if int_bits + frac > MAX_WIDTH:
+        raise SpecError(
+            "preprocessing",
+            f"offsets up to {span} and shifts {min(pre.shifts)}..{max(pre.shifts)} of {hw} words need "
+            f"{int_bits + frac} bits, more than {MAX_WIDTH}",
+        )
+    return FixedType(int_bits + frac, int_bits, True)
+
+
 def _validate(spec: FirmwareSpec) -> None:
+    """Everything the emulator and the firmware both need; neither accepts a spec the other rejects."""
     if spec.version != SPEC_VERSION:
         raise SpecError("version", f"{spec.version} is not {SPEC_VERSION}")
     if spec.input.fractional < 0:
         raise SpecError("input", f"{spec.input} has no fractional bits for the preprocessing shifts")
+    if spec.input.integer < 1 or not spec.input.signed:
+        # preprocessed features are centred on zero: the input needs a sign bit
+        raise SpecError("input", f"{spec.input} must be signed with at least 1 integer bit (the sign)")
+    preprocess_type(spec)
     names = set()
     for i, ae in enumerate(spec.autoencoders):
         where = f"autoencoders[{i}]"
@@ -443,15 +462,18 @@ def _validate(spec: FirmwareSpec) -> None:
         if width != N_FEATURES:
             raise SpecError(f"{where}.layers[{len(ae.layers) - 1}].n_out", f"is {width}, the output must be {N_FEATURES}")
         outs = ae.score.outputs
-        if not outs or len(set(outs)) != len(outs) or not all(isinstance(o, int) and 0 <= o < N_FEATURES for o in outs):
+        valid = all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o < N_FEATURES for o in outs)
+        if not outs or not valid or len(set(outs)) != len(outs):
             raise SpecError(f"{where}.score.outputs", f"must be distinct feature indices in 0..{N_FEATURES - 1}")
     t = spec.trigger
     for key, value, score in (
         ("threshold_r1", t.threshold_r1, spec.autoencoders[0].score.score),
         ("threshold_r2", t.threshold_r2, spec.autoencoders[1].score.score),
     ):
-        if not math.isfinite(value):
-            raise SpecError(f"trigger.{key}", "must be finite")
+        if not (isinstance(value, float) and math.isfinite(value)) and not (
+            isinstance(value, int) and abs(value) < 2**MAX_WIDTH
+        ):
+            raise SpecError(f"trigger.{key}", f"must be a finite number of the score type, got {value!r}")
         if not score.on_grid(np.array([value]))[0]:
             raise SpecError(f"trigger.{key}", f"{value!r} is not representable in the score type {score}")
     if not t.fire_on or any(r not in REGIONS for r in t.fire_on):

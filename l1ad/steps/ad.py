@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from l1ad import options
 from l1ad.options import named_paths
 from offline import distributed
 from offline.ad.abcd import DEFAULT_EPS_B
@@ -57,12 +58,12 @@ def train(
     out: Annotated[Path, typer.Option(help="Checkpoint directory.")] = Path("ad_model"),
     preset: Annotated[str, typer.Option(help="Architecture: firmware or paper.")] = DEFAULTS["preset"],
     lam: Annotated[float, typer.Option("--lambda", help="DisCo weight λ.")] = DEFAULTS["lam"],
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = DEFAULTS["epochs"],
-    batch_size: Annotated[int, typer.Option(help="Global batch size (all processes together).")] = DEFAULTS["batch_size"],
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS["lr"],
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).")] = DEFAULTS["patience"],
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.", min=1)] = DEFAULTS["epochs"],
+    batch_size: Annotated[int, typer.Option(help="Global batch size (all processes together).", min=2)] = DEFAULTS["batch_size"],
+    lr: Annotated[float, typer.Option(help="Adam learning rate.", callback=options.positive)] = DEFAULTS["lr"],
+    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = DEFAULTS["patience"],
     seed: Annotated[int, typer.Option(help="Seed of the split, the initial weights and the batches.")] = 1234,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)] = "auto",
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
     lambda_scan_values: Annotated[
         str | None, typer.Option("--lambda-scan", help="Comma-separated λ values: train one pair each, tabulate.")
@@ -73,7 +74,7 @@ def train(
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
     config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, device=device, progress=progress)
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     if lambda_scan_values is not None:
         frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
         console.print(frame.to_string(index=False))
@@ -94,12 +95,12 @@ def score(
     events: Annotated[Path, typer.Argument(help="Event file to score.")],
     out: Annotated[Path, typer.Option(help="Output HDF5 with R1, R2, weights, labels.")] = Path("scores.h5"),
     preprocessing: Annotated[Path | None, typer.Option(help="preprocessing.json (default: the checkpoint's).")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Events per chunk.")] = 200_000,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    chunk_size: Annotated[int, typer.Option(help="Events per chunk.", min=1)] = 200_000,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=options.device)] = "cpu",
 ) -> None:
     """Compute R1, R2 for every event of a file, in chunks."""
     path = score_file(checkpoint, events, out, preprocessing, chunk_size, device)
-    Console(stderr=True).print(f"wrote {path}")
+    Console(stderr=True, markup=False).print(f"wrote {path}")
 
 
 def abcd(
@@ -108,15 +109,15 @@ def abcd(
     out: Annotated[Path, typer.Option(help="Directory for tables, plots and metrics.json.")] = Path("abcd"),
     working_eps_b: Annotated[float, typer.Option(help="ε_B of the quoted significance.")] = 0.01,
     injection: Annotated[float, typer.Option(help="Injected signal fraction of the background.")] = 0.001,
-    min_region_events: Annotated[int, typer.Option(help="Skip ε_B points with a region below this.")] = 100,
-    rate_khz: Annotated[float, typer.Option(help="L1 rate [kHz at 40 MHz] for the TPR working point.")] = DEFAULT_RATE_KHZ,
+    min_region_events: Annotated[int, typer.Option(help="Skip ε_B points with a region below this.", min=0)] = 100,
+    rate_khz: Annotated[float, typer.Option(help="L1 rate [kHz at 40 MHz] for the TPR working point.", callback=options.positive)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """ABCD scan over ε_B: closure on background, significance of each signal injected; ROC/AUC and dCor."""
     bkg = read_scores(background)
     sigs = {name: read_scores(path) for name, path in named_paths(signal).items()}
     result = evaluate_scores(bkg, sigs, out, working_eps_b=working_eps_b, injection=injection,
                              min_region_events=min_region_events, rate_khz=rate_khz)
-    console = Console()
+    console = Console(markup=False)
     scan = result["abcd"]
     table = Table(title="ABCD: pull = (N_A - N_B N_C / N_D) / σ")
     for col in ("ε_B", "sample", "N_A", "predicted", "pull"):

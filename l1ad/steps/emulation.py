@@ -37,20 +37,20 @@ def emulate(
     more_events: Annotated[list[Path] | None, typer.Argument(help="More event files.", show_default=False)] = None,
     inputs: Annotated[Path | None, typer.Option(help="Plain mode: float inputs (N, n_in) as .npy; cast to input_t like the C simulation.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output: per-event scores and bits (.h5, trigger mode) or outputs (.npy, plain mode).")] = None,
-    compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.")] = 0,
+    compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)] = 0,
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Events read per block.")] = DEFAULTS["chunk_size"],
-    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).")] = 1,
+    chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
+    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
-    console = Console()
+    console = Console(markup=False)
     files = list(events or []) + list(more_events or [])
     if inputs is not None:
         if files:
             raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True))
+        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True, markup=False))
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -62,7 +62,7 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True), workers)
+        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True, markup=False), workers)
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )

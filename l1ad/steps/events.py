@@ -38,10 +38,10 @@ DEFAULTS: dict[str, Any] = {
 
 def generate(
     process: Annotated[str, typer.Option(help=f"Process: {', '.join(GENERATABLE)}.")],
-    events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).")],
+    events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).", min=1)],
     out: Annotated[Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")],
     seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = 1234,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).", min=1)] = None,
     shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
@@ -49,7 +49,7 @@ def generate(
     shard_tuple = parse_shard(shard)
     check_request(process, events, seed, workers, shard_tuple)
     result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress)
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     meta = result.metadata
     for name, stats in meta["components"].items():
         console.print(

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from emulation import TriggerEmulator
 from firmware.budget import BudgetError, check_budget_values, part_capacity
@@ -35,6 +34,7 @@ HLS_PROJECTS = Path("hls_projects")
 
 
 def _print_result(result: FirmwareResult, console: Console) -> None:
+    # console: markup=False (the table holds ap_fixed<...>[...] text rich would parse)
     console.print(f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)")
     console.print(
         f"C simulation (g++) of the whole trigger vs the integer emulator: "
@@ -42,10 +42,10 @@ def _print_result(result: FirmwareResult, console: Console) -> None:
     )
     if result.cost.rtl_mismatches is not None:
         console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
-    console.print(escape(result.cost.table().to_string()))
+    console.print(result.cost.table().to_string())
     for note in result.cost.notes:
-        console.print(escape(f"note: {note}"))
-    console.print(escape(result.verdict.summary()))
+        console.print(f"note: {note}")
+    console.print(result.verdict.summary())
 
 
 def firmware(
@@ -67,7 +67,7 @@ def firmware(
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
-    console = Console()
+    console = Console(markup=False)
     # every option is checked before anything is loaded or written
     part_capacity(part)
     settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)

@@ -22,7 +22,7 @@ def inspect(
 ) -> None:
     """Summarise an event file: events, object multiplicities, pT/eta/phi ranges, labels, weights."""
     summary = summarize(file)
-    console = Console()
+    console = Console(markup=False)
     table = Table(title=f"{file} — {summary.events} events")
     frame = summary.table()
     table.add_column("object")

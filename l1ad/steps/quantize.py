@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +10,10 @@ import typer
 from rich.console import Console
 
 from emulation import exact_trigger
+from l1ad import options
 from l1ad.options import named_paths
 from offline.ad.metrics import DEFAULT_RATE_KHZ
+from offline.artifacts import read_json
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
 
@@ -51,14 +52,14 @@ def quantize(
     framework: Annotated[str, typer.Option(help="brevitas or qkeras.")] = DEFAULTS["framework"],
     out: Annotated[Path, typer.Option(help="Output directory (spec.json, weights, exported models).")] = Path("quantized"),
     precision: Annotated[Path | None, typer.Option(help="JSON file of a QuantConfig (bit widths per layer).")] = None,
-    weight_bits: Annotated[int | None, typer.Option(help="Uniform weight/activation width (integer bits kept).")] = None,
-    epochs: Annotated[int, typer.Option(help="QAT epochs.")] = DEFAULTS["qat"]["epochs"],
-    sparsity: Annotated[float, typer.Option(help="Magnitude-pruning target (fraction of zero weights).")] = DEFAULTS[
+    weight_bits: Annotated[int | None, typer.Option(help="Uniform weight/activation width (integer bits kept).", min=1)] = None,
+    epochs: Annotated[int, typer.Option(help="QAT epochs.", min=1)] = DEFAULTS["qat"]["epochs"],
+    sparsity: Annotated[float, typer.Option(help="Magnitude-pruning target (fraction of zero weights).", min=0.0, max=1.0)] = DEFAULTS[
         "qat"
     ]["sparsity"],
-    lr: Annotated[float, typer.Option(help="QAT learning rate.")] = DEFAULTS["qat"]["lr"],
-    batch_size: Annotated[int, typer.Option(help="QAT batch size.")] = DEFAULTS["qat"]["batch_size"],
-    rate_khz: Annotated[float, typer.Option(help="L1 rate (kHz at 40 MHz) of the thresholds.")] = DEFAULT_RATE_KHZ,
+    lr: Annotated[float, typer.Option(help="QAT learning rate.", callback=options.positive)] = DEFAULTS["qat"]["lr"],
+    batch_size: Annotated[int, typer.Option(help="QAT batch size.", min=1)] = DEFAULTS["qat"]["batch_size"],
+    rate_khz: Annotated[float, typer.Option(help="L1 rate (kHz at 40 MHz) of the thresholds.", callback=options.positive)] = DEFAULT_RATE_KHZ,
     scan: Annotated[bool, typer.Option("--scan", help="Scan bit widths x sparsity instead (table + Pareto plot).")] = False,
     scan_bits: Annotated[str, typer.Option(help="Bit widths of the scan.")] = "4,6,8",
     scan_sparsity: Annotated[str, typer.Option(help="Sparsities of the scan.")] = "0,0.5",
@@ -68,16 +69,19 @@ def quantize(
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
     from quantize.workflow import find_run_inputs, quantize_checkpoint
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     signals = named_paths(signal)
     if run is not None:
         checkpoint, run_signals = find_run_inputs(run)
         signals = {**run_signals, **signals}
     if checkpoint is None:
         raise ValueError("pass --checkpoint or --run")
-    qconf = QuantConfig.from_dict(json.loads(precision.read_text())) if precision else QuantConfig()
+    qconf = QuantConfig.from_dict(read_json(precision, "--precision file")) if precision else QuantConfig()
     if weight_bits is not None:
-        qconf = qconf.uniform(weight_bits)
+        try:
+            qconf = qconf.uniform(weight_bits)
+        except ValueError as err:
+            raise ValueError(f"--weight-bits {weight_bits}: {err}") from None
     qat = QATConfig(epochs=epochs, sparsity=sparsity, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
     if scan:
         from quantize.scan import run_scan

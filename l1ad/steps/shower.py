@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from l1ad import options
 from l1ad.errors import ErrorReportingTyper
 
 NAME = "shower"
 DEFAULTS: dict = {}
 run = None  # not a pipeline step
 
-console = Console(stderr=True)
+console = Console(stderr=True, markup=False)
 app = typer.Typer(
     name="shower",
     help="Calorimeter showers: GFlash reference simulation, diffusion surrogate, distillation, evaluation.",
@@ -63,14 +64,14 @@ def train(
     out: Annotated[Path, typer.Option(help="Model directory to write.")],
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
-    lr: Annotated[float, typer.Option()] = 1e-3,
-    steps: Annotated[int, typer.Option(help="Sampling steps of the full (teacher) model; a power of two for distillation.")] = 64,
+    lr: Annotated[float, typer.Option(callback=options.positive)] = 1e-3,
+    steps: Annotated[int, typer.Option(help="Sampling steps of the full (teacher) model; a power of two for distillation.", min=1)] = 64,
     distill: Annotated[str, typer.Option(help="Comma-separated distillation targets (steps); empty for none.")] = "8,1",
-    distill_iterations: Annotated[int, typer.Option(help="Optimiser steps per halving round.")] = 2000,
-    voxel_width: Annotated[int, typer.Option()] = 512,
-    voxel_depth: Annotated[int, typer.Option()] = 4,
-    max_events: Annotated[int | None, typer.Option(help="Use at most this many showers.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    distill_iterations: Annotated[int, typer.Option(help="Optimiser steps per halving round.", min=1)] = 2000,
+    voxel_width: Annotated[int, typer.Option(min=1)] = 512,
+    voxel_depth: Annotated[int, typer.Option(min=1)] = 4,
+    max_events: Annotated[int | None, typer.Option(help="Use at most this many showers.", min=1)] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train the diffusion surrogate (layer + voxel models), then distil it (run under torchrun for DDP)."""
@@ -78,7 +79,7 @@ def train(
     from offline.generative.io import read_showers
     from offline.generative.workflow import train_and_distill
 
-    targets = tuple(int(s) for s in distill.split(",") if s.strip())
+    targets = options.halving_targets(distill, steps)
     showers = read_showers(data, max_events=max_events)
     config = DiffusionConfig(
         voxel_width=voxel_width, voxel_depth=voxel_depth, steps=steps, epochs=epochs,
@@ -99,11 +100,11 @@ def sample(
     out: Annotated[Path, typer.Option(help="Output HDF5 file (CaloChallenge layout).")],
     sampler: Annotated[str, typer.Option(help="full, or distilled_N for a distilled student.")] = "full",
     energies: Annotated[Path | None, typer.Option(help="Take incident energies from this shower file.")] = None,
-    events: Annotated[int | None, typer.Option(help="Otherwise draw this many log-uniform energies.")] = None,
+    events: Annotated[int | None, typer.Option(help="Otherwise draw this many log-uniform energies (or take the first N).", min=1)] = None,
     e_min: Annotated[float, typer.Option(help="[MeV]")] = 1e3,
     e_max: Annotated[float, typer.Option(help="[MeV]")] = 1e6,
     seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option()] = "auto",
+    device: Annotated[str, typer.Option(callback=options.device)] = "auto",
 ) -> None:
     """Generate showers with a trained sampler."""
     from offline.generative.gflash import sample_energies
@@ -133,9 +134,9 @@ def evaluate(
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and plots.")],
     model: Annotated[Path | None, typer.Option(help="Model directory; every sampler in it is evaluated.")] = None,
     generated: Annotated[list[Path] | None, typer.Option(help="Already generated shower files to evaluate too (name = file stem).")] = None,
-    max_events: Annotated[int | None, typer.Option(help="Use at most this many reference showers.")] = None,
+    max_events: Annotated[int | None, typer.Option(help="Use at most this many reference showers.", min=1)] = None,
     classifier_epochs: Annotated[int, typer.Option(min=1)] = 30,
-    device: Annotated[str, typer.Option()] = "auto",
+    device: Annotated[str, typer.Option(callback=options.device)] = "auto",
     seed: Annotated[int, typer.Option()] = 1,
     plots: Annotated[bool, typer.Option(help="Write average_images.png and features.png.")] = True,
 ) -> None:

@@ -48,13 +48,13 @@ def unfold(
         typer.Option(help="YAML/JSON file; its 'unfold' mapping sets any DEFAULTS key."),
     ] = None,
     example: Annotated[str | None, typer.Option(help="Built-in example: gaussian or jets.")] = None,
-    events: Annotated[int | None, typer.Option(help="Events per sample for an example.")] = None,
-    iterations: Annotated[int | None, typer.Option(help="OmniFold (and IBU) iterations.")] = None,
+    events: Annotated[int | None, typer.Option(help="Events per sample for an example.", min=1)] = None,
+    iterations: Annotated[int | None, typer.Option(help="OmniFold (and IBU) iterations.", min=1)] = None,
     ensembles: Annotated[
-        int | None, typer.Option(help="Independent OmniFold runs to average.")
+        int | None, typer.Option(help="Independent OmniFold runs to average.", min=1)
     ] = None,
     bootstrap_replicas: Annotated[
-        int | None, typer.Option("--bootstrap", help="Poisson bootstrap replicas of the data.")
+        int | None, typer.Option("--bootstrap", help="Poisson bootstrap replicas of the data.", min=0)
     ] = None,
     clip: Annotated[
         float | None,
@@ -83,7 +83,7 @@ def unfold(
     settings.update({k: v for k, v in given.items() if v is not None})
     if example is not None:
         settings["input"] = None
-    run_unfold(settings, Console(stderr=True))
+    run_unfold(settings, Console(stderr=True, markup=False))
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,25 @@ class AEConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> AEConfig:
-        return cls(tuple(data["hidden"]), int(data["latent"]), bool(data["bias"]), int(data["n_inputs"]))
+        """Read ``to_dict``'s output; a missing or wrong-typed field is a ValueError naming it."""
+        if not isinstance(data, dict):
+            raise ValueError(f"architecture must be an object, got {type(data).__name__}")
+        try:
+            hidden, latent, bias, n_inputs = data["hidden"], data["latent"], data["bias"], data["n_inputs"]
+        except KeyError as err:
+            raise ValueError(f"architecture: missing field {err}") from None
+
+        def positive(value: object) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+        if not isinstance(hidden, list) or not all(positive(h) for h in hidden):
+            raise ValueError(f"architecture.hidden must be a list of positive integers, got {hidden!r}")
+        for key, value in (("latent", latent), ("n_inputs", n_inputs)):
+            if not positive(value):
+                raise ValueError(f"architecture.{key} must be a positive integer, got {value!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"architecture.bias must be true or false, got {bias!r}")
+        return cls(tuple(hidden), latent, bias, n_inputs)
 
 
 PRESETS: dict[str, AEConfig] = {

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from offline import distributed
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
-from offline.artifacts import atomic_path, read_json, write_json
+from offline.artifacts import atomic_path, load_tensors, read_json, read_json_object, write_json
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -88,10 +88,20 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        if not isinstance(data, dict):
+            raise ValueError(f"training settings must be an object, got {type(data).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        for key, value in data.items():
+            default = known[key].default
+            kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default), (bool,))
+            if (default is None and value is None) or (
+                isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
+            ):
+                continue
+            raise ValueError(f"training setting {key!r} has the wrong type ({type(value).__name__}): {value!r}")
         return cls(**data)
 
 
@@ -150,15 +160,15 @@ def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict]:
     """Architecture and training config of a checkpoint directory (or its config.json)."""
     path = Path(path)
     file = path / CONFIG_FILE if path.is_dir() else path
-    if not file.exists():
-        raise ValueError(f"{file}: checkpoint config does not exist")
-    data = read_json(file)
+    data = read_json_object(file, "checkpoint config")
     try:
         if data["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"{file}: format_version {data['format_version']} is not {FORMAT_VERSION}")
+            raise ValueError(f"{file}: format_version {data['format_version']!r} is not {FORMAT_VERSION}")
         return AEConfig.from_dict(data["architecture"]), TrainConfig.from_dict(data["train"]), data
     except KeyError as err:
         raise ValueError(f"{file}: missing field {err}") from None
+    except ValueError as err:
+        raise ValueError(f"{file}: {err}") from None
 
 
 def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
@@ -166,14 +176,14 @@ def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
     path = Path(path)
     arch, _, _ = load_config(path)
     weights = path / which
-    if not weights.exists():
-        raise ValueError(f"{weights}: checkpoint weights do not exist")
     model = AutoencoderPair(arch)
-    state = {k: v for k, v in load_file(weights).items() if not k.startswith("optim.")}
+    # refuses a truncated or foreign file and NaN/inf weights (they would score every event NaN)
+    state = {k: v for k, v in load_tensors(weights, "checkpoint weights").items() if not k.startswith("optim.")}
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {err}") from None
+        detail = " ".join(str(err).split())  # load_state_dict's report spans lines
+        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {detail}") from None
     return model.eval()
 
 

@@ -249,7 +249,7 @@ def _execute(tasks: list[Task], workers: int, progress: bool, description: str) 
     total = sum(t.events for t in tasks)
     results: list[TaskResult | None] = [None] * len(tasks)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    console = Console(stderr=True)
+    console = Console(stderr=True, markup=False)
     if workers == 1 or len(tasks) == 1:
         with Progress(*columns, console=console, disable=not progress) as bar:
             job = bar.add_task(description, total=total)

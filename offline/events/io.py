@@ -8,6 +8,7 @@ attribute. Reading is chunked, so files larger than memory can be streamed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from offline.events.schema import (
     N_COLUMNS,
     N_FEATURES,
     N_OBJECTS,
+    OBJECT_ROWS,
     PARTICLES_DATASET,
     PROCESSES,
     WEIGHTS_DATASET,
@@ -89,13 +91,22 @@ def concatenate(blocks: list[Events]) -> Events:
     return Events(np.concatenate([b.particles for b in blocks]), join("weights"), join("labels"))
 
 
+@contextlib.contextmanager
+def _corruption_as_error(path: Path, what: str) -> Iterator[None]:
+    """HDF5 reports damaged files with many exception types: turn each into an EventFileError."""
+    try:
+        yield
+    except EventFileError:
+        raise
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError, IndexError) as err:
+        raise EventFileError(path, f"{what} (truncated or corrupt?): {err}") from None
+
+
 def _open(path: Path) -> h5py.File:
     if not path.exists():
         raise EventFileError(path, "file does not exist")
-    try:
+    with _corruption_as_error(path, "not a readable HDF5 file"):
         return h5py.File(path, "r")
-    except OSError as err:
-        raise EventFileError(path, f"not a readable HDF5 file (truncated or corrupt?): {err}") from None
 
 
 def _check_layout(path: Path, f: h5py.File) -> int:
@@ -123,15 +134,15 @@ def _check_layout(path: Path, f: h5py.File) -> int:
 
 
 def _read_block(path: Path, f: h5py.File, start: int, stop: int) -> Events:
-    try:
+    with _corruption_as_error(path, f"cannot read events {start}-{stop}"):
         particles = np.asarray(f[PARTICLES_DATASET][start:stop], dtype=np.float32)
         weights = f[WEIGHTS_DATASET][start:stop] if WEIGHTS_DATASET in f else None
         labels = f[LABELS_DATASET][start:stop] if LABELS_DATASET in f else None
-    except (OSError, RuntimeError) as err:
-        raise EventFileError(path, f"cannot read events {start}-{stop} (truncated or corrupt?): {err}") from None
     _check_finite(path, particles, PARTICLES_DATASET, start)
+    _check_physical(path, particles, start)
     if weights is not None:
-        weights = np.asarray(weights, dtype=np.float64)
+        with _corruption_as_error(path, f"dataset {WEIGHTS_DATASET!r} is not numeric"):
+            weights = np.asarray(weights, dtype=np.float64)
         _check_finite(path, weights, WEIGHTS_DATASET, start)
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int32)
@@ -149,10 +160,44 @@ def _check_finite(path: Path, values: np.ndarray, name: str, start: int) -> None
         raise EventFileError(path, f"dataset {name!r} holds NaN or inf (first at event {event})")
 
 
+# |eta| of an L1 object never exceeds ~5 (the forward calorimeter); 10 leaves room for any detector
+ETA_LIMIT = 10.0
+# phi is stored in float32: allow its rounding of pi, nothing more
+PHI_TOLERANCE = 1e-5
+CLASS_CODES = (0, *(code for _, _, code in OBJECT_ROWS.values()))
+
+
+def physics_problems(particles: np.ndarray) -> tuple[int, str] | None:
+    """The first physically impossible value of (N, 19, 4) particles as (event, what), or None.
+
+    pT must be >= 0, |eta| <= :data:`ETA_LIMIT`, |phi| <= pi (float32 rounding aside) and the
+    class one of the ADC2021 codes.
+    """
+    checks = (
+        ("pT", 0, lambda v: v < 0, "is negative"),
+        ("eta", 1, lambda v: np.abs(v) > ETA_LIMIT, f"is outside [-{ETA_LIMIT:g}, {ETA_LIMIT:g}]"),
+        ("phi", 2, lambda v: np.abs(v) > np.pi + PHI_TOLERANCE, "is outside [-pi, pi]"),
+        ("class", 3, lambda v: ~np.isin(v, CLASS_CODES), f"is not one of {', '.join(map(str, CLASS_CODES))}"),
+    )
+    for field, column, is_bad, problem in checks:
+        bad = is_bad(particles[..., column])
+        if bad.any():
+            event, obj = (int(i) for i in np.argwhere(bad)[0])
+            return event, f"{field} {particles[event, obj, column]:g} of object {obj} {problem}"
+    return None
+
+
+def _check_physical(path: Path, particles: np.ndarray, start: int) -> None:
+    found = physics_problems(particles)
+    if found is not None:
+        event, problem = found
+        raise EventFileError(path, f"event {start + event}: {problem} (dataset {PARTICLES_DATASET!r})")
+
+
 def event_count(path: str | os.PathLike[str]) -> int:
     """Number of events in a file, after validating its layout."""
     path = Path(path)
-    with _open(path) as f:
+    with _open(path) as f, _corruption_as_error(path, "cannot read the file's layout"):
         return _check_layout(path, f)
 
 
@@ -164,7 +209,8 @@ def iter_events(
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     with _open(path) as f:
-        n = _check_layout(path, f)
+        with _corruption_as_error(path, "cannot read the file's layout"):
+            n = _check_layout(path, f)
         stop = n if stop is None else min(stop, n)
         for begin in range(start, stop, chunk_size):
             yield _read_block(path, f, begin, min(begin + chunk_size, stop))
@@ -178,9 +224,17 @@ def read_events(path: str | os.PathLike[str], start: int = 0, stop: int | None =
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Generator metadata written by :func:`write_events`; empty for foreign files."""
     path = Path(path)
-    with _open(path) as f:
+    with _open(path) as f, _corruption_as_error(path, f"cannot read attribute {METADATA_ATTR!r}"):
         raw = f.attrs.get(METADATA_ATTR)
-    return {} if raw is None else json.loads(raw)
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except (ValueError, TypeError) as err:
+        raise EventFileError(path, f"attribute {METADATA_ATTR!r} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise EventFileError(path, f"attribute {METADATA_ATTR!r} must hold a JSON object")
+    return data
 
 
 def validate_events(events: Events, where: str = "events") -> None:
@@ -190,6 +244,9 @@ def validate_events(events: Events, where: str = "events") -> None:
         raise ValueError(f"{where}: particles must have shape (N, {N_OBJECTS}, {N_COLUMNS}), got {p.shape}")
     if not np.isfinite(p).all():
         raise ValueError(f"{where}: particles hold NaN or inf")
+    found = physics_problems(p)
+    if found is not None:
+        raise ValueError(f"{where}: event {found[0]}: {found[1]}")
     for name in ("weights", "labels"):
         arr = getattr(events, name)
         if arr is not None and arr.shape != (len(p),):
@@ -205,15 +262,19 @@ def write_events(
     path = Path(path)
     validate_events(events, str(path))
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        # Checksums make damage a read error instead of wrong values: Fletcher-32 on every data
+        # chunk, and the HDF5 1.8 file format (libver "v108"), whose metadata is checksummed.
+        with h5py.File(tmp, "w", libver="v108") as f:
             f.create_dataset(PARTICLES_DATASET, data=events.particles.astype(np.float32), chunks=True,
-                             compression="gzip", compression_opts=4, shuffle=True)
+                             compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
             f.create_dataset("Particles_Names", data=np.array(COLUMN_NAMES, dtype="S"))
             f.create_dataset("Particles_Classes", data=np.array(CLASS_NAMES, dtype="S"))
             if events.weights is not None:
-                f.create_dataset(WEIGHTS_DATASET, data=events.weights.astype(np.float64))
+                f.create_dataset(WEIGHTS_DATASET, data=events.weights.astype(np.float64), chunks=True,
+                                 fletcher32=True)
             if events.labels is not None:
-                f.create_dataset(LABELS_DATASET, data=events.labels.astype(np.int32))
+                f.create_dataset(LABELS_DATASET, data=events.labels.astype(np.int32), chunks=True,
+                                 fletcher32=True)
                 f.attrs["label_names"] = json.dumps(list(PROCESSES))
             if metadata is not None:
                 f.attrs[METADATA_ATTR] = json.dumps(metadata, sort_keys=True)

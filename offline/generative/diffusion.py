@@ -57,11 +57,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from scipy.special import ndtri
 from torch import nn
 
-from offline.artifacts import atomic_path
+from offline.artifacts import FileFormatError, atomic_path, load_tensors
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 from offline.generative.io import deposits_as_float32, validate_showers
 from offline.generative.marginals import U_EPS, ConditionalMarginals, LatentCalibration
@@ -328,6 +328,19 @@ class DiffusionConfig:
     seed: int = 0
     augment: bool = True  # random α rotation/reflection of each training shower (voxel model)
 
+    def __post_init__(self) -> None:
+        for name in ("layer_width", "layer_depth", "voxel_width", "voxel_depth", "steps", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "ema"):
+            if not isinstance(getattr(self, name), int | float) or isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+
 
 class ShowerDiffusion(nn.Module):
     """Layer model + voxel model + the fitted transform; ``steps`` is its sampling step count."""
@@ -457,19 +470,34 @@ class ShowerDiffusion(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], geometry: Geometry = DATASET1_PHOTONS, device: str | torch.device = "cpu") -> ShowerDiffusion:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such model file")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        tensors = load_tensors(path, "shower model")  # refuses missing, truncated, foreign files and NaN
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+        except (SafetensorError, OSError) as err:
+            raise FileFormatError(path, f"shower model is not a readable safetensors file: {err}") from None
         if "config" not in meta:
-            raise ValueError(f"{path}: not a shower diffusion model (no config in the safetensors metadata)")
-        tensors = load_file(str(path))
-        transform = ShowerTransform.from_tensors({k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")})
-        model = cls(DiffusionConfig(**json.loads(meta["config"])), transform, geometry, steps=int(meta["steps"]))
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+            raise FileFormatError(path, "not a shower diffusion model (no config in the safetensors metadata)")
+        try:
+            settings = json.loads(meta["config"])
+            if not isinstance(settings, dict):
+                raise ValueError("the config is not a JSON object")
+            config = DiffusionConfig(**settings)
+            steps = int(meta.get("steps", ""))
+            if steps < 1:
+                raise ValueError(f"steps {steps} must be positive")
+            transform = ShowerTransform.from_tensors(
+                {k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")}
+            )
+            model = cls(config, transform, geometry, steps=steps)
+            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as err:
+            # garbage metadata, missing tables, tensors of the wrong shape: a damaged or foreign file
+            detail = " ".join(str(err).split())  # load_state_dict's report spans lines
+            raise FileFormatError(path, f"not a valid shower diffusion model ({type(err).__name__}: {detail})") from None
         return model.to(device).eval()
 
 

@@ -83,6 +83,16 @@ def distill_round(
     return student.eval(), losses
 
 
+def check_targets(steps: int, targets: tuple[int, ...]) -> None:
+    """Every target must be ``steps / 2**k`` for some k >= 1 (reachable by halving, below ``steps``)."""
+    for target in targets:
+        if not 1 <= target < steps or steps % target or (steps // target) & (steps // target - 1):
+            raise ValueError(
+                f"distillation target {target}: cannot be reached from the teacher's {steps} steps by halving "
+                f"(targets must be {steps} / 2^k, below {steps})"
+            )
+
+
 def progressive_distillation(
     teacher: ShowerDiffusion,
     data: TrainingData,
@@ -98,9 +108,7 @@ def progressive_distillation(
     ``teacher.steps`` must be a power of two times every target (e.g. 64 → 8 → 1).
     ``progress(round, steps)`` is called after each round.
     """
-    for target in targets:
-        if target < 1 or teacher.steps % target or (teacher.steps // target) & (teacher.steps // target - 1):
-            raise ValueError(f"cannot reach {target} steps from {teacher.steps} by halving")
+    check_targets(teacher.steps, targets)
     kept: dict[int, ShowerDiffusion] = {}
     current = teacher
     round_ = 0

@@ -23,7 +23,7 @@ from offline.generative.diffusion import (
     TrainingData,
     train_diffusion,
 )
-from offline.generative.distill import progressive_distillation
+from offline.generative.distill import check_targets, progressive_distillation
 from offline.generative.evaluate import ClassifierConfig, evaluate_sample
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 from offline.generative.gflash import GFlashSimulator
@@ -51,7 +51,9 @@ def train_and_distill(
     """
     from offline.distributed import setup, teardown
 
-    check_replaceable(out_dir, MODEL_KIND)  # before hours of training, not after
+    # before hours of training, not after
+    check_replaceable(out_dir, MODEL_KIND)
+    check_targets(config.steps, targets)
     t0 = time.perf_counter()
     model, history = train_diffusion(
         data.incident_energies, data.showers, config, geometry, device,
@@ -64,7 +66,6 @@ def train_and_distill(
         return None
     t1 = time.perf_counter()
     students: dict[int, ShowerDiffusion] = {}
-    targets = tuple(t for t in targets if t < model.steps)
     if targets:
         tdata = TrainingData.build(model, data.incident_energies, data.showers, info.device)
         students = progressive_distillation(
@@ -104,7 +105,8 @@ def load_samplers(model_dir: str | os.PathLike[str], device: str = "auto") -> di
         raise ValueError(f"{model_dir}: no {TEACHER_FILE} (train a model with `l1ad shower train`)")
     dev = pick_device(device)
     out = {"full": ShowerDiffusion.load(model_dir / TEACHER_FILE, device=dev)}
-    files = sorted(model_dir.glob("distilled_*.safetensors"), key=lambda p: -int(p.stem.split("_")[1]))
+    files = [p for p in model_dir.glob("distilled_*.safetensors") if p.stem.split("_", 1)[1].isdigit()]
+    files.sort(key=lambda p: -int(p.stem.split("_", 1)[1]))
     for path in files:
         out[path.stem] = ShowerDiffusion.load(path, device=dev)
     return out

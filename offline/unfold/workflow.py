@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.text import Text
 
 from offline import distributed
 from offline.artifacts import atomic_path, write_json
@@ -47,13 +48,20 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
 
     if not path.exists():
         raise ValueError(f"{path}: input file does not exist")
-    with h5py.File(path, "r") as f:
-        missing = [k for k in ARRAYS if k not in f]
-        if missing:
-            raise ValueError(
-                f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
-            )
-        arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [k for k in ARRAYS if k not in f]
+            if missing:
+                raise ValueError(
+                    f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
+                )
+            arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+    except (OSError, RuntimeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
+    for key, values in arrays.items():
+        # real numbers only: strings, complex numbers and records have no place in a classifier input
+        if values.dtype.kind not in "biuf":
+            raise ValueError(f"{path}: dataset {key!r} has dtype {values.dtype}, expected real numbers")
     for key in ("sim_reco", "sim_gen", "data_reco", "data_gen"):
         if key in arrays and arrays[key].ndim == 1:
             arrays[key] = arrays[key][:, None]
@@ -110,13 +118,16 @@ def _write_weights(path: Path, result, boot: np.ndarray | None) -> None:
 
 def run_unfold(settings: dict, console: Console | None = None) -> dict:
     """Everything ``l1ad unfold`` does, from a resolved settings dict; returns metrics.json's content."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False)
     out = Path(settings["out"])
     example = settings["example"]
     if (example is None) == (settings["input"] is None):
         raise ValueError(
             "unfold: give exactly one of an input file (--config with 'input') or --example"
         )
+    for key, least in (("bootstrap", 0), ("events", 1), ("bins", 1)):
+        if int(settings[key]) < least:
+            raise ValueError(f"unfold: {key} must be >= {least}, got {settings[key]}")
     if example is not None:
         if example not in EXAMPLES:
             raise ValueError(
@@ -246,7 +257,6 @@ def _write_outputs(out, problem, result, boot, config, settings, seconds, consol
         "truth_available": has_truth,
     }
     write_json(out / "metrics.json", metrics)
-    console.print(
-        f"[bold green]wrote[/] {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"
-    )
+    console.print(Text.assemble(("wrote", "bold green"),
+                                f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"))
     return metrics
