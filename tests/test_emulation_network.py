@@ -1,7 +1,12 @@
-"""dense_latency's fast paths equal the literal nnet::dense_latency loop (no g++ needed)."""
+"""dense_latency's fast paths equal hls4ml's own nnet::dense_latency, compiled by g++ on ap_types."""
 
 from __future__ import annotations
 
+import hashlib
+import random
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,20 +17,10 @@ from emulation.fixed import (
     QUANTIZATION_MODES,
     FixedType,
     OverflowCounter,
-    cast,
-    product_type,
 )
 from emulation.float_path import project_plan
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
-from emulation.network import _accumulate, dense_latency, emulate_project, linear, relu
-
-
-def _literal(x, xt, w, wt, b, bt, acc_t, res_t):
-    """mult -> accum_t, acc = bias, acc += mult in input order (cast each step), res = (res_t) acc."""
-    bias = cast(b, bt, acc_t)
-    acc = _accumulate(x, w, bias, product_type(xt, wt), acc_t, None, "ref")
-    return cast(acc, acc_t, res_t)
-
+from emulation.network import dense_latency, emulate_project, linear, relu
 
 ACCUMULATORS = [
     FixedType(14, 5, True, "AP_TRN", "AP_SAT"),  # products exact, some sums saturate
@@ -38,19 +33,102 @@ ACCUMULATORS = [
 ]
 
 
-@pytest.mark.parametrize("acc_t", ACCUMULATORS, ids=str)
-def test_dense_fast_paths_equal_the_literal_loop(acc_t):
+XT, WT, BT = FixedType(8, 4), FixedType(6, 1), FixedType(6, 2)
+RES_T = FixedType(10, 6, True, "AP_RND", "AP_SAT")
+N_IN, N_OUT = 20, 7
+
+
+def _cpp_type(t: FixedType) -> str:
+    return f"ap_{'' if t.signed else 'u'}fixed<{t.width},{t.integer},{t.rounding},{t.overflow},0>"
+
+
+def _dense_source() -> str:
+    """One program, one nnet::dense_latency instantiation per accumulator type (hls4ml's header, unmodified)."""
+    lines = ['#include "ap_fixed.h"', '#include "nnet_utils/nnet_dense.h"', "#include <cstdio>"]
+    lines += [f"typedef {_cpp_type(t)} {n}_t;" for n, t in (("x", XT), ("w", WT), ("b", BT), ("res", RES_T))]
+    for k, acc in enumerate(ACCUMULATORS):
+        lines.append(
+            f"struct config{k} : nnet::dense_config {{ static const unsigned n_in = {N_IN}; "
+            f"static const unsigned n_out = {N_OUT}; typedef {_cpp_type(acc)} accum_t; "
+            "typedef b_t bias_t; typedef w_t weight_t; };"
+        )
+    lines += [
+        "template<class C> void run(FILE* f, long n) {",
+        f"  w_t w[{N_IN * N_OUT}]; b_t b[{N_OUT}]; x_t x[{N_IN}]; res_t r[{N_OUT}]; long long v;",
+        f"  for (int i = 0; i < {N_IN * N_OUT}; i++) {{ fscanf(f, \"%lld\", &v); w[i].V = v; }}",
+        f"  for (int i = 0; i < {N_OUT}; i++) {{ fscanf(f, \"%lld\", &v); b[i].V = v; }}",
+        "  for (long e = 0; e < n; e++) {",
+        f"    for (int i = 0; i < {N_IN}; i++) {{ fscanf(f, \"%lld\", &v); x[i].V = v; }}",
+        "    nnet::dense_latency<x_t, res_t, C>(x, r, w, b);",
+        f"    for (int j = 0; j < {N_OUT}; j++) printf(\"%lld\\n\", (long long)r[j].V);",
+        "  }",
+        "}",
+        "int main(int argc, char** argv) {",
+        "  FILE* f = fopen(argv[1], \"r\"); int c; long n;",
+        "  if (fscanf(f, \"%d %ld\", &c, &n) != 2) return 1;",
+        "  switch (c) {",
+        *[f"    case {k}: run<config{k}>(f, n); break;" for k in range(len(ACCUMULATORS))],
+        "  }",
+        "  return 0;",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def hls4ml_dense() -> Path:
+    """The compiled reference (cached in the temp dir by the hash of its source)."""
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++")
+    import importlib.util
+
+    spec = importlib.util.find_spec("hls4ml")
+    assert spec is not None and spec.origin is not None
+    templates = Path(spec.origin).parent / "templates" / "vivado"
+    source = _dense_source()
+    folder = Path(tempfile.gettempdir()) / f"l1ad_dense_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    binary = folder / "dense"
+    if not binary.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "dense.cpp").write_text(source)
+        tmp = folder / f"dense.{random.randrange(1 << 30)}"
+        subprocess.run(
+            ["g++", "-O1", "-std=c++14", f"-I{templates / 'ap_types'}", f"-I{templates}",
+             str(folder / "dense.cpp"), "-o", str(tmp)],
+            check=True,
+        )  # fmt: skip
+        tmp.replace(binary)
+    return binary
+
+
+def _hls4ml_dense(binary: Path, case: int, x, w, b) -> np.ndarray:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write(f"{case} {len(x)}\n")
+        for block in (w.reshape(-1), b, x.reshape(-1)):  # weights row-major (n_in, n_out), as hls4ml stores them
+            f.write(" ".join(map(str, block.tolist())) + "\n")
+        path = f.name
+    try:
+        out = subprocess.run([str(binary), path], check=True, capture_output=True, text=True).stdout
+    finally:
+        Path(path).unlink()
+    return np.array(out.split(), dtype=np.int64).reshape(len(x), N_OUT)
+
+
+@pytest.mark.hls
+@pytest.mark.parametrize("case", range(len(ACCUMULATORS)), ids=[str(t) for t in ACCUMULATORS])
+def test_dense_fast_paths_equal_hls4ml_dense_latency(case, hls4ml_dense):
+    acc_t = ACCUMULATORS[case]
     rng = np.random.default_rng(4)
-    xt, wt, bt = FixedType(8, 4), FixedType(6, 1), FixedType(6, 2)
-    res_t = FixedType(10, 6, True, "AP_RND", "AP_SAT")
-    x = rng.integers(xt.min_int, xt.max_int + 1, (3000, 20))
-    x[:500] = np.where(rng.random((500, 20)) < 0.5, xt.max_int, xt.min_int)  # saturating rows
+    x = rng.integers(XT.min_int, XT.max_int + 1, (3000, N_IN))
+    x[:500] = np.where(rng.random((500, N_IN)) < 0.5, XT.max_int, XT.min_int)  # saturating rows
     x[500:600] = 0
-    w = rng.integers(wt.min_int, wt.max_int + 1, (20, 7))
-    b = rng.integers(bt.min_int, bt.max_int + 1, 7)
+    w = rng.integers(WT.min_int, WT.max_int + 1, (N_IN, N_OUT))
+    b = rng.integers(BT.min_int, BT.max_int + 1, N_OUT)
     counter = OverflowCounter()
-    got = dense_latency(x, xt, w, wt, b, bt, acc_t, res_t, counter, "d")
-    assert np.array_equal(got, _literal(x, xt, w, wt, b, bt, acc_t, res_t))
+    got = dense_latency(x, XT, w, WT, b, BT, acc_t, RES_T, counter, "d")
+    expected = _hls4ml_dense(hls4ml_dense, case, x, w, b)
+    differ = np.any(got != expected, axis=1)
+    assert not differ.any(), f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
     if acc_t.overflow in ("AP_SAT", "AP_SAT_SYM") and acc_t.width == 14:
         assert counter.overflows("d.accum") > 0  # the case really saturates
 
@@ -91,3 +169,16 @@ def test_float_path_equals_integer_path(rounding):
     exact = emulate_project(project, x, float_path=False)
     assert np.array_equal(fast.outputs, exact.outputs)
     assert fast.overflows.as_dict() == exact.overflows.as_dict()
+
+
+@pytest.mark.parametrize("float_path", [True, False])
+def test_threaded_chunks_equal_one_worker(float_path):
+    """Chunks on several threads write disjoint rows and merge their overflow counts exactly."""
+    rng = np.random.default_rng(11)
+    project = _project(rng, [FixedType(8, 3, False, "AP_RND", "AP_SAT"), FixedType(9, 4, True, "AP_TRN", "AP_WRAP")])
+    x = np.concatenate([rng.normal(0, 4, (5000, 10)), rng.uniform(-200, 200, (1003, 10))])
+    one = emulate_project(project, x, chunk_size=500, workers=1, float_path=float_path)
+    many = emulate_project(project, x, chunk_size=500, workers=3, float_path=float_path)
+    assert np.array_equal(one.outputs, many.outputs)
+    assert one.overflows.as_dict() == many.overflows.as_dict()
+    assert one.overflows.overflows("input") > 0  # the counts being merged are not all zero

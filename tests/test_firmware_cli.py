@@ -11,9 +11,8 @@ from emulation import emulate_trigger
 from firmware.example import default_model
 from l1ad.cli import app
 
-pytestmark = pytest.mark.hls
 
-
+@pytest.mark.hls
 def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(tmp_path):
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
@@ -36,6 +35,7 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     assert "da4ml" in summary["estimate_source"]
 
 
+@pytest.mark.hls
 def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypatch):
     import io
 

@@ -13,8 +13,6 @@ from firmware.example import default_model, edge_words, toy_words
 from firmware.models import load_keras_pair, load_qonnx_pair
 from firmware.project import CSim, build_testbench, compare, write_project
 
-pytestmark = pytest.mark.hls
-
 N_CSIM = 10_000
 
 
@@ -46,6 +44,7 @@ def _words(spec, n):
     return np.concatenate([toy_words(n - n // 5, 3), edge_words(spec, rng, n // 5)])
 
 
+@pytest.mark.hls
 @pytest.mark.parametrize("frontend", ["keras", "qonnx"])
 @pytest.mark.parametrize("backend", ["Vitis", "Vivado"])
 def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, backend, tmp_path):
@@ -76,6 +75,7 @@ def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, 
     assert len((root / "tb_data/tb_input_features.dat").read_text().splitlines()) == len(words)
 
 
+@pytest.mark.hls
 @pytest.mark.parametrize(("frontend", "backend"), [("keras", "Vitis"), ("qonnx", "Vivado")])
 def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(default, exported, frontend, backend, tmp_path):
     spec, weights = default
