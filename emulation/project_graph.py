@@ -10,6 +10,7 @@ reads them. Layer kinds are registered in ``emulation.layers``.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from dataclasses import dataclass
@@ -123,24 +124,47 @@ def _structs(text: str) -> dict[str, _Struct]:
     return {m.group(1): _Struct(m.group(1), m.group(2) and _unqualify(m.group(2)), m.group(3)) for m in _STRUCT.finditer(text)}
 
 
+def _size(text: str, constants: dict[str, int]) -> int | None:
+    """An array size: integer literals and named constants joined by + - * / and parentheses."""
+    tree = None
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+    def value(node: ast.AST) -> int:
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in constants:
+            return constants[node.id]
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.FloorDiv | ast.Div):
+            a, b = value(node.left), value(node.right)
+            op = node.op
+            return a + b if isinstance(op, ast.Add) else a - b if isinstance(op, ast.Sub) else a * b if isinstance(op, ast.Mult) else a // b
+        raise ValueError(text)
+
+    try:
+        return value(tree)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
 def _declared_sizes(body: str, constants: dict[str, int]) -> dict[str, int]:
     out = {}
-    for m in re.finditer(r"\b[\w:]+(?:<[^;{}]*?>)?\s+(\w+)\s*\[\s*(\w+)\s*\]\s*;", body):
-        n = m.group(2)
-        if n.isdigit():
-            out[m.group(1)] = int(n)
-        elif n in constants:
-            out[m.group(1)] = constants[n]
+    for m in re.finditer(r"\b[\w:]+(?:<[^;{}]*?>)?\s+(\w+)\s*\[([^\]]+)\]\s*;", body):
+        n = _size(m.group(2), constants)
+        if n is not None:
+            out[m.group(1)] = n
     return out
 
 
 def _top_arguments(params: str, constants: dict[str, int], where: str) -> list[tuple[str, str, int]]:
     out = []
     for p in _split_top(params):
-        m = re.fullmatch(r"\s*([\w:<>,\s]+?)\s+(\w+)\s*\[\s*(\w+)\s*\]\s*", p)
-        if m is None or not (m.group(3).isdigit() or m.group(3) in constants):
-            raise ValueError(f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]'")
-        size = int(m.group(3)) if m.group(3).isdigit() else constants[m.group(3)]
+        m = re.fullmatch(r"\s*([\w:<>,\s]+?)\s+(\w+)\s*\[([^\]]+)\]\s*", p)
+        size = None if m is None else _size(m.group(3), constants)
+        if m is None or size is None:
+            raise ValueError(f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]' of a known size")
         out.append((m.group(1).strip(), m.group(2), size))
     return out
 
@@ -182,9 +206,18 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     if not calls:
         raise ValueError(f"{cpp}: no nnet:: layer calls in {top}")
 
+    # io_parallel Reshape/Flatten write no call, only a reference to the same array
+    alias = dict(re.findall(r"\bauto\s*&\s*(\w+)\s*=\s*(\w+)\s*;", body))
+
+    def resolve(var: str) -> str:
+        for _ in range(len(alias) + 1):
+            var = alias.get(var, var)
+        return var
+
     nodes: list[Node] = []
     for m in calls:
-        func, targs, cargs = m.group(1), _split_top(m.group(2)), _split_top(m.group(3))
+        func, targs = m.group(1), _split_top(m.group(2))
+        cargs = [resolve(a) for a in _split_top(m.group(3))]
         name = names.get(m.group(0).strip().replace(" ", ""), func)
         build = READERS.get(func)
         if build is None:
