@@ -36,7 +36,8 @@ FAMILIES = {
     "int": "int<10>",
     "uint": "uint<8>",
 }
-FAST = {"activations": "fixed_rnd_conv_sat", "merges": "fixed_trn_wrap", "dense_resource": "fixed_rnd_conv_sat"}
+FAST = {"activations": "fixed_rnd_conv_sat", "merges": "fixed_trn_wrap", "dense_resource": "fixed_rnd_conv_sat",
+        "conv": "fixed_rnd_min_inf_sat"}
 INT_BUG = pytest.mark.xfail(strict=True, reason="ap_int semantics: fixed on branch apint")
 
 
@@ -279,3 +280,55 @@ def test_resource_schedule_visits_every_weight_once():
         schedule = resource_schedule(n_in, n_out, rf)
         seen = sorted(w for ops in schedule.rounds for _, w, _ in ops)
         assert seen == list(range(n_in * n_out)), (n_in, n_out, rf)
+
+
+# ----------------------------------------------------------------------------- conv, pooling, padding, transpose
+
+
+def conv_model(seed: int):
+    from quantize.keras_compat import use_legacy_keras
+
+    keras = use_legacy_keras()
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    init = keras.initializers.RandomUniform(-1, 1, seed=seed)
+    s = keras.Input((16, 3), name="s")  # a sequence, channels last
+    im = keras.Input((6, 6, 2), name="im")  # an image, channels last
+    outputs = [
+        layers.Conv1D(4, 3, name="conv1d", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(3, 3, strides=2, padding="same", name="conv1d_same", kernel_initializer=init)(s),
+        layers.Conv1D(4, 3, name="conv1d_resource", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.MaxPooling1D(2, name="maxpool1d")(s),
+        layers.AveragePooling1D(3, strides=2, padding="same", name="avgpool1d")(s),
+        layers.GlobalAveragePooling1D(name="global_avg1d")(s),
+        layers.ZeroPadding1D((1, 2), name="zeropad1d")(s),
+        layers.Conv2D(3, (3, 3), name="conv2d", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.Conv2D(2, (3, 3), strides=2, padding="same", name="conv2d_same", kernel_initializer=init)(im),
+        layers.Conv2D(3, (3, 3), name="conv2d_resource", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.MaxPooling2D((2, 2), name="maxpool2d")(im),
+        layers.AveragePooling2D((2, 3), strides=(2, 2), padding="same", name="avgpool2d")(im),
+        layers.GlobalMaxPooling2D(name="global_max2d")(im),
+        layers.ZeroPadding2D(((1, 0), (2, 1)), name="zeropad2d")(im),
+        layers.Permute((2, 1, 3), name="transpose")(im),
+    ]
+    return keras.Model([s, im], outputs)
+
+
+CONV_CONFIG = {
+    "conv1d_resource": {"Strategy": "Resource", "ReuseFactor": 3, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "conv2d_resource": {"Strategy": "Resource", "ReuseFactor": 6, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "conv1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "avgpool2d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+}
+
+
+@pytest.mark.parametrize("family", _matrix("conv"))
+def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
+    result = FAMILIES[family]
+    hls_model = convert(conv_model(seed=11), tmp_path / "prj", result, CONV_CONFIG)
+    project = load_hls_project(tmp_path / "prj")
+    strategies = {n.name: n.params["strategy"] for n in project.graph.nodes if n.kind == "conv"}
+    assert strategies["conv1d_resource"] == strategies["conv2d_resource"] == "resource"
+    assert strategies["conv2d"] == "latency"
+    t = _hls_type(result)
+    assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])

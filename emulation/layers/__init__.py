@@ -4,7 +4,7 @@ Importing this package fills :data:`KERNELS` (node kind -> kernel) and :data:`RE
 (``nnet::`` function -> node builder).
 """
 
-from emulation.layers import activation, dense, merge, normalize, reshape  # noqa: F401  (registration)
+from emulation.layers import activation, conv, dense, merge, normalize, pooling, reshape  # noqa: F401  (registration)
 from emulation.layers.registry import KERNELS, READERS
 
 __all__ = ["KERNELS", "READERS"]

@@ -134,16 +134,7 @@ def _read_dense(call) -> Node:
         params["weight"] = flat.reshape(n_in, n_out)
     else:
         rf = int(call.const("reuse_factor", 1))
-        schedule = resource_schedule(n_in, n_out, rf, variant)
-        weight = np.zeros((n_in, n_out), dtype=np.int64)
-        seen = np.zeros((n_in, n_out), dtype=np.int64)
-        for ops in schedule.rounds:
-            for i, w, j in ops:
-                weight[i, j] = flat[w]
-                seen[i, j] += 1
-        if not np.all(seen == 1):
-            raise call.fail(f"reuse factor {rf} does not visit every weight once (n_in={n_in}, n_out={n_out})")
-        params.update(weight=weight, schedule=schedule, reuse_factor=rf)
+        params.update(resource_params(flat, n_in, n_out, rf, variant, call.fail))
     return call.node("dense", [call.args[0]], call.args[1], [data_t], res_t, n_out, **params)
 
 
@@ -163,23 +154,25 @@ def _cannot_saturate(x_t: FixedType, weight: np.ndarray, w_t: FixedType, bias: n
 
 @kernel("dense")
 def run_dense(node: Node, xs, counter):
+    return dense_apply(xs[0], node.input_types[0], node.params, node.result_type, node.size, counter, node.name)
+
+
+def dense_apply(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int, counter, name: str) -> np.ndarray:
+    """A dense layer's arithmetic (params as documented above) on mantissas x (N, n_in)."""
     from emulation.network import dense_latency
 
-    p = node.params
-    x, x_t = xs[0], node.input_types[0]
-    args = (p["weight_type"], p["bias"], p["bias_type"], p["accum_type"], node.result_type, counter, node.name)
+    args = (p["weight_type"], p["bias"], p["bias_type"], p["accum_type"], result_type, counter, name)
     if p["strategy"] == "latency" or _cannot_saturate(x_t, p["weight"], p["weight_type"], p["bias"], p["bias_type"], p["accum_type"]):
         return dense_latency(x, x_t, p["weight"], *args)
-    return _resource_loop(x, x_t, node)
+    return _resource_loop(x, x_t, p, result_type, n_out)
 
 
-def _resource_loop(x: np.ndarray, x_t: FixedType, node: Node) -> np.ndarray:
+def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int) -> np.ndarray:
     """The additions of ``dense_resource`` one by one, each cast to accum_t."""
-    p = node.params
     acc_t: FixedType = p["accum_type"]
     pf = product_type(x_t, p["weight_type"]).fractional
     flat = p["weight_flat"]
-    acc = np.broadcast_to(cast(p["bias"], p["bias_type"], acc_t), (len(x), node.size)).copy()
+    acc = np.broadcast_to(cast(p["bias"], p["bias_type"], acc_t), (len(x), n_out)).copy()
     schedule: ResourceSchedule = p["schedule"]
     for ops in schedule.rounds:
         target = np.zeros_like(acc) if schedule.grouped else acc
@@ -187,4 +180,18 @@ def _resource_loop(x: np.ndarray, x_t: FixedType, node: Node) -> np.ndarray:
             target[:, j] = cast(target[:, j] + cast(x[:, i] * flat[w], pf, acc_t), acc_t.fractional, acc_t)
         if schedule.grouped:
             acc = cast(acc + target, acc_t.fractional, acc_t)
-    return cast(acc, acc_t, node.result_type)
+    return cast(acc, acc_t, result_type)
+
+
+def resource_params(flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: str | None, fail) -> dict:
+    """``weight`` (n_in, n_out) and ``schedule`` of a Resource layer from the flat weight array."""
+    schedule = resource_schedule(n_in, n_out, rf, variant)
+    weight = np.zeros((n_in, n_out), dtype=np.int64)
+    seen = np.zeros((n_in, n_out), dtype=np.int64)
+    for ops in schedule.rounds:
+        for i, w, j in ops:
+            weight[i, j] = flat[w]
+            seen[i, j] += 1
+    if not np.all(seen == 1):
+        raise fail(f"reuse factor {rf} does not visit every weight once (n_in={n_in}, n_out={n_out})")
+    return dict(weight=weight, schedule=schedule, reuse_factor=rf)
