@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emulation.fixed import FixedType, from_float
+from emulation.graph import Graph
 
 __all__ = ["ActivationLayer", "DenseLayer", "HLSProject", "load_hls_project"]
 
@@ -64,8 +65,11 @@ class HLSProject:
     output_type: FixedType
     n_outputs: int
     layers: tuple[DenseLayer | ActivationLayer, ...]
+    graph: Graph | None = None  # any other project: its layer graph (then ``layers`` is empty)
 
     def describe(self) -> str:
+        if self.graph is not None:
+            return self.graph.describe()
         lines = [f"{self.top}: {self.input_type}[{self.n_inputs}] -> {self.output_type}[{self.n_outputs}]"]
         for layer in self.layers:
             if isinstance(layer, DenseLayer):
@@ -218,7 +222,35 @@ def _read_weights(weights_dir: Path, name: str, ftype: FixedType, size: int) -> 
 
 
 def load_hls_project(path: str | os.PathLike[str]) -> HLSProject:
-    """Parse an hls4ml project directory (or its ``firmware/``) into an :class:`HLSProject`."""
+    """Parse an hls4ml project directory (or its ``firmware/``) into an :class:`HLSProject`.
+
+    A sequential Dense (Latency) / ReLU / linear network becomes ``layers`` (the fast
+    paths of ``emulation.network`` run it); any other project becomes a ``graph``
+    (``emulation.project_graph``). Several inputs or outputs are concatenated, in the
+    order of the top function's arguments.
+    """
+    try:
+        return _load_dense_chain(path)
+    except ValueError:
+        from emulation.project_graph import read_project_graph
+
+        graph = read_project_graph(path)  # its error, if any, names the true reason
+    first_in, first_out = graph.inputs[0], graph.outputs[0]
+    return HLSProject(
+        path=Path(path),
+        top=graph.name,
+        input_name=first_in.name,
+        input_type=first_in.type,
+        n_inputs=sum(p.size for p in graph.inputs),
+        output_type=first_out.type,
+        n_outputs=sum(p.size for p in graph.outputs),
+        layers=(),
+        graph=graph,
+    )
+
+
+def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
+    """The reader of sequential dense/ReLU/linear projects (``load_hls_project`` falls back to the graph)."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: HLS project directory does not exist")

@@ -245,6 +245,13 @@ class EmulationResult:
         return len(self.outputs) / self.seconds if self.seconds > 0 else float("inf")
 
 
+def _split(x: np.ndarray, project: HLSProject) -> list[np.ndarray]:
+    """The concatenated input columns, one block per graph input."""
+    assert project.graph is not None
+    bounds = np.cumsum([p.size for p in project.graph.inputs])[:-1]
+    return np.split(x, bounds, axis=1)
+
+
 @functools.cache
 def keep_freed_memory() -> bool:
     """Stop glibc from handing each chunk's freed temporaries back to the OS (once, process-wide).
@@ -289,12 +296,15 @@ def emulate_project(
     starts = list(range(0, len(x), chunk_size))
     keep_freed_memory()
 
-    plans = project_plan(project) if float_path else None
+    plans = project_plan(project) if float_path and project.graph is None else None
     out_scale = 2.0**-project.output_type.fractional
 
     def work(lo: int) -> OverflowCounter:
         counter = OverflowCounter()
         xs = x[lo : lo + chunk_size]
+        if project.graph is not None:  # any layer graph: emulation.graph
+            outputs[lo : lo + chunk_size] = np.concatenate(project.graph.emulate(_split(xs, project), counter), axis=1)
+            return counter
         if plans is not None:  # integers carried in float64 (emulation.float_path), when exact
             y = from_float_exact(xs, project.input_type, counter, "input")
             if y is not None:

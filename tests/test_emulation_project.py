@@ -98,8 +98,8 @@ def test_unsupported_layer_and_missing_files_give_clear_errors(plain_project, tm
     shutil.copytree(plain_project.path / "firmware", copy / "firmware", ignore=shutil.ignore_patterns("*.so", "ap_types", "nnet_utils"))
     top = copy / "firmware" / "anomaly_top.cpp"
     text = top.read_text()
-    top.write_text(text.replace("nnet::relu<", "nnet::sigmoid<", 1))
-    with pytest.raises(ValueError, match=r"layer 'relu0' \(nnet::sigmoid\) is not supported"):
+    top.write_text(text.replace("nnet::relu<", "nnet::layernormalize<", 1))
+    with pytest.raises(ValueError, match=r"layer 'relu0' \(nnet::layernormalize\) is not supported"):
         load_hls_project(copy)
     top.write_text(text)
     weights = sorted((copy / "firmware" / "weights").glob("w*.txt"))[0]

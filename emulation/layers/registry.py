@@ -1,0 +1,40 @@
+"""The registries that tie nnet:: function names to graph nodes and node kinds to kernels.
+
+A layer module registers, per ``nnet::`` function it understands, a *reader* that turns
+one parsed call (``emulation.project_graph.LayerCall``) into a :class:`~emulation.graph.Node`,
+and per node kind a *kernel* ``(node, input mantissas, counter) -> result mantissas``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emulation.fixed import OverflowCounter
+from emulation.graph import Node
+
+__all__ = ["KERNELS", "READERS", "Kernel", "kernel", "reader"]
+
+Kernel = Callable[[Node, list[np.ndarray], OverflowCounter | None], np.ndarray]
+KERNELS: dict[str, Kernel] = {}
+READERS: dict[str, Callable[[Any], Node]] = {}
+
+
+def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
+    def register(fn: Kernel) -> Kernel:
+        for kind in kinds:
+            KERNELS[kind] = fn
+        return fn
+
+    return register
+
+
+def reader(*functions: str):
+    def register(fn):
+        for name in functions:
+            READERS[name] = fn
+        return fn
+
+    return register
