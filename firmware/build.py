@@ -7,7 +7,9 @@
 3. C-simulate the whole trigger (g++) on the events and compare every output bit with
    the ``reference`` the caller injects (``emulation``'s integer executor: ``firmware``
    may not import ``emulation``);
-4. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
+4. with ``emulator``, build the ``hls4mlEmulator::Model`` library beside the project
+   (:mod:`firmware.emulator_lib`) and compare it with the ``reference`` the same way;
+5. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
    present) and check it against the latency budget and the part.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from firmware.budget import BudgetVerdict, check_budget
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
+from firmware.emulator_lib import EMULATOR_DIR, EmulatorLibrary, build_emulator
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
 from firmware.project import CSim, Project, Reference, check_reference, compare, write_project
 from firmware.trace import breakdown
@@ -83,6 +86,8 @@ class FirmwareResult:
     verdict: BudgetVerdict
     csim_events: int
     csim_mismatches: int
+    emulator_library: Path | None = None
+    emulator_mismatches: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The ``firmware`` object of summary.json."""
@@ -112,6 +117,8 @@ class FirmwareResult:
             "csim_mismatches": self.csim_mismatches,
             "rtl_events": self.cost.rtl_events,
             "rtl_mismatches": self.cost.rtl_mismatches,
+            "emulator_library": None if self.emulator_library is None else str(self.emulator_library),
+            "emulator_mismatches": self.emulator_mismatches,
         }
 
 
@@ -125,6 +132,7 @@ def build_firmware(
     rtl_events: int = 2000,
     use_verilator: bool = True,
     use_yosys: bool = True,
+    emulator: bool = False,
     *,
     reference: Reference,
 ) -> FirmwareResult:
@@ -133,13 +141,20 @@ def build_firmware(
 
     ``reference`` maps hardware words (N, 57) to the expected outputs of ``quantized``'s spec and
     weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
-    are checked against it."""
+    are checked against it, and so is the emulator library when ``emulator`` asks for one."""
     check_reference(reference)
     words = np.asarray(words, dtype=np.int64)
     spec, weights = quantized.spec, quantized.weights
-    project = write_project(directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend)
+    project = write_project(
+        directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
+    )
     csim = CSim(project.path, spec)
-    mismatches = compare(csim(words), reference(words))
+    expected = reference(words)
+    mismatches = compare(csim(words), expected)
+    library, emulator_mismatches = None, None
+    if emulator:
+        library = build_emulator(project.path / EMULATOR_DIR)
+        emulator_mismatches = compare(EmulatorLibrary(library, spec)(words), expected)
     cost = estimate(
         spec,
         weights,
@@ -155,7 +170,7 @@ def build_firmware(
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:
         verdict = check_budget(cost, latency_budget_ns, settings.part, contributors=breakdown(spec, weights))
-    result = FirmwareResult(project, settings, cost, verdict, len(words), mismatches)
+    result = FirmwareResult(project, settings, cost, verdict, len(words), mismatches, library, emulator_mismatches)
     cost.table().to_csv(project.path / "cost" / "cost.csv")
     write_json(project.path / "cost" / "summary.json", {**result.summary(), "notes": cost.notes, "verdict": verdict.summary()})
     return result

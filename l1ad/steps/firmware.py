@@ -27,6 +27,9 @@ DEFAULTS: dict[str, Any] = {
     "tb_events": 1000,  # written to tb_data for the C testbench
     "rtl_events": 2000,  # simulated with Verilator when it is installed
     "yosys": False,  # Yosys synthesis of the default model takes many minutes: opt in (l1ad firmware does)
+    # the hls4mlEmulator::Model library (hls_projects/NAME/emulator/): g++ -O2 of the default model
+    # takes minutes, so opt in (l1ad firmware --emulator)
+    "emulator": False,
     "fail_over_budget": False,  # True: the run stops with the budget error; False: the report shows it
 }
 HLS_PROJECTS = Path("hls_projects")
@@ -38,6 +41,11 @@ def _print_result(result: FirmwareResult, console: Console) -> None:
         f"C simulation (g++) of the whole trigger vs the integer emulator: "
         f"{result.csim_mismatches} mismatching events of {result.csim_events}"
     )
+    if result.emulator_library is not None:
+        console.print(
+            f"emulator library {result.emulator_library} (hls4mlEmulator::Model) vs the integer emulator: "
+            f"{result.emulator_mismatches} mismatching events of {result.csim_events}"
+        )
     if result.cost.rtl_mismatches is not None:
         console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
     console.print(escape(result.cost.table().to_string()))
@@ -62,6 +70,9 @@ def firmware(
     csim_events: Annotated[int, typer.Option(help="Events to C-simulate.")] = DEFAULTS["csim_events"],
     yosys: Annotated[bool, typer.Option(help="Synthesise with Yosys when installed.")] = True,
     verilator: Annotated[bool, typer.Option(help="Simulate the RTL with Verilator when installed.")] = True,
+    emulator: Annotated[
+        bool, typer.Option(help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/).")
+    ] = DEFAULTS["emulator"],
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
@@ -73,11 +84,13 @@ def firmware(
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
-        reference=TriggerEmulator(model.spec, model.weights),
+        emulator=emulator, reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, console)
     if result.csim_mismatches:
         raise ValueError(f"C simulation differs from the emulator in {result.csim_mismatches} events")
+    if result.emulator_mismatches:
+        raise ValueError(f"the emulator library differs from the emulator in {result.emulator_mismatches} events")
     result.verdict.raise_if_over()
 
 
@@ -110,6 +123,7 @@ def run(ctx) -> dict[str, dict]:
         tb_events=int(cfg["tb_events"]),
         rtl_events=int(cfg["rtl_events"]),
         use_yosys=bool(cfg["yosys"]),
+        emulator=bool(cfg["emulator"]),
         reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, ctx.console)
@@ -126,6 +140,12 @@ def run(ctx) -> dict[str, dict]:
             if result.cost.rtl_mismatches is not None
             else ""
         )
+        + (
+            f"Emulator library `{result.emulator_library}` (the hls4mlEmulator::Model the experiment's software "
+            f"loads) vs the integer emulator: {result.emulator_mismatches} of {result.csim_events}. "
+            if result.emulator_library is not None
+            else ""
+        )
         + "Figures are estimates from the sources named in each column (no vendor tool was run unless a "
         "Vivado/Vitis column shows).",
     )
@@ -136,11 +156,18 @@ def run(ctx) -> dict[str, dict]:
     for note in result.cost.notes:
         report.text(f"- {note}")
     ctx.artifacts[NAME] = {"project": result.project.path, "cost": result.project.path / "cost" / "summary.json"}
+    if result.emulator_library is not None:
+        ctx.artifacts[NAME]["emulator_library"] = result.emulator_library
     if result.csim_mismatches:
         raise ValueError(f"firmware: C simulation differs from the emulator in {result.csim_mismatches} events")
+    if result.emulator_mismatches:
+        raise ValueError(f"firmware: the emulator library differs from the emulator in {result.emulator_mismatches} events")
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
             "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches")
     summary = result.summary()
-    return {NAME: {k: summary[k] for k in keys}}
+    out = {k: summary[k] for k in keys}
+    if result.emulator_library is not None:
+        out |= {k: summary[k] for k in ("emulator_library", "emulator_mismatches")}
+    return {NAME: out}
