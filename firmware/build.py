@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
 from firmware.emulator_lib import EMULATOR_DIR, EmulatorLibrary, build_emulator
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
+from firmware.options import check_options, check_spec_types
 from firmware.project import CSim, Project, Reference, check_reference, compare, write_project
 from firmware.trace import breakdown
 from offline.artifacts import write_json
@@ -143,11 +145,34 @@ def build_firmware(
     weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
     are checked against it, and so is the emulator library when ``emulator`` asks for one."""
     check_reference(reference)
+    check_options(settings.backend, settings.part, settings.clock_period_ns, latency_budget_ns, settings.reuse_factor)
+    check_spec_types(quantized.spec)
     words = np.asarray(words, dtype=np.int64)
-    spec, weights = quantized.spec, quantized.weights
+    spec = quantized.spec
     project = write_project(
         directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
     )
+    try:
+        return _check_and_cost(quantized, project, settings, words, latency_budget_ns, rtl_events, use_verilator,
+                               use_yosys, emulator, reference)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(project.path, ignore_errors=True)  # a build that failed leaves no project behind
+        raise
+
+
+def _check_and_cost(
+    quantized: QuantizedModel,
+    project: Project,
+    settings: ConversionSettings,
+    words: np.ndarray,
+    latency_budget_ns: float,
+    rtl_events: int,
+    use_verilator: bool,
+    use_yosys: bool,
+    emulator: bool,
+    reference: Reference,
+) -> FirmwareResult:
+    spec, weights = quantized.spec, quantized.weights
     csim = CSim(project.path, spec)
     expected = reference(words)
     mismatches = compare(csim(words), expected)

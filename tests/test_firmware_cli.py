@@ -24,7 +24,7 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     )
     qdir = tmp_path / "quantized"
     spec.save(qdir, weights)  # no exported model: the QKeras pair is built from the spec
-    args = ["firmware", "--quantized", str(qdir), "--backend", "Vivado", "--clock-period", "4", "--name", "small",
+    args = ["firmware", "--quantized", str(qdir), "--backend", "Vivado", "--clock-period", "1", "--name", "small",
             "--output-root", str(tmp_path / "hls_projects"), "--csim-events", "400", "--no-yosys", "--no-verilator",
             "--emulator"]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*args, "--latency-budget", "1"])

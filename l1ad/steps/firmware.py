@@ -11,10 +11,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from emulation import TriggerEmulator
-from firmware.budget import BudgetError, part_capacity
+from firmware.budget import BudgetError
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
-from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
+from firmware.convert import BACKENDS, DEFAULT_PART
 from firmware.example import event_words
+from firmware.options import CLI_NAMES, check_options, check_spec_types
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
@@ -77,9 +78,9 @@ def firmware(
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     console = Console()
-    part_capacity(part)  # an unknown part fails now, not after the build
+    settings = check_options(backend, part, clock_period, latency_budget, names=CLI_NAMES)  # before anything is written
     model = load_quantized(quantized, framework)
-    settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)
+    check_spec_types(model.spec, str(quantized / "spec.json"))
     project_name = name or quantized.resolve().name
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
@@ -108,11 +109,12 @@ def run(ctx) -> dict[str, dict]:
         raise ValueError(f"firmware stage needs the quantize stage's artifacts (missing {err})") from None
     exported = q.get("qonnx") or q.get("keras")
     paths = list(exported.values()) if isinstance(exported, dict) else None
-    part_capacity(cfg["part"])
+    names = {k: f"{NAME}.{k}" for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")}
+    settings = check_options(cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names)
     model = load_quantized(qdir, q.get("framework"), paths)
+    check_spec_types(model.spec, str(qdir / "spec.json"))
     background = ctx.artifacts.get("events", {}).get("background")
     words = event_words(Path(background) if background else None, int(cfg["csim_events"]), model.spec, ctx.seed)
-    settings = ConversionSettings(cfg["backend"], cfg["part"], float(cfg["clock_period_ns"]))
     name = cfg["name"] or ctx.config.get("name", "l1ad")
     result = build_firmware(
         model,
