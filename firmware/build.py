@@ -7,23 +7,28 @@
 3. C-simulate the whole trigger (g++) on the events and compare every output bit with
    the ``reference`` the caller injects (``emulation``'s integer executor: ``firmware``
    may not import ``emulation``);
-4. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
+4. with ``emulator``, build the ``hls4mlEmulator::Model`` library beside the project
+   (:mod:`firmware.emulator_lib`) and compare it with the ``reference`` the same way;
+5. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
    present) and check it against the latency budget and the part.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from firmware.budget import BudgetVerdict, check_budget, check_budget_values
+from firmware.budget import BudgetVerdict, check_budget
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
+from firmware.emulator_lib import EMULATOR_DIR, EmulatorLibrary, build_emulator
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
+from firmware.options import check_options, check_spec_types
 from firmware.project import CSim, Project, Reference, check_reference, compare, write_project
 from firmware.trace import breakdown
 from offline.artifacts import write_json
@@ -83,6 +88,8 @@ class FirmwareResult:
     verdict: BudgetVerdict
     csim_events: int
     csim_mismatches: int
+    emulator_library: Path | None = None
+    emulator_mismatches: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """The ``firmware`` object of summary.json."""
@@ -112,6 +119,8 @@ class FirmwareResult:
             "csim_mismatches": self.csim_mismatches,
             "rtl_events": self.cost.rtl_events,
             "rtl_mismatches": self.cost.rtl_mismatches,
+            "emulator_library": None if self.emulator_library is None else str(self.emulator_library),
+            "emulator_mismatches": self.emulator_mismatches,
         }
 
 
@@ -125,6 +134,7 @@ def build_firmware(
     rtl_events: int = 2000,
     use_verilator: bool = True,
     use_yosys: bool = True,
+    emulator: bool = False,
     *,
     reference: Reference,
 ) -> FirmwareResult:
@@ -133,14 +143,43 @@ def build_firmware(
 
     ``reference`` maps hardware words (N, 57) to the expected outputs of ``quantized``'s spec and
     weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
-    are checked against it."""
+    are checked against it, and so is the emulator library when ``emulator`` asks for one."""
     check_reference(reference)
-    check_budget_values(latency_budget_ns)  # a bad budget fails before the project is written
+    check_options(settings.backend, settings.part, settings.clock_period_ns, latency_budget_ns, settings.reuse_factor)
+    check_spec_types(quantized.spec)
     words = np.asarray(words, dtype=np.int64)
+    spec = quantized.spec
+    project = write_project(
+        directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
+    )
+    try:
+        return _check_and_cost(quantized, project, settings, words, latency_budget_ns, rtl_events, use_verilator,
+                               use_yosys, emulator, reference)  # fmt: skip
+    except BaseException:
+        shutil.rmtree(project.path, ignore_errors=True)  # a build that failed leaves no project behind
+        raise
+
+
+def _check_and_cost(
+    quantized: QuantizedModel,
+    project: Project,
+    settings: ConversionSettings,
+    words: np.ndarray,
+    latency_budget_ns: float,
+    rtl_events: int,
+    use_verilator: bool,
+    use_yosys: bool,
+    emulator: bool,
+    reference: Reference,
+) -> FirmwareResult:
     spec, weights = quantized.spec, quantized.weights
-    project = write_project(directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend)
     csim = CSim(project.path, spec)
-    mismatches = compare(csim(words), reference(words))
+    expected = reference(words)
+    mismatches = compare(csim(words), expected)
+    library, emulator_mismatches = None, None
+    if emulator:
+        library = build_emulator(project.path / EMULATOR_DIR)
+        emulator_mismatches = compare(EmulatorLibrary(library, spec)(words), expected)
     cost = estimate(
         spec,
         weights,
@@ -156,7 +195,7 @@ def build_firmware(
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:
         verdict = check_budget(cost, latency_budget_ns, settings.part, contributors=breakdown(spec, weights))
-    result = FirmwareResult(project, settings, cost, verdict, len(words), mismatches)
+    result = FirmwareResult(project, settings, cost, verdict, len(words), mismatches, library, emulator_mismatches)
     cost.table().to_csv(project.path / "cost" / "cost.csv")
     write_json(project.path / "cost" / "summary.json", {**result.summary(), "notes": cost.notes, "verdict": verdict.summary()})
     return result

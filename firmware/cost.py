@@ -21,7 +21,8 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
 3. **Yosys** (when on PATH) synthesises the same Verilog with
    ``synth_xilinx -family xcup -flatten -noiopad`` and ``stat`` counts LUTs, FFs,
    carry cells, DSP48E2 and BRAM (technology mapping only: no placement, no timing).
-4. **Vivado/Vitis reports** (``hls4ml.report``) when the user ran ``build_prj.tcl``.
+4. **Vivado/Vitis reports** (:mod:`firmware.reports`) when the user ran ``build_prj.tcl``: shown
+   beside the estimates, with the ratio estimate / reported per metric.
 
 Every figure carries its source; without Verilator/Yosys the da4ml estimate stands
 alone and the table says so.
@@ -49,6 +50,10 @@ from quantize.spec import FirmwareSpec
 ADDER_DELAY_NS = 1.0
 RTL_NAME = "trigger_rtl"
 METRICS = ("latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs", "dsps", "brams")
+# sources, best first: what the vendor tools reported, then our estimates
+REPORTED = ("vivado implementation", "vivado synthesis", "vivado/vitis hls")
+ESTIMATED = ("yosys", "da4ml")
+RATIO_COLUMN = "estimate / reported"
 
 
 @dataclass
@@ -78,9 +83,10 @@ class CostReport:
                 return f.value
         return None
 
-    def best(self, metric: str) -> tuple[float | None, str]:
-        """Vivado synthesis first, then the HLS report, then Yosys, then da4ml."""
-        for prefix in ("vivado synthesis", "vivado/vitis hls", "yosys", "da4ml"):
+    def best(self, metric: str, prefixes: tuple[str, ...] = REPORTED + ESTIMATED) -> tuple[float | None, str]:
+        """The first figure of ``metric`` by source, in the order of ``prefixes``: by default Vivado
+        implementation, Vivado synthesis, the HLS report, then Yosys, then da4ml."""
+        for prefix in prefixes:
             for f in self.figures:
                 if f.metric == metric and f.source.lower().startswith(prefix) and f.value is not None:
                     return f.value, f.source
@@ -95,7 +101,18 @@ class CostReport:
             return frame
         wide = frame.pivot_table(index="metric", columns="source", values="value", aggfunc="first")
         order = [m for m in METRICS if m in wide.index] + [m for m in wide.index if m not in METRICS]
-        return wide.loc[order]
+        wide = wide.loc[order]
+        if any(f.source.lower().startswith(REPORTED) for f in self.figures):
+            wide[RATIO_COLUMN] = [self.estimate_error(m) for m in wide.index]
+        return wide
+
+    def estimate_error(self, metric: str) -> float | None:
+        """Our best estimate (Yosys, else da4ml) over the best vendor figure, when both exist."""
+        estimated, _ = self.best(metric, ESTIMATED)
+        reported, _ = self.best(metric, REPORTED)
+        if estimated is None or reported is None or reported == 0:
+            return None
+        return estimated / reported
 
 
 def adders_per_cycle(clock_period_ns: float, adder_delay_ns: float = ADDER_DELAY_NS) -> int:
@@ -279,46 +296,19 @@ def parse_yosys_stat(text: str) -> dict[str, float]:
 
 
 def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bool:
-    """Add Vivado/Vitis figures (``hls4ml.report.parse_vivado_report``) if the user ran ``build_prj.tcl``:
-    the HLS synthesis estimate (``csynth``) and, with ``vsynth=1``, Vivado's post-synthesis counts."""
-    project = Path(project)
-    if not list(project.glob("*_prj/solution*/syn/report/*_csynth.xml")) and not (project / "vivado_synth.rpt").exists():
-        return False
-    from quantize.keras_compat import import_hls4ml
+    """Add the Vivado/Vitis figures (:func:`firmware.reports.find_vendor_reports`) if the user ran
+    ``build_prj.tcl``: the HLS synthesis estimate (``csynth``) and, with ``vsynth=1``, Vivado's
+    post-synthesis utilisation. A report that cannot be read becomes a note, not a figure."""
+    from firmware.reports import find_vendor_reports
 
-    hls4ml = import_hls4ml()
-    quiet = io.StringIO()
     try:
-        with contextlib.redirect_stdout(quiet):
-            data = hls4ml.report.parse_vivado_report(str(project)) or {}
-    except Exception as err:  # the report format varies between tool versions
-        report.notes.append(f"could not read the Vivado/Vitis reports in {project}: {err}")
+        found = find_vendor_reports(project)
+    except ValueError as err:
+        report.notes.append(f"vendor report not read: {err}")
         return False
-    found = False
-    syn = data.get("CSynthesisReport") or {}
-    for metric, key in (("latency_cycles", "BestLatency"), ("ii_cycles", "IntervalMin"), ("luts", "LUT"),
-                        ("ffs", "FF"), ("dsps", "DSP"), ("brams", "BRAM_18K")):
-        found |= _add_number(report, metric, syn.get(key), "vivado/vitis HLS csynth (reported)")
-    if syn.get("BestLatency") is not None:
-        cycles = _number(syn["BestLatency"])
-        if cycles is not None:
-            report.add("latency_ns", cycles * report.clock_period_ns, "vivado/vitis HLS csynth (reported)")
-    vsyn = data.get("VivadoSynthReport") or {}
-    for metric, key in (("luts", "LUT"), ("ffs", "FF"), ("dsps", "DSP48E"), ("brams", "BRAM_18K")):
-        found |= _add_number(report, metric, vsyn.get(key), "vivado synthesis (reported)")
-    return found
-
-
-def _number(text: Any) -> float | None:
-    try:
-        return float(str(text).replace(",", ""))
-    except (TypeError, ValueError):
-        return None
-
-
-def _add_number(report: CostReport, metric: str, text: Any, source: str) -> bool:
-    value = _number(text)
-    if value is None:
-        return False
-    report.add(metric, value, source)
-    return True
+    for vendor in found:
+        for metric, value in vendor.figures.items():
+            report.add(metric, value, vendor.source)
+        tool = f"{vendor.tool}, " if vendor.tool else ""
+        report.notes.append(f"{vendor.source}: {vendor.path} ({tool}part {vendor.part or 'not stated'})")
+    return bool(found)

@@ -14,7 +14,8 @@ Layout (hls4ml's, with the trigger on top):
   ``vivado_hls`` for Vivado) synthesises the whole trigger and ``hls4ml.report`` reads it;
 - ``Makefile``: ``make csim`` builds and runs the testbench with g++ only (no vendor tools),
   ``make lib`` the shared library behind :class:`CSim`;
-- ``trigger_bridge.cpp``: ctypes entry point for :class:`CSim`.
+- ``trigger_bridge.cpp``: ctypes entry point for :class:`CSim`;
+- ``emulator/`` (on request): the ``hls4mlEmulator::Model`` package (:mod:`firmware.emulator_lib`).
 
 The directory is written beside its target and renamed when complete.
 """
@@ -98,9 +99,11 @@ def write_project(
     settings: ConversionSettings,
     tb_words: np.ndarray,
     frontend: str = "keras",
+    emulator: bool = False,
 ) -> Project:
     """Convert ``model`` (the two-output pair) and write the complete trigger project at ``directory``;
-    ``reference`` (hardware words -> outputs of this spec) gives tb_data's expected outputs."""
+    ``reference`` (hardware words -> outputs of this spec) gives tb_data's expected outputs. With
+    ``emulator``, the project holds the emulator package too (:mod:`firmware.emulator_lib`)."""
     check_reference(reference)
     directory = Path(directory)
     tb_words = np.asarray(tb_words, dtype=np.int64)
@@ -130,6 +133,10 @@ def write_project(
                 "spec": spec.to_dict(),
             },
         )
+        if emulator:
+            from firmware.emulator_lib import write_emulator  # imports this module
+
+            write_emulator(tmp, spec, name=directory.name)
     return Project(directory, settings.backend, frontend, len(tb_words))
 
 

@@ -23,8 +23,9 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     )
     qdir = tmp_path / "quantized"
     spec.save(qdir, weights)  # no exported model: the QKeras pair is built from the spec
-    args = ["firmware", "--quantized", str(qdir), "--backend", "Vivado", "--clock-period", "4", "--name", "small",
-            "--output-root", str(tmp_path / "hls_projects"), "--csim-events", "400", "--no-yosys", "--no-verilator"]
+    args = ["firmware", "--quantized", str(qdir), "--backend", "Vivado", "--clock-period", "1", "--name", "small",
+            "--output-root", str(tmp_path / "hls_projects"), "--csim-events", "400", "--no-yosys", "--no-verilator",
+            "--emulator"]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*args, "--latency-budget", "1"])
     assert result.exit_code == 1, result.output
     assert "latency (ns)" in result.output and "exceeds 1" in result.output
@@ -33,6 +34,10 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
     assert "da4ml" in summary["estimate_source"]
+    # the hls4mlEmulator::Model library was built and is bit-exact with the emulator
+    assert summary["emulator_mismatches"] == 0 and summary["emulator_library"].endswith("emulator/small.so")
+    assert (tmp_path / "hls_projects" / "small" / "emulator" / "small.so").is_file()
+    assert "emulator library" in result.output
 
 
 @pytest.mark.hls
@@ -58,17 +63,19 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     spec.save(qdir, weights)
     monkeypatch.chdir(tmp_path)
     cfg = {**step.DEFAULTS, "csim_events": 200, "tb_events": 50, "rtl_events": 0, "yosys": False,
-           "latency_budget_ns": 1000.0}
+           "latency_budget_ns": 1000.0, "emulator": True}
     ctx = RunContext(config={"firmware": cfg, "name": "demo", "seed": 0}, run_dir=tmp_path / "run",
                      report=Report("t", tmp_path / "run"), console=Console(file=io.StringIO()))
     ctx.artifacts["quantize"] = {"dir": qdir, "spec": qdir / "spec.json", "framework": "qkeras"}
     out = step.run(ctx)["firmware"]
     assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
                         "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
-                        "csim_events", "csim_mismatches"}
+                        "csim_events", "csim_mismatches", "emulator_library", "emulator_mismatches"}
     assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
     assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
+    assert out["emulator_library"] == "hls_projects/demo/emulator/demo.so" and out["emulator_mismatches"] == 0
+    assert (tmp_path / out["emulator_library"]).is_file()
     text = ctx.report.render()
     assert "Hardware cost by source" in text and "budget verdict: within budget" in text
     assert ctx.artifacts["firmware"]["project"].name == "demo"

@@ -10,10 +10,11 @@ import typer
 from rich.console import Console
 
 from emulation import TriggerEmulator
-from firmware.budget import BudgetError, check_budget_values, part_capacity
+from firmware.budget import BudgetError
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
-from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
+from firmware.convert import BACKENDS, DEFAULT_PART
 from firmware.example import event_words
+from firmware.options import CLI_NAMES, check_options, check_spec_types
 from firmware.project import PROJECT_KIND
 from offline.artifacts import check_replaceable, plain_name
 
@@ -28,6 +29,9 @@ DEFAULTS: dict[str, Any] = {
     "tb_events": 1000,  # written to tb_data for the C testbench
     "rtl_events": 2000,  # simulated with Verilator when it is installed
     "yosys": False,  # Yosys synthesis of the default model takes many minutes: opt in (l1ad firmware does)
+    # the hls4mlEmulator::Model library (hls_projects/NAME/emulator/): g++ -O2 of the default model
+    # takes minutes, so opt in (l1ad firmware --emulator)
+    "emulator": False,
     "fail_over_budget": False,  # True: the run stops with the budget error; False: the report shows it
 }
 HLS_PROJECTS = Path("hls_projects")
@@ -40,6 +44,11 @@ def _print_result(result: FirmwareResult, console: Console) -> None:
         f"C simulation (g++) of the whole trigger vs the integer emulator: "
         f"{result.csim_mismatches} mismatching events of {result.csim_events}"
     )
+    if result.emulator_library is not None:
+        console.print(
+            f"emulator library {result.emulator_library} (hls4mlEmulator::Model) vs the integer emulator: "
+            f"{result.emulator_mismatches} mismatching events of {result.csim_events}"
+        )
     if result.cost.rtl_mismatches is not None:
         console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
     console.print(result.cost.table().to_string())
@@ -64,28 +73,32 @@ def firmware(
     csim_events: Annotated[int, typer.Option(help="Events to C-simulate.")] = DEFAULTS["csim_events"],
     yosys: Annotated[bool, typer.Option(help="Synthesise with Yosys when installed.")] = True,
     verilator: Annotated[bool, typer.Option(help="Simulate the RTL with Verilator when installed.")] = True,
+    emulator: Annotated[
+        bool, typer.Option(help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/).")
+    ] = DEFAULTS["emulator"],
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     console = Console(markup=False)
     # every option is checked before anything is loaded or written
-    part_capacity(part)
-    settings = ConversionSettings(backend=backend, part=part, clock_period_ns=clock_period)
-    check_budget_values(latency_budget)
+    settings = check_options(backend, part, clock_period, latency_budget, names=CLI_NAMES)
     if name is None:
         project_name = plain_name(quantized.resolve().name, "--name (default: the --quantized directory's name)")
     else:
         project_name = plain_name(name, "--name")
     check_replaceable(output_root / project_name, PROJECT_KIND)
     model = load_quantized(quantized, framework)
+    check_spec_types(model.spec, str(quantized / "spec.json"))
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
-        reference=TriggerEmulator(model.spec, model.weights),
+        emulator=emulator, reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, console)
     if result.csim_mismatches:
         raise ValueError(f"C simulation differs from the emulator in {result.csim_mismatches} events")
+    if result.emulator_mismatches:
+        raise ValueError(f"the emulator library differs from the emulator in {result.emulator_mismatches} events")
     result.verdict.raise_if_over()
 
 
@@ -103,11 +116,12 @@ def run(ctx) -> dict[str, dict]:
         raise ValueError(f"firmware stage needs the quantize stage's artifacts (missing {err})") from None
     exported = q.get("qonnx") or q.get("keras")
     paths = list(exported.values()) if isinstance(exported, dict) else None
-    part_capacity(cfg["part"])
+    names = {k: f"{NAME}.{k}" for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")}
+    settings = check_options(cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names)
     model = load_quantized(qdir, q.get("framework"), paths)
+    check_spec_types(model.spec, str(qdir / "spec.json"))
     background = ctx.artifacts.get("events", {}).get("background")
     words = event_words(Path(background) if background else None, int(cfg["csim_events"]), model.spec, ctx.seed)
-    settings = ConversionSettings(cfg["backend"], cfg["part"], float(cfg["clock_period_ns"]))
     name = plain_name(cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)")
     result = build_firmware(
         model,
@@ -118,6 +132,7 @@ def run(ctx) -> dict[str, dict]:
         tb_events=int(cfg["tb_events"]),
         rtl_events=int(cfg["rtl_events"]),
         use_yosys=bool(cfg["yosys"]),
+        emulator=bool(cfg["emulator"]),
         reference=TriggerEmulator(model.spec, model.weights),
     )
     _print_result(result, ctx.console)
@@ -134,6 +149,12 @@ def run(ctx) -> dict[str, dict]:
             if result.cost.rtl_mismatches is not None
             else ""
         )
+        + (
+            f"Emulator library `{result.emulator_library}` (the hls4mlEmulator::Model the experiment's software "
+            f"loads) vs the integer emulator: {result.emulator_mismatches} of {result.csim_events}. "
+            if result.emulator_library is not None
+            else ""
+        )
         + "Figures are estimates from the sources named in each column (no vendor tool was run unless a "
         "Vivado/Vitis column shows).",
     )
@@ -144,11 +165,18 @@ def run(ctx) -> dict[str, dict]:
     for note in result.cost.notes:
         report.text(f"- {note}")
     ctx.artifacts[NAME] = {"project": result.project.path, "cost": result.project.path / "cost" / "summary.json"}
+    if result.emulator_library is not None:
+        ctx.artifacts[NAME]["emulator_library"] = result.emulator_library
     if result.csim_mismatches:
         raise ValueError(f"firmware: C simulation differs from the emulator in {result.csim_mismatches} events")
+    if result.emulator_mismatches:
+        raise ValueError(f"firmware: the emulator library differs from the emulator in {result.emulator_mismatches} events")
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
             "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches")
     summary = result.summary()
-    return {NAME: {k: summary[k] for k in keys}}
+    out = {k: summary[k] for k in keys}
+    if result.emulator_library is not None:
+        out |= {k: summary[k] for k in ("emulator_library", "emulator_mismatches")}
+    return {NAME: out}
