@@ -19,7 +19,7 @@ from offline.ad.abcd import (
     thresholds,
 )
 from offline.ad.data import DEFAULT_FRACTIONS, Split, fit_preprocessing, inputs, split_indices
-from offline.ad.disco import disco_sq, distance_correlation
+from offline.ad.disco import dense_disco_sq, disco_sq, distance_correlation
 from offline.ad.metrics import (
     BUNCH_CROSSING_KHZ,
     DEFAULT_RATE_KHZ,
@@ -91,6 +91,7 @@ __all__ = [
     "auc",
     "combined_score",
     "count_regions",
+    "dense_disco_sq",
     "disco_sq",
     "distance_correlation",
     "evaluate",
