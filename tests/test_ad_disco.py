@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offline.ad import disco_sq, distance_correlation
+from offline.ad import dense_disco_sq, disco_sq, distance_correlation
 
 
 def _t(a):
@@ -119,3 +119,65 @@ def test_blocked_cross_term_equals_unblocked(monkeypatch):
     full = float(disco_sq(x, x + y))
     monkeypatch.setattr(disco, "_BLOCK_ELEMENTS", 1000)  # 3 rows a block
     assert float(disco_sq(x, x + y)) == pytest.approx(full, rel=1e-12)
+
+
+def _weighted_pair(n, seed, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, dtype=dtype, generator=gen)
+    y = x.abs() + torch.randn(n, dtype=dtype, generator=gen)
+    w = torch.rand(n, dtype=dtype, generator=gen) * 3 + 0.1
+    return x, y, w
+
+
+@pytest.mark.parametrize("block_elements", [997, 1 << 22])  # many ragged blocks; one block
+def test_blocked_disco_equals_dense_definition_with_weights(monkeypatch, block_elements):
+    import offline.ad.disco as disco
+
+    monkeypatch.setattr(disco, "_BLOCK_ELEMENTS", block_elements)
+    x, y, w = _weighted_pair(1500, 7)
+    assert float(disco_sq(x, y, w)) == pytest.approx(float(dense_disco_sq(x, y, w)), abs=1e-12)
+    # float32 (what training uses): within 1e-6 of the float64 dense value
+    assert float(disco_sq(x.float(), y.float(), w.float())) == pytest.approx(float(dense_disco_sq(x, y, w)), abs=1e-7)
+
+
+def test_dense_reference_matches_dcor_package():
+    # the reference itself is checked against an independent implementation (unit weights)
+    x, y, _ = _weighted_pair(400, 8)
+    expected = dcor.distance_correlation_sqr(x.numpy(), y.numpy())
+    assert float(dense_disco_sq(x, y)) == pytest.approx(expected, abs=1e-12)
+    assert float(disco_sq(x, y)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_blocked_gradients_equal_autograd_through_dense_matrices(monkeypatch):
+    import offline.ad.disco as disco
+
+    monkeypatch.setattr(disco, "_BLOCK_ELEMENTS", 5000)  # 5 rows a block
+    x, y, w = _weighted_pair(1000, 9)
+    grads = []
+    for fn in (disco_sq, dense_disco_sq):
+        a, b = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+        fn(a, b, w).backward()
+        grads.append((a.grad, b.grad))
+    for blocked, dense in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(blocked, dense, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_batch_of_ten_thousand_in_float32_equals_float64():
+    # the DoubleAE batch size: runs on CPU in bounded memory (benchmarks/bench_train.py measures it)
+    x, y, w = _weighted_pair(10_000, 10, dtype=torch.float32)
+    x.requires_grad_(True)
+    d = disco_sq(x, y, w)
+    d.backward()
+    assert torch.isfinite(x.grad).all()
+    with torch.no_grad():
+        exact = float(disco_sq(x.double(), y.double(), w.double()))
+    assert float(d.detach()) == pytest.approx(exact, abs=1e-6)
+
+
+def test_autocast_does_not_lower_disco_precision():
+    x, y, w = _weighted_pair(2000, 11, dtype=torch.float32)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        inside = disco_sq(x, y, w)
+    assert inside.dtype == torch.float32
+    assert float(inside) == pytest.approx(float(disco_sq(x, y, w)), abs=1e-7)

@@ -19,7 +19,7 @@ from offline.ad.abcd import (
     thresholds,
 )
 from offline.ad.data import DEFAULT_FRACTIONS, Split, fit_preprocessing, inputs, split_indices
-from offline.ad.disco import disco_sq, distance_correlation
+from offline.ad.disco import dense_disco_sq, disco_sq, distance_correlation
 from offline.ad.metrics import (
     BUNCH_CROSSING_KHZ,
     DEFAULT_RATE_KHZ,
@@ -40,6 +40,14 @@ from offline.ad.model import (
     AutoencoderPair,
     preset,
     reconstruction_error,
+)
+from offline.ad.rates import (
+    DEFAULT_RATES_KHZ,
+    Efficiency,
+    RatePoint,
+    operating_point,
+    rate_points,
+    weighted_efficiency,
 )
 from offline.ad.score import (
     Scores,
@@ -74,13 +82,16 @@ __all__ = [
     "DEFAULT_EPS_B",
     "DEFAULT_FRACTIONS",
     "DEFAULT_LAMBDA",
+    "DEFAULT_RATES_KHZ",
     "DEFAULT_RATE_KHZ",
     "PRESETS",
     "ABCDPoint",
     "AEConfig",
     "Autoencoder",
     "AutoencoderPair",
+    "Efficiency",
     "LossParts",
+    "RatePoint",
     "RegionCounts",
     "Scores",
     "Split",
@@ -91,6 +102,7 @@ __all__ = [
     "auc",
     "combined_score",
     "count_regions",
+    "dense_disco_sq",
     "disco_sq",
     "distance_correlation",
     "evaluate",
@@ -106,8 +118,10 @@ __all__ = [
     "load_config",
     "load_pair",
     "max_abs_closure_pull",
+    "operating_point",
     "pair_loss",
     "preset",
+    "rate_points",
     "rate_to_fpr",
     "read_scores",
     "reconstruction_error",
@@ -124,5 +138,6 @@ __all__ = [
     "train_from_file",
     "train_pair",
     "trigger_efficiency_at_rate",
+    "weighted_efficiency",
     "write_scores",
 ]

@@ -28,7 +28,7 @@ import pandas as pd
 DEFAULT_EPS_B = tuple(float(v) for v in np.round(np.geomspace(0.005, 0.05, 10), 5))
 
 
-def _check(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_scores(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r1 = np.asarray(r1, dtype=np.float64)
     r2 = np.asarray(r2, dtype=np.float64)
     w = np.ones_like(r1) if w is None else np.asarray(w, dtype=np.float64)
@@ -43,11 +43,15 @@ def _check(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[np.nda
     return r1, r2, w
 
 
-def upper_threshold(values: np.ndarray, weights: np.ndarray, efficiency: float) -> float:
-    """Threshold t such that the weighted fraction of ``values > t`` is as close as possible to ``efficiency``."""
+def upper_threshold(values: np.ndarray, weights: np.ndarray, efficiency: float,
+                    order: np.ndarray | None = None) -> float:
+    """Threshold t such that the weighted fraction of ``values > t`` is as close as possible to ``efficiency``.
+
+    ``order`` (``np.argsort(values, kind="stable")``) may be passed to skip the sort.
+    """
     if not 0 < efficiency < 1:
         raise ValueError(f"efficiency must be in (0, 1), got {efficiency}")
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values, kind="stable") if order is None else order
     v, w = values[order], weights[order]
     above = 1.0 - np.cumsum(w) / w.sum()  # fraction strictly above v[i] (no ties)
     i = int(np.argmin(np.abs(above - efficiency)))
@@ -56,9 +60,15 @@ def upper_threshold(values: np.ndarray, weights: np.ndarray, efficiency: float) 
 
 def thresholds(r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, eps_b: float) -> tuple[float, float]:
     """(x, y) on background: x keeps √ε_B, then y among R1 > x so that A keeps ε_B."""
-    r1, r2, w = _check(r1, r2, weights)
+    r1, r2, w = check_scores(r1, r2, weights)
+    return thresholds_presorted(r1, r2, w, eps_b, np.argsort(r1, kind="stable"))
+
+
+def thresholds_presorted(r1: np.ndarray, r2: np.ndarray, w: np.ndarray, eps_b: float,
+                         order1: np.ndarray) -> tuple[float, float]:
+    """:func:`thresholds` on checked arrays with R1's sort order given (bootstrap replicas reuse it)."""
     root = math.sqrt(eps_b)
-    x = upper_threshold(r1, w, root)
+    x = upper_threshold(r1, w, root, order1)
     sel = r1 > x
     if sel.sum() < 2:
         raise ValueError(f"too few background events above the R1 threshold for eps_B = {eps_b}")
@@ -103,7 +113,7 @@ def region_masks(r1: np.ndarray, r2: np.ndarray, x: float, y: float) -> dict[str
 
 
 def count_regions(r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, x: float, y: float) -> RegionCounts:
-    r1, r2, w = _check(r1, r2, weights)
+    r1, r2, w = check_scores(r1, r2, weights)
     masks = region_masks(r1, r2, x, y)
     return RegionCounts(
         {k: float(w[m].sum()) for k, m in masks.items()},
@@ -149,8 +159,8 @@ def inject(
     """
     if not 0 < fraction < 1:
         raise ValueError(f"injection fraction must be in (0, 1), got {fraction}")
-    b1, b2, bw = _check(*bkg)
-    s1, s2, sw = _check(*sig)
+    b1, b2, bw = check_scores(*bkg)
+    s1, s2, sw = check_scores(*sig)
     sw = sw * (fraction * bw.sum() / sw.sum())
     return np.concatenate([b1, s1]), np.concatenate([b2, s2]), np.concatenate([bw, sw])
 
@@ -170,7 +180,7 @@ def abcd_scan(
     signal name its significance at ``injection``. ``pull`` is NaN where a region holds fewer
     than ``min_events`` raw events (the paper skips regions below 100).
     """
-    r1, r2, w = _check(bkg_r1, bkg_r2, bkg_w)
+    r1, r2, w = check_scores(bkg_r1, bkg_r2, bkg_w)
     rows = []
     for eps in eps_b:
         x, y = thresholds(r1, r2, w, eps)

@@ -13,7 +13,11 @@ integer weight is the same as repeating the event.
 
 :func:`disco_sq` is the differentiable training term on a batch;
 :func:`distance_correlation` is the held-out figure of merit (dCor, float64, numpy in
-and out). Both cost O(N²) time but only O(N) memory.
+and out). Both cost O(N²) time but only O(N·block) memory: the one O(N²) sum is taken over
+blocks of rows and has a hand-written backward, so neither pass holds an N×N matrix
+(at batch 10 000 a dense float32 N×N matrix is 400 MB, and autograd keeps several).
+:func:`dense_disco_sq` is the textbook form (the N×N double-centred matrices, autograd
+through them, as in ``gkasieczka/DisCo``), kept as the reference for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -39,65 +43,77 @@ def _row_means(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 _BLOCK_ELEMENTS = 1 << 22  # elements of one block × N slab (16 MiB in float32)
 
 
-class _CrossTerm(torch.autograd.Function):
-    """S = Σ_jk w_j w_k |x_j - x_k| |y_j - y_k| in row blocks, with its analytic gradient.
-
-    The only O(N²) part of DisCo; written as a Function so that neither pass keeps N×N
-    matrices alive (autograd through broadcasting would hold several). Weights are
-    treated as constants.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, y, w)
-        total = x.new_zeros(())
-        for s in _blocks(len(x)):
-            total = total + w[s] @ ((x[s, None] - x).abs() * (y[s, None] - y).abs() @ w)
-        return total
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, y, w = ctx.saved_tensors
-        gx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        gy = torch.empty_like(y) if ctx.needs_input_grad[1] else None
-        for s in _blocks(len(x)):
-            dx, dy = x[s, None] - x, y[s, None] - y
-            # S is symmetric in (j, k): dS/dx_j = 2 w_j Σ_k w_k sign(x_j - x_k) |y_j - y_k|
-            if gx is not None:
-                gx[s] = 2 * w[s] * ((torch.sign(dx) * dy.abs()) @ w)
-            if gy is not None:
-                gy[s] = 2 * w[s] * ((torch.sign(dy) * dx.abs()) @ w)
-        return (None if gx is None else grad * gx, None if gy is None else grad * gy, None)
-
-
 def _blocks(n: int):
     step = max(1, _BLOCK_ELEMENTS // max(n, 1))
     for start in range(0, n, step):
         yield slice(start, min(start + step, n))
 
 
-def _dcov_self(x: torch.Tensor, w: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """dCov²(x, x): Σ_jk w_j w_k (x_j - x_k)² = 2 N Σ w (x - x̄)² is O(N)."""
-    n = len(x)
-    xc = x - (w * x).sum() / n
-    s = 2 * n * (w * xc * xc).sum()
-    g = (w * r).mean()
-    return s / n**2 - 2 * (w * r * r).mean() + g * g
+def _centred_block(v: torch.Tensor, r: torch.Tensor, g: torch.Tensor, s: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``s`` of the distance matrix |v_j - v_k| double-centred with weighted means, and the signs."""
+    d = v[s, None] - v
+    return d.abs() - r[s, None] - r + g, torch.sign(d)
+
+
+class _DCovSums(torch.autograd.Function):
+    """(Σ w_j w_k A_jk B_jk, Σ w w A², Σ w w B²) over row blocks, with the analytic gradient.
+
+    A, B are the weighted double-centred distance matrices of x and y, built block by block
+    from the O(N) row means, so memory stays O(N·block) in both passes (autograd through
+    broadcasting would keep several N×N matrices). Summing centred products keeps float32
+    accurate (the expanded form S_xy/N² − 2<r r> + g g cancels large terms).
+
+    Gradient: the weighted double centring P is a projection, self-adjoint in the
+    w-weighted inner product, so Σ ww (Pa)(Pb) = Σ ww a (Pb): ∂/∂a_jk of the cross sum is
+    w_j w_k B_jk and of Σ ww A² is 2 w_j w_k A_jk. With ∂a_jk/∂x_j = sign(x_j − x_k) and
+    the symmetry of a, ∂/∂x_j Σ ww A B = 2 w_j Σ_k w_k sign(x_j − x_k) B_jk. The row means
+    need no gradient of their own. Weights are constants.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, w, rx, ry, gx, gy):
+        ctx.save_for_backward(x, y, w, rx, ry, gx, gy)
+        sums = torch.zeros(3, dtype=torch.float64, device=x.device)  # block totals add up in float64
+        for s in _blocks(len(x)):
+            a, _ = _centred_block(x, rx, gx, s)
+            b, _ = _centred_block(y, ry, gy, s)
+            sums += torch.stack([w[s] @ ((a * b) @ w), w[s] @ ((a * a) @ w), w[s] @ ((b * b) @ w)]).double()
+        return sums.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y, w, rx, ry, gx, gy = ctx.saved_tensors
+        gab, gaa, gbb = grad[0], grad[1], grad[2]
+        dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None
+        dy = torch.empty_like(y) if ctx.needs_input_grad[1] else None
+        for s in _blocks(len(x)):
+            a, sa = _centred_block(x, rx, gx, s)
+            b, sb = _centred_block(y, ry, gy, s)
+            if dx is not None:
+                dx[s] = 2 * w[s] * ((sa * (gab * b + 2 * gaa * a)) @ w)
+            if dy is not None:
+                dy[s] = 2 * w[s] * ((sb * (gab * a + 2 * gbb * b)) @ w)
+        return dx, dy, None, None, None, None, None
 
 
 def disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Squared distance correlation of two 1-d tensors, event-weighted and differentiable.
 
-    Expanding the double centring (its weighted row means vanish) gives
-    dCov²(x, y) = S_xy/N² − (2/N) Σ_j w_j r^x_j r^y_j + g^x g^y with S_xy the weighted sum of
-    |Δx||Δy| over pairs, r the weighted row means of |Δx| (O(N log N) by sorting) and g their
-    weighted mean. Only S_xy costs O(N²) time, in blocks of bounded memory. Computed in
-    float32 at least (half precision loses too much); weights get no gradient.
+    The weighted row means r of |Δx|, |Δy| take O(N log N) (sort and prefix sums, float64);
+    the three sums of products of the double-centred matrices are then taken over blocks of
+    rows (:class:`_DCovSums`), so peak memory is O(N·block), not O(N²). Computed in float32
+    at least (half precision loses too much), also under autocast; weights get no gradient.
     """
     if x.ndim != 1 or y.shape != x.shape:
         raise ValueError(f"disco_sq needs two 1-d tensors of one length, got {tuple(x.shape)} and {tuple(y.shape)}")
     if len(x) < 2:
         raise ValueError("disco_sq needs at least 2 events")
+    # bf16 autocast (training on CUDA) would run the block products in bfloat16: keep float32 sums
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _disco_sq(x, y, weights)
+
+
+def _disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     dtype = torch.promote_types(x.dtype, torch.float32)
     x, y = x.to(dtype), y.to(dtype)
     w = torch.ones_like(x) if weights is None else weights.detach().to(dtype)
@@ -105,12 +121,38 @@ def disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = No
         raise ValueError(f"weights have shape {tuple(w.shape)}, expected {tuple(x.shape)}")
     n = len(w)
     w = w * (n / w.sum())  # normalised to sum N
-    rx, ry = _row_means(x, w), _row_means(y, w)
-    gx, gy = (w * rx).mean(), (w * ry).mean()
-    ab = _CrossTerm.apply(x, y, w) / n**2 - 2 * (w * rx * ry).mean() + gx * gy
-    aa, bb = _dcov_self(x, w, rx), _dcov_self(y, w, ry)
+    with torch.no_grad():  # centring constants in float64: O(N), and the error budget is 1e-6
+        rx, ry = _row_means(x.double(), w.double()), _row_means(y.double(), w.double())
+        gx, gy = (w * rx).mean(), (w * ry).mean()
+    ab, aa, bb = _DCovSums.apply(x, y, w, rx.to(dtype), ry.to(dtype), gx.to(dtype), gy.to(dtype)) / n**2
     # tiny keeps a constant input (aa = 0) from producing NaN gradients
     return ab / torch.sqrt(aa * bb + torch.finfo(dtype).tiny)
+
+
+def dense_disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """DisCo² straight from its definition with the N×N double-centred matrices (O(N²) memory).
+
+    The reference for :func:`disco_sq` (tests, benchmarks); same conventions (float32 at
+    least, weights normalised to sum N and treated as constants).
+    """
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    x, y = x.to(dtype), y.to(dtype)
+    w = torch.ones_like(x) if weights is None else weights.detach().to(dtype)
+    n = len(x)
+    w = w * (n / w.sum())
+
+    def centred(v: torch.Tensor) -> torch.Tensor:
+        a = (v[:, None] - v[None, :]).abs()
+        row = (a * w[None, :]).mean(dim=1)  # weighted row means (1/N) Σ_k w_k a_jk
+        return a - row[:, None] - row[None, :] + (w * row).mean()
+
+    a, b = centred(x), centred(y)
+    ww = w[:, None] * w[None, :]
+
+    def dcov(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        return (ww * p * q).sum() / n**2
+
+    return dcov(a, b) / torch.sqrt(dcov(a, a) * dcov(b, b) + torch.finfo(dtype).tiny)
 
 
 def distance_correlation(

@@ -40,6 +40,7 @@ from offline.ad.plots import (
     plot_roc,
     plot_significance,
 )
+from offline.ad.rates import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ, operating_point, rate_points
 from offline.ad.score import Scores, score_events
 from offline.ad.train import TrainConfig, TrainResult, load_pair, train_pair
 from offline.artifacts import atomic_directory, check_replaceable, write_json
@@ -95,11 +96,16 @@ def evaluate_scores(
     min_region_events: int = 100,
     rate_khz: float = DEFAULT_RATE_KHZ,
     dcor_max_events: int = 20_000,
+    rates_khz: tuple[float, ...] = DEFAULT_RATES_KHZ,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
 ) -> dict[str, Any]:
     """Every figure of merit of one scored pair; with ``out_dir`` also CSV tables, plots, metrics.json.
 
     Returns {"metrics": per-signal DataFrame, "abcd": scan DataFrame, "summary": JSON-ready dict,
     "plots": {name: path}}. The ROC score is :func:`offline.ad.metrics.combined_score`.
+    ``summary["rates"]`` holds the trigger at each of ``rates_khz`` (thresholds with bootstrap
+    errors, TPR per signal with weighted binomial errors, the tail's effective sample size;
+    :mod:`offline.ad.rates`) and ``summary["fpr_1e-5"]`` the same at FPR 10⁻⁵.
     """
     if out_dir is not None:
         check_replaceable(out_dir, ABCD_KIND)  # before the work, not after
@@ -127,6 +133,9 @@ def evaluate_scores(
     dcor_bkg = distance_correlation(b1, b2, bw, max_events=dcor_max_events)
     scan = abcd_scan(b1, b2, bw, {k: _tuple(v) for k, v in signals.items()}, eps_b, injection, min_region_events)
     signif = significance_at(scan, working_eps_b)
+    sig_tuples = {k: _tuple(v) for k, v in signals.items()}
+    rates = rate_points((b1, b2, bw), sig_tuples, tuple(rates_khz), bootstrap)
+    fpr_low = operating_point((b1, b2, bw), sig_tuples, 1e-5, bootstrap)
     summary = {
         "ad": {
             "auc": {k: none_if_nan(v) for k, v in metrics["auc"].items()} if rows else {},
@@ -144,6 +153,8 @@ def evaluate_scores(
             "injection": injection,
             "min_region_events": min_region_events,
         },
+        "rates": {f"{r:g}": p.to_dict() for r, p in rates.items()},
+        "fpr_1e-5": fpr_low.to_dict(),
     }
     plots: dict[str, Path] = {}
     if out_dir is not None:
