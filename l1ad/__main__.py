@@ -1,3 +1,5 @@
 from l1ad.cli import app
 
-app(prog_name="l1ad")
+# guarded: Dask LocalCluster workers are spawned and import the main module
+if __name__ == "__main__":
+    app(prog_name="l1ad")

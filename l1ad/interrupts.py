@@ -35,8 +35,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    first = not _received
     _received.append(signum)
-    raise Interrupted(signum)
+    if first:  # later signals are only recorded, so that cleanup (closing a Dask cluster) is not cut short
+        raise Interrupted(signum)
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:

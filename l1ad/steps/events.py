@@ -15,7 +15,9 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from offline.events.generate import check_request, generate_to_file, parse_shard
+from l1ad.interrupts import Interrupted, handling_interrupts
+from offline.events.engine import check_scheduler, parts_directory_for
+from offline.events.generate import DEFAULT_TASK_SIZE, check_request, generate_to_file, parse_shard
 from offline.events.io import event_count
 from offline.events.processes import GENERATABLE
 from offline.events.schema import SIGNAL_PROCESSES
@@ -31,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "signal_events": 1500,
     "signals": list(SIGNAL_PROCESSES),
     "workers": None,  # None: every CPU core
+    "scheduler": None,  # None: in-process (1 worker) or a LocalCluster; "local"; or a Dask scheduler address/file
     "background_file": None,  # a real ADC2021 (or other) file instead of generating
     "signal_files": {},  # {process: file} instead of generating those signals
 }
@@ -43,20 +46,40 @@ def generate(
     seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = 1234,
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).", min=1)] = None,
     shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
+    scheduler: Annotated[str | None, typer.Option(
+        help="Where tasks run: 'local' (a Dask LocalCluster of --workers processes), a Dask scheduler "
+             "address (tcp://host:8786) or scheduler file. Default: in-process for 1 worker, else 'local'.")] = None,
+    task_size: Annotated[int, typer.Option(help="Accepted events per task (the unit of work and of resuming).")]
+    = DEFAULT_TASK_SIZE,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Generate pp events at 13 TeV with Pythia 8, cluster jets with FastJet, apply the L1 response."""
+    """Generate pp events at 13 TeV with Pythia 8, cluster jets with FastJet, apply the L1 response.
+
+    Finished tasks are kept in OUT.parts until OUT is written: rerun an interrupted command to resume.
+    """
     shard_tuple = parse_shard(shard)
     check_request(process, events, seed, workers, shard_tuple)
-    result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress)
+    check_scheduler(scheduler)
     console = Console(stderr=True, markup=False)
+    try:
+        with handling_interrupts():
+            result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress, task_size,
+                                      scheduler)
+    except Interrupted as stop:
+        parts = parts_directory_for(out)
+        kept = len(list(parts.glob("task-*.npz"))) if parts.is_dir() else 0
+        console.print(f"{stop}: {out} not written; {kept} finished tasks kept in {parts}, "
+                      "rerun the same command to resume", highlight=False, soft_wrap=True)
+        raise typer.Exit(stop.exit_code) from None
     meta = result.metadata
     for name, stats in meta["components"].items():
         console.print(
             f"{name}: {stats['events']} events, pre-selection efficiency {stats['preselection_efficiency']:.3g}, "
             f"{stats['events_per_cpu_s']:.3g} events/s per core"
         )
-    console.print(f"wrote {out}: {meta['events']} events, {meta['events_per_s']:.3g} events/s")
+    resumed = f", {meta['tasks_resumed']} of {meta['tasks']} tasks resumed" if meta["tasks_resumed"] else ""
+    console.print(f"wrote {out}: {meta['events']} events, {meta['events_per_s']:.3g} events/s{resumed}",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,6 +92,12 @@ def _check_config(cfg: dict[str, Any]) -> None:
             raise ValueError(f"events.{key} must be a positive integer, got {cfg[key]!r}")
     if cfg["workers"] is not None and (not isinstance(cfg["workers"], int) or cfg["workers"] < 1):
         raise ValueError(f"events.workers must be a positive integer or null, got {cfg['workers']!r}")
+    if cfg["scheduler"] is not None and not isinstance(cfg["scheduler"], str):
+        raise ValueError(f"events.scheduler must be 'local', a Dask scheduler address or null, got {cfg['scheduler']!r}")
+    try:
+        check_scheduler(cfg["scheduler"])
+    except ValueError as err:
+        raise ValueError(f"events.{err}") from None
     for name in cfg["signals"]:
         if name not in SIGNAL_PROCESSES:
             raise ValueError(f"events.signals: unknown signal {name!r}; known: {', '.join(SIGNAL_PROCESSES)}")
@@ -89,7 +118,8 @@ def run(ctx) -> dict[str, dict]:
         event_count(path)  # validates the file, names it if bad
     requests = {"background": cfg["background_events"]} | {s: cfg["signal_events"] for s in cfg["signals"]}
     requests = {p: n for p, n in requests.items() if p not in given}
-    files = cached_generate(ctx.cache_dir, requests, ctx.seed, cfg["workers"], progress=True) if requests else {}
+    files = cached_generate(ctx.cache_dir, requests, ctx.seed, cfg["workers"], progress=True,
+                                  scheduler=cfg["scheduler"]) if requests else {}
     paths = {p: f.path for p, f in files.items()} | given
     ctx.artifacts["events"] = {
         "background": paths["background"],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from offline.events.engine import remove_parts
 from offline.events.generate import GENERATOR_VERSION, generate_many
 from offline.events.io import EventFileError, event_count, read_metadata, write_events
 from offline.events.l1_response import DEFAULT_L1, L1Config
@@ -58,12 +59,24 @@ def _usable(path: Path, events: int) -> bool:
         return False
 
 
+def parts_path(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int) -> Path:
+    """The parts directory of the job generating these requests (finished tasks, for resuming)."""
+    keys = sorted(cache_key(p, n, seed) for p, n in requests.items())
+    return Path(cache_dir) / "events" / f"job_{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.parts"
+
+
 def cached_generate(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int,
-                    workers: int | None = None, progress: bool = True) -> dict[str, CachedFile]:
-    """Event files for each (process, events) request: from the cache, or generated in one pool and cached."""
+                    workers: int | None = None, progress: bool = True,
+                    scheduler: str | None = None) -> dict[str, CachedFile]:
+    """Event files for each (process, events) request: from the cache, or generated in one job and cached.
+
+    Finished tasks of the job are kept until every file is written, so an interrupted run resumes.
+    """
     paths = {p: cache_path(cache_dir, p, n, seed) for p, n in requests.items()}
     missing = {p: n for p, n in requests.items() if not _usable(paths[p], n)}
-    generated = generate_many(missing, seed, workers, progress=progress) if missing else {}
+    parts = parts_path(cache_dir, missing, seed)
+    generated = generate_many(missing, seed, workers, progress=progress, scheduler=scheduler,
+                              parts=parts) if missing else {}
     out = {}
     for process, path in paths.items():
         if process in generated:
@@ -72,4 +85,6 @@ def cached_generate(cache_dir: str | os.PathLike[str], requests: dict[str, int],
             out[process] = CachedFile(path, False, generated[process].metadata)
         else:
             out[process] = CachedFile(path, True, read_metadata(path))
+    if generated:
+        remove_parts(parts)
     return out

@@ -17,16 +17,17 @@ passing the pre-selection, pre-filter vetoes included): wlnu 54 (31 %), qcd
 (11 %), hChToTauNu 6.6 (3 %). Pythia itself runs at 100-140 full events per
 CPU second here. Tasks are independent, so workers scale until the slowest task.
 
-Workers are forked on Linux (before the progress bar starts its thread), so
-scripts need no ``if __name__ == "__main__":`` guard; elsewhere they are
-spawned, and scripts calling with ``workers > 1`` need that guard.
+Tasks run in this process or as Dask tasks (:mod:`offline.events.engine`),
+on a local or a remote cluster; finished tasks can be kept in a parts
+directory so that an interrupted job resumes. A ``LocalCluster`` spawns its
+workers, so scripts calling with ``workers > 1`` need an
+``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -38,6 +39,14 @@ from typing import Any
 
 import numpy as np
 
+from offline.events.engine import (
+    PartStore,
+    TaskResult,
+    check_scheduler,
+    execute,
+    parts_directory_for,
+    remove_parts,
+)
 from offline.events.io import Events, write_events
 from offline.events.l1_response import DEFAULT_L1, L1Config, l1_objects, passes_preselection
 from offline.events.processes import (
@@ -74,17 +83,6 @@ class Task:
         seq = np.random.SeedSequence(self.seed, spawn_key=(*self.shard, self.stream, process_label(self.process), self.index))
         pythia_seq, response_seq = seq.spawn(2)
         return int(pythia_seq.generate_state(1)[0]) % 900_000_000 + 1, response_seq
-
-
-@dataclass
-class TaskResult:
-    particles: np.ndarray
-    weights: np.ndarray
-    tried: int  # events Pythia generated, pre-filter vetoes included
-    vetoed: int  # of those, vetoed by the pre-filter right after the hard process
-    passed: int  # of those, passing the pre-selection (>= events kept)
-    sigma_mb: float
-    cpu_seconds: float  # CPU time of the task's process: independent of how loaded the machine is
 
 
 @dataclass
@@ -191,10 +189,6 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> TaskR
                       passed, sigma, time.process_time() - started)
 
 
-def _run_indexed(item: tuple[int, Task]) -> tuple[int, TaskResult]:
-    return item[0], run_task(item[1])
-
-
 def make_tasks(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
                task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1, stream: int = 0) -> list[Task]:
     """The tasks that generate ``events`` events of one process (not ``background``)."""
@@ -235,8 +229,9 @@ def _shard_events(events: int, shard: tuple[int, int]) -> int:
     return events // count + (index < events % count)
 
 
-def _execute(tasks: list[Task], workers: int, progress: bool, description: str) -> list[TaskResult]:
-    """Run tasks in order (in-process for one worker), with a progress bar over accepted events."""
+def _execute(tasks: list[Task], workers: int, progress: bool, description: str, scheduler: str | None,
+             store: PartStore | None) -> tuple[list[TaskResult], int]:
+    """Run the tasks (in-process, or on Dask) with a progress bar over accepted events; results in task order."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -246,28 +241,13 @@ def _execute(tasks: list[Task], workers: int, progress: bool, description: str) 
         TimeRemainingColumn,
     )
 
-    total = sum(t.events for t in tasks)
-    results: list[TaskResult | None] = [None] * len(tasks)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    console = Console(stderr=True, markup=False)
-    if workers == 1 or len(tasks) == 1:
-        with Progress(*columns, console=console, disable=not progress) as bar:
-            job = bar.add_task(description, total=total)
-            for i, task in enumerate(tasks):
-                results[i] = run_task(task, lambda k: bar.advance(job, k))
-        return results  # type: ignore[return-value]
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    # the pool exists before the progress bar's refresh thread, so forking copies no held lock
-    with multiprocessing.get_context(method).Pool(min(workers, len(tasks)), initializer=_silence_fastjet_banner) as pool:
+    with Progress(*columns, console=Console(stderr=True, markup=False), disable=not progress) as bar:
+        job = bar.add_task(description, total=sum(t.events for t in tasks))
         # longest tasks first, so that no long task starts last while the other workers idle
-        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].events / _EXPECTED_RATE[tasks[i].process])
-        pending = pool.imap_unordered(_run_indexed, [(i, tasks[i]) for i in order])
-        with Progress(*columns, console=console, disable=not progress) as bar:
-            job = bar.add_task(description, total=total)
-            for i, result in pending:
-                results[i] = result
-                bar.advance(job, tasks[i].events)
-    return results  # type: ignore[return-value]
+        priority = [t.events / _EXPECTED_RATE[t.process] for t in tasks]
+        return execute(run_task, tasks, workers=workers, scheduler=scheduler, store=store, priority=priority,
+                       advance=lambda k: bar.advance(job, k), events=lambda t: t.events)
 
 
 def _package_versions() -> dict[str, str]:
@@ -278,21 +258,44 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
+def job_description(requests: dict[str, int], seed: int, shard: tuple[int, int], task_size: int,
+                    l1: L1Config, tasks: list[Task]) -> dict[str, Any]:
+    """Everything that decides a job's events: the manifest of its parts directory."""
+    components = sorted({t.process for t in tasks})
+    return {
+        "requests": requests,
+        "seed": seed,
+        "shard": list(shard),
+        "task_size": task_size,
+        "generator_version": GENERATOR_VERSION,
+        "settings": {c: list(get_process(c).settings) for c in components},
+        "l1": l1.to_dict(),
+        "tasks": [[t.process, t.index, t.events, t.stream] for t in tasks],
+    }
+
+
 def generate_many(requests: dict[str, int], seed: int, workers: int | None = None,
                   shard: tuple[int, int] = (0, 1), progress: bool = True,
-                  task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1) -> dict[str, Generated]:
-    """Generate several processes (``background`` = the ADC2021 mixture) in one pool of workers."""
+                  task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
+                  scheduler: str | None = None, parts: str | os.PathLike[str] | None = None) -> dict[str, Generated]:
+    """Generate several processes (``background`` = the ADC2021 mixture) as one job of tasks.
+
+    ``scheduler``: where tasks run (see :mod:`offline.events.engine`). ``parts``: a directory
+    keeping finished tasks, so that an interrupted job resumes; the caller removes it
+    (``PartStore.remove``) once the output is written.
+    """
     workers = workers or os.cpu_count() or 1
-    parts: dict[str, dict[str, int]] = {}
+    check_scheduler(scheduler)
+    parts_of: dict[str, dict[str, int]] = {}
     for process, events in requests.items():
         check_request(process, events, seed, workers, shard)
         n = _shard_events(events, shard)
         if n == 0:
             raise ValueError(f"shard {shard[0]}/{shard[1]} of {events} events holds no event")
-        parts[process] = mix_counts(n) if process == "background" else {process: n}
+        parts_of[process] = mix_counts(n) if process == "background" else {process: n}
     tasks: list[Task] = []
     owners: list[tuple[str, str]] = []
-    for process, counts in parts.items():
+    for process, counts in parts_of.items():
         # the background mixture draws its own seeds so that it never repeats a standalone sample
         stream = int(process == "background")
         for component, n in counts.items():
@@ -300,19 +303,24 @@ def generate_many(requests: dict[str, int], seed: int, workers: int | None = Non
                 for task in make_tasks(component, n, seed, shard, task_size, l1, stream):
                     tasks.append(task)
                     owners.append((process, component))
+    store = None
+    if parts is not None:
+        store = PartStore(parts, job_description(requests, seed, shard, task_size, l1, tasks))
     started = time.perf_counter()
-    results = _execute(tasks, workers, progress, f"generating {', '.join(requests)}")
+    results, resumed = _execute(tasks, workers, progress, f"generating {', '.join(requests)}", scheduler, store)
     wall = time.perf_counter() - started
     rate = sum(t.events for t in tasks) / wall
+    run = {"workers": workers, "scheduler": scheduler, "wall": wall, "rate": rate,
+           "tasks": len(tasks), "tasks_resumed": resumed}
     return {
         process: _assemble(process, [(o[1], r) for o, r in zip(owners, results, strict=True) if o[0] == process],
-                           seed, shard, workers, wall, rate, l1)
-        for process in parts
+                           seed, shard, run, l1)
+        for process in parts_of
     }
 
 
 def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, shard: tuple[int, int],
-              workers: int, wall: float, rate: float, l1: L1Config) -> Generated:
+              run: dict[str, Any], l1: L1Config) -> Generated:
     blocks, stats = [], {}
     for component in dict.fromkeys(c for c, _ in results):
         mine = [r for c, r in results if c == component]
@@ -347,7 +355,10 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "shard": list(shard),
-        "workers": workers,
+        "workers": run["workers"],
+        "scheduler": run["scheduler"],
+        "tasks": run["tasks"],
+        "tasks_resumed": run["tasks_resumed"],  # finished tasks taken from the parts directory of a killed job
         "events": len(events),
         "components": stats,
         "mix_fractions": MIX_FRACTIONS if process == "background" else None,
@@ -355,28 +366,35 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
         "preselection": f">= 1 e/gamma or muon object with pT > {l1.preselection_pt} GeV",
         "l1_config": l1.to_dict(),
         "package_versions": _package_versions(),
-        "wall_seconds": wall,
-        "events_per_s": rate,  # accepted events per wall-clock second of the whole generation call
+        "wall_seconds": run["wall"],
+        "events_per_s": run["rate"],  # accepted events per wall-clock second of the whole generation call
     }
     return Generated(events, meta)
 
 
 def generate(process: str, events: int, seed: int, workers: int | None = None,
              shard: tuple[int, int] = (0, 1), progress: bool = True,
-             task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1) -> Generated:
+             task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
+             scheduler: str | None = None) -> Generated:
     """Generate ``events`` events of one process (or the ``background`` mixture)."""
-    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1)[process]
+    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1, scheduler)[process]
 
 
 def generate_to_file(out: str | os.PathLike[str], process: str, events: int, seed: int,
                      workers: int | None = None, shard: tuple[int, int] = (0, 1),
-                     progress: bool = True, task_size: int = DEFAULT_TASK_SIZE) -> Generated:
-    """Generate and write one event file (atomically)."""
+                     progress: bool = True, task_size: int = DEFAULT_TASK_SIZE,
+                     scheduler: str | None = None) -> Generated:
+    """Generate and write one event file (atomically), keeping finished tasks in ``OUT.parts`` until then."""
     out = Path(out)
     check_request(process, events, seed, workers, shard)
+    check_scheduler(scheduler)
     if out.exists() and out.is_dir():
         raise ValueError(f"{out}: is a directory, expected an event file path")
-    result = generate(process, events, seed, workers, shard, progress, task_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(task_size, bool) or not isinstance(task_size, int) or task_size < 1:
+        raise ValueError(f"task size must be a positive integer, got {task_size!r}")
+    parts = parts_directory_for(out)
+    result = generate_many({process: events}, seed, workers, shard, progress, task_size, DEFAULT_L1,
+                           scheduler, parts)[process]
     write_events(out, result.events, result.metadata)
+    remove_parts(parts)
     return result
