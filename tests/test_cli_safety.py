@@ -72,6 +72,17 @@ def test_run_refuses_a_firmware_project_name_that_would_escape_hls_projects(work
     assert _snapshot(workspace) == before
 
 
+def test_run_refuses_a_signal_name_that_would_become_a_path_outside_the_run(workspace, monkeypatch):
+    events = _step("events", lambda ctx: pytest.fail("the names are checked before any step"), {"signal_files": {}})
+    monkeypatch.setattr(pipeline, "STEPS", (events,))
+    (workspace / "c.yaml").write_text("name: fine\nevents:\n  signal_files:\n    ../../../x: sig.h5\n")
+    before = _snapshot(workspace)
+    result = runner.invoke(app, ["run", "--config", "c.yaml"])
+    assert result.exit_code == 1
+    assert "a signal name in events.signal_files must be a plain name without '/', got '../../../x'" in _error_line(result)
+    assert _snapshot(workspace) == before
+
+
 def test_run_never_replaces_a_folder_it_did_not_write(workspace):
     (workspace / "runs" / "mine").mkdir()
     (workspace / "runs" / "mine" / "data.csv").write_text("1,2\n")
