@@ -84,6 +84,8 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileFormatError(path, f"not a readable Keras model file ({err})") from None
     if raw is None:
         raise FileFormatError(path, "holds no model config (weights only?)")
+    if not isinstance(raw, str | bytes):
+        raise FileFormatError(path, f"model config must be JSON text, got {type(raw).__name__}")
     try:
         config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:

@@ -105,6 +105,13 @@ def test_files_without_a_model_config_or_of_another_format_are_refused(tmp_path)
         f.attrs["model_config"] = json.dumps([1, 2])
     with pytest.raises(FileFormatError, match="must be a JSON object"):
         read_model_config(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f.attrs["model_config"] = np.arange(3)
+    with pytest.raises(FileFormatError, match="must be JSON text, got ndarray"):
+        read_model_config(tmp_path / "bad.h5")
+    (tmp_path / "garbage.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(FileFormatError, match=r"garbage\.h5: not a readable Keras model file"):
+        read_model_config(tmp_path / "garbage.h5")
 
 
 @pytest.fixture(scope="module")
