@@ -85,7 +85,7 @@ def firmware(
     )
     _print_result(result, console)
     if result.csim_mismatches:
-        raise ValueError(f"C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
     result.verdict.raise_if_over()
 
 
@@ -145,7 +145,7 @@ def run(ctx) -> dict[str, dict]:
         report.text(f"- {note}")
     ctx.artifacts[NAME] = {"project": result.project.path, "cost": result.project.path / "cost" / "summary.json"}
     if result.csim_mismatches:
-        raise ValueError(f"firmware: C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(f"firmware: {result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
