@@ -96,13 +96,18 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
 
 
 def check_names(config: dict[str, Any]) -> None:
-    """The run name and the firmware project name are single path components (checked before any work)."""
+    """Names that become paths are single path components (checked before any work): the run name,
+    the firmware project name and the signal names of ``events.signal_files`` (scores file names)."""
     name = plain_name(config.get("name"), "run name (--name or the config's 'name')")
     if name == "latest":
         raise ValueError("run name 'latest' is reserved: runs/latest links to the newest run")
-    project = (config.get("firmware") or {}).get("name")
-    if project is not None:
-        plain_name(project, "firmware.name in the run config")
+    firmware = config.get("firmware")
+    if isinstance(firmware, dict) and firmware.get("name") is not None:
+        plain_name(firmware["name"], "firmware.name in the run config")
+    events = config.get("events")
+    signal_files = events.get("signal_files") if isinstance(events, dict) else None
+    for signal in signal_files if isinstance(signal_files, dict) else ():
+        plain_name(signal, "a signal name in events.signal_files")
 
 
 def _relocate(obj: Any, old: str, new: str) -> Any:

@@ -54,6 +54,8 @@ _HELPERS = {
     "Identity", "QInitializer",
     # constraints and regularizers
     "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "RadialConstraint", "Clip", "L1", "L2", "L1L2",
+    # dtype policies (mixed precision)
+    "Policy", "DTypePolicy",
 }
 ALLOWED_CLASSES = frozenset(_LAYERS | _QUANTIZERS | _HELPERS)
 _ACTIVATIONS = {
@@ -84,6 +86,8 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FileFormatError(path, f"not a readable Keras model file ({err})") from None
     if raw is None:
         raise FileFormatError(path, "holds no model config (weights only?)")
+    if not isinstance(raw, str | bytes):
+        raise FileFormatError(path, f"model config must be JSON text, got {type(raw).__name__}")
     try:
         config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -126,7 +130,10 @@ def _check(obj: Any, path: Path, layer: str, key: str) -> None:
             raise FileFormatError(
                 path, f"{where} is a {cls} layer (code inside a model file): refused, model files never run code"
             )
-        if not isinstance(cls, str) or cls not in ALLOWED_CLASSES:
+        if cls == "function":  # the .keras format's reference to a built-in activation, by name
+            if not isinstance(inner, str) or inner not in _ACTIVATIONS or "activations" not in str(obj.get("module", "")):
+                raise FileFormatError(path, f"{where}: {key} refers to function {inner!r}, not a Keras activation: refused")
+        elif not isinstance(cls, str) or cls not in ALLOWED_CLASSES:
             what = "has" if is_layer else f"{key} has"
             raise FileFormatError(path, f"{where} {what} class {cls!r}, not an allowed Keras/QKeras class: refused")
         module = obj.get("module")

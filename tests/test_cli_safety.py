@@ -72,6 +72,17 @@ def test_run_refuses_a_firmware_project_name_that_would_escape_hls_projects(work
     assert _snapshot(workspace) == before
 
 
+def test_run_refuses_a_signal_name_that_would_become_a_path_outside_the_run(workspace, monkeypatch):
+    events = _step("events", lambda ctx: pytest.fail("the names are checked before any step"), {"signal_files": {}})
+    monkeypatch.setattr(pipeline, "STEPS", (events,))
+    (workspace / "c.yaml").write_text("name: fine\nevents:\n  signal_files:\n    ../../../x: sig.h5\n")
+    before = _snapshot(workspace)
+    result = runner.invoke(app, ["run", "--config", "c.yaml"])
+    assert result.exit_code == 1
+    assert "a signal name in events.signal_files must be a plain name without '/', got '../../../x'" in _error_line(result)
+    assert _snapshot(workspace) == before
+
+
 def test_run_never_replaces_a_folder_it_did_not_write(workspace):
     (workspace / "runs" / "mine").mkdir()
     (workspace / "runs" / "mine" / "data.csv").write_text("1,2\n")
@@ -229,3 +240,30 @@ def test_sigterm_in_any_command_unwinds_its_atomic_output(tmp_path, monkeypatch)
     assert result.exit_code == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]  # no .abcd.*.partial, no lock
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_unfold_that_fails_while_writing_leaves_no_output_and_never_replaces_a_foreign_folder(tmp_path, monkeypatch):
+    import torch
+
+    from offline.unfold import plots
+
+    def broken(*args, **kwargs):
+        raise OSError("unfolded plot: no space left on device")
+
+    monkeypatch.setattr(plots, "plot_unfolded", broken)
+    args = ["unfold", "--example", "gaussian", "--events", "600", "--iterations", "1", "--out"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = runner.invoke(app, [*args, str(tmp_path / "unf")])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == "error: unfolded plot: no space left on device"
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    result = runner.invoke(app, [*args, str(tmp_path / "mine")])
+    assert result.exit_code == 1
+    assert "mine: exists and is not an l1ad output, not an l1ad 'unfold' output" in _error_line(result)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

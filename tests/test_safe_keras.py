@@ -105,6 +105,13 @@ def test_files_without_a_model_config_or_of_another_format_are_refused(tmp_path)
         f.attrs["model_config"] = json.dumps([1, 2])
     with pytest.raises(FileFormatError, match="must be a JSON object"):
         read_model_config(tmp_path / "bad.h5")
+    with h5py.File(tmp_path / "bad.h5", "w") as f:
+        f.attrs["model_config"] = np.arange(3)
+    with pytest.raises(FileFormatError, match="must be JSON text, got ndarray"):
+        read_model_config(tmp_path / "bad.h5")
+    (tmp_path / "garbage.h5").write_bytes(b"not hdf5 at all")
+    with pytest.raises(FileFormatError, match=r"garbage\.h5: not a readable Keras model file"):
+        read_model_config(tmp_path / "garbage.h5")
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +143,19 @@ def test_firmware_refuses_a_quantized_directory_whose_keras_model_holds_a_lambda
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "ae1.h5: layer 'innocent_looking' is a Lambda layer" in lines[0], result.output
     assert not marker.exists() and not root.exists()
+
+
+def test_the_keras_zip_format_is_checked_the_same_way(tmp_path):
+    keras = use_legacy_keras()
+    inp = keras.Input((4,), name="x")
+    plain = keras.Model(inp, keras.layers.Dense(3, activation="relu", name="d")(inp))
+    plain.save(tmp_path / "plain.keras")
+    x = np.random.default_rng(1).normal(size=(8, 4)).astype(np.float32)
+    np.testing.assert_array_equal(load_keras_model(tmp_path / "plain.keras").predict(x, verbose=0),
+                                  plain.predict(x, verbose=0))
+    marker = tmp_path / "pwned"
+    _lambda_model(marker).save(tmp_path / "evil.keras")
+    marker.unlink()
+    with pytest.raises(FileFormatError, match=r"evil\.keras: layer 'innocent_looking' is a Lambda layer"):
+        load_keras_model(tmp_path / "evil.keras")
+    assert not marker.exists()

@@ -96,9 +96,11 @@ def firmware(
     )
     _print_result(result, console)
     if result.csim_mismatches:
-        raise ValueError(f"C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
     if result.emulator_mismatches:
-        raise ValueError(f"the emulator library differs from the emulator in {result.emulator_mismatches} events")
+        raise ValueError(
+            f"{result.project.path}: the emulator library differs from the emulator in {result.emulator_mismatches} events"
+        )
     result.verdict.raise_if_over()
 
 
@@ -168,9 +170,12 @@ def run(ctx) -> dict[str, dict]:
     if result.emulator_library is not None:
         ctx.artifacts[NAME]["emulator_library"] = result.emulator_library
     if result.csim_mismatches:
-        raise ValueError(f"firmware: C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(f"firmware: {result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
     if result.emulator_mismatches:
-        raise ValueError(f"firmware: the emulator library differs from the emulator in {result.emulator_mismatches} events")
+        raise ValueError(
+            f"firmware: {result.project.path}: the emulator library differs from the emulator in "
+            f"{result.emulator_mismatches} events"
+        )
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.text import Text
 
 from offline import distributed
-from offline.artifacts import atomic_path, write_json
+from offline.artifacts import atomic_directory, atomic_path, check_replaceable, write_json
 from offline.unfold.diagnostics import diagnostics_table, effective_sample_size, weight_change
 from offline.unfold.examples import EXAMPLES, UnfoldingProblem
 from offline.unfold.ibu import ibu_samples
@@ -28,6 +28,7 @@ from offline.unfold.metrics import metric_table, weighted_histogram
 from offline.unfold.omnifold import OmniFoldConfig, bootstrap, omnifold
 
 ARRAYS = ("sim_reco", "sim_gen", "data_reco")
+UNFOLD_KIND = "unfold"  # atomic_directory replaces only earlier unfold outputs
 OPTIONAL = (
     "pass_reco",
     "pass_gen",
@@ -120,6 +121,7 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
     """Everything ``l1ad unfold`` does, from a resolved settings dict; returns metrics.json's content."""
     console = console or Console(stderr=True, markup=False)
     out = Path(settings["out"])
+    check_replaceable(out, UNFOLD_KIND)  # before the unfolding, not after
     example = settings["example"]
     if (example is None) == (settings["input"] is None):
         raise ValueError(
@@ -181,13 +183,15 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         distributed.teardown()
     if rank != 0:
         return {}
-    return _write_outputs(out, problem, result, boot, config, settings, seconds, console)
+    with atomic_directory(out, kind=UNFOLD_KIND) as tmp:  # whole or not at all
+        metrics = _write_outputs(tmp, problem, result, boot, config, settings, seconds, console)
+    console.print(Text.assemble(("wrote", "bold green"), f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"))
+    return metrics
 
 
 def _write_outputs(out, problem, result, boot, config, settings, seconds, console) -> dict:
     from offline.unfold.plots import plot_diagnostics, plot_unfolded
 
-    out.mkdir(parents=True, exist_ok=True)
     _write_weights(out / "weights.h5", result, boot)
     diag = diagnostics_table(result.diagnostics)
     with atomic_path(out / "diagnostics.csv") as tmp:
@@ -257,6 +261,4 @@ def _write_outputs(out, problem, result, boot, config, settings, seconds, consol
         "truth_available": has_truth,
     }
     write_json(out / "metrics.json", metrics)
-    console.print(Text.assemble(("wrote", "bold green"),
-                                f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"))
     return metrics
