@@ -73,6 +73,7 @@ class CostReport:
     rtl_events: int = 0
     rtl_mismatches: int | None = None
     notes: list[str] = field(default_factory=list)
+    levels_per_cycle: int | None = None  # da4ml's pipelining: adder levels per clock cycle
 
     def add(self, metric: str, value: float | None, source: str, note: str = "") -> None:
         self.figures.append(CostFigure(metric, value, source, note))
@@ -152,9 +153,9 @@ def estimate(
         if reference is None:
             raise ValueError("estimate: check_words needs a reference (hardware words -> expected trigger outputs)")
         expected = check_reference(reference)(check_words)
-    report = CostReport(clock_period_ns)
-    comb = trace_trigger(spec, weights)
     cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
+    report = CostReport(clock_period_ns, levels_per_cycle=cutoff)
+    comb = trace_trigger(spec, weights)
     pipe = to_pipeline(comb, cutoff, verbose=False)
     stages = len(pipe.solutions)
     src = f"da4ml (estimate, {cutoff} adder levels/cycle at {adder_delay_ns:g} ns/adder)"
