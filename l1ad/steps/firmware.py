@@ -167,9 +167,7 @@ def run(ctx) -> dict[str, dict]:
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
-            "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches")
+            "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches",
+            "emulator_library", "emulator_mismatches")
     summary = result.summary()
-    out = {k: summary[k] for k in keys}
-    if result.emulator_library is not None:
-        out |= {k: summary[k] for k in ("emulator_library", "emulator_mismatches")}
-    return {NAME: out}
+    return {NAME: {k: summary[k] for k in keys}}
