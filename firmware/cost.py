@@ -313,3 +313,22 @@ def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bo
         tool = f"{vendor.tool}, " if vendor.tool else ""
         report.notes.append(f"{vendor.source}: {vendor.path} ({tool}part {vendor.part or 'not stated'})")
     return bool(found)
+
+
+def read_cost_table(project: str | os.PathLike[str], clock_period_ns: float) -> CostReport:
+    """The estimates ``l1ad firmware`` wrote to ``project/cost/cost.csv`` (vendor columns and the
+    ratio column left out: they are read again from the reports)."""
+    import pandas as pd
+
+    path = Path(project) / "cost" / "cost.csv"
+    if not path.is_file():
+        raise ValueError(f"{path}: no cost table; run l1ad firmware for this project first")
+    frame = pd.read_csv(path, index_col=0)
+    report = CostReport(clock_period_ns)
+    for source in frame.columns:
+        if source == RATIO_COLUMN or source.lower().startswith(REPORTED):
+            continue
+        for metric, value in frame[source].items():
+            if pd.notna(value):
+                report.add(str(metric), float(value), source)
+    return report
