@@ -8,6 +8,7 @@ the part's capacity (times the fraction the algorithm may use).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from firmware.convert import cycles_per_bunch_crossing
@@ -43,6 +44,8 @@ class BudgetVerdict:
     within_budget: bool
     rows: list[tuple[str, float | None, float, str, bool]] = field(default_factory=list)  # what, value, limit, source, ok
     contributors: list[tuple[str, float, float]] = field(default_factory=list)
+    clock_period_ns: float | None = None
+    levels_per_cycle: int | None = None  # the cost model's adder levels in one clock cycle
 
     def excesses(self) -> list[str]:
         return [
@@ -62,16 +65,54 @@ class BudgetVerdict:
         lines += [f"  - {e}" for e in self.excesses()]
         if self.contributors:
             lines.append("largest contributors (da4ml, each block traced alone), by LUTs:")
-            for block, luts, depth in self.contributors[:5]:
+            for block, luts, depth in sorted(self.contributors, key=lambda c: -c[1])[:5]:
                 lines.append(f"  - {block}: {luts:.0f} LUTs, {depth:.0f} adder levels")
             lines.append("deepest blocks (adder levels add up along the chain into the latency):")
             for block, luts, depth in sorted(self.contributors, key=lambda c: -c[2])[:3]:
                 lines.append(f"  - {block}: {depth:.0f} adder levels, {luts:.0f} LUTs")
+        latency_ok = all(ok for what, *_, ok in self.rows if what == "latency (ns)")
+        if not latency_ok:
+            lines += self.chain_lines()
         lines.append(
             "options: fewer bits (quantize), fewer or narrower layers, a score over fewer features, "
             "a faster clock, a larger part or a larger --latency-budget"
         )
         return "\n".join(lines)
+
+    def blocks_over_latency(self) -> dict[str, list[tuple[str, float, float]]]:
+        """Per autoencoder chain (preprocessing, its layers, its score), the blocks (name, first and
+        last adder level) that end past the last adder level the latency budget allows."""
+        if not self.contributors or not self.clock_period_ns or not self.levels_per_cycle:
+            return {}
+        allowed = math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9) * self.levels_per_cycle
+        pre = [c for c in self.contributors if c[0] == "preprocessing"]
+        chains: dict[str, list[tuple[str, float]]] = {}
+        for name, _, depth in self.contributors:
+            if name != "preprocessing":
+                chains.setdefault(name.split()[0], []).append((name, depth))
+        over: dict[str, list[tuple[str, float, float]]] = {}
+        for chain, blocks in chains.items():
+            level = 0.0
+            for name, depth in [(p[0], p[2]) for p in pre] + blocks:
+                if level + depth > allowed:
+                    over.setdefault(chain, []).append((name, level + 1, level + depth))
+                level += depth
+        return over
+
+    def chain_lines(self) -> list[str]:
+        over = self.blocks_over_latency()
+        if not over:
+            return []
+        allowed = math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9) * self.levels_per_cycle
+        lines = [
+            f"blocks past the latency budget ({self.latency_budget_ns:g} ns = "
+            f"{math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9)} cycles of {self.clock_period_ns:g} ns "
+            f"= {allowed} adder levels), along each chain (preprocessing, layers, score; blocks traced alone):"
+        ]
+        for chain, blocks in over.items():
+            shown = ", ".join(f"{name} (levels {first:.0f}-{last:.0f})" for name, first, last in blocks)
+            lines.append(f"  - {chain}: {shown}")
+        return lines
 
     def raise_if_over(self) -> None:
         if not self.within_budget:
@@ -107,5 +148,5 @@ def check_budget(
         limit = capacity[metric] * resource_fraction
         rows.append((metric.upper()[:-1] + "s", value, limit, src, value is None or value <= limit))
     ok = all(r[4] for r in rows)
-    ranked = sorted(contributors or [], key=lambda c: -c[1])
-    return BudgetVerdict(latency_budget_ns, family, ok, rows, ranked)
+    return BudgetVerdict(latency_budget_ns, family, ok, rows, list(contributors or []), report.clock_period_ns,
+                         report.levels_per_cycle)  # fmt: skip

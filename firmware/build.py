@@ -143,7 +143,9 @@ def build_firmware(
 
     ``reference`` maps hardware words (N, 57) to the expected outputs of ``quantized``'s spec and
     weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
-    are checked against it, and so is the emulator library when ``emulator`` asks for one."""
+    are checked against it, and so is the emulator library when ``emulator`` asks for one.
+    Options and spec types are checked before anything is written; a failure after the project
+    is written removes it (``directory`` is whole or absent)."""
     check_reference(reference)
     check_options(settings.backend, settings.part, settings.clock_period_ns, latency_budget_ns, settings.reuse_factor)
     check_spec_types(quantized.spec)

@@ -73,6 +73,7 @@ class CostReport:
     rtl_events: int = 0
     rtl_mismatches: int | None = None
     notes: list[str] = field(default_factory=list)
+    levels_per_cycle: int | None = None  # da4ml's pipelining: adder levels per clock cycle
 
     def add(self, metric: str, value: float | None, source: str, note: str = "") -> None:
         self.figures.append(CostFigure(metric, value, source, note))
@@ -152,9 +153,9 @@ def estimate(
         if reference is None:
             raise ValueError("estimate: check_words needs a reference (hardware words -> expected trigger outputs)")
         expected = check_reference(reference)(check_words)
-    report = CostReport(clock_period_ns)
-    comb = trace_trigger(spec, weights)
     cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
+    report = CostReport(clock_period_ns, levels_per_cycle=cutoff)
+    comb = trace_trigger(spec, weights)
     pipe = to_pipeline(comb, cutoff, verbose=False)
     stages = len(pipe.solutions)
     src = f"da4ml (estimate, {cutoff} adder levels/cycle at {adder_delay_ns:g} ns/adder)"
@@ -312,3 +313,22 @@ def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bo
         tool = f"{vendor.tool}, " if vendor.tool else ""
         report.notes.append(f"{vendor.source}: {vendor.path} ({tool}part {vendor.part or 'not stated'})")
     return bool(found)
+
+
+def read_cost_table(project: str | os.PathLike[str], clock_period_ns: float) -> CostReport:
+    """The estimates ``l1ad firmware`` wrote to ``project/cost/cost.csv`` (vendor columns and the
+    ratio column left out: they are read again from the reports)."""
+    import pandas as pd
+
+    path = Path(project) / "cost" / "cost.csv"
+    if not path.is_file():
+        raise ValueError(f"{path}: no cost table; run l1ad firmware for this project first")
+    frame = pd.read_csv(path, index_col=0)
+    report = CostReport(clock_period_ns)
+    for source in frame.columns:
+        if source == RATIO_COLUMN or source.lower().startswith(REPORTED):
+            continue
+        for metric, value in frame[source].items():
+            if pd.notna(value):
+                report.add(str(metric), float(value), source)
+    return report

@@ -171,5 +171,5 @@ class EmulatorLibrary:
         done = self._fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data),
                         ptr(bits.ctypes.data))  # fmt: skip
         if done != n:
-            raise ValueError(f"{self.path}: the emulator failed after {max(done, 0)} of {n} events")
+            raise ValueError(f"{self.path}: the emulator threw on one of {n} events (hardware words in, see its header)")
         return CSimOutputs(r1, r2, bits[:, :4].copy(), bits[:, 4].copy())

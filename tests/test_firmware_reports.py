@@ -124,3 +124,61 @@ def test_an_unreadable_report_becomes_a_note_not_a_figure(tmp_path):
     report = CostReport(5.0)
     assert not add_vendor_report(report, tmp_path / "prj")
     assert report.figures == [] and "vendor report not read" in report.notes[0]
+
+
+def _project_with_estimates(root: Path) -> Path:
+    """A project as l1ad firmware leaves it (cost/cost.csv, cost/summary.json), then built by the vendor tools."""
+    import json
+
+    project = root / "prj"
+    shutil.copytree(VIVADO, project)
+    estimate = CostReport(5.0)
+    for metric, value in (("latency_ns", 50.0), ("luts", 51090.0), ("ffs", 17162.0), ("dsps", 0.0)):
+        estimate.add(metric, value, "da4ml (estimate, 5 adder levels/cycle at 1 ns/adder)")
+    (project / "cost").mkdir()
+    estimate.table().to_csv(project / "cost" / "cost.csv")
+    (project / "cost" / "summary.json").write_text(json.dumps({"clock_period_ns": 5.0, "luts": 51090.0}))
+    return project
+
+
+def test_firmware_reports_command_puts_the_reports_beside_the_estimates(tmp_path):
+    import json
+
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from l1ad.cli import app
+
+    project = _project_with_estimates(tmp_path)
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["firmware-reports", str(project)])
+    assert result.exit_code == 0, result.output
+    assert "estimate / reported" in result.output and "vivado synthesis (reported)" in result.output
+    table = pd.read_csv(project / "cost" / "cost.csv", index_col=0)
+    assert table.loc["luts", "vivado synthesis (reported)"] == 52340
+    assert table.loc["luts", "da4ml (estimate, 5 adder levels/cycle at 1 ns/adder)"] == 51090
+    assert table.loc["luts", RATIO_COLUMN] == pytest.approx(51090 / 52340)
+    summary = json.loads((project / "cost" / "summary.json").read_text())
+    assert summary["estimate_vs_reported"]["latency_ns"] == pytest.approx(50 / 45)
+    assert summary["estimate_vs_reported"]["dsps"] == 0  # distributed arithmetic against 1018 DSPs
+    assert len(summary["vendor_reports"]) == 2
+    # run again: the table does not grow duplicate vendor columns
+    again = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["firmware-reports", str(project)])
+    assert again.exit_code == 0
+    assert list(pd.read_csv(project / "cost" / "cost.csv", index_col=0).columns) == list(table.columns)
+
+
+def test_firmware_reports_without_reports_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from l1ad.cli import app
+
+    project = _project_with_estimates(tmp_path)
+    shutil.rmtree(project / "trigger_top_prj")
+    (project / "vivado_synth.rpt").unlink()
+    result = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["firmware-reports", str(project)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {project}: no readable Vivado/Vitis report (run vitis_hls -f build_prj.tcl there first)"
+    ]
+    missing = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["firmware-reports", str(tmp_path / "nothing")])
+    assert missing.exit_code == 1 and "no cost summary; run l1ad firmware" in missing.output

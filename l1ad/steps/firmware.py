@@ -104,8 +104,38 @@ def firmware(
     result.verdict.raise_if_over()
 
 
+def firmware_reports(
+    project: Annotated[Path, typer.Argument(help="Project written by l1ad firmware (hls_projects/NAME).")],
+) -> None:
+    """Put the Vivado/Vitis reports of a built project beside l1ad's estimates (cost/cost.csv), with their ratio."""
+    from firmware.cost import add_vendor_report, read_cost_table
+    from offline.artifacts import read_json, write_json
+
+    summary_path = project / "cost" / "summary.json"
+    if not summary_path.is_file():
+        raise ValueError(f"{summary_path}: no cost summary; run l1ad firmware for this project first")
+    summary = read_json(summary_path)
+    report = read_cost_table(project, float(summary["clock_period_ns"]))
+    if not add_vendor_report(report, project):
+        raise ValueError(
+            f"{project}: no readable Vivado/Vitis report (run vitis_hls -f build_prj.tcl there first)"
+            + "".join(f"; {note}" for note in report.notes)
+        )
+    table = report.table()
+    table.to_csv(project / "cost" / "cost.csv")
+    ratios = {m: report.estimate_error(m) for m in table.index}
+    summary["estimate_vs_reported"] = {m: r for m, r in ratios.items() if r is not None}
+    summary["vendor_reports"] = [n for n in report.notes if "(reported):" in n]
+    write_json(summary_path, summary)
+    console = Console()
+    console.print(escape(table.to_string()))
+    for note in report.notes:
+        console.print(escape(f"note: {note}"))
+
+
 def register(app: typer.Typer) -> None:
     app.command()(firmware)
+    app.command("firmware-reports")(firmware_reports)
 
 
 def run(ctx) -> dict[str, dict]:
@@ -179,9 +209,7 @@ def run(ctx) -> dict[str, dict]:
     if not result.verdict.within_budget and cfg["fail_over_budget"]:
         raise BudgetError(result.verdict.error_message())
     keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
-            "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches")
+            "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches",
+            "emulator_library", "emulator_mismatches")
     summary = result.summary()
-    out = {k: summary[k] for k in keys}
-    if result.emulator_library is not None:
-        out |= {k: summary[k] for k in ("emulator_library", "emulator_mismatches")}
-    return {NAME: out}
+    return {NAME: {k: summary[k] for k in keys}}

@@ -1,0 +1,63 @@
+"""The latency budget: over it, the blocks past it along each autoencoder's chain are named."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware.budget import BudgetError, check_budget
+from firmware.cost import CostReport
+
+SOURCE = "da4ml (estimate, 5 adder levels/cycle at 1 ns/adder)"
+
+
+def _report(cycles: int) -> CostReport:
+    report = CostReport(5.0, levels_per_cycle=5)
+    for metric, value in (("latency_cycles", cycles), ("latency_ns", 5.0 * cycles), ("ii_cycles", 1), ("luts", 5e4),
+                          ("ffs", 2e4), ("dsps", 0), ("brams", 0)):  # fmt: skip
+        report.add(metric, float(value), SOURCE)
+    return report
+
+
+# (block, LUTs, adder levels) in chain order, as firmware.trace.breakdown gives them
+BLOCKS = [
+    ("preprocessing", 300.0, 2.0),
+    ("ae1 ae1_dense0 (57x32)", 20000.0, 14.0),
+    ("ae1 ae1_dense1 (32x57)", 15000.0, 12.0),
+    ("ae1 score (57 squares)", 5000.0, 20.0),
+    ("ae2 ae2_dense0 (57x4)", 3000.0, 9.0),
+    ("ae2 ae2_dense1 (4x57)", 2500.0, 6.0),
+    ("ae2 score (57 squares)", 5000.0, 20.0),
+]
+
+
+def test_one_bunch_crossing_budget_names_the_blocks_past_it():
+    # 25 ns at 5 ns = 5 cycles of 5 levels = 25 levels. ae1: 2, 16, 28 (> 25 from dense1 on), 48;
+    # ae2: 2, 11, 17, 37 (only the score ends past 25)
+    verdict = check_budget(_report(10), 25.0, "xcvu13p", contributors=BLOCKS)
+    assert not verdict.within_budget
+    assert verdict.blocks_over_latency() == {
+        "ae1": [("ae1 ae1_dense1 (32x57)", 17, 28), ("ae1 score (57 squares)", 29, 48)],
+        "ae2": [("ae2 score (57 squares)", 18, 37)],
+    }
+    with pytest.raises(BudgetError) as err:
+        verdict.raise_if_over()
+    msg = str(err.value)
+    assert "latency (ns) 50 exceeds 25" in msg
+    assert "blocks past the latency budget (25 ns = 5 cycles of 5 ns = 25 adder levels)" in msg
+    assert "  - ae1: ae1 ae1_dense1 (32x57) (levels 17-28), ae1 score (57 squares) (levels 29-48)" in msg
+    assert "  - ae2: ae2 score (57 squares) (levels 18-37)" in msg
+
+
+def test_a_budget_that_is_met_names_no_blocks():
+    verdict = check_budget(_report(5), 25.0, "xcvu13p", contributors=BLOCKS[:3])
+    assert verdict.within_budget and "blocks past" not in verdict.error_message()
+    verdict.raise_if_over()
+
+
+def test_resources_over_the_part_do_not_list_latency_blocks():
+    report = _report(4)
+    report.figures = [f for f in report.figures if f.metric != "luts"]
+    report.add("luts", 2e6, SOURCE)  # more than an xcvu13p holds
+    verdict = check_budget(report, 50.0, "xcvu13p", contributors=BLOCKS)
+    assert not verdict.within_budget
+    assert "LUTs 2e+06 exceeds" in verdict.error_message() and "blocks past" not in verdict.error_message()
