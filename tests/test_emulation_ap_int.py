@@ -1,0 +1,81 @@
+"""hls4ml projects with ap_int/ap_uint types are emulated bit-exactly (vs hls4ml's own C simulation).
+
+Three io_parallel projects from a small QKeras Dense model, converted by hls4ml in the
+test: an ``ap_int<12>`` input, an ``ap_uint<10>`` input, and a layer result ``ap_int<10>``.
+C++ converts a double to ap_int by truncating toward zero (with ap_types' own rule for
+(-0.5, 0)) and an ap_fixed to ap_int likewise, then wraps; ``ap_fixed<W,W>`` would round
+toward -inf instead, which is what these projects catch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from emulation import (
+    FixedType,
+    build_qkeras_dense,
+    emulate_project,
+    load_hls_project,
+    write_qkeras_project,
+)
+
+N_IN = 8
+PROJECTS = {
+    "input_ap_int12": {"x": {"result": "ap_int<12>"}},
+    "input_ap_uint10": {"x": {"result": "ap_uint<10>"}},
+    "result_ap_int10": {"dense0": {"result": "ap_int<10>"}, "relu0": {"result": "ap_int<10>"}},
+}
+
+
+def _events(n: int, seed: int) -> np.ndarray:
+    """Integers, values with fractions (both signs), (-0.5, 0), exact halves, and values that wrap."""
+    rng = np.random.default_rng(seed)
+    k = n // 5
+    return np.concatenate(
+        [
+            rng.integers(-1100, 1100, (k, N_IN)).astype(np.float64),
+            rng.normal(0, 300, (k, N_IN)),
+            rng.uniform(-0.6, 0.6, (k, N_IN)),
+            rng.integers(-40, 40, (k, N_IN)) + 0.5,
+            rng.uniform(-5000, 5000, (n - 4 * k, N_IN)),  # beyond 12 bits: wraps
+        ]
+    )
+
+
+@pytest.fixture(scope="module", params=sorted(PROJECTS))
+def int_project(request, tmp_path_factory):
+    model = build_qkeras_dense([N_IN, 6, 3], seed=7, weight_bits=(6, 2))
+    sim = write_qkeras_project(model, tmp_path_factory.mktemp(request.param) / "prj", precision=PROJECTS[request.param])
+    return request.param, sim
+
+
+@pytest.mark.hls
+def test_ap_int_projects_are_bit_exact_against_csim(int_project):
+    which, sim = int_project
+    project = load_hls_project(sim.path)
+    if which.startswith("input"):
+        want = FixedType.parse(PROJECTS[which]["x"]["result"])
+        assert project.input_type == want and want.is_integer
+    else:
+        assert project.layers[0].result_type == FixedType.int_type(10)
+    x = _events(3000, seed=len(which))
+    expected = sim.predict(x)
+    result = emulate_project(project, x)
+    differ = np.any(result.outputs != expected, axis=1)
+    assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    # The events reach both the truncation and the wrapping of the integer type.
+    assert result.overflows.total > 0
+    integer_path = emulate_project(project, x, float_path=False)
+    assert np.array_equal(integer_path.outputs, expected)
+
+    # Read as ap_fixed<W,W> (rounding toward -inf), the same project is wrong: the events see the difference.
+    def as_fixed(t: FixedType) -> FixedType:
+        return FixedType(t.width, t.width, t.signed) if t.is_integer else t
+
+    layers = tuple(dataclasses.replace(layer, input_type=as_fixed(layer.input_type), result_type=as_fixed(layer.result_type))
+                   for layer in project.layers)  # fmt: skip
+    wrong = dataclasses.replace(project, input_type=as_fixed(project.input_type), layers=layers)
+    assert np.any(emulate_project(wrong, x).outputs != expected, axis=1).sum() > 100
