@@ -1,4 +1,5 @@
-"""hls4ml projects with ap_int/ap_uint types are emulated bit-exactly (vs hls4ml's own C simulation).
+"""hls4ml projects with ap_int/ap_uint types, or types wider than 64 bits, are emulated
+bit-exactly (vs hls4ml's own C simulation).
 
 Three io_parallel projects from a small QKeras Dense model, converted by hls4ml in the
 test: an ``ap_int<12>`` input, an ``ap_uint<10>`` input, and a layer result ``ap_int<10>``.
@@ -79,3 +80,20 @@ def test_ap_int_projects_are_bit_exact_against_csim(int_project):
                    for layer in project.layers)  # fmt: skip
     wrong = dataclasses.replace(project, input_type=as_fixed(project.input_type), layers=layers)
     assert np.any(emulate_project(wrong, x).outputs != expected, axis=1).sum() > 100
+
+
+@pytest.mark.hls
+def test_types_wider_than_64_bits_are_bit_exact_against_csim(tmp_path):
+    # A 72-bit accumulator and a 66-bit layer result: the emulator carries them in Python integers.
+    model = build_qkeras_dense([N_IN, 6, 3], seed=8, weight_bits=(6, 2))
+    precision = {"dense0": {"accum": "fixed<72,32,RND,SAT>", "result": "fixed<66,30,RND_CONV,WRAP>"},
+                 "dense1": {"accum": "fixed<80,40>"}}  # fmt: skip
+    sim = write_qkeras_project(model, tmp_path / "prj", precision=precision)
+    project = load_hls_project(sim.path)
+    assert project.layers[0].accum_type.width == 72 and project.layers[-1].accum_type.width == 80
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.normal(0, 8, (1500, N_IN)), rng.uniform(-40, 40, (500, N_IN)), np.zeros((10, N_IN))])
+    expected = sim.predict(x)
+    result = emulate_project(project, x)
+    differ = np.any(result.outputs != expected, axis=1)
+    assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
