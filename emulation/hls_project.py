@@ -194,8 +194,11 @@ def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense
         if name.startswith("DenseResource"):
             return "resource"
         return name
-    if nnet_dense is not None and "strategy" not in nnet_dense and uses_kernel:
-        raise ValueError(f"{where}: config {config} has no kernel typedef, which this project's nnet_dense.h needs")
+    if nnet_dense is not None and uses_kernel:
+        raise ValueError(
+            f"{where}: config {config} has no kernel typedef, but this project's nnet_dense.h dispatches "
+            "through CONFIG_T::kernel (the base dense_config's kernel computes nothing)"
+        )
     if strategy is None:
         return "latency"  # nnet::dense_config's default in every hls4ml version
     value = unqualify(strategy).strip().lower()

@@ -70,6 +70,7 @@ def _to_legacy_layout(prj) -> None:
     # nnet::dense dispatching on CONFIG_T::strategy, as in hls4ml 0.x
     dense_h = fw / "nnet_utils" / "nnet_dense.h"
     text = dense_h.read_text()
+    (prj.parent / "nnet_dense_1x.h").write_text(text)  # kept for the error test
     call = "CONFIG_T::template kernel<data_T, res_T, CONFIG_T>::dense(data, res, weights, biases);"
     assert call in text
     dispatch = (
@@ -166,6 +167,17 @@ def test_unreadable_legacy_projects_name_file_line_and_reason(legacy_project, tm
     with pytest.raises(ValueError, match=rf"myproject\.cpp:{line + 1}: argument .* is an hls::stream: an io_stream project"):
         load_hls_project(copy)
     cpp.write_text(c_text)
+
+    cpp.write_text(c_text.replace("input_t x[N_INPUT_1_1],", "input_t x[N_INPUT_1_1], input_t x2[N_INPUT_1_1],"))
+    with pytest.raises(ValueError, match=rf"myproject\.cpp:{line}: top function {TOP} has inputs \(x, x2\)"):
+        load_hls_project(copy)
+    cpp.write_text(c_text)
+
+    # hls4ml 1.x's nnet_dense.h dispatches through the kernel typedef, which this config lacks
+    shutil.copy(legacy_project.path.parent / "nnet_dense_1x.h", fw / "nnet_utils" / "nnet_dense.h")
+    with pytest.raises(ValueError, match=r"parameters\.h:\d+: config config2 has no kernel typedef"):
+        load_hls_project(copy)
+    shutil.copy(legacy_project.path / "firmware" / "nnet_utils" / "nnet_dense.h", fw / "nnet_utils" / "nnet_dense.h")
 
     header = sorted((fw / "weights").glob("w*.h"))[0]
     h_text = header.read_text()
