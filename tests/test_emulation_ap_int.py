@@ -1,8 +1,9 @@
 """hls4ml projects with ap_int/ap_uint types, or types wider than 64 bits, are emulated
 bit-exactly (vs hls4ml's own C simulation).
 
-Three io_parallel projects from a small QKeras Dense model, converted by hls4ml in the
-test: an ``ap_int<12>`` input, an ``ap_uint<10>`` input, and a layer result ``ap_int<10>``.
+io_parallel projects from small Dense models, converted by hls4ml in the test: an
+``ap_int<12>`` input, an ``ap_uint<10>`` input, a layer result ``ap_int<10>``, and
+``ap_int``/``ap_uint`` weights and biases (the C simulation reads them from .txt as integers).
 C++ converts a double to ap_int by truncating toward zero (with ap_types' own rule for
 (-0.5, 0)) and an ap_fixed to ap_int likewise, then wraps; ``ap_fixed<W,W>`` would round
 toward -inf instead, which is what these projects catch.
@@ -28,6 +29,8 @@ PROJECTS = {
     "input_ap_int12": {"x": {"result": "ap_int<12>"}},
     "input_ap_uint10": {"x": {"result": "ap_uint<10>"}},
     "result_ap_int10": {"dense0": {"result": "ap_int<10>"}, "relu0": {"result": "ap_int<10>"}},
+    # hls4ml writes ap_int weights as integer literals; the C simulation parses them as integers
+    "weights_ap_int4": {"dense0": {"weight": "ap_int<4>", "bias": "ap_uint<3>"}},
 }
 
 
@@ -46,9 +49,30 @@ def _events(n: int, seed: int) -> np.ndarray:
     )
 
 
+def _keras_dense_with_halfway_weights():
+    """A plain Keras Dense model (hls4ml takes its weight types from the config, not quantizers),
+    weights on a grid of 1/4 from -12 to 12: hls4ml's writer rounds them to integer literals
+    for ap_int weights, some beyond ap_int<4> (the C simulation wraps them)."""
+    from quantize.keras_compat import use_legacy_keras
+
+    keras = use_legacy_keras()
+    inputs = keras.Input((N_IN,), name="x")
+    h = keras.layers.Dense(6, name="dense0")(inputs)
+    h = keras.layers.Activation("relu", name="relu0")(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="dense1")(h))
+    rng = np.random.default_rng(5)
+    for layer in ("dense0", "dense1"):
+        w, b = model.get_layer(layer).get_weights()
+        model.get_layer(layer).set_weights([rng.integers(-48, 48, w.shape) / 4, rng.integers(-16, 32, b.shape) / 4])
+    return model
+
+
 @pytest.fixture(scope="module", params=sorted(PROJECTS))
 def int_project(request, tmp_path_factory):
-    model = build_qkeras_dense([N_IN, 6, 3], seed=7, weight_bits=(6, 2))
+    if request.param == "weights_ap_int4":
+        model = _keras_dense_with_halfway_weights()
+    else:
+        model = build_qkeras_dense([N_IN, 6, 3], seed=7, weight_bits=(6, 2))
     sim = write_qkeras_project(model, tmp_path_factory.mktemp(request.param) / "prj", precision=PROJECTS[request.param])
     return request.param, sim
 
@@ -60,8 +84,13 @@ def test_ap_int_projects_are_bit_exact_against_csim(int_project):
     if which.startswith("input"):
         want = FixedType.parse(PROJECTS[which]["x"]["result"])
         assert project.input_type == want and want.is_integer
-    else:
+    elif which == "result_ap_int10":
         assert project.layers[0].result_type == FixedType.int_type(10)
+    else:
+        dense0 = project.layers[0]
+        assert (dense0.weight_type, dense0.bias_type) == (FixedType.int_type(4), FixedType.int_type(3, signed=False))
+        tokens = [int(t) for t in (sim.path / "firmware" / "weights" / "w2.txt").read_text().split(",")]
+        assert max(abs(t) for t in tokens) > 7  # literals beyond ap_int<4>: wrapped as the C simulation does
     x = _events(3000, seed=len(which))
     expected = sim.predict(x)
     result = emulate_project(project, x)
@@ -72,6 +101,8 @@ def test_ap_int_projects_are_bit_exact_against_csim(int_project):
     integer_path = emulate_project(project, x, float_path=False)
     assert np.array_equal(integer_path.outputs, expected)
 
+    if which == "weights_ap_int4":
+        return
     # Read as ap_fixed<W,W> (rounding toward -inf), the same project is wrong: the events see the difference.
     def as_fixed(t: FixedType) -> FixedType:
         return FixedType(t.width, t.width, t.signed) if t.is_integer else t
