@@ -18,12 +18,14 @@ from emulation.fixed import (
     add,
     cast,
     from_float,
+    mantissa_dtype,
     multiply,
     plus_type,
     product_type,
     to_float,
 )
-from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject, load_hls_project
+from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject, Port, load_hls_project
+from emulation.hls_text import resolve_size
 from emulation.network import (
     EmulationResult,
     dense_latency,
@@ -68,6 +70,7 @@ __all__ = [
     "FixedType",
     "HLSProject",
     "OverflowCounter",
+    "Port",
     "TriggerEmulator",
     "TriggerOutputs",
     "add",
@@ -91,12 +94,14 @@ __all__ = [
     "load_hls_project",
     "load_inputs",
     "load_trigger",
+    "mantissa_dtype",
     "multiply",
     "overflow_table",
     "place_thresholds",
     "plus_type",
     "product_type",
     "relu",
+    "resolve_size",
     "run_layers",
     "score_mantissas",
     "threshold_mantissas",

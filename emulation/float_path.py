@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, _bounds
+from emulation.fixed import FixedType, OverflowCounter, _ap_int_from_double, _bounds
 from emulation.hls_project import DenseLayer, HLSProject
 
 __all__ = ["cast_float", "from_float_exact", "project_plan", "run_layers_float"]
@@ -39,6 +39,8 @@ def cast_float(
 ) -> np.ndarray:
     """``fixed.cast`` on float64 mantissas (may reuse ``y``'s memory)."""
     n = y.size
+    if dst.is_integer and src.signed and src.integer <= 0:  # see fixed._int_source
+        y = np.where(y < 0, -(2.0**src.fractional), y)
     shift = _contained(src, dst)
     if shift is not None:
         if counter is not None:
@@ -108,6 +110,8 @@ def from_float_exact(x: np.ndarray, dst: FixedType, counter: OverflowCounter | N
     """float64 mantissas of ``dst(double(x))``, or None when some value needs the exact integer path."""
     if dst.rounding not in ("AP_TRN", "AP_RND_CONV", "AP_TRN_ZERO"):
         return None  # the other modes need exact tie tests on arbitrary doubles: integer path
+    if dst.is_integer:
+        x = _ap_int_from_double(x)
     with np.errstate(over="ignore"):
         y = x * 2.0**dst.fractional  # exact unless it overflows or (F < 0) underflows
     if y.size and not (max(y.max(), -y.min()) < 2.0**51 and (dst.fractional >= 0 or np.abs(y).min() >= 2.0**-1000)):
@@ -121,12 +125,16 @@ def project_plan(project: HLSProject) -> list | None:
     from emulation.network import _static_plan
 
     types = [project.input_type, project.output_type]
-    plans: list = []
-    t = project.input_type
     for layer in project.layers:
         types.append(layer.result_type)
         if isinstance(layer, DenseLayer):
             types += [layer.accum_type, layer.weight_type, layer.bias_type]
+    if any(x.width > MAX_FLOAT_WIDTH for x in types):
+        return None
+    plans: list = []
+    t = project.input_type
+    for layer in project.layers:
+        if isinstance(layer, DenseLayer):
             plan = _static_plan(t, layer.weight, layer.weight_type, layer.bias, layer.bias_type, layer.accum_type)
             if plan is None or not _float_ok(layer.accum_type, layer.result_type):
                 return None
@@ -136,8 +144,6 @@ def project_plan(project: HLSProject) -> list | None:
                 return None
             plans.append(None)
         t = layer.result_type
-    if any(x.width > MAX_FLOAT_WIDTH for x in types):
-        return None
     return plans
 
 

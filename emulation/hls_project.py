@@ -1,14 +1,18 @@
 """Read an HLS project written by hls4ml (io_parallel) into a layer graph the emulator runs.
 
-Reads only what the C simulation itself compiles: ``firmware/defines.h`` (typedefs,
-possibly inside a C++ namespace), ``firmware/parameters.h`` (one config struct per
-layer), the top function in ``firmware/<name>.cpp`` (any name: the function whose body
-calls ``nnet::`` layers) and ``firmware/weights/*.txt`` (or the ``.h`` initialisers).
-Weights are converted to their types exactly as the C simulation does
-(``istream >> double``, then ``weight_t(double)``).
+Reads what the C simulation itself compiles (``emulation.hls_text``): ``firmware/defines.h``
+and ``firmware/parameters.h`` (typedefs, possibly inside a C++ namespace; ``#define``
+sizes; one config struct per layer), the top function in ``firmware/*.cpp`` (any name: the
+function whose body calls ``nnet::`` layers; its array arguments are the inputs and
+outputs) and the weights the C simulation holds: from ``firmware/weights/*.txt`` where the
+top function loads them with ``load_weights_from_txt``, else from the initialisers in
+``firmware/weights/*.h``. Sizes may be literals, named constants or expressions; the
+dense strategy comes from the ``kernel`` typedef (hls4ml 1.x) or from ``strategy``
+(hls4ml 0.x), whichever the project's ``nnet_dense.h`` dispatches on. This covers
+projects from hls4ml 0.x to 1.3 and hand-edited ones.
 
 Supported: sequential Dense (Latency strategy) / ReLU / linear networks. Anything else
-raises ``ValueError`` naming the layer and the file.
+raises ``ValueError`` naming the file, the line and the reason.
 """
 
 from __future__ import annotations
@@ -20,12 +24,22 @@ from pathlib import Path
 
 import numpy as np
 
-from emulation.fixed import FixedType, from_float
+from emulation.fixed import FixedType
 from emulation.graph import Graph
+from emulation.hls_text import Source, TypeTable, WeightArrays, read_source, resolve_size, unqualify
 
-__all__ = ["ActivationLayer", "DenseLayer", "HLSProject", "load_hls_project"]
+__all__ = ["ActivationLayer", "DenseLayer", "HLSProject", "Port", "dense_strategy", "load_hls_project"]
 
 SUPPORTED = "dense (Latency strategy), relu, linear"
+
+
+@dataclass(frozen=True)
+class Port:
+    """One array argument of the top function: ``type name[size]``."""
+
+    name: str
+    type: FixedType
+    size: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +79,8 @@ class HLSProject:
     output_type: FixedType
     n_outputs: int
     layers: tuple[DenseLayer | ActivationLayer, ...]
+    inputs: tuple[Port, ...] = ()  # every array argument the layers read, in signature order
+    outputs: tuple[Port, ...] = ()  # every array argument the layers write
     graph: Graph | None = None  # any other project: its layer graph (then ``layers`` is empty)
 
     def describe(self) -> str:
@@ -82,16 +98,7 @@ class HLSProject:
         return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- C++ text
-
-
-def _strip_comments(text: str) -> str:
-    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
-    return re.sub(r"//[^\n]*", "", text)
-
-
-def _unqualify(name: str) -> str:
-    return name.strip().split("::")[-1].strip()
+# ----------------------------------------------------------------------------- top function
 
 
 def _split_top(args: str) -> list[str]:
@@ -112,63 +119,7 @@ def _split_top(args: str) -> list[str]:
     return parts
 
 
-_STRUCT_RE = re.compile(r"struct\s+(\w+)\s*(?::\s*[\w:\s,]+)?\{(.*?)\}\s*;", re.S)
-_TYPEDEF_RE = re.compile(r"typedef\s+([^;{}]+?)\s+(\w+)\s*;")
-_USING_RE = re.compile(r"(?<![\w>])using\s+(\w+)\s*=\s*([^;{}]+?)\s*;")
-_CONST_RE = re.compile(r"static\s+const\s+(?:unsigned|int|bool|unsigned\s+int)\s+(\w+)\s*=\s*([^;]+);")
-
-
-def _aliases(text: str) -> dict[str, str]:
-    out = {name: target.strip() for target, name in _TYPEDEF_RE.findall(text)}
-    out.update({name: target.strip() for name, target in _USING_RE.findall(text)})
-    return out
-
-
-class _Types:
-    def __init__(self, aliases: dict[str, str], where: str) -> None:
-        self.aliases = aliases
-        self.where = where
-
-    def resolve(self, name: str) -> FixedType:
-        seen = set()
-        current = name.strip()
-        while True:
-            key = _unqualify(current)
-            if current.replace(" ", "").startswith(("ap_fixed<", "ap_ufixed<", "ap_int<", "ap_uint<")):
-                try:
-                    return FixedType.parse(current.replace(" ", ""))
-                except ValueError as err:
-                    raise ValueError(f"{self.where}: type {name!r}: {err}") from None
-            if key in seen or key not in self.aliases:
-                raise ValueError(
-                    f"{self.where}: type {name!r} is not an ap_fixed/ap_int typedef "
-                    f"(resolved to {current!r}); only fixed-point io_parallel projects can be emulated"
-                )
-            seen.add(key)
-            current = self.aliases[key]
-
-
-# ----------------------------------------------------------------------------- top function
-
-
-def _find_top(firmware: Path) -> tuple[Path, str, str, str]:
-    """(file, function name, parameter list, body) of the function that instantiates the layers."""
-    candidates = []
-    for cpp in sorted(firmware.glob("*.cpp")):
-        text = _strip_comments(cpp.read_text(errors="replace"))
-        for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^)]*)\)\s*\{", text):
-            body = _body(text, m.end() - 1)
-            if re.search(r"nnet::\w+\s*<", body):
-                candidates.append((cpp, m.group(1), m.group(2), body))
-    if not candidates:
-        raise ValueError(f"{firmware}: no top function calling nnet:: layers in any firmware/*.cpp")
-    if len(candidates) > 1:
-        names = ", ".join(f"{c[1]} ({c[0].name})" for c in candidates)
-        raise ValueError(f"{firmware}: several candidate top functions: {names}")
-    return candidates[0]
-
-
-def _body(text: str, brace: int) -> str:
+def _body_end(text: str, brace: int, source: Source) -> int:
     depth = 0
     for i in range(brace, len(text)):
         if text[i] == "{":
@@ -176,49 +127,143 @@ def _body(text: str, brace: int) -> str:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[brace + 1 : i]
-    raise ValueError("unbalanced braces in the top function")
+                return i
+    raise ValueError(f"{source.where(brace)}: unbalanced braces in this function")
 
 
-def _parse_params(params: str, where: str) -> list[tuple[str, str, int]]:
-    out = []
-    for p in _split_top(params):
-        m = re.fullmatch(r"\s*([\w:<>,\s]+?)\s+(\w+)\s*\[\s*(\d+)\s*\]\s*", p)
+@dataclass(frozen=True)
+class _Top:
+    source: Source
+    name: str
+    params: str
+    params_at: int
+    body: str
+    body_at: int
+
+
+def _find_top(sources: list[Source], firmware: Path) -> _Top:
+    """The function whose body instantiates nnet:: layers (the top function, any name)."""
+    candidates = []
+    for source in sources:
+        for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^)]*)\)\s*\{", source.text):
+            end = _body_end(source.text, m.end() - 1, source)
+            body = source.text[m.end() : end]
+            if re.search(r"nnet::\w+\s*<", body) and not m.group(1).startswith("load_"):
+                candidates.append(_Top(source, m.group(1), m.group(2), m.start(2), body, m.end()))
+    if not candidates:
+        raise ValueError(f"{firmware}: no top function calling nnet:: layers in any firmware/*.cpp")
+    if len(candidates) > 1:
+        names = ", ".join(f"{c.name} ({c.source.where(c.params_at)})" for c in candidates)
+        raise ValueError(f"{firmware}: several candidate top functions: {names}")
+    return candidates[0]
+
+
+def _ports(top: _Top, types: TypeTable, constants: dict[str, str]) -> list[Port]:
+    """The top function's array arguments; scalar ones (hls4ml 0.x ``const_size_in``) are skipped."""
+    ports = []
+    offset = top.params_at
+    for p in _split_top(top.params):
+        where = top.source.where(top.source.text.find(p, offset) if p else offset)
+        if re.search(r"\bhls::stream\b", p):
+            raise ValueError(f"{where}: argument {p!r} is an hls::stream: an io_stream project; "
+                             "only io_parallel projects (array arguments) can be emulated")  # fmt: skip
+        m = re.fullmatch(r"\s*([\w:<>,\s]+?)\s*(\w+)\s*\[([^\]]+)\]\s*", p, flags=re.S)
         if m is None:
-            raise ValueError(
-                f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]' "
-                "(only io_parallel projects can be emulated)"
-            )
-        out.append((m.group(1).strip(), m.group(2), int(m.group(3))))
-    return out
+            if re.fullmatch(r"\s*[\w\s]+&\s*\w+\s*", p) or re.fullmatch(r"\s*[\w\s]+\s\w+\s*", p):
+                continue  # a scalar (hls4ml 0.x reports its sizes through such arguments)
+            raise ValueError(f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]'")
+        type_name, name, size = m.group(1).strip(), m.group(2), m.group(3)
+        ports.append(Port(name, types.resolve(type_name, where), resolve_size(size, constants, where)))
+    return ports
 
 
-# ----------------------------------------------------------------------------- weights
+# ----------------------------------------------------------------------------- strategy
 
 
-def _read_weights(weights_dir: Path, name: str, ftype: FixedType, size: int) -> np.ndarray:
-    txt = weights_dir / f"{name}.txt"
-    header = weights_dir / f"{name}.h"
-    if txt.exists():
-        text = txt.read_text().strip().splitlines()[0] if txt.read_text().strip() else ""
-        source = txt
-    elif header.exists():
-        m = re.search(rf"\b{re.escape(name)}\s*\[[^\]]*\]\s*=\s*\{{([^}}]*)\}}", _strip_comments(header.read_text()))
-        if m is None:
-            raise ValueError(f"{header}: no initialiser list found")
-        text, source = m.group(1), header
-    else:
-        raise ValueError(f"{weights_dir}: weights '{name}' missing (neither {txt.name} nor {header.name})")
-    try:
-        values = np.array([float(v) for v in text.replace("\n", " ").split(",") if v.strip()], dtype=np.float64)
-    except ValueError as err:
-        raise ValueError(f"{source}: cannot read weights: {err}") from None
-    if values.size != size:
-        raise ValueError(f"{source}: {values.size} values, the layer needs {size}")
-    return from_float(values, ftype)
+def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense: str | None, where: str) -> str:
+    """``"latency"`` or ``"resource"``: the dense kernel the C simulation runs for this config.
+
+    hls4ml 1.x dispatches through the config's ``kernel`` typedef (``nnet::DenseLatency``,
+    ``nnet::DenseResource_*``); hls4ml 0.x on ``CONFIG_T::strategy`` (``nnet::latency`` /
+    ``nnet::resource``). The project's own ``nnet_dense.h`` (its text, when present) says
+    which; without it, a ``kernel`` typedef wins.
+    """
+    kernel = re.search(r"using\s+kernel\s*=\s*([\w:]+)", body)
+    strategy = constants.get("strategy")
+    uses_kernel = nnet_dense is None or "::template kernel" in nnet_dense or "::kernel<" in nnet_dense
+    if uses_kernel and kernel is not None:
+        name = unqualify(kernel.group(1))
+        if name == "DenseLatency":
+            return "latency"
+        if name.startswith("DenseResource"):
+            return "resource"
+        return name
+    if nnet_dense is not None and uses_kernel:
+        raise ValueError(
+            f"{where}: config {config} has no kernel typedef, but this project's nnet_dense.h dispatches "
+            "through CONFIG_T::kernel (the base dense_config's kernel computes nothing)"
+        )
+    if strategy is None:
+        return "latency"  # nnet::dense_config's default in every hls4ml version
+    value = unqualify(strategy).strip().lower()
+    if value in ("latency", "resource"):
+        return value
+    raise ValueError(f"{where}: config {config} has strategy {strategy!r}; expected nnet::latency or nnet::resource")
 
 
 # ----------------------------------------------------------------------------- loader
+
+
+_STRUCT_RE = re.compile(r"struct\s+(\w+)\s*(?::\s*[\w:\s,]+)?\{", re.S)
+_CONST_RE = re.compile(r"static\s+const(?:expr)?\s+(?:unsigned\s+int|unsigned|int|bool|long|size_t)\s+(\w+)\s*=\s*([^;]+);")
+_GLOBAL_CONST_RE = re.compile(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned\s+int|unsigned|int|long|size_t)\s+(\w+)\s*=\s*([^;]+);")
+
+
+@dataclass(frozen=True)
+class _Config:
+    source: Source
+    name: str
+    body: str
+    body_at: int
+    constants: dict[str, str]
+
+    @property
+    def where(self) -> str:
+        return self.source.where(self.body_at)
+
+
+def _configs(source: Source) -> dict[str, _Config]:
+    out = {}
+    for m in _STRUCT_RE.finditer(source.text):
+        end = _body_end(source.text, m.end() - 1, source)
+        body = source.text[m.end() : end]
+        consts = {k: v.strip() for k, v in _CONST_RE.findall(body)}
+        out[m.group(1)] = _Config(source, m.group(1), body, m.end(), consts)
+    return out
+
+
+def _without_structs(text: str) -> str:
+    """The text with struct bodies blanked (their typedefs are local to the struct)."""
+    out = list(text)
+    for m in _STRUCT_RE.finditer(text):
+        depth = 0
+        for i in range(m.end() - 1, len(text)):
+            depth += text[i] == "{"
+            depth -= text[i] == "}"
+            if depth == 0:
+                out[m.end() : i] = " " * (i - m.end())
+                break
+    return "".join(out)
+
+
+def _read_all(firmware: Path) -> tuple[list[Source], dict[str, str]]:
+    """Every firmware source the C simulation compiles, in include order, and the macros they define."""
+    macros: dict[str, str] = {"WEIGHTS_DIR": '"firmware/weights"'}  # build_lib.sh's -D
+    order = [firmware / "defines.h", firmware / "parameters.h"]
+    order += sorted((firmware / "weights").glob("*.h")) if (firmware / "weights").is_dir() else []
+    order += sorted(p for p in firmware.glob("*.h") if p.name not in ("defines.h", "parameters.h"))
+    order += sorted(firmware.glob("*.cpp"))
+    return [read_source(p, macros) for p in order if p.exists()], macros
 
 
 def load_hls_project(path: str | os.PathLike[str]) -> HLSProject:
@@ -231,7 +276,7 @@ def load_hls_project(path: str | os.PathLike[str]) -> HLSProject:
     """
     try:
         return _load_dense_chain(path)
-    except ValueError:
+    except NotAChain:
         from emulation.project_graph import read_project_graph
 
         graph = read_project_graph(path)  # its error, if any, names the true reason
@@ -249,6 +294,10 @@ def load_hls_project(path: str | os.PathLike[str]) -> HLSProject:
     )
 
 
+class NotAChain(ValueError):
+    """The project reads fine but is not a sequential dense/ReLU/linear chain: the graph reader takes it."""
+
+
 def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     """The reader of sequential dense/ReLU/linear projects (``load_hls_project`` falls back to the graph)."""
     path = Path(path)
@@ -258,91 +307,108 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     for required in ("defines.h", "parameters.h"):
         if not (firmware / required).exists():
             raise ValueError(f"{firmware}: {required} is missing; is this an hls4ml project?")
-    defines = _strip_comments((firmware / "defines.h").read_text(errors="replace"))
-    parameters = _strip_comments((firmware / "parameters.h").read_text(errors="replace"))
-    cpp, top, params, body = _find_top(firmware)
-    header = cpp.with_suffix(".h")
-    header_text = _strip_comments(header.read_text(errors="replace")) if header.exists() else ""
+    sources, macros = _read_all(firmware)
+    top = _find_top([s for s in sources if s.path.suffix == ".cpp"], firmware)
+    cpp = top.source
 
-    configs = {m.group(1): m.group(2) for m in _STRUCT_RE.finditer(parameters)}
-    global_text = _STRUCT_RE.sub(" ", defines + "\n" + parameters + "\n" + header_text)
-    types = _Types(_aliases(global_text), str(firmware / "defines.h"))
+    constants: dict[str, str] = dict(macros)
+    types = TypeTable()
+    configs: dict[str, _Config] = {}
+    for source in sources:
+        outside = _without_structs(source.text)
+        types.add(source, outside)
+        constants.update({k: v.strip() for k, v in _GLOBAL_CONST_RE.findall(outside)})
+        if source.path.suffix == ".h":
+            configs.update(_configs(source))
+    nnet_dense_h = firmware / "nnet_utils" / "nnet_dense.h"
+    nnet_dense = nnet_dense_h.read_text(errors="replace") if nnet_dense_h.exists() else None
+    weights = WeightArrays([s for s in sources if s.path.parent.name == "weights" or s is cpp], cpp, firmware / "weights")
 
-    args = _parse_params(params, str(cpp))
-    if len(args) != 2:
-        raise ValueError(f"{cpp}: top function {top} has {len(args)} arguments; only one input and one output are supported")
-    (in_type, in_name, n_in), (out_type, out_name, n_out) = args
-
-    layer_names = _layer_names(cpp.read_text(errors="replace"))
+    ports = _ports(top, types, constants)
+    layer_names = _layer_names(cpp.path.read_text(errors="replace"))
     calls = [
         m
-        for m in re.finditer(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", body, flags=re.S)
+        for m in re.finditer(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", top.body, flags=re.S)
         if not m.group(1).startswith("load_")
     ]
     if not calls:
-        raise ValueError(f"{cpp}: no nnet:: layer calls in {top}")
+        raise ValueError(f"{cpp.where(top.body_at)}: no nnet:: layer calls in {top.name}")
+    written = {_split_top(c.group(3))[1] for c in calls if len(_split_top(c.group(3))) > 1}
+    inputs = tuple(p for p in ports if p.name not in written)
+    outputs = tuple(p for p in ports if p.name in written)
+    top_at = cpp.where(top.params_at)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NotAChain(
+            f"{top_at}: top function {top.name} has inputs ({', '.join(p.name for p in inputs) or 'none'}) and "
+            f"outputs ({', '.join(p.name for p in outputs) or 'none'}); the emulator runs one input through a "
+            "sequential chain to one output (non-sequential graphs are not supported)"
+        )
+    (inp,), (out,) = inputs, outputs
 
     layers: list[DenseLayer | ActivationLayer] = []
-    current, width = in_name, n_in
+    current, width = inp.name, inp.size
     for call in calls:
+        at = cpp.where(top.body_at + call.start())
         func, targs, cargs = call.group(1), _split_top(call.group(2)), _split_top(call.group(3))
-        name = layer_names.get(call.group(0).strip().replace(" ", ""), func)
+        name = layer_names.get(re.sub(r"\s+", "", call.group(0)), func)
         if func not in ("dense", "dense_latency", "relu", "linear") or len(targs) != 3:
-            raise ValueError(
-                f"{cpp}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {SUPPORTED})"
+            raise NotAChain(
+                f"{at}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {SUPPORTED})"
             )
         in_t, out_t, config_name = targs
         src, dst = cargs[0], cargs[1]
         if src != current:
-            raise ValueError(f"{cpp}: layer '{name}' reads {src!r}, not the previous output {current!r}; "
-                             "only sequential networks are supported")
-        cfg_body = configs.get(_unqualify(config_name))
-        if cfg_body is None:
-            raise ValueError(f"{firmware / 'parameters.h'}: config struct {config_name!r} of layer '{name}' not found")
-        consts = {k: v.strip() for k, v in _CONST_RE.findall(cfg_body)}
-        local = dict(types.aliases)
-        local.update(_aliases(cfg_body))
-        ltypes = _Types(local, f"{firmware / 'parameters.h'} ({config_name})")
-        input_type, result_type = ltypes.resolve(in_t), ltypes.resolve(out_t)
+            raise NotAChain(f"{at}: layer '{name}' reads {src!r}, not the previous output {current!r}; "
+                             "only sequential networks are supported")  # fmt: skip
+        cfg = configs.get(unqualify(config_name))
+        if cfg is None:
+            raise ValueError(f"{at}: config struct {config_name!r} of layer '{name}' is defined in no firmware header")
+        ltypes = types.local(cfg.source, cfg.body, cfg.body_at)
+        local = {**constants, **cfg.constants}
+        input_type, result_type = ltypes.resolve(in_t, at), ltypes.resolve(out_t, at)
         if func in ("dense", "dense_latency"):
-            kernel = re.search(r"using\s+kernel\s*=\s*([\w:]+)", cfg_body)
-            if func == "dense" and (kernel is None or _unqualify(kernel.group(1)) != "DenseLatency"):
-                found = kernel.group(1) if kernel else "none"
-                raise ValueError(
-                    f"{cpp}: layer '{name}' uses dense kernel {found}; only the Latency strategy is supported"
-                )
-            product = re.search(r"using\s+product\s*=\s*nnet::product::(\w+)", cfg_body)
+            strategy = "latency" if func == "dense_latency" else dense_strategy(cfg.name, cfg.body, local, nnet_dense, cfg.where)
+            if strategy != "latency":
+                raise NotAChain(f"{cfg.where}: layer '{name}' uses the dense {strategy} strategy; "
+                                 "only the Latency strategy is supported")  # fmt: skip
+            product = re.search(r"using\s+product\s*=\s*nnet::product::(\w+)", cfg.body)
             if product is not None and product.group(1) != "mult":
-                raise ValueError(f"{cpp}: layer '{name}' uses product {product.group(1)}; only 'mult' is supported")
-            n_i, n_o = int(consts["n_in"]), int(consts["n_out"])
+                raise NotAChain(f"{cfg.where}: layer '{name}' uses product {product.group(1)}; only 'mult' is supported")
+            for key in ("n_in", "n_out"):
+                if key not in cfg.constants:
+                    raise ValueError(f"{cfg.where}: config {cfg.name} of layer '{name}' has no {key}")
+            n_i = resolve_size(cfg.constants["n_in"], local, cfg.where)
+            n_o = resolve_size(cfg.constants["n_out"], local, cfg.where)
             if n_i != width:
-                raise ValueError(f"{cpp}: layer '{name}' has n_in={n_i} but its input has {width} values")
+                raise ValueError(f"{cfg.where}: layer '{name}' has n_in={n_i} but its input has {width} values")
             if len(cargs) != 4:
-                raise ValueError(f"{cpp}: layer '{name}': expected (input, output, weights, biases)")
-            wt, bt, at = ltypes.resolve("weight_t"), ltypes.resolve("bias_t"), ltypes.resolve("accum_t")
-            weights = _read_weights(firmware / "weights", cargs[2], wt, n_i * n_o).reshape(n_i, n_o)
-            bias = _read_weights(firmware / "weights", cargs[3], bt, n_o)
-            layers.append(DenseLayer(name, n_i, n_o, input_type, weights, wt, bias, bt, at, result_type))
+                raise ValueError(f"{at}: layer '{name}': expected (input, output, weights, biases)")
+            wt, bt, acc = (ltypes.resolve(k, cfg.where) for k in ("weight_t", "bias_t", "accum_t"))
+            w = weights.values(cargs[2], ltypes, local, n_i * n_o, wt, at).reshape(n_i, n_o)
+            b = weights.values(cargs[3], ltypes, local, n_o, bt, at)
+            layers.append(DenseLayer(name, n_i, n_o, input_type, w, wt, b, bt, acc, result_type))
             width = n_o
         else:
-            n = int(consts.get("n_in", width))
+            n = resolve_size(cfg.constants.get("n_in", width), local, cfg.where)
             if n != width:
-                raise ValueError(f"{cpp}: layer '{name}' has n_in={n} but its input has {width} values")
+                raise ValueError(f"{cfg.where}: layer '{name}' has n_in={n} but its input has {width} values")
             layers.append(ActivationLayer(name, func, n, input_type, result_type))
         current = dst
-    if current != out_name:
-        raise ValueError(f"{cpp}: the last layer writes {current!r}, not the output {out_name!r}")
-    if width != n_out:
-        raise ValueError(f"{cpp}: the network gives {width} outputs, the top function declares {n_out}")
+    if current != out.name:
+        raise ValueError(f"{top_at}: the last layer writes {current!r}, not the output {out.name!r}")
+    if width != out.size:
+        raise ValueError(f"{top_at}: the network gives {width} outputs, the top function declares {out.size}")
     return HLSProject(
         path=path,
-        top=top,
-        input_name=in_name,
-        input_type=types.resolve(in_type),
-        n_inputs=n_in,
-        output_type=types.resolve(out_type),
-        n_outputs=n_out,
+        top=top.name,
+        input_name=inp.name,
+        input_type=inp.type,
+        n_inputs=inp.size,
+        output_type=out.type,
+        n_outputs=out.size,
         layers=tuple(layers),
+        inputs=inputs,
+        outputs=outputs,
     )
 
 
@@ -350,5 +416,5 @@ def _layer_names(raw_cpp: str) -> dict[str, str]:
     """hls4ml ends each layer call with ``// layer_name``; map the call text to it."""
     out = {}
     for m in re.finditer(r"(nnet::\w+\s*<.*?>\s*\([^;]*?\)\s*;)[ \t]*//[ \t]*(\S+)", raw_cpp):
-        out[m.group(1).replace(" ", "")] = m.group(2)
+        out[re.sub(r"\s+", "", m.group(1))] = m.group(2)
     return out

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, cast, from_float, product_type, to_float
+from emulation.fixed import (
+    FixedType,
+    OverflowCounter,
+    cast,
+    from_float,
+    mantissa_dtype,
+    product_type,
+    to_float,
+)
 from emulation.float_path import from_float_exact, project_plan, run_layers_float
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 
@@ -77,6 +85,15 @@ def dense_latency(
     at least once; for a wrapping accumulator, final sums outside its range) and
     ``{name}.result`` (the cast to result_t).
     """
+    types = [x_type, weight_type, product_type(x_type, weight_type), accum_type, result_type]
+    if mantissa_dtype(*types, *([bias_type] if bias is not None else [])) != np.int64:
+        # Some type is wider than int64 carries: Python integers and the literal loop, exact.
+        x, weight = np.asarray(x).astype(object), np.asarray(weight).astype(object)
+        b = np.zeros(weight.shape[1], dtype=object)
+        if bias is not None:
+            b = cast(np.asarray(bias), bias_type, accum_type, counter, f"{name}.bias").astype(object)
+        acc = _accumulate(x, weight, b, product_type(x_type, weight_type), accum_type, counter, name)
+        return cast(acc, accum_type, result_type, counter, f"{name}.result")
     x = np.asarray(x, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.int64)
     n_events, n_in = x.shape
@@ -186,7 +203,7 @@ def _accumulate(
     hit = np.zeros(acc.shape, dtype=bool)
     for i in range(x.shape[1]):
         products = x[:, i : i + 1] * weight[i][None, :]
-        exact = acc + cast(products, prod_t.fractional, acc_t, counter, f"{name}.product")
+        exact = acc + cast(products, prod_t, acc_t, counter, f"{name}.product")
         acc = cast(exact, acc_t.fractional, acc_t)
         hit |= acc != exact
     if counter is not None:
@@ -198,22 +215,21 @@ def relu(
     x: np.ndarray, x_type: FixedType, result_type: FixedType, counter: OverflowCounter | None = None, name: str = "relu"
 ) -> np.ndarray:
     """``nnet::relu``: ``res = x > 0 ? (res_t) x : 0``."""
-    x = np.asarray(x, dtype=np.int64)
-    return cast(np.maximum(x, 0), x_type, result_type, counter, name)
+    return cast(np.maximum(np.asarray(x), 0), x_type, result_type, counter, name)
 
 
 def linear(
     x: np.ndarray, x_type: FixedType, result_type: FixedType, counter: OverflowCounter | None = None, name: str = "linear"
 ) -> np.ndarray:
     """``nnet::linear``: ``res = (res_t) x``."""
-    return cast(np.asarray(x, dtype=np.int64), x_type, result_type, counter, name)
+    return cast(np.asarray(x), x_type, result_type, counter, name)
 
 
 def run_layers(
     project: HLSProject, x_mantissa: np.ndarray, counter: OverflowCounter | None = None
 ) -> np.ndarray:
     """Run the project's layers on input mantissas (N, n_inputs) of its input type."""
-    h, t = np.asarray(x_mantissa, dtype=np.int64), project.input_type
+    h, t = np.asarray(x_mantissa), project.input_type
     for layer in project.layers:
         if isinstance(layer, DenseLayer):
             h = dense_latency(

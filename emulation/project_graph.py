@@ -18,20 +18,98 @@ from pathlib import Path
 
 import numpy as np
 
-from emulation.fixed import FixedType
+from emulation.fixed import FixedType, from_float
 from emulation.graph import Graph, Node, Port
-from emulation.hls_project import (
-    _aliases,
-    _find_top,
-    _layer_names,
-    _read_weights,
-    _split_top,
-    _strip_comments,
-    _Types,
-    _unqualify,
-)
+from emulation.hls_project import _layer_names, _split_top
+from emulation.hls_text import strip_comments, unqualify
 
 __all__ = ["LayerCall", "read_project_graph"]
+
+# The graph reader's own view of the project text. TODO(#14/#15): read through
+# emulation.hls_text (TypeTable, WeightArrays) like load_hls_project, so there is one reader.
+_TYPEDEF_RE = re.compile(r"typedef\s+([^;{}]+?)\s+(\w+)\s*;")
+_USING_RE = re.compile(r"(?<![\w>])using\s+(\w+)\s*=\s*([^;{}]+?)\s*;")
+def _aliases(text: str) -> dict[str, str]:
+    out = {name: target.strip() for target, name in _TYPEDEF_RE.findall(text)}
+    out.update({name: target.strip() for name, target in _USING_RE.findall(text)})
+    return out
+
+
+class _Types:
+    def __init__(self, aliases: dict[str, str], where: str) -> None:
+        self.aliases = aliases
+        self.where = where
+
+    def resolve(self, name: str) -> FixedType:
+        seen = set()
+        current = name.strip()
+        while True:
+            key = unqualify(current)
+            if current.replace(" ", "").startswith(("ap_fixed<", "ap_ufixed<", "ap_int<", "ap_uint<")):
+                try:
+                    return FixedType.parse(current.replace(" ", ""))
+                except ValueError as err:
+                    raise ValueError(f"{self.where}: type {name!r}: {err}") from None
+            if key in seen or key not in self.aliases:
+                raise ValueError(
+                    f"{self.where}: type {name!r} is not an ap_fixed/ap_int typedef "
+                    f"(resolved to {current!r}); only fixed-point io_parallel projects can be emulated"
+                )
+            seen.add(key)
+            current = self.aliases[key]
+
+
+def _find_top(firmware: Path) -> tuple[Path, str, str, str]:
+    """(file, function name, parameter list, body) of the function that instantiates the layers."""
+    candidates = []
+    for cpp in sorted(firmware.glob("*.cpp")):
+        text = strip_comments(cpp.read_text(errors="replace"))
+        for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^)]*)\)\s*\{", text):
+            body = _body(text, m.end() - 1)
+            if re.search(r"nnet::\w+\s*<", body):
+                candidates.append((cpp, m.group(1), m.group(2), body))
+    if not candidates:
+        raise ValueError(f"{firmware}: no top function calling nnet:: layers in any firmware/*.cpp")
+    if len(candidates) > 1:
+        names = ", ".join(f"{c[1]} ({c[0].name})" for c in candidates)
+        raise ValueError(f"{firmware}: several candidate top functions: {names}")
+    return candidates[0]
+
+
+def _body(text: str, brace: int) -> str:
+    depth = 0
+    for i in range(brace, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[brace + 1 : i]
+    raise ValueError("unbalanced braces in the top function")
+
+
+def _read_weights(weights_dir: Path, name: str, ftype: FixedType, size: int) -> np.ndarray:
+    txt = weights_dir / f"{name}.txt"
+    header = weights_dir / f"{name}.h"
+    if txt.exists():
+        text = txt.read_text().strip().splitlines()[0] if txt.read_text().strip() else ""
+        source = txt
+    elif header.exists():
+        m = re.search(rf"\b{re.escape(name)}\s*\[[^\]]*\]\s*=\s*\{{([^}}]*)\}}", strip_comments(header.read_text()))
+        if m is None:
+            raise ValueError(f"{header}: no initialiser list found")
+        text, source = m.group(1), header
+    else:
+        raise ValueError(f"{weights_dir}: weights '{name}' missing (neither {txt.name} nor {header.name})")
+    try:
+        values = np.array([float(v) for v in text.replace("\n", " ").split(",") if v.strip()], dtype=np.float64)
+    except ValueError as err:
+        raise ValueError(f"{source}: cannot read weights: {err}") from None
+    if values.size != size:
+        raise ValueError(f"{source}: {values.size} values, the layer needs {size}")
+    return from_float(values, ftype)
+
+
 
 _STRUCT = re.compile(r"struct\s+(\w+)\s*(?::\s*(?:public\s+)?([\w:]+))?\s*\{(.*?)\}\s*;", re.S)
 _STATIC = re.compile(r"static\s+(?:const|constexpr)\s+(?:const\s+)?([\w:<>,\s]+?)\s+(\w+)\s*=\s*([^;]+);")
@@ -55,7 +133,7 @@ def _value(text: str, consts: dict[str, str]) -> int | float | str:
     try:
         return float(t)
     except ValueError:
-        return _unqualify(text)
+        return unqualify(text)
 
 
 @dataclass
@@ -121,7 +199,7 @@ class LayerCall:
 
 
 def _structs(text: str) -> dict[str, _Struct]:
-    return {m.group(1): _Struct(m.group(1), m.group(2) and _unqualify(m.group(2)), m.group(3)) for m in _STRUCT.finditer(text)}
+    return {m.group(1): _Struct(m.group(1), m.group(2) and unqualify(m.group(2)), m.group(3)) for m in _STRUCT.finditer(text)}
 
 
 def _size(text: str, constants: dict[str, int]) -> int | None:
@@ -180,15 +258,15 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     for required in ("defines.h", "parameters.h"):
         if not (firmware / required).exists():
             raise ValueError(f"{firmware}: {required} is missing; is this an hls4ml project?")
-    defines = _strip_comments((firmware / "defines.h").read_text(errors="replace"))
-    parameters = _strip_comments((firmware / "parameters.h").read_text(errors="replace"))
+    defines = strip_comments((firmware / "defines.h").read_text(errors="replace"))
+    parameters = strip_comments((firmware / "parameters.h").read_text(errors="replace"))
     cpp, top, params, body = _find_top(firmware)
     header = cpp.with_suffix(".h")
-    header_text = _strip_comments(header.read_text(errors="replace")) if header.exists() else ""
+    header_text = strip_comments(header.read_text(errors="replace")) if header.exists() else ""
 
     base_structs: dict[str, _Struct] = {}
     for h in sorted((firmware / "nnet_utils").glob("*.h")):
-        base_structs.update(_structs(_strip_comments(h.read_text(errors="replace"))))
+        base_structs.update(_structs(strip_comments(h.read_text(errors="replace"))))
     structs = _structs(parameters)
     global_text = _STRUCT.sub(" ", defines + "\n" + parameters + "\n" + header_text)
     global_aliases = _aliases(global_text)
@@ -223,7 +301,7 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
         if build is None:
             supported = ", ".join(sorted(READERS))
             raise ValueError(f"{cpp}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {supported})")
-        config_name = _unqualify(targs[-1]) if targs else ""
+        config_name = unqualify(targs[-1]) if targs else ""
         chain: list[_Struct] = []
         struct = structs.get(config_name)
         if struct is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):

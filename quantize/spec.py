@@ -51,7 +51,7 @@ ROUNDING_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_
 OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
 ACTIVATIONS = ("relu", "linear")
 REGIONS = ("A", "B", "C", "D")
-MAX_WIDTH = 64
+MAX_WIDTH = 1024  # AP_INT_MAX_W, the widest ap_int/ap_fixed ap_types allows by default
 
 
 class SpecError(ValueError):
@@ -63,21 +63,38 @@ class SpecError(ValueError):
         super().__init__(f"FirmwareSpec field {field_path!r}: {problem}")
 
 
-_TYPE_RE = re.compile(r"^\s*ap_(u?)(fixed|int)<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,\s*(\w+)\s*)?(?:,\s*(\w+)\s*)?(?:,\s*\d+\s*)?>\s*$")
+_TYPE_RE = re.compile(
+    r"^\s*ap_(u?)(fixed|int)<\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?(?:,\s*(\w+)\s*)?(?:,\s*(\w+)\s*)?(?:,\s*(\d+)\s*)?>\s*$"
+)
 
 
 @dataclass(frozen=True)
 class FixedType:
-    """``ap_fixed<width, integer, rounding, overflow>`` (``ap_ufixed`` when unsigned)."""
+    """``ap_fixed<width, integer, rounding, overflow>`` (``ap_ufixed`` when unsigned), or, with
+    ``is_integer``, ``ap_int<width>`` / ``ap_uint<width>``.
+
+    The integer family is its own kind, not ``ap_fixed<W,W>``: it follows C++ integer
+    conversions. From fixed point it truncates toward zero and wraps, so its modes are
+    fixed at ``AP_TRN_ZERO``/``AP_WRAP`` (``FixedType.int_type`` builds one); from a double it
+    has ap_types' own rule (``emulation.fixed.from_float``).
+    """
 
     width: int
     integer: int
     signed: bool = True
     rounding: str = "AP_TRN"
     overflow: str = "AP_WRAP"
+    is_integer: bool = False
 
     def __post_init__(self) -> None:
+        if self.is_integer and self.rounding == "AP_TRN":  # the default: ap_int's own truncation
+            object.__setattr__(self, "rounding", "AP_TRN_ZERO")
         self.check()
+
+    @classmethod
+    def int_type(cls, width: int, signed: bool = True) -> FixedType:
+        """``ap_int<width>`` (``ap_uint<width>`` when unsigned)."""
+        return cls(width, width, signed, is_integer=True)
 
     def check(self, where: str = "type") -> None:
         if not isinstance(self.width, int) or not 1 <= self.width <= MAX_WIDTH:
@@ -88,6 +105,8 @@ class FixedType:
             raise SpecError(where, f"rounding {self.rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
         if self.overflow not in OVERFLOW_MODES:
             raise SpecError(where, f"overflow {self.overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
+        if self.is_integer and (self.integer, self.rounding, self.overflow) != (self.width, "AP_TRN_ZERO", "AP_WRAP"):
+            raise SpecError(where, "ap_int/ap_uint have integer bits = width and no quantisation or overflow modes")
 
     @property
     def fractional(self) -> int:
@@ -120,6 +139,8 @@ class FixedType:
         return (mant == np.round(mant)) & (mant >= self.min_int) & (mant <= self.max_int)
 
     def __str__(self) -> str:
+        if self.is_integer:
+            return f"ap_{'' if self.signed else 'u'}int<{self.width}>"
         base = f"ap_{'' if self.signed else 'u'}fixed<{self.width},{self.integer}"
         if self.rounding != "AP_TRN" or self.overflow != "AP_WRAP":
             base += f",{self.rounding}"
@@ -129,19 +150,24 @@ class FixedType:
 
     @classmethod
     def parse(cls, text: str, where: str = "type") -> FixedType:
-        """Parse ``ap_fixed<W,I[,Q[,O]]>``, ``ap_ufixed<...>``, ``ap_int<W>``, ``ap_uint<W>``."""
+        """Parse ``ap_fixed<W,I[,Q[,O[,N]]]>``, ``ap_ufixed<...>``, ``ap_int<W>``, ``ap_uint<W>``.
+
+        The saturation bit count ``N`` must be 0 (the only one hls4ml writes).
+        """
         m = _TYPE_RE.match(str(text))
         if m is None:
             raise SpecError(where, f"cannot parse fixed-point type {text!r}")
-        unsigned, kind, width, integer, rounding, overflow = m.groups()
+        unsigned, kind, width, integer, rounding, overflow, n_bits = m.groups()
         width = int(width)
-        if kind == "int":
-            if integer is not None:
-                raise SpecError(where, f"{text!r}: ap_int takes one parameter")
-            integer = width
-        elif integer is None:
-            raise SpecError(where, f"{text!r}: ap_fixed needs width and integer bits")
         try:
+            if kind == "int":
+                if (integer, rounding, overflow, n_bits) != (None, None, None, None):
+                    raise SpecError(where, f"{text!r}: ap_int/ap_uint take one parameter, the width")
+                return cls.int_type(width, not unsigned)
+            if integer is None:
+                raise SpecError(where, f"{text!r}: ap_fixed needs width and integer bits")
+            if n_bits not in (None, "0"):
+                raise SpecError(where, f"{text!r}: saturation bits N={n_bits} are not supported (only 0)")
             return cls(width, int(integer), not unsigned, rounding or "AP_TRN", overflow or "AP_WRAP")
         except SpecError as err:  # name the field, not the generic "type"
             raise SpecError(where, err.problem) from None

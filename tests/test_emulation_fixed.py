@@ -1,7 +1,11 @@
-"""emulation.fixed agrees bit for bit with ap_fixed (hls4ml's ap_types, compiled by g++).
+"""emulation.fixed agrees bit for bit with ap_fixed/ap_int (hls4ml's ap_types, compiled by g++).
 
-One C++ reference program is generated from the list of cases below, compiled once
-(cached in the temp dir by the hash of its source) and fed many vectors per call.
+One C++ reference program is generated from the list of cases below (source and target
+types drawn at random, with a fixed seed, over every conversion pair: double -> T,
+fixed -> fixed, fixed -> int, int -> fixed, int -> int, products and sums, for every
+quantisation/overflow mode, 1..24-bit and wider-than-64-bit types), compiled once (cached
+in the temp dir by the hash of its source) and fed many hypothesis-drawn values per call.
+Mantissas travel as decimal strings, so types of any width are compared exactly.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulation.fixed import (
-    MAX_WIDTH,
     OVERFLOW_MODES,
     QUANTIZATION_MODES,
     FixedType,
@@ -30,6 +33,7 @@ from emulation.fixed import (
     add,
     cast,
     from_float,
+    mantissa_dtype,
     multiply,
     plus_type,
     product_type,
@@ -37,54 +41,107 @@ from emulation.fixed import (
 )
 
 MODES = list(itertools.product(QUANTIZATION_MODES, OVERFLOW_MODES))
-SOURCES = [(16, 6, True), (12, 4, False), (10, 12, True), (24, 10, True), (6, 6, False), (30, 2, True), (9, -2, True)]
-TARGETS = [(8, 3, True), (6, 2, False), (10, -2, True), (5, 8, True), (4, 4, False), (1, 1, True), (2, 0, False), (18, 8, True)]
+FAMILIES = ("fixed", "ufixed", "int", "uint")
 
 
 @dataclass(frozen=True)
 class Case:
     kind: str  # cast, double, mul, add, mulcast, acc
+    group: str  # which test draws it: "mode", "int", "wide", "arith"
     a: FixedType | None
     b: FixedType | None
     d: FixedType | None
 
+    @property
+    def result(self) -> FixedType:
+        if self.kind == "mul":
+            return product_type(self.a, self.b)
+        if self.kind == "add":
+            return plus_type(self.a, self.b)
+        return self.d
 
-def _t(shape, q="AP_TRN", o="AP_WRAP") -> FixedType:
-    w, i, s = shape
-    return FixedType(w, i, s, q, o)
+
+def _draw_type(rng: random.Random, family: str, widths=(1, 24), q="AP_TRN", o="AP_WRAP", min_int=-4) -> FixedType:
+    w = rng.randint(*widths)
+    if family in ("int", "uint"):
+        return FixedType.int_type(w, family == "int")
+    return FixedType(w, rng.randint(min_int, w + 4), family == "fixed", q, o)
 
 
 def _supported(src: FixedType, dst: FixedType) -> bool:
     # ap_types asserts ("read bit beyond MSB") when a cast drops more fractional bits than
     # the source has; hls4ml never writes such casts, the emulator defines them exactly.
+    # Into ap_int, a source with I < 0 reads an uninitialised bit in ap_types: not comparable.
+    if dst.is_integer:
+        return src.integer >= 0
     return src.fractional - dst.fractional <= src.width
+
+
+def _cast_case(rng, group, src_families, dst_family, widths=(1, 24), q="AP_TRN", o="AP_WRAP") -> Case:
+    while True:
+        src = _draw_type(rng, rng.choice(src_families), widths)
+        dst = _draw_type(rng, dst_family, widths, q, o)
+        if _supported(src, dst):
+            return Case("cast", group, src, None, dst)
 
 
 def _cases() -> list[Case]:
     rng = random.Random(6)
     cases = []
     for q, o in MODES:
-        while len([c for c in cases if c.kind == "cast" and c.d.rounding == q and c.d.overflow == o]) < 3:
-            src, dst = _t(rng.choice(SOURCES)), _t(rng.choice(TARGETS), q, o)
-            if _supported(src, dst):
-                cases.append(Case("cast", src, None, dst))
-        for dst in rng.sample(TARGETS, 3):
-            cases.append(Case("double", None, None, _t(dst, q, o)))
+        fixed = ("fixed", "ufixed")
+        for _ in range(2):  # fixed -> fixed
+            cases.append(_cast_case(rng, "mode", fixed, rng.choice(fixed), q=q, o=o))
+        for _ in range(2):  # int -> fixed
+            cases.append(_cast_case(rng, "mode", ("int", "uint"), rng.choice(fixed), q=q, o=o))
+        for family in fixed:
+            cases.append(Case("double", "mode", None, None, _draw_type(rng, family, q=q, o=o)))
         while True:
-            a, b = (_t(s) for s in rng.sample(SOURCES, 2))
-            dst = _t(rng.choice(TARGETS), q, o)
-            if a.width + b.width <= MAX_WIDTH and _supported(product_type(a, b), dst):
-                cases.append(Case("mulcast", a, b, dst))
+            a, b = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(FAMILIES))
+            dst = _draw_type(rng, rng.choice(fixed), q=q, o=o)
+            if _supported(product_type(a, b), dst):
+                cases.append(Case("mulcast", "mode", a, b, dst))
                 break
         while True:
-            b, dst = _t(rng.choice(SOURCES)), _t(rng.choice(TARGETS), q, o)
+            b, dst = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(fixed), q=q, o=o)
             if _supported(plus_type(dst, b), dst):
-                cases.append(Case("acc", None, b, dst))
+                cases.append(Case("acc", "mode", None, b, dst))
                 break
-    for a, b in itertools.product(SOURCES, repeat=2):
-        if a[0] + b[0] <= MAX_WIDTH:
-            cases.append(Case("mul", _t(a), _t(b), None))
-        cases.append(Case("add", _t(a), _t(b), None))
+    for dst_family in ("int", "uint"):
+        for src in (FixedType(6, 0), FixedType(7, 1), FixedType(5, 0, False), FixedType(4, 9)):  # I = 0, 1, > W
+            cases.append(Case("cast", "int", src, None, _draw_type(rng, dst_family, (1, 8))))
+        for _ in range(12):  # fixed -> int
+            cases.append(_cast_case(rng, "int", ("fixed", "ufixed"), dst_family))
+        for _ in range(8):  # int -> int
+            cases.append(_cast_case(rng, "int", ("int", "uint"), dst_family))
+        for w in (1, 2, 8, 12, 31, 53, 61):
+            cases.append(Case("double", "int", None, None, FixedType.int_type(w, dst_family == "int")))
+        for _ in range(3):  # products into an integer (an ap_int accumulator)
+            a, b = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(FAMILIES))
+            while not _supported(product_type(a, b), FixedType.int_type(20)):
+                a, b = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(FAMILIES))
+            cases.append(Case("mulcast", "int", a, b, _draw_type(rng, dst_family)))
+            cases.append(Case("acc", "int", None, _draw_type(rng, rng.choice(("int", "uint"))), _draw_type(rng, dst_family)))
+    wide = (62, 130)
+    for q, o in zip(QUANTIZATION_MODES, itertools.cycle(OVERFLOW_MODES)):  # wider than int64: Python integers
+        for src_w, dst_w in ((wide, (1, 24)), ((1, 24), wide), (wide, wide)):
+            while True:
+                src = _draw_type(rng, rng.choice(FAMILIES), src_w)
+                dst = _draw_type(rng, rng.choice(("fixed", "ufixed")), dst_w, q, o)
+                if _supported(src, dst):
+                    cases.append(Case("cast", "wide", src, None, dst))
+                    break
+        cases.append(Case("double", "wide", None, None, _draw_type(rng, rng.choice(("fixed", "ufixed")), wide, q, o)))
+    for family in ("int", "uint"):
+        for _ in range(3):
+            cases.append(_cast_case(rng, "wide", FAMILIES, family, wide))
+            cases.append(Case("double", "wide", None, None, _draw_type(rng, family, wide)))
+        for _ in range(2):
+            a, b = _draw_type(rng, rng.choice(FAMILIES), wide), _draw_type(rng, family, (1, 40))
+            cases += [Case("mul", "wide", a, b, None), Case("add", "wide", a, b, None)]
+    sources = [_draw_type(rng, family) for family in FAMILIES for _ in range(3)]
+    for a, b in rng.sample(list(itertools.product(sources, repeat=2)), 40):
+        cases.append(Case(rng.choice(("mul", "add")), "arith", a, b, None))
     return cases
 
 
@@ -92,25 +149,31 @@ CASES = _cases()
 
 
 def _cpp_type(t: FixedType) -> str:
+    if t.is_integer:
+        return str(t)
     return f"ap_{'' if t.signed else 'u'}fixed<{t.width},{t.integer},{t.rounding},{t.overflow},0>"
 
 
 def _cpp_source() -> str:
     lines = [
         '#include "ap_fixed.h"',
+        '#include "ap_int.h"',
         "#include <cstdio>",
         "#include <cstdlib>",
-        "typedef long long ll;",
-        "template<class A, class D> ll do_cast(ll a){ A x; x.V = a; D d = x; return (ll)d.V; }",
-        "template<class D> ll do_double(double v){ D d = v; return (ll)d.V; }",
-        "template<class A, class B> ll do_mul(ll a, ll b){ A x; x.V = a; B y; y.V = b; return (ll)(x * y).V; }",
-        "template<class A, class B> ll do_add(ll a, ll b){ A x; x.V = a; B y; y.V = b; return (ll)(x + y).V; }",
-        "template<class A, class B, class D> ll do_mulcast(ll a, ll b){ A x; x.V = a; B y; y.V = b; D d = x * y; return (ll)d.V; }",
-        "template<class D, class B> ll do_acc(ll a, ll b){ D d; d.V = a; B y; y.V = b; d += y; return (ll)d.V; }",
+        "#include <string>",
+        "// mantissas in and out as decimal strings: types of any width",
+        "template<class T> T mk(const char* s){ ap_int_base<T::width + 1, true> v(s, 10); T x; x.V = v.V; return x; }",
+        "template<class T> std::string bits(const T& x){ ap_int_base<T::width, false> r; r.V = x.V; return r.to_string(10, false); }",
+        "template<class A, class D> std::string do_cast(const char* a){ D d = mk<A>(a); return bits(d); }",
+        "template<class D> std::string do_double(double v){ D d = v; return bits(d); }",
+        "template<class A, class B> std::string do_mul(const char* a, const char* b){ return bits(mk<A>(a) * mk<B>(b)); }",
+        "template<class A, class B> std::string do_add(const char* a, const char* b){ return bits(mk<A>(a) + mk<B>(b)); }",
+        "template<class A, class B, class D> std::string do_mulcast(const char* a, const char* b){ D d = mk<A>(a) * mk<B>(b); return bits(d); }",
+        "template<class D, class B> std::string do_acc(const char* a, const char* b){ D d = mk<D>(a); d += mk<B>(b); return bits(d); }",
         "int main(int argc, char** argv){",
-        "  FILE* f = fopen(argv[1], \"r\"); int c; char sa[64], sb[64];",
-        "  while (fscanf(f, \"%d %63s %63s\", &c, sa, sb) == 3) {",
-        "    ll a = strtoll(sa, 0, 10), b = strtoll(sb, 0, 10), r = 0;",
+        "  FILE* f = fopen(argv[1], \"r\"); int c; static char sa[512], sb[512];",
+        "  while (fscanf(f, \"%d %511s %511s\", &c, sa, sb) == 3) {",
+        "    std::string r;",
         "    switch (c) {",
     ]
     for n, case in enumerate(CASES):
@@ -118,15 +181,15 @@ def _cpp_source() -> str:
         b = _cpp_type(case.b) if case.b else ""
         d = _cpp_type(case.d) if case.d else ""
         call = {
-            "cast": f"do_cast<{a}, {d} >(a)",
+            "cast": f"do_cast<{a}, {d} >(sa)",
             "double": f"do_double<{d} >(strtod(sa, 0))",
-            "mul": f"do_mul<{a}, {b} >(a, b)",
-            "add": f"do_add<{a}, {b} >(a, b)",
-            "mulcast": f"do_mulcast<{a}, {b}, {d} >(a, b)",
-            "acc": f"do_acc<{d}, {b} >(a, b)",
+            "mul": f"do_mul<{a}, {b} >(sa, sb)",
+            "add": f"do_add<{a}, {b} >(sa, sb)",
+            "mulcast": f"do_mulcast<{a}, {b}, {d} >(sa, sb)",
+            "acc": f"do_acc<{d}, {b} >(sa, sb)",
         }[case.kind]
         lines.append(f"      case {n}: r = {call}; break;")
-    lines += ["    }", '    printf("%lld\\n", r);', "  }", "  return 0;", "}"]
+    lines += ["    }", '    printf("%s\\n", r.c_str());', "  }", "  return 0;", "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -158,15 +221,21 @@ def ap_reference() -> Path:
     return binary
 
 
-def _run(binary: Path, rows: list[tuple[int, str, str]]) -> np.ndarray:
+def _run(binary: Path, rows: list[tuple[int, str, str]]) -> list[int]:
+    """Raw result bits from the reference, as signed Python integers of each case's result type."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("".join(f"{c} {a} {b}\n" for c, a, b in rows))
         path = f.name
     try:
+        # stderr: ap_types warns about harmless things (e.g. a spurious "assign NaN")
         out = subprocess.run([str(binary), path], check=True, capture_output=True, text=True).stdout
     finally:
         Path(path).unlink()
-    return np.array([int(v) for v in out.split()], dtype=np.int64)
+    values = []
+    for (c, _, _), raw in zip(rows, out.split(), strict=True):
+        t, v = CASES[c].result, int(raw)
+        values.append(v - (1 << t.width) if t.signed and v >> (t.width - 1) else v)
+    return values
 
 
 def _mantissas(t: FixedType) -> st.SearchStrategy[int]:
@@ -175,14 +244,16 @@ def _mantissas(t: FixedType) -> st.SearchStrategy[int]:
 
 
 def _doubles(t: FixedType) -> st.SearchStrategy[float]:
-    # Values on, near and halfway between grid points, beyond the range, and anything at all.
+    # Values on, near and halfway between grid points, beyond the range, in (-0.5, 0)
+    # (where ap_int(double) has its own rule), and anything at all.
     grid = st.builds(
         lambda k, off: (k + off) * t.lsb,
         st.integers(t.min_int - 4, t.max_int + 4),
         st.sampled_from([0.0, 0.5, -0.5, 0.25, 0.75, 1e-9, -1e-9, 0.5 + 1e-12, 0.5 - 1e-12]),
     )
     anything = st.floats(allow_nan=False, allow_infinity=False)
-    return st.one_of(grid, anything, st.floats(-1e-300, 1e-300))
+    special = st.sampled_from([-0.3, -0.5, -0.49999999999999994, -5e-324, -1e-300, -0.0, 0.5, -1.5, -2.5, 2.0**63, -(2.0**64)])
+    return st.one_of(grid, anything, st.floats(-1e-300, 1e-300), special)
 
 
 def _vector(case_ids: list[int]):
@@ -201,20 +272,24 @@ def _vector(case_ids: list[int]):
     return draw()
 
 
+def _array(values, t: FixedType) -> np.ndarray:
+    return np.array(values, dtype=mantissa_dtype(t))
+
+
 def _emulate(case: Case, a, b) -> np.ndarray:
     if case.kind == "cast":
-        return cast(a, case.a.fractional, case.d)
+        return cast(_array(a, case.a), case.a, case.d)
     if case.kind == "double":
-        return from_float(a, case.d)
+        return from_float(np.array(a, dtype=np.float64), case.d)
     if case.kind == "mul":
-        return multiply(a, case.a, b, case.b)[0]
+        return multiply(_array(a, case.a), case.a, _array(b, case.b), case.b)[0]
     if case.kind == "add":
-        return add(a, case.a, b, case.b)[0]
+        return add(_array(a, case.a), case.a, _array(b, case.b), case.b)[0]
     if case.kind == "mulcast":
-        m, t = multiply(a, case.a, b, case.b)
-        return cast(m, t.fractional, case.d)
-    m, t = add(a, case.d, b, case.b)
-    return cast(m, t.fractional, case.d)
+        m, t = multiply(_array(a, case.a), case.a, _array(b, case.b), case.b)
+        return cast(m, t, case.d)
+    m, t = add(_array(a, case.d), case.d, _array(b, case.b), case.b)
+    return cast(m, t, case.d)
 
 
 def _check(binary: Path, vectors) -> None:
@@ -223,16 +298,21 @@ def _check(binary: Path, vectors) -> None:
     for n in {v[0] for v in vectors}:
         sel = [i for i, v in enumerate(vectors) if v[0] == n]
         case = CASES[n]
-        dtype = np.float64 if case.kind == "double" else np.int64
-        a = np.array([vectors[i][1] for i in sel], dtype=dtype)
-        b = np.array([vectors[i][2] for i in sel], dtype=np.int64)
+        a = [vectors[i][1] for i in sel]
+        b = [vectors[i][2] for i in sel]
         got = _emulate(case, a, b)
-        want = expected[sel]
-        bad = np.flatnonzero(got != want)
-        assert bad.size == 0, (
+        assert got.dtype == mantissa_dtype(case.result)
+        got = [int(g) for g in got]
+        want = [expected[i] for i in sel]
+        bad = [k for k in range(len(sel)) if got[k] != want[k]]
+        assert not bad, (
             f"{case.kind} {case.a} {case.b} -> {case.d}: input {a[bad[0]]!r}, {b[bad[0]]}: "
-            f"emulated {got[bad[0]]}, ap_fixed {want[bad[0]]}"
+            f"emulated {got[bad[0]]}, ap_types {want[bad[0]]}"
         )
+
+
+def _ids(group: str, **match) -> list[int]:
+    return [n for n, c in enumerate(CASES) if c.group == group and all(getattr(c, k) == v for k, v in match.items())]
 
 
 @pytest.mark.hls
@@ -240,8 +320,35 @@ def _check(binary: Path, vectors) -> None:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_casts_and_double_conversion_match_ap_fixed_for_every_mode(ap_reference, rounding, overflow, data):
-    ids = [n for n, c in enumerate(CASES) if c.d is not None and (c.d.rounding, c.d.overflow) == (rounding, overflow)]
+    ids = [n for n in _ids("mode") if (CASES[n].d.rounding, CASES[n].d.overflow) == (rounding, overflow)]
     vectors = data.draw(st.lists(_vector(ids), min_size=1, max_size=150))
+    _check(ap_reference, vectors)
+
+
+def _int_pair(case: Case) -> str:
+    src = "double" if case.kind == "double" else "int" if case.a is not None and case.a.is_integer else "fixed"
+    return f"{src}->{'int' if case.d.is_integer else 'fixed'}" if case.kind in ("cast", "double") else case.kind
+
+
+@pytest.mark.hls
+@pytest.mark.parametrize("pair", ["double->int", "fixed->int", "int->int", "int->fixed", "mulcast", "acc"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_ap_int_conversions_match_ap_types(ap_reference, pair, data):
+    # ap_int truncates toward zero, wraps, and has ap_types' own rules for (-0.5, 0) doubles
+    # and for fixed sources without integer bits; ap_uint takes negative values modulo 2**W.
+    groups = ("int", "mode") if pair == "int->fixed" else ("int",)  # int -> fixed: every mode
+    ids = [n for n, c in enumerate(CASES) if c.group in groups and _int_pair(c) == pair]
+    assert len(ids) >= 6
+    vectors = data.draw(st.lists(_vector(ids), min_size=1, max_size=150))
+    _check(ap_reference, vectors)
+
+
+@pytest.mark.hls
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_types_wider_than_64_bits_stay_exact(ap_reference, data):
+    vectors = data.draw(st.lists(_vector(_ids("wide")), min_size=1, max_size=150))
     _check(ap_reference, vectors)
 
 
@@ -249,8 +356,7 @@ def test_casts_and_double_conversion_match_ap_fixed_for_every_mode(ap_reference,
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_exact_products_and_sums_match_ap_fixed_result_types(ap_reference, data):
-    ids = [n for n, c in enumerate(CASES) if c.kind in ("mul", "add")]
-    vectors = data.draw(st.lists(_vector(ids), min_size=1, max_size=200))
+    vectors = data.draw(st.lists(_vector(_ids("arith")), min_size=1, max_size=200))
     _check(ap_reference, vectors)
 
 
@@ -269,17 +375,32 @@ def test_types_parse_format_and_widths():
     t = FixedType.parse("ap_ufixed<8,3,AP_RND_CONV,AP_SAT,0>")
     assert (t.width, t.integer, t.signed, t.rounding, t.overflow) == (8, 3, False, "AP_RND_CONV", "AP_SAT")
     assert FixedType.parse(str(t)) == t
-    assert FixedType.parse("ap_int<6>") == FixedType(6, 6, True)
+    i6 = FixedType.parse("ap_int<6>")
+    assert i6 == FixedType.int_type(6) and i6.is_integer and str(i6) == "ap_int<6>"
+    assert i6 != FixedType(6, 6, True)  # ap_int is its own family, not ap_fixed<W,W>
+    assert FixedType.parse("ap_uint<70>") == FixedType.int_type(70, signed=False)
     assert product_type(FixedType(8, 3), FixedType(6, 1, False)) == FixedType(14, 4, True)
     assert plus_type(FixedType(8, 3, False), FixedType(6, 1)) == FixedType(10, 5, True)
-    with pytest.raises(ValueError, match="at most 61 bits"):
-        cast(np.ones(2, np.int64), 0, FixedType(64, 10))
-    with pytest.raises(ValueError, match="width"):
-        multiply(np.ones(2, np.int64), FixedType(40, 10), np.ones(2, np.int64), FixedType(30, 10))
+    for bad, problem in [
+        ("ap_int<6,2>", "take one parameter"),
+        ("ap_fixed<8,3,AP_RND,AP_SAT,2>", "saturation bits"),
+        ("ap_fixed<1025,3>", "width"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            FixedType.parse(bad)
+    with pytest.raises(ValueError, match="no quantisation or overflow modes"):
+        FixedType(6, 6, True, "AP_RND", "AP_WRAP", is_integer=True)
     with pytest.raises(ValueError, match="rounding"):
         FixedType(8, 3, True, "AP_ROUND")
     with pytest.raises(ValueError, match="NaN"):
         from_float(np.array([np.nan]), FixedType(8, 3))
+    # Wider than int64: Python integers, never a silent int64 wrap.
+    wide = FixedType(70, 70)
+    assert mantissa_dtype(wide) == np.dtype(object) and mantissa_dtype(FixedType(61, 3)) == np.int64
+    m = cast(np.array([2**40, -(2**40)]), FixedType(42, 42), FixedType(100, 60))
+    assert m.dtype == object and m.tolist() == [2**80, -(2**80)]
+    m, t = multiply(np.array([2**39]), FixedType(40, 40), np.array([2**39]), FixedType(40, 40))
+    assert t.width == 80 and m.tolist() == [2**78]
 
 
 def test_overflow_counter_counts_saturated_values_per_name():

@@ -182,3 +182,65 @@ def test_threaded_chunks_equal_one_worker(float_path):
     assert np.array_equal(one.outputs, many.outputs)
     assert one.overflows.as_dict() == many.overflows.as_dict()
     assert one.overflows.overflows("input") > 0  # the counts being merged are not all zero
+
+
+INT_RESULTS = [FixedType.int_type(10), FixedType.int_type(6, signed=False), FixedType.int_type(4), FixedType.int_type(7)]
+
+
+@pytest.mark.parametrize("input_type", [FixedType.int_type(12), FixedType.int_type(10, signed=False)], ids=str)
+def test_float_path_equals_integer_path_for_ap_int_types(input_type):
+    # ap_int inputs (C++ conversion from double: truncation toward zero, (-0.5, 0) -> +1)
+    # and ap_int results (truncation toward zero, wrapping) on both paths.
+    rng = np.random.default_rng(input_type.width)
+    project = _project(rng, INT_RESULTS)
+    project = HLSProject(project.path, project.top, "x", input_type, 10, project.output_type, project.n_outputs,
+                         tuple(_retyped(project.layers, input_type)))  # fmt: skip
+    assert project_plan(project) is not None
+    x = np.concatenate([rng.normal(0, 300, (2000, 10)), rng.uniform(-0.6, 0.1, (500, 10)), rng.uniform(-5e3, 5e3, (500, 10))])
+    fast = emulate_project(project, x)
+    exact = emulate_project(project, x, float_path=False)
+    assert np.array_equal(fast.outputs, exact.outputs)
+    assert fast.overflows.as_dict() == exact.overflows.as_dict()
+    assert fast.overflows.overflows("a0") > 0  # the ap_int results really wrapped
+
+
+def _retyped(layers, input_type):
+    first = layers[0]
+    acc = FixedType(input_type.width + 8 + 5, input_type.integer + 3 + 5)
+    yield DenseLayer(first.name, first.n_in, first.n_out, input_type, first.weight, first.weight_type, first.bias,
+                     first.bias_type, acc, acc)  # fmt: skip
+    second = layers[1]
+    yield ActivationLayer(second.name, second.kind, second.n, acc, second.result_type)
+    yield from layers[2:]
+
+
+def test_cast_float_equals_cast_into_ap_int():
+    from emulation.float_path import cast_float
+
+    for src in [FixedType(6, 0), FixedType(9, 3), FixedType(7, 7), FixedType(5, 0, False), FixedType(12, 14)]:
+        m = np.arange(src.min_int, src.max_int + 1)
+        for dst in [FixedType.int_type(3), FixedType.int_type(5, signed=False), FixedType.int_type(1)]:
+            want = cast(m, src, dst)
+            got = cast_float(m.astype(np.float64), src, dst, None, "c")
+            assert np.array_equal(got, want), (src, dst)
+
+
+def test_dense_wider_than_int64_is_exact():
+    # 40-bit inputs times 30-bit weights: 70-bit products, a 90-bit accumulator (Python integers).
+    rng = np.random.default_rng(3)
+    xt, wt, bt = FixedType(40, 20), FixedType(30, 2), FixedType(30, 2)
+    acc_t, res_t = FixedType(90, 30), FixedType(64, 30, True, "AP_RND", "AP_SAT")
+    x = [[int(v) for v in rng.integers(-(2**39), 2**39, 5)] for _ in range(20)]
+    w = [[int(v) for v in rng.integers(-(2**29), 2**29, 3)] for _ in range(5)]
+    b = [int(v) for v in rng.integers(-(2**29), 2**29, 3)]
+    got = dense_latency(np.array(x, dtype=object), xt, np.array(w, dtype=object), wt, np.array(b, dtype=object), bt,
+                        acc_t, res_t)  # fmt: skip
+    assert got.dtype == object
+    # Reference in plain Python integers: the exact sum (nothing overflows the 90-bit
+    # accumulator), then AP_RND (ties up) from 60 to 34 fractional bits, then saturation.
+    for e in range(20):
+        for j in range(3):
+            exact = (sum(x[e][i] * w[i][j] for i in range(5)) << 12) + (b[j] << 32)  # in 2**-60 units
+            q = (exact + (1 << 25)) >> 26
+            q = max(min(q, res_t.max_int), res_t.min_int)
+            assert got[e, j] == q

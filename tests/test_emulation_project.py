@@ -105,7 +105,7 @@ def test_unsupported_layer_and_missing_files_give_clear_errors(plain_project, tm
     weights = sorted((copy / "firmware" / "weights").glob("w*.txt"))[0]
     weights.unlink()
     weights.with_suffix(".h").unlink()
-    with pytest.raises(ValueError, match=f"weights '{weights.stem}' missing"):
+    with pytest.raises(ValueError, match=rf"weights '{weights.stem}' are declared in no firmware/weights/\*.h header"):
         load_hls_project(copy)
     (copy / "firmware" / "parameters.h").unlink()
     with pytest.raises(ValueError, match=r"parameters\.h is missing"):

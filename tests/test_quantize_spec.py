@@ -105,7 +105,7 @@ L0 = ("autoencoders", 0, "layers", 0)
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
-        ((*L0, "weight"), "ap_fixed<99,3>", "autoencoders[0].layers[0].weight"),
+        ((*L0, "weight"), "ap_fixed<1025,3>", "autoencoders[0].layers[0].weight"),  # ap_types stops at 1024
         ((*L0, "accumulator"), "ap_fixed<31,18,AP_FLOOR>", "autoencoders[0].layers[0].accumulator"),
         (("autoencoders", 1, "layers", 2, "n_in"), 17, "autoencoders[1].layers[2].n_in"),
         (("trigger", "threshold_r1"), 12.5 + 2**-10, "trigger.threshold_r1"),
