@@ -410,3 +410,70 @@ def test_firmware_command_refuses_a_pickle_in_place_of_the_onnx_export(tmp_path)
     _fails(["firmware", "--quantized", str(qdir), "--framework", "brevitas", "--output-root", str(root),
             "--no-yosys", "--no-verilator"], 1, str(qdir / "ae1.onnx"), "not a valid ONNX model")
     assert not root.exists() or not any(root.iterdir())
+
+
+# ---- damaged shower models (shower sample / evaluate) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shower_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shower")
+    data, model = root / "showers.h5", root / "model"
+    for args in (
+        ["shower", "simulate", "--events", "64", "--out", str(data), "--e-max", "2e4"],
+        ["shower", "train", "--data", str(data), "--out", str(model), "--epochs", "1", "--steps", "2",
+         "--distill", "", "--voxel-width", "8", "--voxel-depth", "1", "--batch-size", "32", "--device", "cpu"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return model, data
+
+
+def _resave(path, edit_tensors=None, edit_meta=None):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(str(path))
+    if edit_tensors:
+        edit_tensors(tensors)
+    if edit_meta:
+        edit_meta(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _wrong_shape(tensors):
+    key = next(k for k in tensors if k.startswith("model.") and k.endswith("weight"))
+    tensors[key] = tensors[key][:, :1].contiguous()
+
+
+TEACHER_DAMAGE = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:200]),
+    "empty": lambda p: p.write_bytes(b""),
+    "pickle": lambda p: p.write_bytes(pickle.dumps({"config": "{}"})),
+    "nan": lambda p: _resave(p, lambda t: t[next(k for k in t if k.startswith("model."))].fill_(float("nan"))),
+    "wrong-shape": lambda p: _resave(p, _wrong_shape),
+    "garbage-config": lambda p: _resave(p, edit_meta=lambda m: m.update(config="{not json")),
+    "config-list": lambda p: _resave(p, edit_meta=lambda m: m.update(config="[1]")),
+    "unknown-setting": lambda p: _resave(p, edit_meta=lambda m: m.update(config='{"colour": 1}')),
+    "bad-width": lambda p: _resave(p, edit_meta=lambda m: m.update(config='{"voxel_width": -3}')),
+    "garbage-steps": lambda p: _resave(p, edit_meta=lambda m: m.update(steps="many")),
+    "missing-table": lambda p: _resave(p, lambda t: t.pop("transform.scalars")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(TEACHER_DAMAGE))
+def test_shower_sample_and_evaluate_refuse_a_damaged_teacher(tmp_path, shower_model, damage):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(shower_model[0], model)
+    TEACHER_DAMAGE[damage](model / "teacher.safetensors")
+    out = tmp_path / "sampled.h5"
+    _fails(["shower", "sample", "--model", str(model), "--out", str(out), "--events", "4", "--device", "cpu"],
+           1, str(model / "teacher.safetensors"))
+    assert not out.exists()
+    _fails(["shower", "evaluate", "--reference", str(shower_model[1]), "--model", str(model),
+            "--out", str(tmp_path / "eval"), "--device", "cpu"], 1, str(model / "teacher.safetensors"))
+    assert not (tmp_path / "eval").exists()
