@@ -477,3 +477,51 @@ def test_shower_sample_and_evaluate_refuse_a_damaged_teacher(tmp_path, shower_mo
     _fails(["shower", "evaluate", "--reference", str(shower_model[1]), "--model", str(model),
             "--out", str(tmp_path / "eval"), "--device", "cpu"], 1, str(model / "teacher.safetensors"))
     assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--latency-budget", "-1"], "--latency-budget"),
+        (["--clock-period", "0"], "--clock-period"),
+        (["--csim-events", "-5"], "--csim-events"),
+    ],
+)
+def test_firmware_options_are_checked_before_anything_is_written(tmp_path, args, option):
+    root = tmp_path / "hls_projects"
+    _fails(["firmware", "--quantized", str(tmp_path), "--output-root", str(root), *args], 2, option)
+    assert not root.exists()
+
+
+def test_negative_counts_in_a_run_config_name_the_key(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("events:\n  background_events: -5\n")
+    _fails(["run", "--config", str(config)], 1, str(config), "events.background_events must be >= 0, got -5")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory, spec):
+    from quantize import random_quantized_weights
+
+    directory = tmp_path_factory.mktemp("spec")
+    spec.save(directory, random_quantized_weights(spec, seed=1, sparsity=0.5))
+    return directory
+
+
+@pytest.mark.parametrize(("column", "value", "message"), IMPOSSIBLE[:3])
+def test_emulate_and_score_refuse_impossible_events(tmp_path, spec_dir, checkpoint, column, value, message):
+    path = _bad_events(tmp_path, column, value)
+    out = tmp_path / "emulated.h5"
+    _fails(["emulate", "--model", str(spec_dir), "--events", str(path), "--out", str(out)], 1,
+           str(path), "event 5", message)
+    assert not out.exists()
+    _fails(["score", str(checkpoint[0]), str(path), "--out", str(out)], 1, str(path), "event 5", message)
+    assert not out.exists()
+
+
+def test_resume_names_an_invalid_state_json(tmp_path, checkpoint):
+    model = _copy_checkpoint(checkpoint, tmp_path)
+    (model / "state.json").write_text("{truncated")
+    _fails(["train", str(checkpoint[1]), "--out", str(model), "--resume", "--epochs", "2", "--batch-size", "200",
+            "--no-progress", "--device", "cpu"], 1, str(model / "state.json"), "not valid JSON")

@@ -14,6 +14,7 @@ from firmware.budget import BudgetError, part_capacity
 from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
 from firmware.convert import BACKENDS, DEFAULT_PART, ConversionSettings
 from firmware.example import event_words
+from l1ad import options
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
@@ -50,16 +51,16 @@ def firmware(
     quantized: Annotated[Path, typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5).")],
     backend: Annotated[str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")] = DEFAULTS["backend"],
     part: Annotated[str, typer.Option(help="FPGA part.")] = DEFAULTS["part"],
-    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.")] = DEFAULTS[
+    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.", callback=options.positive)] = DEFAULTS[
         "clock_period_ns"
     ],
     name: Annotated[str | None, typer.Option(help="Project name: writes hls_projects/NAME.")] = None,
-    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).")] = DEFAULTS[
+    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).", callback=options.positive)] = DEFAULTS[
         "latency_budget_ns"
     ],
     framework: Annotated[str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")] = None,
     events: Annotated[Path | None, typer.Option(help="Event file for tb_data and the C simulation (default: toy events).")] = None,
-    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.")] = DEFAULTS["csim_events"],
+    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.", min=1)] = DEFAULTS["csim_events"],
     yosys: Annotated[bool, typer.Option(help="Synthesise with Yosys when installed.")] = True,
     verilator: Annotated[bool, typer.Option(help="Simulate the RTL with Verilator when installed.")] = True,
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
