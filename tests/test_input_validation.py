@@ -185,6 +185,10 @@ def test_quantize_refuses_damaged_weights_and_names_a_bad_precision_file(tmp_pat
     out = tmp_path / "q"
     _fails(["quantize", "--checkpoint", str(model), "--out", str(out), "--no-progress"], 1,
            str(model / "model.safetensors"))
+    (model / "model.safetensors").write_bytes((checkpoint[0] / "model.safetensors").read_bytes())
+    (model / "config.json").write_text("[1, 2]")
+    _fails(["quantize", "--checkpoint", str(model), "--out", str(out), "--no-progress"], 1,
+           str(model / "config.json"), "must hold a JSON object, got a list")
     precision = tmp_path / "p.json"
     precision.write_text("{bad")
     _fails(["quantize", "--checkpoint", str(checkpoint[0]), "--out", str(out), "--precision", str(precision)],
