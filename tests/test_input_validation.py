@@ -224,8 +224,6 @@ def test_unknown_device_is_refused_at_parse_time(tmp_path, args):
         (["unfold", "--example", "gaussian", "--bootstrap", "-1"], "--bootstrap"),
         (["emulate", "--model", "{d}", "--events", "{events}", "--workers", "0"], "--workers"),
         (["emulate", "--model", "{d}", "--events", "{events}", "--workers", "-2"], "--workers"),
-        (["generate", "--process", "qcd", "--events", "5", "--out", "{d}/g.h5", "--workers", "0"], "--workers"),
-        (["generate", "--process", "qcd", "--events", "-3", "--out", "{d}/g.h5"], "--events"),
         (["abcd", "{events}", "--min-region-events", "-1", "--out", "{d}/abcd"], "--min-region-events"),
         (["quantize", "--checkpoint", "{d}", "--weight-bits", "0"], "--weight-bits"),
         (["train", "{events}", "--lr", "0"], "--lr"),
