@@ -299,7 +299,7 @@ def test_run_config_type_errors_name_the_key(tmp_path, text, message):
         ("unfold:\n  hidden: {a: 1}\n", "unfold.hidden must be a list, got dict"),
         ("unfold:\n  hidden: [64, wide]\n", "unfold.hidden[1] must be an integer, got str 'wide'"),
         ("unfold: 7\n", "unfold must be a mapping, got int 7"),
-        ("unfold:\n  bootstrap: -1\n  example: gaussian\n", "unfold: bootstrap must be >= 0, got -1"),
+        ("unfold:\n  bootstrap: -1\n  example: gaussian\n", "unfold.bootstrap must be >= 0, got -1"),
     ],
 )
 def test_unfold_config_errors_name_the_key(tmp_path, text, message):
