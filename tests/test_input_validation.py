@@ -527,3 +527,13 @@ def test_resume_names_an_invalid_state_json(tmp_path, checkpoint):
     (model / "state.json").write_text("{truncated")
     _fails(["train", str(checkpoint[1]), "--out", str(model), "--resume", "--epochs", "2", "--batch-size", "200",
             "--no-progress", "--device", "cpu"], 1, str(model / "state.json"), "not valid JSON")
+
+
+def test_run_unfold_refuses_negative_bootstrap_from_python(tmp_path):
+    from l1ad.steps.unfold import DEFAULTS
+    from offline.unfold.workflow import run_unfold
+
+    settings = {**copy.deepcopy(DEFAULTS), "example": "gaussian", "bootstrap": -1, "out": str(tmp_path / "u")}
+    with pytest.raises(ValueError, match="unfold: bootstrap must be >= 0, got -1"):
+        run_unfold(settings)
+    assert not (tmp_path / "u").exists()
