@@ -537,3 +537,12 @@ def test_run_unfold_refuses_negative_bootstrap_from_python(tmp_path):
     with pytest.raises(ValueError, match="unfold: bootstrap must be >= 0, got -1"):
         run_unfold(settings)
     assert not (tmp_path / "u").exists()
+
+
+def test_precision_error_keeps_its_brackets(tmp_path, checkpoint):
+    precision = tmp_path / "p.json"
+    precision.write_text(json.dumps({"default": {"weight": "ap_fixed<4,1>"}}))
+    out = tmp_path / "q"
+    _fails(["quantize", "--checkpoint", str(checkpoint[0]), "--out", str(out), "--precision", str(precision)],
+           1, "weight must be [width, integer bits], got 'ap_fixed<4,1>'")
+    assert not out.exists()
