@@ -77,6 +77,8 @@ def _check_type(default: Any, value: Any, file: str, name: str) -> Any:
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         shown = "null" if value is None else f"{type(value).__name__} {value!r}"
         raise ValueError(f"{file}: {name} must be {described}, got {shown}")
+    if isinstance(default, int) and not isinstance(default, bool) and default >= 0 and value < 0:
+        raise ValueError(f"{file}: {name} must be >= 0, got {value}")  # counts, sizes, seeds
     if isinstance(default, list | tuple) and default:
         item_kind = _kind(default[0])
         if item_kind is not None and all(_kind(d) == item_kind for d in default):

@@ -352,7 +352,12 @@ def load_weights(spec: FirmwareSpec, path: str | os.PathLike[str]) -> dict[str, 
         weights = load_file(str(wpath))
     except Exception as err:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"{wpath}: cannot read weights (corrupt?): {err}") from None
-    check_weights(spec, weights)
+    try:
+        check_weights(spec, weights)
+    except SpecError:
+        raise
+    except ValueError as err:
+        raise ValueError(f"{wpath}: {err}") from None
     return {k: v.astype(np.float64) for k, v in weights.items()}
 
 

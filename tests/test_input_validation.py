@@ -185,6 +185,10 @@ def test_quantize_refuses_damaged_weights_and_names_a_bad_precision_file(tmp_pat
     out = tmp_path / "q"
     _fails(["quantize", "--checkpoint", str(model), "--out", str(out), "--no-progress"], 1,
            str(model / "model.safetensors"))
+    (model / "model.safetensors").write_bytes((checkpoint[0] / "model.safetensors").read_bytes())
+    (model / "config.json").write_text("[1, 2]")
+    _fails(["quantize", "--checkpoint", str(model), "--out", str(out), "--no-progress"], 1,
+           str(model / "config.json"), "must hold a JSON object, got a list")
     precision = tmp_path / "p.json"
     precision.write_text("{bad")
     _fails(["quantize", "--checkpoint", str(checkpoint[0]), "--out", str(out), "--precision", str(precision)],
@@ -220,8 +224,6 @@ def test_unknown_device_is_refused_at_parse_time(tmp_path, args):
         (["unfold", "--example", "gaussian", "--bootstrap", "-1"], "--bootstrap"),
         (["emulate", "--model", "{d}", "--events", "{events}", "--workers", "0"], "--workers"),
         (["emulate", "--model", "{d}", "--events", "{events}", "--workers", "-2"], "--workers"),
-        (["generate", "--process", "qcd", "--events", "5", "--out", "{d}/g.h5", "--workers", "0"], "--workers"),
-        (["generate", "--process", "qcd", "--events", "-3", "--out", "{d}/g.h5"], "--events"),
         (["abcd", "{events}", "--min-region-events", "-1", "--out", "{d}/abcd"], "--min-region-events"),
         (["quantize", "--checkpoint", "{d}", "--weight-bits", "0"], "--weight-bits"),
         (["train", "{events}", "--lr", "0"], "--lr"),
@@ -297,7 +299,7 @@ def test_run_config_type_errors_name_the_key(tmp_path, text, message):
         ("unfold:\n  hidden: {a: 1}\n", "unfold.hidden must be a list, got dict"),
         ("unfold:\n  hidden: [64, wide]\n", "unfold.hidden[1] must be an integer, got str 'wide'"),
         ("unfold: 7\n", "unfold must be a mapping, got int 7"),
-        ("unfold:\n  bootstrap: -1\n  example: gaussian\n", "unfold: bootstrap must be >= 0, got -1"),
+        ("unfold:\n  bootstrap: -1\n  example: gaussian\n", "unfold.bootstrap must be >= 0, got -1"),
     ],
 )
 def test_unfold_config_errors_name_the_key(tmp_path, text, message):
@@ -410,3 +412,137 @@ def test_firmware_command_refuses_a_pickle_in_place_of_the_onnx_export(tmp_path)
     _fails(["firmware", "--quantized", str(qdir), "--framework", "brevitas", "--output-root", str(root),
             "--no-yosys", "--no-verilator"], 1, str(qdir / "ae1.onnx"), "not a valid ONNX model")
     assert not root.exists() or not any(root.iterdir())
+
+
+# ---- damaged shower models (shower sample / evaluate) -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shower_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shower")
+    data, model = root / "showers.h5", root / "model"
+    for args in (
+        ["shower", "simulate", "--events", "64", "--out", str(data), "--e-max", "2e4"],
+        ["shower", "train", "--data", str(data), "--out", str(model), "--epochs", "1", "--steps", "2",
+         "--distill", "", "--voxel-width", "8", "--voxel-depth", "1", "--batch-size", "32", "--device", "cpu"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return model, data
+
+
+def _resave(path, edit_tensors=None, edit_meta=None):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    tensors = load_file(str(path))
+    if edit_tensors:
+        edit_tensors(tensors)
+    if edit_meta:
+        edit_meta(meta)
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _wrong_shape(tensors):
+    key = next(k for k in tensors if k.startswith("model.") and k.endswith("weight"))
+    tensors[key] = tensors[key][:, :1].contiguous()
+
+
+TEACHER_DAMAGE = {
+    "truncated": lambda p: p.write_bytes(p.read_bytes()[:200]),
+    "empty": lambda p: p.write_bytes(b""),
+    "pickle": lambda p: p.write_bytes(pickle.dumps({"config": "{}"})),
+    "nan": lambda p: _resave(p, lambda t: t[next(k for k in t if k.startswith("model."))].fill_(float("nan"))),
+    "wrong-shape": lambda p: _resave(p, _wrong_shape),
+    "garbage-config": lambda p: _resave(p, edit_meta=lambda m: m.update(config="{not json")),
+    "config-list": lambda p: _resave(p, edit_meta=lambda m: m.update(config="[1]")),
+    "unknown-setting": lambda p: _resave(p, edit_meta=lambda m: m.update(config='{"colour": 1}')),
+    "bad-width": lambda p: _resave(p, edit_meta=lambda m: m.update(config='{"voxel_width": -3}')),
+    "garbage-steps": lambda p: _resave(p, edit_meta=lambda m: m.update(steps="many")),
+    "missing-table": lambda p: _resave(p, lambda t: t.pop("transform.scalars")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(TEACHER_DAMAGE))
+def test_shower_sample_and_evaluate_refuse_a_damaged_teacher(tmp_path, shower_model, damage):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(shower_model[0], model)
+    TEACHER_DAMAGE[damage](model / "teacher.safetensors")
+    out = tmp_path / "sampled.h5"
+    _fails(["shower", "sample", "--model", str(model), "--out", str(out), "--events", "4", "--device", "cpu"],
+           1, str(model / "teacher.safetensors"))
+    assert not out.exists()
+    _fails(["shower", "evaluate", "--reference", str(shower_model[1]), "--model", str(model),
+            "--out", str(tmp_path / "eval"), "--device", "cpu"], 1, str(model / "teacher.safetensors"))
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--latency-budget", "-1"], "--latency-budget"),
+        (["--clock-period", "0"], "--clock-period"),
+        (["--csim-events", "-5"], "--csim-events"),
+    ],
+)
+def test_firmware_options_are_checked_before_anything_is_written(tmp_path, args, option):
+    root = tmp_path / "hls_projects"
+    _fails(["firmware", "--quantized", str(tmp_path), "--output-root", str(root), *args], 2, option)
+    assert not root.exists()
+
+
+def test_negative_counts_in_a_run_config_name_the_key(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("events:\n  background_events: -5\n")
+    _fails(["run", "--config", str(config)], 1, str(config), "events.background_events must be >= 0, got -5")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def spec_dir(tmp_path_factory, spec):
+    from quantize import random_quantized_weights
+
+    directory = tmp_path_factory.mktemp("spec")
+    spec.save(directory, random_quantized_weights(spec, seed=1, sparsity=0.5))
+    return directory
+
+
+@pytest.mark.parametrize(("column", "value", "message"), IMPOSSIBLE[:3])
+def test_emulate_and_score_refuse_impossible_events(tmp_path, spec_dir, checkpoint, column, value, message):
+    path = _bad_events(tmp_path, column, value)
+    out = tmp_path / "emulated.h5"
+    _fails(["emulate", "--model", str(spec_dir), "--events", str(path), "--out", str(out)], 1,
+           str(path), "event 5", message)
+    assert not out.exists()
+    _fails(["score", str(checkpoint[0]), str(path), "--out", str(out)], 1, str(path), "event 5", message)
+    assert not out.exists()
+
+
+def test_resume_names_an_invalid_state_json(tmp_path, checkpoint):
+    model = _copy_checkpoint(checkpoint, tmp_path)
+    (model / "state.json").write_text("{truncated")
+    _fails(["train", str(checkpoint[1]), "--out", str(model), "--resume", "--epochs", "2", "--batch-size", "200",
+            "--no-progress", "--device", "cpu"], 1, str(model / "state.json"), "not valid JSON")
+
+
+def test_run_unfold_refuses_negative_bootstrap_from_python(tmp_path):
+    from l1ad.steps.unfold import DEFAULTS
+    from offline.unfold.workflow import run_unfold
+
+    settings = {**copy.deepcopy(DEFAULTS), "example": "gaussian", "bootstrap": -1, "out": str(tmp_path / "u")}
+    with pytest.raises(ValueError, match="unfold: bootstrap must be >= 0, got -1"):
+        run_unfold(settings)
+    assert not (tmp_path / "u").exists()
+
+
+def test_precision_error_keeps_its_brackets(tmp_path, checkpoint):
+    precision = tmp_path / "p.json"
+    precision.write_text(json.dumps({"default": {"weight": "ap_fixed<4,1>"}}))
+    out = tmp_path / "q"
+    _fails(["quantize", "--checkpoint", str(checkpoint[0]), "--out", str(out), "--precision", str(precision)],
+           1, "weight must be [width, integer bits], got 'ap_fixed<4,1>'")
+    assert not out.exists()

@@ -41,10 +41,10 @@ DEFAULTS: dict[str, Any] = {
 
 def generate(
     process: Annotated[str, typer.Option(help=f"Process: {', '.join(GENERATABLE)}.")],
-    events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).", min=1)],
+    events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).")],
     out: Annotated[Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")],
     seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = 1234,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).", min=1)] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = None,
     shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
     scheduler: Annotated[str | None, typer.Option(
         help="Where tasks run: 'local' (a Dask LocalCluster of --workers processes), a Dask scheduler "

@@ -16,6 +16,7 @@ from firmware.convert import BACKENDS, DEFAULT_PART
 from firmware.example import event_words
 from firmware.options import CLI_NAMES, check_options, check_spec_types
 from firmware.project import PROJECT_KIND
+from l1ad import options
 from offline.artifacts import check_replaceable, plain_name
 
 NAME = "firmware"
@@ -61,16 +62,16 @@ def firmware(
     quantized: Annotated[Path, typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5).")],
     backend: Annotated[str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")] = DEFAULTS["backend"],
     part: Annotated[str, typer.Option(help="FPGA part.")] = DEFAULTS["part"],
-    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.")] = DEFAULTS[
+    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.", callback=options.positive)] = DEFAULTS[
         "clock_period_ns"
     ],
     name: Annotated[str | None, typer.Option(help="Project name: writes hls_projects/NAME.")] = None,
-    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).")] = DEFAULTS[
+    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).", callback=options.positive)] = DEFAULTS[
         "latency_budget_ns"
     ],
     framework: Annotated[str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")] = None,
     events: Annotated[Path | None, typer.Option(help="Event file for tb_data and the C simulation (default: toy events).")] = None,
-    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.")] = DEFAULTS["csim_events"],
+    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.", min=1)] = DEFAULTS["csim_events"],
     yosys: Annotated[bool, typer.Option(help="Synthesise with Yosys when installed.")] = True,
     verilator: Annotated[bool, typer.Option(help="Simulate the RTL with Verilator when installed.")] = True,
     emulator: Annotated[
@@ -127,10 +128,10 @@ def firmware_reports(
     summary["estimate_vs_reported"] = {m: r for m, r in ratios.items() if r is not None}
     summary["vendor_reports"] = [n for n in report.notes if "(reported):" in n]
     write_json(summary_path, summary)
-    console = Console()
-    console.print(escape(table.to_string()))
+    console = Console(markup=False)
+    console.print(table.to_string())
     for note in report.notes:
-        console.print(escape(f"note: {note}"))
+        console.print(f"note: {note}")
 
 
 def register(app: typer.Typer) -> None:

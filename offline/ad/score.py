@@ -83,7 +83,7 @@ def read_scores(path: str | os.PathLike[str]) -> Scores:
             if missing:
                 raise ValueError(f"{path}: not a scores file, missing {', '.join(missing)}")
             data = {d: f[d][:] for d in SCORE_DATASETS}
-    except OSError as err:
+    except (OSError, RuntimeError, KeyError, TypeError) as err:  # HDF5's ways of reporting a damaged file
         raise ValueError(f"{path}: not a readable HDF5 file: {err}") from None
     if len({len(v) for v in data.values()}) != 1:
         raise ValueError(f"{path}: R1, R2, weights and labels differ in length")

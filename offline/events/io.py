@@ -263,8 +263,8 @@ def write_events(
     validate_events(events, str(path))
     with atomic_path(path) as tmp:
         # Checksums make damage a read error instead of wrong values: Fletcher-32 on every data
-        # chunk, and the HDF5 1.8 file format (libver "v108"), whose metadata is checksummed.
-        with h5py.File(tmp, "w", libver="v108") as f:
+        # chunk, and the HDF5 1.10 file format (libver "v110"): checksummed metadata and chunk indexes.
+        with h5py.File(tmp, "w", libver="v110") as f:
             f.create_dataset(PARTICLES_DATASET, data=events.particles.astype(np.float32), chunks=True,
                              compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
             f.create_dataset("Particles_Names", data=np.array(COLUMN_NAMES, dtype="S"))

@@ -88,8 +88,8 @@ def check_targets(steps: int, targets: tuple[int, ...]) -> None:
     for target in targets:
         if not 1 <= target < steps or steps % target or (steps // target) & (steps // target - 1):
             raise ValueError(
-                f"distillation target {target}: cannot be reached from the teacher's {steps} steps by halving "
-                f"(targets must be {steps} / 2^k, below {steps})"
+                f"cannot reach {target} steps from the teacher's {steps} by halving "
+                f"(distillation targets must be {steps} / 2^k, below {steps})"
             )
 
 

@@ -124,7 +124,7 @@ def read_showers(
             sl = slice(None) if max_events is None else slice(0, max_events)
             e = f[ENERGY_KEY][sl]
             x = f[SHOWER_KEY][sl]
-    except OSError as err:
+    except (OSError, RuntimeError, KeyError, TypeError) as err:  # HDF5's ways of reporting a damaged file
         raise ShowerFileError(path, f"not a readable HDF5 file ({err})") from None
     try:
         return validate_showers(e, x, geometry, where=str(path))
