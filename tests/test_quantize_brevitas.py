@@ -11,10 +11,8 @@ import torch
 from emulation import TriggerEmulator, input_mantissas, run_layers, to_float
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
-from quantize import QuantConfig, build_spec
+from quantize import QuantConfig, brevitas_model, build_spec
 from quantize.qat import QATConfig, weight_sparsity
-
-brevitas_model = pytest.importorskip("quantize.brevitas_model")
 
 
 def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
