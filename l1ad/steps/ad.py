@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal as os_signal  # `signal` is an option of train
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,6 +75,8 @@ def train(
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
     config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, device=device, progress=progress)
+    # SIGTERM exits through Python, so a checkpoint file being written is removed, never left half-written
+    os_signal.signal(os_signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     console = Console(stderr=True)
     if lambda_scan_values is not None:
         frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
