@@ -32,7 +32,7 @@ def l1ad_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "COLUMNS": "200"}
 
 
-def tiny_workspace(root: Path, name: str = "tiny") -> Path:
+def tiny_workspace(root: Path, name: str = "tiny", quantize: dict | None = None) -> Path:
     """Event files and a tiny run config in ``root``; returns the config path."""
     write_events(root / "bkg.h5", make_toy_events(N_BACKGROUND, seed=31), {"process": "wlnu"})
     toy = make_toy_events(N_SIGNAL, seed=40, process="Ato4l")
@@ -46,7 +46,7 @@ def tiny_workspace(root: Path, name: str = "tiny") -> Path:
         "cache_dir": "cache",
         "events": {"background_file": "bkg.h5", "signal_files": {"Ato4l": "Ato4l.h5"}, "signals": ["Ato4l"]},
         "ad": {"epochs": 3, "batch_size": 500, "min_region_events": 5},
-        "quantize": {"qat": {"epochs": 2, "batch_size": 500}},
+        "quantize": {"qat": {"epochs": 2, "batch_size": 500}, **(quantize or {})},
         "firmware": {"csim_events": 300, "tb_events": 50, "rtl_events": 0},
         "emulation": {"compare_csim_events": 300},
     }
@@ -121,3 +121,18 @@ def test_every_trigger_bit_of_the_run_equals_the_c_simulation_of_its_project(tin
         weights = f["weights"][:N_BACKGROUND]
     fraction = np.sum(weights * trigger[:N_BACKGROUND]) / np.sum(weights)
     assert summary["emulation"]["rate_khz"] == pytest.approx(40_000 * fraction, rel=1e-9)
+
+
+@pytest.mark.hls
+@pytest.mark.slow
+def test_qkeras_through_the_pipeline_gives_a_keras_frontend_project_equal_to_its_csim(tmp_path):
+    config = tiny_workspace(tmp_path, name="qk", quantize={"framework": "qkeras"})
+    done = subprocess.run([sys.executable, "-m", "l1ad", "run", "--config", str(config)], cwd=tmp_path,
+                          env=l1ad_env(), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    summary = json.loads((tmp_path / "runs" / "qk" / "summary.json").read_text())
+    assert summary["quantize"]["framework"] == "qkeras"
+    assert sorted(p.name for p in (tmp_path / "runs" / "qk" / "quantize").glob("*.h5")) == ["ae1.h5", "ae2.h5"]
+    assert "keras frontend" in done.stderr
+    assert summary["firmware"]["csim_mismatches"] == 0 and summary["emulation"]["csim_mismatches"] == 0
+    assert summary["emulation"]["csim_events_compared"] == 300
