@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.l1ad-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install lint system-tools clean
+.PHONY: demo test install lint system-tools clean gpu-check
 
 install: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every CUDA path on small data vs the CPU (benchmarks/results/gpu_check.json); without CUDA it says so.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check l1ad offline quantize firmware emulation tests benchmarks

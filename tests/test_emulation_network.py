@@ -17,6 +17,7 @@ from emulation.fixed import (
     QUANTIZATION_MODES,
     FixedType,
     OverflowCounter,
+    cast,
 )
 from emulation.float_path import project_plan
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject

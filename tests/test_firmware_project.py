@@ -136,3 +136,39 @@ def test_project_refuses_a_reference_that_is_not_callable(default, tmp_path):
     with pytest.raises(ValueError, match="reference must be a callable"):
         write_project(tmp_path / "prj", spec, weights, None, ConversionSettings(), _words(spec, 10))
     assert not (tmp_path / "prj").exists()
+
+
+def test_conversion_repeats_until_every_layer_has_a_spec_type(default, exported, tmp_path, monkeypatch):
+    """A layer the probe does not show (an hls4ml optimizer can hide one) gets its type on a second pass;
+    one that never gets a type is an error naming it."""
+    import importlib
+
+    conv = importlib.import_module("firmware.convert")  # the module (the package exports a function of that name)
+
+    spec, _ = default
+    real = conv.precision_config
+    calls: list[dict] = []
+
+    def hiding(hidden_for: int):
+        def precision_config(spec, hls_model):
+            config = real(spec, hls_model)
+            calls.append(dict(config))
+            if len(calls) <= hidden_for:
+                config.pop(hidden)
+            return config
+        return precision_config
+
+    probe_config = real(spec, conv.convert(_model(exported, "keras"), spec, tmp_path / "p0", ConversionSettings()))
+    hidden = sorted(probe_config)[0]
+    monkeypatch.setattr(conv, "precision_config", hiding(1))
+    hls_model = conv.convert(_model(exported, "keras"), spec, tmp_path / "p1", ConversionSettings())
+    assert len(calls) == 2  # the probe, then one repeat that found the hidden layer
+    layer_names = hls_model.config.config["HLSConfig"]["LayerName"]
+    assert layer_names[hidden] == probe_config[hidden]
+    assert {layer.name for layer in hls_model.get_layers()} <= set(layer_names)
+
+    calls.clear()
+    monkeypatch.setattr(conv, "precision_config", hiding(99))
+    with pytest.raises(ValueError, match=f"hls4ml layers without a FirmwareSpec type: .*{hidden}"):
+        conv.convert(_model(exported, "keras"), spec, tmp_path / "p2", ConversionSettings())
+    assert len(calls) == 4  # the probe and three repeats, then it gives up

@@ -11,10 +11,8 @@ import torch
 from emulation import TriggerEmulator, input_mantissas, run_layers, to_float
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
-from quantize import QuantConfig, build_spec
+from quantize import QuantConfig, brevitas_model, build_spec
 from quantize.qat import QATConfig, weight_sparsity
-
-brevitas_model = pytest.importorskip("quantize.brevitas_model")
 
 
 def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
@@ -83,3 +81,35 @@ def test_qonnx_export_executes_equal_to_brevitas_with_weights_on_grid(trained, t
             for k, node in enumerate(matmuls):
                 w = ctx[node.input[1]].T  # MatMul holds (in, out)
                 assert np.array_equal(w, weights[f"ae1.layers.{k}.weight"]) and ae.layers[k].weight.on_grid(w).all()
+
+
+def test_qat_restores_the_best_validation_epoch_not_the_last(toy_events, monkeypatch):
+    """Validation is made to prefer epoch 1 (every other epoch's validation loss gets +1000):
+    the pair finetune returns must be epoch 1's, not the last epoch's."""
+    from offline.ad.train import pair_loss
+
+    calls = []
+
+    def judged(r1, r2, w, lam):
+        parts = pair_loss(r1, r2, w, lam)
+        if torch.is_grad_enabled():  # a training step
+            return parts
+        calls.append(len(calls))
+        return parts if len(calls) == 2 else replace(parts, total=parts.total + 1000.0)
+
+    words = to_hardware(toy_events.features)
+    spec = build_spec(preset("firmware"), QuantConfig(), Preprocessing.fit(words))
+    x = to_float(input_mantissas(spec, words), spec.input)
+    w = toy_events.event_weights
+    torch.manual_seed(1)
+    model = brevitas_model.BrevitasPair(spec).load_float(AutoencoderPair(preset("firmware")))
+    qat = QATConfig(epochs=4, batch_size=200, sparsity=0.5, prune_end=0.25, progress=False, seed=2)
+    monkeypatch.setattr(brevitas_model, "pair_loss", judged)
+    history = brevitas_model.finetune(model, x[:1600], w[:1600], x[1600:], w[1600:], qat, lam=10.0)
+    monkeypatch.undo()
+    assert len(calls) == qat.epochs and history[-1]["val_loss"] > 1000
+    with torch.no_grad():
+        r1, r2 = model(torch.as_tensor(x[1600:], dtype=torch.float32))
+        restored = float(pair_loss(r1, r2, torch.as_tensor(w[1600:], dtype=torch.float32), 10.0).total)
+    assert restored == pytest.approx(history[1]["val_loss"], rel=1e-6)
+    assert restored != pytest.approx(history[-1]["val_loss"] - 1000.0, rel=1e-4)  # not the last epoch's weights

@@ -12,10 +12,8 @@ from emulation import TriggerEmulator, input_mantissas, place_thresholds, run_la
 from offline.ad.disco import disco_sq as torch_disco_sq
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
-from quantize import QuantConfig, build_spec
+from quantize import QuantConfig, brevitas_model, build_spec, qkeras_model
 from quantize.qat import QATConfig, weight_sparsity
-
-qkeras_model = pytest.importorskip("quantize.qkeras_model")
 
 
 def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
@@ -52,7 +50,6 @@ def test_qkeras_activations_lie_on_their_grids_and_equal_the_emulator(setup):
 
 
 def test_brevitas_and_qkeras_builds_write_identical_specs(setup, toy_events, tmp_path):
-    brevitas_model = pytest.importorskip("quantize.brevitas_model")
     spec, float_pair, _, _ = setup
     state = {k: v.numpy() for k, v in float_pair.state_dict().items()}
     files = {}

@@ -21,7 +21,6 @@ from offline.events import write_events
 from quantize import load_spec, load_weights
 from quantize.qat import weight_sparsity
 
-pytest.importorskip("brevitas")
 RATE = 2000.0  # kHz: FPR 5 %, resolvable on ~800 test background events
 
 
