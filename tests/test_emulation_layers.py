@@ -332,3 +332,65 @@ def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     assert strategies["conv2d"] == "latency"
     t = _hls_type(result)
     assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])
+
+
+# ----------------------------------------------------------------------------- lookup tables vs g++
+
+TABLES_CPP = r"""
+#include "ap_fixed.h"
+#include "nnet_utils/nnet_activation.h"
+#include <cstdio>
+struct C {
+    typedef double table_t; typedef double exp_table_t; typedef double inv_table_t;
+    static const unsigned table_size = 1024, exp_table_size = 1024, inv_table_size = 512;
+    static constexpr float exp_scale = 0.7;
+};
+static double t[1024];
+#define DUMP(name, n) for (int i = 0; i < n; i++) printf(name " %d %a\n", i, t[i]);
+int main() {
+    nnet::init_tanh_table<C, 1024>(t); DUMP("tanh", 1024)
+    nnet::init_sigmoid_table<C, 1024>(t); DUMP("sigmoid", 1024)
+    nnet::init_softplus_table<C, 1024>(t); DUMP("softplus", 1024)
+    nnet::init_softsign_table<C, 1024>(t); DUMP("softsign", 1024)
+    nnet::init_elu_table<C, 1024>(t); DUMP("elu", 1024)
+    nnet::init_selu_table<C, 1024>(t); DUMP("selu", 1024)
+    nnet::init_exp_table_legacy<C, 1024>(t); DUMP("exp_legacy", 1024)
+    nnet::init_invert_table_legacy<C, 1024>(t); DUMP("invert_legacy", 1024)
+    nnet::init_exp_table<ap_fixed<16, 6>, C>(t); DUMP("exp_latency", 1024)
+    nnet::init_exp_table<ap_ufixed<35, 15>, C>(t, true); DUMP("exp_stable", 1024)
+    nnet::init_invert_table<ap_fixed<18, 8, AP_RND, AP_SAT>, C>(t); DUMP("invert", 512)
+}
+"""
+
+
+def test_lookup_table_values_equal_nnet_activation_compiled_by_gxx(tmp_path, monkeypatch):
+    """The float values the tables are filled with (table_t = double), to the last bit."""
+    import subprocess
+    from pathlib import Path
+
+    import hls4ml
+
+    from emulation.layers import tables
+
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "tables.cpp").write_text(TABLES_CPP)
+    exe = tmp_path / "tables"
+    subprocess.run(["g++", "-O3", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}", str(tmp_path / "tables.cpp"),
+                    "-o", str(exe)], check=True)  # fmt: skip
+    expected: dict[str, list[float]] = {}
+    for line in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines():
+        name, _, value = line.split()
+        expected.setdefault(name, []).append(float.fromhex(value))
+    monkeypatch.setattr(tables, "to_table_type", lambda values, t: np.asarray(values, dtype=np.float64))
+    ours = {
+        "tanh": tables.tanh_table(1024, None), "sigmoid": tables.sigmoid_table(1024, None),
+        "softplus": tables.softplus_table(1024, None), "softsign": tables.softsign_table(1024, None),
+        "elu": tables.elu_table(1024, None), "selu": tables.selu_table(1024, None),
+        "exp_legacy": tables.exp_table_legacy(1024, None), "invert_legacy": tables.invert_table_legacy(1024, None),
+        "exp_latency": tables.exp_table(1024, FixedType(16, 6), 0.7, None, negative=False),
+        "exp_stable": tables.exp_table(1024, FixedType(35, 15, False), 0.7, None, negative=True),
+        "invert": tables.invert_table(512, FixedType(18, 8, True, "AP_RND", "AP_SAT"), None),
+    }  # fmt: skip
+    for name, values in ours.items():
+        differ = np.flatnonzero(np.asarray(expected[name]) != values)
+        assert differ.size == 0, f"{name}: {differ.size} entries differ, first {differ[:5]}"
