@@ -13,12 +13,12 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emulation.fixed import FixedType
+from emulation.fixed import MAX_WIDTH, FixedType
 from emulation.graph import Graph, Node, Port
 from emulation.hls_project import (
     _aliases,
@@ -81,6 +81,7 @@ class LayerCall:
     _weights_dir: Path
     _sizes: dict[str, int]
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
+    _constants: dict[str, int] = field(default_factory=dict)  # named sizes of defines.h / parameters.h
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
 
     def type(self, name: str) -> FixedType:
@@ -89,10 +90,20 @@ class LayerCall:
 
     def const(self, name: str, default=_MISSING):
         if name in self._consts:
-            return _value(self._consts[name], self._consts)
+            text = self._consts[name]
+            number = _size(text, {**self._constants, **self._int_consts()})
+            return number if number is not None else _value(text, self._consts)
         if default is _MISSING:
             raise ValueError(f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}")
         return default
+
+    def _int_consts(self) -> dict[str, int]:
+        out = {}
+        for k, v in self._consts.items():
+            v = v.strip()
+            if re.fullmatch(r"-?\d+[uU]?", v):
+                out[k] = int(v.rstrip("uU"))
+        return out
 
     def static_value(self, name: str) -> tuple[FixedType, float]:
         """A static member defined outside its struct (``const T config::name = value;``)."""
@@ -112,6 +123,11 @@ class LayerCall:
 
     def size(self, var: str) -> int | None:
         return self._sizes.get(var)
+
+    def exact(self, t, what: str) -> None:
+        """Refuse an intermediate result wider than the int64 arithmetic holds (never silently wrong)."""
+        if t.width > MAX_WIDTH:
+            raise self.fail(f"{what} needs {t.width} bits; the emulator computes in int64, at most {MAX_WIDTH} bits")
 
     def fail(self, problem: str) -> ValueError:
         return ValueError(f"{self.where}: layer '{self.name}' (nnet::{self.function}): {problem}")
@@ -250,6 +266,7 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
             _sizes=sizes,
             text="\n".join(s.body for s in chain),
             parameters=parameters,
+            _constants=constants,
         )
         nodes.append(build(call))
 

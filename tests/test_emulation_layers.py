@@ -179,6 +179,11 @@ def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "softmax"} <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
     assert_bit_exact(hls_model, tmp_path / "prj", [x])
+    # what `l1ad emulate` runs: the outputs side by side, in chunks
+    from emulation import emulate_project
+
+    together = emulate_project(project, x, chunk_size=1000)
+    assert np.array_equal(together.outputs, np.concatenate(project.graph.emulate([x]), axis=1))
 
 
 # ----------------------------------------------------------------------------- merges, non-sequential graphs
@@ -394,3 +399,79 @@ def test_lookup_table_values_equal_nnet_activation_compiled_by_gxx(tmp_path, mon
     for name, values in ours.items():
         differ = np.flatnonzero(np.asarray(expected[name]) != values)
         assert differ.size == 0, f"{name}: {differ.size} entries differ, first {differ[:5]}"
+
+
+# ----------------------------------------------------------------------------- reader errors (no compiler needed)
+
+HAND_DEFINES = """#ifndef DEFINES_H_
+#define DEFINES_H_
+#include "ap_fixed.h"
+#define N_IN 4
+typedef ap_fixed<40,20> input_t;
+typedef ap_fixed<30,10> bn_scale_t;
+typedef ap_fixed<8,3> bn_bias_t;
+typedef ap_fixed<16,6> result_t;
+#endif
+"""
+HAND_PARAMETERS = """struct config2 : nnet::batchnorm_config {
+    static const unsigned n_in = N_IN;
+    static const unsigned n_filt = -1;
+    typedef bn_bias_t bias_t;
+    typedef bn_scale_t scale_t;
+};
+"""
+HAND_TOP = """#include "myproject.h"
+void myproject(input_t x[N_IN], result_t y[N_IN]) {
+    nnet::normalize<input_t, result_t, config2>(x, y, s2, b2); // bn
+}
+"""
+
+
+NARROW_DEFINES = HAND_DEFINES.replace("ap_fixed<40,20> input_t", "ap_fixed<12,4> input_t")
+
+
+def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES):
+    firmware = root / "firmware"
+    (firmware / "weights").mkdir(parents=True)
+    (firmware / "defines.h").write_text(defines)
+    (firmware / "parameters.h").write_text(HAND_PARAMETERS)
+    (firmware / "myproject.cpp").write_text(top)
+    (firmware / "weights" / "s2.txt").write_text("0.5, 1.25, -2, 3")
+    (firmware / "weights" / "b2.txt").write_text("0.125, 0, -1, 2.5")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("top", "defines", "message"),
+    [
+        (HAND_TOP, HAND_DEFINES, r"layer 'bn' \(nnet::normalize\): x \* scale \+ bias needs 71 bits"),
+        (HAND_TOP.replace("nnet::normalize", "nnet::layernormalize"), NARROW_DEFINES,
+         r"layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
+        (HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)"), NARROW_DEFINES, r"layer 'bn' reads 'z', which no earlier layer"),
+        (HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]"), NARROW_DEFINES, r"argument 'input_t x\[N_INPUTS\]' is not an array"),
+    ],
+    ids=["too-wide", "unsupported", "undefined-input", "unknown-size"],
+)
+def test_reader_names_file_layer_and_reason(tmp_path, top, defines, message):
+    _hand_project(tmp_path, top, defines)
+    with pytest.raises(ValueError, match=message):
+        load_hls_project(tmp_path)
+
+
+def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path):
+    from fractions import Fraction
+
+    _hand_project(tmp_path, defines=NARROW_DEFINES)
+    project = load_hls_project(tmp_path)
+    (node,) = project.graph.nodes
+    assert node.kind == "normalize" and project.n_inputs == 4
+    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003]])
+    y = project.graph.emulate([x])[0]
+    # Oracle: exact fractions of x (on input_t's grid: all of these but 0.003, truncated to 0) * scale + bias,
+    # truncated into ap_fixed<16,6> (10 fractional bits; no overflow here).
+    scale, bias = [0.5, 1.25, -2, 3], [0.125, 0, -1, 2.5]
+    for row, out in zip(x, y, strict=True):
+        for v, s, b, got in zip(row, scale, bias, out, strict=True):
+            q = Fraction(int(np.floor(v * 256)), 256)
+            want = Fraction(int(np.floor((q * Fraction(s) + Fraction(b)) * 1024)), 1024)
+            assert Fraction(got) == want
