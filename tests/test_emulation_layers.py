@@ -155,7 +155,9 @@ def activation_model(seed: int):
         layers.Activation("softplus", name="softplus")(d),
         layers.Activation("softsign", name="softsign")(d),
         layers.Activation("hard_sigmoid", name="hard_sigmoid")(d),
+        layers.Activation("hard_sigmoid", name="hard_tanh")(d),  # made nnet::hard_tanh by _hand_edited
         layers.Activation("relu", name="relu")(d),
+        layers.Activation("relu", name="relu_max")(d),  # made nnet::relu_max<..., 3, ...> by _hand_edited
         layers.Activation("linear", name="linear")(d),
     ] + [layers.Activation("softmax", name=f"softmax_{impl}")(d) for impl in ("latency", "stable", "legacy", "argmax")]  # fmt: skip
     return keras.Model(x, outputs)
@@ -170,13 +172,23 @@ ACTIVATION_CONFIG = {
 }
 
 
+def _hand_edited(firmware) -> None:
+    """hls4ml 1.3 writes neither nnet::hard_tanh nor nnet::relu_max from Keras; a hand-edited project may."""
+    import re
+
+    top = firmware / "myproject.cpp"
+    text = re.sub(r"nnet::hard_sigmoid<([^;]*;[ \t]*// hard_tanh)", r"nnet::hard_tanh<\1", top.read_text())
+    text = re.sub(r"nnet::relu<([\w:]+), ([\w:]+), ([\w:]+)>([^;]*;[ \t]*// relu_max)", r"nnet::relu_max<\1, \2, 3, \3>\4", text)
+    top.write_text(text)
+
+
 @pytest.mark.parametrize("family", _matrix("activations"))
 def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
-    hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG)
+    hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited)
     project = load_hls_project(tmp_path / "prj")
     kinds = {node.kind for node in project.graph.nodes}
-    assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "softmax"} <= kinds
+    assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "hard_tanh", "relu_max", "softmax"} <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
     assert_bit_exact(hls_model, tmp_path / "prj", [x])
     # what `l1ad emulate` runs: the outputs side by side, in chunks

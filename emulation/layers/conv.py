@@ -38,7 +38,7 @@ def im2col(in_shape: tuple[int, int], n_chan: int, filt: tuple[int, int], stride
     return cols
 
 
-@reader("conv_1d_cl", "conv_2d_cl", "pointwise_conv_1d_cl")
+@reader("conv_1d_cl", "conv_2d_cl")
 def _read_conv(call) -> Node:
     targs = call.template_args
     data_t, res_t = call.type(targs[0]), call.type(targs[1])
