@@ -328,6 +328,13 @@ def conv_model(seed: int):
         layers.ZeroPadding2D(((1, 0), (2, 1)), name="zeropad2d")(im),
         layers.Permute((2, 1, 3), name="transpose")(im),
     ]
+    pooled = layers.MaxPooling2D((2, 2), name="maxpool2d_b")(im)
+    strided = layers.Conv2D(2, (3, 3), strides=2, padding="same", name="conv2d_b", kernel_initializer=init)(im)
+    outputs += [
+        layers.Concatenate(axis=-1, name="concatenate3d")([pooled, strided]),
+        layers.Concatenate(axis=1, name="concatenate3d_rows")([pooled, strided]),
+        layers.Activation("softmax", name="softmax_channels")(layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)),
+    ]
     return keras.Model([s, im], outputs)
 
 
