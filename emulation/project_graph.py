@@ -21,6 +21,8 @@ import numpy as np
 from emulation.fixed import MAX_WIDTH, FixedType
 from emulation.graph import Graph, Node, Port
 from emulation.hls_project import (
+    DenseLayer,
+    HLSProject,
     _aliases,
     _find_top,
     _layer_names,
@@ -31,7 +33,7 @@ from emulation.hls_project import (
     _unqualify,
 )
 
-__all__ = ["LayerCall", "read_project_graph"]
+__all__ = ["LayerCall", "project_graph", "read_project_graph"]
 
 _STRUCT = re.compile(r"struct\s+(\w+)\s*(?::\s*(?:public\s+)?([\w:]+))?\s*\{(.*?)\}\s*;", re.S)
 _STATIC = re.compile(r"static\s+(?:const|constexpr)\s+(?:const\s+)?([\w:<>,\s]+?)\s+(\w+)\s*=\s*([^;]+);")
@@ -287,3 +289,26 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     if not outputs:
         raise ValueError(f"{cpp}: no layer writes any argument of {top}")
     return Graph(top, inputs, outputs, tuple(nodes))
+
+
+def project_graph(project: HLSProject) -> Graph:
+    """The graph of any loaded project: its own, or its dense/ReLU/linear chain as nodes.
+
+    The chain's layers become the same node kinds the reader builds (``dense`` with the
+    Latency strategy, ``relu``, ``linear``), so one executor runs every project.
+    """
+    if project.graph is not None:
+        return project.graph
+    nodes: list[Node] = []
+    var, t = project.input_name, project.input_type
+    for layer in project.layers:
+        out = f"{layer.name}_out"
+        if isinstance(layer, DenseLayer):
+            params = dict(weight=layer.weight, weight_flat=layer.weight.ravel(), weight_type=layer.weight_type,
+                          bias=layer.bias, bias_type=layer.bias_type, accum_type=layer.accum_type, strategy="latency")  # fmt: skip
+            nodes.append(Node("dense", layer.name, (var,), out, (t,), layer.result_type, layer.n_out, params))
+        else:
+            nodes.append(Node(layer.kind, layer.name, (var,), out, (t,), layer.result_type, layer.n))
+        var, t = out, layer.result_type
+    inputs = (Port(project.input_name, project.input_type, project.n_inputs),)
+    return Graph(project.top, inputs, (Port(var, t, project.n_outputs),), tuple(nodes))
