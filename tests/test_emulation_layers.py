@@ -235,6 +235,12 @@ def test_merges_and_skip_connections_are_bit_exact(family, tmp_path):
     xa, xb = events(N_EVENTS, 6, t, seed=6), events(N_EVENTS, 6, t, seed=7)
     xb[: N_EVENTS // 6] = xa[: N_EVENTS // 6]  # equal operands: ties for maximum/minimum
     assert_bit_exact(hls_model, tmp_path / "prj", [xa, xb])
+    # `l1ad emulate --compare-csim`: inputs and outputs side by side, in the top function's order
+    from emulation import CSimulation, emulate_project
+
+    both = np.concatenate([xa, xb], axis=1)[:500]
+    sim = CSimulation(tmp_path / "prj")
+    assert np.array_equal(sim.predict(both), emulate_project(load_hls_project(tmp_path / "prj"), both).outputs)
 
 
 # ----------------------------------------------------------------------------- dense Resource
