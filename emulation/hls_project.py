@@ -7,8 +7,10 @@ calls ``nnet::`` layers) and ``firmware/weights/*.txt`` (or the ``.h`` initialis
 Weights are converted to their types exactly as the C simulation does
 (``istream >> double``, then ``weight_t(double)``).
 
-Supported: sequential Dense (Latency strategy) / ReLU / linear networks. Anything else
-raises ``ValueError`` naming the layer and the file.
+Sequential Dense (Latency strategy) / ReLU / linear networks are read here into
+``layers`` (the emulator's fast paths run them); any other project is read by
+``emulation.project_graph`` into a layer graph, whose errors name the file, the layer
+and the reason.
 """
 
 from __future__ import annotations
