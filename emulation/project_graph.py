@@ -81,7 +81,6 @@ class LayerCall:
     _consts: dict[str, str]
     _outside: dict[str, tuple[str, str]]
     _weights_dir: Path
-    _sizes: dict[str, int]
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
     _constants: dict[str, int] = field(default_factory=dict)  # named sizes of defines.h / parameters.h
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
@@ -123,9 +122,6 @@ class LayerCall:
     def weights(self, var: str, ftype: FixedType, size: int) -> np.ndarray:
         return _read_weights(self._weights_dir, var, ftype, size)
 
-    def size(self, var: str) -> int | None:
-        return self._sizes.get(var)
-
     def exact(self, t, what: str) -> None:
         """Refuse an intermediate result wider than the int64 arithmetic holds (never silently wrong)."""
         if t.width > MAX_WIDTH:
@@ -165,15 +161,6 @@ def _size(text: str, constants: dict[str, int]) -> int | None:
         return value(tree)
     except (ValueError, ZeroDivisionError):
         return None
-
-
-def _declared_sizes(body: str, constants: dict[str, int]) -> dict[str, int]:
-    out = {}
-    for m in re.finditer(r"\b[\w:]+(?:<[^;{}]*?>)?\s+(\w+)\s*\[([^\]]+)\]\s*;", body):
-        n = _size(m.group(2), constants)
-        if n is not None:
-            out[m.group(1)] = n
-    return out
 
 
 def _top_arguments(params: str, constants: dict[str, int], where: str) -> list[tuple[str, str, int]]:
@@ -217,8 +204,6 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
         outside.setdefault(struct, {})[member] = (type_name.strip(), value.strip())
 
     args = _top_arguments(params, constants, str(cpp))
-    sizes = {name: n for _, name, n in args}
-    sizes.update(_declared_sizes(body, constants))
     names = _layer_names(cpp.read_text(errors="replace"))
     calls = [m for m in _CALL.finditer(body) if not m.group(1).startswith("load_")]
     if not calls:
@@ -265,7 +250,6 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
             _consts=consts,
             _outside=outside.get(config_name, {}),
             _weights_dir=firmware / "weights",
-            _sizes=sizes,
             text="\n".join(s.body for s in chain),
             parameters=parameters,
             _constants=constants,
