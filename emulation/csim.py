@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import time
 import warnings
@@ -48,9 +49,27 @@ class CSimulation:
         written_in = Path(str(self.model.config.get_output_dir())).resolve()
         # The config records the directory it was written to; compile where it is now.
         self.model.config.config["OutputDir"] = str(self.path)
+        self._order_like_the_bridge()
         self.compile_seconds = 0.0
         if compile and not (written_in == self.path and self._load_existing()):
             self.compile()
+
+    def _order_like_the_bridge(self) -> None:
+        """Inputs and outputs in the order of the compiled bridge's arguments.
+
+        Why: hls4ml's ``link_existing_project`` takes them from ``hls4ml_config.yml``, whose
+        keys YAML sorts by name; with several outputs (``layer11_out`` before ``layer3_out``)
+        ``predict`` would then hand the library buffers of the wrong sizes.
+        """
+        bridge = self.path / f"{self.model.config.get_project_name()}_bridge.cpp"
+        if not bridge.exists():
+            return
+        m = re.search(r"void\s+\w+_double\s*\(([^)]*)\)", bridge.read_text(errors="replace"))
+        if m is None:
+            return
+        order = {arg.split("*")[-1].strip(): i for i, arg in enumerate(m.group(1).split(","))}
+        for variables in (self.model.in_vars, self.model.out_vars):
+            variables.sort(key=lambda v: order.get(v.name, len(order)))
 
     def _load_existing(self) -> bool:
         """Load the library an earlier compile left, if it is newer than every source file.
@@ -79,8 +98,13 @@ class CSimulation:
         """float64 outputs (N, n_out) for float inputs (N, n_in); inputs are cast to input_t in C++."""
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
         n = len(x)
-        y = np.asarray(self.model.predict(x), dtype=np.float64)
-        return y.reshape(n, -1)
+        sizes = [v.size() for v in self.model.in_vars]
+        if len(sizes) > 1:  # several inputs: their columns side by side, in argument order
+            x = [np.ascontiguousarray(part) for part in np.split(x.reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)]
+        y = self.model.predict(x)
+        if isinstance(y, list):  # several outputs: side by side, as the emulator writes them
+            return np.concatenate([np.asarray(part, dtype=np.float64).reshape(n, -1) for part in y], axis=1)
+        return np.asarray(y, dtype=np.float64).reshape(n, -1)
 
 
 def build_qkeras_dense(

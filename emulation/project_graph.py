@@ -13,17 +13,17 @@ from __future__ import annotations
 import ast
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emulation.fixed import FixedType, from_float
+from emulation.fixed import INT64_WIDTH, FixedType, from_float
 from emulation.graph import Graph, Node, Port
-from emulation.hls_project import _layer_names, _split_top
+from emulation.hls_project import DenseLayer, HLSProject, _layer_names, _split_top
 from emulation.hls_text import strip_comments, unqualify
 
-__all__ = ["LayerCall", "read_project_graph"]
+__all__ = ["LayerCall", "project_graph", "read_project_graph"]
 
 # The graph reader's own view of the project text. TODO(#14/#15): read through
 # emulation.hls_text (TypeTable, WeightArrays) like load_hls_project, so there is one reader.
@@ -157,8 +157,8 @@ class LayerCall:
     _consts: dict[str, str]
     _outside: dict[str, tuple[str, str]]
     _weights_dir: Path
-    _sizes: dict[str, int]
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
+    _constants: dict[str, int] = field(default_factory=dict)  # named sizes of defines.h / parameters.h
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
 
     def type(self, name: str) -> FixedType:
@@ -167,10 +167,20 @@ class LayerCall:
 
     def const(self, name: str, default=_MISSING):
         if name in self._consts:
-            return _value(self._consts[name], self._consts)
+            text = self._consts[name]
+            number = _size(text, {**self._constants, **self._int_consts()})
+            return number if number is not None else _value(text, self._consts)
         if default is _MISSING:
             raise ValueError(f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}")
         return default
+
+    def _int_consts(self) -> dict[str, int]:
+        out = {}
+        for k, v in self._consts.items():
+            v = v.strip()
+            if re.fullmatch(r"-?\d+[uU]?", v):
+                out[k] = int(v.rstrip("uU"))
+        return out
 
     def static_value(self, name: str) -> tuple[FixedType, float]:
         """A static member defined outside its struct (``const T config::name = value;``)."""
@@ -188,8 +198,10 @@ class LayerCall:
     def weights(self, var: str, ftype: FixedType, size: int) -> np.ndarray:
         return _read_weights(self._weights_dir, var, ftype, size)
 
-    def size(self, var: str) -> int | None:
-        return self._sizes.get(var)
+    def exact(self, t, what: str) -> None:
+        """Refuse an intermediate result wider than the int64 arithmetic holds (never silently wrong)."""
+        if t.width > INT64_WIDTH:
+            raise self.fail(f"{what} needs {t.width} bits; the emulator computes in int64, at most {INT64_WIDTH} bits")
 
     def fail(self, problem: str) -> ValueError:
         return ValueError(f"{self.where}: layer '{self.name}' (nnet::{self.function}): {problem}")
@@ -225,15 +237,6 @@ def _size(text: str, constants: dict[str, int]) -> int | None:
         return value(tree)
     except (ValueError, ZeroDivisionError):
         return None
-
-
-def _declared_sizes(body: str, constants: dict[str, int]) -> dict[str, int]:
-    out = {}
-    for m in re.finditer(r"\b[\w:]+(?:<[^;{}]*?>)?\s+(\w+)\s*\[([^\]]+)\]\s*;", body):
-        n = _size(m.group(2), constants)
-        if n is not None:
-            out[m.group(1)] = n
-    return out
 
 
 def _top_arguments(params: str, constants: dict[str, int], where: str) -> list[tuple[str, str, int]]:
@@ -277,8 +280,6 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
         outside.setdefault(struct, {})[member] = (type_name.strip(), value.strip())
 
     args = _top_arguments(params, constants, str(cpp))
-    sizes = {name: n for _, name, n in args}
-    sizes.update(_declared_sizes(body, constants))
     names = _layer_names(cpp.read_text(errors="replace"))
     calls = [m for m in _CALL.finditer(body) if not m.group(1).startswith("load_")]
     if not calls:
@@ -325,9 +326,9 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
             _consts=consts,
             _outside=outside.get(config_name, {}),
             _weights_dir=firmware / "weights",
-            _sizes=sizes,
             text="\n".join(s.body for s in chain),
             parameters=parameters,
+            _constants=constants,
         )
         nodes.append(build(call))
 
@@ -348,3 +349,26 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     if not outputs:
         raise ValueError(f"{cpp}: no layer writes any argument of {top}")
     return Graph(top, inputs, outputs, tuple(nodes))
+
+
+def project_graph(project: HLSProject) -> Graph:
+    """The graph of any loaded project: its own, or its dense/ReLU/linear chain as nodes.
+
+    The chain's layers become the same node kinds the reader builds (``dense`` with the
+    Latency strategy, ``relu``, ``linear``), so one executor runs every project.
+    """
+    if project.graph is not None:
+        return project.graph
+    nodes: list[Node] = []
+    var, t = project.input_name, project.input_type
+    for layer in project.layers:
+        out = f"{layer.name}_out"
+        if isinstance(layer, DenseLayer):
+            params = dict(weight=layer.weight, weight_flat=layer.weight.ravel(), weight_type=layer.weight_type,
+                          bias=layer.bias, bias_type=layer.bias_type, accum_type=layer.accum_type, strategy="latency")  # fmt: skip
+            nodes.append(Node("dense", layer.name, (var,), out, (t,), layer.result_type, layer.n_out, params))
+        else:
+            nodes.append(Node(layer.kind, layer.name, (var,), out, (t,), layer.result_type, layer.n))
+        var, t = out, layer.result_type
+    inputs = (Port(project.input_name, project.input_type, project.n_inputs),)
+    return Graph(project.top, inputs, (Port(var, t, project.n_outputs),), tuple(nodes))

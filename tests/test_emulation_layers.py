@@ -155,7 +155,9 @@ def activation_model(seed: int):
         layers.Activation("softplus", name="softplus")(d),
         layers.Activation("softsign", name="softsign")(d),
         layers.Activation("hard_sigmoid", name="hard_sigmoid")(d),
+        layers.Activation("hard_sigmoid", name="hard_tanh")(d),  # made nnet::hard_tanh by _hand_edited
         layers.Activation("relu", name="relu")(d),
+        layers.Activation("relu", name="relu_max")(d),  # made nnet::relu_max<..., 3, ...> by _hand_edited
         layers.Activation("linear", name="linear")(d),
     ] + [layers.Activation("softmax", name=f"softmax_{impl}")(d) for impl in ("latency", "stable", "legacy", "argmax")]  # fmt: skip
     return keras.Model(x, outputs)
@@ -170,15 +172,30 @@ ACTIVATION_CONFIG = {
 }
 
 
+def _hand_edited(firmware) -> None:
+    """hls4ml 1.3 writes neither nnet::hard_tanh nor nnet::relu_max from Keras; a hand-edited project may."""
+    import re
+
+    top = firmware / "myproject.cpp"
+    text = re.sub(r"nnet::hard_sigmoid<([^;]*;[ \t]*// hard_tanh)", r"nnet::hard_tanh<\1", top.read_text())
+    text = re.sub(r"nnet::relu<([\w:]+), ([\w:]+), ([\w:]+)>([^;]*;[ \t]*// relu_max)", r"nnet::relu_max<\1, \2, 3, \3>\4", text)
+    top.write_text(text)
+
+
 @pytest.mark.parametrize("family", _matrix("activations"))
 def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
-    hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG)
+    hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited)
     project = load_hls_project(tmp_path / "prj")
     kinds = {node.kind for node in project.graph.nodes}
-    assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "softmax"} <= kinds
+    assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "hard_tanh", "relu_max", "softmax"} <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
     assert_bit_exact(hls_model, tmp_path / "prj", [x])
+    # what `l1ad emulate` runs: the outputs side by side, in chunks
+    from emulation import emulate_project
+
+    together = emulate_project(project, x, chunk_size=1000)
+    assert np.array_equal(together.outputs, np.concatenate(project.graph.emulate([x]), axis=1))
 
 
 # ----------------------------------------------------------------------------- merges, non-sequential graphs
@@ -218,6 +235,12 @@ def test_merges_and_skip_connections_are_bit_exact(family, tmp_path):
     xa, xb = events(N_EVENTS, 6, t, seed=6), events(N_EVENTS, 6, t, seed=7)
     xb[: N_EVENTS // 6] = xa[: N_EVENTS // 6]  # equal operands: ties for maximum/minimum
     assert_bit_exact(hls_model, tmp_path / "prj", [xa, xb])
+    # `l1ad emulate --compare-csim`: inputs and outputs side by side, in the top function's order
+    from emulation import CSimulation, emulate_project
+
+    both = np.concatenate([xa, xb], axis=1)[:500]
+    sim = CSimulation(tmp_path / "prj")
+    assert np.array_equal(sim.predict(both), emulate_project(load_hls_project(tmp_path / "prj"), both).outputs)
 
 
 # ----------------------------------------------------------------------------- dense Resource
@@ -311,6 +334,13 @@ def conv_model(seed: int):
         layers.ZeroPadding2D(((1, 0), (2, 1)), name="zeropad2d")(im),
         layers.Permute((2, 1, 3), name="transpose")(im),
     ]
+    pooled = layers.MaxPooling2D((2, 2), name="maxpool2d_b")(im)
+    strided = layers.Conv2D(2, (3, 3), strides=2, padding="same", name="conv2d_b", kernel_initializer=init)(im)
+    outputs += [
+        layers.Concatenate(axis=-1, name="concatenate3d")([pooled, strided]),
+        layers.Concatenate(axis=1, name="concatenate3d_rows")([pooled, strided]),
+        layers.Activation("softmax", name="softmax_channels")(layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)),
+    ]
     return keras.Model([s, im], outputs)
 
 
@@ -332,3 +362,141 @@ def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     assert strategies["conv2d"] == "latency"
     t = _hls_type(result)
     assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])
+
+
+# ----------------------------------------------------------------------------- lookup tables vs g++
+
+TABLES_CPP = r"""
+#include "ap_fixed.h"
+#include "nnet_utils/nnet_activation.h"
+#include <cstdio>
+struct C {
+    typedef double table_t; typedef double exp_table_t; typedef double inv_table_t;
+    static const unsigned table_size = 1024, exp_table_size = 1024, inv_table_size = 512;
+    static constexpr float exp_scale = 0.7;
+};
+static double t[1024];
+#define DUMP(name, n) for (int i = 0; i < n; i++) printf(name " %d %a\n", i, t[i]);
+int main() {
+    nnet::init_tanh_table<C, 1024>(t); DUMP("tanh", 1024)
+    nnet::init_sigmoid_table<C, 1024>(t); DUMP("sigmoid", 1024)
+    nnet::init_softplus_table<C, 1024>(t); DUMP("softplus", 1024)
+    nnet::init_softsign_table<C, 1024>(t); DUMP("softsign", 1024)
+    nnet::init_elu_table<C, 1024>(t); DUMP("elu", 1024)
+    nnet::init_selu_table<C, 1024>(t); DUMP("selu", 1024)
+    nnet::init_exp_table_legacy<C, 1024>(t); DUMP("exp_legacy", 1024)
+    nnet::init_invert_table_legacy<C, 1024>(t); DUMP("invert_legacy", 1024)
+    nnet::init_exp_table<ap_fixed<16, 6>, C>(t); DUMP("exp_latency", 1024)
+    nnet::init_exp_table<ap_ufixed<35, 15>, C>(t, true); DUMP("exp_stable", 1024)
+    nnet::init_invert_table<ap_fixed<18, 8, AP_RND, AP_SAT>, C>(t); DUMP("invert", 512)
+}
+"""
+
+
+def test_lookup_table_values_equal_nnet_activation_compiled_by_gxx(tmp_path, monkeypatch):
+    """The float values the tables are filled with (table_t = double), to the last bit."""
+    import subprocess
+    from pathlib import Path
+
+    import hls4ml
+
+    from emulation.layers import tables
+
+    templates = Path(hls4ml.__file__).parent / "templates" / "vivado"
+    (tmp_path / "tables.cpp").write_text(TABLES_CPP)
+    exe = tmp_path / "tables"
+    subprocess.run(["g++", "-O3", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}", str(tmp_path / "tables.cpp"),
+                    "-o", str(exe)], check=True)  # fmt: skip
+    expected: dict[str, list[float]] = {}
+    for line in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines():
+        name, _, value = line.split()
+        expected.setdefault(name, []).append(float.fromhex(value))
+    monkeypatch.setattr(tables, "to_table_type", lambda values, t: np.asarray(values, dtype=np.float64))
+    ours = {
+        "tanh": tables.tanh_table(1024, None), "sigmoid": tables.sigmoid_table(1024, None),
+        "softplus": tables.softplus_table(1024, None), "softsign": tables.softsign_table(1024, None),
+        "elu": tables.elu_table(1024, None), "selu": tables.selu_table(1024, None),
+        "exp_legacy": tables.exp_table_legacy(1024, None), "invert_legacy": tables.invert_table_legacy(1024, None),
+        "exp_latency": tables.exp_table(1024, FixedType(16, 6), 0.7, None, negative=False),
+        "exp_stable": tables.exp_table(1024, FixedType(35, 15, False), 0.7, None, negative=True),
+        "invert": tables.invert_table(512, FixedType(18, 8, True, "AP_RND", "AP_SAT"), None),
+    }  # fmt: skip
+    for name, values in ours.items():
+        differ = np.flatnonzero(np.asarray(expected[name]) != values)
+        assert differ.size == 0, f"{name}: {differ.size} entries differ, first {differ[:5]}"
+
+
+# ----------------------------------------------------------------------------- reader errors (no compiler needed)
+
+HAND_DEFINES = """#ifndef DEFINES_H_
+#define DEFINES_H_
+#include "ap_fixed.h"
+#define N_IN 4
+typedef ap_fixed<40,20> input_t;
+typedef ap_fixed<30,10> bn_scale_t;
+typedef ap_fixed<8,3> bn_bias_t;
+typedef ap_fixed<16,6> result_t;
+#endif
+"""
+HAND_PARAMETERS = """struct config2 : nnet::batchnorm_config {
+    static const unsigned n_in = N_IN;
+    static const unsigned n_filt = -1;
+    typedef bn_bias_t bias_t;
+    typedef bn_scale_t scale_t;
+};
+"""
+HAND_TOP = """#include "myproject.h"
+void myproject(input_t x[N_IN], result_t y[N_IN]) {
+    nnet::normalize<input_t, result_t, config2>(x, y, s2, b2); // bn
+}
+"""
+
+
+NARROW_DEFINES = HAND_DEFINES.replace("ap_fixed<40,20> input_t", "ap_fixed<12,4> input_t")
+
+
+def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES):
+    firmware = root / "firmware"
+    (firmware / "weights").mkdir(parents=True)
+    (firmware / "defines.h").write_text(defines)
+    (firmware / "parameters.h").write_text(HAND_PARAMETERS)
+    (firmware / "myproject.cpp").write_text(top)
+    (firmware / "weights" / "s2.txt").write_text("0.5, 1.25, -2, 3")
+    (firmware / "weights" / "b2.txt").write_text("0.125, 0, -1, 2.5")
+    return root
+
+
+@pytest.mark.parametrize(
+    ("top", "defines", "message"),
+    [
+        (HAND_TOP, HAND_DEFINES, r"layer 'bn' \(nnet::normalize\): x \* scale \+ bias needs 71 bits"),
+        (HAND_TOP.replace("nnet::normalize", "nnet::layernormalize"), NARROW_DEFINES,
+         r"layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
+        (HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)"), NARROW_DEFINES, r"layer 'bn' reads 'z', which no earlier layer"),
+        (HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]"), NARROW_DEFINES, r"argument 'input_t x\[N_INPUTS\]' is not an array"),
+    ],
+    ids=["too-wide", "unsupported", "undefined-input", "unknown-size"],
+)
+def test_reader_names_file_layer_and_reason(tmp_path, top, defines, message):
+    _hand_project(tmp_path, top, defines)
+    with pytest.raises(ValueError, match=message):
+        load_hls_project(tmp_path)
+
+
+def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path):
+    from fractions import Fraction
+
+    _hand_project(tmp_path, defines=NARROW_DEFINES)
+    project = load_hls_project(tmp_path)
+    (node,) = project.graph.nodes
+    assert node.kind == "normalize" and project.n_inputs == 4
+    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003]])
+    y = project.graph.emulate([x])[0]
+    # Oracle: exact fractions of x (on input_t's grid: all of these but 0.003, truncated to 0) * scale + bias,
+    # truncated into ap_fixed<16,6> (10 fractional bits; no overflow here).
+    scale, bias = [0.5, 1.25, -2, 3], [0.125, 0, -1, 2.5]
+    for row, out in zip(x, y, strict=True):
+        for v, s, b, got in zip(row, scale, bias, out, strict=True):
+            q = Fraction(int(np.floor(v * 256)), 256)
+            want = Fraction(int(np.floor((q * Fraction(s) + Fraction(b)) * 1024)), 1024)
+            assert Fraction(got) == want

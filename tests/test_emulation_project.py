@@ -186,3 +186,17 @@ def test_load_inputs_names_missing_unreadable_and_non_numeric_files(tmp_path):
         load_inputs(tmp_path / "strings.npy")
     np.save(tmp_path / "ints.npy", np.arange(6).reshape(2, 3))
     assert load_inputs(str(tmp_path / "ints.npy")).shape == (2, 3)
+
+
+@pytest.mark.hls
+@pytest.mark.parametrize("which", ["plain_project", "narrow_project"])
+def test_dense_chain_as_graph_runs_the_same_as_the_layer_executor(which, request):
+    """One graph for every project: a dense/ReLU chain expressed as graph nodes gives the same bits."""
+    from emulation.project_graph import project_graph
+
+    project = load_hls_project(request.getfixturevalue(which).path)
+    assert project.graph is None and project.layers
+    graph = project_graph(project)
+    assert [n.kind for n in graph.nodes].count("dense") == 3
+    x = _events(3000, project.input_type, seed=8)
+    assert np.array_equal(graph.emulate([x])[0], emulate_project(project, x).outputs)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, cast, from_float
+from emulation.fixed import FixedType, OverflowCounter, cast, from_float, plus_type, product_type
 from emulation.graph import Node
-from emulation.layers import tables
+from emulation.layers import tables, widths
 from emulation.layers.registry import kernel, reader
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,6 +120,8 @@ def _param_call(call) -> tuple[FixedType, FixedType, FixedType]:
 def _read_leaky(call) -> Node:
     data_t, param_t, res_t = _param_call(call)
     value = from_float(np.array([call.literal(call.args[1])]), param_t)[0]
+    call.exact(widths.product(data_t, param_t), "alpha * x")
+    call.exact(widths.plus(data_t, param_t), "the comparison with theta")
     return call.node(call.function, [call.args[0]], call.args[2], [data_t], res_t, _n(call), param=int(value), param_type=param_t)
 
 
@@ -148,6 +150,7 @@ def _read_prelu(call) -> Node:
     data_t, param_t, res_t = _param_call(call)
     n = _n(call)
     alpha = call.weights(call.args[1], param_t, n)
+    call.exact(widths.product(data_t, param_t), "alpha * x")
     return call.node("prelu", [call.args[0]], call.args[2], [data_t], res_t, n, alpha=alpha, param_type=param_t)
 
 
@@ -198,6 +201,7 @@ def _read_elu(call) -> Node:
     table_t = call.type("table_t")
     if call.function == "selu":
         data_t, res_t = _types(call)
+        call.exact(widths.product(data_t, SELU_LAMBDA_TYPE), "lambda * x")
         return call.node("selu", [call.args[0]], call.args[1], [data_t], res_t, _n(call),
                          table=tables.selu_table(n_table, table_t), table_type=table_t)  # fmt: skip
     if len(call.template_args) == 4:
@@ -207,6 +211,7 @@ def _read_elu(call) -> Node:
     else:  # elu(data, res): alpha = ap_uint<1>(1.0)
         data_t, res_t = _types(call)
         param_t, alpha, out = FixedType(1, 1, False), 1, call.args[1]
+    call.exact(widths.product(table_t, param_t), "alpha * table value")
     return call.node("elu", [call.args[0]], out, [data_t], res_t, _n(call), param=alpha, param_type=param_t,
                      table=tables.elu_table(n_table, table_t), table_type=table_t)  # fmt: skip
 
@@ -246,6 +251,8 @@ def _read_hard(call) -> Node:
     data_t, res_t = _types(call)
     slope_t, slope = call.static_value("slope")
     shift_t, shift = call.static_value("shift")
+    sum_t = widths.plus(widths.product(slope_t, data_t), shift_t)
+    call.exact(widths.Bits(sum_t.width + 1, sum_t.integer + 1, True), "2 * (slope * x + shift)")
     return call.node(
         call.function, [call.args[0]], call.args[1], [data_t], res_t, _n(call),
         slope=int(from_float(np.array([slope]), slope_t)[0]), slope_type=slope_t,
@@ -260,8 +267,6 @@ def run_hard(node: Node, xs, counter):
     hard_tanh returns ``2 * s - 1`` (exact). Assigning 1 to s's type follows that type's
     (default: truncating, wrapping) modes, as in C++.
     """
-    from emulation.fixed import plus_type, product_type
-
     x, t, p = xs[0], node.input_types[0], node.params
     prod_t = product_type(p["slope_type"], t)
     sum_t = plus_type(prod_t, p["shift_type"])
@@ -295,6 +300,8 @@ def _read_softmax(call) -> Node:
         accum_t, inv_inp_t = call.type("accum_t"), call.type("inv_inp_t")
         index_t = data_t if impl == "latency" else call.type("inp_norm_t")
         scale = float(call.const("exp_scale", 1.0))
+        call.exact(widths.product(accum_t, inv_t), "exp * 1/sum")
+        call.exact(widths.plus(data_t, data_t), "max - x")
         params.update(
             exp_table=tables.exp_table(n_exp, index_t, scale, exp_t, negative=impl == "stable"), exp_type=exp_t,
             inv_table=tables.invert_table(n_inv, inv_inp_t, inv_t), inv_type=inv_t,
@@ -302,6 +309,7 @@ def _read_softmax(call) -> Node:
         )  # fmt: skip
     elif impl == "legacy":
         table_t = call.type("table_t")
+        call.exact(widths.plus(data_t, data_t), "x_j - x_i")
         params.update(exp_table=tables.exp_table_legacy(n_exp, table_t), inv_table=tables.invert_table_legacy(n_inv, table_t),
                       table_type=table_t)  # fmt: skip
     elif impl != "argmax":

@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from emulation.graph import Node
-from emulation.layers.dense import dense_apply, resource_params
+from emulation.layers.dense import check_widths, dense_apply, resource_params
 from emulation.layers.registry import kernel, reader
 
 
@@ -38,7 +38,7 @@ def im2col(in_shape: tuple[int, int], n_chan: int, filt: tuple[int, int], stride
     return cols
 
 
-@reader("conv_1d_cl", "conv_2d_cl", "pointwise_conv_1d_cl")
+@reader("conv_1d_cl", "conv_2d_cl")
 def _read_conv(call) -> Node:
     targs = call.template_args
     data_t, res_t = call.type(targs[0]), call.type(targs[1])
@@ -64,6 +64,7 @@ def _read_conv(call) -> Node:
     else:
         strategy = str(c("strategy", "latency"))
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
+    check_widths(call, data_t, w_t, b_t, acc_t)
     flat = call.weights(call.args[2], w_t, n_taps * n_filt)
     bias = call.weights(call.args[3], b_t, n_filt)
     params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat,

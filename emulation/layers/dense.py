@@ -21,6 +21,7 @@ import numpy as np
 
 from emulation.fixed import FixedType, cast, product_type
 from emulation.graph import Node
+from emulation.layers import widths
 from emulation.layers.registry import kernel, reader
 
 
@@ -127,6 +128,7 @@ def _read_dense(call) -> Node:
             if strategy not in ("latency", "resource"):
                 raise call.fail(f"dense strategy {strategy!r} is not supported (latency and resource are)")
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
+    check_widths(call, data_t, w_t, b_t, acc_t)
     flat = call.weights(call.args[2], w_t, n_in * n_out)
     bias = call.weights(call.args[3], b_t, n_out)
     params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat)
@@ -181,6 +183,12 @@ def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_o
         if schedule.grouped:
             acc = cast(acc + target, acc_t.fractional, acc_t)
     return cast(acc, acc_t, result_type)
+
+
+def check_widths(call, data_t: FixedType, w_t: FixedType, b_t: FixedType, acc_t: FixedType) -> None:
+    """The products, the bias and every running sum must fit the int64 arithmetic."""
+    call.exact(widths.product(data_t, w_t), "the products")
+    call.exact(widths.plus(acc_t, widths.plus(widths.product(data_t, w_t), b_t)), "the running sum")
 
 
 def resource_params(flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: str | None, fail) -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 
 from emulation.fixed import FixedType, cast, product_type
 from emulation.graph import Node
+from emulation.layers import widths
 from emulation.layers.registry import kernel, reader
 
 _ELEMENTWISE = ("add", "subtract", "multiply", "average", "maximum", "minimum")
@@ -22,6 +23,8 @@ def _read_elementwise(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     n = int(call.const("n_elem"))
     n1, n2 = int(call.const("n_elem1", n)), int(call.const("n_elem2", n))
+    exact = widths.product(t1, t2) if call.function == "multiply" else widths.plus(t1, t2)
+    call.exact(exact, f"the exact {call.function}")
     return call.node(call.function, call.args[:2], call.args[2], [t1, t2], res_t, n, n_elem1=n1, n_elem2=n2)
 
 
@@ -56,6 +59,9 @@ def run_elementwise(node: Node, xs, counter):
 def _read_dot(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     n_in = int(call.const("n_in"))
+    acc_t = call.type("accum_t")
+    call.exact(widths.product(t1, t2), "the products")
+    call.exact(widths.plus(acc_t, acc_t), "the running sum")
     return call.node("dot1d", call.args[:2], call.args[2], [t1, t2], res_t, int(call.const("n_out", 1)),
                      n_in=n_in, accum_type=call.type("accum_t"))  # fmt: skip
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from emulation.fixed import cast, product_type
 from emulation.graph import Node
+from emulation.layers import widths
 from emulation.layers.registry import kernel, reader
 
 
@@ -30,6 +31,7 @@ def _read_normalize(call) -> Node:
     scale_t, bias_t = call.type("scale_t"), call.type("bias_t")
     scale = call.weights(call.args[2], scale_t, n_scale)
     bias = call.weights(call.args[3], bias_t, n_scale)
+    call.exact(widths.plus(widths.product(data_t, scale_t), bias_t), "x * scale + bias")
     index = np.arange(n) if n_filt == -1 else np.arange(n) % n_filt
     return call.node("normalize", [call.args[0]], call.args[1], [data_t], res_t, n,
                      scale=scale, scale_type=scale_t, bias=bias, bias_type=bias_t, index=index)  # fmt: skip

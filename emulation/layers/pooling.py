@@ -15,6 +15,7 @@ import numpy as np
 
 from emulation.fixed import FixedType, cast
 from emulation.graph import Node
+from emulation.layers import widths
 from emulation.layers.activation import trunc_div
 from emulation.layers.registry import kernel, reader
 
@@ -64,6 +65,7 @@ def _read_pooling(call) -> Node:
         in_shape = (int(c("in_height")), int(c("in_width")))
         pool, stride, pad = in_shape, in_shape, (0, 0, 0, 0)
     count_pad = str(c("count_pad", "false")).lower() == "true"
+    call.exact(widths.plus(call.type("accum_t"), data_t), "the running sum")
     windows, divisors = pool_windows(in_shape, n_filt, pool, stride, pad, count_pad)
     return call.node("pooling", [call.args[0]], call.args[1], [data_t], res_t, len(windows),
                      windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"))  # fmt: skip
