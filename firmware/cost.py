@@ -158,7 +158,10 @@ def estimate(
     comb = trace_trigger(spec, weights)
     pipe = to_pipeline(comb, cutoff, verbose=False)
     stages = len(pipe.solutions)
-    src = f"da4ml (estimate, {cutoff} adder levels/cycle at {adder_delay_ns:g} ns/adder)"
+    src = (
+        f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at an assumed "
+        f"{adder_delay_ns:g} ns/adder; uncalibrated)"
+    )
     report.add("adder_depth", float(comb.latency[1]), src)
     report.add("latency_cycles", float(stages), src)
     report.add("latency_ns", stages * clock_period_ns, src)
@@ -167,6 +170,9 @@ def estimate(
     report.add("ffs", float(pipe.reg_bits), src, "pipeline registers")
     report.add("dsps", 0.0, src, "distributed arithmetic: no multipliers")
     report.add("brams", 0.0, src, "weights are constants in logic")
+
+    add_delay_model(report, comb, clock_period_ns)
+    add_latency_project(report, spec, weights, clock_period_ns)
 
     if check_words is not None:
         got = comb.predict(np.asarray(check_words, dtype=np.float64))
@@ -200,6 +206,37 @@ def estimate(
     if project is not None:
         add_vendor_report(report, project)
     return report
+
+
+def add_delay_model(report: CostReport, comb: Any, clock_period_ns: float) -> None:
+    """The da4ml logic's critical path from cell delays (:mod:`firmware.delay_model`), pipelined at the clock."""
+    from firmware.delay_model import NET_DELAY_NS, path_delay
+
+    path = path_delay(comb, clock_period_ns)
+    src = (
+        f"delay model (da4ml RTL; Artix-7 -1 cell delays + assumed {NET_DELAY_NS:g} ns net/op; "
+        f"upper bound, uncalibrated)"
+    )
+    report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
+               f"{path.widest_adder_bits} bits")  # fmt: skip
+    report.add("latency_cycles", float(path.stages), src)
+    report.add("latency_ns", path.latency_ns, src)
+
+
+def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],
+                        clock_period_ns: float) -> None:  # fmt: skip
+    """The hls4ml Latency project's own estimate (:mod:`firmware.latency_project`), beside da4ml's."""
+    from firmware.latency_project import SOURCE, trigger_cost
+
+    cost = trigger_cost(spec, weights, clock_period_ns)
+    src = f"{SOURCE}; HLS project as written, calibration: firmware.calibration"
+    report.add("latency_cycles", float(cost.latency_cycles), src)
+    report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
+    report.add("ii_cycles", 1.0, src, "reuse factor 1")
+    report.add("luts", float(round(cost.luts)), src)
+    report.add("ffs", float(round(cost.ffs)), src)
+    report.add("dsps", float(cost.dsps), src, f"{cost.products} products, {cost.lut_products} in LUTs")
+    report.add("brams", 0.0, src, "weights are constants")
 
 
 def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerBits) -> int:
