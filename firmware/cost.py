@@ -12,9 +12,14 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    a fully pipelined design takes one event per clock (II = 1). da4ml counts every adder
    as one level whatever its width (``carry_size=-1``), a variable product of W-bit operands
    as W levels and a ROM of a B-bit input as ``max(B - 6, 1)``; the constant matrices are
-   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is a
-   conservative figure for a <= 20-bit carry chain (LUT + CARRY8s + local routing, ~0.5-1 ns
-   on UltraScale+ -2): at 5 ns, 5 levels per cycle.
+   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is an
+   assumption with no calibration behind it (at 5 ns, 5 levels per cycle); this figure
+   drives the budget check, and its column says so.
+   Beside it: the **delay model** (:mod:`firmware.delay_model`), the same logic's critical path
+   from cited 7-series cell delays (width-aware; an upper bound on UltraScale+, uncalibrated),
+   and the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
+   project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
+   error on published Vivado figures is measured in :mod:`firmware.calibration`.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
    checked bit for bit against the ``reference`` the caller passes (the integer
    executor of ``emulation``: ``firmware`` may not import it).
