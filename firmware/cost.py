@@ -231,10 +231,13 @@ def add_delay_model(report: CostReport, comb: Any, clock_period_ns: float) -> No
 def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],
                         clock_period_ns: float) -> None:  # fmt: skip
     """The hls4ml Latency project's own estimate (:mod:`firmware.latency_project`), beside da4ml's."""
+    from firmware.calibration import estimate_error
     from firmware.latency_project import SOURCE, trigger_cost
 
     cost = trigger_cost(spec, weights, clock_period_ns)
-    src = f"{SOURCE}; HLS project as written, calibration: firmware.calibration"
+    err = estimate_error()["hls4ml_latency_model"]
+    measured = ", ".join(f"{m} x{err[m]:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
+    src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
     report.add("latency_cycles", float(cost.latency_cycles), src)
     report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
     report.add("ii_cycles", 1.0, src, "reuse factor 1")

@@ -116,3 +116,34 @@ def test_calibration_ratios_and_committed_table_agree():
     published = {(p.source, p.metric): p.value for p in PUBLISHED}
     for row in table:
         assert published[(row["source"], row["metric"])] == float(row["published"])
+
+
+def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
+    from emulation import emulate_trigger
+    from firmware.cost import estimate
+    from firmware.example import default_model
+    from offline.ad.model import AEConfig
+    from quantize.precision import QuantConfig
+    from quantize.spec import weight_key
+
+    spec, weights = default_model(
+        emulate_trigger, seed=3, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(8), score_outputs=(0, 1, 3, 27),
+    )
+    table = estimate(spec, weights, 5.0, tmp_path, use_verilator=False, use_yosys=False).table()
+    [da4ml] = [c for c in table.columns if c.startswith("da4ml (estimate of its distributed-arithmetic RTL")]
+    [delay] = [c for c in table.columns if c.startswith("delay model (da4ml RTL; Artix-7 -1")]
+    [hls] = [c for c in table.columns if c.startswith("hls4ml Latency model")]
+    assert "assumed" in da4ml and "uncalibrated" in da4ml and "upper bound" in delay
+    assert "estimate/published on the calibration set: luts x" in hls
+    # DSPs of the Latency project: products whose weight needs 3+ signed digits (oracle: fewest signed powers of 2)
+    oracle = _min_signed_powers(1 << 10)
+    dsps = 0
+    for a, ae in enumerate(spec.autoencoders):
+        for k, d in enumerate(ae.layers):
+            mant = np.rint(np.ldexp(weights[weight_key(a, k, "weight")], d.weight.fractional)).astype(int)
+            dsps += sum(oracle[int(m)] > 2 for m in mant.ravel() if m != 0)
+        dsps += len(ae.score.outputs)  # one DSP per square
+    assert table.loc["dsps", hls] == dsps > 2 * len(spec.autoencoders[0].score.outputs)  # some weights need DSPs
+    assert table.loc["latency_ns", delay] == 5.0 * table.loc["latency_cycles", delay]
+    assert table.loc["critical_path_ns", delay] > 0
