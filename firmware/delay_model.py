@@ -56,6 +56,7 @@ _ADD_OPCODES = {0, 1, 4, -4}
 _PRODUCT_OPCODE = 7
 _TABLE_OPCODE = 8
 _MUX_OPCODES = {6, -6}
+_FREE_OPCODES = {-1, 5}  # inputs and constants
 
 
 def adder_delay_ns(width: int, net_ns: float = NET_DELAY_NS) -> float:
@@ -87,11 +88,13 @@ def _deps(op: Any) -> list[int]:
 
 def op_delay_ns(op: Any, level_step: float, net_ns: float = NET_DELAY_NS) -> float:
     """Delay of one operation; ``level_step`` is the adder levels da4ml gave it (0: wiring)."""
-    if op.opcode == -1 or level_step <= 0:
+    if op.opcode in _FREE_OPCODES:
         return 0.0
     width = qint_width(op.qint)
-    if op.opcode in _ADD_OPCODES:
+    if op.opcode in _ADD_OPCODES:  # every adder is a carry chain, whatever level da4ml gave it
         return adder_delay_ns(width, net_ns)
+    if level_step <= 0:  # wiring (a quantisation that drops or keeps bits)
+        return 0.0
     if op.opcode == _PRODUCT_OPCODE:
         return level_step * adder_delay_ns(width, net_ns)
     if op.opcode == _TABLE_OPCODE:
@@ -125,7 +128,7 @@ def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) 
     widest = 0
     for i, op in enumerate(ops):
         deps = _deps(op)
-        step = level[i] - max((level[d] for d in deps), default=0.0)
+        step = level[i] - max((level[d] for d in deps if ops[d].opcode not in _FREE_OPCODES), default=0.0)
         d = op_delay_ns(op, step, net_ns)
         if op.opcode in _ADD_OPCODES and d > 0:
             widest = max(widest, qint_width(op.qint))
