@@ -26,6 +26,8 @@ Assumptions, stated in every figure that uses them:
   here as two 4-bit hops).
 - **Net delay.** ``NET_DELAY_NS`` per operation (one local route between slices) has no
   cited source: it is the free parameter a post-route calibration would fit.
+- **Adders.** Every adder, constant additions included, is a carry chain of its result's
+  width, even where da4ml's level count gives it no level of its own.
 - **Non-adder operations** (ReLU, saturation, comparisons, multiplexers) cost one LUT and
   one net when da4ml gives them a level, nothing when it gives them none (wiring); a ROM
   of a B-bit input costs ``max(B - 6, 1)`` LUT levels as in da4ml; a variable product of
