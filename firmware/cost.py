@@ -12,9 +12,14 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    a fully pipelined design takes one event per clock (II = 1). da4ml counts every adder
    as one level whatever its width (``carry_size=-1``), a variable product of W-bit operands
    as W levels and a ROM of a B-bit input as ``max(B - 6, 1)``; the constant matrices are
-   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is a
-   conservative figure for a <= 20-bit carry chain (LUT + CARRY8s + local routing, ~0.5-1 ns
-   on UltraScale+ -2): at 5 ns, 5 levels per cycle.
+   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is an
+   assumption with no calibration behind it (at 5 ns, 5 levels per cycle); this figure
+   drives the budget check, and its column says so.
+   Beside it: the **delay model** (:mod:`firmware.delay_model`), the same logic's critical path
+   from cited 7-series cell delays (width-aware; an upper bound on UltraScale+, uncalibrated),
+   and the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
+   project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
+   error on published Vivado figures is measured in :mod:`firmware.calibration`.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
    checked bit for bit against the ``reference`` the caller passes (the integer
    executor of ``emulation``: ``firmware`` may not import it).
@@ -158,7 +163,10 @@ def estimate(
     comb = trace_trigger(spec, weights)
     pipe = to_pipeline(comb, cutoff, verbose=False)
     stages = len(pipe.solutions)
-    src = f"da4ml (estimate, {cutoff} adder levels/cycle at {adder_delay_ns:g} ns/adder)"
+    src = (
+        f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at an assumed "
+        f"{adder_delay_ns:g} ns/adder; uncalibrated)"
+    )
     report.add("adder_depth", float(comb.latency[1]), src)
     report.add("latency_cycles", float(stages), src)
     report.add("latency_ns", stages * clock_period_ns, src)
@@ -167,6 +175,9 @@ def estimate(
     report.add("ffs", float(pipe.reg_bits), src, "pipeline registers")
     report.add("dsps", 0.0, src, "distributed arithmetic: no multipliers")
     report.add("brams", 0.0, src, "weights are constants in logic")
+
+    add_delay_model(report, comb, clock_period_ns)
+    add_latency_project(report, spec, weights, clock_period_ns)
 
     if check_words is not None:
         got = comb.predict(np.asarray(check_words, dtype=np.float64))
@@ -200,6 +211,40 @@ def estimate(
     if project is not None:
         add_vendor_report(report, project)
     return report
+
+
+def add_delay_model(report: CostReport, comb: Any, clock_period_ns: float) -> None:
+    """The da4ml logic's critical path from cell delays (:mod:`firmware.delay_model`), pipelined at the clock."""
+    from firmware.delay_model import NET_DELAY_NS, path_delay
+
+    path = path_delay(comb, clock_period_ns)
+    src = (
+        f"delay model (da4ml RTL; Artix-7 -1 cell delays + assumed {NET_DELAY_NS:g} ns net/op; "
+        f"upper bound, uncalibrated)"
+    )
+    report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
+               f"{path.widest_adder_bits} bits")  # fmt: skip
+    report.add("latency_cycles", float(path.stages), src)
+    report.add("latency_ns", path.latency_ns, src)
+
+
+def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],
+                        clock_period_ns: float) -> None:  # fmt: skip
+    """The hls4ml Latency project's own estimate (:mod:`firmware.latency_project`), beside da4ml's."""
+    from firmware.calibration import estimate_error
+    from firmware.latency_project import SOURCE, trigger_cost
+
+    cost = trigger_cost(spec, weights, clock_period_ns)
+    err = estimate_error()["hls4ml_latency_model"]
+    measured = ", ".join(f"{m} x{err[m]:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
+    src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
+    report.add("latency_cycles", float(cost.latency_cycles), src)
+    report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
+    report.add("ii_cycles", 1.0, src, "reuse factor 1")
+    report.add("luts", float(round(cost.luts)), src)
+    report.add("ffs", float(round(cost.ffs)), src)
+    report.add("dsps", float(cost.dsps), src, f"{cost.products} products, {cost.lut_products} in LUTs")
+    report.add("brams", 0.0, src, "weights are constants")
 
 
 def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerBits) -> int:

@@ -1,0 +1,149 @@
+"""Delay model, hls4ml Latency counting model and the calibration table."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware.calibration import PUBLISHED, calibration_rows, estimate_error
+from firmware.delay_model import (
+    CARRY_BLOCK_NS,
+    CARRY_ENTRY_NS,
+    CARRY_SUM_OUT_NS,
+    LUT_NS,
+    NET_DELAY_NS,
+    adder_delay_ns,
+    path_delay,
+    qint_width,
+)
+from firmware.latency_project import csd_digits, dense_cost
+
+CSV = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "firmware_calibration.csv"
+
+
+def _min_signed_powers(limit: int) -> dict[int, int]:
+    """Oracle: fewest signed powers of two summing to each n < limit (breadth-first over sums)."""
+    powers = [1 << k for k in range(limit.bit_length() + 1)]
+    best = {0: 0}
+    frontier = [0]
+    for depth in range(1, 8):
+        nxt = []
+        for v in frontier:
+            for p in powers:
+                for s in (v + p, v - p):
+                    if abs(s) < 4 * limit and s not in best:
+                        best[s] = depth
+                        nxt.append(s)
+        frontier = nxt
+    return best
+
+
+def test_csd_digits_are_the_fewest_signed_powers_of_two():
+    oracle = _min_signed_powers(600)
+    for n in range(-511, 512):
+        assert csd_digits(n) == oracle[n], n
+
+
+def test_dense_count_of_a_hand_built_layer():
+    # weights on the 2**-3 grid: column 0 = [0, 1/2 (power of two), 3/8 (2 CSD digits: 4-1), 7/8 (2: 8-1)],
+    # column 1 = [5/8 (2: 4+1), 11/8 (3: 8+4-1), 13/8 (3: 16-4+1)... ]
+    w = np.array([[0, 5 / 8], [1 / 2, 11 / 8], [3 / 8, 13 / 8], [7 / 8, 0]])
+    c = dense_cost(w, 3, input_width=8, accumulator_width=12, result_width=8, clock_period_ns=5.0, relu=True)
+    assert c.products == 6  # two zeros folded away
+    assert c.dsps == 2  # 11 = 8+4-1 and 13 = 16-4+1 (3 digits)
+    assert c.lut_products == 4
+    # LUT adders of the 2-digit products (3, 7, 5): input width + the mantissa's bits
+    lut_product_luts = (8 + 2) + (8 + 3) + (8 + 3)
+    tree_luts = (3 - 1) * 12 + (3 - 1) * 12
+    assert c.adders == 3 + 2 + 2
+    assert c.luts == lut_product_luts + tree_luts + 2 * 8
+
+
+def test_adder_delay_is_the_cited_cells_plus_net():
+    assert adder_delay_ns(4) == pytest.approx(LUT_NS + CARRY_ENTRY_NS + NET_DELAY_NS)
+    # 16 bits: entry block, two middle blocks, the last block's sum output
+    assert adder_delay_ns(16) == pytest.approx(
+        LUT_NS + CARRY_ENTRY_NS + 2 * CARRY_BLOCK_NS + CARRY_SUM_OUT_NS + NET_DELAY_NS
+    )
+    assert adder_delay_ns(17) > adder_delay_ns(16) == adder_delay_ns(13)
+
+
+def test_qint_width_matches_the_fixed_point_type():
+    from da4ml.trace import FixedVariableArrayInput
+
+    for k, i, f in [(1, 5, 10), (0, 8, 0), (1, 0, 4)]:
+        v = FixedVariableArrayInput((1,)).quantize(k, i, f, "WRAP", "TRN")._vars[0]
+        assert qint_width(v.qint) == k + i + f
+
+
+def test_path_delay_of_a_chain_and_a_tree():
+    from da4ml.trace import FixedVariableArrayInput, comb_trace
+
+    inp = FixedVariableArrayInput((4,))
+    x = inp.quantize(1, 7, 0, "WRAP", "TRN")
+    chain = x[0:1] + x[1:2]
+    chain = chain + x[2:3]
+    chain = chain + x[3:4]
+    comb = comb_trace(inp, chain)
+    # three dependent adders of 9, 10 and 10 bits (8-bit operands growing by one bit each)
+    expected = adder_delay_ns(9) + 2 * adder_delay_ns(10)
+    got = path_delay(comb, 100.0)
+    assert got.critical_ns == pytest.approx(expected)
+    assert got.stages == 1
+    # a clock that fits one adder per cycle: one stage per adder
+    tight = path_delay(comb, adder_delay_ns(10) + 0.31)
+    assert tight.stages == 3
+
+
+def test_calibration_ratios_and_committed_table_agree():
+    rows = calibration_rows(draws=5)
+    assert {(r.source, r.metric) for r in rows} == {(p.source, p.metric) for p in PUBLISHED}
+    for r in rows:
+        assert r.ratio == pytest.approx(r.estimate / r.published)
+    err = estimate_error(rows)
+    assert set(err["hls4ml_latency_model"]) >= {"luts", "ffs", "dsps", "latency_cycles"}
+    assert "not calibrated" in err["da4ml"]
+    with open(CSV) as fh:
+        table = list(csv.DictReader(fh))
+    assert set(table[0]) == {"network", "source", "metric", "published", "estimate", "ratio", "notes"}
+    for row in table:
+        assert math.isclose(float(row["ratio"]), float(row["estimate"]) / float(row["published"]), rel_tol=2e-3, abs_tol=1e-3)
+        assert row["notes"].startswith("estimate: ")
+    published = {(p.source, p.metric): p.value for p in PUBLISHED}
+    for row in table:
+        assert published[(row["source"], row["metric"])] == float(row["published"])
+
+
+def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
+    from emulation import emulate_trigger
+    from firmware.cost import estimate
+    from firmware.example import default_model
+    from offline.ad.model import AEConfig
+    from quantize.precision import QuantConfig
+    from quantize.spec import weight_key
+
+    spec, weights = default_model(
+        emulate_trigger, seed=3, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(8), score_outputs=(0, 1, 3, 27),
+    )
+    table = estimate(spec, weights, 5.0, tmp_path, use_verilator=False, use_yosys=False).table()
+    [da4ml] = [c for c in table.columns if c.startswith("da4ml (estimate of its distributed-arithmetic RTL")]
+    [delay] = [c for c in table.columns if c.startswith("delay model (da4ml RTL; Artix-7 -1")]
+    [hls] = [c for c in table.columns if c.startswith("hls4ml Latency model")]
+    assert "assumed" in da4ml and "uncalibrated" in da4ml and "upper bound" in delay
+    assert "estimate/published on the calibration set: luts x" in hls
+    # DSPs of the Latency project: products whose weight needs 3+ signed digits (oracle: fewest signed powers of 2)
+    oracle = _min_signed_powers(1 << 10)
+    dsps = 0
+    for a, ae in enumerate(spec.autoencoders):
+        for k, d in enumerate(ae.layers):
+            mant = np.rint(np.ldexp(weights[weight_key(a, k, "weight")], d.weight.fractional)).astype(int)
+            dsps += sum(oracle[int(m)] > 2 for m in mant.ravel() if m != 0)
+        dsps += len(ae.score.outputs)  # one DSP per square
+    assert table.loc["dsps", hls] == dsps > 2 * len(spec.autoencoders[0].score.outputs)  # some weights need DSPs
+    assert table.loc["latency_ns", delay] == 5.0 * table.loc["latency_cycles", delay]
+    assert table.loc["critical_path_ns", delay] > 0
