@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from emulation import TriggerEmulator
 from firmware.budget import BudgetError
