@@ -21,6 +21,7 @@ from rich.text import Text
 
 from offline import distributed
 from offline.artifacts import atomic_directory, atomic_path, check_replaceable, write_json
+from offline.unfold.classifiers import CLASSIFIERS, PARTICLE_CLASSIFIERS
 from offline.unfold.diagnostics import diagnostics_table, effective_sample_size, weight_change
 from offline.unfold.examples import EXAMPLES, UnfoldingProblem
 from offline.unfold.ibu import ibu_samples
@@ -70,7 +71,7 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
         if key in arrays and arrays[key].ndim != 2:
             raise ValueError(
                 f"{path}: {key} has shape {arrays[key].shape}; the command takes (N,) or (N, F) "
-                "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets')"
+                "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets' or 'transformer')"
             )
     n_feat = arrays["sim_gen"].shape[1]
     names = observables or [f"x{i}" for i in range(n_feat)]
@@ -130,6 +131,9 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
     for key, least in (("bootstrap", 0), ("events", 1), ("bins", 1)):
         if int(settings[key]) < least:
             raise ValueError(f"unfold: {key} must be >= {least}, got {settings[key]}")
+    model = settings["model"]  # checked before an example is generated
+    if model not in CLASSIFIERS:
+        raise ValueError(f"--model: unknown classifier {model!r} (known: {', '.join(CLASSIFIERS)})")
     if example is not None:
         if example not in EXAMPLES:
             raise ValueError(
@@ -145,13 +149,17 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         problem = read_arrays(
             Path(settings["input"]), settings["observables"], int(settings["bins"])
         )
+    on_particles = model in PARTICLE_CLASSIFIERS
+    if on_particles and problem.particles is None:
+        raise ValueError(
+            f"--model {model}: needs per-particle inputs, and {problem.name} has observables "
+            "only (the jets example has particles)"
+        )
     config = OmniFoldConfig(
         iterations=int(settings["iterations"]),
         ensembles=int(settings["ensembles"]),
-        classifier=settings["classifier"],
-        classifier_options={"hidden": tuple(settings["hidden"])}
-        if settings["classifier"] == "mlp"
-        else {},
+        classifier=model,
+        classifier_options={} if on_particles else {"hidden": tuple(settings["hidden"])},
         epochs=int(settings["epochs"]),
         batch_size=int(settings["batch_size"]),
         learning_rate=float(settings["learning_rate"]),
@@ -165,18 +173,23 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         if rank == 0:
             console.print(
                 f"unfolding {problem.name}: {len(problem.sim_reco)} simulated, {len(problem.data_reco)} data events, "
-                f"{config.iterations} iterations, {config.ensembles} ensemble member(s)"
+                f"{config.iterations} iterations, {config.ensembles} ensemble member(s), "
+                f"{model} classifier" + (" on the jets' particles" if on_particles else "")
             )
         start = time.perf_counter()
         result = omnifold(
-            **problem.omnifold_inputs(), config=config, log=console.print if rank == 0 else None
+            **problem.omnifold_inputs(particles=on_particles),
+            config=config,
+            log=console.print if rank == 0 else None,
         )
         boot = None
         if int(settings["bootstrap"]) > 0:
             if rank == 0:
                 console.print(f"bootstrap: {settings['bootstrap']} replicas")
             boot = bootstrap(
-                **problem.omnifold_inputs(), replicas=int(settings["bootstrap"]), config=config
+                **problem.omnifold_inputs(particles=on_particles),
+                replicas=int(settings["bootstrap"]),
+                config=config,
             )
         seconds = time.perf_counter() - start
     finally:
