@@ -100,19 +100,20 @@ def test_charge_of_visible_particles():
     np.testing.assert_array_equal(charge(pid), [1, -1, -1, 1, 0, 0, 0, -1, -1, -1])
 
 
+def _particle_problem(n: int = 300, p: int = 7, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sets = []
+    for shift in (0.2, 0.0):
+        x = rng.normal(shift, 1.0, (n, p, len(PARTICLE_FEATURES))).astype(np.float32)
+        x[np.arange(p)[None, :] >= rng.integers(2, p + 1, n)[:, None]] = 0.0
+        sets.append(x)
+    return sets[0] + np.where(sets[0] != 0, 0.3, 0).astype(np.float32), sets[0], sets[1]
+
+
 @pytest.mark.parametrize("kind", PARTICLE_CLASSIFIERS)
 def test_omnifold_with_a_classifier_factory_on_particle_sets(kind):
     """The library takes a factory too: here one that records the shapes it was asked for."""
-    rng = np.random.default_rng(0)
-    n, p = 300, 7
-    n_real = rng.integers(2, p + 1, size=(2, n))
-    sets = []
-    for level, shift in ((0, 0.2), (1, 0.0)):
-        x = rng.normal(shift, 1.0, (n, p, len(PARTICLE_FEATURES))).astype(np.float32)
-        x[np.arange(p)[None, :] >= n_real[level][:, None]] = 0.0
-        sets.append(x)
-    gen = sets[0]
-    reco = gen + np.where(gen != 0, rng.normal(0, 0.3, gen.shape), 0).astype(np.float32)
+    reco, gen, data = _particle_problem()
     shapes = []
 
     def factory(shape):
@@ -123,8 +124,38 @@ def test_omnifold_with_a_classifier_factory_on_particle_sets(kind):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the test machines are shared
     try:
-        result = omnifold(reco, gen, sets[1], config=config)
+        result = omnifold(reco, gen, data, config=config)
     finally:
         torch.set_num_threads(threads)
-    assert shapes == [(p, len(PARTICLE_FEATURES))] * 2
+    assert shapes == [gen.shape[1:]] * 2
     assert np.isfinite(result.weights).all() and (result.weights > 0).all()
+
+
+@pytest.mark.parametrize("kind", PARTICLE_CLASSIFIERS)
+def test_bf16_autocast_training_path_runs_on_cpu(kind):
+    """The autocast branch the CUDA runs take, exercised with CPU bf16 autocast."""
+    reco, gen, data = _particle_problem()
+    config = OmniFoldConfig(
+        iterations=1, classifier=kind, classifier_options=SMALL[kind], epochs=1,
+        batch_size=64, autocast=True, device="cpu",
+    )
+    result = omnifold(reco, gen, data, config=config)
+    assert np.isfinite(result.weights).all() and (result.weights > 0).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("kind", PARTICLE_CLASSIFIERS)
+def test_particle_classifiers_train_on_cuda_under_bf16_autocast(kind):
+    reco, gen, data = _particle_problem(n=4000)
+    config = OmniFoldConfig(
+        iterations=2, classifier=kind, classifier_options=SMALL[kind], epochs=3,
+        batch_size=512, device="cuda",
+    )
+    result = omnifold(reco, gen, data, config=config)
+    assert np.isfinite(result.weights).all() and (result.weights > 0).all()
+    torch.manual_seed(1)
+    model = make_classifier(kind, (9, len(PARTICLE_FEATURES)), **SMALL[kind]).cuda().eval()
+    x, mask = _jets()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(x.cuda(), mask.cuda()).float()
+    torch.testing.assert_close(out.cpu(), model.cpu()(x, mask), rtol=0.05, atol=0.05)
