@@ -135,3 +135,29 @@ def test_particle_models_need_particles_and_unknown_models_are_named(tmp_path):
     assert result.exit_code == 1
     assert "--model: unknown classifier 'pet'" in result.output
     assert not (tmp_path / "t").exists() and not (tmp_path / "p").exists()
+
+
+def test_unfold_particle_model_on_hdf5_particle_sets(tmp_path, one_thread):
+    rng = np.random.default_rng(4)
+    n, p = 400, 5
+    gen = rng.normal(0.2, 0.8, (n, p, 3)).astype(np.float32)
+    gen[:, 3:] = 0.0  # two padding rows per event
+    reco = np.where(gen != 0, gen + rng.normal(0, 0.3, gen.shape), 0).astype(np.float32)
+    data = np.where(gen != 0, rng.normal(0, 1.0, gen.shape), 0).astype(np.float32)
+    arrays = tmp_path / "sets.h5"
+    with h5py.File(arrays, "w") as f:
+        f["sim_reco"], f["sim_gen"] = reco[:, :, 0].sum(1), gen[:, :, 0].sum(1)
+        f["data_reco"] = data[:, :, 0].sum(1)
+        f["sim_reco_particles"], f["sim_gen_particles"], f["data_reco_particles"] = reco, gen, data
+    config = tmp_path / "unfold.yaml"
+    config.write_text(f"unfold:\n  input: {arrays}\n  iterations: 1\n  epochs: 1\n")
+    out = tmp_path / "o"
+    result = runner.invoke(app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out / "weights.h5") as f:
+        assert f["weights"].shape == (n,) and np.isfinite(f["weights"][()]).all()
+    with h5py.File(arrays, "a") as f:
+        del f["sim_gen_particles"]
+    result = runner.invoke(app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert "but not sim_gen_particles (particle sets: all or none)" in result.output

@@ -39,12 +39,16 @@ OPTIONAL = (
     "data_gen",
     "data_pass_gen",
 )
+# (N, P, F) zero-padded particle sets, the inputs of --model deepsets/transformer: all or none
+PARTICLE_ARRAYS = ("sim_reco_particles", "sim_gen_particles", "data_reco_particles")
 
 
 def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> UnfoldingProblem:
     """An HDF5 file with datasets sim_reco, sim_gen, data_reco (N×F) and optional flags/weights.
 
-    ``data_gen`` (and ``data_pass_gen``), when present, is the truth used by the metrics.
+    ``data_gen`` (and ``data_pass_gen``), when present, is the truth used by the metrics;
+    ``PARTICLE_ARRAYS`` (N×P×F, all-zero rows = padding), when present, are the inputs of
+    the particle-level classifiers.
     """
     import h5py
 
@@ -57,7 +61,8 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
                 raise ValueError(
                     f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
                 )
-            arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+            names = (*ARRAYS, *OPTIONAL, *PARTICLE_ARRAYS)
+            arrays = {k: np.asarray(f[k][()]) for k in names if k in f}
     except (OSError, RuntimeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
     for key, values in arrays.items():
@@ -73,6 +78,19 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
                 f"{path}: {key} has shape {arrays[key].shape}; the command takes (N,) or (N, F) "
                 "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets' or 'transformer')"
             )
+    particles = None
+    given = [k for k in PARTICLE_ARRAYS if k in arrays]
+    if given:
+        if len(given) < len(PARTICLE_ARRAYS):
+            missing = ", ".join(k for k in PARTICLE_ARRAYS if k not in arrays)
+            raise ValueError(f"{path}: has {', '.join(given)} but not {missing} (particle sets: all or none)")
+        for key in PARTICLE_ARRAYS:
+            rows = len(arrays[key.removesuffix("_particles")])
+            if arrays[key].ndim != 3 or len(arrays[key]) != rows:
+                raise ValueError(
+                    f"{path}: {key} has shape {arrays[key].shape}, expected ({rows}, P, F) particle sets"
+                )
+        particles = {k.removesuffix("_particles"): arrays[k] for k in PARTICLE_ARRAYS}
     n_feat = arrays["sim_gen"].shape[1]
     names = observables or [f"x{i}" for i in range(n_feat)]
     if len(names) != n_feat:
@@ -98,6 +116,7 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
         data_pass_gen=arrays.get("data_pass_gen"),
         sim_weights=arrays.get("sim_weights"),
         data_weights=arrays.get("data_weights"),
+        particles=particles,
     )
 
 
@@ -153,7 +172,7 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
     if on_particles and problem.particles is None:
         raise ValueError(
             f"--model {model}: needs per-particle inputs, and {problem.name} has observables "
-            "only (the jets example has particles)"
+            f"only (the jets example has particles; input files can add {', '.join(PARTICLE_ARRAYS)})"
         )
     config = OmniFoldConfig(
         iterations=int(settings["iterations"]),
