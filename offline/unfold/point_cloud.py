@@ -140,6 +140,7 @@ class PointCloudTransformer(nn.Module):
     ``coordinates`` are the feature columns of (Δη, Δφ) used for the k-nearest-neighbour
     graph. The pooled vector is [masked mean, masked sum / ``sum_scale``]: the mean
     describes the shape, the sum keeps the multiplicity that a mean alone would lose.
+    Each batch is first compacted (``compact``), so its cost follows its longest jet.
     """
 
     def __init__(
