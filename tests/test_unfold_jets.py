@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from offline.unfold.jets import OBSERVABLES, generate_jets, smear
+from offline.unfold.jets import MAX_PARTICLES, OBSERVABLES, PARTICLE_FEATURES, generate_jets, smear
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,33 @@ def test_smearing_keeps_layout_and_drops_invisible_acceptance():
 def test_unknown_tune_is_rejected():
     with pytest.raises(ValueError, match="unknown jet tune"):
         generate_jets(10, "nope", seed=1)
+
+
+def test_leading_jet_particles_match_the_observables_at_both_levels(jets):
+    for level in ("gen", "reco"):
+        particles, mask, ok = jets[f"{level}_particles"], jets[f"{level}_mask"], jets[f"pass_{level}"]
+        assert particles.dtype == np.float32 and particles.shape[1:] == (MAX_PARTICLES, len(PARTICLE_FEATURES))
+        col = {name: particles[..., i] for i, name in enumerate(PARTICLE_FEATURES)}
+        multiplicity = jets[level][:, OBSERVABLES.index("multiplicity")]
+        # one real particle per constituent (up to the cap), padding all zero, failing events empty
+        np.testing.assert_array_equal(mask.sum(axis=1)[ok], np.minimum(multiplicity[ok], MAX_PARTICLES))
+        assert not mask[~ok].any() and not particles[~mask].any()
+        # hardest first; the pT fractions of an uncapped jet add up to ~1 (vector vs scalar sum)
+        assert (np.diff(col["pt_fraction"][ok], axis=1) <= 0).all()  # padding (0) last
+        whole = ok & (multiplicity <= MAX_PARTICLES)
+        np.testing.assert_allclose(col["pt_fraction"][whole].sum(axis=1), 1.0, atol=0.1)
+        # constituents of an R = 0.4 jet sit near its axis: all of them for massless detector
+        # objects (clustered in y = η); at gen level soft massive hadrons can have η far from y
+        distance = np.hypot(col["delta_eta"], col["delta_phi"])[mask]
+        if level == "reco":
+            assert (distance < 0.45).all()
+        else:
+            assert np.mean(distance < 0.5) > 0.99
+        # every particle is exactly one of: charged, photon, neutral hadron
+        kinds = (col["charge"] != 0).astype(int) + col["photon"] + col["neutral_hadron"]
+        np.testing.assert_array_equal(kinds[mask], 1)
+    # the detector keeps charges and classes: the hardest reco particle of a jet at both
+    # levels is usually the hardest gen particle
+    both = jets["pass_gen"] & jets["pass_reco"]
+    gen, reco = jets["gen_particles"][both, 0], jets["reco_particles"][both, 0]
+    assert np.mean(np.all(gen[:, 3:] == reco[:, 3:], axis=1)) > 0.7

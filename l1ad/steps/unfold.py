@@ -30,7 +30,7 @@ DEFAULTS: dict = {
     "iterations": 4,
     "ensembles": 1,
     "bootstrap": 0,  # Poisson bootstrap replicas (statistical uncertainty)
-    "classifier": "mlp",
+    "model": "mlp",  # classifier: mlp (observables), deepsets or transformer (the jets' particles)
     "hidden": [64, 128, 64],  # MLP hidden sizes (GELU)
     "epochs": 100,
     "batch_size": 2048,
@@ -50,6 +50,13 @@ def unfold(
     example: Annotated[str | None, typer.Option(help="Built-in example: gaussian or jets.")] = None,
     events: Annotated[int | None, typer.Option(help="Events per sample for an example.", min=1)] = None,
     iterations: Annotated[int | None, typer.Option(help="OmniFold (and IBU) iterations.", min=1)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Classifier: mlp (on the observables), deepsets or transformer (on the jets' particles)."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most training epochs per step.", min=1)] = None,
     ensembles: Annotated[
         int | None, typer.Option(help="Independent OmniFold runs to average.", min=1)
     ] = None,
@@ -74,6 +81,8 @@ def unfold(
         "example": example,
         "events": events,
         "iterations": iterations,
+        "model": model,
+        "epochs": epochs,
         "ensembles": ensembles,
         "bootstrap": bootstrap_replicas,
         "clip": clip,

@@ -1,12 +1,13 @@
 """Unfolding: OmniFold (unbinned, multi-dimensional, torch) and iterative Bayesian unfolding.
 
 ``omnifold`` reweights a simulation so that its detector level matches data and returns
-per-event weights at particle level; ``ibu`` is the binned baseline; ``examples`` holds
+per-event weights at particle level, with an MLP on observables or Deep Sets / a
+point-cloud transformer on particles (``point_cloud``); ``ibu`` is the binned baseline; ``examples`` holds
 closure problems with known truth (Gaussian toy, Pythia 8 jets); ``metrics`` the
 triangular discriminator of the OmniFold papers.
 """
 
-from offline.unfold.classifiers import MLP, DeepSets, make_classifier
+from offline.unfold.classifiers import CLASSIFIERS, MLP, classifier_factory, make_classifier
 from offline.unfold.diagnostics import (
     StepDiagnostics,
     diagnostics_table,
@@ -30,20 +31,24 @@ from offline.unfold.omnifold import (
     check_inputs,
     omnifold,
 )
+from offline.unfold.point_cloud import DeepSets, PointCloudTransformer
 from offline.unfold.workflow import read_arrays, run_unfold
 
 __all__ = [
+    "CLASSIFIERS",
     "EXAMPLES",
     "MLP",
     "DeepSets",
     "NonFiniteWeightsError",
     "OmniFoldConfig",
     "OmniFoldResult",
+    "PointCloudTransformer",
     "Response",
     "StepDiagnostics",
     "UnfoldingProblem",
     "bootstrap",
     "check_inputs",
+    "classifier_factory",
     "diagnostics_table",
     "effective_sample_size",
     "gaussian_toy",

@@ -1,25 +1,23 @@
-"""Classifiers for OmniFold: an MLP for fixed-length features, Deep Sets for particle sets.
+"""Classifiers for OmniFold, chosen by name: an MLP on fixed-length features, Deep Sets and a
+point-cloud transformer on particle sets (``offline.unfold.point_cloud``).
 
-Both return one logit per event; OmniFold turns it into the likelihood ratio
+All return one logit per event; OmniFold turns it into the likelihood ratio
 f/(1−f) = exp(logit) without ever forming f, so f → 1 cannot produce a division by zero.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from offline.unfold.point_cloud import DeepSets, PointCloudTransformer, dense
 
-def _mlp(sizes: Sequence[int], activation: type[nn.Module]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(activation())
-    return nn.Sequential(*layers)
+# (per-event feature shape) -> a fresh classifier; what OmniFold calls for each step
+ClassifierFactory = Callable[[tuple[int, ...]], nn.Module]
+CLASSIFIERS = ("mlp", "deepsets", "transformer")
+PARTICLE_CLASSIFIERS = ("deepsets", "transformer")
 
 
 class MLP(nn.Module):
@@ -37,50 +35,32 @@ class MLP(nn.Module):
         activation: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
-        self.net = _mlp([n_features, *hidden, 1], activation)
+        self.net = dense([n_features, *hidden, 1], activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(-1)
 
 
-class DeepSets(nn.Module):
-    """Permutation-invariant classifier on (N, P, F) particle sets -> (N,) logits.
-
-    φ maps each particle to a latent vector, the sum over real particles pools them
-    (Komiske, Metodiev, Thaler's Energy/Particle Flow Networks use the same form), and ρ
-    classifies the pooled vector. Rows whose features are all zero are padding, the
-    convention of the event files; they are masked out of the sum.
-    """
-
-    def __init__(
-        self,
-        n_features: int,
-        phi: Sequence[int] = (64, 64),
-        rho: Sequence[int] = (64, 64),
-        activation: type[nn.Module] = nn.GELU,
-    ) -> None:
-        super().__init__()
-        self.phi = nn.Sequential(_mlp([n_features, *phi], activation), activation())
-        self.rho = _mlp([phi[-1], *rho, 1], activation)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mask = (x != 0).any(dim=-1, keepdim=True).to(x.dtype)
-        latent = (self.phi(x) * mask).sum(dim=1)
-        return self.rho(latent).squeeze(-1)
-
-
 def make_classifier(kind: str, feature_shape: tuple[int, ...], **options) -> nn.Module:
-    """``mlp`` for (F,) features, ``deepsets`` for (P, F) particle sets."""
+    """``mlp`` for (F,) features; ``deepsets`` or ``transformer`` for (P, F) particle sets."""
     if kind == "mlp":
         if len(feature_shape) != 1:
             raise ValueError(
                 f"mlp classifier needs (N, F) features, got per-event shape {feature_shape}"
             )
         return MLP(feature_shape[0], **options)
-    if kind == "deepsets":
+    if kind in PARTICLE_CLASSIFIERS:
         if len(feature_shape) != 2:
             raise ValueError(
-                f"deepsets classifier needs (N, P, F) particle features, got per-event shape {feature_shape}"
+                f"{kind} classifier needs (N, P, F) particle features, got per-event shape {feature_shape}"
             )
-        return DeepSets(feature_shape[1], **options)
-    raise ValueError(f"unknown classifier {kind!r} (known: mlp, deepsets)")
+        model = DeepSets if kind == "deepsets" else PointCloudTransformer
+        return model(feature_shape[1], **options)
+    raise ValueError(f"unknown classifier {kind!r} (known: {', '.join(CLASSIFIERS)})")
+
+
+def classifier_factory(kind: str, **options) -> ClassifierFactory:
+    """A factory for ``kind`` with ``options``; the name is checked now, not at the first step."""
+    if kind not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {kind!r} (known: {', '.join(CLASSIFIERS)})")
+    return lambda shape: make_classifier(kind, shape, **options)

@@ -2,7 +2,8 @@
 
 Each is an ``UnfoldingProblem``: the simulation (reco, gen, pass flags, prior weights),
 the pseudo-data at reco level, and the pseudo-data's own particle level ("truth") that
-only the metrics look at.
+only the metrics look at. The jets also carry their particles, the inputs of the
+particle-level classifiers (``deepsets``, ``transformer``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class UnfoldingProblem:
     sim_weights: np.ndarray | None = None
     data_weights: np.ndarray | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # (N, P, F) zero-padded particle sets for particle-level classifiers: keys sim_reco,
+    # sim_gen, data_reco (rows aligned with the arrays above); None: observables only
+    particles: dict[str, np.ndarray] | None = None
 
     def flags(self) -> dict[str, np.ndarray]:
         """Pass flags with ``True`` filled in where the problem has none."""
@@ -45,13 +49,22 @@ class UnfoldingProblem:
             "data_pass_gen": ones(m) if self.data_pass_gen is None else self.data_pass_gen,
         }
 
-    def omnifold_inputs(self) -> dict:
-        """Keyword arguments for ``omnifold``."""
+    def omnifold_inputs(self, particles: bool = False) -> dict:
+        """Keyword arguments for ``omnifold``: the observables, or with ``particles`` the
+        particle sets as classifier inputs."""
         f = self.flags()
+        if particles and self.particles is None:
+            raise ValueError(
+                f"{self.name}: no particle arrays; particle-level classifiers need an example "
+                "that has them (jets)"
+            )
+        inputs = self.particles if particles else {
+            "sim_reco": self.sim_reco, "sim_gen": self.sim_gen, "data_reco": self.data_reco
+        }
         return dict(
-            sim_reco=self.sim_reco,
-            sim_gen=self.sim_gen,
-            data_reco=self.data_reco,
+            sim_reco=inputs["sim_reco"],
+            sim_gen=inputs["sim_gen"],
+            data_reco=inputs["data_reco"],
             pass_reco=f["pass_reco"],
             pass_gen=f["pass_gen"],
             data_pass_reco=f["data_pass_reco"],
@@ -113,13 +126,14 @@ JET_BINS = {
 def _cached_jets(n: int, tune: str, seed: int, cache_dir: Path | None, progress: bool) -> dict:
     if cache_dir is None:
         return generate_jets(n, tune, seed, progress=progress)
-    path = Path(cache_dir) / f"unfold_jets_{tune}_{n}_{seed}.npz"
+    # v2: with the particle arrays; files of the observables-only layout are not read
+    path = Path(cache_dir) / f"unfold_jets_v2_{tune}_{n}_{seed}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
     sample = generate_jets(n, tune, seed, progress=progress)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **sample)
+        np.savez_compressed(fh, **sample)  # the padding compresses well
     return sample
 
 
@@ -133,7 +147,8 @@ def jets_example(
 
     ``n`` events of each are generated (about half pass the jet selection at each
     level); they are cached in ``cache_dir`` when given, since generation runs at a few
-    hundred events per second per core.
+    hundred events per second per core. The problem carries the leading jets' particles
+    (``jets.PARTICLE_FEATURES``) for the particle-level classifiers.
     """
     sim = _cached_jets(
         n, "simulation", seed, None if cache_dir is None else Path(cache_dir), progress
@@ -157,6 +172,11 @@ def jets_example(
         data_pass_reco=data["pass_reco"][keep_data],
         data_pass_gen=data["pass_gen"][keep_data],
         labels=dict(OBSERVABLE_LABELS),
+        particles={
+            "sim_reco": sim["reco_particles"][keep_sim],
+            "sim_gen": sim["gen_particles"][keep_sim],
+            "data_reco": data["reco_particles"][keep_data],
+        },
     )
 
 

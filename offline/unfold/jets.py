@@ -20,6 +20,12 @@ pT > 150 GeV, |η| < 2 and at least two constituents. Observables of that jet: m
 constituent multiplicity, width Σ pT_i ΔR_i / Σ pT_i, log ρ = log(m_SD²/pT²), τ₂₁ (one-pass
 kT axes, β = 1) and z_g (soft drop β = 0, z_cut = 0.1 on a C/A reclustering; z_g = 0
 and ρ = 10⁻⁶ when soft drop grooms the jet down to a single particle).
+
+Particles of that jet, for the particle-level classifiers: the ``MAX_PARTICLES`` hardest
+constituents, ordered by pT, with the features ``PARTICLE_FEATURES``: pT / jet pT, Δη and
+Δφ to the jet axis, electric charge, and flags for photons and neutral hadrons (the
+particle classes the detector model tells apart; charged particles have charge ≠ 0).
+They come as a zero-padded (N, P, F) float32 array and an (N, P) mask of real particles.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ TUNES = {
 }
 
 CHARGED = np.array([11, 13, 211, 321, 2212, 3112, 3222, 3312, 3334])
+CHARGE = np.array([-1, -1, 1, 1, 1, -1, 1, -1, -1])  # of CHARGED; antiparticles flip it
+PARTICLE_FEATURES = ("pt_fraction", "delta_eta", "delta_phi", "charge", "photon", "neutral_hadron")
+MAX_PARTICLES = 64
 NEUTRINOS = np.array([12, 14, 16])
 JET_PT_MIN, JET_ETA_MAX, R = 150.0, 2.0, 0.4
 RHO_MIN = 1e-6
@@ -117,33 +126,73 @@ def smear(pid, px, py, pz, e, counts, rng: np.random.Generator):
     return pid[keep], out_px[keep], out_py[keep], out_pz[keep], out_e[keep], new_counts
 
 
-def jet_observables(px, py, pz, e, counts) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 6) observables of each event's leading jet and (N,) pass flags; failing rows are 0."""
+def charge(pid: np.ndarray) -> np.ndarray:
+    """Electric charge of visible stable particles (0 for photons and neutral hadrons)."""
+    pid = np.asarray(pid)
+    where = np.searchsorted(CHARGED, np.abs(pid)).clip(max=len(CHARGED) - 1)
+    known = CHARGED[where] == np.abs(pid)
+    return np.where(known, CHARGE[where] * np.sign(pid), 0)
+
+
+def _particle_features(lc, lpid, lpt, leta, lphi, max_particles: int) -> np.ndarray:
+    """(N, max_particles, F) features of the leading-jet constituents, hardest first, zero-padded."""
+    import awkward as ak
+
+    cpt = np.hypot(lc.px, lc.py)
+    order = ak.argsort(cpt, ascending=False)
+    cpt, lc, lpid = cpt[order], lc[order], lpid[order]
+    ceta = np.arcsinh(lc.pz / cpt)
+    dphi = (np.arctan2(lc.py, lc.px) - lphi + np.pi) % (2 * np.pi) - np.pi
+    counts = ak.num(lpid)
+    flat_pid = ak.to_numpy(ak.flatten(lpid))
+    columns = [
+        cpt / lpt,
+        ceta - leta,
+        dphi,
+        ak.unflatten(charge(flat_pid), counts),
+        ak.unflatten(flat_pid == 22, counts),
+        ak.unflatten((charge(flat_pid) == 0) & (flat_pid != 22), counts),
+    ]
+    padded = [
+        ak.to_numpy(ak.fill_none(ak.pad_none(c, max_particles, axis=1, clip=True), 0))
+        for c in columns
+    ]
+    return np.stack(padded, axis=-1).astype(np.float32)
+
+
+def leading_jet(
+    pid, px, py, pz, e, counts, max_particles: int = MAX_PARTICLES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each event's leading jet: (N, 6) observables, (N,) pass flags and (N, P, F) particles
+    (``PARTICLE_FEATURES``, zero-padded); rows of failing events are 0."""
     import awkward as ak
     import fastjet
 
     n = len(counts)
     values = np.zeros((n, len(OBSERVABLES)))
     passed = np.zeros(n, dtype=bool)
+    particles_out = np.zeros((n, max_particles, len(PARTICLE_FEATURES)), dtype=np.float32)
     particles = ak.unflatten(
         ak.zip({"px": px, "py": py, "pz": pz, "E": e}, with_name="Momentum4D"), counts
     )
     has = ak.to_numpy(ak.num(particles)) > 0
     idx = np.flatnonzero(has)
     if len(idx) == 0:
-        return values, passed
+        return values, passed, particles_out
     cs = fastjet.ClusterSequence(particles[has], fastjet.JetDefinition(fastjet.antikt_algorithm, R))
     jets = cs.inclusive_jets(min_pt=JET_PT_MIN)
     cons = cs.constituents(min_pt=JET_PT_MIN)
+    index = cs.constituent_index(min_pt=JET_PT_MIN)
     jet_pt = np.hypot(jets.px, jets.py)
     order = ak.argsort(jet_pt, ascending=False)
-    jets, cons = jets[order], cons[order]
+    jets, cons, index = jets[order], cons[order], index[order]
     njet = ak.to_numpy(ak.num(jets))
     ok = njet > 0
     if not ok.any():
-        return values, passed
+        return values, passed, particles_out
     lead = jets[ok][:, 0]
     lc = cons[ok][:, 0]
+    lpid = ak.unflatten(np.asarray(pid), counts)[has][ok][index[ok][:, 0]]
     lpx, lpy, lpz, le = (ak.to_numpy(lead[f]) for f in ("px", "py", "pz", "E"))
     lpt = np.hypot(lpx, lpy)
     leta = np.arcsinh(lpz / lpt)
@@ -173,16 +222,27 @@ def jet_observables(px, py, pz, e, counts) -> tuple[np.ndarray, np.ndarray]:
     rows = idx[ok]
     values[rows[good]] = obs[good]
     passed[rows[good]] = True
-    return values, passed
+    particles = _particle_features(lc, lpid, lpt, leta, lphi, max_particles)
+    particles_out[rows[good]] = particles[good]
+    return values, passed, particles_out
 
 
-def generate_jets(n: int, tune: str, seed: int, batch: int = 500, progress: bool = False) -> dict:
-    """``n`` events of one tune: gen/reco observables (N, 6) and pass flags."""
+def generate_jets(
+    n: int,
+    tune: str,
+    seed: int,
+    batch: int = 500,
+    progress: bool = False,
+    max_particles: int = MAX_PARTICLES,
+) -> dict:
+    """``n`` events of one tune: gen/reco observables (N, 6), pass flags, and the leading
+    jets' particles (N, P, F) with their masks (``gen_particles``, ``gen_mask``, ``reco_…``)."""
     if n < 1:
         raise ValueError(f"events must be >= 1, got {n}")
     pythia = _pythia(tune, seed)
     rng = np.random.default_rng(seed + 17)
-    parts: dict[str, list] = {"gen": [], "reco": [], "pass_gen": [], "pass_reco": []}
+    keys = ("gen", "reco", "pass_gen", "pass_reco", "gen_particles", "reco_particles")
+    parts: dict[str, list] = {key: [] for key in keys}
     sizes = [min(batch, n - i) for i in range(0, n, batch)]
     iterator = sizes
     if progress:
@@ -192,14 +252,16 @@ def generate_jets(n: int, tune: str, seed: int, batch: int = 500, progress: bool
     for size in iterator:
         events = pythia.nextBatch(size)
         pid, px, py, pz, e, counts = _flat(events.prt)
-        gen, pass_gen = jet_observables(px, py, pz, e, counts)
-        _, rpx, rpy, rpz, re, rcounts = smear(pid, px, py, pz, e, counts, rng)
-        reco, pass_reco = jet_observables(rpx, rpy, rpz, re, rcounts)
-        for key, val in (
-            ("gen", gen),
-            ("reco", reco),
-            ("pass_gen", pass_gen),
-            ("pass_reco", pass_reco),
+        gen, pass_gen, gen_particles = leading_jet(pid, px, py, pz, e, counts, max_particles)
+        rpid, rpx, rpy, rpz, re, rcounts = smear(pid, px, py, pz, e, counts, rng)
+        reco, pass_reco, reco_particles = leading_jet(
+            rpid, rpx, rpy, rpz, re, rcounts, max_particles
+        )
+        for key, val in zip(
+            keys, (gen, reco, pass_gen, pass_reco, gen_particles, reco_particles), strict=True
         ):
             parts[key].append(val)
-    return {key: np.concatenate(val) for key, val in parts.items()}
+    out = {key: np.concatenate(val) for key, val in parts.items()}
+    for level in ("gen", "reco"):
+        out[f"{level}_mask"] = out[f"{level}_particles"][..., 0] > 0  # pT fraction > 0: real
+    return out

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from offline.unfold.classifiers import make_classifier
+from offline.unfold.classifiers import ClassifierFactory, classifier_factory
 from offline.unfold.diagnostics import StepDiagnostics
 
 
@@ -46,7 +46,9 @@ class OmniFoldConfig:
 
     iterations: int = 4
     ensembles: int = 1
-    classifier: str = "mlp"  # "mlp" for (N, F) features, "deepsets" for (N, P, F)
+    # "mlp" for (N, F) features, "deepsets" or "transformer" for (N, P, F) particle sets
+    # (with ``classifier_options``), or a factory: per-event feature shape -> fresh nn.Module
+    classifier: str | ClassifierFactory = "mlp"
     classifier_options: dict = field(default_factory=dict)
     epochs: int = 100
     batch_size: int = 8192  # large batches: few optimizer steps per epoch, fast on CPU and GPU
@@ -62,6 +64,9 @@ class OmniFoldConfig:
     )
     seed: int = 0
     device: str | None = None  # default: CUDA when present, CPU otherwise
+    # bf16 autocast for the training passes on CUDA (None: whenever on CUDA); the
+    # likelihood ratios and validation losses are always evaluated in float32
+    autocast: bool | None = None
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -72,6 +77,14 @@ class OmniFoldConfig:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.clip is not None and not 0 < self.clip < 0.5:
             raise ValueError(f"clip must be in (0, 0.5), got {self.clip}")
+        if isinstance(self.classifier, str):
+            classifier_factory(self.classifier)  # an unknown name fails here, not mid-run
+
+    def factory(self) -> ClassifierFactory:
+        """The classifier factory these settings name."""
+        if isinstance(self.classifier, str):
+            return classifier_factory(self.classifier, **self.classifier_options)
+        return self.classifier
 
 
 @dataclass
@@ -268,13 +281,16 @@ def _fit(
     # at least 8 optimizer steps per epoch, so early stopping sees progress on small samples
     batch = max(1, min(config.batch_size, n // 8))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    amp = x.device.type == "cuda" if config.autocast is None else config.autocast
     best, best_state, bad, epoch, drops = math.inf, copy.deepcopy(model.state_dict()), 0, 0, 0
     for epoch in range(1, config.epochs + 1):
         model.train()
         order = torch.randperm(n, generator=generator).to(x.device)
         for start in range(0, n - batch + 1, batch):  # drop the ragged last batch
             idx = order[start : start + batch]
-            loss = _weighted_bce(model(xt[idx]), yt[idx], wt[idx])
+            with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(xt[idx])
+            loss = _weighted_bce(logits.float(), yt[idx], wt[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -300,6 +316,8 @@ def _fit(
 
 
 def _logits(model: nn.Module, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    if x.ndim == 3:  # particle sets: about ``chunk`` particles per pass bounds the memory
+        chunk = max(1, chunk // x.shape[1])
     with torch.no_grad():
         return torch.cat([model(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
@@ -355,8 +373,8 @@ def _run_member(
     shape2 = tuple(tensors["x2"].shape[1:])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model1 = make_classifier(config.classifier, shape1, **config.classifier_options).to(device)
-        model2 = make_classifier(config.classifier, shape2, **config.classifier_options).to(device)
+        factory = config.factory()
+        model1, model2 = factory(shape1).to(device), factory(shape2).to(device)
     fresh1, fresh2 = copy.deepcopy(model1.state_dict()), copy.deepcopy(model2.state_dict())
     split1 = _split(len(tensors["y1"]), config, generator, device)
     split2 = _split(len(tensors["y2"]), config, generator, device)
@@ -428,8 +446,8 @@ def omnifold(
 ) -> OmniFoldResult:
     """Unfold ``data_reco`` with the simulation (``sim_reco``, ``sim_gen``), event by event.
 
-    Features are (N,), (N, F) or (N, P, F) arrays (the last for the ``deepsets``
-    classifier, zero rows = padding). ``pass_reco``/``pass_gen`` flag simulated events
+    Features are (N,), (N, F) or (N, P, F) arrays (the last for the ``deepsets`` and
+    ``transformer`` classifiers, all-zero rows = padding). ``pass_reco``/``pass_gen`` flag simulated events
     passing the detector-/particle-level selection, ``data_pass_reco`` the data events;
     ``sim_weights`` (generator weights) seed the prior. ``bootstrap_seed`` multiplies the
     data weights by Poisson(1) draws (one bootstrap replica).

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from offline import distributed
 from offline.artifacts import atomic_directory, atomic_path, check_replaceable, write_json
+from offline.unfold.classifiers import CLASSIFIERS, PARTICLE_CLASSIFIERS
 from offline.unfold.diagnostics import diagnostics_table, effective_sample_size, weight_change
 from offline.unfold.examples import EXAMPLES, UnfoldingProblem
 from offline.unfold.ibu import ibu_samples
@@ -38,12 +39,16 @@ OPTIONAL = (
     "data_gen",
     "data_pass_gen",
 )
+# (N, P, F) zero-padded particle sets, the inputs of --model deepsets/transformer: all or none
+PARTICLE_ARRAYS = ("sim_reco_particles", "sim_gen_particles", "data_reco_particles")
 
 
 def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> UnfoldingProblem:
     """An HDF5 file with datasets sim_reco, sim_gen, data_reco (N×F) and optional flags/weights.
 
-    ``data_gen`` (and ``data_pass_gen``), when present, is the truth used by the metrics.
+    ``data_gen`` (and ``data_pass_gen``), when present, is the truth used by the metrics;
+    ``PARTICLE_ARRAYS`` (N×P×F, all-zero rows = padding), when present, are the inputs of
+    the particle-level classifiers.
     """
     import h5py
 
@@ -56,7 +61,8 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
                 raise ValueError(
                     f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
                 )
-            arrays = {k: np.asarray(f[k][()]) for k in (*ARRAYS, *OPTIONAL) if k in f}
+            names = (*ARRAYS, *OPTIONAL, *PARTICLE_ARRAYS)
+            arrays = {k: np.asarray(f[k][()]) for k in names if k in f}
     except (OSError, RuntimeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
     for key, values in arrays.items():
@@ -70,8 +76,21 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
         if key in arrays and arrays[key].ndim != 2:
             raise ValueError(
                 f"{path}: {key} has shape {arrays[key].shape}; the command takes (N,) or (N, F) "
-                "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets')"
+                "observables (particle sets: use offline.unfold.omnifold with classifier='deepsets' or 'transformer')"
             )
+    particles = None
+    given = [k for k in PARTICLE_ARRAYS if k in arrays]
+    if given:
+        if len(given) < len(PARTICLE_ARRAYS):
+            missing = ", ".join(k for k in PARTICLE_ARRAYS if k not in arrays)
+            raise ValueError(f"{path}: has {', '.join(given)} but not {missing} (particle sets: all or none)")
+        for key in PARTICLE_ARRAYS:
+            rows = len(arrays[key.removesuffix("_particles")])
+            if arrays[key].ndim != 3 or len(arrays[key]) != rows:
+                raise ValueError(
+                    f"{path}: {key} has shape {arrays[key].shape}, expected ({rows}, P, F) particle sets"
+                )
+        particles = {k.removesuffix("_particles"): arrays[k] for k in PARTICLE_ARRAYS}
     n_feat = arrays["sim_gen"].shape[1]
     names = observables or [f"x{i}" for i in range(n_feat)]
     if len(names) != n_feat:
@@ -97,6 +116,7 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
         data_pass_gen=arrays.get("data_pass_gen"),
         sim_weights=arrays.get("sim_weights"),
         data_weights=arrays.get("data_weights"),
+        particles=particles,
     )
 
 
@@ -130,6 +150,9 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
     for key, least in (("bootstrap", 0), ("events", 1), ("bins", 1)):
         if int(settings[key]) < least:
             raise ValueError(f"unfold: {key} must be >= {least}, got {settings[key]}")
+    model = settings["model"]  # checked before an example is generated
+    if model not in CLASSIFIERS:
+        raise ValueError(f"--model: unknown classifier {model!r} (known: {', '.join(CLASSIFIERS)})")
     if example is not None:
         if example not in EXAMPLES:
             raise ValueError(
@@ -145,13 +168,17 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         problem = read_arrays(
             Path(settings["input"]), settings["observables"], int(settings["bins"])
         )
+    on_particles = model in PARTICLE_CLASSIFIERS
+    if on_particles and problem.particles is None:
+        raise ValueError(
+            f"--model {model}: needs per-particle inputs, and {problem.name} has observables "
+            f"only (the jets example has particles; input files can add {', '.join(PARTICLE_ARRAYS)})"
+        )
     config = OmniFoldConfig(
         iterations=int(settings["iterations"]),
         ensembles=int(settings["ensembles"]),
-        classifier=settings["classifier"],
-        classifier_options={"hidden": tuple(settings["hidden"])}
-        if settings["classifier"] == "mlp"
-        else {},
+        classifier=model,
+        classifier_options={} if on_particles else {"hidden": tuple(settings["hidden"])},
         epochs=int(settings["epochs"]),
         batch_size=int(settings["batch_size"]),
         learning_rate=float(settings["learning_rate"]),
@@ -165,18 +192,23 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
         if rank == 0:
             console.print(
                 f"unfolding {problem.name}: {len(problem.sim_reco)} simulated, {len(problem.data_reco)} data events, "
-                f"{config.iterations} iterations, {config.ensembles} ensemble member(s)"
+                f"{config.iterations} iterations, {config.ensembles} ensemble member(s), "
+                f"{model} classifier" + (" on the jets' particles" if on_particles else "")
             )
         start = time.perf_counter()
         result = omnifold(
-            **problem.omnifold_inputs(), config=config, log=console.print if rank == 0 else None
+            **problem.omnifold_inputs(particles=on_particles),
+            config=config,
+            log=console.print if rank == 0 else None,
         )
         boot = None
         if int(settings["bootstrap"]) > 0:
             if rank == 0:
                 console.print(f"bootstrap: {settings['bootstrap']} replicas")
             boot = bootstrap(
-                **problem.omnifold_inputs(), replicas=int(settings["bootstrap"]), config=config
+                **problem.omnifold_inputs(particles=on_particles),
+                replicas=int(settings["bootstrap"]),
+                config=config,
             )
         seconds = time.perf_counter() - start
     finally:
