@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -23,9 +26,14 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("stream")
-    write_events(root / "a.h5", make_toy_events(3000, seed=31))
-    write_events(root / "b.h5", make_toy_events(3000, seed=32))
+    write_events(root / "a.h5", make_toy_events(2000, seed=31))
+    write_events(root / "b.h5", make_toy_events(2000, seed=32))
+    train_from_file(root / "a.h5", root / "ckpt", _config(epochs=1))  # one epoch, copied by tests
     return root
+
+
+def _checkpoint(files, tmp_path):
+    return Path(shutil.copytree(files / "ckpt", tmp_path / "ckpt"))
 
 
 def _config(**kw):
@@ -52,7 +60,7 @@ def test_file_source_reads_the_same_rows_as_memory(files):
 
     events = read_events(files / "a.h5")
     split = split_indices(len(events), 4)
-    pre = Preprocessing.fit(np.zeros((2, 57), np.int64) + [[0] * 57, [4] * 57])
+    pre = Preprocessing.fit(np.array([[0] * 57, [4] * 57]))
     memory = ArraySource(inputs(events[split.train], pre), events[split.train].event_weights)
     streamed = EventFileSource(files / "a.h5", split.train, pre)
     for ids in ([0], [3, 1], [len(split.train) // 150]):
@@ -83,9 +91,9 @@ def test_streaming_needs_a_shuffle_chunk(files, tmp_path):
 
 
 def test_resume_after_interrupt_is_bit_identical_when_streamed(files, tmp_path):
-    train_from_file(files / "a.h5", tmp_path / "straight", _config(epochs=3), stream=True)
-    train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=2), stream=True)
-    train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=3), resume=True, stream=True)
+    train_from_file(files / "a.h5", tmp_path / "straight", _config(epochs=2), stream=True)
+    train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=1), stream=True)
+    train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=2), resume=True, stream=True)
     a, b = load_pair(tmp_path / "straight").state_dict(), load_pair(tmp_path / "resumed").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -104,20 +112,23 @@ def _snapshot(path):
     ],
 )
 def test_resume_refuses_other_inputs_or_settings_and_writes_nothing(files, tmp_path, change, match):
-    train_from_file(files / "a.h5", tmp_path, _config(epochs=1))
-    before = _snapshot(tmp_path)
+    ckpt = _checkpoint(files, tmp_path)
+    before = _snapshot(ckpt)
     background = files / change.get("background", "a.h5")
     with pytest.raises(ValueError, match=match):
-        train_from_file(background, tmp_path, _config(epochs=2, **change.get("settings", {})), resume=True)
-    assert _snapshot(tmp_path) == before
-    # more epochs, another device or no progress bar may change
-    train_from_file(files / "a.h5", tmp_path, _config(epochs=2, progress=False, device="cpu"), resume=True)
-    assert read_json(tmp_path / "state.json")["epoch"] == 1
+        train_from_file(background, ckpt, _config(epochs=2, **change.get("settings", {})), resume=True)
+    assert _snapshot(ckpt) == before
+
+
+def test_resume_accepts_more_epochs_another_device_and_no_progress_bar(files, tmp_path):
+    ckpt = _checkpoint(files, tmp_path)
+    train_from_file(files / "a.h5", ckpt, _config(epochs=2, progress=False, device="cpu"), resume=True)
+    assert read_json(ckpt / "state.json")["epoch"] == 1
 
 
 def test_cli_resume_on_another_file_is_one_line_and_leaves_the_checkpoint(files, tmp_path):
     out = tmp_path / "ckpt"
-    args = ["--out", str(out), "--epochs", "1", "--batch-size", "200", "--no-progress"]
+    args = ["--out", str(out), "--epochs", "1", "--batch-size", "200", "--no-progress", "--lambda", "20"]
     assert runner.invoke(app, ["train", str(files / "a.h5"), *args]).exit_code == 0
     before = _snapshot(out)
     result = runner.invoke(app, ["train", str(files / "b.h5"), *args, "--resume"])
@@ -135,21 +146,21 @@ def test_streamed_cli_training_runs(files, tmp_path):
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 def test_checkpoint_with_non_finite_weights_is_refused_naming_file_and_tensor(files, tmp_path, bad):
-    train_from_file(files / "a.h5", tmp_path, _config(epochs=1))
-    weights = tmp_path / "model.safetensors"
+    ckpt = _checkpoint(files, tmp_path)
+    weights = ckpt / "model.safetensors"
     tensors = load_file(str(weights))
     tensors["ae2.layers.1.weight"][0, 0] = float(bad)
     save_file(tensors, str(weights))
     with pytest.raises(ValueError, match=r"model\.safetensors: tensor 'ae2\.layers\.1\.weight' holds NaN or inf"):
-        load_pair(tmp_path)
-    result = runner.invoke(app, ["score", str(tmp_path), str(files / "a.h5"), "--out", str(tmp_path / "s.h5")])
+        load_pair(ckpt)
+    result = runner.invoke(app, ["score", str(ckpt), str(files / "a.h5"), "--out", str(tmp_path / "s.h5")])
     assert result.exit_code == 1 and "ae2.layers.1.weight" in result.output
     assert not (tmp_path / "s.h5").exists()
 
 
 def test_truncated_checkpoint_is_a_clear_error(files, tmp_path):
-    train_from_file(files / "a.h5", tmp_path, _config(epochs=1))
-    weights = tmp_path / "model.safetensors"
+    ckpt = _checkpoint(files, tmp_path)
+    weights = ckpt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(ValueError, match="not a readable safetensors file"):
-        load_pair(tmp_path)
+        load_pair(ckpt)
