@@ -133,6 +133,8 @@ def main() -> None:
         "torch": torch.__version__, "threads": torch.get_num_threads(), "preset": "firmware",
         "events": args.events, "epochs": 1, "lambda": args.lam,
         "memory": "max RSS of the configuration's own process (CPU) / torch.cuda.max_memory_allocated (CUDA)",
+        "events_per_second": "training events / seconds of the epoch loop, which includes the validation pass "
+                             "(2·B events) and the checkpoint writes",
         "rows": rows,
     }, indent=2) + "\n")
     print(f"wrote {out}")
