@@ -8,7 +8,9 @@ Every configuration runs in its own subprocess, so its peak memory is its own:
   global batch B) on ``--events`` random events: events/s and peak memory, with DisCo
   blocked (the library's :func:`~offline.ad.disco_sq`) or dense (:func:`~offline.ad.dense_disco_sq`,
   the textbook N×N form, patched in);
-- ``disco``: DisCo² alone, forward + backward on one batch of B: seconds and peak memory.
+- ``disco``: DisCo² alone, forward + backward on one batch of B: seconds and peak memory;
+- ``stream`` (with ``--stream-events N``): ``train_from_file`` on a random N-event file, read
+  into memory or streamed in chunks (``--stream``): peak memory against file size.
 
 ``rss_before_mb`` is the process's RSS after imports and data, so ``peak - before`` is what
 the configuration itself needed. On CUDA training runs under bf16 autocast (DisCo stays float32).
@@ -47,7 +49,26 @@ def _run_one(spec: dict) -> dict:
     from offline.ad import TrainConfig, dense_disco_sq, disco_sq, train_pair
     from offline.distributed import pick_device
 
+    if spec["kind"] == "make_file":
+        from offline.events import Events, write_events
+
+        rng = np.random.default_rng(1)
+        particles = np.abs(rng.normal(20, 10, (spec["events"], 19, 4))).astype(np.float32)
+        particles[:, :, 1] = rng.uniform(-2.5, 2.5, particles.shape[:2])
+        particles[:, :, 2] = rng.uniform(-3.1, 3.1, particles.shape[:2])
+        write_events(spec["file"], Events(particles, rng.uniform(0.5, 1.5, spec["events"])))
+        return {}
     device = pick_device(spec["device"])
+    if spec["kind"] == "stream":
+        from offline.ad.workflow import train_from_file
+
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        config = TrainConfig(lam=spec["lam"], epochs=1, batch_size=spec["batch"], patience=100, progress=False,
+                             device=str(device), shuffle_chunk=4096)
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train_from_file(spec["file"], tmp, config, stream=spec["disco"] == "streamed")
+        return {"events_per_second": result.events_per_second, "train_seconds": result.seconds,
+                "peak_mb": _peak_mb(device), "rss_before_mb": before}
     fn = dense_disco_sq if spec["disco"] == "dense" else disco_sq
     batch = spec["batch"]
     if spec["kind"] == "disco":
@@ -89,6 +110,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dense-train", action="store_true",
                         help="also train with dense DisCo at every batch (needs ~B² × 40 bytes)")
+    parser.add_argument("--stream-events", type=int, default=0,
+                        help="also train on a random event file of this many events, streamed and in memory")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration (JSON) and print JSON
     args = parser.parse_args()
@@ -110,11 +133,20 @@ def main() -> None:
             specs.append({"kind": "train", "batch": batch, "lam": args.lam, "disco": "dense"})
         specs.append({"kind": "disco", "batch": batch, "lam": None, "disco": "blocked"})
         specs.append({"kind": "disco", "batch": batch, "lam": None, "disco": "dense"})
+    work = tempfile.TemporaryDirectory()
+    if args.stream_events:  # written by a child: the parent's peak RSS would be inherited by every child
+        subprocess.run([sys.executable, __file__, "--one", json.dumps(
+            {"kind": "make_file", "events": args.stream_events, "file": str(Path(work.name) / "events.h5")})],
+            check=True, capture_output=True)
+        for mode in ("in_memory", "streamed"):
+            specs.append({"kind": "stream", "batch": 1000, "lam": 0.0, "disco": mode,
+                          "file": str(Path(work.name) / "events.h5")})
     rows = []
     for spec in specs:
-        spec = {**spec, "events": args.events, "device": str(device)}
+        spec = {**spec, "events": args.stream_events if spec["kind"] == "stream" else args.events,
+                "device": str(device)}
         proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
-        row = {k: spec[k] for k in ("kind", "batch", "lam", "disco")}
+        row = {k: spec[k] for k in ("kind", "batch", "lam", "disco", "events")}
         if proc.returncode != 0:
             row["error"] = (proc.stderr.strip().splitlines() or ["killed"])[-1][:200]
         else:
@@ -137,6 +169,7 @@ def main() -> None:
                              "(2·B events) and the checkpoint writes",
         "rows": rows,
     }, indent=2) + "\n")
+    work.cleanup()
     print(f"wrote {out}")
 
 
