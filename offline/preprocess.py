@@ -74,6 +74,11 @@ class Preprocessing:
         w = np.ones(len(words)) if weights is None else np.asarray(weights, dtype=np.float64)
         mean = np.average(words, axis=0, weights=w)
         std = np.sqrt(np.average((words - mean) ** 2, axis=0, weights=w))
+        return cls.from_moments(mean, std)
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, std: np.ndarray) -> Preprocessing:
+        """From the weighted mean and standard deviation of each hardware word (e.g. accumulated in chunks)."""
         offsets = tuple(int(v) for v in np.rint(mean))
         # smallest power of two at least the spread: scaled features have std in (0.5, 1]
         shifts = tuple(math.ceil(math.log2(s)) if s > 0 else 0 for s in std)

@@ -181,3 +181,17 @@ def test_autocast_does_not_lower_disco_precision():
         inside = disco_sq(x, y, w)
     assert inside.dtype == torch.float32
     assert float(inside) == pytest.approx(float(disco_sq(x, y, w)), abs=1e-7)
+
+
+@pytest.mark.gpu
+def test_cuda_disco_at_batch_ten_thousand_under_bf16_autocast_matches_cpu():
+    x, y, w = _weighted_pair(10_000, 12, dtype=torch.float32)
+    xc = x.cuda().requires_grad_(True)
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        d = disco_sq(xc, y.cuda(), w.cuda())
+    d.backward()
+    xr = x.clone().requires_grad_(True)
+    ref = disco_sq(xr, y, w)
+    ref.backward()
+    assert d.dtype == torch.float32 and float(d.detach()) == pytest.approx(float(ref.detach()), abs=1e-6)
+    torch.testing.assert_close(xc.grad.cpu(), xr.grad, rtol=1e-3, atol=1e-7)

@@ -38,7 +38,7 @@ def test_threshold_value_and_bootstrap_error_cover_the_known_answer_over_toys():
     # the bootstrap error is the real toy-to-toy spread (80 toys know the spread to ~8 %)
     assert np.all((sigmas.mean(axis=0) / spread > 0.75) & (sigmas.mean(axis=0) / spread < 1.33))
     coverage = (np.abs(values - truth) < sigmas).mean(axis=0)
-    assert np.all((coverage > 0.55) & (coverage < 0.82)), coverage  # 68 % expected
+    assert np.all((coverage > 0.5) & (coverage < 0.85)), coverage  # 68 % expected; 80 toys: ±5 %
 
 
 def test_bootstrap_point_uses_the_same_thresholds_as_abcd():

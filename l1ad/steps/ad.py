@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+STREAM_CHUNK = 32_768  # events per contiguous read when streaming (7.5 MB of inputs); 8 chunks are shuffled together
+
+
 def _lambdas(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -74,17 +77,23 @@ def train(
     ] = None,
     signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal file for the λ scan's AUC.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    stream: Annotated[bool, typer.Option(help="Stream the background file in chunks (files larger than memory).")]
+    = False,
+    shuffle_chunk: Annotated[int | None, typer.Option(
+        help=f"Shuffle contiguous chunks of this many events (0: every event; default {STREAM_CHUNK} with --stream, "
+             "else 0).")] = None,
 ) -> None:
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
+    chunk = (STREAM_CHUNK if stream else 0) if shuffle_chunk is None else shuffle_chunk
     config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         seed=seed, device=device, progress=progress)
+                         seed=seed, device=device, progress=progress, shuffle_chunk=chunk)
     console = Console(stderr=True, markup=False)
     if lambda_scan_values is not None:
         frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
         console.print(frame.to_string(index=False))
         console.print(f"wrote {out / 'lambda_scan.csv'} and {out / 'lambda_scan.png'}")
         return
-    result = train_from_file(background, out, config, resume=resume)
+    result = train_from_file(background, out, config, resume=resume, stream=stream)
     distributed.teardown()
     if int(os.environ.get("RANK", "0")) != 0:
         return

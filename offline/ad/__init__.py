@@ -18,7 +18,16 @@ from offline.ad.abcd import (
     significance_at,
     thresholds,
 )
-from offline.ad.data import DEFAULT_FRACTIONS, Split, fit_preprocessing, inputs, split_indices
+from offline.ad.data import (
+    DEFAULT_FRACTIONS,
+    ArraySource,
+    BatchSource,
+    EventFileSource,
+    Split,
+    fit_preprocessing,
+    inputs,
+    split_indices,
+)
 from offline.ad.disco import dense_disco_sq, disco_sq, distance_correlation
 from offline.ad.metrics import (
     BUNCH_CROSSING_KHZ,
@@ -64,6 +73,7 @@ from offline.ad.train import (
     TrainResult,
     evaluate,
     fit,
+    fit_sources,
     load_config,
     load_pair,
     pair_loss,
@@ -87,9 +97,12 @@ __all__ = [
     "PRESETS",
     "ABCDPoint",
     "AEConfig",
+    "ArraySource",
     "Autoencoder",
     "AutoencoderPair",
+    "BatchSource",
     "Efficiency",
+    "EventFileSource",
     "LossParts",
     "RatePoint",
     "RegionCounts",
@@ -109,6 +122,7 @@ __all__ = [
     "evaluate_scores",
     "fit",
     "fit_preprocessing",
+    "fit_sources",
     "fpr_to_rate",
     "held_out_scores",
     "inject",

@@ -26,19 +26,22 @@ run exactly where it stopped. ``metrics.json`` and ``loss.png`` are written at t
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from offline import distributed
+from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
 from offline.artifacts import atomic_path, load_tensors, read_json, read_json_object, write_json
@@ -69,6 +72,11 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | None = None  # None: on for CUDA, off on CPU
     progress: bool = True
+    # 0: each epoch is one random permutation of all events (in memory). > 0: events are visited in
+    # contiguous chunks of this many, chunk order shuffled, events shuffled within groups of
+    # shuffle_group chunks (offline.ad.data.chunk_order); needed to stream from files.
+    shuffle_chunk: int = 0
+    shuffle_group: int = 8
 
     def __post_init__(self) -> None:
         if self.lam < 0 or not math.isfinite(self.lam):
@@ -81,6 +89,9 @@ class TrainConfig:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.shuffle_chunk < 0 or self.shuffle_group < 1:
+            raise ValueError(f"shuffle_chunk must be >= 0 and shuffle_group >= 1, got {self.shuffle_chunk} and "
+                             f"{self.shuffle_group}")
         preset(self.preset)  # raises on unknown names
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,14 +227,45 @@ def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
         yield perm[start : start + local]
 
 
+def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainConfig, rank: int, world: int,
+                     dev: torch.device):
+    """(inputs, weights) tensors of this rank's share of each global batch, read chunk group by chunk group.
+
+    The next group is read in a background thread while the current one trains. Leftover events
+    of a group start the next one; the last incomplete batch of the epoch is dropped.
+    """
+    chunk = config.shuffle_chunk
+    groups = list(chunk_order(len(source), chunk, config.shuffle_group, config.seed, epoch))
+    local = batch // world
+    carry_x, carry_w = np.zeros((0, 0), np.float32), np.zeros(0)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(load_chunks, source, groups[0][0], chunk) if groups else None
+        for g, (_, perm) in enumerate(groups):
+            x, w = pending.result()
+            pending = pool.submit(load_chunks, source, groups[g + 1][0], chunk) if g + 1 < len(groups) else None
+            x, w = x[perm], w[perm]
+            if len(carry_w):
+                x, w = np.concatenate([carry_x, x]), np.concatenate([carry_w, w])
+            full = len(w) // batch
+            for b in range(full):
+                start = b * batch + rank * local
+                yield (torch.as_tensor(x[start : start + local], device=dev),
+                       torch.as_tensor(w[start : start + local], dtype=torch.float32, device=dev))
+            carry_x, carry_w = x[full * batch :], w[full * batch :]
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, w: torch.Tensor, lam: float, batch: int, amp: bool) -> dict[str, float]:
+def evaluate(model: nn.Module, source: BatchSource, lam: float, batch: int, amp: bool,
+             device: torch.device | str = "cpu") -> dict[str, float]:
     """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² over batches."""
     s1 = s2 = sw = 0.0
     discos = []
-    for start in range(0, len(x), batch):
-        xb, wb = x[start : start + batch], w[start : start + batch]
-        with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
+    dev = torch.device(device)
+    for start in range(0, len(source), batch):
+        xn, wn = source.rows(start, start + batch)
+        xb = torch.as_tensor(xn, device=dev)
+        wb = torch.as_tensor(wn, dtype=torch.float32, device=dev)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
             r1, r2 = model(xb)
         r1, r2 = r1.float(), r2.float()
         s1 += float((wb * r1).sum())
@@ -247,42 +289,106 @@ def fit(
     architecture: AEConfig | None = None,
     extra_config: dict | None = None,
 ) -> TrainResult:
+    """Train any module whose forward returns (R1, R2) per event on in-memory arrays; see :func:`fit_sources`."""
+    return fit_sources(model, ArraySource(train_x, train_w), ArraySource(val_x, val_w), config, out_dir, resume,
+                       architecture, extra_config)
+
+
+# settings that may change when resuming: they do not change what the next epoch computes
+RESUMABLE_CHANGES = ("epochs", "progress", "device")
+
+
+def inputs_fingerprint(train: BatchSource, val: BatchSource, chunk: int = 1 << 16) -> dict[str, Any]:
+    """sha256 of the training and validation inputs and weights exactly as training reads them."""
+    out = {}
+    for name, source in (("train", train), ("val", val)):
+        digest = hashlib.sha256()
+        for start in range(0, len(source), chunk):
+            x, w = source.rows(start, start + chunk)
+            digest.update(np.ascontiguousarray(x, dtype=np.float32).tobytes())
+            digest.update(np.ascontiguousarray(w, dtype=np.float64).tobytes())
+        out[name] = {"events": len(source), "sha256": digest.hexdigest()}
+    return out
+
+
+def check_resume(out_dir: str | Path, config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint's state if ``out_dir`` holds one to resume; raises if its inputs or settings differ.
+
+    One line names the first difference: an input (file, event count, content) or a training setting.
+    """
+    out_dir = Path(out_dir)
+    if not ((out_dir / STATE_FILE).exists() and (out_dir / LAST_FILE).exists()):
+        return None
+    state = read_json(out_dir / STATE_FILE)
+    if not isinstance(state, dict):
+        raise ValueError(f"{out_dir / STATE_FILE}: not a training state (expected a JSON object)")
+    saved_inputs = state.get("inputs")
+    if saved_inputs is None:
+        raise ValueError(f"{out_dir}: cannot resume, {STATE_FILE} records no input fingerprint "
+                         "(written by an older l1ad); train into a new --out")
+    for key in sorted(set(saved_inputs) | set(fingerprint)):
+        if saved_inputs.get(key) != fingerprint.get(key):
+            raise ValueError(f"{out_dir}: cannot resume, the {key} inputs differ from the checkpoint's: "
+                             f"{_short(saved_inputs.get(key))} then, {_short(fingerprint.get(key))} now")
+    saved = state.get("train", {})
+    now = config.to_dict()
+    for key in now:
+        if key not in RESUMABLE_CHANGES and saved.get(key) != now[key]:
+            raise ValueError(f"{out_dir}: cannot resume, {key} was {saved.get(key)!r}, now {now[key]!r}")
+    return state
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {str(v)[:12]}" for k, v in value.items())
+    return repr(value)
+
+
+def fit_sources(
+    model: nn.Module,
+    train: BatchSource,
+    val: BatchSource,
+    config: TrainConfig,
+    out_dir: str | Path,
+    resume: bool = False,
+    architecture: AEConfig | None = None,
+    extra_config: dict | None = None,
+    fingerprint: dict[str, Any] | None = None,
+) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event; see the module docstring.
 
-    Call inside ``torchrun`` for DDP (:func:`offline.distributed.setup` is done here).
-    Only rank 0 writes to ``out_dir``.
+    ``train``/``val`` are in memory or streamed from a file (:mod:`offline.ad.data`); streaming
+    needs ``config.shuffle_chunk > 0``. ``fingerprint`` identifies the inputs for ``resume``
+    (default: :func:`inputs_fingerprint`, one pass over both sets). Call inside ``torchrun``
+    for DDP (:func:`offline.distributed.setup` is done here). Only rank 0 writes to ``out_dir``.
     """
     out_dir = Path(out_dir)
     info = distributed.setup(config.device)
     dev = info.device
     amp = (dev.type == "cuda") if config.amp is None else bool(config.amp and dev.type == "cuda")
-    n = len(train_x)
-    if len(train_w) != n or len(val_x) != len(val_w):
-        raise ValueError("features and weights differ in length")
-    if len(val_x) < 2:
-        raise ValueError(f"validation set needs at least 2 events, got {len(val_x)}")
+    n = len(train)
+    if len(val) < 2:
+        raise ValueError(f"validation set needs at least 2 events, got {len(val)}")
     batch = min(config.batch_size, n)
     batch -= batch % info.world_size
     if batch < 2 * info.world_size:
         raise ValueError(f"{n} training events are too few for a batch on {info.world_size} process(es)")
     if config.batch_size % info.world_size:
         raise ValueError(f"batch_size {config.batch_size} must divide by the {info.world_size} processes")
+    if config.shuffle_chunk == 0 and not isinstance(train, ArraySource):
+        raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0")
+    fingerprint = inputs_fingerprint(train, val) if fingerprint is None else fingerprint
 
-    xt = torch.as_tensor(np.asarray(train_x, dtype=np.float32), device=dev)
-    wt = torch.as_tensor(np.asarray(train_w, dtype=np.float32), device=dev)
-    xv = torch.as_tensor(np.asarray(val_x, dtype=np.float32), device=dev)
-    wv = torch.as_tensor(np.asarray(val_w, dtype=np.float32), device=dev)
+    if config.shuffle_chunk == 0:
+        xt = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=dev)
+        wt = torch.as_tensor(np.asarray(train.w, dtype=np.float32), device=dev)
     model = model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
     start_epoch, best_epoch, best_val, bad, history = 0, -1, math.inf, 0, []
-    if resume and (out_dir / STATE_FILE).exists() and (out_dir / LAST_FILE).exists():
-        state = read_json(out_dir / STATE_FILE)
-        saved = state.get("train", {})
-        for key in ("preset", "lam", "batch_size", "lr", "seed"):
-            if key in saved and saved[key] != getattr(config, key):
-                raise ValueError(f"{out_dir}: cannot resume, {key} was {saved[key]!r}, now {getattr(config, key)!r}")
-        tensors = load_file(str(out_dir / LAST_FILE))
+    state = check_resume(out_dir, config, fingerprint) if resume else None
+    if state is not None:
+        tensors = load_tensors(out_dir / LAST_FILE, "resume checkpoint")
         model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
         _restore_optimizer(optimizer, {k: v.to(dev) for k, v in tensors.items()}, state["param_groups"])
         start_epoch, best_epoch, best_val = state["epoch"] + 1, state["best_epoch"], state["best_val_loss"]
@@ -307,11 +413,15 @@ def fit(
         model.train()
         sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
         nb = 0
-        for idx in _batches(n, batch, epoch, config.seed, info.rank, info.world_size):
-            idx = idx.to(dev)
+        if config.shuffle_chunk == 0:
+            batches = ((xt[i], wt[i]) for i in (idx.to(dev) for idx in
+                                                _batches(n, batch, epoch, config.seed, info.rank, info.world_size)))
+        else:
+            batches = _chunked_batches(train, batch, epoch, config, info.rank, info.world_size, dev)
+        for xb, wb in batches:
             with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                r1, r2 = net(xt[idx])
-            parts = pair_loss(r1, r2, wt[idx], config.lam)
+                r1, r2 = net(xb)
+            parts = pair_loss(r1, r2, wb, config.lam)
             optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
             optimizer.step()
@@ -320,12 +430,12 @@ def fit(
             sums["r2"] += parts.r2
             sums["disco"] += parts.disco
             nb += 1
-            seen += len(idx) * info.world_size
+            seen += len(wb) * info.world_size
         model.eval()
-        val = evaluate(model, xv, wv, config.lam, batch, amp)
-        val_loss = distributed.broadcast_float(val["loss"])
+        val_parts = evaluate(model, val, config.lam, batch, amp, dev)
+        val_loss = distributed.broadcast_float(val_parts["loss"])
         row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
-               **{f"val_{k}": v for k, v in val.items()}}
+               **{f"val_{k}": v for k, v in val_parts.items()}}
         history.append(row)
         improved = val_loss < best_val - config.min_delta
         if improved:
@@ -338,10 +448,10 @@ def fit(
             _save_weights(out_dir / LAST_FILE, model, optimizer)
             write_json(out_dir / STATE_FILE, {
                 "epoch": epoch, "best_epoch": best_epoch, "best_val_loss": best_val, "bad_epochs": bad,
-                "history": history, "train": config.to_dict(),
+                "history": history, "train": config.to_dict(), "inputs": fingerprint,
                 "param_groups": optimizer.state_dict()["param_groups"],
             })
-        bar.set_postfix(loss=f"{row['train_loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val['disco']:.3f}")
+        bar.set_postfix(loss=f"{row['train_loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val_parts['disco']:.3f}")
         if bad >= config.patience:
             stopped = True
             break
@@ -364,6 +474,13 @@ def fit(
     return result
 
 
+def build_pair(config: TrainConfig) -> tuple[AEConfig, AutoencoderPair]:
+    """The preset's architecture and a pair initialised from ``config.seed``."""
+    arch = preset(config.preset)
+    torch.manual_seed(config.seed)
+    return arch, AutoencoderPair(arch)
+
+
 def train_pair(
     train_x: np.ndarray,
     train_w: np.ndarray,
@@ -375,7 +492,5 @@ def train_pair(
     extra_config: dict | None = None,
 ) -> TrainResult:
     """Build the preset's pair with ``config.seed`` and :func:`fit` it."""
-    arch = preset(config.preset)
-    torch.manual_seed(config.seed)
-    model = AutoencoderPair(arch)
+    arch, model = build_pair(config)
     return fit(model, train_x, train_w, val_x, val_w, config, out_dir, resume, arch, extra_config)

@@ -21,7 +21,18 @@ from offline.ad.abcd import (
     significance_at,
     thresholds,
 )
-from offline.ad.data import DEFAULT_FRACTIONS, Split, fit_preprocessing, inputs, split_indices
+from offline.ad.data import (
+    DEFAULT_FRACTIONS,
+    ArraySource,
+    BatchSource,
+    EventFileSource,
+    Split,
+    file_sha256,
+    fit_preprocessing,
+    fit_preprocessing_streamed,
+    inputs,
+    split_indices,
+)
 from offline.ad.disco import distance_correlation
 from offline.ad.metrics import (
     DEFAULT_RATE_KHZ,
@@ -42,9 +53,16 @@ from offline.ad.plots import (
 )
 from offline.ad.rates import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ, operating_point, rate_points
 from offline.ad.score import Scores, score_events
-from offline.ad.train import TrainConfig, TrainResult, load_pair, train_pair
+from offline.ad.train import (
+    TrainConfig,
+    TrainResult,
+    build_pair,
+    check_resume,
+    fit_sources,
+    load_pair,
+)
 from offline.artifacts import atomic_directory, check_replaceable, write_json
-from offline.events.io import Events, read_events
+from offline.events.io import Events, event_count, read_events
 from offline.preprocess import Preprocessing
 
 SPLIT_FILE = "split.json"
@@ -63,23 +81,44 @@ def train_from_file(
     config: TrainConfig,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
     resume: bool = False,
+    stream: bool = False,
 ) -> TrainResult:
     """Split the background (seeded by ``config.seed``), fit the preprocessing on its training part, train.
 
     Writes ``preprocessing.json`` and ``split.json`` beside the checkpoint in ``out_dir``.
-    Works under ``torchrun`` (every rank reads the file; rank 0 writes).
+    ``stream`` reads the file chunk by chunk instead of into memory (files larger than memory;
+    needs ``config.shuffle_chunk > 0``, and gives the same model as in-memory training with the
+    same settings). ``resume`` refuses, before writing anything, a file or settings that differ
+    from the checkpoint's. Works under ``torchrun`` (every rank reads the file; rank 0 writes).
     """
     out_dir = Path(out_dir)
-    events, split = load_background(background, config.seed, fractions)
-    train, val = events[split.train], events[split.val]
+    if stream and config.shuffle_chunk == 0:
+        raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0 (--shuffle-chunk)")
+    n = event_count(background)
+    split = split_indices(n, config.seed, tuple(fractions))
+    fingerprint = {"background": {"events": n, "sha256": file_sha256(background)},
+                   "split": {"seed": config.seed, "fractions": [float(f) for f in fractions]}}
+    if resume:
+        check_resume(out_dir, config, fingerprint)
     info = distributed.setup(config.device)
-    pre = fit_preprocessing(train, out_dir / PREPROCESSING_FILE if info.is_main else None)
+    if stream:
+        pre = fit_preprocessing_streamed(background, split.train)
+        train: BatchSource = EventFileSource(Path(background), split.train, pre)
+        val: BatchSource = EventFileSource(Path(background), split.val, pre)
+    else:
+        events = read_events(background)
+        train_events, val_events = events[split.train], events[split.val]
+        pre = fit_preprocessing(train_events)
+        train = ArraySource(inputs(train_events, pre), train_events.event_weights)
+        val = ArraySource(inputs(val_events, pre), val_events.event_weights)
     if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pre.save(out_dir / PREPROCESSING_FILE)
         write_json(out_dir / SPLIT_FILE, {"background": str(background), "seed": config.seed,
-                                          "fractions": list(fractions), "events": len(events)})
+                                          "fractions": list(fractions), "events": n})
     extra = {"background": str(background), "split_fractions": list(fractions)}
-    return train_pair(inputs(train, pre), train.event_weights, inputs(val, pre), val.event_weights, config,
-                      out_dir, resume=resume, extra_config=extra)
+    arch, model = build_pair(config)
+    return fit_sources(model, train, val, config, out_dir, resume, arch, extra, fingerprint)
 
 
 def _tuple(s: Scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
