@@ -16,6 +16,10 @@ passing the pre-selection, pre-filter vetoes included): wlnu 54 (31 %), qcd
 (45 %), ttbar 52 (40 %), Ato4l 40 (6 %), leptoquark 44 (37 %), hToTauTau 19.5
 (11 %), hChToTauNu 6.6 (3 %). Pythia itself runs at 100-140 full events per
 CPU second here. Tasks are independent, so workers scale until the slowest task.
+These figures are of generator v1; v2 (MET and jets only for events passing
+the pre-selection) gains 4 % on the background mixture
+(benchmarks/bench_generate.py): Pythia's showers and multi-parton
+interactions take most of the time (benchmarks/profile_generate.py).
 
 Tasks run in this process or as Dask tasks (:mod:`offline.events.engine`),
 on a local or a remote cluster; finished tasks can be kept in a parts
