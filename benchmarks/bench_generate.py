@@ -1,45 +1,80 @@
-"""Event generation throughput: events/s (after the pre-selection) with 1 worker and with every core.
+"""Generation speed: accepted background events per CPU second, old (v1) and new generator, same run.
 
-Usage: python benchmarks/bench_generate.py [--process wlnu] [--events 400] [--workers N]
+Usage: python benchmarks/bench_generate.py [--events 300] [--seed 2024] [--repeats 1]
 
-Prints the rate of each configuration, the ratio (parallel speed-up), and the
-per-process pre-selection efficiency. The same seed and task split is used for
-both runs, so both generate identical events: the ratio measures parallelism only.
+Runs one task per background component (W, QCD, Z, tt) in this process, with
+the v1 generator (full L1 response of every event, then the pre-selection) and
+the current one, on the same seeds, and measures the CPU time of this process
+(``time.process_time``: the load of other jobs on the machine does not count).
+The mixture's rate is that of the ADC2021 fractions: 1 / sum_i(f_i / rate_i).
+Writes ``benchmarks/results/bench_generate.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
+from pathlib import Path
 
-from offline.events.generate import generate
+from offline.events.generate import make_tasks, run_task
+from offline.events.processes import MIX_FRACTIONS
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def _run(process: str, events: int, workers: int, task_size: int) -> tuple[float, dict]:
-    started = time.perf_counter()
-    result = generate(process, events, seed=2024, workers=workers, progress=False, task_size=task_size)
-    return events / (time.perf_counter() - started), result.metadata
+def _rate(process: str, events: int, seed: int, baseline: bool) -> dict[str, float]:
+    task = make_tasks(process, events, seed, task_size=events, baseline=baseline)[0]
+    started = time.process_time()
+    result = run_task(task)
+    seconds = time.process_time() - started
+    return {"events": len(result.weights), "generated": result.tried, "cpu_seconds": seconds,
+            "events_per_cpu_s": len(result.weights) / seconds}
+
+
+def mixture_rate(rates: dict[str, float]) -> float:
+    total = sum(MIX_FRACTIONS.values())
+    return 1.0 / sum(f / total / rates[p] for p, f in MIX_FRACTIONS.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--process", default="wlnu")
-    parser.add_argument("--events", type=int, default=400)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--events", type=int, default=300, help="accepted events per process and generator")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--repeats", type=int, default=1, help="seeds per process (seed, seed+1, ...)")
     args = parser.parse_args()
-    # enough tasks for every worker to have work
-    task_size = max(1, args.events // (2 * args.workers))
-    one, meta = _run(args.process, args.events, 1, task_size)
-    many, _ = _run(args.process, args.events, args.workers, task_size)
-    print(f"process {args.process}, {args.events} events, tasks of {task_size}, load {os.getloadavg()[0]:.1f}")
-    for name, stats in meta["components"].items():
-        print(f"  {name}: pre-selection efficiency {stats['preselection_efficiency']:.3f} "
-              f"({stats['generated']} generated, {stats['prefilter_vetoed']} vetoed by the pre-filter), "
-              f"{stats['events_per_cpu_s']:.1f} events per CPU second")
-    print(f"1 worker : {one:8.1f} events/s")
-    print(f"{args.workers} workers: {many:8.1f} events/s")
-    print(f"ratio    : {many / one:8.2f}x (ideal {args.workers}x)")
+    per_process: dict[str, dict[str, dict[str, float]]] = {}
+    for process in MIX_FRACTIONS:
+        sums = {"old": [0.0, 0.0], "new": [0.0, 0.0]}
+        for r in range(args.repeats):
+            # alternate the order, so that a drift of the machine's speed favours neither
+            order = ("old", "new") if r % 2 == 0 else ("new", "old")
+            for name in order:
+                m = _rate(process, args.events, args.seed + r, baseline=name == "old")
+                sums[name][0] += m["events"]
+                sums[name][1] += m["cpu_seconds"]
+        per_process[process] = {name: {"events": e, "cpu_seconds": s, "events_per_cpu_s": e / s}
+                                for name, (e, s) in sums.items()}
+        old, new = (per_process[process][k]["events_per_cpu_s"] for k in ("old", "new"))
+        print(f"{process:6s}: old {old:7.1f}  new {new:7.1f}  events per CPU s  ({new / old:.2f}x)", flush=True)
+    old = mixture_rate({p: v["old"]["events_per_cpu_s"] for p, v in per_process.items()})
+    new = mixture_rate({p: v["new"]["events_per_cpu_s"] for p, v in per_process.items()})
+    print(f"background mixture: old {old:.1f}, new {new:.1f} accepted events per CPU second, ratio {new / old:.2f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "events_per_cpu_s_old": old,
+        "events_per_cpu_s_new": new,
+        "ratio": new / old,
+        "per_process": per_process,
+        "mix_fractions": MIX_FRACTIONS,
+        "events_per_process": args.events * args.repeats,
+        "seed": args.seed,
+        "load_average": os.getloadavg()[0],
+        "measure": "time.process_time of one process, Pythia init included, one task per process and generator",
+    }
+    (RESULTS / "bench_generate.json").write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {RESULTS / 'bench_generate.json'}")
 
 
 if __name__ == "__main__":

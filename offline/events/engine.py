@@ -21,7 +21,6 @@ different job never reuses them. Workers need no shared file system.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -131,10 +130,6 @@ def parts_directory_for(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def job_digest(job: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(job, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def check_scheduler(scheduler: str | None) -> None:
     """``None``, ``"local"``, a ``tcp://``/``tls://``/... address, or an existing scheduler file."""
     if scheduler is None or scheduler == "local":
@@ -184,10 +179,12 @@ def _kill_workers(cluster: Any) -> None:
             os.kill(nanny.pid, signal.SIGKILL)
 
 
-def execute(run: Callable[[Any], TaskResult], tasks: Sequence[Any], *, workers: int, scheduler: str | None,
+def execute(run: Callable[..., TaskResult], tasks: Sequence[Any], *, workers: int, scheduler: str | None,
             store: PartStore | None, priority: Sequence[float], advance: Callable[[int], None],
             events: Callable[[Any], int]) -> tuple[list[TaskResult], int]:
-    """Run ``run(task)`` for every task not in ``store``; results in task order, and how many were resumed.
+    """Run ``run(task)`` (in-process: ``run(task, advance)``) for every task not in ``store``.
+
+    Returns the results in task order, and how many of them were resumed from ``store``.
 
     ``priority``: higher runs first on a cluster (the longest tasks, so none starts last).
     ``advance(k)``: called as k accepted events are finished; ``events(task)``: a task's events.

@@ -16,6 +16,10 @@ passing the pre-selection, pre-filter vetoes included): wlnu 54 (31 %), qcd
 (45 %), ttbar 52 (40 %), Ato4l 40 (6 %), leptoquark 44 (37 %), hToTauTau 19.5
 (11 %), hChToTauNu 6.6 (3 %). Pythia itself runs at 100-140 full events per
 CPU second here. Tasks are independent, so workers scale until the slowest task.
+These figures are of generator v1; v2 (MET and jets only for events passing
+the pre-selection) gains 4 % on the background mixture
+(benchmarks/bench_generate.py): Pythia's showers and multi-parton
+interactions take most of the time (benchmarks/profile_generate.py).
 
 Tasks run in this process or as Dask tasks (:mod:`offline.events.engine`),
 on a local or a remote cluster; finished tasks can be kept in a parts
@@ -48,7 +52,13 @@ from offline.events.engine import (
     remove_parts,
 )
 from offline.events.io import Events, write_events
-from offline.events.l1_response import DEFAULT_L1, L1Config, l1_objects, passes_preselection
+from offline.events.l1_response import (
+    DEFAULT_L1,
+    L1Config,
+    l1_objects,
+    passes_preselection,
+    preselected_l1_objects,
+)
 from offline.events.processes import (
     GENERATABLE,
     MIX_FRACTIONS,
@@ -60,7 +70,7 @@ from offline.events.processes import (
 from offline.events.schema import process_label
 
 # Bump when anything changes the generated events (settings, L1 response, seeding): it keys the cache.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: MET and jets only for events passing the pre-selection
 DEFAULT_TASK_SIZE = 500
 # events per CPU second measured here (see above): only orders the tasks, longest first
 _EXPECTED_RATE = {"wlnu": 54, "qcd": 12.8, "zll": 46, "ttbar": 52, "Ato4l": 40, "leptoquark": 44,
@@ -77,6 +87,8 @@ class Task:
     shard: tuple[int, int]
     l1: L1Config = DEFAULT_L1
     stream: int = 0  # 0: a standalone sample, 1: part of the background mixture (never the same events)
+    # generator version 1 (benchmarks only): the full L1 response of every event, then the pre-selection
+    baseline: bool = False
 
     def seeds(self) -> tuple[int, np.random.SeedSequence]:
         """Pythia's seed (1..900 000 000) and the L1 response's seed sequence, both from the task's key."""
@@ -170,17 +182,21 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> TaskR
         efficiency = (passed + 1) / (generated + 2) if generated else 0.5
         batch_size = int(np.clip(math.ceil(1.1 * (task.events - kept) / efficiency), 20, 500))
         batch = pythia.nextBatch(batch_size)
-        particles = l1_objects(batch, rng, task.l1)
         weights = ak.to_numpy(ak.firsts(batch.info.weights)).astype(np.float64)
-        mask = passes_preselection(particles, task.l1)
+        if task.baseline:
+            particles = l1_objects(batch, rng, task.l1)
+            selected = np.flatnonzero(passes_preselection(particles, task.l1))
+            particles = particles[selected]
+        else:
+            particles, selected = preselected_l1_objects(batch, rng, task.l1)
         generated += len(batch)
-        passed += int(mask.sum())
-        take = np.flatnonzero(mask)[: task.events - kept]
+        passed += len(selected)
+        take = slice(0, task.events - kept)
         kept_particles.append(particles[take])
-        kept_weights.append(weights[take])
-        kept += len(take)
-        if progress is not None and len(take):
-            progress(len(take))
+        kept_weights.append(weights[selected][take])
+        kept += len(kept_weights[-1])
+        if progress is not None and len(kept_weights[-1]):
+            progress(len(kept_weights[-1]))
         if passed == 0 and generated >= _MAX_TRIES_WITHOUT_PASS:
             raise RuntimeError(f"{task.process}: no event in {generated} passes the pre-selection")
     vetoed = hook.vetoed if hook is not None else 0
@@ -190,12 +206,13 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> TaskR
 
 
 def make_tasks(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
-               task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1, stream: int = 0) -> list[Task]:
+               task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1, stream: int = 0,
+               baseline: bool = False) -> list[Task]:
     """The tasks that generate ``events`` events of one process (not ``background``)."""
     get_process(process)
     n_tasks = math.ceil(events / task_size)
     sizes = [events // n_tasks + (i < events % n_tasks) for i in range(n_tasks)]
-    return [Task(process, i, n, seed, shard, l1, stream) for i, n in enumerate(sizes)]
+    return [Task(process, i, n, seed, shard, l1, stream, baseline) for i, n in enumerate(sizes)]
 
 
 def check_request(process: str, events: int, seed: int, workers: int | None, shard: tuple[int, int]) -> None:
@@ -270,15 +287,19 @@ def job_description(requests: dict[str, int], seed: int, shard: tuple[int, int],
         "generator_version": GENERATOR_VERSION,
         "settings": {c: list(get_process(c).settings) for c in components},
         "l1": l1.to_dict(),
-        "tasks": [[t.process, t.index, t.events, t.stream] for t in tasks],
+        "tasks": [[t.process, t.index, t.events, t.stream, t.baseline] for t in tasks],
     }
 
 
 def generate_many(requests: dict[str, int], seed: int, workers: int | None = None,
                   shard: tuple[int, int] = (0, 1), progress: bool = True,
                   task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
-                  scheduler: str | None = None, parts: str | os.PathLike[str] | None = None) -> dict[str, Generated]:
+                  scheduler: str | None = None, parts: str | os.PathLike[str] | None = None,
+                  baseline: bool = False) -> dict[str, Generated]:
     """Generate several processes (``background`` = the ADC2021 mixture) as one job of tasks.
+
+    ``baseline``: generator version 1 (full L1 response of every event), kept to benchmark
+    and validate the current one against.
 
     ``scheduler``: where tasks run (see :mod:`offline.events.engine`). ``parts``: a directory
     keeping finished tasks, so that an interrupted job resumes; the caller removes it
@@ -300,7 +321,7 @@ def generate_many(requests: dict[str, int], seed: int, workers: int | None = Non
         stream = int(process == "background")
         for component, n in counts.items():
             if n:
-                for task in make_tasks(component, n, seed, shard, task_size, l1, stream):
+                for task in make_tasks(component, n, seed, shard, task_size, l1, stream, baseline):
                     tasks.append(task)
                     owners.append((process, component))
     store = None
@@ -310,7 +331,7 @@ def generate_many(requests: dict[str, int], seed: int, workers: int | None = Non
     results, resumed = _execute(tasks, workers, progress, f"generating {', '.join(requests)}", scheduler, store)
     wall = time.perf_counter() - started
     rate = sum(t.events for t in tasks) / wall
-    run = {"workers": workers, "scheduler": scheduler, "wall": wall, "rate": rate,
+    run = {"workers": workers, "scheduler": scheduler, "baseline": baseline, "wall": wall, "rate": rate,
            "tasks": len(tasks), "tasks_resumed": resumed}
     return {
         process: _assemble(process, [(o[1], r) for o, r in zip(owners, results, strict=True) if o[0] == process],
@@ -352,7 +373,7 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
     meta = {
         "process": process,
         "generator": "pythia8mc + fastjet + l1ad L1 response",
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": "1" if run["baseline"] else GENERATOR_VERSION,
         "seed": seed,
         "shard": list(shard),
         "workers": run["workers"],
@@ -375,9 +396,10 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
 def generate(process: str, events: int, seed: int, workers: int | None = None,
              shard: tuple[int, int] = (0, 1), progress: bool = True,
              task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
-             scheduler: str | None = None) -> Generated:
+             scheduler: str | None = None, baseline: bool = False) -> Generated:
     """Generate ``events`` events of one process (or the ``background`` mixture)."""
-    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1, scheduler)[process]
+    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1, scheduler,
+                         baseline=baseline)[process]
 
 
 def generate_to_file(out: str | os.PathLike[str], process: str, events: int, seed: int,

@@ -175,8 +175,8 @@ def relative_isolation(objects: _Flat, cands: _Flat, offsets: np.ndarray, cone: 
     return (_isolation(objects, cands, offsets, cone) - objects.pt) / np.maximum(objects.pt, 1e-9)
 
 
-def _isolated(objects: _Flat, cands: _Flat, offsets: np.ndarray, config: L1Config) -> _Flat:
-    if config.iso_max is None:
+def _isolated(objects: _Flat, cands: _Flat | None, offsets: np.ndarray | None, config: L1Config) -> _Flat:
+    if config.iso_max is None or cands is None or offsets is None:
         return objects
     return objects[relative_isolation(objects, cands, offsets, config.iso_cone) < config.iso_max]
 
@@ -227,30 +227,52 @@ def _respond(objects: _Flat, resolution: tuple[float, float], pt_min: float, eta
     return out[(pt > pt_min) & (np.abs(eta) < eta_max)]
 
 
-def l1_objects(batch: ak.Array, rng: np.random.Generator, config: L1Config = DEFAULT_L1) -> np.ndarray:
-    """Pythia events (``nextBatch`` output) -> L1 objects, (N, 19, 4) float32 in the ADC2021 layout."""
-    n = len(batch)
-    out = np.zeros((n, N_OBJECTS, N_COLUMNS), dtype=np.float32)
-    if n == 0:
-        return out
-    prt = batch.prt
-    final = prt[prt.status > 0]
-    counts = ak.to_numpy(ak.num(final))
-    absid = np.abs(ak.to_numpy(ak.flatten(final.id)))
-    px, py, pz, e = (ak.to_numpy(ak.flatten(final.p[c])) for c in ("px", "py", "pz", "e"))
-    p4 = (px, py, pz, e)
-    pt, eta, phi = _kinematics(px, py, pz)
-    event = np.repeat(np.arange(n), counts)
-    visible = ~np.isin(absid, NEUTRINOS + INVISIBLE_BSM)
-    is_muon = absid == 13
-    in_calo = np.abs(eta) < config.calo_eta_max
-    is_em = (absid == 11) | (absid == 22)
+@dataclass
+class _FinalState:
+    """Stable particles of a batch of events, flat, with the event each belongs to."""
 
-    # MET from visible particles in acceptance
-    met_in = visible & np.where(is_muon, np.abs(eta) < config.muon_eta_max, in_calo)
+    n: int
+    event: np.ndarray
+    absid: np.ndarray
+    p4: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+
+    @classmethod
+    def of(cls, batch: ak.Array) -> _FinalState:
+        prt = batch.prt
+        final = prt[prt.status > 0]
+        counts = ak.to_numpy(ak.num(final))
+        absid = np.abs(ak.to_numpy(ak.flatten(final.id)))
+        px, py, pz, e = (ak.to_numpy(ak.flatten(final.p[c])) for c in ("px", "py", "pz", "e"))
+        pt, eta, phi = _kinematics(px, py, pz)
+        return cls(len(batch), np.repeat(np.arange(len(batch)), counts), absid, (px, py, pz, e), pt, eta, phi)
+
+    def select(self, events: np.ndarray) -> _FinalState:
+        """The particles of the given events (sorted indices), renumbered 0..len(events)-1."""
+        new_index = np.full(self.n, -1)
+        new_index[events] = np.arange(len(events))
+        keep = new_index[self.event] >= 0
+        return _FinalState(len(events), new_index[self.event[keep]], self.absid[keep],
+                           tuple(c[keep] for c in self.p4), self.pt[keep], self.eta[keep], self.phi[keep])
+
+    @property
+    def visible(self) -> np.ndarray:
+        return ~np.isin(self.absid, NEUTRINOS + INVISIBLE_BSM)
+
+    def flat(self, mask: np.ndarray) -> _Flat:
+        return _Flat(self.event, self.pt, self.eta, self.phi)[mask]
+
+
+def _fill_met(out: np.ndarray, fs: _FinalState, config: L1Config, rng: np.random.Generator) -> None:
+    """MET from visible particles in acceptance, smeared by the stochastic term, into row 0."""
+    n, event, px, py = fs.n, fs.event, fs.p4[0], fs.p4[1]
+    in_calo = np.abs(fs.eta) < config.calo_eta_max
+    met_in = fs.visible & np.where(fs.absid == 13, np.abs(fs.eta) < config.muon_eta_max, in_calo)
     mex = -np.bincount(event[met_in], weights=px[met_in], minlength=n)
     mey = -np.bincount(event[met_in], weights=py[met_in], minlength=n)
-    sum_et = np.bincount(event[met_in], weights=pt[met_in], minlength=n)
+    sum_et = np.bincount(event[met_in], weights=fs.pt[met_in], minlength=n)
     sigma = config.met_stochastic * np.sqrt(sum_et)
     mex = mex + sigma * rng.standard_normal(n)
     mey = mey + sigma * rng.standard_normal(n)
@@ -259,31 +281,82 @@ def l1_objects(batch: ak.Array, rng: np.random.Generator, config: L1Config = DEF
     out[:, 0, 2] = np.where(met > 0, quantize_phi(np.arctan2(mey, mex), config.lsb["phi"]), 0.0)
     out[:, 0, 3] = np.where(met > 0, OBJECT_ROWS["met"][2], 0)
 
+
+def _leptons(fs: _FinalState, config: L1Config, rng: np.random.Generator) -> tuple[_Flat, _Flat]:
+    """L1 muons and e/gamma clusters (smeared, quantised, in acceptance), as flat objects."""
     # isolation cone contents: visible particles near the central region, grouped by event
-    iso_mask = visible & (np.abs(eta) < max(config.egamma_eta_max, config.muon_eta_max) + config.iso_cone)
-    iso_parts = _Flat(event, pt, eta, phi)[iso_mask]
-    iso_offsets = np.concatenate([[0], np.cumsum(np.bincount(iso_parts.event, minlength=n))])
-
-    # muons
-    mu_mask = is_muon & (np.abs(eta) < config.muon_eta_max + 0.1) & (pt > 0.5 * config.muon_pt_min)
-    muons = _Flat(event, pt, eta, phi)[mu_mask]
-    muons = _isolated(muons, iso_parts, iso_offsets, config)
-    _fill_rows(out, "muon", _respond(muons, config.muon_resolution, config.muon_pt_min,
-                                     config.muon_eta_max, config, rng))
-
-    # e/gamma clusters
-    em_mask = is_em & (np.abs(eta) < config.egamma_eta_max + config.egamma_cluster_r)
-    clusters = _cluster(_momenta(p4, event, em_mask, n), config.egamma_cluster_r, 0.5 * config.egamma_pt_min)
+    iso_parts = iso_offsets = None
+    if config.iso_max is not None:
+        iso_mask = fs.visible & (np.abs(fs.eta) < max(config.egamma_eta_max, config.muon_eta_max) + config.iso_cone)
+        iso_parts = fs.flat(iso_mask)
+        iso_offsets = np.concatenate([[0], np.cumsum(np.bincount(iso_parts.event, minlength=fs.n))])
+    is_muon = fs.absid == 13
+    mu_mask = is_muon & (np.abs(fs.eta) < config.muon_eta_max + 0.1) & (fs.pt > 0.5 * config.muon_pt_min)
+    muons = _isolated(fs.flat(mu_mask), iso_parts, iso_offsets, config)
+    muons = _respond(muons, config.muon_resolution, config.muon_pt_min, config.muon_eta_max, config, rng)
+    is_em = (fs.absid == 11) | (fs.absid == 22)
+    em_mask = is_em & (np.abs(fs.eta) < config.egamma_eta_max + config.egamma_cluster_r)
+    clusters = _cluster(_momenta(fs.p4, fs.event, em_mask, fs.n), config.egamma_cluster_r, 0.5 * config.egamma_pt_min)
     clusters = _isolated(clusters, iso_parts, iso_offsets, config)
-    _fill_rows(out, "egamma", _respond(clusters, config.egamma_resolution, config.egamma_pt_min,
-                                       config.egamma_eta_max, config, rng))
+    clusters = _respond(clusters, config.egamma_resolution, config.egamma_pt_min, config.egamma_eta_max, config, rng)
+    return muons, clusters
 
-    # jets
-    jet_mask = visible & ~is_muon & in_calo
-    jets = _cluster(_momenta(p4, event, jet_mask, n), config.jet_r, 0.5 * config.jet_pt_min)
-    _fill_rows(out, "jet", _respond(jets, config.jet_resolution, config.jet_pt_min,
-                                    config.jet_eta_max, config, rng))
+
+def _jets(fs: _FinalState, config: L1Config, rng: np.random.Generator) -> _Flat:
+    """L1 jets: anti-kT R = 0.4 on visible particles but muons, smeared, quantised, in acceptance."""
+    jet_mask = fs.visible & (fs.absid != 13) & (np.abs(fs.eta) < config.calo_eta_max)
+    jets = _cluster(_momenta(fs.p4, fs.event, jet_mask, fs.n), config.jet_r, 0.5 * config.jet_pt_min)
+    return _respond(jets, config.jet_resolution, config.jet_pt_min, config.jet_eta_max, config, rng)
+
+
+def l1_objects(batch: ak.Array, rng: np.random.Generator, config: L1Config = DEFAULT_L1) -> np.ndarray:
+    """Pythia events (``nextBatch`` output) -> L1 objects, (N, 19, 4) float32 in the ADC2021 layout.
+
+    Every event gets its full response. The generator uses :func:`preselected_l1_objects`,
+    which gives the events passing the pre-selection the same response (same distributions,
+    other random numbers) without computing MET and jets of the others.
+    """
+    fs = _FinalState.of(batch)
+    out = np.zeros((fs.n, N_OBJECTS, N_COLUMNS), dtype=np.float32)
+    if fs.n == 0:
+        return out
+    _fill_met(out, fs, config, rng)
+    muons, clusters = _leptons(fs, config, rng)
+    _fill_rows(out, "muon", muons)
+    _fill_rows(out, "egamma", clusters)
+    _fill_rows(out, "jet", _jets(fs, config, rng))
     return out
+
+
+def preselected_l1_objects(batch: ak.Array, rng: np.random.Generator,
+                           config: L1Config = DEFAULT_L1) -> tuple[np.ndarray, np.ndarray]:
+    """L1 objects of the events passing the pre-selection, and those events' indices in the batch.
+
+    The pre-selection needs only the e/gamma and muon objects, so they are made first, for
+    every event; MET and jets (the large anti-kT R = 0.4 clustering) only for the events
+    that pass. Each event's response is independent of the others', so the passing events'
+    objects are distributed exactly as in :func:`l1_objects` followed by
+    :func:`passes_preselection`.
+    """
+    fs = _FinalState.of(batch)
+    if fs.n == 0:
+        return np.zeros((0, N_OBJECTS, N_COLUMNS), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    muons, clusters = _leptons(fs, config, rng)
+    hard = np.concatenate([muons.event[muons.pt > config.preselection_pt],
+                           clusters.event[clusters.pt > config.preselection_pt]])
+    passed = np.unique(hard)
+    old_to_new = np.full(fs.n, -1)
+    old_to_new[passed] = np.arange(len(passed))
+    out = np.zeros((len(passed), N_OBJECTS, N_COLUMNS), dtype=np.float32)
+    for name, objects in (("muon", muons), ("egamma", clusters)):
+        mine = old_to_new[objects.event] >= 0
+        kept = objects[mine]
+        _fill_rows(out, name, _Flat(old_to_new[kept.event], kept.pt, kept.eta, kept.phi))
+    if len(passed):
+        sub = fs.select(passed)
+        _fill_met(out, sub, config, rng)
+        _fill_rows(out, "jet", _jets(sub, config, rng))
+    return out, passed
 
 
 def passes_preselection(particles: np.ndarray, config: L1Config = DEFAULT_L1) -> np.ndarray:
