@@ -3,19 +3,25 @@
 Imports stay lazy-friendly: hls4ml/TensorFlow load only when a conversion runs.
 """
 
-from firmware.budget import PARTS, BudgetError, BudgetVerdict, check_budget, part_capacity
-from firmware.build import FirmwareResult, QuantizedModel, build_firmware, load_quantized
-from firmware.convert import BACKENDS, ConversionSettings, convert
-from firmware.cost import CostReport, estimate
-from firmware.project import (
-    CSim,
-    CSimOutputs,
-    Project,
-    Reference,
-    TriggerBits,
-    build_testbench,
-    write_project,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from firmware.budget import PARTS, BudgetError, BudgetVerdict, check_budget, part_capacity
+    from firmware.build import FirmwareResult, QuantizedModel, build_firmware, load_quantized
+    from firmware.convert import BACKENDS, ConversionSettings, convert
+    from firmware.cost import CostReport, estimate
+    from firmware.project import (
+        CSim,
+        CSimOutputs,
+        Project,
+        Reference,
+        TriggerBits,
+        build_testbench,
+        write_project,
+    )
 
 __all__ = [
     "BACKENDS",
@@ -40,3 +46,41 @@ __all__ = [
     "part_capacity",
     "write_project",
 ]
+
+# public names load their submodule on first use (PEP 562), so `import firmware.x` stays light
+_EXPORTS = {
+    "PARTS": "firmware.budget",
+    "BudgetError": "firmware.budget",
+    "BudgetVerdict": "firmware.budget",
+    "check_budget": "firmware.budget",
+    "part_capacity": "firmware.budget",
+    "FirmwareResult": "firmware.build",
+    "QuantizedModel": "firmware.build",
+    "build_firmware": "firmware.build",
+    "load_quantized": "firmware.build",
+    "BACKENDS": "firmware.convert",
+    "ConversionSettings": "firmware.convert",
+    "convert": "firmware.convert",
+    "CostReport": "firmware.cost",
+    "estimate": "firmware.cost",
+    "CSim": "firmware.project",
+    "CSimOutputs": "firmware.project",
+    "Project": "firmware.project",
+    "Reference": "firmware.project",
+    "TriggerBits": "firmware.project",
+    "build_testbench": "firmware.project",
+    "write_project": "firmware.project",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

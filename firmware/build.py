@@ -26,6 +26,7 @@ import numpy as np
 from firmware.budget import BudgetVerdict, check_budget
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
+from firmware.defaults import DEFAULT_LATENCY_BUDGET_NS
 from firmware.emulator_lib import EMULATOR_DIR, EmulatorLibrary, build_emulator
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
 from firmware.options import check_options, check_spec_types
@@ -33,8 +34,6 @@ from firmware.project import CSim, Project, Reference, check_reference, compare,
 from firmware.trace import breakdown
 from offline.artifacts import write_json
 from quantize.spec import FirmwareSpec, load_spec, load_weights
-
-DEFAULT_LATENCY_BUDGET_NS = 50.0
 
 
 @dataclass

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firmware.defaults import BACKENDS, DEFAULT_PART
 from quantize.keras_compat import import_hls4ml
 from quantize.spec import FirmwareSpec
 
-BACKENDS = ("Vitis", "Vivado")
 FRONTENDS = ("keras", "qonnx")
 NETS_NAME = "trigger_nets"
-DEFAULT_PART = "xcvu13p-flga2577-2-e"
 BUNCH_SPACING_NS = 25.0
 
 

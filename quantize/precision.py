@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from offline.ad.model import AEConfig
 from offline.preprocess import Preprocessing
 from quantize.spec import (
     AutoencoderSpec,
@@ -52,6 +51,9 @@ from quantize.spec import (
     exact_accumulator,
     weight_key,
 )
+
+if TYPE_CHECKING:
+    from offline.ad.model import AEConfig  # torch: only for annotations
 
 __all__ = [
     "LayerPrecision",

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from l1ad import options
 from l1ad.options import named_paths
-from offline import distributed
-from offline.ad.abcd import DEFAULT_EPS_B
-from offline.ad.data import DEFAULT_FRACTIONS
-from offline.ad.metrics import DEFAULT_RATE_KHZ, rate_to_fpr
-from offline.ad.rates import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ
-from offline.ad.score import read_scores, score_file, write_scores
-from offline.ad.train import DEFAULT_LAMBDA, TrainConfig
-from offline.ad.workflow import evaluate_scores, held_out_scores, lambda_scan, train_from_file
+from offline.ad.defaults import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_EPS_B,
+    DEFAULT_FRACTIONS,
+    DEFAULT_LAMBDA,
+    DEFAULT_RATE_KHZ,
+    DEFAULT_RATES_KHZ,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "ad"
 DEFAULTS: dict[str, Any] = {
     "preset": "firmware",
-    "lam": DEFAULT_LAMBDA,  # see offline/ad/train.py: R sums 57 features, so λ >> the paper's 10
+    "lam": DEFAULT_LAMBDA,  # see offline/ad/defaults.py: R sums 57 features, so λ >> the paper's 10
     # small batches: a default run trains on ~3000 events, and DisCo needs many steps to act
     # (the paper used 10 000 on millions of events; raise it for large samples)
     "epochs": 100,
@@ -84,6 +86,10 @@ def train(
              "else 0).")] = None,
 ) -> None:
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
+    from offline import distributed
+    from offline.ad.train import TrainConfig
+    from offline.ad.workflow import lambda_scan, train_from_file
+
     chunk = (STREAM_CHUNK if stream else 0) if shuffle_chunk is None else shuffle_chunk
     config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, device=device, progress=progress, shuffle_chunk=chunk)
@@ -112,6 +118,8 @@ def score(
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.", callback=options.device)] = "cpu",
 ) -> None:
     """Compute R1, R2 for every event of a file, in chunks."""
+    from offline.ad.score import score_file
+
     path = score_file(checkpoint, events, out, preprocessing, chunk_size, device)
     Console(stderr=True, markup=False).print(f"wrote {path}")
 
@@ -126,6 +134,12 @@ def abcd(
     rate_khz: Annotated[float, typer.Option(help="L1 rate [kHz at 40 MHz] for the TPR working point.", callback=options.positive)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """ABCD scan over ε_B: closure on background, significance of each signal injected; ROC/AUC and dCor."""
+    import pandas as pd
+
+    from offline.ad.metrics import rate_to_fpr
+    from offline.ad.score import read_scores
+    from offline.ad.workflow import evaluate_scores
+
     bkg = read_scores(background)
     sigs = {name: read_scores(path) for name, path in named_paths(signal).items()}
     result = evaluate_scores(bkg, sigs, out, working_eps_b=working_eps_b, injection=injection,
@@ -152,6 +166,8 @@ def abcd(
 
 def rates_frame(rates: dict[str, dict]) -> pd.DataFrame:
     """One row per target rate: thresholds ± bootstrap σ, the tail's effective events, TPR ± σ per signal."""
+    import pandas as pd
+
     rows = []
     for rate, p in rates.items():
         row: dict[str, Any] = {"rate [kHz]": rate, "ε_B": f"{p['eps_b']:.3g}", "tail ESS": f"{p['tail_ess']:.1f}"}
@@ -179,6 +195,12 @@ def _fmt(v: Any) -> str:
 
 def run(ctx) -> dict[str, dict]:
     """Train on the events stage's background, score held-out background and signals, ABCD, report."""
+    from offline import distributed
+    from offline.ad.metrics import rate_to_fpr
+    from offline.ad.score import read_scores, score_file, write_scores
+    from offline.ad.train import TrainConfig
+    from offline.ad.workflow import evaluate_scores, held_out_scores, lambda_scan, train_from_file
+
     cfg = ctx.config[NAME]
     try:
         events = ctx.artifacts["events"]

@@ -15,8 +15,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from emulation import emulate_plain, emulate_trigger_files, overflow_table
-
 NAME = "emulation"
 DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
 
@@ -43,6 +41,8 @@ def emulate(
     workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
+    from emulation import emulate_plain, emulate_trigger_files, overflow_table
+
     console = Console(markup=False)
     files = list(events or []) + list(more_events or [])
     if inputs is not None:
@@ -99,6 +99,8 @@ def register(app: typer.Typer) -> None:
 
 def run(ctx) -> dict[str, dict]:
     """Emulate the quantize stage's trigger on every event file; check it against the firmware's C simulation."""
+    from emulation import emulate_trigger_files, overflow_table
+
     cfg = ctx.config[NAME]
     try:
         spec_dir = Path(ctx.artifacts["quantize"]["dir"])

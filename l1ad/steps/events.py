@@ -11,14 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 
 from l1ad.interrupts import Interrupted, handling_interrupts
-from offline.events.engine import check_scheduler, parts_directory_for
-from offline.events.generate import DEFAULT_TASK_SIZE, check_request, generate_to_file, parse_shard
-from offline.events.io import event_count
+from offline.events.defaults import DEFAULT_TASK_SIZE
+from offline.events.engine import check_scheduler
 from offline.events.processes import GENERATABLE
 from offline.events.schema import SIGNAL_PROCESSES
 
@@ -57,6 +55,9 @@ def generate(
 
     Finished tasks are kept in OUT.parts until OUT is written: rerun an interrupted command to resume.
     """
+    from offline.events.engine import parts_directory_for
+    from offline.events.generate import check_request, generate_to_file, parse_shard
+
     shard_tuple = parse_shard(shard)
     check_request(process, events, seed, workers, shard_tuple)
     check_scheduler(scheduler)
@@ -105,8 +106,10 @@ def _check_config(cfg: dict[str, Any]) -> None:
 
 def run(ctx) -> dict[str, dict]:
     """Generate (or take from the cache, or from given files) the background mixture and each signal."""
+    import pandas as pd
+
     from offline.events.cache import cached_generate
-    from offline.events.io import read_metadata
+    from offline.events.io import event_count, read_metadata
     from offline.events.summary import plot_summary, summarize
 
     cfg = ctx.config[NAME]

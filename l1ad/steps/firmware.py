@@ -4,21 +4,16 @@ its bit-exact C simulation, its hardware cost and the budget check."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from emulation import TriggerEmulator
-from firmware.budget import BudgetError
-from firmware.build import DEFAULT_LATENCY_BUDGET_NS, FirmwareResult, build_firmware, load_quantized
-from firmware.calibration import estimate_error
-from firmware.convert import BACKENDS, DEFAULT_PART
-from firmware.example import event_words
-from firmware.options import CLI_NAMES, check_options, check_spec_types
-from firmware.project import PROJECT_KIND
+from firmware.defaults import BACKENDS, DEFAULT_LATENCY_BUDGET_NS, DEFAULT_PART
 from l1ad import options
-from offline.artifacts import check_replaceable, plain_name
+
+if TYPE_CHECKING:
+    from firmware.build import FirmwareResult
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
@@ -81,6 +76,13 @@ def firmware(
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
+    from emulation import TriggerEmulator
+    from firmware.build import build_firmware, load_quantized
+    from firmware.example import event_words
+    from firmware.options import CLI_NAMES, check_options, check_spec_types
+    from firmware.project import PROJECT_KIND
+    from offline.artifacts import check_replaceable, plain_name
+
     console = Console(markup=False)
     # every option is checked before anything is loaded or written
     settings = check_options(backend, part, clock_period, latency_budget, names=CLI_NAMES)
@@ -142,6 +144,14 @@ def register(app: typer.Typer) -> None:
 
 def run(ctx) -> dict[str, dict]:
     """Project for the quantize stage's model under hls_projects/<name>, cost table and verdict in the report."""
+    from emulation import TriggerEmulator
+    from firmware.budget import BudgetError
+    from firmware.build import build_firmware, load_quantized
+    from firmware.calibration import estimate_error
+    from firmware.example import event_words
+    from firmware.options import check_options, check_spec_types
+    from offline.artifacts import plain_name
+
     cfg = ctx.config[NAME]
     try:
         q = ctx.artifacts["quantize"]

@@ -9,8 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from offline.events.summary import plot_summary, summarize
-
 NAME = "inspect"
 DEFAULTS: dict = {}
 run = None  # not a pipeline step
@@ -21,6 +19,8 @@ def inspect(
     plots: Annotated[Path | None, typer.Option(help="Write PNG histograms (pT, eta, phi, multiplicity) here.")] = None,
 ) -> None:
     """Summarise an event file: events, object multiplicities, pT/eta/phi ranges, labels, weights."""
+    from offline.events.summary import plot_summary, summarize
+
     summary = summarize(file)
     console = Console(markup=False)
     table = Table(title=f"{file} — {summary.events} events")

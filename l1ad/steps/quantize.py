@@ -5,15 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 
-from emulation import exact_trigger
 from l1ad import options
 from l1ad.options import named_paths
-from offline.ad.metrics import DEFAULT_RATE_KHZ
-from offline.artifacts import read_json
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
 
@@ -67,6 +64,8 @@ def quantize(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
+    from emulation import exact_trigger
+    from offline.artifacts import read_json
     from quantize.workflow import find_run_inputs, quantize_checkpoint
 
     console = Console(stderr=True, markup=False)
@@ -105,6 +104,9 @@ def register(app) -> None:
 
 def run(ctx) -> dict[str, dict]:
     """QAT of the ad stage's pair in the configured framework; spec, export, float-vs-quantized report."""
+    import pandas as pd
+
+    from emulation import exact_trigger
     from quantize.qat import weight_sparsity
     from quantize.workflow import quantize_checkpoint
 

@@ -18,7 +18,6 @@ import typer
 from rich.console import Console
 
 from l1ad.config import load_config
-from offline.unfold.workflow import run_unfold
 
 NAME = "unfold"
 DEFAULTS: dict = {
@@ -74,6 +73,7 @@ def unfold(
 ) -> None:
     """Unfold with OmniFold (IBU and the prior alongside): weights, plots, metric table, diagnostics."""
     from l1ad.steps import STEPS  # late: this module is one of them
+    from offline.unfold.workflow import run_unfold
 
     # a full run config (other steps' mappings too) is accepted; only 'unfold' is used
     settings = load_config(config, {step.NAME: step.DEFAULTS for step in STEPS})[NAME]

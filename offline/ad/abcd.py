@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-DEFAULT_EPS_B = tuple(float(v) for v in np.round(np.geomspace(0.005, 0.05, 10), 5))
+from offline.ad.defaults import DEFAULT_EPS_B
 
 
 def check_scores(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

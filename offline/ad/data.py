@@ -21,11 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
+from offline.ad.defaults import DEFAULT_FRACTIONS
 from offline.events.io import DEFAULT_CHUNK, Events, iter_events, read_events
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing, to_hardware
-
-DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from offline.ad.abcd import count_regions, thresholds
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 
 BUNCH_CROSSING_KHZ = 40_000.0
-DEFAULT_RATE_KHZ = 400.0
 
 
 def rate_to_fpr(rate_khz: float) -> float:

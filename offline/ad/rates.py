@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from offline.ad.abcd import check_scores, region_masks, thresholds_presorted
+from offline.ad.defaults import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ
 from offline.ad.metrics import effective_events, fpr_to_rate, rate_to_fpr
 
-DEFAULT_RATES_KHZ = (1.0, 5.0, 10.0)
 MIN_TAIL_ESS = 10.0
-DEFAULT_BOOTSTRAP = 100
 
 
 @dataclass(frozen=True)

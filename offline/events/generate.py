@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from offline.events.defaults import DEFAULT_TASK_SIZE
 from offline.events.engine import (
     PartStore,
     TaskResult,
@@ -71,7 +72,6 @@ from offline.events.schema import process_label
 
 # Bump when anything changes the generated events (settings, L1 response, seeding): it keys the cache.
 GENERATOR_VERSION = "2"  # 2: MET and jets only for events passing the pre-selection
-DEFAULT_TASK_SIZE = 500
 # events per CPU second measured here (see above): only orders the tasks, longest first
 _EXPECTED_RATE = {"wlnu": 54, "qcd": 12.8, "zll": 46, "ttbar": 52, "Ato4l": 40, "leptoquark": 44,
                   "hToTauTau": 19.5, "hChToTauNu": 6.6}
