@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from firmware.budget import part_capacity
 from firmware.convert import ConversionSettings
-from quantize.spec import FirmwareSpec, FixedType, SpecError
+from quantize.spec import DOUBLE_BITS, FirmwareSpec, FixedType, SpecError
 
 __all__ = ["CLI_NAMES", "DOUBLE_BITS", "check_options", "check_spec_types"]
 
@@ -33,10 +33,6 @@ CLI_NAMES = {
     "latency_budget_ns": "--latency-budget",
     "reuse_factor": "--reuse-factor",
 }
-# float64 significand: hls4ml carries weights as numpy float64 until it prints them into the
-# weight headers, and the testbench, tb_data and the C-simulation bridge exchange R1 and R2
-# as doubles; wider types would be rounded on the way.
-DOUBLE_BITS = 53
 
 
 def _number(value: object, name: str, unit: str = " ns") -> float:

@@ -52,6 +52,11 @@ OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
 ACTIVATIONS = ("relu", "linear")
 REGIONS = ("A", "B", "C", "D")
 MAX_WIDTH = 1024  # AP_INT_MAX_W, the widest ap_int/ap_fixed ap_types allows by default
+# float64 significand: hls4ml carries weights as numpy float64 until it prints them into the
+# weight headers, the testbench, tb_data and the C-simulation bridge exchange R1 and R2 as
+# doubles, and da4ml traces the firmware (the preprocessing included) in float64; wider
+# types would be rounded on the way.
+DOUBLE_BITS = 53
 
 
 class SpecError(ValueError):
@@ -445,7 +450,7 @@ def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
 
 def preprocess_type(spec: FirmwareSpec) -> FixedType:
     """Exact type of ``(word - offset) >> shift`` (the firmware wrapper's ``pre_t``) before the cast
-    to the input type; a SpecError on ``preprocessing`` when it is wider than ``MAX_WIDTH`` bits."""
+    to the input type; a SpecError on ``preprocessing`` when it is wider than ``DOUBLE_BITS`` bits."""
     pre = spec.preprocessing
     hw = spec.hardware_input
     frac = pre.fractional_bits
@@ -453,11 +458,11 @@ def preprocess_type(spec: FirmwareSpec) -> FixedType:
     span = max(abs(o) for o in pre.offsets)
     # word - offset needs one bit more than the wider of the word and the offset
     int_bits = max(hw.integer + (0 if hw.signed else 1), span.bit_length() + 1) + 1 + left
-    if int_bits + frac > MAX_WIDTH:
+    if int_bits + frac > DOUBLE_BITS:
         raise SpecError(
             "preprocessing",
             f"offsets up to {span} and shifts {min(pre.shifts)}..{max(pre.shifts)} of {hw} words need "
-            f"{int_bits + frac} bits, more than {MAX_WIDTH}",
+            f"{int_bits + frac} bits, more than the {DOUBLE_BITS} the firmware trace holds exactly",
         )
     return FixedType(int_bits + frac, int_bits, True)
 

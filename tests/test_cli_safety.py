@@ -173,7 +173,7 @@ def _quantized_dir(root: Path) -> Path:
         (["--name", "."], "--name must be a plain name (not empty, not starting with '.'), got '.'"),
         (["--name", ""], "--name must be a plain name (not empty, not starting with '.'), got ''"),
         (["--name", "other"], "hls_projects/other: exists and is not an l1ad output"),
-        (["--name", "p", "--latency-budget", "-1"], "Invalid value for '--latency-budget': must be > 0, got -1.0"),
+        (["--name", "p", "--latency-budget", "-1"], "--latency-budget must be a positive number, got -1.0 ns"),
     ],
     ids=["escape", "dot", "empty", "foreign-project", "negative-budget"],
 )

@@ -348,8 +348,8 @@ def spec():
 @pytest.mark.parametrize(
     ("edit", "field", "message"),
     [
-        (lambda d: d["preprocessing"]["features"][4].update(shift=99), "preprocessing", "more than 64"),
-        (lambda d: d["preprocessing"]["features"][4].update(shift=-99), "preprocessing", "more than 64"),
+        (lambda d: d["preprocessing"]["features"][4].update(shift=99), "preprocessing", "more than the 53"),
+        (lambda d: d["preprocessing"]["features"][4].update(shift=-99), "preprocessing", "more than the 53"),
         (lambda d: d.update(input="ap_fixed<12,-5>"), "input", "at least 1 integer bit"),
         (lambda d: d.update(input="ap_ufixed<12,5>"), "input", "must be signed"),
         (lambda d: d["trigger"].update(threshold_r1=10**400), "trigger.threshold_r1", "finite number"),
@@ -482,16 +482,16 @@ def test_shower_sample_and_evaluate_refuse_a_damaged_teacher(tmp_path, shower_mo
 
 
 @pytest.mark.parametrize(
-    ("args", "option"),
+    ("args", "code", "option"),
     [
-        (["--latency-budget", "-1"], "--latency-budget"),
-        (["--clock-period", "0"], "--clock-period"),
-        (["--csim-events", "-5"], "--csim-events"),
+        (["--latency-budget", "-1"], 1, "--latency-budget"),  # clock and budget: firmware.options, one line
+        (["--clock-period", "0"], 1, "--clock-period"),
+        (["--csim-events", "-5"], 2, "--csim-events"),  # refused while parsing
     ],
 )
-def test_firmware_options_are_checked_before_anything_is_written(tmp_path, args, option):
+def test_firmware_options_are_checked_before_anything_is_written(tmp_path, args, code, option):
     root = tmp_path / "hls_projects"
-    _fails(["firmware", "--quantized", str(tmp_path), "--output-root", str(root), *args], 2, option)
+    _fails(["firmware", "--quantized", str(tmp_path), "--output-root", str(root), *args], code, option)
     assert not root.exists()
 
 

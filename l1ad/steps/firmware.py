@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 from firmware.defaults import BACKENDS, DEFAULT_LATENCY_BUDGET_NS, DEFAULT_PART
-from l1ad import options
 
 if TYPE_CHECKING:
     from firmware.build import FirmwareResult
@@ -58,13 +57,12 @@ def firmware(
     quantized: Annotated[Path, typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5).")],
     backend: Annotated[str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")] = DEFAULTS["backend"],
     part: Annotated[str, typer.Option(help="FPGA part.")] = DEFAULTS["part"],
-    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.", callback=options.positive)] = DEFAULTS[
-        "clock_period_ns"
-    ],
+    # clock and budget are checked together (firmware.options.check_options: one line, before anything is written)
+    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.")] = DEFAULTS["clock_period_ns"],
     name: Annotated[str | None, typer.Option(help="Project name: writes hls_projects/NAME.")] = None,
-    latency_budget: Annotated[float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).", callback=options.positive)] = DEFAULTS[
-        "latency_budget_ns"
-    ],
+    latency_budget: Annotated[
+        float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).")
+    ] = DEFAULTS["latency_budget_ns"],
     framework: Annotated[str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")] = None,
     events: Annotated[Path | None, typer.Option(help="Event file for tb_data and the C simulation (default: toy events).")] = None,
     csim_events: Annotated[int, typer.Option(help="Events to C-simulate.", min=1)] = DEFAULTS["csim_events"],
