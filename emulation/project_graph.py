@@ -46,7 +46,14 @@ class LayerCall:
     _outside: dict[str, tuple[str, str, str]]  # member -> (type, value, file:line)
     _weights: WeightArrays
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
+    config_text: str = ""  # the config struct alone (its own kernel typedef, not its base's default)
+    nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
+
+    @property
+    def config_constants(self) -> dict[str, str]:
+        """The config's static members as written (the derived struct's override its bases')."""
+        return dict(self._consts)
 
     def type(self, name: str) -> FixedType:
         """A template argument or config typedef, resolved to its ap_fixed/ap_int type."""
@@ -124,6 +131,8 @@ def _layer_call(project: ProjectText, call: CallText, outside: dict[str, dict[st
         _outside=outside.get(config_name, {}),
         _weights=project.weights,
         text="\n".join(c.body for c in chain),
+        config_text=chain[0].body if chain else "",
+        nnet_dense=project.nnet_dense,
         parameters=parameters,
     )
 
