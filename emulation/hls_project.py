@@ -11,10 +11,11 @@ dense strategy comes from the ``kernel`` typedef (hls4ml 1.x) or from ``strategy
 (hls4ml 0.x), whichever the project's ``nnet_dense.h`` dispatches on. This covers
 projects from hls4ml 0.x to 1.3 and hand-edited ones.
 
-Sequential Dense (Latency strategy) / ReLU / linear networks are read here into
-``layers`` (the emulator's fast paths run them); any other project is read by
-``emulation.project_graph`` into a layer graph, whose errors name the file, the layer
-and the reason.
+One front end (:func:`read_project_text`: sources, constants, types, config structs,
+ports, layer calls) serves both readers: sequential Dense (Latency strategy) / ReLU /
+linear networks are read here into ``layers`` (the emulator's fast paths run them); any
+other project is read by ``emulation.project_graph`` into a layer graph. Errors name the
+file, the line and the reason.
 """
 
 from __future__ import annotations

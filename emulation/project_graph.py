@@ -2,10 +2,12 @@
 
 The top function's ``nnet::`` calls are read in order as a dataflow graph on variable
 names: a call reads the arrays named by its input arguments (the top function's inputs
-or any earlier call's output) and writes its output array. Each call's config struct
-(``parameters.h``, falling back to the base struct it derives from in the project's own
-``nnet_utils``) gives sizes, table sizes and types; weights are read as the C simulation
-reads them. Layer kinds are registered in ``emulation.layers``.
+or any earlier call's output) and writes its output array. The text is read by
+``emulation.hls_project.read_project_text`` (the front end the dense-chain reader uses
+too, so every hls4ml layout it reads is read here). Each call's config struct (falling
+back to the base struct it derives from in the project's own ``nnet_utils``) gives sizes,
+table sizes and types; weights are read as the C simulation reads them. Layer kinds are
+registered in ``emulation.layers``.
 """
 
 from __future__ import annotations
