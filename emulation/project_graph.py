@@ -59,7 +59,7 @@ class LayerCall:
 
     def type(self, name: str) -> FixedType:
         """A template argument or config typedef, resolved to its ap_fixed/ap_int type."""
-        return self._types.resolve(name, self.config_where or self.where)
+        return self._types.resolve(name, self.where if name in self.template_args else self.config_where)
 
     def const(self, name: str, default=_MISSING):
         """A config constant: an int (sizes, expressions of named constants), a float, or an enum value's name."""
