@@ -11,10 +11,11 @@ dense strategy comes from the ``kernel`` typedef (hls4ml 1.x) or from ``strategy
 (hls4ml 0.x), whichever the project's ``nnet_dense.h`` dispatches on. This covers
 projects from hls4ml 0.x to 1.3 and hand-edited ones.
 
-Sequential Dense (Latency strategy) / ReLU / linear networks are read here into
-``layers`` (the emulator's fast paths run them); any other project is read by
-``emulation.project_graph`` into a layer graph, whose errors name the file, the layer
-and the reason.
+One front end (:func:`read_project_text`: sources, constants, types, config structs,
+ports, layer calls) serves both readers: sequential Dense (Latency strategy) / ReLU /
+linear networks are read here into ``layers`` (the emulator's fast paths run them); any
+other project is read by ``emulation.project_graph`` into a layer graph. Errors name the
+file, the line and the reason.
 """
 
 from __future__ import annotations
@@ -27,21 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from emulation.fixed import FixedType
-from emulation.graph import Graph
+from emulation.graph import Graph, Port  # Port: one array argument of the top function
 from emulation.hls_text import Source, TypeTable, WeightArrays, read_source, resolve_size, unqualify
 
 __all__ = ["ActivationLayer", "DenseLayer", "HLSProject", "Port", "dense_strategy", "load_hls_project"]
 
 SUPPORTED = "dense (Latency strategy), relu, linear"
-
-
-@dataclass(frozen=True)
-class Port:
-    """One array argument of the top function: ``type name[size]``."""
-
-    name: str
-    type: FixedType
-    size: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,8 +208,11 @@ def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense
 # ----------------------------------------------------------------------------- loader
 
 
-_STRUCT_RE = re.compile(r"struct\s+(\w+)\s*(?::\s*[\w:\s,]+)?\{", re.S)
-_CONST_RE = re.compile(r"static\s+const(?:expr)?\s+(?:unsigned\s+int|unsigned|int|bool|long|size_t)\s+(\w+)\s*=\s*([^;]+);")
+_STRUCT_RE = re.compile(r"struct\s+(\w+)\s*(?::\s*(?:public\s+)?([\w:]+)[\w:\s,]*)?\{", re.S)
+# every static member constant of a config: sizes, enum values (nnet::latency), floats
+_CONST_RE = re.compile(r"static\s+(?:const|constexpr)\s+(?:const\s+)?[\w:<>,\s]+?\s+(\w+)\s*=\s*([^;]+);")
+_ENUM_RE = re.compile(r"\benum\s+(?:class\s+)?\w*\s*\{([^}]*)\}")
+_CALL_RE = re.compile(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", re.S)
 _GLOBAL_CONST_RE = re.compile(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned\s+int|unsigned|int|long|size_t)\s+(\w+)\s*=\s*([^;]+);")
 
 
@@ -225,6 +220,7 @@ _GLOBAL_CONST_RE = re.compile(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigne
 class _Config:
     source: Source
     name: str
+    base: str | None  # the struct it derives from (nnet::dense_config), unqualified
     body: str
     body_at: int
     constants: dict[str, str]
@@ -240,7 +236,8 @@ def _configs(source: Source) -> dict[str, _Config]:
         end = _body_end(source.text, m.end() - 1, source)
         body = source.text[m.end() : end]
         consts = {k: v.strip() for k, v in _CONST_RE.findall(body)}
-        out[m.group(1)] = _Config(source, m.group(1), body, m.end(), consts)
+        base = unqualify(m.group(2)) if m.group(2) else None
+        out[m.group(1)] = _Config(source, m.group(1), base, body, m.end(), consts)
     return out
 
 
@@ -300,8 +297,42 @@ class NotAChain(ValueError):
     """The project reads fine but is not a sequential dense/ReLU/linear chain: the graph reader takes it."""
 
 
-def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
-    """The reader of sequential dense/ReLU/linear projects (``load_hls_project`` falls back to the graph)."""
+@dataclass(frozen=True)
+class CallText:
+    """One ``nnet::function<template args>(args);`` of the top function, as written."""
+
+    function: str
+    template_args: list[str]
+    args: list[str]  # array names, io_parallel reference aliases (``auto& a = b;``) followed
+    name: str  # hls4ml's ``// layer_name`` comment, else the function
+    where: str  # file:line of the call
+    text: str  # the call, whitespace removed
+
+
+@dataclass(frozen=True)
+class ProjectText:
+    """What both project readers take from the text: the front end of ``load_hls_project``."""
+
+    path: Path
+    firmware: Path
+    sources: list[Source]
+    top: _Top
+    constants: dict[str, str]  # macros and global constants (sizes)
+    types: TypeTable  # global typedefs
+    configs: dict[str, _Config]  # config structs of the firmware headers and their nnet_utils bases
+    enumerators: frozenset[str]  # enum values of nnet_utils (latency, resource, io_parallel, Max, ...)
+    nnet_dense: str | None  # the project's nnet_dense.h, which says how dense dispatches
+    weights: WeightArrays
+    ports: list[Port]  # the top function's array arguments
+    calls: list[CallText]
+
+    @property
+    def top_at(self) -> str:
+        return self.top.source.where(self.top.params_at)
+
+
+def read_project_text(path: str | os.PathLike[str]) -> ProjectText:
+    """Read an hls4ml project's firmware as its C simulation compiles it (any hls4ml version's layout)."""
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: HLS project directory does not exist")
@@ -316,6 +347,12 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     constants: dict[str, str] = dict(macros)
     types = TypeTable()
     configs: dict[str, _Config] = {}
+    enumerators: set[str] = set()
+    for library in sorted((firmware / "nnet_utils").glob("*.h")):  # base config structs, enums
+        source = read_source(library, {})
+        configs.update(_configs(source))
+        for m in _ENUM_RE.finditer(source.text):
+            enumerators.update(re.findall(r"(\w+)\s*(?:=[^,]*)?(?:,|$)", m.group(1).strip()))
     for source in sources:
         outside = _without_structs(source.text)
         types.add(source, outside)
@@ -325,20 +362,38 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     nnet_dense_h = firmware / "nnet_utils" / "nnet_dense.h"
     nnet_dense = nnet_dense_h.read_text(errors="replace") if nnet_dense_h.exists() else None
     weights = WeightArrays([s for s in sources if s.path.parent.name == "weights" or s is cpp], cpp, firmware / "weights")
-
     ports = _ports(top, types, constants)
+
+    # io_parallel Reshape/Flatten write no call, only a reference to the same array
+    alias = dict(re.findall(r"\bauto\s*&\s*(\w+)\s*=\s*(\w+)\s*;", top.body))
+
+    def resolve(var: str) -> str:
+        for _ in range(len(alias) + 1):
+            var = alias.get(var, var)
+        return var
+
     layer_names = _layer_names(cpp.path.read_text(errors="replace"))
-    calls = [
-        m
-        for m in re.finditer(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", top.body, flags=re.S)
-        if not m.group(1).startswith("load_")
-    ]
+    calls = []
+    for m in _CALL_RE.finditer(top.body):
+        if m.group(1).startswith("load_"):
+            continue
+        text = re.sub(r"\s+", "", m.group(0))
+        calls.append(CallText(m.group(1), _split_top(m.group(2)), [resolve(a) for a in _split_top(m.group(3))],
+                              layer_names.get(text, m.group(1)), cpp.where(top.body_at + m.start()), text))  # fmt: skip
     if not calls:
         raise ValueError(f"{cpp.where(top.body_at)}: no nnet:: layer calls in {top.name}")
-    written = {_split_top(c.group(3))[1] for c in calls if len(_split_top(c.group(3))) > 1}
-    inputs = tuple(p for p in ports if p.name not in written)
-    outputs = tuple(p for p in ports if p.name in written)
-    top_at = cpp.where(top.params_at)
+    return ProjectText(path, firmware, sources, top, constants, types, configs, frozenset(enumerators),
+                       nnet_dense, weights, ports, calls)  # fmt: skip
+
+
+def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
+    """The reader of sequential dense/ReLU/linear projects (``load_hls_project`` falls back to the graph)."""
+    project = read_project_text(path)
+    top, configs, constants, weights = project.top, project.configs, project.constants, project.weights
+    calls, top_at = project.calls, project.top_at
+    written = {c.args[1] for c in calls if len(c.args) > 1}
+    inputs = tuple(p for p in project.ports if p.name not in written)
+    outputs = tuple(p for p in project.ports if p.name in written)
     if len(inputs) != 1 or len(outputs) != 1:
         raise NotAChain(
             f"{top_at}: top function {top.name} has inputs ({', '.join(p.name for p in inputs) or 'none'}) and "
@@ -350,9 +405,7 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     layers: list[DenseLayer | ActivationLayer] = []
     current, width = inp.name, inp.size
     for call in calls:
-        at = cpp.where(top.body_at + call.start())
-        func, targs, cargs = call.group(1), _split_top(call.group(2)), _split_top(call.group(3))
-        name = layer_names.get(re.sub(r"\s+", "", call.group(0)), func)
+        at, func, targs, cargs, name = call.where, call.function, call.template_args, call.args, call.name
         if func not in ("dense", "dense_latency", "relu", "linear") or len(targs) != 3:
             raise NotAChain(
                 f"{at}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {SUPPORTED})"
@@ -365,11 +418,11 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
         cfg = configs.get(unqualify(config_name))
         if cfg is None:
             raise ValueError(f"{at}: config struct {config_name!r} of layer '{name}' is defined in no firmware header")
-        ltypes = types.local(cfg.source, cfg.body, cfg.body_at)
+        ltypes = project.types.local(cfg.source, cfg.body, cfg.body_at)
         local = {**constants, **cfg.constants}
         input_type, result_type = ltypes.resolve(in_t, at), ltypes.resolve(out_t, at)
         if func in ("dense", "dense_latency"):
-            strategy = "latency" if func == "dense_latency" else dense_strategy(cfg.name, cfg.body, local, nnet_dense, cfg.where)
+            strategy = "latency" if func == "dense_latency" else dense_strategy(cfg.name, cfg.body, local, project.nnet_dense, cfg.where)
             if strategy != "latency":
                 raise NotAChain(f"{cfg.where}: layer '{name}' uses the dense {strategy} strategy; "
                                  "only the Latency strategy is supported")  # fmt: skip
@@ -401,7 +454,7 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     if width != out.size:
         raise ValueError(f"{top_at}: the network gives {width} outputs, the top function declares {out.size}")
     return HLSProject(
-        path=path,
+        path=Path(path),
         top=top.name,
         input_name=inp.name,
         input_type=inp.type,

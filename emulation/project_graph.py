@@ -2,145 +2,32 @@
 
 The top function's ``nnet::`` calls are read in order as a dataflow graph on variable
 names: a call reads the arrays named by its input arguments (the top function's inputs
-or any earlier call's output) and writes its output array. Each call's config struct
-(``parameters.h``, falling back to the base struct it derives from in the project's own
-``nnet_utils``) gives sizes, table sizes and types; weights are read as the C simulation
-reads them. Layer kinds are registered in ``emulation.layers``.
+or any earlier call's output) and writes its output array. The text is read by
+``emulation.hls_project.read_project_text`` (the front end the dense-chain reader uses
+too, so every hls4ml layout it reads is read here). Each call's config struct (falling
+back to the base struct it derives from in the project's own ``nnet_utils``) gives sizes,
+table sizes and types; weights are read as the C simulation reads them. Layer kinds are
+registered in ``emulation.layers``.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from emulation.fixed import INT64_WIDTH, FixedType, from_float
+from emulation.fixed import INT64_WIDTH, FixedType
 from emulation.graph import Graph, Node, Port
-from emulation.hls_project import DenseLayer, HLSProject, _layer_names, _split_top
-from emulation.hls_text import strip_comments, unqualify
+from emulation.hls_project import CallText, DenseLayer, HLSProject, ProjectText, read_project_text
+from emulation.hls_text import TypeTable, WeightArrays, resolve_size, unqualify
 
 __all__ = ["LayerCall", "project_graph", "read_project_graph"]
 
-# The graph reader's own view of the project text. TODO(#14/#15): read through
-# emulation.hls_text (TypeTable, WeightArrays) like load_hls_project, so there is one reader.
-_TYPEDEF_RE = re.compile(r"typedef\s+([^;{}]+?)\s+(\w+)\s*;")
-_USING_RE = re.compile(r"(?<![\w>])using\s+(\w+)\s*=\s*([^;{}]+?)\s*;")
-def _aliases(text: str) -> dict[str, str]:
-    out = {name: target.strip() for target, name in _TYPEDEF_RE.findall(text)}
-    out.update({name: target.strip() for name, target in _USING_RE.findall(text)})
-    return out
-
-
-class _Types:
-    def __init__(self, aliases: dict[str, str], where: str) -> None:
-        self.aliases = aliases
-        self.where = where
-
-    def resolve(self, name: str) -> FixedType:
-        seen = set()
-        current = name.strip()
-        while True:
-            key = unqualify(current)
-            if current.replace(" ", "").startswith(("ap_fixed<", "ap_ufixed<", "ap_int<", "ap_uint<")):
-                try:
-                    return FixedType.parse(current.replace(" ", ""))
-                except ValueError as err:
-                    raise ValueError(f"{self.where}: type {name!r}: {err}") from None
-            if key in seen or key not in self.aliases:
-                raise ValueError(
-                    f"{self.where}: type {name!r} is not an ap_fixed/ap_int typedef "
-                    f"(resolved to {current!r}); only fixed-point io_parallel projects can be emulated"
-                )
-            seen.add(key)
-            current = self.aliases[key]
-
-
-def _find_top(firmware: Path) -> tuple[Path, str, str, str]:
-    """(file, function name, parameter list, body) of the function that instantiates the layers."""
-    candidates = []
-    for cpp in sorted(firmware.glob("*.cpp")):
-        text = strip_comments(cpp.read_text(errors="replace"))
-        for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^)]*)\)\s*\{", text):
-            body = _body(text, m.end() - 1)
-            if re.search(r"nnet::\w+\s*<", body):
-                candidates.append((cpp, m.group(1), m.group(2), body))
-    if not candidates:
-        raise ValueError(f"{firmware}: no top function calling nnet:: layers in any firmware/*.cpp")
-    if len(candidates) > 1:
-        names = ", ".join(f"{c[1]} ({c[0].name})" for c in candidates)
-        raise ValueError(f"{firmware}: several candidate top functions: {names}")
-    return candidates[0]
-
-
-def _body(text: str, brace: int) -> str:
-    depth = 0
-    for i in range(brace, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[brace + 1 : i]
-    raise ValueError("unbalanced braces in the top function")
-
-
-def _read_weights(weights_dir: Path, name: str, ftype: FixedType, size: int) -> np.ndarray:
-    txt = weights_dir / f"{name}.txt"
-    header = weights_dir / f"{name}.h"
-    if txt.exists():
-        text = txt.read_text().strip().splitlines()[0] if txt.read_text().strip() else ""
-        source = txt
-    elif header.exists():
-        m = re.search(rf"\b{re.escape(name)}\s*\[[^\]]*\]\s*=\s*\{{([^}}]*)\}}", strip_comments(header.read_text()))
-        if m is None:
-            raise ValueError(f"{header}: no initialiser list found")
-        text, source = m.group(1), header
-    else:
-        raise ValueError(f"{weights_dir}: weights '{name}' missing (neither {txt.name} nor {header.name})")
-    try:
-        values = np.array([float(v) for v in text.replace("\n", " ").split(",") if v.strip()], dtype=np.float64)
-    except ValueError as err:
-        raise ValueError(f"{source}: cannot read weights: {err}") from None
-    if values.size != size:
-        raise ValueError(f"{source}: {values.size} values, the layer needs {size}")
-    return from_float(values, ftype)
-
-
-
-_STRUCT = re.compile(r"struct\s+(\w+)\s*(?::\s*(?:public\s+)?([\w:]+))?\s*\{(.*?)\}\s*;", re.S)
-_STATIC = re.compile(r"static\s+(?:const|constexpr)\s+(?:const\s+)?([\w:<>,\s]+?)\s+(\w+)\s*=\s*([^;]+);")
 _OUTSIDE = re.compile(r"const\s+([\w:<>,\s]+?)\s+(\w+)::(\w+)\s*=\s*([^;]+);")
-_DEFINE = re.compile(r"#define\s+(\w+)\s+\(?\s*(\d+)\s*\)?\s*$", re.M)
-_CALL = re.compile(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", re.S)
+_FLOAT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?[fF]?")
 _MISSING = object()
-
-
-def _value(text: str, consts: dict[str, str]) -> int | float | str:
-    """A config constant: integer, float, or an enum/name (its last component)."""
-    text = text.strip()
-    for _ in range(8):
-        if text in consts:
-            text = consts[text].strip()
-    t = text.rstrip("uUlLfF") if re.fullmatch(r"-?[\d.]+(?:[eE][-+]?\d+)?[uUlLfF]*", text) else text
-    try:
-        return int(t)
-    except ValueError:
-        pass
-    try:
-        return float(t)
-    except ValueError:
-        return unqualify(text)
-
-
-@dataclass
-class _Struct:
-    name: str
-    base: str | None
-    body: str
 
 
 @dataclass
@@ -151,43 +38,48 @@ class LayerCall:
     name: str
     template_args: list[str]
     args: list[str]
-    where: str
+    where: str  # file:line of the call
     config_name: str
-    _types: _Types
-    _consts: dict[str, str]
-    _outside: dict[str, tuple[str, str]]
-    _weights_dir: Path
+    config_where: str  # file:line of the config struct
+    _types: TypeTable  # global typedefs and those of the config struct and its bases
+    _consts: dict[str, str]  # the config's static members (derived overrides base)
+    _constants: dict[str, str]  # the project's constants and the config's, for sizes
+    _enumerators: frozenset[str]
+    _outside: dict[str, tuple[str, str, str]]  # member -> (type, value, file:line)
+    _weights: WeightArrays
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
-    _constants: dict[str, int] = field(default_factory=dict)  # named sizes of defines.h / parameters.h
+    config_text: str = ""  # the config struct alone (its own kernel typedef, not its base's default)
+    nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
+
+    @property
+    def config_constants(self) -> dict[str, str]:
+        """The config's static members as written (the derived struct's override its bases')."""
+        return dict(self._consts)
 
     def type(self, name: str) -> FixedType:
         """A template argument or config typedef, resolved to its ap_fixed/ap_int type."""
-        return self._types.resolve(name)
+        return self._types.resolve(name, self.where if name in self.template_args else self.config_where)
 
     def const(self, name: str, default=_MISSING):
-        if name in self._consts:
-            text = self._consts[name]
-            number = _size(text, {**self._constants, **self._int_consts()})
-            return number if number is not None else _value(text, self._consts)
-        if default is _MISSING:
-            raise ValueError(f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}")
-        return default
-
-    def _int_consts(self) -> dict[str, int]:
-        out = {}
-        for k, v in self._consts.items():
-            v = v.strip()
-            if re.fullmatch(r"-?\d+[uU]?", v):
-                out[k] = int(v.rstrip("uU"))
-        return out
+        """A config constant: an int (sizes, expressions of named constants), a float, or an enum value's name."""
+        if name not in self._consts:
+            if default is _MISSING:
+                raise ValueError(f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}")
+            return default
+        text = self._consts[name].strip()
+        if re.fullmatch(r"(?:\w+::)*\w+", text) and unqualify(text) in (*self._enumerators, "true", "false"):
+            return unqualify(text)
+        if _FLOAT.fullmatch(text):
+            return float(text.rstrip("fF"))
+        return resolve_size(text, self._constants, f"{self.config_where} ({self.config_name}::{name})")
 
     def static_value(self, name: str) -> tuple[FixedType, float]:
         """A static member defined outside its struct (``const T config::name = value;``)."""
         if name not in self._outside:
             raise ValueError(f"{self.where}: layer '{self.name}': {self.config_name}::{name} is not defined")
-        type_name, value = self._outside[name]
-        return self.type(type_name), self.literal(value)
+        type_name, value, at = self._outside[name]
+        return self._types.resolve(type_name, at), self.literal(value)
 
     def literal(self, text: str) -> float:
         try:
@@ -196,7 +88,8 @@ class LayerCall:
             raise ValueError(f"{self.where}: layer '{self.name}': {text!r} is not a numeric literal") from None
 
     def weights(self, var: str, ftype: FixedType, size: int) -> np.ndarray:
-        return _read_weights(self._weights_dir, var, ftype, size)
+        """The mantissas (of ``ftype``) the C simulation holds in weight array ``var``."""
+        return self._weights.values(var, self._types, self._constants, size, ftype, self.where)
 
     def exact(self, t, what: str) -> None:
         """Refuse an intermediate result wider than the int64 arithmetic holds (never silently wrong)."""
@@ -210,145 +103,79 @@ class LayerCall:
         return Node(kind, self.name, tuple(inputs), output, tuple(input_types), result_type, int(size), params)
 
 
-def _structs(text: str) -> dict[str, _Struct]:
-    return {m.group(1): _Struct(m.group(1), m.group(2) and unqualify(m.group(2)), m.group(3)) for m in _STRUCT.finditer(text)}
-
-
-def _size(text: str, constants: dict[str, int]) -> int | None:
-    """An array size: integer literals and named constants joined by + - * / and parentheses."""
-    tree = None
-    try:
-        tree = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        return None
-
-    def value(node: ast.AST) -> int:
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
-            return node.value
-        if isinstance(node, ast.Name) and node.id in constants:
-            return constants[node.id]
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub | ast.Mult | ast.FloorDiv | ast.Div):
-            a, b = value(node.left), value(node.right)
-            op = node.op
-            return a + b if isinstance(op, ast.Add) else a - b if isinstance(op, ast.Sub) else a * b if isinstance(op, ast.Mult) else a // b
-        raise ValueError(text)
-
-    try:
-        return value(tree)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _top_arguments(params: str, constants: dict[str, int], where: str) -> list[tuple[str, str, int]]:
-    out = []
-    for p in _split_top(params):
-        m = re.fullmatch(r"\s*([\w:<>,\s]+?)\s+(\w+)\s*\[([^\]]+)\]\s*", p)
-        size = None if m is None else _size(m.group(3), constants)
-        if m is None or size is None:
-            raise ValueError(f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]' of a known size")
-        out.append((m.group(1).strip(), m.group(2), size))
-    return out
+def _layer_call(project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]) -> LayerCall:
+    """A call with its config struct (and the nnet_utils structs it derives from) read."""
+    config_name = unqualify(call.template_args[-1]) if call.template_args else ""
+    chain = []
+    config = project.configs.get(config_name)
+    if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
+        raise ValueError(f"{call.where}: config struct {config_name!r} of layer '{call.name}' is defined in no firmware header")
+    while config is not None and len(chain) < 8:
+        chain.append(config)
+        config = project.configs.get(config.base) if config.base and config.base != config.name else None
+    types, consts = project.types, {}
+    for c in reversed(chain):  # the derived struct overrides its bases
+        types = types.local(c.source, c.body, c.body_at)
+        consts.update(c.constants)
+    parameters = next((s.text for s in project.sources if s.path.name == "parameters.h"), "")
+    return LayerCall(
+        function=call.function,
+        name=call.name,
+        template_args=call.template_args,
+        args=call.args,
+        where=call.where,
+        config_name=config_name,
+        config_where=chain[0].where if chain else call.where,
+        _types=types,
+        _consts=consts,
+        _constants={**project.constants, **consts},
+        _enumerators=project.enumerators,
+        _outside=outside.get(config_name, {}),
+        _weights=project.weights,
+        text="\n".join(c.body for c in chain),
+        config_text=chain[0].body if chain else "",
+        nnet_dense=project.nnet_dense,
+        parameters=parameters,
+    )
 
 
 def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     """Parse an hls4ml project directory (or its ``firmware/``) into a :class:`Graph`."""
     from emulation.layers import READERS
 
-    path = Path(path)
-    if not path.is_dir():
-        raise ValueError(f"{path}: HLS project directory does not exist")
-    firmware = path / "firmware" if (path / "firmware").is_dir() else path
-    for required in ("defines.h", "parameters.h"):
-        if not (firmware / required).exists():
-            raise ValueError(f"{firmware}: {required} is missing; is this an hls4ml project?")
-    defines = strip_comments((firmware / "defines.h").read_text(errors="replace"))
-    parameters = strip_comments((firmware / "parameters.h").read_text(errors="replace"))
-    cpp, top, params, body = _find_top(firmware)
-    header = cpp.with_suffix(".h")
-    header_text = strip_comments(header.read_text(errors="replace")) if header.exists() else ""
-
-    base_structs: dict[str, _Struct] = {}
-    for h in sorted((firmware / "nnet_utils").glob("*.h")):
-        base_structs.update(_structs(strip_comments(h.read_text(errors="replace"))))
-    structs = _structs(parameters)
-    global_text = _STRUCT.sub(" ", defines + "\n" + parameters + "\n" + header_text)
-    global_aliases = _aliases(global_text)
-    constants = {k: int(v) for k, v in _DEFINE.findall(defines + "\n" + parameters)}
-    constants.update({k: int(v) for _, k, v in _STATIC.findall(global_text) if v.strip().isdigit()})
-    outside: dict[str, dict[str, tuple[str, str]]] = {}
-    for type_name, struct, member, value in _OUTSIDE.findall(parameters):
-        outside.setdefault(struct, {})[member] = (type_name.strip(), value.strip())
-
-    args = _top_arguments(params, constants, str(cpp))
-    names = _layer_names(cpp.read_text(errors="replace"))
-    calls = [m for m in _CALL.finditer(body) if not m.group(1).startswith("load_")]
-    if not calls:
-        raise ValueError(f"{cpp}: no nnet:: layer calls in {top}")
-
-    # io_parallel Reshape/Flatten write no call, only a reference to the same array
-    alias = dict(re.findall(r"\bauto\s*&\s*(\w+)\s*=\s*(\w+)\s*;", body))
-
-    def resolve(var: str) -> str:
-        for _ in range(len(alias) + 1):
-            var = alias.get(var, var)
-        return var
+    project = read_project_text(path)
+    outside: dict[str, dict[str, tuple[str, str, str]]] = {}
+    for source in project.sources:
+        if source.path.suffix == ".h":
+            for m in _OUTSIDE.finditer(source.text):
+                type_name, struct, member, value = m.groups()
+                outside.setdefault(struct, {})[member] = (type_name.strip(), value.strip(), source.where(m.start()))
 
     nodes: list[Node] = []
-    for m in calls:
-        func, targs = m.group(1), _split_top(m.group(2))
-        cargs = [resolve(a) for a in _split_top(m.group(3))]
-        name = names.get(m.group(0).strip().replace(" ", ""), func)
-        build = READERS.get(func)
+    for call in project.calls:
+        build = READERS.get(call.function)
         if build is None:
             supported = ", ".join(sorted(READERS))
-            raise ValueError(f"{cpp}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {supported})")
-        config_name = unqualify(targs[-1]) if targs else ""
-        chain: list[_Struct] = []
-        struct = structs.get(config_name)
-        if struct is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
-            raise ValueError(f"{firmware / 'parameters.h'}: config struct {config_name!r} of layer '{name}' not found")
-        while struct is not None and len(chain) < 8:
-            chain.append(struct)
-            struct = base_structs.get(struct.base) if struct.base else None
-        local = dict(global_aliases)
-        consts: dict[str, str] = {}
-        for s in reversed(chain):  # the derived struct overrides its bases
-            local.update(_aliases(s.body))
-            consts.update({k: v for _, k, v in _STATIC.findall(s.body)})
-        call = LayerCall(
-            function=func,
-            name=name,
-            template_args=targs,
-            args=cargs,
-            where=str(cpp),
-            config_name=config_name,
-            _types=_Types(local, f"{firmware / 'parameters.h'} ({config_name})"),
-            _consts=consts,
-            _outside=outside.get(config_name, {}),
-            _weights_dir=firmware / "weights",
-            text="\n".join(s.body for s in chain),
-            parameters=parameters,
-            _constants=constants,
-        )
-        nodes.append(build(call))
+            raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) is not supported by the emulator "
+                             f"(supported: {supported})")  # fmt: skip
+        nodes.append(build(_layer_call(project, call, outside)))
 
     written = {n.output for n in nodes}
-    top_types = _Types(global_aliases, str(firmware / "defines.h"))
-    inputs = tuple(Port(n, top_types.resolve(t), s) for t, n, s in args if n not in written)
-    outputs = tuple(Port(n, top_types.resolve(t), s) for t, n, s in args if n in written)
+    inputs = tuple(p for p in project.ports if p.name not in written)
+    outputs = tuple(p for p in project.ports if p.name in written)
     known = {p.name for p in inputs}
-    for node in nodes:
+    for node, call in zip(nodes, project.calls, strict=True):
         for v in node.inputs:
             if v not in known:
-                raise ValueError(f"{cpp}: layer '{node.name}' reads {v!r}, which no earlier layer or input writes")
+                raise ValueError(f"{call.where}: layer '{node.name}' reads {v!r}, which no earlier layer or input writes")
         known.add(node.output)
     sizes_out = {n.output: n.size for n in nodes}
     for p in outputs:
         if sizes_out[p.name] != p.size:
-            raise ValueError(f"{cpp}: output {p.name} has {p.size} values, its layer writes {sizes_out[p.name]}")
+            raise ValueError(f"{project.top_at}: output {p.name} has {p.size} values, its layer writes {sizes_out[p.name]}")
     if not outputs:
-        raise ValueError(f"{cpp}: no layer writes any argument of {top}")
-    return Graph(top, inputs, outputs, tuple(nodes))
+        raise ValueError(f"{project.top_at}: no layer writes any argument of {project.top.name}")
+    return Graph(project.top.name, inputs, outputs, tuple(nodes))
 
 
 def project_graph(project: HLSProject) -> Graph:

@@ -139,8 +139,38 @@ def test_legacy_layout_is_read_and_emulated_exactly(legacy_project):
     assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
 
 
+def _events(n_in: int, lsb: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.normal(0, 4, (600, n_in)), rng.uniform(-1e3, 1e3, (200, n_in)),
+                           rng.integers(-3000, 3000, (200, n_in)) * lsb + lsb / 2, np.zeros((10, n_in))])  # fmt: skip
+
+
+def _assert_equal(result: np.ndarray, expected: np.ndarray) -> None:
+    differ = np.any(result != expected, axis=1)
+    assert differ.sum() == 0, f"{differ.sum()} of {len(result)} events differ, first {np.flatnonzero(differ)[:5]}"
+
+
 @pytest.mark.hls
-def test_unreadable_legacy_projects_name_file_line_and_reason(legacy_project, tmp_path):
+def test_legacy_resource_dense_is_read_by_the_graph_and_emulated_exactly(legacy_project, tmp_path):
+    # hls4ml 0.x chose Resource by the config's strategy constant; the dense chain reader
+    # hands it to the graph reader, which must still read the legacy layout (sizes from
+    # #define expressions, weights from header initialisers, scalar size arguments).
+    copy = tmp_path / "prj"
+    shutil.copytree(legacy_project.path, copy, ignore=shutil.ignore_patterns("*.so"))
+    params = copy / "firmware" / "parameters.h"
+    params.write_text(params.read_text().replace("nnet::latency", "nnet::resource", 1))
+    resource = CSimulation(copy)  # hls4ml's build_lib.sh compiles the edited project
+    project = load_hls_project(copy)
+    assert project.layers == () and project.graph is not None and project.top == TOP
+    dense = [n for n in project.graph.nodes if n.kind == "dense"]
+    assert [n.params["strategy"] for n in dense] == ["resource", "latency", "latency"]
+    assert [n.size for n in dense] == SIZES[1:]
+    x = _events(12, project.input_type.lsb, 3)
+    _assert_equal(emulate_project(project, x).outputs, resource.predict(x))
+
+
+@pytest.mark.hls
+def test_edited_legacy_projects_name_file_line_and_reason_or_are_read(legacy_project, tmp_path):
     copy = tmp_path / "prj"
     shutil.copytree(legacy_project.path / "firmware", copy / "firmware",
                     ignore=shutil.ignore_patterns("*.so", "ap_types"))  # fmt: skip
@@ -148,29 +178,29 @@ def test_unreadable_legacy_projects_name_file_line_and_reason(legacy_project, tm
     defines = fw / "defines.h"
     text = defines.read_text()
     defines.write_text(text.replace("#define N_LAYER_5 8\n", ""))
-    line = next(k for k, s in enumerate((fw / "myproject.cpp").read_text().splitlines(), 1) if "void l1_trigger_nn(" in s)
-    with pytest.raises(ValueError, match=r"uses 'N_LAYER_5', which no #define or constant of the project defines") as err:
+    # the first use: config2's n_out = N_LAYER_2, defined as (N_LAYER_5*2)
+    p_lines = (fw / "parameters.h").read_text().splitlines()
+    config2 = next(k for k, s in enumerate(p_lines, 1) if re.match(r"struct config2\b", s))
+    with pytest.raises(ValueError, match=rf"parameters\.h:{config2}: size 'N_LAYER_2' uses 'N_LAYER_5', "
+                                         "which no #define or constant of the project defines"):  # fmt: skip
         load_hls_project(copy)
-    assert re.search(r"defines\.h:\d+|parameters\.h:\d+|myproject\.cpp:\d+|\.h:\d+", str(err.value))
     defines.write_text(text)
-
-    params = fw / "parameters.h"
-    p_text = params.read_text()
-    params.write_text(p_text.replace("nnet::latency", "nnet::resource", 1))
-    with pytest.raises(ValueError, match=r"parameters\.h:\d+: layer 'dense0' uses the dense resource strategy"):
-        load_hls_project(copy)
-    params.write_text(p_text)
 
     cpp = fw / "myproject.cpp"
     c_text = cpp.read_text()
+    line = next(k for k, s in enumerate(c_text.splitlines(), 1) if f"void {TOP}(" in s)
     cpp.write_text(c_text.replace("input_t x[N_INPUT_1_1]", "hls::stream<input_t> &x"))
     with pytest.raises(ValueError, match=rf"myproject\.cpp:{line + 1}: argument .* is an hls::stream: an io_stream project"):
         load_hls_project(copy)
-    cpp.write_text(c_text)
 
+    # a second input no layer reads: the chain reader declines, the graph reads it and runs
+    # the network on the first input, as the compiled function does
     cpp.write_text(c_text.replace("input_t x[N_INPUT_1_1],", "input_t x[N_INPUT_1_1], input_t x2[N_INPUT_1_1],"))
-    with pytest.raises(ValueError, match=rf"myproject\.cpp:{line}: top function {TOP} has inputs \(x, x2\)"):
-        load_hls_project(copy)
+    project = load_hls_project(copy)
+    assert [p.name for p in project.graph.inputs] == ["x", "x2"] and project.n_inputs == 24
+    x = _events(12, project.input_type.lsb, 4)
+    both = np.concatenate([x, np.random.default_rng(5).normal(0, 4, x.shape)], axis=1)
+    _assert_equal(emulate_project(project, both).outputs, legacy_project.predict(x))
     cpp.write_text(c_text)
 
     # hls4ml 1.x's nnet_dense.h dispatches through the kernel typedef, which this config lacks

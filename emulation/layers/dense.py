@@ -21,6 +21,7 @@ import numpy as np
 
 from emulation.fixed import FixedType, cast, product_type
 from emulation.graph import Node
+from emulation.hls_project import dense_strategy
 from emulation.layers import widths
 from emulation.layers.registry import kernel, reader
 
@@ -116,17 +117,14 @@ def _read_dense(call) -> Node:
         strategy = "latency"
     elif call.function == "dense_resource":
         strategy = "resource"
-    else:
-        alias = re.search(r"using\s+kernel\s*=\s*([\w:]+)", body)
-        if alias is not None:
-            name = alias.group(1).split("::")[-1]
-            if name not in _KERNELS:
-                raise call.fail(f"dense kernel {alias.group(1)} is not supported (Latency and Resource are)")
-            strategy, variant = _KERNELS[name]
-        else:  # earlier hls4ml: the strategy constant chooses
-            strategy = str(call.const("strategy", "latency"))
-            if strategy not in ("latency", "resource"):
-                raise call.fail(f"dense strategy {strategy!r} is not supported (latency and resource are)")
+    else:  # the config's kernel typedef (hls4ml 1.x) or strategy constant (0.x), as nnet_dense.h dispatches
+        strategy = dense_strategy(call.config_name, call.config_text, call.config_constants, call.nnet_dense,
+                                  call.config_where)  # fmt: skip
+        if strategy not in ("latency", "resource"):
+            raise call.fail(f"dense kernel {strategy} is not supported (Latency and Resource are)")
+        alias = re.search(r"using\s+kernel\s*=\s*([\w:]+)", call.config_text)
+        if alias is not None and alias.group(1).split("::")[-1] in _KERNELS:
+            variant = _KERNELS[alias.group(1).split("::")[-1]][1]
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
     check_widths(call, data_t, w_t, b_t, acc_t)
     flat = call.weights(call.args[2], w_t, n_in * n_out)
