@@ -3,9 +3,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.l1ad-installed
-PYTEST_ARGS ?=
+# `make test` leaves out the tests marked slow (minutes each: the full layer x type matrix,
+# DDP, interrupt and QKeras pipeline runs); `make test-all` runs them too.
+PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: demo test install lint system-tools clean gpu-check
+.PHONY: demo test test-all install lint system-tools clean gpu-check
 
 install: $(STAMP)
 
@@ -23,7 +25,10 @@ demo: $(STAMP)
 	$(BIN)/l1ad run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest --durations=25
 
 # Every CUDA path on small data vs the CPU (benchmarks/results/gpu_check.json); without CUDA it says so.
 gpu-check: $(STAMP)
