@@ -5,8 +5,9 @@ Imports stay lazy-friendly: hls4ml/TensorFlow load only when a conversion runs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from offline.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from firmware.budget import PARTS, BudgetError, BudgetVerdict, check_budget, part_capacity
@@ -73,14 +74,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
