@@ -3,11 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.l1ad-installed
-# `make test` leaves out the tests marked slow (minutes each: the full layer x type matrix,
-# DDP, interrupt and QKeras pipeline runs); `make test-all` runs them too.
-PYTEST_ARGS ?= -m "not slow"
+PYTEST_ARGS ?=
 
-.PHONY: demo test test-all install lint system-tools clean gpu-check
+.PHONY: demo test test-fast install lint system-tools clean gpu-check
 
 install: $(STAMP)
 
@@ -27,8 +25,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
-test-all: $(STAMP)
-	$(BIN)/python -m pytest --durations=25
+# without the tests marked slow (the full layer x type matrix, DDP, interrupt and QKeras runs)
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Every CUDA path on small data vs the CPU (benchmarks/results/gpu_check.json); without CUDA it says so.
 gpu-check: $(STAMP)

@@ -112,6 +112,7 @@ def check_ae_training(device: str, n: int = 12_000, epochs: int = 4) -> dict[str
     """A few epochs of ``fit`` (AMP on CUDA), then the trained pair evaluated in float32 on the CPU."""
     import tempfile
 
+    from offline.ad.data import ArraySource
     from offline.ad.train import TrainConfig, evaluate, train_pair
 
     x, w = _pair_inputs(n, 7)
@@ -123,7 +124,7 @@ def check_ae_training(device: str, n: int = 12_000, epochs: int = 4) -> dict[str
         from offline.ad import load_pair
 
         model = load_pair(out).cpu().eval()  # the best epoch's weights
-    val = evaluate(model, torch.as_tensor(vx), torch.as_tensor(vw), config.lam, config.batch_size, amp=False)
+    val = evaluate(model, ArraySource(vx, vw), config.lam, config.batch_size, amp=False)
     return {"val_loss_cpu_fp32": float(val["loss"]), "val_disco": float(val["disco"]),
             "events_per_s": float(result.events_per_second)}
 
