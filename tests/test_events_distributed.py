@@ -7,10 +7,12 @@ uses no Dask at all.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -47,6 +49,10 @@ def _env() -> dict[str, str]:
 
 def test_local_cluster_output_is_byte_identical_to_one_process():
     reference = in_process()
+    # Dask's default dashboard port held by someone else (another cluster, a notebook) must not matter
+    with contextlib.suppress(OSError), socket.create_server(("0.0.0.0", 8787)):
+        held = generate(PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local")
+        assert_same_bytes(held.events, reference.events)
     dask = generate(PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local")
     assert dask.metadata["tasks"] == 6 and dask.metadata["scheduler"] == "local"
     assert_same_bytes(dask.events, reference.events)

@@ -150,8 +150,10 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
     cluster = None
     try:
         if scheduler is None or scheduler == "local":
+            # any free port: None still binds the HTTP server to 8787, and a cluster already there (a
+            # notebook, another job) would stop this one
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
             client = Client(cluster)
         elif Path(scheduler).is_file():
             client = Client(scheduler_file=scheduler)
