@@ -30,7 +30,7 @@ from string import Template
 import numpy as np
 
 from firmware.convert import NETS_NAME
-from firmware.project import CSimOutputs, _make
+from firmware.project import CSimOutputs, _make, call_batch
 from firmware.wrapper import TEMPLATES, TOP_NAME, _ctype
 from offline.artifacts import atomic_directory
 from offline.events.schema import N_FEATURES
@@ -160,16 +160,8 @@ class EmulatorLibrary:
 
     def __call__(self, words: np.ndarray) -> CSimOutputs:
         """R1, R2 (score mantissas), region bits (N, 4) and trigger bit of hardware words (N, 57)."""
-        words = np.ascontiguousarray(words, dtype=np.int64)
-        if words.ndim != 2 or words.shape[1] != N_FEATURES:
-            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
-        n = len(words)
-        r1 = np.empty(n, dtype=np.int64)
-        r2 = np.empty(n, dtype=np.int64)
-        bits = np.empty((n, 5), dtype=np.uint8)
-        ptr = ctypes.c_void_p
-        done = self._fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data),
-                        ptr(bits.ctypes.data))  # fmt: skip
+        done, r1, r2, bits = call_batch(self._fn, words, np.int64)
+        n = len(r1)
         if done != n:
             raise ValueError(f"{self.path}: the emulator threw on one of {n} events (hardware words in, see its header)")
         return CSimOutputs(r1, r2, bits[:, :4].copy(), bits[:, 4].copy())

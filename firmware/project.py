@@ -70,6 +70,21 @@ def check_reference(reference: Any) -> Reference:
     return reference
 
 
+def call_batch(fn, words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """Call a compiled ``f(words, n, r1, r2, bits)`` over hardware words (N, 57): its return value,
+    R1 and R2 as ``score_dtype`` and the (N, 5) region + trigger bits."""
+    words = np.ascontiguousarray(words, dtype=np.int64)
+    if words.ndim != 2 or words.shape[1] != N_FEATURES:
+        raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+    n = len(words)
+    r1 = np.empty(n, dtype=score_dtype)
+    r2 = np.empty(n, dtype=score_dtype)
+    bits = np.empty((n, 5), dtype=np.uint8)
+    ptr = ctypes.c_void_p
+    done = fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data), ptr(bits.ctypes.data))
+    return done, r1, r2, bits
+
+
 @dataclass
 class CSimOutputs:
     """Outputs of the C simulation (score mantissas, region bits (N, 4) A-D, trigger bit)."""
@@ -238,15 +253,7 @@ class CSim:
 
     def __call__(self, words: np.ndarray) -> CSimOutputs:
         """R1, R2 (score mantissas), region and trigger bits of hardware words (N, 57)."""
-        words = np.ascontiguousarray(words, dtype=np.int64)
-        if words.ndim != 2 or words.shape[1] != N_FEATURES:
-            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
-        n = len(words)
-        r1 = np.empty(n, dtype=np.float64)
-        r2 = np.empty(n, dtype=np.float64)
-        bits = np.empty((n, 5), dtype=np.uint8)
-        ptr = ctypes.c_void_p
-        self._fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data), ptr(bits.ctypes.data))
+        _, r1, r2, bits = call_batch(self._fn, words, np.float64)
         f1 = self.spec.autoencoders[0].score.score.fractional
         f2 = self.spec.autoencoders[1].score.score.fractional
         return CSimOutputs(
