@@ -26,6 +26,7 @@ from offline.ad.metrics import DEFAULT_RATE_KHZ
 from offline.artifacts import atomic_directory, check_replaceable
 from offline.events.io import read_events
 from offline.plotting import new_figure, save_figure
+from quantize.defaults import DEFAULT_SCAN_BITS, DEFAULT_SCAN_SPARSITY
 from quantize.precision import QuantConfig, build_spec
 from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec, weight_key
@@ -39,8 +40,8 @@ from quantize.workflow import (
 
 __all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front", "plot_scan", "run_scan"]
 
-DEFAULT_BITS = (4, 6, 8)
-DEFAULT_SPARSITY = (0.0, 0.5)
+DEFAULT_BITS = DEFAULT_SCAN_BITS
+DEFAULT_SPARSITY = DEFAULT_SCAN_SPARSITY
 FLOAT_BITS = 32
 SCAN_KIND = "quantize-scan"  # atomic_directory replaces only earlier scans
 

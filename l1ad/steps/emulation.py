@@ -9,14 +9,21 @@ module parses the options and prints."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+if TYPE_CHECKING:
+    from emulation.stage import TriggerEmulation
+    from l1ad.pipeline import RunContext
+    from offline.events.stage import EventSamples
+    from quantize.stage import QuantizeStageResult
+
 NAME = "emulation"
 DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
+NEEDS = ("events", "quantize")  # and the firmware step's project, when it ran, for the C-simulation check
 
 
 def _print_table(console: Console, frame, title: str) -> None:
@@ -38,7 +45,8 @@ def emulate(
     compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)] = 0,
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
-    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
+    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)]
+    = DEFAULTS["workers"],
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     from emulation import emulate_plain, emulate_trigger_files, overflow_table
@@ -97,47 +105,11 @@ def register(app: typer.Typer) -> None:
     app.command()(emulate)
 
 
-def run(ctx) -> dict[str, dict]:
+def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) -> TriggerEmulation:
     """Emulate the quantize stage's trigger on every event file; check it against the firmware's C simulation."""
-    from emulation import emulate_trigger_files, overflow_table
+    from emulation.stage import emulate_stage
 
     cfg = ctx.config[NAME]
-    try:
-        spec_dir = Path(ctx.artifacts["quantize"]["dir"])
-        ev = ctx.artifacts["events"]
-        background = [Path(ev["background"])]
-        signals = {k: Path(v) for k, v in ev["signals"].items()}
-    except KeyError as err:
-        raise ValueError(f"emulation stage needs the events and quantize stages' artifacts (missing {err})") from None
-    project = ctx.artifacts.get("firmware", {}).get("project")
-    out = ctx.step_dir(NAME) / "trigger.h5"
-    n_csim = int(cfg["compare_csim_events"]) if project is not None else 0
-    summary = emulate_trigger_files(spec_dir, background + list(signals.values()), out, n_csim,
-                                    Path(project) if project else None, int(cfg["chunk_size"]), ctx.console,
-                                    int(cfg["workers"]))
-    table, overflows = summary.pop("table"), summary.pop("overflows")
-    report = ctx.report
-    rate = summary["rate_khz"]
-    csim = (
-        f"C simulation of `{summary.get('csim_project')}` on {summary['csim_events_compared']} events "
-        f"(background plus empty, saturating and extreme words): {summary['csim_mismatches']} mismatches."
-        if n_csim else "No firmware project in this run: no C-simulation comparison."
-    )
-    report.section(
-        "Trigger emulation",
-        f"Bit-exact emulation of the FirmwareSpec on {summary['events_emulated']} events "
-        f"({summary['events_per_s']:.3g} events/s). "
-        + (f"Rate {rate:.4g} ± {summary['rate_sigma_khz']:.2g} kHz at 40 MHz. " if rate is not None else "")
-        + csim,
-    )
-    if len(table):
-        report.table(table, caption="Per process: fired fraction (± binomial) and ABCD region counts (N raw, W weighted)")
-    over = overflow_table(overflows)
-    if len(over):
-        report.table(over, caption="Overflows per cast (values outside the target type: saturated or wrapped)")
-    else:
-        report.text("No value overflowed any fixed-point type.")
-    ctx.artifacts[NAME] = {"scores": out}
-    keys = ("events_emulated", "events_per_s", "csim_events_compared", "csim_mismatches", "csim_events_per_s",
-            "rate_khz", "efficiency")
-    return {NAME: {k: summary[k] for k in keys}}
+    project = ctx.firmware.build.project.path if ctx.firmware is not None else None
+    return emulate_stage(quantize.out_dir, [events.background, *events.signals.values()], ctx.step_dir(NAME) / "trigger.h5", project,
+                         int(cfg["compare_csim_events"]), int(cfg["chunk_size"]), ctx.console, int(cfg["workers"]))

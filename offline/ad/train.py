@@ -42,7 +42,15 @@ from tqdm.auto import tqdm
 
 from offline import distributed
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
-from offline.ad.defaults import DEFAULT_LAMBDA
+from offline.ad.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LAMBDA,
+    DEFAULT_LR,
+    DEFAULT_PATIENCE,
+    DEFAULT_PRESET,
+)
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
 from offline.artifacts import atomic_path, load_tensors, read_json, read_json_object, write_json
@@ -58,15 +66,15 @@ STATE_FILE = "state.json"
 class TrainConfig:
     """Training settings; ``batch_size`` is the global batch (all ranks together)."""
 
-    preset: str = "firmware"
+    preset: str = DEFAULT_PRESET
     lam: float = DEFAULT_LAMBDA
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    patience: int = 10
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    patience: int = DEFAULT_PATIENCE
     min_delta: float = 0.0
     seed: int = 1234
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     amp: bool | None = None  # None: on for CUDA, off on CPU
     progress: bool = True
     # 0: each epoch is one random permutation of all events (in memory). > 0: events are visited in

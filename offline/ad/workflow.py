@@ -33,6 +33,7 @@ from offline.ad.data import (
     inputs,
     split_indices,
 )
+from offline.ad.defaults import DEFAULT_INJECTION, DEFAULT_MIN_REGION_EVENTS, DEFAULT_WORKING_EPS_B
 from offline.ad.disco import distance_correlation
 from offline.ad.metrics import (
     DEFAULT_RATE_KHZ,
@@ -130,9 +131,9 @@ def evaluate_scores(
     signals: dict[str, Scores],
     out_dir: str | os.PathLike[str] | None = None,
     eps_b: tuple[float, ...] = DEFAULT_EPS_B,
-    working_eps_b: float = 0.01,
-    injection: float = 1e-3,
-    min_region_events: int = 100,
+    working_eps_b: float = DEFAULT_WORKING_EPS_B,
+    injection: float = DEFAULT_INJECTION,
+    min_region_events: int = DEFAULT_MIN_REGION_EVENTS,
     rate_khz: float = DEFAULT_RATE_KHZ,
     dcor_max_events: int = 20_000,
     rates_khz: tuple[float, ...] = DEFAULT_RATES_KHZ,
