@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from rich.console import Console
+from conftest import run_one_step
 from typer.testing import CliRunner
 
 from l1ad.cli import app
-from l1ad.pipeline import RunContext, step_defaults
-from l1ad.report import Report
+from l1ad.pipeline import step_defaults
 from l1ad.steps import quantize as step
 from offline.ad.train import TrainConfig
 from offline.ad.workflow import train_from_file
@@ -42,22 +42,21 @@ def test_pipeline_stage_writes_a_loadable_spec_and_keeps_float_tpr(float_run, tm
     config = {"seed": 1234, **step_defaults()}
     config["quantize"] = {**config["quantize"], "rate_khz": RATE,
                           "qat": {**config["quantize"]["qat"], "epochs": 2, "batch_size": 256, "sparsity": 0.3}}
-    ctx = RunContext(config=config, run_dir=tmp_path, report=Report("t", tmp_path), console=Console(quiet=True))
-    ctx.artifacts["events"] = {"background": float_run / "bkg.h5", "signals": {"Ato4l": float_run / "sig.h5"}}
-    ctx.artifacts["ad"] = {"checkpoint": float_run / "float"}
-    summary = step.run(ctx)["quantize"]
+    events = SimpleNamespace(background=float_run / "bkg.h5", signals={"Ato4l": float_run / "sig.h5"})
+    result, figures, text = run_one_step(step, config, tmp_path, events=events,
+                                         ad=SimpleNamespace(checkpoint=float_run / "float"))
+    summary = figures["quantize"]
 
     assert summary["framework"] == "brevitas"
     spec = load_spec(summary["spec"])
     weights = load_weights(spec, summary["spec"])
     assert weight_sparsity(weights) >= 0.3
-    art = ctx.artifacts["quantize"]
-    assert art["spec"].exists() and all(p.exists() for p in art["qonnx"].values())
+    assert result.spec_path.exists() and all(p.suffix == ".onnx" and p.exists() for p in result.models.values())
     ratio = summary["tpr_ratio_vs_float"]["Ato4l"]
     table = pd.read_csv(tmp_path / "quantize" / "comparison.csv", index_col=0)
     assert table.loc["Ato4l", "tpr_float"] > 0.1  # the check below means something
     assert ratio >= 0.5, f"quantized keeps only {ratio:.2f} of the float TPR"
-    assert "Float vs quantized" in ctx.report.render()
+    assert "Float vs quantized" in text
     metrics = json.loads((tmp_path / "quantize" / "metrics.json").read_text())
     assert metrics["thresholds"] == [spec.trigger.threshold_r1, spec.trigger.threshold_r2]
 
