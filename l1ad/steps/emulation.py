@@ -111,5 +111,6 @@ def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) ->
 
     cfg = ctx.config[NAME]
     project = ctx.firmware.build.project.path if ctx.firmware is not None else None
-    return emulate_stage(quantize.out_dir, [events.background, *events.signals.values()], ctx.step_dir(NAME) / "trigger.h5", project,
+    files = [events.background, *events.signals.values()]  # background first: the C simulation takes its events
+    return emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", project,
                          int(cfg["compare_csim_events"]), int(cfg["chunk_size"]), ctx.console, int(cfg["workers"]))
