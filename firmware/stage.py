@@ -15,6 +15,7 @@ from firmware.budget import BudgetError
 from firmware.build import FirmwareResult, build_firmware, load_quantized
 from firmware.calibration import estimate_error
 from firmware.convert import ConversionSettings
+from firmware.defaults import DEFAULT_CSIM_EVENTS
 from firmware.example import event_words
 from firmware.options import check_spec_types
 from firmware.project import Reference
@@ -61,11 +62,11 @@ def firmware_stage(
     framework: str | None = None,
     models: list[Path] | None = None,
     events: Path | None = None,
-    csim_events: int = 10_000,
+    csim_events: int = DEFAULT_CSIM_EVENTS,
     seed: int = 0,
     tb_events: int = 1000,
     rtl_events: int = 2000,
-    use_yosys: bool = False,
+    use_yosys: bool = True,
     emulator: bool = False,
     fail_over_budget: bool = False,
     console: Console | None = None,
