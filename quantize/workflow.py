@@ -157,11 +157,19 @@ def load_float_with_split(
     ``background`` defaults to the file recorded in the checkpoint.
     """
     fm = load_float(checkpoint)
-    background = Path(background) if background is not None else fm.background
-    if background is None:
-        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
-    events, split = load_background(background, fm.seed, fm.fractions)
+    events, split = load_background(background_file(fm, checkpoint, background), fm.seed, fm.fractions)
     return fm, events[split.train], events[split.val], events[split.test]
+
+
+def background_file(
+    fm: FloatModel, checkpoint: str | os.PathLike[str], background: str | os.PathLike[str] | None
+) -> Path:
+    """``background`` if given, else the background file recorded in the checkpoint."""
+    if background is not None:
+        return Path(background)
+    if fm.background is None:
+        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
+    return fm.background
 
 
 def train_quantized(
@@ -317,7 +325,7 @@ def quantize_checkpoint(
             {
                 "framework": framework,
                 "checkpoint": str(checkpoint),
-                "background": str(background),
+                "background": str(background_file(fm, checkpoint, background)),
                 "spec": str(spec_path),
                 "thresholds": list(t),
                 "rate_khz": rate_khz,

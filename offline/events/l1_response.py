@@ -5,7 +5,7 @@ tracks and jets, measured with finite resolution on a coarse grid. This module
 turns one batch of Pythia events (the awkward array of ``Pythia.nextBatch``)
 into the ADC2021 layout (N, 19, 4): MET, up to 4 e/gamma, 4 muons and 10
 jets, pT-ordered and zero-padded. It is a parametrised detector, not Geant4
-(no Geant4 data can be had offline here, see TOOLCHAIN.md); every number it
+(Geant4 cannot run offline, see docs/toolchain.md); every number it
 uses lives in :class:`L1Config` so that users can change it in one place.
 
 The numbers and where they come from

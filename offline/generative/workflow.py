@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from offline.artifacts import atomic_directory, check_replaceable, read_json, write_json
+from offline.artifacts import atomic_directory, check_replaceable, write_json
 from offline.generative.diffusion import (
     DiffusionConfig,
     ShowerDiffusion,
@@ -181,7 +181,3 @@ def evaluate_generated(
                 geometry,
             )
     return metrics
-
-
-def read_metrics(path: str | os.PathLike[str]) -> dict:
-    return read_json(path)
