@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from offline.ad.metrics import DEFAULT_RATE_KHZ
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 from offline.artifacts import atomic_directory, check_replaceable
 from offline.events.io import read_events
 from offline.plotting import new_figure, save_figure

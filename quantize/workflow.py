@@ -25,9 +25,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from offline.ad.data import DEFAULT_FRACTIONS
+from offline.ad.defaults import DEFAULT_FRACTIONS, DEFAULT_RATE_KHZ
 from offline.ad.metrics import (
-    DEFAULT_RATE_KHZ,
     auc,
     combined_score,
     none_if_nan,

@@ -112,6 +112,8 @@ def test_a_lazy_import_inside_a_function_against_the_stack_is_reported(tmp_path)
     (tmp_path / "low" / "x.py").write_text(
         "import os\nfrom low import y\n\n\ndef f():\n    from high.util import z\n    return z\n"
     )
-    (tmp_path / "low" / "y.py").write_text("import importlib\nm = importlib.import_module('high')\n")
+    (tmp_path / "low" / "y.py").write_text(
+        "import importlib\nm = importlib.import_module('high')\n"
+    )
     found = {str(v) for v in stack_violations(tmp_path, ("high", "low"))}
     assert found == {"low/x.py:6: low -> high.util", "low/y.py:2: low -> high"}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -156,7 +157,7 @@ class TrainResult:
     events_per_second: float = 0.0
 
 
-def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict | None = None) -> None:
+def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
     write_json(
         out_dir / CONFIG_FILE,
         {"format_version": FORMAT_VERSION, "architecture": architecture.to_dict(), "train": config.to_dict(),
@@ -164,7 +165,7 @@ def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extr
     )
 
 
-def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict]:
+def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict[str, Any]]:
     """Architecture and training config of a checkpoint directory (or its config.json)."""
     path = Path(path)
     file = path / CONFIG_FILE if path.is_dir() else path
@@ -205,7 +206,7 @@ def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
         save_file(tensors, str(tmp))
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -214,7 +215,7 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
+def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int) -> Iterator[torch.Tensor]:
     """Index tensors of this rank's share of each global batch (see module docstring)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=gen)
@@ -225,7 +226,7 @@ def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
 
 
 def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainConfig, rank: int, world: int,
-                     dev: torch.device):
+                     dev: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(inputs, weights) tensors of this rank's share of each global batch, read chunk group by chunk group.
 
     The next group is read in a background thread while the current one trains. Leftover events
@@ -238,6 +239,7 @@ def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainC
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(load_chunks, source, groups[0][0], chunk) if groups else None
         for g, (_, perm) in enumerate(groups):
+            assert pending is not None  # submitted for every group
             x, w = pending.result()
             pending = pool.submit(load_chunks, source, groups[g + 1][0], chunk) if g + 1 < len(groups) else None
             x, w = x[perm], w[perm]
@@ -284,7 +286,7 @@ def fit(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event on in-memory arrays; see :func:`fit_sources`."""
     return fit_sources(model, ArraySource(train_x, train_w), ArraySource(val_x, val_w), config, out_dir, resume,
@@ -349,7 +351,7 @@ def fit_sources(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
     fingerprint: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event; see the module docstring.
@@ -376,7 +378,7 @@ def fit_sources(
         raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0")
     fingerprint = inputs_fingerprint(train, val) if fingerprint is None else fingerprint
 
-    if config.shuffle_chunk == 0:
+    if config.shuffle_chunk == 0 and isinstance(train, ArraySource):  # the only kind it takes
         xt = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=dev)
         wt = torch.as_tensor(np.asarray(train.w, dtype=np.float32), device=dev)
     model = model.to(dev)
@@ -395,7 +397,8 @@ def fit_sources(
     elif info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     if info.is_main:
-        save_config(out_dir, architecture or getattr(model, "config", AEConfig()), config, extra_config)
+        arch = architecture if architecture is not None else getattr(model, "config", AEConfig())
+        save_config(out_dir, arch, config, extra_config)
 
     net: nn.Module = model
     if info.distributed:
@@ -410,6 +413,7 @@ def fit_sources(
         model.train()
         sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
         nb = 0
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
         if config.shuffle_chunk == 0:
             batches = ((xt[i], wt[i]) for i in (idx.to(dev) for idx in
                                                 _batches(n, batch, epoch, config.seed, info.rank, info.world_size)))
@@ -486,7 +490,7 @@ def train_pair(
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Build the preset's pair with ``config.seed`` and :func:`fit` it."""
     arch, model = build_pair(config)
