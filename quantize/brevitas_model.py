@@ -25,6 +25,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class BrevitasAutoencoder(nn.Module):
         super().__init__()
         self.spec = spec
         self.input_quant = QuantIdentity(act_quant=_act_quant(input_type, "input"), return_quant_tensor=False)
-        self.layers = nn.ModuleList()
+        self.layers: Any = nn.ModuleList()  # of QuantLinear, which has no type information
         self.acts = nn.ModuleList()
         for k, d in enumerate(spec.layers):
             if d.result != d.accumulator:

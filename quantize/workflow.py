@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,15 +189,15 @@ def train_quantized(
     if framework == "brevitas":
         from quantize import brevitas_model as bm
 
-        model = bm.BrevitasPair(spec).load_float(float_pair)
-        history = bm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
-        return model, bm.quantized_weights(model), history
+        brevitas_pair = bm.BrevitasPair(spec).load_float(float_pair)
+        history = bm.finetune(brevitas_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return brevitas_pair, bm.quantized_weights(brevitas_pair), history
     if framework == "qkeras":
         from quantize import qkeras_model as qm
 
-        model = qm.QKerasPair(spec).load_float(state)
-        history = qm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
-        return model, qm.quantized_weights(model), history
+        qkeras_pair = qm.QKerasPair(spec).load_float(state)
+        history = qm.finetune(qkeras_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return qkeras_pair, qm.quantized_weights(qkeras_pair), history
     raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
 
 
@@ -280,7 +280,7 @@ def quantize_checkpoint(
     out_dir: str | os.PathLike[str],
     framework: str = "brevitas",
     background: str | os.PathLike[str] | None = None,
-    signals: dict[str, str | os.PathLike[str]] | None = None,
+    signals: Mapping[str, str | os.PathLike[str]] | None = None,
     quant_config: QuantConfig | None = None,
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,

@@ -131,10 +131,10 @@ def generate_all(
     seed: int = 1,
     batch_size: int = 10_000,
     warmup: bool = True,
-) -> dict[str, tuple[np.ndarray, float, int | None]]:
+) -> dict[str, tuple[np.ndarray, float | None, int | None]]:
     """Generate showers at ``energies`` with GFlash and every sampler: name -> (showers, ms/shower, steps)."""
     simulator = simulator or GFlashSimulator()
-    out: dict[str, tuple[np.ndarray, float, int | None]] = {}
+    out: dict[str, tuple[np.ndarray, float | None, int | None]] = {}
     showers, ms = timed(lambda: simulator.simulate(energies, seed), len(energies))
     out["gflash"] = (showers, ms, None)
     for name, model in samplers.items():
@@ -149,7 +149,7 @@ def generate_all(
 
 def evaluate_generated(
     reference: Showers,
-    generated: dict[str, tuple[np.ndarray, float, int | None]],
+    generated: dict[str, tuple[np.ndarray, float | None, int | None]],
     out_dir: str | os.PathLike[str] | None = None,
     classifier: ClassifierConfig | None = None,
     geometry: Geometry = DATASET1_PHOTONS,
