@@ -34,6 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from emulation import (
+        CSimulation,
         build_qkeras_dense,
         emulate_project,
         load_hls_project,
@@ -45,6 +46,7 @@ def main() -> None:
         folder = args.project_dir or Path(tmp) / "prj"
         start = time.perf_counter()
         sim = write_qkeras_project(build_qkeras_dense(sizes, seed=0), folder, project_name="bench_ae")
+        assert isinstance(sim, CSimulation)  # compiled (compile=True)
         print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
         project = load_hls_project(folder)
         print(project.describe())

@@ -263,7 +263,7 @@ def compile_verilator(rtl: Any) -> None:
 
     Debian ships no ``libverilated.a`` and Verilator builds only ``V<prefix>__ALL.a`` where
     da4ml links ``libV<prefix>.a``: build the runtime objects from the generated makefile,
-    archive them, copy the archive, link again (TOOLCHAIN.md).
+    archive them, copy the archive, link again (docs/toolchain.md).
     """
     _lint_codes_for_old_verilator(Path(rtl._path) / "src")
     inc = "/usr/share/verilator/include"

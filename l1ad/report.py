@@ -32,7 +32,7 @@ class Report:
         self.blocks.append(text.rstrip() + "\n")
 
     def table(self, frame: pd.DataFrame, caption: str = "", float_format: str = ".4g") -> None:
-        body = frame.to_markdown(floatfmt=float_format) if _has_tabulate() else "```\n" + frame.to_string() + "\n```"
+        body = frame.to_markdown(floatfmt=float_format)  # pandas needs tabulate, a dependency
         self.blocks.append((f"*{caption}*\n\n" if caption else "") + body + "\n")
 
     def figure(self, path: str | os.PathLike[str], caption: str) -> None:
@@ -41,14 +41,6 @@ class Report:
 
     def render(self) -> str:
         return f"# {self.title}\n\n" + "\n".join(self.blocks)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _fmt(v: Any) -> str:

@@ -81,6 +81,19 @@ def test_cli_scan_of_a_run_directory_writes_table_and_pareto_plot(float_run, tmp
     assert "auc_Ato4l" in frame and frame["pareto"].any() and (out / "scan.png").stat().st_size > 0
 
 
+def test_metrics_name_the_checkpoints_background_file_when_none_is_passed(float_run, tmp_path):
+    """Without ``--events`` QAT reads the file recorded in the checkpoint; metrics.json names that
+    file (it once wrote the string "None")."""
+    out = tmp_path / "q"
+    result = CliRunner().invoke(app, [
+        "quantize", "--checkpoint", str(float_run / "float"), "--epochs", "1", "--batch-size", "256",
+        "--rate-khz", str(RATE), "--out", str(out), "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["background"] == str(float_run / "bkg.h5")
+
+
 def test_cli_without_checkpoint_fails_with_one_line():
     result = CliRunner().invoke(app, ["quantize"])
     assert result.exit_code == 1 and "pass --checkpoint or --run" in result.output

@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 
 from offline import distributed
-from offline.ad.data import DEFAULT_FRACTIONS
 from offline.ad.defaults import (
     DEFAULT_BOOTSTRAP,
     DEFAULT_EPS_B,
+    DEFAULT_FRACTIONS,
     DEFAULT_INJECTION,
     DEFAULT_MIN_REGION_EVENTS,
     DEFAULT_RATE_KHZ,

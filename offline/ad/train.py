@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -164,7 +165,7 @@ class TrainResult:
     events_per_second: float = 0.0
 
 
-def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict | None = None) -> None:
+def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
     write_json(
         out_dir / CONFIG_FILE,
         {"format_version": FORMAT_VERSION, "architecture": architecture.to_dict(), "train": config.to_dict(),
@@ -172,7 +173,7 @@ def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extr
     )
 
 
-def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict]:
+def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict[str, Any]]:
     """Architecture and training config of a checkpoint directory (or its config.json)."""
     path = Path(path)
     file = path / CONFIG_FILE if path.is_dir() else path
@@ -213,7 +214,7 @@ def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
         save_file(tensors, str(tmp))
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -222,7 +223,7 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
+def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int) -> Iterator[torch.Tensor]:
     """Index tensors of this rank's share of each global batch (see module docstring)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=gen)
@@ -233,7 +234,7 @@ def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
 
 
 def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainConfig, rank: int, world: int,
-                     dev: torch.device):
+                     dev: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(inputs, weights) tensors of this rank's share of each global batch, read chunk group by chunk group.
 
     The next group is read in a background thread while the current one trains. Leftover events
@@ -246,6 +247,7 @@ def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainC
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(load_chunks, source, groups[0][0], chunk) if groups else None
         for g, (_, perm) in enumerate(groups):
+            assert pending is not None  # submitted for every group
             x, w = pending.result()
             pending = pool.submit(load_chunks, source, groups[g + 1][0], chunk) if g + 1 < len(groups) else None
             x, w = x[perm], w[perm]
@@ -292,7 +294,7 @@ def fit(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event on in-memory arrays; see :func:`fit_sources`."""
     return fit_sources(model, ArraySource(train_x, train_w), ArraySource(val_x, val_w), config, out_dir, resume,
@@ -357,7 +359,7 @@ def fit_sources(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
     fingerprint: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event; see the module docstring.
@@ -377,7 +379,8 @@ def fit_sources(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     progress = _start(model, optimizer, out_dir, config, fingerprint, resume, info)
     if info.is_main:
-        save_config(out_dir, architecture or getattr(model, "config", AEConfig()), config, extra_config)
+        arch: AEConfig = architecture if architecture is not None else getattr(model, "config", AEConfig())
+        save_config(out_dir, arch, config, extra_config)
     net: nn.Module = model
     if info.distributed:
         dev = info.device
@@ -424,11 +427,11 @@ class _EpochBatches:
 
     def __init__(self, train: BatchSource, batch: int, config: TrainConfig, info: distributed.DistInfo) -> None:
         self.train, self.batch, self.config, self.info = train, batch, config, info
-        if config.shuffle_chunk == 0:
+        if config.shuffle_chunk == 0 and isinstance(train, ArraySource):  # the only kind it takes
             self.x = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=info.device)
             self.w = torch.as_tensor(np.asarray(train.w, dtype=np.float32), device=info.device)
 
-    def epoch(self, epoch: int):
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info, config = self.info, self.config
         if config.shuffle_chunk > 0:
             return _chunked_batches(self.train, self.batch, epoch, config, info.rank, info.world_size, info.device)
@@ -478,7 +481,8 @@ def _start(model: nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path, co
     return progress
 
 
-def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer, batches, lam: float, amp: bool,
+def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer,
+                 batches: Iterator[tuple[torch.Tensor, torch.Tensor]], lam: float, amp: bool,
                  info: distributed.DistInfo, progress: _Progress) -> dict[str, float]:
     """One pass over the epoch's batches; the mean loss and parts per batch."""
     sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
@@ -548,7 +552,7 @@ def train_pair(
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Build the preset's pair with ``config.seed`` and :func:`fit` it."""
     arch, model = build_pair(config)
