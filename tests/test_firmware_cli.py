@@ -30,6 +30,9 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     assert result.exit_code == 1, result.output
     assert "latency (ns)" in result.output and "exceeds 1" in result.output
     assert "largest contributors" in result.output
+    # over the latency budget: the blocks past it along each chain are named (1 ns = 1 cycle of 1 level)
+    assert "blocks past the latency budget (1 ns = 1 cycles of 1 ns = 1 adder levels)" in result.output
+    assert "  - ae1: preprocessing (levels 1-" in result.output and "  - ae2: preprocessing (levels 1-" in result.output
     summary = json.loads((tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text())
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
