@@ -121,3 +121,24 @@ def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path)
                          feature_counts=(12, 6, 3), rate_khz=400.0, background_weights=b.event_weights,
                          signal_weights={"hot": s.event_weights})  # fmt: skip
     assert [r["efficiency_hot"] for r in data["rows"]] == pytest.approx(list(frame["efficiency_hot"]))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--scan-features", "12,x"], "error: --scan-features expects comma-separated integers, got '12,x'"),
+        (["--rate", "0"], "error: --rate must be in (0, 40000) kHz, got 0"),
+        (["--scan-features", "13"], "error: feature count 13 is not in 1..12 (the scores' features)"),
+    ],
+)
+def test_cli_scan_latency_bad_options_are_one_line_and_write_nothing(small, tmp_path, extra, message):
+    spec, weights = small
+    qdir = tmp_path / "quantized"
+    spec.save(qdir, weights)
+    bkg = write_events(tmp_path / "bkg.h5", make_toy_events(200, seed=3))
+    args = ["firmware", "--quantized", str(qdir), "--name", "small", "--output-root", str(tmp_path / "out"),
+            "--scan-latency", "--events", str(bkg), "--signal", f"s={bkg}", *extra]  # fmt: skip
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [message]
+    assert not (tmp_path / "out").exists()

@@ -127,6 +127,7 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
     from firmware.build import load_quantized
     from firmware.latency_scan import scan_latency_files
     from l1ad.options import named_paths
+    from offline.ad.metrics import BUNCH_CROSSING_KHZ
 
     signals = named_paths(signal)
     if events is None or not signals:
@@ -135,6 +136,8 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
         counts = None if features is None else [int(k) for k in features.split(",")]
     except ValueError:
         raise ValueError(f"--scan-features expects comma-separated integers, got {features!r}") from None
+    if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
+        raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
 
     def scores(spec, weights, words):
         out = emulate_trigger(spec, weights, words)
