@@ -116,17 +116,22 @@ def plot_scan(frame: Any, path: str | os.PathLike[str], rate_khz: float, budget_
     """Trigger efficiency per signal against the da4ml latency estimate, one point per feature count."""
     from offline.plotting import new_figure, save_figure
 
-    fig, ax = new_figure(figsize=(8, 6))
-    for col in [c for c in frame.columns if c.startswith("efficiency_")]:
-        ax.plot(frame["latency_ns"], frame[col], marker="o", label=col.removeprefix("efficiency_"))
-    for _, r in frame.iterrows():
-        ax.annotate(f"{int(r['features'])}", (r["latency_ns"], 0), xycoords=("data", "axes fraction"),
-                    textcoords="offset points", xytext=(0, 4), fontsize=10, ha="center")  # fmt: skip
+    fig, ax = new_figure(figsize=(9, 6))
+    columns = [c for c in frame.columns if c.startswith("efficiency_")]
+    for n, col in enumerate(columns):
+        ax.plot(frame["latency_ns"], frame[col], marker="o", ls="", label=col.removeprefix("efficiency_"))
+        if n == 0:  # the feature count beside each point of the first signal (points of one latency stack up)
+            for _, r in frame.iterrows():
+                if r[col] is not None and np.isfinite(r[col]):
+                    ax.annotate(f"{int(r['features'])} feat.", (r["latency_ns"], r[col]), textcoords="offset points",
+                                xytext=(6, 0), fontsize=10, va="center")  # fmt: skip
     if budget_ns is not None:
         ax.axvline(budget_ns, color="gray", ls="--", label=f"budget {budget_ns:g} ns")
-    ax.set_xlabel("latency estimate (ns; da4ml stages × clock; numbers: score features)")
+    ax.set_xlabel("latency estimate (ns: da4ml stages × clock)")
     ax.set_ylabel(f"trigger efficiency at {rate_khz:g} kHz")
-    ax.legend(fontsize=11)
+    ax.set_ylim(bottom=0)
+    ax.margins(x=0.15)
+    ax.legend(fontsize=11, title="signal (knob: score features)", title_fontsize=11)
     return save_figure(fig, path)
 
 
