@@ -263,7 +263,7 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
 
     cost = trigger_cost(spec, weights, clock_period_ns)
     err = estimate_error()["hls4ml_latency_model"]
-    measured = ", ".join(f"{m} x{err[m]:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
+    measured = ", ".join(f"{m} x{err[m]['min']:g}-{err[m]['max']:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
     src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
     report.add("latency_cycles", float(cost.latency_cycles), src)
     report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)

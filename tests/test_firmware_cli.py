@@ -74,7 +74,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
                         "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
                         "csim_events", "csim_mismatches", "emulator_library", "emulator_mismatches", "estimate_error"}
-    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"] > 0
+    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"]["min"] > 0
     assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
     assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
