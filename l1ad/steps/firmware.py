@@ -143,9 +143,15 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
         out = emulate_trigger(spec, weights, words)
         return out.r1_float, out.r2_float
 
+    from rich.progress import Progress
+
     model = load_quantized(quantized, framework)
-    frame, paths = scan_latency_files(model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts,
-                                      rate_khz, budget_ns)  # fmt: skip
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("latency scan (score features)", total=None)
+        frame, paths = scan_latency_files(
+            model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts, rate_khz, budget_ns,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
     console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
                   f"variance first; latency: da4ml stages x {clock_period_ns:g} ns clock)")  # fmt: skip
     console.print(frame.to_string(index=False))
