@@ -30,6 +30,9 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     assert result.exit_code == 1, result.output
     assert "latency (ns)" in result.output and "exceeds 1" in result.output
     assert "largest contributors" in result.output
+    # over the latency budget: the blocks past it along each chain are named (1 ns = 1 cycle of 1 level)
+    assert "blocks past the latency budget (1 ns = 1 cycles of 1 ns = 1 adder levels)" in result.output
+    assert "  - ae1: preprocessing (levels 1-" in result.output and "  - ae2: preprocessing (levels 1-" in result.output
     summary = json.loads((tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text())
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
@@ -71,7 +74,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
                         "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
                         "csim_events", "csim_mismatches", "emulator_library", "emulator_mismatches", "estimate_error"}
-    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"] > 0
+    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"]["min"] > 0
     assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
     assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0

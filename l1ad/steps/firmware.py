@@ -17,6 +17,7 @@ from firmware.defaults import (
     DEFAULT_LATENCY_BUDGET_NS,
     DEFAULT_PART,
 )
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 
 if TYPE_CHECKING:
     from firmware.stage import FirmwareStageResult
@@ -62,6 +63,15 @@ def firmware(
         bool, typer.Option(help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/).")
     ] = DEFAULTS["emulator"],
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
+    scan_latency: Annotated[
+        bool, typer.Option("--scan-latency", help="Instead of a project: latency vs trigger efficiency per signal "
+                           "over the score-feature knob (needs --events and --signal); writes OUTPUT_ROOT/NAME-latency-scan.")
+    ] = False,
+    signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal events for --scan-latency, repeatable.")] = None,
+    scan_features: Annotated[
+        str | None, typer.Option(help="Score feature counts for --scan-latency, e.g. 57,28,14 (default: halving).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     from emulation import TriggerEmulator
@@ -80,6 +90,10 @@ def firmware(
     else:
         project_name = plain_name(name, "--name")
     check_replaceable(output_root / project_name, PROJECT_KIND)
+    if scan_latency:
+        _scan(quantized, framework, events, signal, scan_features, rate, settings.clock_period_ns, latency_budget,
+              output_root / f"{project_name}-latency-scan", console)  # fmt: skip
+        return
     model = load_quantized(quantized, framework)
     check_spec_types(model.spec, str(quantized / "spec.json"))
     words = event_words(events, csim_events, model.spec)
@@ -95,6 +109,44 @@ def firmware(
             f"{result.project.path}: the emulator library differs from the emulator in {result.emulator_mismatches} events"
         )
     result.verdict.raise_if_over()
+
+
+def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
+          rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console) -> None:  # fmt: skip
+    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` with the emulator's exact scores."""
+    from emulation import emulate_trigger
+    from firmware.build import load_quantized
+    from firmware.latency_scan import scan_latency_files
+    from l1ad.options import named_paths
+    from offline.ad.metrics import BUNCH_CROSSING_KHZ
+
+    signals = named_paths(signal)
+    if events is None or not signals:
+        raise ValueError("--scan-latency needs background events (--events FILE) and at least one --signal NAME=PATH")
+    try:
+        counts = None if features is None else [int(k) for k in features.split(",")]
+    except ValueError:
+        raise ValueError(f"--scan-features expects comma-separated integers, got {features!r}") from None
+    if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
+        raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
+
+    def scores(spec, weights, words):
+        out = emulate_trigger(spec, weights, words)
+        return out.r1_float, out.r2_float
+
+    from rich.progress import Progress
+
+    model = load_quantized(quantized, framework)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("latency scan (score features)", total=None)
+        frame, paths = scan_latency_files(
+            model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts, rate_khz, budget_ns,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
+                  f"variance first; latency: da4ml stages x {clock_period_ns:g} ns clock)")  # fmt: skip
+    console.print(frame.to_string(index=False))
+    console.print(f"wrote {paths['csv']}, {paths['json']}, {paths['png']}")
 
 
 def firmware_reports(
