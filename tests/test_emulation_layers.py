@@ -65,7 +65,8 @@ def events(n: int, n_in: int, t: FixedType, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     k = n // 6
     lsb = t.lsb
-    grid = rng.integers(t.min_int, t.max_int + 1, (k, n_in)) * lsb
+    # mantissas of at most 50 bits, so that a grid value and its tie (+ lsb/2) are exact doubles
+    grid = rng.integers(max(t.min_int, -(2**50)), min(t.max_int, 2**50) + 1, (k, n_in)) * lsb
     return np.concatenate(
         [
             np.zeros((k, n_in)),
