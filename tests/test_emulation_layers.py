@@ -43,6 +43,8 @@ FAST = {"activations": "fixed_rnd_conv_sat", "merges": "fixed_trn_wrap", "dense_
 # hls4ml shrinks a softmax table to the 2**8 values of an 8-bit input (uint<8>) and warns;
 # the emulator reads the size the project states.
 SHRUNK_SOFTMAX_TABLE = pytest.mark.filterwarnings("ignore:Softmax layer .* table size is too large:UserWarning")
+# hls4ml's pointwise pass re-sets a Resource layer's strategy in lower case, and warns about its own change.
+POINTWISE_STRATEGY_CASE = pytest.mark.filterwarnings("ignore:Overriding attribute 'strategy' of layer:UserWarning")
 
 
 def _matrix(group: str) -> list:
@@ -340,7 +342,18 @@ def conv_model(seed: int):
         layers.Concatenate(axis=-1, name="concatenate3d")([pooled, strided]),
         layers.Concatenate(axis=1, name="concatenate3d_rows")([pooled, strided]),
         layers.Activation("softmax", name="softmax_channels")(layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)),
+        # pointwise (kernel 1): hls4ml writes nnet::pointwise_conv_{1,2}d_cl
+        layers.Conv1D(4, 1, name="pointwise1d", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(3, 1, strides=2, name="pointwise1d_batched", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(4, 1, name="pointwise1d_resource", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv2D(3, 1, name="pointwise2d", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.Conv2D(2, 1, strides=2, name="pointwise2d_resource", kernel_initializer=init, bias_initializer="random_uniform")(im),
     ]
+    # softmax over a (6, 8) tensor: over all 48 values as hls4ml 1.3 converts Keras 2 models (flattened),
+    # and along one axis, nnet::softmax_multidim, with the slicing hls4ml's Keras 3 front end gives
+    # (converters/keras_v3/core.py: n_outer, n_inner; set through the layer config here, see CONV_CONFIG)
+    rows = layers.Reshape((6, 8), name="rows")(s)
+    outputs += [layers.Activation("softmax", name=name)(rows) for name in ("softmax_flat", "softmax_last_axis", "softmax_first_axis")]
     return keras.Model([s, im], outputs)
 
 
@@ -349,10 +362,17 @@ CONV_CONFIG = {
     "conv2d_resource": {"Strategy": "Resource", "ReuseFactor": 6, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "conv1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "avgpool2d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise1d_batched": {"ParallelizationFactor": 8},  # one partition: nnet::BatchedDenseForConv1D
+    "pointwise1d_resource": {"Strategy": "Resource", "ReuseFactor": 3, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise2d_resource": {"Strategy": "Resource", "ReuseFactor": 2, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "softmax_last_axis": {"n_outer": 6, "n_inner": 1},  # Softmax(axis=-1) on (6, 8)
+    "softmax_first_axis": {"n_outer": 1, "n_inner": 8, "Implementation": "latency"},  # Softmax(axis=1) on (6, 8)
 }
 
 
 @SHRUNK_SOFTMAX_TABLE
+@POINTWISE_STRATEGY_CASE
 @pytest.mark.parametrize("family", _matrix("conv"))
 def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
@@ -360,7 +380,14 @@ def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     project = load_hls_project(tmp_path / "prj")
     strategies = {n.name: n.params["strategy"] for n in project.graph.nodes if n.kind == "conv"}
     assert strategies["conv1d_resource"] == strategies["conv2d_resource"] == "resource"
-    assert strategies["conv2d"] == "latency"
+    assert strategies["pointwise1d_resource"] == strategies["pointwise2d_resource"] == "resource"
+    assert strategies["conv2d"] == strategies["pointwise1d_batched"] == "latency"
+    top = (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+    assert "nnet::pointwise_conv_1d_cl" in top and "nnet::pointwise_conv_2d_cl" in top and "nnet::softmax_multidim" in top
+    assert "BatchedDenseForConv1D" in (tmp_path / "prj" / "firmware" / "parameters.h").read_text()
+    softmax = {n.name: (n.params["n_outer"], n.params["n_slice"], n.params["n_inner"]) for n in project.graph.nodes if n.kind == "softmax"}
+    assert softmax["softmax_flat"] == (1, 48, 1) and softmax["softmax_last_axis"] == (6, 8, 1)
+    assert softmax["softmax_first_axis"] == (1, 6, 8)
     t = _hls_type(result)
     assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])
 
