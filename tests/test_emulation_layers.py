@@ -483,50 +483,72 @@ void myproject(input_t x[N_IN], result_t y[N_IN]) {
 NARROW_DEFINES = HAND_DEFINES.replace("ap_fixed<40,20> input_t", "ap_fixed<12,4> input_t")
 
 
-def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES):
+S2 = "bn_scale_t s2[N_IN] = {0.5, 1.25, -2, 3};\n"
+
+
+def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: str = S2, parameters: str = HAND_PARAMETERS):
     firmware = root / "firmware"
     (firmware / "weights").mkdir(parents=True)
     (firmware / "defines.h").write_text(defines)
-    (firmware / "parameters.h").write_text(HAND_PARAMETERS)
+    (firmware / "parameters.h").write_text(parameters)
     (firmware / "myproject.cpp").write_text(top)
     # weights as hls4ml 0.x wrote them: initialisers of the headers the top function includes
-    (firmware / "weights" / "s2.h").write_text("bn_scale_t s2[N_IN] = {0.5, 1.25, -2, 3};\n")
+    (firmware / "weights" / "s2.h").write_text(s2)
     (firmware / "weights" / "b2.h").write_text("bn_bias_t b2[N_IN] = {0.125, 0, -1, 2.5};\n")
     return root
 
 
 @pytest.mark.parametrize(
-    ("top", "defines", "message"),
+    ("edit", "message"),
     [
-        (HAND_TOP, HAND_DEFINES, r"layer 'bn' \(nnet::normalize\): x \* scale \+ bias needs 71 bits"),
-        (HAND_TOP.replace("nnet::normalize", "nnet::layernormalize"), NARROW_DEFINES,
-         r"layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
-        (HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)"), NARROW_DEFINES, r"layer 'bn' reads 'z', which no earlier layer"),
-        (HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]"), NARROW_DEFINES,
+        ({"top": HAND_TOP.replace("nnet::normalize", "nnet::layernormalize")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
+        ({"top": HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)")}, r"myproject\.cpp:3: layer 'bn' reads 'z', which no earlier layer"),
+        ({"top": HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]")},
          r"myproject\.cpp:2: size 'N_INPUTS' uses 'N_INPUTS', which no #define or constant of the project defines"),
+        ({"top": HAND_TOP.replace("(x, y, s2, b2)", "(x, y, s2)")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::normalize\) has 3 template arguments and 3 arguments; nnet::normalize takes 3 and 4"),
+        ({"top": HAND_TOP.replace("normalize<input_t, result_t, config2>(x, y, s2, b2)", "relu<input_t, result_t, config2>(x)")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::relu\) has 3 template arguments and 1 arguments; nnet::relu takes 3 and 2"),
+        ({"defines": NARROW_DEFINES + "#ifdef EXTRA\n#define N_EXTRA 2\n"}, r"defines\.h:10: #ifdef without #endif"),
+        ({"defines": NARROW_DEFINES.replace("#define N_IN 4", "#if N_IN @ 2\n#endif\n#define N_IN 4")},
+         r"defines\.h:4: cannot evaluate the preprocessor condition '#if N_IN @ 2'"),
+        ({"defines": NARROW_DEFINES.replace("typedef ap_fixed<16,6> result_t;\n", "")},
+         r"myproject\.cpp:2: type 'result_t' .* no typedef of the project defines it"),
+        ({"defines": NARROW_DEFINES.replace("ap_fixed<16,6> result_t", "ap_fixed<0,6> result_t")},
+         r"defines\.h:8: type 'ap_fixed<0,6>': .*width 0 must be an integer in 1\.\.1024"),
+        ({"parameters": HAND_PARAMETERS.replace("static const unsigned n_in = N_IN;\n", "")},
+         r"myproject\.cpp:3: layer 'bn': config config2 has no constant 'n_in'"),
+        ({"s2": S2.replace("1.25, ", "")}, r"s2\.h:1: 3 values for weights 's2', the layer needs 4"),
+        ({"s2": S2.replace("1.25", "1.2.5")}, r"s2\.h:1: cannot read the weight value '1\.2\.5'"),
+        ({"s2": S2.replace("bn_scale_t", "ap_fixed<8,2>")}, r"s2\.h:1: weights 's2' are declared ap_fixed<8,2>, the layer's config uses"),
     ],
-    ids=["too-wide", "unsupported", "undefined-input", "unknown-size"],
-)
-def test_reader_names_file_layer_and_reason(tmp_path, top, defines, message):
-    _hand_project(tmp_path, top, defines)
+    ids=["unsupported", "undefined-input", "unknown-size", "arguments", "relu-arguments", "unterminated-if", "bad-condition", "no-typedef",
+         "bad-type", "missing-constant", "weight-count", "weight-value", "weight-type"],
+)  # fmt: skip
+def test_reader_names_file_line_and_reason(tmp_path, edit, message):
+    _hand_project(tmp_path, **{"defines": NARROW_DEFINES, **edit})
     with pytest.raises(ValueError, match=message):
         load_hls_project(tmp_path)
 
 
-def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path):
+# x * scale (a 40 x 30-bit product: 70 bits) + bias: wider than int64, computed in Python integers
+@pytest.mark.parametrize(("defines", "input_frac"), [(NARROW_DEFINES, 8), (HAND_DEFINES, 20)], ids=["12-bit", "70-bit-product"])
+def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path, defines, input_frac):
     from fractions import Fraction
 
-    _hand_project(tmp_path, defines=NARROW_DEFINES)
+    # #if on a name no #define defines reads it as 0, as the C preprocessor does
+    _hand_project(tmp_path, defines=defines.replace("#define N_IN 4", "#if N_UNDEFINED\n#define N_IN 3\n#else\n#define N_IN 4\n#endif"))
     project = load_hls_project(tmp_path)
     (node,) = project.graph.nodes
     assert node.kind == "normalize" and project.n_inputs == 4
-    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003]])
+    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003], [-1e-6, 4.1, -3.3, 7.0]])
     y = project.graph.emulate([x])[0]
-    # Oracle: exact fractions of x (on input_t's grid: all of these but 0.003, truncated to 0) * scale + bias,
-    # truncated into ap_fixed<16,6> (10 fractional bits; no overflow here).
+    # Oracle: exact fractions of x truncated onto input_t's grid, * scale + bias, truncated into
+    # ap_fixed<16,6> (10 fractional bits; no overflow here).
     scale, bias = [0.5, 1.25, -2, 3], [0.125, 0, -1, 2.5]
     for row, out in zip(x, y, strict=True):
         for v, s, b, got in zip(row, scale, bias, out, strict=True):
-            q = Fraction(int(np.floor(v * 256)), 256)
+            q = Fraction(int(np.floor(v * 2**input_frac)), 2**input_frac)
             want = Fraction(int(np.floor((q * Fraction(s) + Fraction(b)) * 1024)), 1024)
             assert Fraction(got) == want
