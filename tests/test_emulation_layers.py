@@ -354,6 +354,8 @@ def conv_model(seed: int):
     # (converters/keras_v3/core.py: n_outer, n_inner; set through the layer config here, see CONV_CONFIG)
     rows = layers.Reshape((6, 8), name="rows")(s)
     outputs += [layers.Activation("softmax", name=name)(rows) for name in ("softmax_flat", "softmax_last_axis", "softmax_first_axis")]
+    # Flatten writes no call in io_parallel: the dense layer reads the image array as it is
+    outputs.append(layers.Dense(3, name="dense_flattened", kernel_initializer=init)(layers.Flatten(name="flatten")(im)))
     return keras.Model([s, im], outputs)
 
 
