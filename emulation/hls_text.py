@@ -346,7 +346,7 @@ class WeightArrays:
                 raise ValueError(f"{self.top.where(offset)}: weights '{name}' are loaded from {path}, which does not exist")
             lines = path.read_text(errors="replace").splitlines()
             tokens = [t for t in (lines[0] if lines else "").split(",") if t.strip()]
-            where = str(path)
+            where = f"{path}:1"  # the C simulation reads the first line
             from_text = True
         elif decl.init is not None:
             tokens = [t for t in decl.init.split(",") if t.strip()]

@@ -488,7 +488,8 @@ NARROW_DEFINES = HAND_DEFINES.replace("ap_fixed<40,20> input_t", "ap_fixed<12,4>
 S2 = "bn_scale_t s2[N_IN] = {0.5, 1.25, -2, 3};\n"
 
 
-def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: str = S2, parameters: str = HAND_PARAMETERS):
+def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: str = S2, parameters: str = HAND_PARAMETERS,
+                  s2_txt: str | None = None):  # fmt: skip
     firmware = root / "firmware"
     (firmware / "weights").mkdir(parents=True)
     (firmware / "defines.h").write_text(defines)
@@ -497,7 +498,13 @@ def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: st
     # weights as hls4ml 0.x wrote them: initialisers of the headers the top function includes
     (firmware / "weights" / "s2.h").write_text(s2)
     (firmware / "weights" / "b2.h").write_text("bn_bias_t b2[N_IN] = {0.125, 0, -1, 2.5};\n")
+    if s2_txt is not None:
+        (firmware / "weights" / "s2.txt").write_text(s2_txt)
     return root
+
+
+# s2 read from weights/s2.txt, as hls4ml 1.x projects load their weights for the C simulation
+TXT_TOP = HAND_TOP.replace("{\n", '{\n    nnet::load_weights_from_txt<bn_scale_t, N_IN>(s2, "s2.txt");\n', 1)
 
 
 @pytest.mark.parametrize(
@@ -524,9 +531,11 @@ def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: st
         ({"s2": S2.replace("1.25, ", "")}, r"s2\.h:1: 3 values for weights 's2', the layer needs 4"),
         ({"s2": S2.replace("1.25", "1.2.5")}, r"s2\.h:1: cannot read the weight value '1\.2\.5'"),
         ({"s2": S2.replace("bn_scale_t", "ap_fixed<8,2>")}, r"s2\.h:1: weights 's2' are declared ap_fixed<8,2>, the layer's config uses"),
+        ({"top": TXT_TOP, "s2": "bn_scale_t s2[N_IN];\n", "s2_txt": "0.5, 1.25, x, 3\n"}, r"s2\.txt:1: cannot read the weight value 'x'"),
+        ({"top": TXT_TOP, "s2": "bn_scale_t s2[N_IN];\n"}, r"myproject\.cpp:3: weights 's2' are loaded from .*s2\.txt, which does not exist"),
     ],
     ids=["unsupported", "undefined-input", "unknown-size", "arguments", "relu-arguments", "unterminated-if", "bad-condition", "no-typedef",
-         "bad-type", "missing-constant", "weight-count", "weight-value", "weight-type"],
+         "bad-type", "missing-constant", "weight-count", "weight-value", "weight-type", "txt-weight-value", "txt-missing"],
 )  # fmt: skip
 def test_reader_names_file_line_and_reason(tmp_path, edit, message):
     _hand_project(tmp_path, **{"defines": NARROW_DEFINES, **edit})
