@@ -33,20 +33,25 @@ OUT = "fixed<52,12,RND_CONV,SAT>"  # 40 fractional bits: the 42 of WIDE decide t
 LOW = "fixed<50,8,TRN,WRAP>"  # the low 50 bits of a WIDE value
 INPUTS = {"a": WIDE, "b": "fixed<40,12,RND,SAT>", "c": "int<45>", "s": WIDE, "im": "fixed<70,20,TRN_ZERO,SAT_SYM>"}
 W72 = {"weight": "fixed<72,30>", "bias": "fixed<72,30>"}
-TABLES = {"exp_table": "fixed<64,20,RND,SAT>", "inv_table": "fixed<64,24,RND,SAT>", "accum": "fixed<70,26,RND,SAT>",
-          "inv_inp": "fixed<64,20,RND,SAT>"}  # fmt: skip
+# hls4ml 1.3 takes table types from layer-config keys ending in _t (a "table" Precision entry is ignored)
+TABLES = {"exp_table_t": "fixed<64,20,RND,SAT>", "inv_table_t": "fixed<64,24,RND,SAT>", "inv_inp_t": "fixed<64,20,RND,SAT>"}
 
 # Precision per layer (result OUT unless given), and other settings.
 PRECISION = {
     **{name: {"result": t} for name, t in INPUTS.items()},
     "dense": {**W72, "accum": "fixed<72,30,RND,SAT>", "result": WIDE},
+    "dense_linear": {"result": WIDE},  # hls4ml's linear activation of the Dense layer: the activations below read it
     "dense_low": {"result": LOW},
+    # elu reads this: below -2**24 its C++ index wraps to a negative int and reads outside its table
+    # (nnet::elu checks only the upper end; undefined, counted under elu.index by the emulator)
+    **{name: {**W72, "accum": "fixed<72,20,RND,SAT>", "result": "fixed<72,20,RND_CONV,SAT>"} for name in ("dense_elu", "dense_elu_linear")},
     "dense_resource": {**W72, "accum": "fixed<70,24,RND_ZERO,SAT>"},
     "dense_wrap": {**W72, "accum": "fixed<66,14,RND,WRAP>", "result": "fixed<53,8,RND_INF,WRAP>"},
     "dense_40x40": {"weight": "fixed<40,8>", "bias": "fixed<40,8>", "accum": "fixed<58,20,RND,SAT>", "result": "fixed<40,16>"},
     "dense_40x40_resource": {"weight": "fixed<40,8>", "bias": "fixed<40,8>", "accum": "fixed<58,18,RND,SAT>",
                              "result": "fixed<40,16>"},
     "dense_int90": {"weight": "int<45>", "bias": "int<45>", "accum": "int<90>", "result": "int<52>"},
+    "dense_int90_linear": {"result": "int<52>"},
     "multiply_int90": {"result": "int<90>"},
     "multiply_int90_low": {"result": "int<50>"},
     "bn": {"scale": "fixed<72,30>", "bias": "fixed<72,30>"},
@@ -55,11 +60,8 @@ PRECISION = {
     "leaky": {"param": "fixed<40,2>"},
     "prelu": {"param": "fixed<40,2>"},
     "elu": {"param": "fixed<40,2>"},
-    "sigmoid": {"table": "fixed<64,4,RND,SAT>"},
-    "tanh": {"table": "fixed<62,2>"},
-    "softmax_stable": {**TABLES, "inp_norm": "ufixed<66,4>"},
-    "softmax_latency": TABLES,
-    "softmax_legacy": {"table": "fixed<64,14,RND,SAT>"},
+    "softmax_stable": {"accum": "fixed<70,26,RND,SAT>"},
+    "softmax_latency": {"accum": "fixed<70,26,RND,SAT>"},
     "conv1d": {**W72, "accum": "fixed<72,30,RND,SAT>"},
     "conv1d_resource": {**W72, "accum": "fixed<68,26,RND,SAT>"},
     "pointwise1d": {**W72, "accum": "fixed<72,30,RND,SAT>"},
@@ -72,8 +74,14 @@ SETTINGS = {
     "dense_40x40_resource": {"Strategy": "Resource", "ReuseFactor": 2},
     "conv1d_resource": {"Strategy": "Resource", "ReuseFactor": 3},
     "conv2d_resource": {"Strategy": "Resource", "ReuseFactor": 6},
-    **{f"softmax_{impl}": {"Implementation": impl} for impl in ("stable", "latency", "legacy", "argmax")},
-    "sigmoid": {"TableSize": 512},
+    **{f"softmax_{impl}": {"Implementation": impl} for impl in ("latency", "legacy", "argmax")},
+    "softmax_stable": {"Implementation": "stable", **TABLES, "inp_norm_t": "ufixed<66,4>"},
+    "softmax_latency": {"Implementation": "latency", **TABLES},
+    "softmax_legacy": {"Implementation": "legacy", "table_t": "fixed<64,14,RND,SAT>"},
+    "sigmoid": {"TableSize": 512, "table_t": "fixed<64,4,RND,SAT>"},
+    "tanh": {"table_t": "fixed<62,2>"},
+    "elu": {"table_t": "fixed<60,2,RND,SAT>"},
+    "selu": {"table_t": "fixed<62,4,RND_CONV,SAT>"},
 }
 
 
@@ -113,7 +121,7 @@ def wide_model(seed: int):
         layers.Activation("relu", name="relu")(dense),
         layers.LeakyReLU(0.3, name="leaky")(dense),
         layers.PReLU(name="prelu", alpha_initializer=init(16, 0.7))(dense),
-        layers.ELU(0.7, name="elu")(dense),
+        layers.ELU(0.7, name="elu")(layers.Dense(6, name="dense_elu", kernel_initializer=init(27), bias_initializer=init(28))(a)),
         layers.ThresholdedReLU(0.4, name="thresholded")(dense),
         layers.Activation("selu", name="selu")(dense),
         layers.Activation("sigmoid", name="sigmoid")(dense),
@@ -164,6 +172,10 @@ def test_wide_layers_are_read_with_their_wide_types(wide_project):
     graph = load_hls_project(path).graph
     nodes = {node.name: node for node in graph.nodes}
     assert nodes["dense"].params["accum_type"].width == 72 and nodes["dense"].input_types[0].width == 72
+    assert all(nodes[n].input_types[0].width == 72 for n in ("relu", "leaky", "sigmoid", "softmax_stable", "dense_low"))
+    assert nodes["sigmoid"].params["table_type"].width == 64 and nodes["elu"].params["table_type"].width == 60
+    assert nodes["softmax_stable"].params["index_type"] == FixedType(66, 4, False)
+    assert nodes["softmax_latency"].params["exp_type"].width == nodes["softmax_latency"].params["inv_type"].width == 64
     assert nodes["dense_resource"].params["strategy"] == "resource" and not nodes["dense_resource"].params["order_free"]
     assert nodes["multiply_int90"].result_type == FixedType.int_type(90)
     assert nodes["pointwise1d"].kind == "conv"
@@ -178,6 +190,8 @@ def test_wide_layers_are_bit_exact_against_csim(wide_project):
     overflows = assert_bit_exact(hls_model, path, xs)
     # the inputs saturate, and so do the saturating accumulators on some events
     assert overflows["input.a"] > 0 and overflows["input.b"] > 0
+    # the lookup-table indices of the 72-bit inputs wrap C's 32-bit int (bit-exact above all the same)
+    assert overflows["sigmoid.index"] > 0 and overflows["selu.index"] > 0 and overflows["elu.index"] == 0
 
 
 TO_DOUBLE_CPP = r"""

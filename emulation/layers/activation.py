@@ -35,22 +35,37 @@ def trunc_div(num: np.ndarray, den: int) -> np.ndarray:
     return np.where(num < 0, -q, q)
 
 
-def lut_index(m: np.ndarray, t: FixedType, n: int, divisor: int, offset: int) -> np.ndarray:
+def lut_index(m: np.ndarray, t: FixedType, n: int, divisor: int, offset: int,
+              counter: OverflowCounter | None = None, name: str = "index") -> np.ndarray:  # fmt: skip
     """``int index = (x * N / divisor) + offset``, clipped to [0, N-1], for mantissas m of type t.
 
     ``x * N`` is exact, ``/ divisor`` truncates the mantissa towards zero, and ``int``
     truncates the result towards zero again: together one truncating division of
-    ``m * N`` by ``divisor * 2**F``. The input is first clipped to where the index
-    saturates anyway, so that the product fits int64 (Python integers for very wide types).
+    ``m * N`` by ``divisor * 2**F``. ``int`` then keeps the low 32 bits (ap_fixed's
+    ``to_int``), which matters only for types whose quotient can reach 2**31; for all
+    others the input is first clipped to where the index saturates anyway, so that the
+    product fits int64. ``counter`` counts the indices whose ``int`` wrapped, under ``name``.
     """
     f = t.fractional
     scale_num = n << max(-f, 0)
     den = abs(divisor) << max(f, 0)
-    limit = (abs(divisor) * (n + abs(offset) + 1) << max(f, 0)) // max(n, 1) + 1  # |value| beyond: saturated
-    dtype = np.dtype(np.int64) if limit.bit_length() + scale_num.bit_length() < 62 else np.dtype(object)
-    q = trunc_div(np.clip(widths.widened(m, dtype), -limit, limit) * scale_num, den)
-    if divisor < 0:
-        q = -q
+    if max(-t.min_int, t.max_int) * scale_num // den + abs(offset) < 2**31:  # the int never wraps
+        limit = (abs(divisor) * (n + abs(offset) + 1) << max(f, 0)) // max(n, 1) + 1  # |value| beyond: saturated
+        dtype = np.dtype(np.int64) if limit.bit_length() + scale_num.bit_length() < 62 else np.dtype(object)
+        q = trunc_div(np.clip(widths.widened(m, dtype), -limit, limit) * scale_num, den)
+        if divisor < 0:
+            q = -q
+        if counter is not None:
+            counter.record(name, 0, q.size)
+    else:
+        dtype = widths.holding(widths.Bits(t.width + scale_num.bit_length(), t.integer, True))
+        q = trunc_div(widths.widened(m, dtype) * scale_num, den)
+        if divisor < 0:
+            q = -q
+        exact = q
+        q = ((q + 2**31) & (2**32 - 1)) - 2**31  # C's int: the low 32 bits, two's complement
+        if counter is not None:
+            counter.record(name, int(np.count_nonzero(q != exact)), q.size)
     return np.clip(q + offset, 0, n - 1).astype(np.int64, copy=False)
 
 
@@ -191,7 +206,7 @@ def run_lut(node: Node, xs, counter):
     """``res_T(table[clip(int(x * N / divisor) + offset)])``."""
     p = node.params
     table = p["table"]
-    idx = lut_index(xs[0], node.input_types[0], len(table), p["divisor"], p["offset"])
+    idx = lut_index(xs[0], node.input_types[0], len(table), p["divisor"], p["offset"], counter, f"{node.name}.index")
     return cast(table[idx], p["table_type"], node.result_type, counter, node.name)
 
 
@@ -219,16 +234,21 @@ def _read_elu(call) -> Node:
                      table=tables.elu_table(n_table, table_t), table_type=table_t)  # fmt: skip
 
 
-def _negative_index(m: np.ndarray, t: FixedType, n: int) -> np.ndarray:
-    """``int index = x * N / -8`` for x < 0, clipped to [0, N-1]."""
-    return lut_index(m, t, n, -8, 0)
+def _negative_index(m: np.ndarray, t: FixedType, n: int, counter: OverflowCounter | None, name: str) -> np.ndarray:
+    """``int index = x * N / -8`` for x < 0, clipped to [0, N-1].
+
+    An ``int`` that wraps to a negative index reads outside the table in the C++
+    (``elu`` checks only the upper end: undefined behaviour, whatever memory lies before
+    the table); such indices are counted under ``{name}.index`` and read entry 0 here.
+    """
+    return lut_index(m, t, n, -8, 0, counter, f"{name}.index")
 
 
 @kernel("elu")
 def run_elu(node: Node, xs, counter):
     """``x >= 0 ? res_T(x) : res_T(alpha * table[int(x * N / -8)])``."""
     x, t, p = xs[0], node.input_types[0], node.params
-    idx = _negative_index(x, t, len(p["table"]))
+    idx = _negative_index(x, t, len(p["table"]), counter, node.name)
     product = widths.widened(p["table"][idx], widths.holding(widths.product(p["table_type"], p["param_type"]))) * p["param"]
     neg = cast(product, p["table_type"].fractional + p["param_type"].fractional, node.result_type)
     return np.where(x >= 0, cast(x, t, node.result_type, counter, node.name), neg)
@@ -242,7 +262,7 @@ def run_selu(node: Node, xs, counter):
     """``x >= 0 ? res_T(lambda * x) : res_T(table[int(x * N / -8)])``, lambda an ap_ufixed<16,1>."""
     x, t, p = xs[0], node.input_types[0], node.params
     lam = int(from_float(np.array([1.0507009873554805]), SELU_LAMBDA_TYPE)[0])
-    idx = _negative_index(x, t, len(p["table"]))
+    idx = _negative_index(x, t, len(p["table"]), counter, node.name)
     pos = cast(widths.widened(x, widths.holding(widths.product(t, SELU_LAMBDA_TYPE))) * lam, t.fractional + SELU_LAMBDA_TYPE.fractional, node.result_type, counter, node.name)
     return np.where(x >= 0, pos, cast(p["table"][idx], p["table_type"], node.result_type))
 
