@@ -164,12 +164,15 @@ def activation_model(seed: int):
     return keras.Model(x, outputs)
 
 
+# hls4ml 1.3 takes table types from layer-config keys ending in _t ("table" in Precision is ignored)
 ACTIVATION_CONFIG = {
     **{f"softmax_{impl}": {"Implementation": impl} for impl in ("latency", "stable", "legacy", "argmax")},
-    "sigmoid": {"TableSize": 512},
-    "tanh": {"TableSize": 2048, "Precision": {"table": "fixed<16,2,RND,SAT>"}},
-    "softmax_latency": {"Implementation": "latency", "Precision": {"exp_table": "fixed<16,6,RND_CONV,SAT>", "accum": "fixed<14,6,RND,SAT>"}},
-    "softmax_stable": {"Implementation": "stable", "TableSize": 256, "Precision": {"inv_table": "fixed<14,4,TRN,SAT>"}},
+    "sigmoid": {"TableSize": 512, "table_t": "fixed<12,2,RND_CONV,SAT>"},
+    "tanh": {"TableSize": 2048, "table_t": "fixed<16,2,RND,SAT>"},
+    "elu": {"table_t": "fixed<10,1,RND,SAT_SYM>"},
+    "softmax_latency": {"Implementation": "latency", "exp_table_t": "fixed<16,6,RND_CONV,SAT>", "Precision": {"accum": "fixed<14,6,RND,SAT>"}},
+    "softmax_stable": {"Implementation": "stable", "TableSize": 256, "inv_table_t": "fixed<14,4,TRN,SAT>"},
+    "softmax_legacy": {"Implementation": "legacy", "table_t": "fixed<14,7,RND,SAT>"},
 }
 
 
@@ -189,6 +192,9 @@ def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
     hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited)
     project = load_hls_project(tmp_path / "prj")
+    nodes = {node.name: node for node in project.graph.nodes}
+    assert str(nodes["tanh"].params["table_type"]) == "ap_fixed<16,2,AP_RND,AP_SAT>"  # the configured table types are used
+    assert str(nodes["softmax_stable"].params["inv_type"]) == "ap_fixed<14,4,AP_TRN,AP_SAT>"
     kinds = {node.kind for node in project.graph.nodes}
     assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "hard_tanh", "relu_max", "softmax"} <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
