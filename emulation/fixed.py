@@ -404,9 +404,17 @@ def _round_float(y: np.ndarray, rounding: str) -> np.ndarray:
 
 
 def to_float(mantissa, t: FixedType | int) -> np.ndarray:
-    """float64 values of mantissas (exact for widths up to 53 bits, rounded to nearest beyond)."""
+    """float64 values of mantissas (exact for widths up to 53 bits, rounded to nearest beyond), as ap_types' ``double(x)``.
+
+    That conversion is exact (then rounded) except for ``ap_int``/``ap_uint`` wider than 64
+    bits, which it reads through their lowest 64-bit word only (as a C ``int64``/``uint64``):
+    the C simulation's outputs of such types hold that, and so does this.
+    """
     frac = t if isinstance(t, int | np.integer) else t.fractional
     m = _as_mantissa(mantissa)
+    if isinstance(t, FixedType) and t.is_integer and t.width > 64:
+        word = np.asarray(m, dtype=object) & ((1 << 64) - 1)
+        m = np.where(word >= 1 << 63, word - (1 << 64), word) if t.signed else word
     if m.dtype == object:  # Python integers: ldexp each exactly, then one rounding to double
         return np.array([float(v) for v in m.ravel()], dtype=np.float64).reshape(m.shape) * 2.0 ** -int(frac)
     return m.astype(np.float64) * 2.0 ** -int(frac)

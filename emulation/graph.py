@@ -92,7 +92,8 @@ def run_graph(graph: Graph, inputs: Sequence[np.ndarray], counter: OverflowCount
 
     values: dict[str, np.ndarray] = {}
     for port, m in zip(graph.inputs, inputs, strict=True):
-        values[port.name] = np.asarray(m, dtype=np.int64)
+        m = np.asarray(m)
+        values[port.name] = m if m.dtype == object else m.astype(np.int64, copy=False)  # object: types over 61 bits
     for node in graph.nodes:
         args = [values[v] for v in node.inputs]
         values[node.output] = KERNELS[node.kind](node, args, counter)

@@ -406,7 +406,7 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     current, width = inp.name, inp.size
     for call in calls:
         at, func, targs, cargs, name = call.where, call.function, call.template_args, call.args, call.name
-        if func not in ("dense", "dense_latency", "relu", "linear") or len(targs) != 3:
+        if func not in ("dense", "dense_latency", "relu", "linear") or len(targs) != 3 or len(cargs) < 2:
             raise NotAChain(
                 f"{at}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {SUPPORTED})"
             )

@@ -74,7 +74,9 @@ def read_source(path: Path, macros: dict[str, str]) -> Source:
     """
     text = strip_comments(path.read_text(errors="replace"))
     lines = text.split("\n")
+    lines_raw = list(lines)
     stack: list[tuple[bool, bool]] = []  # (this branch active, some branch of this #if taken)
+    opened: list[int] = []  # the line of each open #if
     active = True
     for k, raw in enumerate(lines):
         m = _DIRECTIVE.match(raw)
@@ -87,6 +89,7 @@ def read_source(path: Path, macros: dict[str, str]) -> Source:
         if name in ("if", "ifdef", "ifndef"):
             cond = _condition(name, rest, macros, where) if active else False
             stack.append((active, cond))
+            opened.append(k + 1)
             active = active and cond
         elif name == "elif":
             if not stack:
@@ -105,6 +108,7 @@ def read_source(path: Path, macros: dict[str, str]) -> Source:
             if not stack:
                 raise ValueError(f"{where}: #endif without #if")
             active = stack.pop()[0]
+            opened.pop()
         elif active and name == "define":
             d = re.match(r"(\w+)(\([^)]*\))?\s*(.*)$", rest)
             if d is not None and d.group(2) is None:  # object-like macros only
@@ -113,7 +117,7 @@ def read_source(path: Path, macros: dict[str, str]) -> Source:
             macros.pop(rest.split()[0] if rest else "", None)
         lines[k] = " " * len(raw)  # directives themselves are not C++ text
     if stack:
-        raise ValueError(f"{path}: #if without #endif")
+        raise ValueError(f"{path}:{opened[-1]}: #{_DIRECTIVE.match(lines_raw[opened[-1] - 1]).group(1)} without #endif")
     return Source(path, "\n".join(lines))
 
 
@@ -126,9 +130,28 @@ def _condition(kind: str, rest: str, macros: Mapping[str, str], where: str) -> b
                   lambda m: "1" if (m.group(1) or m.group(2)) in macros else "0", rest)  # fmt: skip
     expr = expr.replace("!", " not ").replace("&&", " and ").replace("||", " or ").replace("not =", "!=")
     try:
-        return bool(_evaluate(expr, {k: v for k, v in macros.items()}, where, f"#if {rest}", set()))
+        return bool(_evaluate(expr, _MacroValues(macros), where, f"#if {rest}", set()))
     except ValueError:
         raise ValueError(f"{where}: cannot evaluate the preprocessor condition '#if {rest}'") from None
+
+
+class _MacroValues(Mapping[str, str]):
+    """The macros as ``#if`` reads them: an identifier that no ``#define`` defines is 0 (C11 6.10.1)."""
+
+    def __init__(self, macros: Mapping[str, str]) -> None:
+        self._macros = macros
+
+    def __getitem__(self, name: str) -> str:
+        return self._macros.get(name, "0")
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(self._macros)
+
+    def __len__(self) -> int:
+        return len(self._macros)
 
 
 def unqualify(name: str) -> str:
@@ -323,7 +346,7 @@ class WeightArrays:
                 raise ValueError(f"{self.top.where(offset)}: weights '{name}' are loaded from {path}, which does not exist")
             lines = path.read_text(errors="replace").splitlines()
             tokens = [t for t in (lines[0] if lines else "").split(",") if t.strip()]
-            where = str(path)
+            where = f"{path}:1"  # the C simulation reads the first line
             from_text = True
         elif decl.init is not None:
             tokens = [t for t in decl.init.split(",") if t.strip()]

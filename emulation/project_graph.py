@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emulation.fixed import INT64_WIDTH, FixedType
+from emulation.fixed import FixedType
 from emulation.graph import Graph, Node, Port
 from emulation.hls_project import CallText, DenseLayer, HLSProject, ProjectText, read_project_text
 from emulation.hls_text import TypeTable, WeightArrays, resolve_size, unqualify
@@ -91,11 +91,6 @@ class LayerCall:
         """The mantissas (of ``ftype``) the C simulation holds in weight array ``var``."""
         return self._weights.values(var, self._types, self._constants, size, ftype, self.where)
 
-    def exact(self, t, what: str) -> None:
-        """Refuse an intermediate result wider than the int64 arithmetic holds (never silently wrong)."""
-        if t.width > INT64_WIDTH:
-            raise self.fail(f"{what} needs {t.width} bits; the emulator computes in int64, at most {INT64_WIDTH} bits")
-
     def fail(self, problem: str) -> ValueError:
         return ValueError(f"{self.where}: layer '{self.name}' (nnet::{self.function}): {problem}")
 
@@ -141,7 +136,7 @@ def _layer_call(project: ProjectText, call: CallText, outside: dict[str, dict[st
 
 def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     """Parse an hls4ml project directory (or its ``firmware/``) into a :class:`Graph`."""
-    from emulation.layers import READERS
+    from emulation.layers import ARITY, READERS
 
     project = read_project_text(path)
     outside: dict[str, dict[str, tuple[str, str, str]]] = {}
@@ -158,6 +153,11 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
             supported = ", ".join(sorted(READERS))
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) is not supported by the emulator "
                              f"(supported: {supported})")  # fmt: skip
+        n_template, n_args = ARITY[call.function]
+        if len(call.template_args) not in n_template or len(call.args) not in n_args:
+            raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) has {len(call.template_args)} "
+                             f"template arguments and {len(call.args)} arguments; nnet::{call.function} takes "
+                             f"{' or '.join(map(str, n_template))} and {' or '.join(map(str, n_args))}")  # fmt: skip
         nodes.append(build(_layer_call(project, call, outside)))
 
     written = {n.output for n in nodes}

@@ -43,6 +43,8 @@ FAST = {"activations": "fixed_rnd_conv_sat", "merges": "fixed_trn_wrap", "dense_
 # hls4ml shrinks a softmax table to the 2**8 values of an 8-bit input (uint<8>) and warns;
 # the emulator reads the size the project states.
 SHRUNK_SOFTMAX_TABLE = pytest.mark.filterwarnings("ignore:Softmax layer .* table size is too large:UserWarning")
+# hls4ml's pointwise pass re-sets a Resource layer's strategy in lower case, and warns about its own change.
+POINTWISE_STRATEGY_CASE = pytest.mark.filterwarnings("ignore:Overriding attribute 'strategy' of layer:UserWarning")
 
 
 def _matrix(group: str) -> list:
@@ -65,7 +67,8 @@ def events(n: int, n_in: int, t: FixedType, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     k = n // 6
     lsb = t.lsb
-    grid = rng.integers(t.min_int, t.max_int + 1, (k, n_in)) * lsb
+    # mantissas of at most 50 bits, so that a grid value and its tie (+ lsb/2) are exact doubles
+    grid = rng.integers(max(t.min_int, -(2**50)), min(t.max_int, 2**50) + 1, (k, n_in)) * lsb
     return np.concatenate(
         [
             np.zeros((k, n_in)),
@@ -161,12 +164,15 @@ def activation_model(seed: int):
     return keras.Model(x, outputs)
 
 
+# hls4ml 1.3 takes table types from layer-config keys ending in _t ("table" in Precision is ignored)
 ACTIVATION_CONFIG = {
     **{f"softmax_{impl}": {"Implementation": impl} for impl in ("latency", "stable", "legacy", "argmax")},
-    "sigmoid": {"TableSize": 512},
-    "tanh": {"TableSize": 2048, "Precision": {"table": "fixed<16,2,RND,SAT>"}},
-    "softmax_latency": {"Implementation": "latency", "Precision": {"exp_table": "fixed<16,6,RND_CONV,SAT>", "accum": "fixed<14,6,RND,SAT>"}},
-    "softmax_stable": {"Implementation": "stable", "TableSize": 256, "Precision": {"inv_table": "fixed<14,4,TRN,SAT>"}},
+    "sigmoid": {"TableSize": 512, "table_t": "fixed<12,2,RND_CONV,SAT>"},
+    "tanh": {"TableSize": 2048, "table_t": "fixed<16,2,RND,SAT>"},
+    "elu": {"table_t": "fixed<10,1,RND,SAT_SYM>"},
+    "softmax_latency": {"Implementation": "latency", "exp_table_t": "fixed<16,6,RND_CONV,SAT>", "Precision": {"accum": "fixed<14,6,RND,SAT>"}},
+    "softmax_stable": {"Implementation": "stable", "TableSize": 256, "inv_table_t": "fixed<14,4,TRN,SAT>"},
+    "softmax_legacy": {"Implementation": "legacy", "table_t": "fixed<14,7,RND,SAT>"},
 }
 
 
@@ -186,6 +192,9 @@ def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
     hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited)
     project = load_hls_project(tmp_path / "prj")
+    nodes = {node.name: node for node in project.graph.nodes}
+    assert str(nodes["tanh"].params["table_type"]) == "ap_fixed<16,2,AP_RND,AP_SAT>"  # the configured table types are used
+    assert str(nodes["softmax_stable"].params["inv_type"]) == "ap_fixed<14,4,AP_TRN,AP_SAT>"
     kinds = {node.kind for node in project.graph.nodes}
     assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "hard_tanh", "relu_max", "softmax"} <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
@@ -339,7 +348,20 @@ def conv_model(seed: int):
         layers.Concatenate(axis=-1, name="concatenate3d")([pooled, strided]),
         layers.Concatenate(axis=1, name="concatenate3d_rows")([pooled, strided]),
         layers.Activation("softmax", name="softmax_channels")(layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)),
+        # pointwise (kernel 1): hls4ml writes nnet::pointwise_conv_{1,2}d_cl
+        layers.Conv1D(4, 1, name="pointwise1d", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(3, 1, strides=2, name="pointwise1d_batched", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(4, 1, name="pointwise1d_resource", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv2D(3, 1, name="pointwise2d", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.Conv2D(2, 1, strides=2, name="pointwise2d_resource", kernel_initializer=init, bias_initializer="random_uniform")(im),
     ]
+    # softmax over a (6, 8) tensor: over all 48 values as hls4ml 1.3 converts Keras 2 models (flattened),
+    # and along one axis, nnet::softmax_multidim, with the slicing hls4ml's Keras 3 front end gives
+    # (converters/keras_v3/core.py: n_outer, n_inner; set through the layer config here, see CONV_CONFIG)
+    rows = layers.Reshape((6, 8), name="rows")(s)
+    outputs += [layers.Activation("softmax", name=name)(rows) for name in ("softmax_flat", "softmax_last_axis", "softmax_first_axis")]
+    # Flatten writes no call in io_parallel: the dense layer reads the image array as it is
+    outputs.append(layers.Dense(3, name="dense_flattened", kernel_initializer=init)(layers.Flatten(name="flatten")(im)))
     return keras.Model([s, im], outputs)
 
 
@@ -348,10 +370,17 @@ CONV_CONFIG = {
     "conv2d_resource": {"Strategy": "Resource", "ReuseFactor": 6, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "conv1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "avgpool2d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise1d_batched": {"ParallelizationFactor": 8},  # one partition: nnet::BatchedDenseForConv1D
+    "pointwise1d_resource": {"Strategy": "Resource", "ReuseFactor": 3, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise2d_resource": {"Strategy": "Resource", "ReuseFactor": 2, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "softmax_last_axis": {"n_outer": 6, "n_inner": 1},  # Softmax(axis=-1) on (6, 8)
+    "softmax_first_axis": {"n_outer": 1, "n_inner": 8, "Implementation": "latency"},  # Softmax(axis=1) on (6, 8)
 }
 
 
 @SHRUNK_SOFTMAX_TABLE
+@POINTWISE_STRATEGY_CASE
 @pytest.mark.parametrize("family", _matrix("conv"))
 def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
@@ -359,7 +388,14 @@ def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     project = load_hls_project(tmp_path / "prj")
     strategies = {n.name: n.params["strategy"] for n in project.graph.nodes if n.kind == "conv"}
     assert strategies["conv1d_resource"] == strategies["conv2d_resource"] == "resource"
-    assert strategies["conv2d"] == "latency"
+    assert strategies["pointwise1d_resource"] == strategies["pointwise2d_resource"] == "resource"
+    assert strategies["conv2d"] == strategies["pointwise1d_batched"] == "latency"
+    top = (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+    assert "nnet::pointwise_conv_1d_cl" in top and "nnet::pointwise_conv_2d_cl" in top and "nnet::softmax_multidim" in top
+    assert "BatchedDenseForConv1D" in (tmp_path / "prj" / "firmware" / "parameters.h").read_text()
+    softmax = {n.name: (n.params["n_outer"], n.params["n_slice"], n.params["n_inner"]) for n in project.graph.nodes if n.kind == "softmax"}
+    assert softmax["softmax_flat"] == (1, 48, 1) and softmax["softmax_last_axis"] == (6, 8, 1)
+    assert softmax["softmax_first_axis"] == (1, 6, 8)
     t = _hls_type(result)
     assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])
 
@@ -455,50 +491,81 @@ void myproject(input_t x[N_IN], result_t y[N_IN]) {
 NARROW_DEFINES = HAND_DEFINES.replace("ap_fixed<40,20> input_t", "ap_fixed<12,4> input_t")
 
 
-def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES):
+S2 = "bn_scale_t s2[N_IN] = {0.5, 1.25, -2, 3};\n"
+
+
+def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: str = S2, parameters: str = HAND_PARAMETERS,
+                  s2_txt: str | None = None):  # fmt: skip
     firmware = root / "firmware"
     (firmware / "weights").mkdir(parents=True)
     (firmware / "defines.h").write_text(defines)
-    (firmware / "parameters.h").write_text(HAND_PARAMETERS)
+    (firmware / "parameters.h").write_text(parameters)
     (firmware / "myproject.cpp").write_text(top)
     # weights as hls4ml 0.x wrote them: initialisers of the headers the top function includes
-    (firmware / "weights" / "s2.h").write_text("bn_scale_t s2[N_IN] = {0.5, 1.25, -2, 3};\n")
+    (firmware / "weights" / "s2.h").write_text(s2)
     (firmware / "weights" / "b2.h").write_text("bn_bias_t b2[N_IN] = {0.125, 0, -1, 2.5};\n")
+    if s2_txt is not None:
+        (firmware / "weights" / "s2.txt").write_text(s2_txt)
     return root
 
 
+# s2 read from weights/s2.txt, as hls4ml 1.x projects load their weights for the C simulation
+TXT_TOP = HAND_TOP.replace("{\n", '{\n    nnet::load_weights_from_txt<bn_scale_t, N_IN>(s2, "s2.txt");\n', 1)
+
+
 @pytest.mark.parametrize(
-    ("top", "defines", "message"),
+    ("edit", "message"),
     [
-        (HAND_TOP, HAND_DEFINES, r"layer 'bn' \(nnet::normalize\): x \* scale \+ bias needs 71 bits"),
-        (HAND_TOP.replace("nnet::normalize", "nnet::layernormalize"), NARROW_DEFINES,
-         r"layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
-        (HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)"), NARROW_DEFINES, r"layer 'bn' reads 'z', which no earlier layer"),
-        (HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]"), NARROW_DEFINES,
+        ({"top": HAND_TOP.replace("nnet::normalize", "nnet::layernormalize")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::layernormalize\) is not supported by the emulator \(supported: .*normalize"),
+        ({"top": HAND_TOP.replace("(x, y, s2, b2)", "(z, y, s2, b2)")}, r"myproject\.cpp:3: layer 'bn' reads 'z', which no earlier layer"),
+        ({"top": HAND_TOP.replace("x[N_IN]", "x[N_INPUTS]")},
          r"myproject\.cpp:2: size 'N_INPUTS' uses 'N_INPUTS', which no #define or constant of the project defines"),
+        ({"top": HAND_TOP.replace("(x, y, s2, b2)", "(x, y, s2)")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::normalize\) has 3 template arguments and 3 arguments; nnet::normalize takes 3 and 4"),
+        ({"top": HAND_TOP.replace("normalize<input_t, result_t, config2>(x, y, s2, b2)", "relu<input_t, result_t, config2>(x)")},
+         r"myproject\.cpp:3: layer 'bn' \(nnet::relu\) has 3 template arguments and 1 arguments; nnet::relu takes 3 and 2"),
+        ({"defines": NARROW_DEFINES + "#ifdef EXTRA\n#define N_EXTRA 2\n"}, r"defines\.h:10: #ifdef without #endif"),
+        ({"defines": NARROW_DEFINES.replace("#define N_IN 4", "#if N_IN @ 2\n#endif\n#define N_IN 4")},
+         r"defines\.h:4: cannot evaluate the preprocessor condition '#if N_IN @ 2'"),
+        ({"defines": NARROW_DEFINES.replace("typedef ap_fixed<16,6> result_t;\n", "")},
+         r"myproject\.cpp:2: type 'result_t' .* no typedef of the project defines it"),
+        ({"defines": NARROW_DEFINES.replace("ap_fixed<16,6> result_t", "ap_fixed<0,6> result_t")},
+         r"defines\.h:8: type 'ap_fixed<0,6>': .*width 0 must be an integer in 1\.\.1024"),
+        ({"parameters": HAND_PARAMETERS.replace("static const unsigned n_in = N_IN;\n", "")},
+         r"myproject\.cpp:3: layer 'bn': config config2 has no constant 'n_in'"),
+        ({"s2": S2.replace("1.25, ", "")}, r"s2\.h:1: 3 values for weights 's2', the layer needs 4"),
+        ({"s2": S2.replace("1.25", "1.2.5")}, r"s2\.h:1: cannot read the weight value '1\.2\.5'"),
+        ({"s2": S2.replace("bn_scale_t", "ap_fixed<8,2>")}, r"s2\.h:1: weights 's2' are declared ap_fixed<8,2>, the layer's config uses"),
+        ({"top": TXT_TOP, "s2": "bn_scale_t s2[N_IN];\n", "s2_txt": "0.5, 1.25, x, 3\n"}, r"s2\.txt:1: cannot read the weight value 'x'"),
+        ({"top": TXT_TOP, "s2": "bn_scale_t s2[N_IN];\n"}, r"myproject\.cpp:3: weights 's2' are loaded from .*s2\.txt, which does not exist"),
     ],
-    ids=["too-wide", "unsupported", "undefined-input", "unknown-size"],
-)
-def test_reader_names_file_layer_and_reason(tmp_path, top, defines, message):
-    _hand_project(tmp_path, top, defines)
+    ids=["unsupported", "undefined-input", "unknown-size", "arguments", "relu-arguments", "unterminated-if", "bad-condition", "no-typedef",
+         "bad-type", "missing-constant", "weight-count", "weight-value", "weight-type", "txt-weight-value", "txt-missing"],
+)  # fmt: skip
+def test_reader_names_file_line_and_reason(tmp_path, edit, message):
+    _hand_project(tmp_path, **{"defines": NARROW_DEFINES, **edit})
     with pytest.raises(ValueError, match=message):
         load_hls_project(tmp_path)
 
 
-def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path):
+# x * scale (a 40 x 30-bit product: 70 bits) + bias: wider than int64, computed in Python integers
+@pytest.mark.parametrize(("defines", "input_frac"), [(NARROW_DEFINES, 8), (HAND_DEFINES, 20)], ids=["12-bit", "70-bit-product"])
+def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path, defines, input_frac):
     from fractions import Fraction
 
-    _hand_project(tmp_path, defines=NARROW_DEFINES)
+    # #if on a name no #define defines reads it as 0, as the C preprocessor does
+    _hand_project(tmp_path, defines=defines.replace("#define N_IN 4", "#if N_UNDEFINED\n#define N_IN 3\n#else\n#define N_IN 4\n#endif"))
     project = load_hls_project(tmp_path)
     (node,) = project.graph.nodes
     assert node.kind == "normalize" and project.n_inputs == 4
-    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003]])
+    x = np.array([[1.5, -0.25, 3.0, -7.5], [0.0, 7.99, -8.0, 0.003], [-1e-6, 4.1, -3.3, 7.0]])
     y = project.graph.emulate([x])[0]
-    # Oracle: exact fractions of x (on input_t's grid: all of these but 0.003, truncated to 0) * scale + bias,
-    # truncated into ap_fixed<16,6> (10 fractional bits; no overflow here).
+    # Oracle: exact fractions of x truncated onto input_t's grid, * scale + bias, truncated into
+    # ap_fixed<16,6> (10 fractional bits; no overflow here).
     scale, bias = [0.5, 1.25, -2, 3], [0.125, 0, -1, 2.5]
     for row, out in zip(x, y, strict=True):
         for v, s, b, got in zip(row, scale, bias, out, strict=True):
-            q = Fraction(int(np.floor(v * 256)), 256)
+            q = Fraction(int(np.floor(v * 2**input_frac)), 2**input_frac)
             want = Fraction(int(np.floor((q * Fraction(s) + Fraction(b)) * 1024)), 1024)
             assert Fraction(got) == want

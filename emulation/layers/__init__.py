@@ -5,6 +5,6 @@ Importing this package fills :data:`KERNELS` (node kind -> kernel) and :data:`RE
 """
 
 from emulation.layers import activation, conv, dense, merge, normalize, pooling, reshape  # noqa: F401  (registration)
-from emulation.layers.registry import KERNELS, READERS
+from emulation.layers.registry import ARITY, KERNELS, READERS
 
-__all__ = ["KERNELS", "READERS"]
+__all__ = ["ARITY", "KERNELS", "READERS"]

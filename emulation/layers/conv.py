@@ -1,4 +1,5 @@
-"""``nnet::conv_1d_cl`` and ``nnet::conv_2d_cl`` (channels last), Latency and Resource.
+"""``nnet::conv_1d_cl`` and ``nnet::conv_2d_cl`` (channels last), Latency and Resource, and
+their pointwise forms (kernel 1: ``pointwise_conv_1d_cl``, ``pointwise_conv_2d_cl``).
 
 Both kernels (nnet_conv1d_latency.h / nnet_conv2d_resource.h ...) fill a buffer with
 the receptive field of every output pixel (``fill_buffer``: position-major, channels
@@ -9,6 +10,11 @@ accum_t, one cast to res_T. The Resource kernel adds in the order of
 ``dense_resource_rf_leq_nin`` (``emulation.layers.dense``). So a conv node is an im2col
 gather (``params["columns"]``: input index per (pixel, tap), -1 for padding) followed by
 the dense arithmetic (``params`` as for a dense node).
+
+The pointwise forms dispatch to the same kernels, or (a 1D Latency layer with a single
+partition) to ``BatchedDenseForConv1D``, whose ``pointwise_conv_1d_latency_cl`` makes the
+same products (to accum_t), starts from the bias and adds the channels in order: the
+same dense arithmetic on every pixel.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import re
 import numpy as np
 
 from emulation.graph import Node
-from emulation.layers.dense import check_widths, dense_apply, resource_params
+from emulation.layers.dense import cannot_saturate, dense_apply, resource_params
 from emulation.layers.registry import kernel, reader
 
 
@@ -38,12 +44,16 @@ def im2col(in_shape: tuple[int, int], n_chan: int, filt: tuple[int, int], stride
     return cols
 
 
-@reader("conv_1d_cl", "conv_2d_cl")
+_KERNELS = {"Conv1DLatency": "latency", "Conv2DLatency": "latency", "BatchedDenseForConv1D": "latency",
+            "Conv1DResource": "resource", "Conv2DResource": "resource"}  # fmt: skip
+
+
+@reader("conv_1d_cl", "conv_2d_cl", "pointwise_conv_1d_cl", "pointwise_conv_2d_cl", template_args=3, args=4)
 def _read_conv(call) -> Node:
     targs = call.template_args
     data_t, res_t = call.type(targs[0]), call.type(targs[1])
     c = call.const
-    two_d = call.function == "conv_2d_cl"
+    two_d = call.function.endswith("conv_2d_cl")
     if two_d:
         in_shape, filt = (int(c("in_height")), int(c("in_width"))), (int(c("filt_height")), int(c("filt_width")))
         stride, pad = (int(c("stride_height")), int(c("stride_width"))), (int(c("pad_top")), int(c("pad_left")))
@@ -54,17 +64,20 @@ def _read_conv(call) -> Node:
         stride, pad = (1, int(c("stride_width"))), (0, int(c("pad_left")))
         dilation, out_shape = (1, int(c("dilation", 1))), (1, int(c("out_width")))
     n_chan, n_filt = int(c("n_chan")), int(c("n_filt"))
+    if call.function.startswith("pointwise") and filt != (1, 1):
+        raise call.fail(f"a pointwise convolution needs a 1-wide filter, the config has {filt[0]}x{filt[1]}")
     n_taps = filt[0] * filt[1] * n_chan
     alias = re.search(r"using\s+conv_kernel\s*=\s*([\w:]+)", call.text)
     if alias is not None:
         name = alias.group(1).split("::")[-1]
-        if name not in ("Conv1DLatency", "Conv2DLatency", "Conv1DResource", "Conv2DResource"):
+        if name not in _KERNELS:
             raise call.fail(f"conv kernel {alias.group(1)} is not supported (Latency and Resource are)")
-        strategy = "resource" if "Resource" in name else "latency"
+        strategy = _KERNELS[name]
     else:
         strategy = str(c("strategy", "latency"))
+        if strategy not in ("latency", "resource"):
+            raise call.fail(f"conv strategy {strategy!r} is not supported (latency and resource are)")
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
-    check_widths(call, data_t, w_t, b_t, acc_t)
     flat = call.weights(call.args[2], w_t, n_taps * n_filt)
     bias = call.weights(call.args[3], b_t, n_filt)
     params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat,
@@ -74,6 +87,7 @@ def _read_conv(call) -> Node:
     else:
         rf = int(c("reuse_factor", 1))
         params.update(resource_params(flat, n_taps, n_filt, rf, "rf_leq_nin", call.fail))
+        params["order_free"] = cannot_saturate(data_t, params["weight"], w_t, bias, b_t, acc_t)
     n_pixels = out_shape[0] * out_shape[1]
     return call.node("conv", [call.args[0]], call.args[1], [data_t], res_t, n_pixels * n_filt, **params)
 

@@ -7,9 +7,10 @@ the order in which ``nnet_dense_resource.h`` adds the products (see :func:`resou
 
 Every product is cast to accum_t on its own in both strategies, so the order of the
 additions matters only when accum_t saturates: a wrapping accumulator is arithmetic
-modulo 2**W, and one that provably never leaves its range is exact. In those cases the
-Resource layer runs as ``emulation.network.dense_latency`` on the same matrix; otherwise
-the additions run one by one in the C code's order.
+modulo 2**W, and one that provably never leaves its range is exact (``order_free``,
+decided when the layer is read). In those cases the Resource layer runs as
+``emulation.network.dense_latency`` on the same matrix; otherwise the additions run one
+by one in the C code's order. Products wider than int64 holds are Python integers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emulation.fixed import FixedType, cast, product_type
+from emulation.fixed import FixedType, cast
 from emulation.graph import Node
 from emulation.hls_project import dense_strategy
 from emulation.layers import widths
@@ -101,7 +102,7 @@ _KERNELS = {
 }
 
 
-@reader("dense", "dense_latency", "dense_resource")
+@reader("dense", "dense_latency", "dense_resource", template_args=3, args=4)
 def _read_dense(call) -> Node:
     targs = call.template_args
     data_t, res_t = call.type(targs[0]), call.type(targs[1])
@@ -126,7 +127,6 @@ def _read_dense(call) -> Node:
         if alias is not None and alias.group(1).split("::")[-1] in _KERNELS:
             variant = _KERNELS[alias.group(1).split("::")[-1]][1]
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
-    check_widths(call, data_t, w_t, b_t, acc_t)
     flat = call.weights(call.args[2], w_t, n_in * n_out)
     bias = call.weights(call.args[3], b_t, n_out)
     params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat)
@@ -135,20 +135,22 @@ def _read_dense(call) -> Node:
     else:
         rf = int(call.const("reuse_factor", 1))
         params.update(resource_params(flat, n_in, n_out, rf, variant, call.fail))
+        params["order_free"] = cannot_saturate(data_t, params["weight"], w_t, bias, b_t, acc_t)
     return call.node("dense", [call.args[0]], call.args[1], [data_t], res_t, n_out, **params)
 
 
-def _cannot_saturate(x_t: FixedType, weight: np.ndarray, w_t: FixedType, bias: np.ndarray, b_t: FixedType, acc_t: FixedType) -> bool:
+def cannot_saturate(x_t: FixedType, weight: np.ndarray, w_t: FixedType, bias: np.ndarray, b_t: FixedType, acc_t: FixedType) -> bool:
     """Whether no partial sum of any order can leave accum_t (or accum_t wraps): order-free."""
     if acc_t.overflow == "AP_WRAP":
         return True
-    prod_t = product_type(x_t, w_t)
+    prod_t = widths.product(x_t, w_t)
     shift = acc_t.fractional - prod_t.fractional
     if shift < 0:
         return False  # rounded products: bound them loosely, use the ordered loop
     x_max = max(-x_t.min_int, x_t.max_int)
     b = np.abs(bias).astype(object) * (1 << max(acc_t.fractional - b_t.fractional, 0))
-    bound = int(b.max(initial=0)) + ((x_max * int(np.abs(weight).sum(axis=0).max(initial=0))) << shift)
+    column = np.abs(np.asarray(weight).astype(object)).sum(axis=0)  # Python integers: no sum overflows
+    bound = int(b.max(initial=0)) + ((x_max * int(column.max(initial=0))) << shift)
     return bound <= acc_t.max_int and acc_t.signed
 
 
@@ -162,7 +164,7 @@ def dense_apply(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out:
     from emulation.network import dense_latency
 
     args = (p["weight_type"], p["bias"], p["bias_type"], p["accum_type"], result_type, counter, name)
-    if p["strategy"] == "latency" or _cannot_saturate(x_t, p["weight"], p["weight_type"], p["bias"], p["bias_type"], p["accum_type"]):
+    if p["strategy"] == "latency" or p["order_free"]:
         return dense_latency(x, x_t, p["weight"], *args)
     return _resource_loop(x, x_t, p, result_type, n_out)
 
@@ -170,8 +172,10 @@ def dense_apply(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out:
 def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int) -> np.ndarray:
     """The additions of ``dense_resource`` one by one, each cast to accum_t."""
     acc_t: FixedType = p["accum_type"]
-    pf = product_type(x_t, p["weight_type"]).fractional
-    flat = p["weight_flat"]
+    prod_t = widths.product(x_t, p["weight_type"])
+    pf = prod_t.fractional
+    dtype = widths.holding(prod_t)
+    x, flat = widths.widened(x, dtype), widths.widened(p["weight_flat"], dtype)
     acc = np.broadcast_to(cast(p["bias"], p["bias_type"], acc_t), (len(x), n_out)).copy()
     schedule: ResourceSchedule = p["schedule"]
     for ops in schedule.rounds:
@@ -183,16 +187,10 @@ def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_o
     return cast(acc, acc_t, result_type)
 
 
-def check_widths(call, data_t: FixedType, w_t: FixedType, b_t: FixedType, acc_t: FixedType) -> None:
-    """The products, the bias and every running sum must fit the int64 arithmetic."""
-    call.exact(widths.product(data_t, w_t), "the products")
-    call.exact(widths.plus(acc_t, widths.plus(widths.product(data_t, w_t), b_t)), "the running sum")
-
-
 def resource_params(flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: str | None, fail) -> dict:
     """``weight`` (n_in, n_out) and ``schedule`` of a Resource layer from the flat weight array."""
     schedule = resource_schedule(n_in, n_out, rf, variant)
-    weight = np.zeros((n_in, n_out), dtype=np.int64)
+    weight = np.zeros((n_in, n_out), dtype=flat.dtype)
     seen = np.zeros((n_in, n_out), dtype=np.int64)
     for ops in schedule.rounds:
         for i, w, j in ops:

@@ -4,13 +4,14 @@ Kinds: ``add``, ``subtract``, ``multiply``, ``average``, ``maximum``, ``minimum`
 (element ``i`` reads ``data1[i % n_elem1]`` and ``data2[i % n_elem2]``; the exact
 result is cast to res_T once), ``dot1d`` (products and a running sum in ``accum_t``,
 params ``accum_type``) and ``concatenate`` (params ``shape1``, ``shape2``, ``axis``).
+Exact results wider than int64 holds are computed in Python integers.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from emulation.fixed import FixedType, cast, product_type
+from emulation.fixed import FixedType, cast, mantissa_dtype
 from emulation.graph import Node
 from emulation.layers import widths
 from emulation.layers.registry import kernel, reader
@@ -18,13 +19,11 @@ from emulation.layers.registry import kernel, reader
 _ELEMENTWISE = ("add", "subtract", "multiply", "average", "maximum", "minimum")
 
 
-@reader(*_ELEMENTWISE)
+@reader(*_ELEMENTWISE, template_args=4, args=3)
 def _read_elementwise(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     n = int(call.const("n_elem"))
     n1, n2 = int(call.const("n_elem1", n)), int(call.const("n_elem2", n))
-    exact = widths.product(t1, t2) if call.function == "multiply" else widths.plus(t1, t2)
-    call.exact(exact, f"the exact {call.function}")
     return call.node(call.function, call.args[:2], call.args[2], [t1, t2], res_t, n, n_elem1=n1, n_elem2=n2)
 
 
@@ -41,6 +40,9 @@ def run_elementwise(node: Node, xs, counter):
     b = xs[1][:, np.arange(n) % node.params["n_elem2"]]
     ta, tb = node.input_types
     res = node.result_type
+    # the exact result (and, for maximum/minimum, both operands in the finer LSB) fits this
+    dtype = widths.holding(widths.product(ta, tb) if node.kind == "multiply" else widths.plus(ta, tb))
+    a, b = widths.widened(a, dtype), widths.widened(b, dtype)
     if node.kind == "multiply":
         return cast(a * b, ta.fractional + tb.fractional, res, counter, node.name)
     if node.kind in ("maximum", "minimum"):
@@ -55,13 +57,10 @@ def run_elementwise(node: Node, xs, counter):
     return cast(pa + pb, f + 1, res, counter, node.name)  # average: (a + b) * ap_ufixed<1,0>(0.5)
 
 
-@reader("dot1d")
+@reader("dot1d", template_args=4, args=3)
 def _read_dot(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     n_in = int(call.const("n_in"))
-    acc_t = call.type("accum_t")
-    call.exact(widths.product(t1, t2), "the products")
-    call.exact(widths.plus(acc_t, acc_t), "the running sum")
     return call.node("dot1d", call.args[:2], call.args[2], [t1, t2], res_t, int(call.const("n_out", 1)),
                      n_in=n_in, accum_type=call.type("accum_t"))  # fmt: skip
 
@@ -71,15 +70,17 @@ def run_dot1d(node: Node, xs, counter):
     """``mult[i] = accum_t(a[i] * b[i])``; ``acc = 0; acc += mult[i]`` in order (accum_t each step)."""
     ta, tb = node.input_types
     acc_t: FixedType = node.params["accum_type"]
-    pf = product_type(ta, tb).fractional
-    acc = np.zeros(len(xs[0]), dtype=np.int64)
+    prod_t = widths.product(ta, tb)
+    pf = prod_t.fractional
+    a, b = (widths.widened(x, widths.holding(prod_t)) for x in xs)
+    acc = np.zeros(len(a), dtype=mantissa_dtype(acc_t))
     for i in range(node.params["n_in"]):
-        mult = cast(xs[0][:, i] * xs[1][:, i], pf, acc_t, counter, f"{node.name}.product")
+        mult = cast(a[:, i] * b[:, i], pf, acc_t, counter, f"{node.name}.product")
         acc = cast(acc + mult, acc_t.fractional, acc_t, counter, f"{node.name}.accum")
     return cast(acc[:, None], acc_t, node.result_type, counter, node.name)
 
 
-@reader("concatenate1d", "concatenate2d", "concatenate3d")
+@reader("concatenate1d", "concatenate2d", "concatenate3d", template_args=4, args=3)
 def _read_concat(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     dims = int(call.function[-2])

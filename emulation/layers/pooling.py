@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emulation.fixed import FixedType, cast
+from emulation.fixed import FixedType, cast, mantissa_dtype
 from emulation.graph import Node
 from emulation.layers import widths
 from emulation.layers.activation import trunc_div
@@ -43,7 +43,7 @@ def pool_windows(in_shape, n_filt, pool, stride, pad, count_pad: bool) -> tuple[
     return np.array(windows, dtype=np.int64), np.array(divisors, dtype=np.int64)
 
 
-@reader("pooling1d_cl", "pooling2d_cl", "global_pooling1d_cl", "global_pooling2d_cl")
+@reader("pooling1d_cl", "pooling2d_cl", "global_pooling1d_cl", "global_pooling2d_cl", template_args=3, args=2)
 def _read_pooling(call) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     c = call.const
@@ -65,7 +65,6 @@ def _read_pooling(call) -> Node:
         in_shape = (int(c("in_height")), int(c("in_width")))
         pool, stride, pad = in_shape, in_shape, (0, 0, 0, 0)
     count_pad = str(c("count_pad", "false")).lower() == "true"
-    call.exact(widths.plus(call.type("accum_t"), data_t), "the running sum")
     windows, divisors = pool_windows(in_shape, n_filt, pool, stride, pad, count_pad)
     return call.node("pooling", [call.args[0]], call.args[1], [data_t], res_t, len(windows),
                      windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"))  # fmt: skip
@@ -83,13 +82,15 @@ def run_pooling(node: Node, xs, counter):
     p = node.params
     t, acc_t = node.input_types[0], p["accum_type"]
     x = xs[0]
-    padded = np.concatenate([x, np.full((len(x), 1), pad_value(t, p["op"]), dtype=np.int64)], axis=1)
-    win = padded[:, p["windows"]]  # (events, outputs, window)
+    pad = np.full((len(x), 1), pad_value(t, p["op"]), dtype=mantissa_dtype(t))
+    win = np.concatenate([x, pad], axis=1)[:, p["windows"]]  # (events, outputs, window)
     if p["op"] == "max":
         return cast(cast(win.max(axis=2), t, acc_t), acc_t, node.result_type, counter, node.name)
-    y = np.zeros(win.shape[:2], dtype=np.int64)
+    dtype = widths.holding(widths.plus(acc_t, t))
+    win = widths.widened(win, dtype)
+    y = np.zeros(win.shape[:2], dtype=dtype)
     for k in range(win.shape[2]):
-        y = cast((y << np.int64(max(t.fractional - acc_t.fractional, 0))) + (win[:, :, k] << np.int64(max(acc_t.fractional - t.fractional, 0))),
+        y = cast((widths.widened(y, dtype) << np.int64(max(t.fractional - acc_t.fractional, 0))) + (win[:, :, k] << np.int64(max(acc_t.fractional - t.fractional, 0))),
                  max(t.fractional, acc_t.fractional), acc_t)  # fmt: skip
     y = trunc_div(y, p["divisors"])
     return cast(y, acc_t, node.result_type, counter, node.name)

@@ -2,7 +2,9 @@
 
 A layer module registers, per ``nnet::`` function it understands, a *reader* that turns
 one parsed call (``emulation.project_graph.LayerCall``) into a :class:`~emulation.graph.Node`,
-and per node kind a *kernel* ``(node, input mantissas, counter) -> result mantissas``.
+with the numbers of template arguments and arguments that function takes (:data:`ARITY`,
+checked before the reader runs), and per node kind a *kernel*
+``(node, input mantissas, counter) -> result mantissas``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import numpy as np
 from emulation.fixed import OverflowCounter
 from emulation.graph import Node
 
-__all__ = ["KERNELS", "READERS", "Kernel", "kernel", "reader"]
+__all__ = ["ARITY", "KERNELS", "READERS", "Kernel", "kernel", "reader"]
 
 Kernel = Callable[[Node, list[np.ndarray], OverflowCounter | None], np.ndarray]
 KERNELS: dict[str, Kernel] = {}
 READERS: dict[str, Callable[[Any], Node]] = {}
+ARITY: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # function -> (template argument counts, argument counts)
 
 
 def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
@@ -31,10 +34,16 @@ def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
     return register
 
 
-def reader(*functions: str):
+def reader(*functions: str, template_args: int | tuple[int, ...], args: int | tuple[int, ...]):
+    """Register ``fn`` for ``nnet::function<template_args...>(args...)`` (either count may be a tuple of choices)."""
+
+    def counts(n: int | tuple[int, ...]) -> tuple[int, ...]:
+        return n if isinstance(n, tuple) else (n,)
+
     def register(fn):
         for name in functions:
             READERS[name] = fn
+            ARITY[name] = (counts(template_args), counts(args))
         return fn
 
     return register

@@ -24,7 +24,7 @@ def _array(call, member: str) -> list[int]:
     return [int(v) for v in m.group(1).split(",") if v.strip()]
 
 
-@reader("transpose")
+@reader("transpose", template_args=3, args=2)
 def _read_transpose(call) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     to_shape, strides = _array(call, "to_shape"), _array(call, "perm_strides")
@@ -37,7 +37,7 @@ def _read_transpose(call) -> Node:
     return call.node("gather", [call.args[0]], call.args[1], [data_t], res_t, n, index=index)
 
 
-@reader("zeropad1d_cl", "zeropad2d_cl", "zeropad1d_cf", "zeropad2d_cf")
+@reader("zeropad1d_cl", "zeropad2d_cl", "zeropad1d_cf", "zeropad2d_cf", template_args=3, args=2)
 def _read_zeropad(call) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     c = call.const

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from emulation.fixed import FixedType, _convert, from_float
+from emulation.fixed import FixedType, _convert, from_float, mantissa_dtype
 
 __all__ = [
     "elu_table",
@@ -55,7 +55,7 @@ def to_table_type(values: list[float], t: FixedType) -> np.ndarray:
     saturates or wraps (to 0) like any too-large value.
     """
     v = np.asarray(values, dtype=np.float64)
-    out = np.empty(v.shape, dtype=np.int64)
+    out = np.empty(v.shape, dtype=mantissa_dtype(t))
     finite = np.isfinite(v)
     out[finite] = from_float(v[finite], t)
     for i in np.flatnonzero(~finite):
