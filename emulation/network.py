@@ -39,7 +39,7 @@ from emulation.fixed import (
     product_type,
     to_float,
 )
-from emulation.float_path import from_float_exact, project_plan, run_layers_float
+from emulation.float_path import compile_project, namespace
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 
 __all__ = ["EmulationResult", "dense_latency", "emulate_project", "linear", "relu", "run_layers"]
@@ -294,13 +294,16 @@ def emulate_project(
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     float_path: bool = True,
+    device: str | None = None,
 ) -> EmulationResult:
     """Emulate the project on float inputs (N, n_inputs), cast to input_t as the C simulation does.
 
     Events are independent: chunks of a few thousand (every intermediate array stays in
     cache) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
     an idle multi-core machine, not on a loaded one). ``float_path=False`` forces the
-    integer path even where ``emulation.float_path`` applies (same results).
+    integer path even where ``emulation.float_path`` applies (same results). ``device``:
+    None runs the float path on numpy; "cpu"/"cuda" on torch there; "auto" on CUDA when
+    present (``emulation.float_path.namespace``).
     ``progress(n)`` is called after every chunk with the number of events done in it.
     """
     x = np.asarray(inputs, dtype=np.float64)
@@ -312,21 +315,19 @@ def emulate_project(
     starts = list(range(0, len(x), chunk_size))
     keep_freed_memory()
 
-    plans = project_plan(project) if float_path and project.graph is None else None
-    out_scale = 2.0**-project.output_type.fractional
+    program = compile_project(project) if float_path else None
+    xp = namespace(device)
 
     def work(lo: int) -> OverflowCounter:
         counter = OverflowCounter()
         xs = x[lo : lo + chunk_size]
-        if project.graph is not None:  # any layer graph: emulation.graph
+        if program is not None:  # integers carried in float32/float64 where provably exact (emulation.float_path)
+            ys = program.emulate(_split(xs, project) if project.graph is not None else [xs], counter, xp)
+            outputs[lo : lo + chunk_size] = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=1)
+            return counter
+        if project.graph is not None:  # any layer graph, integer kernels: emulation.graph
             outputs[lo : lo + chunk_size] = np.concatenate(project.graph.emulate(_split(xs, project), counter), axis=1)
             return counter
-        if plans is not None:  # integers carried in float64 (emulation.float_path), when exact
-            y = from_float_exact(xs, project.input_type, counter, "input")
-            if y is not None:
-                y = run_layers_float(project, plans, y, counter)
-                np.multiply(y, out_scale, out=outputs[lo : lo + chunk_size])
-                return counter
         xm = from_float(xs, project.input_type, counter, "input")
         outputs[lo : lo + chunk_size] = to_float(run_layers(project, xm, counter), project.output_type)
         return counter
