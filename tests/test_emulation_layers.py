@@ -114,6 +114,12 @@ def assert_bit_exact(hls_model, path, inputs: list[np.ndarray]) -> dict[str, int
     assert graph is not None
     counter = OverflowCounter()
     got = graph.emulate(inputs, counter)
+    from emulation.float_path import FloatGraph  # the fast path (float32/float64 where proven) gives the same bits
+
+    fast_counter = OverflowCounter()
+    fast = FloatGraph(graph).emulate(inputs, fast_counter)
+    assert all(np.array_equal(a, b) for a, b in zip(got, fast, strict=True)), "float path differs from the integer path"
+    assert fast_counter.as_dict() == counter.as_dict()
     writers = {node.output: node.name for node in graph.nodes}
     problems = []
     for port, want, have in zip(graph.outputs, expected, got, strict=True):
