@@ -124,8 +124,12 @@ class Numpy:
     def count(self, mask) -> int:
         return int(np.count_nonzero(mask))
 
-    def append_zero(self, y):
-        return np.concatenate([y, np.zeros((len(y), 1), dtype=y.dtype)], axis=1)
+    def append(self, y, value: float = 0.0):
+        """y with one more column holding ``value`` (what index -1 picks)."""
+        return np.concatenate([y, np.full((len(y), 1), value, dtype=y.dtype)], axis=1)
+
+    def max_last(self, y):
+        return y.max(axis=-1)
 
     def sync(self) -> None:
         pass
@@ -217,8 +221,11 @@ class Torch(Numpy):
     def count(self, mask) -> int:
         return int(self.torch.count_nonzero(mask))
 
-    def append_zero(self, y):
-        return self.torch.cat([y, self.torch.zeros((len(y), 1), dtype=y.dtype, device=y.device)], dim=1)
+    def append(self, y, value: float = 0.0):
+        return self.torch.cat([y, self.torch.full((len(y), 1), value, dtype=y.dtype, device=y.device)], dim=1)
+
+    def max_last(self, y):
+        return y.amax(dim=-1)
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -311,7 +318,7 @@ class Op:
     relu: bool = False
 
 
-def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str) -> tuple[list[Op], _Range, Fraction]:
+def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str | None) -> tuple[list[Op], _Range, Fraction]:
     """The steps of ``fixed.cast(m, src, dst)`` for values in ``r``: (steps, range after, largest need)."""
     ops: list[Op] = []
     need = r.need
@@ -382,7 +389,7 @@ def _apply(xp: Numpy, ops: Sequence[Op], y, fresh: bool, counter: OverflowCounte
         out = y if fresh else None
         kind = op.kind
         if kind == "record":
-            if counter is not None:
+            if counter is not None and op.name is not None:
                 counter.record(op.name, 0, _size(y))
             continue
         if kind == "scale":
@@ -427,6 +434,8 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
     floor = max(lo, 0) if op.relu else lo
     if counter is None and sat:
         return xp.clip(y, floor, hi, out)
+    if op.name is None:
+        counter = None  # an intermediate cast the integer kernel does not count
     mn, mx = xp.minmax(y)
     if mn >= floor and mx <= hi:
         if counter is not None:
@@ -495,6 +504,8 @@ class _Step:
     bias: np.ndarray | None = None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
     columns: np.ndarray | None = None  # conv: im2col indices (-1: padding)
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
+    windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
+    pad: float = 0.0  # max pooling: the padding cells' value
     on_device: dict = field(default_factory=dict)  # namespace key -> (weight, bias) there
 
 
@@ -574,6 +585,22 @@ def _cast_step(node: Node, allowed: Sequence[str]) -> _Step | None:
     return _Step(node, dtype, _fuse_relu(relu_ops + ops), index=index)
 
 
+def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
+    """Max pooling: the largest input (exact), cast to accum_t (not counted), then to res_T."""
+    from emulation.layers.pooling import pad_value
+
+    t, acc_t = node.input_types[0], node.params["accum_type"]
+    if _wide(t, acc_t, node.result_type):
+        return None
+    first, r, need1 = _cast_ops(t, acc_t, _type_range(t), None)
+    second, _, need2 = _cast_ops(acc_t, node.result_type, r, node.name)
+    pad = pad_value(t, "max")
+    dtype = _dtype_for(max(need1, need2, _type_range(t).need, Fraction(abs(pad))), allowed)
+    if dtype is None:
+        return None
+    return _Step(node, dtype, first + second, windows=np.asarray(node.params["windows"]), pad=float(pad))
+
+
 _FUSED = "\x00"  # joins the names of a dense node and the activation fused into it
 
 
@@ -591,7 +618,7 @@ class FloatGraph:
     array namespace (:class:`Numpy` or :class:`Torch`).
     """
 
-    FLOAT_KINDS = ("dense", "conv", "relu", "linear", "gather")
+    FLOAT_KINDS = ("dense", "conv", "relu", "linear", "gather", "pooling (max)")
 
     def __init__(self, graph: Graph, dtypes: Sequence[str] = ("float32", "float64")) -> None:
         self.graph = graph
@@ -616,6 +643,8 @@ class FloatGraph:
                     k += 1
             elif dtypes and node.kind in ("relu", "linear", "gather"):
                 step = _cast_step(node, dtypes)
+            elif dtypes and node.kind == "pooling" and node.params["op"] == "max":
+                step = _max_pool_step(node, dtypes)
             steps.append(step if step is not None else _Step(node, None))
             k += 1
         self.steps = tuple(steps)
@@ -648,16 +677,20 @@ class FloatGraph:
             ints = [a.astype(np.int64) if a.dtype.kind == "f" else a for a in ints]
             return KERNELS[node.kind](node, ints, counter)
         x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
+        if step.windows is not None:  # max pooling: the window's largest value, then the casts
+            n_events = len(x)
+            win = xp.take_cols(xp.append(x, step.pad), step.windows.ravel()).reshape(n_events, *step.windows.shape)
+            return _apply(xp, step.ops, xp.max_last(win), True, counter)
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
-            return y if step.index is None else xp.take_cols(xp.append_zero(y), step.index)
+            return y if step.index is None else xp.take_cols(xp.append(y), step.index)
         key = f"{xp.name}:{getattr(xp, 'device', '')}"
         if key not in step.on_device:
             step.on_device[key] = (xp.asarray(step.weight, xp.dtype(step.dtype))[0], xp.asarray(step.bias, xp.dtype(step.dtype))[0])
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: im2col, then the dense arithmetic per output pixel
-            x = xp.take_cols(xp.append_zero(x), step.columns).reshape(-1, step.columns.shape[1])
+            x = xp.take_cols(xp.append(x), step.columns).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight)
         y += bias
         if counter is not None:

@@ -197,3 +197,19 @@ def test_unprovable_nodes_run_on_their_integer_kernels_between_float_ones():
     program = FloatGraph(graph)
     assert None in program.dtypes and "float32" in program.dtypes
     _assert_same(graph, _inputs(rng, graph.inputs[0].type, 10), program)
+
+
+@pytest.mark.parametrize("acc", [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")], ids=str)
+def test_max_pooling_on_the_float_path_equals_integer_kernel(acc):
+    from emulation.layers.pooling import pool_windows
+
+    rng = np.random.default_rng(10)
+    in_t = FixedType(9, 4, True, "AP_TRN", "AP_SAT")
+    res_t = FixedType(7, 3, True, "AP_RND_CONV", "AP_SAT")
+    windows, divisors = pool_windows((5, 6), 2, (2, 2), (2, 2), (0, 1, 0, 0), False)
+    pool = Node("pooling", "p", ("x",), "y", (in_t,), res_t, len(windows),
+                {"windows": windows, "divisors": divisors, "op": "max", "accum_type": acc})  # fmt: skip
+    graph = Graph("pool", (Port("x", in_t, 60),), (Port("y", res_t, len(windows)),), (pool,))
+    program = FloatGraph(graph)
+    assert program.all_float
+    _assert_same(graph, _inputs(rng, in_t, 60), program)
