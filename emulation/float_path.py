@@ -43,6 +43,7 @@ reference these equal (tests/test_emulation_float_path.py).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -468,14 +469,18 @@ def _type_range(t: FixedType) -> _Range:
 
 def float_ok(src: FixedType, dst: FixedType, dtype: str = "float64") -> bool:
     """Whether ``cast_float`` is exact for this cast in ``dtype`` (see the module docstring)."""
-    _, _, need = _cast_ops(src, dst, _type_range(src), "c")
-    return need < 2 ** FLOAT_BITS[dtype] and _type_range(src).need < 2 ** FLOAT_BITS[dtype]
+    return _type_cast(src, dst, None)[1] < 2 ** FLOAT_BITS[dtype]
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_cast(src: FixedType, dst: FixedType, name: str | None) -> tuple[tuple[Op, ...], Fraction]:
+    ops, _, need = _cast_ops(src, dst, _type_range(src), name)
+    return tuple(ops), max(need, _type_range(src).need)
 
 
 def cast_float(y, src: FixedType, dst: FixedType, counter: OverflowCounter | None, name: str, xp: Numpy = NUMPY):
     """``fixed.cast`` on float mantissas (may reuse ``y``'s memory); exact where ``float_ok``."""
-    ops, _, _ = _cast_ops(src, dst, _type_range(src), name)
-    return _apply(xp, ops, y, True, counter)
+    return _apply(xp, _type_cast(src, dst, name)[0], y, True, counter)
 
 
 def from_float_exact(x: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str) -> np.ndarray | None:
