@@ -87,7 +87,8 @@ class Numpy:
         return (x, False) if x.dtype == dtype else (x.astype(dtype), True)
 
     def take_cols(self, y, index: np.ndarray):
-        return y[:, index]
+        """Columns ``index`` (1-D) of y, C-contiguous (``y[:, index]`` may not be: reshapes would copy)."""
+        return np.take(y, index, axis=1)
 
     def to_numpy(self, x) -> np.ndarray:
         return np.asarray(x)
@@ -346,8 +347,9 @@ def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str | None) -> tu
     lo, hi = _bounds(dst)
     if r.lo >= lo and r.hi <= hi:
         ops.append(Op("record", name=name))
-    else:
+    else:  # compares with (and clips to) the bounds: they must be exact too
         ops.append(Op("overflow", name=name, dst=dst))
+        need = max(need, Fraction(max(abs(lo), abs(hi))))
         if dst.overflow == "AP_WRAP":  # y - lo, fmod 2**W, + 2**W, + lo
             need = max(need, max(abs(r.lo), abs(r.hi)) + abs(lo) + 2 ** (dst.width + 1))
             r = _Range(Fraction(lo), Fraction(hi))
@@ -355,7 +357,7 @@ def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str | None) -> tu
             r = _Range(max(r.lo, Fraction(lo)), min(r.hi, Fraction(hi)))
             if dst.overflow == "AP_SAT_ZERO":
                 r = _Range(min(r.lo, Fraction(0)), max(r.hi, Fraction(0)))
-    return ops, r, max(need, r.need, Fraction(max(abs(lo), abs(hi))))
+    return ops, r, max(need, r.need)
 
 
 def _relu_ops(r: _Range) -> tuple[list[Op], _Range]:
@@ -695,7 +697,7 @@ class FloatGraph:
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: im2col, then the dense arithmetic per output pixel
-            x = xp.take_cols(xp.append(x), step.columns).reshape(-1, step.columns.shape[1])
+            x = xp.take_cols(xp.append(x), step.columns.ravel()).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight)
         y += bias
         if counter is not None:
