@@ -130,8 +130,8 @@ class Numpy:
         """y with one more column holding ``value`` (what index -1 picks)."""
         return np.concatenate([y, np.full((len(y), 1), value, dtype=y.dtype)], axis=1)
 
-    def max_last(self, y):
-        return y.max(axis=-1)
+    def max_rows(self, y):
+        return y.max(axis=1)
 
     def sync(self) -> None:
         pass
@@ -226,8 +226,8 @@ class Torch(Numpy):
     def append(self, y, value: float = 0.0):
         return self.torch.cat([y, self.torch.full((len(y), 1), value, dtype=y.dtype, device=y.device)], dim=1)
 
-    def max_last(self, y):
-        return y.amax(dim=-1)
+    def max_rows(self, y):
+        return y.amax(dim=1)
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -686,8 +686,9 @@ class FloatGraph:
         x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
-            win = xp.take_cols(xp.append(x, step.pad), step.windows.ravel()).reshape(n_events, *step.windows.shape)
-            return _apply(xp, step.ops, xp.max_last(win), True, counter)
+            # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs
+            win = xp.take_cols(xp.append(x, step.pad), step.windows.T.ravel()).reshape(n_events, *step.windows.T.shape)
+            return _apply(xp, step.ops, xp.max_rows(win), True, counter)
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
             return y if step.index is None else xp.take_cols(xp.append(y), step.index)
