@@ -107,7 +107,12 @@ def report(name: str, target: float, emu_events: int, emu_cpu: float, emu_wall: 
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    from emulation import build_qkeras_dense, emulate_project, load_hls_project, write_qkeras_project
+    from emulation import (
+        build_qkeras_dense,
+        emulate_project,
+        load_hls_project,
+        write_qkeras_project,
+    )
     from emulation.float_path import compile_project
 
     sizes = [57, 32, 16, 4, 16, 32, 57]

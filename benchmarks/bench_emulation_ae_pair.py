@@ -24,7 +24,12 @@ SIZES = [57, 32, 16, 4, 16, 32, 57]
 
 def main() -> None:
     args = parser(__doc__, csim_events=10_000).parse_args()
-    from emulation import build_qkeras_dense, emulate_project, load_hls_project, write_qkeras_project
+    from emulation import (
+        build_qkeras_dense,
+        emulate_project,
+        load_hls_project,
+        write_qkeras_project,
+    )
     from emulation.float_path import compile_project
 
     with tempfile.TemporaryDirectory(prefix="bench_ae_pair_") as tmp:

@@ -58,12 +58,17 @@ from emulation.graph import Graph, Node
 __all__ = [
     "FLOAT_BITS",
     "MAX_FLOAT_WIDTH",
+    "NUMPY",
     "FloatGraph",
     "Numpy",
     "Torch",
+    "apply_ops",
     "cast_float",
+    "cast_ops",
+    "compile_project",
     "float_ok",
     "from_float_exact",
+    "namespace",
 ]
 
 MAX_FLOAT_WIDTH = 52  # widest type whose casts float64 carries exactly (see the module docstring)
@@ -238,9 +243,12 @@ NUMPY = Numpy()
 
 
 def namespace(device: str | None) -> Numpy:
-    """numpy for ``None``/"numpy"; torch on "cpu", "cuda[:n]"; "auto": CUDA when present, else numpy."""
-    if device in (None, "numpy"):
+    """Where the float path runs: "cpu" (or None) numpy; "cuda[:n]" torch on that GPU; "auto" CUDA when
+    present, else numpy; "torch-cpu" torch on the CPU (the same arithmetic, for tests and comparisons)."""
+    if device in (None, "cpu", "numpy"):
         return NUMPY
+    if device == "torch-cpu":
+        return Torch("cpu")
     if device == "auto":
         import importlib.util
 
@@ -249,9 +257,11 @@ def namespace(device: str | None) -> Numpy:
         import torch
 
         return Torch("cuda") if torch.cuda.is_available() else NUMPY
+    if not str(device).startswith("cuda"):
+        raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N, auto or torch-cpu")
     import torch
 
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise ValueError(f"device {device!r}: no CUDA device is available (torch.cuda.is_available() is False)")
     try:
         return Torch(str(device))
@@ -478,6 +488,16 @@ def float_ok(src: FixedType, dst: FixedType, dtype: str = "float64") -> bool:
 def _type_cast(src: FixedType, dst: FixedType, name: str | None) -> tuple[tuple[Op, ...], Fraction]:
     ops, _, need = _cast_ops(src, dst, _type_range(src), name)
     return tuple(ops), max(need, _type_range(src).need)
+
+
+def cast_ops(src: FixedType, dst: FixedType, name: str | None) -> tuple[Op, ...]:
+    """The steps of ``fixed.cast(m, src, dst)`` for any mantissa of ``src`` (compiled once)."""
+    return _type_cast(src, dst, name)[0]
+
+
+def apply_ops(y, ops: Sequence[Op], counter: OverflowCounter | None, xp: Numpy = NUMPY):
+    """Run cast steps on float mantissas ``y`` (overwritten)."""
+    return _apply(xp, ops, y, True, counter)
 
 
 def cast_float(y, src: FixedType, dst: FixedType, counter: OverflowCounter | None, name: str, xp: Numpy = NUMPY):

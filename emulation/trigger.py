@@ -39,7 +39,17 @@ from emulation.fixed import (
     plus_type,
     product_type,
 )
-from emulation.float_path import MAX_FLOAT_WIDTH, FloatGraph, cast_float, float_ok
+from emulation.float_path import (
+    MAX_FLOAT_WIDTH,
+    NUMPY,
+    FloatGraph,
+    Numpy,
+    apply_ops,
+    cast_float,
+    cast_ops,
+    float_ok,
+    namespace,
+)
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 from emulation.network import keep_freed_memory, run_layers
 from emulation.project_graph import project_graph
@@ -192,24 +202,33 @@ def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType
 
 
 def score_float(
-    aspec: AutoencoderSpec, x: np.ndarray, x_type: FixedType, xhat: np.ndarray, xhat_type: FixedType,
-    counter: OverflowCounter | None = None, name: str = "ae",
-) -> np.ndarray | None:
-    """:func:`score_mantissas` on float64 mantissas (exact integers), or None where it needs the integer loop."""
+    aspec: AutoencoderSpec, x, x_type: FixedType, xhat, xhat_type: FixedType,
+    counter: OverflowCounter | None = None, name: str = "ae", xp: Numpy = NUMPY,
+):
+    """:func:`score_mantissas` on float mantissas (exact integers, arrays of ``xp``), or None where it needs the integer loop.
+
+    The difference cast's scale is applied to both operands before subtracting (the
+    same exact value, one pass fewer).
+    """
     s = aspec.score
     cols = list(s.outputs)
     if cols != list(range(x.shape[1])):
-        x, xhat = x[:, cols], xhat[:, cols]
+        index = np.asarray(cols)
+        x, xhat = xp.take_cols(x, index), xp.take_cols(xhat, index)
     diff_t = plus_type(x_type, xhat_type)
-    d = x * 2.0 ** (diff_t.fractional - x_type.fractional) if diff_t.fractional != x_type.fractional else x.copy()
-    d -= xhat * 2.0 ** (diff_t.fractional - xhat_type.fractional)
-    d = cast_float(d, diff_t, s.difference, counter, f"{name}.difference")
+    ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
+    k = 1.0
+    while ops and ops[0].kind == "scale":
+        k *= ops.pop(0).value
+    d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
+    d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
+    d = apply_ops(d, ops, counter, xp)
     d *= d
-    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square")
+    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp)
     if not _sum_in_one_go(sq, s.square, s.score):
         return None
-    total = sq.sum(axis=1)
-    return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score")
+    total = sq.sum(1)
+    return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score", xp)
 
 
 class _InputStage:
@@ -284,8 +303,14 @@ def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCoun
 class TriggerEmulator:
     """A FirmwareSpec and its weights, prepared once (weight mantissas, fast-path plans) for many events."""
 
-    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray], float_path: bool = True) -> None:
-        """``float_path=False`` runs every stage on the integer loops (the reference; same bits)."""
+    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray], float_path: bool = True,
+                 device: str | None = None) -> None:  # fmt: skip
+        """``float_path=False`` runs every stage on the integer loops (the reference; same bits).
+
+        ``device``: where the float path runs (``emulation.float_path.namespace``: "cpu" is
+        numpy, "cuda" torch on the GPU, "auto" CUDA when present).
+        """
+        self.xp = namespace(device)
         if not isinstance(spec, FirmwareSpec):
             raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
         check_weights(spec, weights)
@@ -338,16 +363,19 @@ class TriggerEmulator:
             if x is None and (not program.all_float or keep):
                 x = xf.astype(np.int64)
             if program.all_float:
-                xhat_f = program.run([x_as(program.steps[0].dtype)], counter)[0]
+                xp = self.xp
+                xhat_f = program.run([x_as(program.steps[0].dtype)], counter, xp)[0]
                 dtype = self.score_dtypes[ae]
                 if dtype is not None:
                     sub = OverflowCounter() if counter is not None else None
-                    score = score_float(aspec, x_as(dtype), self.spec.input, xhat_f.astype(dtype, copy=False),
-                                        project.output_type, sub, aspec.name)  # fmt: skip
-                    if score is not None and counter is not None:
-                        counter.merge(sub)
+                    x_d, xhat_d = xp.asarray(x_as(dtype), xp.dtype(dtype))[0], xp.asarray(xhat_f, xp.dtype(dtype))[0]
+                    score = score_float(aspec, x_d, self.spec.input, xhat_d, project.output_type, sub, aspec.name, xp)
+                    if score is not None:
+                        score = xp.to_numpy(score)
+                        if counter is not None:
+                            counter.merge(sub)
                 if score is None or keep:
-                    xhat = xhat_f.astype(np.int64)
+                    xhat = xp.to_numpy(xhat_f).astype(np.int64)
             else:
                 xhat = run_layers(project, x, counter)
             if score is None:

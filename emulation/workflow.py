@@ -61,8 +61,12 @@ def emulate_plain(
     out: str | os.PathLike[str],
     compare_csim: int = 0,
     console: Console | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Emulate an hls4ml project on ``inputs`` (.npy, (N, n_in) floats); write outputs (N, n_out) float64."""
+    """Emulate an hls4ml project on ``inputs`` (.npy, (N, n_in) floats); write outputs (N, n_out) float64.
+
+    ``device``: where the float path runs ("cpu": numpy, "cuda": torch on the GPU, "auto").
+    """
     from emulation.csim import CSimulation
     from emulation.hls_project import load_hls_project
     from emulation.network import emulate_project
@@ -74,7 +78,7 @@ def emulate_plain(
         raise ValueError(f"{inputs}: shape {x.shape}, the project {project.top} expects (N, {project.n_inputs})")
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"emulating {project.top}", total=len(x))
-        result = emulate_project(project, x, progress=lambda n: bar.advance(task, n))
+        result = emulate_project(project, x, progress=lambda n: bar.advance(task, n), device=device)
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, result.outputs)
     summary: dict[str, Any] = {
@@ -130,6 +134,7 @@ def emulate_trigger_files(
     chunk_size: int = 200_000,
     console: Console | None = None,
     workers: int = 1,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Trigger mode of ``l1ad emulate``; returns the ``emulation`` summary (plus ``table``/``overflows``).
 
@@ -154,7 +159,8 @@ def emulate_trigger_files(
     total = sum(event_count(p) if p.exists() else 0 for p in events)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("emulating the trigger", total=total)
-        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers)
+        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers,
+                                device)  # fmt: skip
     summary: dict[str, Any] = result.summary()
     summary.update({"spec": str(spec_path), "out": str(out),
                     "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})

@@ -57,7 +57,8 @@ def test_cast_into_ap_int_types():
 # ----------------------------------------------------------------------------- graphs
 
 
-def _dense(name, x, out, x_t, res_t, rng, n_in, n_out, w_t=FixedType(6, 2), acc_t=None, weight=None):
+def _dense(name, x, out, x_t, res_t, rng, n_in, n_out, w_t=None, acc_t=None, weight=None):
+    w_t = w_t or FixedType(6, 2)
     weight = rng.integers(w_t.min_int, w_t.max_int + 1, (n_in, n_out)) if weight is None else weight
     b_t = FixedType(8, 4)
     bias = rng.integers(b_t.min_int, b_t.max_int + 1, n_out)
@@ -213,3 +214,58 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc):
     program = FloatGraph(graph)
     assert program.all_float
     _assert_same(graph, _inputs(rng, in_t, 60), program)
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def _trigger_case():
+    from emulation.trigger import emulate_trigger
+    from firmware.example import default_model, edge_words, toy_words
+
+    spec, weights = default_model(emulate_trigger, seed=0)
+    words = np.concatenate([edge_words(spec, np.random.default_rng(1), 200), toy_words(3000, 2)])
+    return spec, weights, words
+
+
+def test_trigger_on_torch_cpu_is_bit_equal_to_numpy_and_the_integer_loops():
+    from emulation.trigger import TriggerEmulator
+
+    spec, weights, words = _trigger_case()
+    numpy_out = TriggerEmulator(spec, weights)(words, OverflowCounter(), keep_intermediates=True)
+    c_torch = OverflowCounter()
+    torch_out = TriggerEmulator(spec, weights, device="torch-cpu")(words, c_torch, keep_intermediates=True)
+    integer = TriggerEmulator(spec, weights, float_path=False)(words, OverflowCounter(), keep_intermediates=True)
+    assert not numpy_out.mismatches(torch_out).any() and not numpy_out.mismatches(integer).any()
+    assert all(np.array_equal(a, b) for a, b in zip(torch_out.reconstructions, integer.reconstructions, strict=True))
+    assert c_torch.as_dict() == integer.overflows.as_dict()
+
+
+def test_unknown_or_missing_device_is_one_clear_error():
+    import torch
+
+    from emulation.float_path import namespace
+
+    with pytest.raises(ValueError, match="device 'tpu'"):
+        namespace("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            namespace("cuda")
+        assert namespace("auto").name == "numpy"
+
+
+@pytest.mark.gpu
+def test_cuda_float32_and_float64_are_bit_equal_to_numpy():
+    from emulation.float_path import namespace
+    from emulation.trigger import TriggerEmulator
+
+    cuda = namespace("cuda")
+    rng = np.random.default_rng(5)
+    for rounding, overflow in MODES:
+        graph = _chain(rng, rounding, overflow)
+        x = _inputs(rng, graph.inputs[0].type, 10)
+        for dtypes in (("float32", "float64"), ("float64",)):
+            _assert_same(graph, x, FloatGraph(graph, dtypes), cuda)
+    spec, weights, words = _trigger_case()
+    on_gpu = TriggerEmulator(spec, weights, device="cuda")(words, keep_intermediates=True)
+    assert not on_gpu.mismatches(TriggerEmulator(spec, weights, float_path=False)(words)).any()

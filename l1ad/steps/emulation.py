@@ -8,6 +8,7 @@ module parses the options and prints."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 NAME = "emulation"
+
+
+class Device(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
 DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
 
 
@@ -39,6 +48,7 @@ def emulate(
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
     workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
+    device: Annotated[Device, typer.Option(help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present).")] = Device.cpu,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     from emulation import emulate_plain, emulate_trigger_files, overflow_table
@@ -50,7 +60,7 @@ def emulate(
             raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True, markup=False))
+        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True, markup=False), device.value)
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -62,7 +72,8 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True, markup=False), workers)
+        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True, markup=False), workers,
+                                        device.value)  # fmt: skip
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
