@@ -117,9 +117,10 @@ def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     ctx.artifacts["quantize"] = {"dir": files["run"] / "quantize", "spec": files["run"] / "quantize" / "spec.json"}
     ctx.artifacts["events"] = {"background": files["background"], "signals": {"Ato4l": files["Ato4l"]}}
     summary = step.run(ctx)["emulation"]
-    assert set(summary) == {"events_emulated", "events_per_s", "csim_events_compared", "csim_mismatches",
-                            "csim_events_per_s", "rate_khz", "efficiency"}
+    assert set(summary) == {"events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
+                            "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency"}
     assert summary["events_emulated"] == 3500 and summary["csim_events_compared"] == 0
+    assert summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0  # throughput, not start-up
     assert set(summary["efficiency"]) == {"Ato4l"} and math.isfinite(summary["rate_khz"])
     text = ctx.report.render()
     assert "Trigger emulation" in text and "C-simulation" in text
