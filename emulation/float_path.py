@@ -533,6 +533,7 @@ class _Step:
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
     windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
     pad: float = 0.0  # max pooling: the padding cells' value
+    counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
     on_device: dict = field(default_factory=dict)  # namespace key -> (weight, bias) there
 
 
@@ -589,10 +590,53 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     dtype = _dtype_for(need, allowed)
     if dtype is None:
         return None
+    b = np.array(b_acc, dtype=np.float64) * float(scale) + float(offset)
+    columns, counts = None, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
+    if node.kind == "conv":
+        columns = np.asarray(p["columns"])
+        counts = (len(columns), w.shape[0], w.shape[1])
+        b = np.tile(b, len(columns))  # the outputs are (pixel, filter), channels last
+        band = _row_band(p["geometry"], w) if "geometry" in p else None
+        if band is not None:
+            columns, w = band
     weight = (w.astype(np.float64) * (float(scale) * 2.0**shift)).astype(dtype)
-    b = (np.array(b_acc, dtype=np.float64) * float(scale) + float(offset)).astype(dtype)
-    columns = np.asarray(p["columns"]) if node.kind == "conv" else None
-    return _Step(_fused(node, act) if act is not None else node, dtype, ops, weight, b, columns)
+    step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight, b.astype(dtype), columns)
+    step.counts = counts
+    return step
+
+
+BAND_MAX_WORK = 4.0  # row-band conv when its matrix product is at most this many times the im2col one
+
+
+def _row_band(geometry: dict, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A conv as one matrix product per output row: (input index per (row, band column), band weights).
+
+    Output row ``oy`` reads input rows ``oy*sh + ky*dh - pt`` (all columns, all channels);
+    the band weights map them to the row's ``OW * F`` outputs (the same kernel taps, zeros
+    elsewhere: exact by the same bound, as zeros add nothing). Why: im2col's product has an
+    inner dimension of ``KH*KW*C`` and ``F`` columns, both tiny for a first layer; BLAS runs
+    such shapes an order of magnitude below its speed, and the band's product is large.
+    """
+    (ih, iw), c = geometry["in_shape"], geometry["n_chan"]
+    (kh, kw), (sh, sw), (pt, pl) = geometry["filt"], geometry["stride"], geometry["pad"]
+    (dh, dw), (oh, ow) = geometry["dilation"], geometry["out_shape"]
+    f = weight.shape[1]
+    if oh * (kh * iw * c) * (ow * f) > BAND_MAX_WORK * oh * ow * weight.size:
+        return None
+    index = np.full((oh, kh, iw * c), -1, dtype=np.int64)
+    for oy in range(oh):
+        for ky in range(kh):
+            iy = oy * sh + ky * dh - pt
+            if 0 <= iy < ih:
+                index[oy, ky] = iy * iw * c + np.arange(iw * c)
+    band = np.zeros((kh, iw, c, ow, f), dtype=weight.dtype)
+    w = weight.reshape(kh, kw, c, f)
+    for ox in range(ow):
+        for kx in range(kw):
+            ix = ox * sw + kx * dw - pl
+            if 0 <= ix < iw:
+                band[:, ix, :, ox, :] = w[:, kx, :, :]
+    return index.reshape(oh, -1), band.reshape(kh * iw * c, ow * f)
 
 
 def _cast_step(node: Node, allowed: Sequence[str]) -> _Step | None:
@@ -717,18 +761,17 @@ class FloatGraph:
             step.on_device[key] = (xp.asarray(step.weight, xp.dtype(step.dtype))[0], xp.asarray(step.bias, xp.dtype(step.dtype))[0])
         weight, bias = step.on_device[key]
         n_events = len(x)
-        if step.columns is not None:  # conv: im2col, then the dense arithmetic per output pixel
+        if step.columns is not None:  # conv: one row per output pixel (im2col) or per output row (band)
             x = xp.take_cols(xp.append(x), step.columns.ravel()).reshape(-1, step.columns.shape[1])
-        y = xp.matmul(x, weight)
+        y = xp.matmul(x, weight).reshape(n_events, -1)
         y += bias
         if counter is not None:
             name = node.name.split(_FUSED)[0]
-            n_in, n_out = step.weight.shape
+            rows, n_in, n_out = step.counts
             counter.record(f"{name}.bias", 0, n_out)
-            counter.record(f"{name}.product", 0, len(y) * n_in * n_out)
-            counter.record(f"{name}.accum", 0, len(y) * n_out)
-        y = _apply(xp, step.ops, y, True, counter)
-        return y.reshape(n_events, -1) if step.columns is not None else y
+            counter.record(f"{name}.product", 0, n_events * rows * n_in * n_out)
+            counter.record(f"{name}.accum", 0, n_events * rows * n_out)
+        return _apply(xp, step.ops, y, True, counter)
 
     def input_mantissas(self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None) -> list[np.ndarray]:
         """Float inputs cast to their input types as the C simulation does (float64 mantissas or int64)."""

@@ -170,20 +170,35 @@ def test_layer_just_over_a_bound_falls_back_and_stays_exact(bound_bits, dtype):
         _assert_same(graph, x, program)
 
 
-def test_conv_on_the_float_path_equals_integer_kernel():
+GEOMETRIES = {  # in_shape, n_chan, filt, stride, pad (top, left), dilation, out_shape
+    "same_3x3": ((6, 5), 2, (3, 3), (1, 1), (1, 1), (1, 1), (6, 5)),
+    "valid_stride2": ((7, 8), 3, (3, 2), (2, 2), (0, 0), (1, 1), (3, 4)),
+    "dilated_padded": ((8, 7), 1, (2, 3), (1, 2), (1, 2), (2, 1), (7, 5)),
+}
+
+
+@pytest.mark.parametrize("form", ["row_band", "im2col"])
+@pytest.mark.parametrize("geometry", list(GEOMETRIES), ids=str)
+def test_conv_on_the_float_path_equals_integer_kernel(geometry, form):
     rng = np.random.default_rng(9)
+    in_shape, c, filt, stride, pad, dilation, out_shape = GEOMETRIES[geometry]
     in_t = FixedType(10, 4, True, "AP_TRN", "AP_SAT")
     res_t = FixedType(9, 4, True, "AP_RND", "AP_SAT")
     act_t = FixedType(8, 3, False, "AP_RND_CONV", "AP_SAT")
-    h, w_, c, f = 6, 5, 2, 3
-    cols = im2col((h, w_), c, (3, 3), (1, 1), (1, 1), (1, 1), (h, w_))
+    f, n_in, n_out = 3, in_shape[0] * in_shape[1] * c, out_shape[0] * out_shape[1] * 3
+    cols = im2col(in_shape, c, filt, stride, pad, dilation, out_shape)
     conv = _dense("c", "x", "h", in_t, res_t, rng, cols.shape[1], f)
-    conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, h * w_ * f, {**conv.params, "columns": cols, "n_filt": f})
-    relu = _act("relu", "r", "h", "y", res_t, act_t, h * w_ * f)
-    graph = Graph("cnn", (Port("x", in_t, h * w_ * c),), (Port("y", act_t, h * w_ * f),), (conv, relu))
+    params = {**conv.params, "columns": cols, "n_filt": f}
+    if form == "row_band":
+        params["geometry"] = dict(in_shape=in_shape, n_chan=c, filt=filt, stride=stride, pad=pad, dilation=dilation,
+                                  out_shape=out_shape)  # fmt: skip
+    conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, n_out, params)
+    relu = _act("relu", "r", "h", "y", res_t, act_t, n_out)
+    graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", act_t, n_out),), (conv, relu))
     program = FloatGraph(graph)
     assert program.all_float and len(program.steps) == 1  # ReLU fused into the conv's casts
-    _assert_same(graph, _inputs(rng, in_t, h * w_ * c), program)
+    assert (program.steps[0].columns.shape[0] == out_shape[0]) == (form == "row_band")  # one product row per output row
+    _assert_same(graph, _inputs(rng, in_t, n_in), program)
 
 
 def test_unprovable_nodes_run_on_their_integer_kernels_between_float_ones():
