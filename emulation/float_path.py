@@ -138,6 +138,9 @@ class Numpy:
     def max_rows(self, y):
         return y.max(axis=1)
 
+    def maximum(self, a, b, out):
+        return np.maximum(a, b, out=out)
+
     def sync(self) -> None:
         pass
 
@@ -233,6 +236,9 @@ class Torch(Numpy):
 
     def max_rows(self, y):
         return y.amax(dim=1)
+
+    def maximum(self, a, b, out):
+        return self.torch.maximum(a, b, out=out)
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -533,6 +539,7 @@ class _Step:
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
     windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
     pad: float = 0.0  # max pooling: the padding cells' value
+    slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
     counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
     on_device: dict = field(default_factory=dict)  # namespace key -> (weight, bias) there
 
@@ -669,7 +676,14 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
     dtype = _dtype_for(max(need1, need2, _type_range(t).need, Fraction(abs(pad))), allowed)
     if dtype is None:
         return None
-    return _Step(node, dtype, first + second, windows=np.asarray(node.params["windows"]), pad=float(pad))
+    step = _Step(node, dtype, first + second, windows=np.asarray(node.params["windows"]), pad=float(pad))
+    g = node.params.get("geometry")
+    if g is not None and not any(g["pad"]):
+        (ih, iw), (ph, pw), (sh, sw) = g["in_shape"], g["pool"], g["stride"]
+        oh, ow = (ih - ph) // sh + 1, (iw - pw) // sw + 1
+        if oh * ow * g["n_filt"] == len(step.windows):  # windows inside the image: strided slices, no gather
+            step.slices = (ih, iw, g["n_filt"], ph, pw, sh, sw, oh, ow)
+    return step
 
 
 _FUSED = "\x00"  # joins the names of a dense node and the activation fused into it
@@ -720,6 +734,15 @@ class FloatGraph:
             k += 1
         self.steps = tuple(steps)
 
+    def chunk_size(self, elements: int = 1 << 20) -> int:
+        """Events per chunk so that the widest per-event array (a layer's output, a conv's product
+        rows, a pooling gather) holds about ``elements`` values: chunks stay in cache (a power of two,
+        256 to 16384)."""
+        widest = max([p.size for p in self.graph.inputs] + [s.node.size for s in self.steps]
+                     + [s.columns.size for s in self.steps if s.columns is not None]
+                     + [s.windows.size for s in self.steps if s.windows is not None])  # fmt: skip
+        return int(min(16384, max(256, 1 << int(math.log2(max(1, elements // max(widest, 1)))))))
+
     @property
     def dtypes(self) -> list[str | None]:
         """Per step (a dense node and the activation it feeds are one step): float32, float64 or None (integers)."""
@@ -748,6 +771,15 @@ class FloatGraph:
             ints = [a.astype(np.int64) if a.dtype.kind == "f" else a for a in ints]
             return KERNELS[node.kind](node, ints, counter)
         x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
+        if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
+            ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
+            image = x.reshape(len(x), ih, iw, f)
+            y = None
+            for ky in range(ph):
+                for kx in range(pw):
+                    view = image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
+                    y = view * 1 if y is None else xp.maximum(y, view, y)
+            return _apply(xp, step.ops, y.reshape(len(x), -1), True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs

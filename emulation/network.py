@@ -290,7 +290,7 @@ def keep_freed_memory() -> bool:
 def emulate_project(
     project: HLSProject,
     inputs: np.ndarray,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     float_path: bool = True,
@@ -298,8 +298,8 @@ def emulate_project(
 ) -> EmulationResult:
     """Emulate the project on float inputs (N, n_inputs), cast to input_t as the C simulation does.
 
-    Events are independent: chunks of a few thousand (every intermediate array stays in
-    cache) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
+    Events are independent: chunks (by default sized so that every intermediate array stays
+    in cache: ``FloatGraph.chunk_size``; 4096 on the integer path) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
     an idle multi-core machine, not on a loaded one). ``float_path=False`` forces the
     integer path even where ``emulation.float_path`` applies (same results). ``device``:
     None runs the float path on numpy; "cpu"/"cuda" on torch there; "auto" on CUDA when
@@ -312,10 +312,13 @@ def emulate_project(
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
         raise ValueError(f"inputs have shape {np.shape(inputs)}, the project expects (N, {project.n_inputs})")
     outputs = np.empty((len(x), project.n_outputs), dtype=np.float64)
-    starts = list(range(0, len(x), chunk_size))
     keep_freed_memory()
-
     program = compile_project(project) if float_path else None
+    if chunk_size is None:
+        chunk_size = program.chunk_size() if program is not None else 4096
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    starts = list(range(0, len(x), chunk_size))
     xp = namespace(device)
 
     def work(lo: int) -> OverflowCounter:

@@ -215,20 +215,32 @@ def test_unprovable_nodes_run_on_their_integer_kernels_between_float_ones():
     _assert_same(graph, _inputs(rng, graph.inputs[0].type, 10), program)
 
 
+POOLS = {  # in_shape, n_filt, pool, stride, pad (top, bottom, left, right)
+    "padded": ((5, 6), 2, (2, 2), (2, 2), (0, 1, 0, 0)),
+    "2x2": ((6, 6), 3, (2, 2), (2, 2), (0, 0, 0, 0)),
+    "overlapping_3x2": ((7, 6), 2, (3, 2), (1, 2), (0, 0, 0, 0)),
+}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("acc", [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")], ids=str)
-def test_max_pooling_on_the_float_path_equals_integer_kernel(acc):
+def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
     from emulation.layers.pooling import pool_windows
 
     rng = np.random.default_rng(10)
+    in_shape, f, size, stride, pad = POOLS[pool]
     in_t = FixedType(9, 4, True, "AP_TRN", "AP_SAT")
     res_t = FixedType(7, 3, True, "AP_RND_CONV", "AP_SAT")
-    windows, divisors = pool_windows((5, 6), 2, (2, 2), (2, 2), (0, 1, 0, 0), False)
-    pool = Node("pooling", "p", ("x",), "y", (in_t,), res_t, len(windows),
-                {"windows": windows, "divisors": divisors, "op": "max", "accum_type": acc})  # fmt: skip
-    graph = Graph("pool", (Port("x", in_t, 60),), (Port("y", res_t, len(windows)),), (pool,))
+    windows, divisors = pool_windows(in_shape, f, size, stride, pad, False)
+    geometry = dict(in_shape=in_shape, n_filt=f, pool=size, stride=stride, pad=pad)
+    node = Node("pooling", "p", ("x",), "y", (in_t,), res_t, len(windows),
+                {"windows": windows, "divisors": divisors, "op": "max", "accum_type": acc, "geometry": geometry})  # fmt: skip
+    n_in = in_shape[0] * in_shape[1] * f
+    graph = Graph("pool", (Port("x", in_t, n_in),), (Port("y", res_t, len(windows)),), (node,))
     program = FloatGraph(graph)
-    assert program.all_float
-    _assert_same(graph, _inputs(rng, in_t, 60), program)
+    assert program.all_float and (program.steps[0].slices is not None) == (pool != "padded")
+    _assert_same(graph, _inputs(rng, in_t, n_in), program)
+    _assert_same(graph, _inputs(rng, in_t, n_in), program, Torch("cpu"))
 
 
 # ----------------------------------------------------------------------------- devices

@@ -68,7 +68,8 @@ def _read_pooling(call) -> Node:
     call.exact(widths.plus(call.type("accum_t"), data_t), "the running sum")
     windows, divisors = pool_windows(in_shape, n_filt, pool, stride, pad, count_pad)
     return call.node("pooling", [call.args[0]], call.args[1], [data_t], res_t, len(windows),
-                     windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"))  # fmt: skip
+                     windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"),
+                     geometry=dict(in_shape=in_shape, n_filt=n_filt, pool=pool, stride=stride, pad=pad))  # fmt: skip
 
 
 def pad_value(t: FixedType, op: str) -> int:
