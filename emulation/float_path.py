@@ -19,7 +19,7 @@ it unchanged. Hence:
   representable number are exact (``rint`` and ``torch.round`` round half to even);
   adding the ±1/2 of a rounding mode to ``m * 2**-sh`` is exact while
   ``|m| + 2**(sh-1) < 2**p``; comparisons with and clipping to the type's bounds, and
-  wrapping (``fmod`` by ``2**W`` after subtracting the lower bound) are exact while the
+  wrapping (``y - 2**W * floor((y - lo) / 2**W)``) are exact while the
   integers involved stay below ``2**p``. Every cast is compiled into these steps with the
   magnitude of each intermediate bounded from the static value ranges, so the choice of
   float32, float64 or integers is made per layer, once.
@@ -119,9 +119,6 @@ class Numpy:
     def relu(self, y, out):
         return np.maximum(y, 0, out=out)
 
-    def fmod(self, y, m, out):
-        return np.fmod(y, m, out=out)
-
     def where(self, cond, a, b):
         return np.where(cond, a, b)
 
@@ -211,9 +208,6 @@ class Torch(Numpy):
 
     def relu(self, y, out):
         return self.torch.clamp(y, min=0, out=out) if out is not None else self.torch.clamp(y, min=0)
-
-    def fmod(self, y, m, out):
-        return self.torch.fmod(y, m, out=out) if out is not None else self.torch.fmod(y, m)
 
     def where(self, cond, a, b):
         t = self.torch
@@ -366,7 +360,7 @@ def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str | None) -> tu
     else:  # compares with (and clips to) the bounds: they must be exact too
         ops.append(Op("overflow", name=name, dst=dst))
         need = max(need, Fraction(max(abs(lo), abs(hi))))
-        if dst.overflow == "AP_WRAP":  # y - lo, fmod 2**W, + 2**W, + lo
+        if dst.overflow == "AP_WRAP":  # y - lo, then multiples of 2**W
             need = max(need, max(abs(r.lo), abs(r.hi)) + abs(lo) + 2 ** (dst.width + 1))
             r = _Range(Fraction(lo), Fraction(hi))
         else:
@@ -445,7 +439,9 @@ def _size(y) -> int:
     return int(np.prod(y.shape))
 
 
-def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None):
+def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None,
+              extremes: tuple[float, float] | None = None):  # fmt: skip
+    """Overflow handling of rounded mantissas; ``extremes``: their (min, max) when already known."""
     dst = op.dst
     lo, hi = _bounds(dst)
     out = y if fresh else None
@@ -455,7 +451,7 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
         return xp.clip(y, floor, hi, out)
     if op.name is None:
         counter = None  # an intermediate cast the integer kernel does not count
-    mn, mx = xp.minmax(y)
+    mn, mx = xp.minmax(y) if extremes is None else extremes
     if mn >= floor and mx <= hi:
         if counter is not None:
             counter.record(op.name, 0, _size(y))
@@ -470,11 +466,14 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
         out = y
     if dst.overflow == "AP_SAT_ZERO":
         return xp.where((y < lo) | (y > hi), 0.0, y)
-    span = 2.0**dst.width  # AP_WRAP: arithmetic modulo 2**W onto [lo, lo + 2**W)
-    y = y - lo
-    y = xp.fmod(y, span, y)
-    y = xp.where(y < 0, y + span, y)
-    y += lo
+    span = 2.0**dst.width  # AP_WRAP: y - 2**W * floor((y - lo) / 2**W), onto [lo, lo + 2**W)
+    t = y - lo
+    t *= 1.0 / span
+    t = xp.floor(t, t)
+    t *= span
+    if not fresh:
+        y = y * 1.0
+    y -= t
     return y
 
 
@@ -519,10 +518,13 @@ def from_float_exact(x: np.ndarray, dst: FixedType, counter: OverflowCounter | N
         x = _ap_int_from_double(x)
     with np.errstate(over="ignore"):
         y = x * 2.0**dst.fractional  # exact unless it overflows or (F < 0) underflows
-    if y.size and not (max(y.max(), -y.min()) < 2.0**51 and (dst.fractional >= 0 or np.abs(y).min() >= 2.0**-1000)):
+    mn, mx = NUMPY.minmax(y)
+    if not (max(mx, -mn) < 2.0**51 and (dst.fractional >= 0 or y.size == 0 or np.abs(y).min() >= 2.0**-1000)):
         return None
-    getattr(np, _ROUND_FN[dst.rounding][1])(y, out=y)
-    return _overflow(NUMPY, Op("overflow", name=name, dst=dst), y, True, counter)
+    fn = _ROUND_FN[dst.rounding][1]
+    getattr(np, fn)(y, out=y)
+    rounded = getattr(np, fn)(np.array([mn, mx]))  # rounding is monotone: the extremes of the result
+    return _overflow(NUMPY, Op("overflow", name=name, dst=dst), y, True, counter, (float(rounded[0]), float(rounded[1])))
 
 
 # ----------------------------------------------------------------------------- graph steps
