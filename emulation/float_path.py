@@ -128,9 +128,10 @@ class Numpy:
     def count(self, mask) -> int:
         return int(np.count_nonzero(mask))
 
-    def append(self, y, value: float = 0.0):
-        """y with one more column holding ``value`` (what index -1 picks)."""
-        return np.concatenate([y, np.full((len(y), 1), value, dtype=y.dtype)], axis=1)
+    def append(self, y, *values: float):
+        """y with one more column per value (default one zero: what index -1 picks)."""
+        values = values or (0.0,)
+        return np.concatenate([y, np.broadcast_to(np.asarray(values, dtype=y.dtype), (len(y), len(values)))], axis=1)
 
     def max_rows(self, y):
         return y.max(axis=1)
@@ -225,8 +226,10 @@ class Torch(Numpy):
     def count(self, mask) -> int:
         return int(self.torch.count_nonzero(mask))
 
-    def append(self, y, value: float = 0.0):
-        return self.torch.cat([y, self.torch.full((len(y), 1), value, dtype=y.dtype, device=y.device)], dim=1)
+    def append(self, y, *values: float):
+        values = values or (0.0,)
+        extra = self.torch.tensor(values, dtype=y.dtype, device=y.device).expand(len(y), len(values))
+        return self.torch.cat([y, extra], dim=1)
 
     def max_rows(self, y):
         return y.amax(dim=1)
@@ -608,8 +611,15 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
         band = _row_band(p["geometry"], w) if "geometry" in p else None
         if band is not None:
             columns, w = band
-    weight = (w.astype(np.float64) * (float(scale) * 2.0**shift)).astype(dtype)
-    step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight, b.astype(dtype), columns)
+    weight = w.astype(np.float64) * (float(scale) * 2.0**shift)
+    if columns is not None:
+        # The bias as one more product term: a column of ones (index -2; -1 is the padding's zero)
+        # times a bias row. The partial sums keep the same bound, and one pass over the outputs goes.
+        columns = np.concatenate([columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1)
+        weight = np.concatenate([weight, b[: weight.shape[1]][None, :]], axis=0)
+        b = None
+    step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight.astype(dtype),
+                 None if b is None else b.astype(dtype), columns)  # fmt: skip
     step.counts = counts
     return step
 
@@ -792,13 +802,15 @@ class FloatGraph:
             return y if step.index is None else xp.take_cols(xp.append(y), step.index)
         key = f"{xp.name}:{getattr(xp, 'device', '')}"
         if key not in step.on_device:
-            step.on_device[key] = (xp.asarray(step.weight, xp.dtype(step.dtype))[0], xp.asarray(step.bias, xp.dtype(step.dtype))[0])
+            bias = None if step.bias is None else xp.asarray(step.bias, xp.dtype(step.dtype))[0]
+            step.on_device[key] = (xp.asarray(step.weight, xp.dtype(step.dtype))[0], bias)
         weight, bias = step.on_device[key]
         n_events = len(x)
-        if step.columns is not None:  # conv: one row per output pixel (im2col) or per output row (band)
-            x = xp.take_cols(xp.append(x), step.columns.ravel()).reshape(-1, step.columns.shape[1])
+        if step.columns is not None:  # conv: one row per output pixel (im2col) or per output row (band), bias inside
+            x = xp.take_cols(xp.append(x, 1.0, 0.0), step.columns.ravel()).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight).reshape(n_events, -1)
-        y += bias
+        if bias is not None:
+            y += bias
         if counter is not None:
             name = node.name.split(_FUSED)[0]
             rows, n_in, n_out = step.counts
