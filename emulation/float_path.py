@@ -454,6 +454,9 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
         return xp.clip(y, floor, hi, out)
     if op.name is None:
         counter = None  # an intermediate cast the integer kernel does not count
+    if op.relu and sat and counter is not None:  # ReLU then saturation: only the top can overflow
+        counter.record(op.name, xp.count(y > hi), _size(y))
+        return xp.clip(y, floor, hi, out)
     mn, mx = xp.minmax(y) if extremes is None else extremes
     if mn >= floor and mx <= hi:
         if counter is not None:
@@ -608,9 +611,8 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
         columns = np.asarray(p["columns"])
         counts = (len(columns), w.shape[0], w.shape[1])
         b = np.tile(b, len(columns))  # the outputs are (pixel, filter), channels last
-        band = _row_band(p["geometry"], w) if "geometry" in p else None
-        if band is not None:
-            columns, w = band
+        if "geometry" in p:
+            columns, w = _conv_segments(p["geometry"], w)
     weight = w.astype(np.float64) * (float(scale) * 2.0**shift)
     if columns is not None:
         # The bias as one more product term: a column of ones (index -2; -1 is the padding's zero)
@@ -624,38 +626,53 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     return step
 
 
-BAND_MAX_WORK = 4.0  # row-band conv when its matrix product is at most this many times the im2col one
+GATHER_PER_MAC = 20.0  # multiply-adds of a small matrix product that cost as much as one gathered value (numpy take)
 
 
-def _row_band(geometry: dict, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """A conv as one matrix product per output row: (input index per (row, band column), band weights).
+def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A conv as one matrix product per segment of ``S`` output pixels of a row: (input index per
+    (segment, band column), band weights), with ``S`` (a divisor of the output width) chosen cheapest.
 
-    Output row ``oy`` reads input rows ``oy*sh + ky*dh - pt`` (all columns, all channels);
-    the band weights map them to the row's ``OW * F`` outputs (the same kernel taps, zeros
-    elsewhere: exact by the same bound, as zeros add nothing). Why: im2col's product has an
-    inner dimension of ``KH*KW*C`` and ``F`` columns, both tiny for a first layer; BLAS runs
-    such shapes an order of magnitude below its speed, and the band's product is large.
+    Segment (oy, sx) reads input rows ``oy*sh + ky*dh - pt`` and the ``(S-1)*sw + (KW-1)*dw + 1``
+    input columns from ``sx*S*sw - pl`` (index -1: padding), all channels; the band weights map
+    them to the segment's ``S * F`` outputs (the kernel taps, zeros elsewhere: exact by the
+    same bound, as zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C``
+    inputs and ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its
+    speed, and the gather copies every input ``KH*KW`` times); wider segments gather less and
+    multiply more, by the measured ratio ``GATHER_PER_MAC``.
     """
     (ih, iw), c = geometry["in_shape"], geometry["n_chan"]
     (kh, kw), (sh, sw), (pt, pl) = geometry["filt"], geometry["stride"], geometry["pad"]
     (dh, dw), (oh, ow) = geometry["dilation"], geometry["out_shape"]
     f = weight.shape[1]
-    if oh * (kh * iw * c) * (ow * f) > BAND_MAX_WORK * oh * ow * weight.size:
-        return None
-    index = np.full((oh, kh, iw * c), -1, dtype=np.int64)
+
+    def span(seg: int) -> int:
+        return (seg - 1) * sw + (kw - 1) * dw + 1
+
+    def cost(seg: int) -> float:
+        rows, k = oh * ow // seg, kh * span(seg) * c
+        return rows * k * (1 + seg * f / GATHER_PER_MAC)
+
+    if seg is None:
+        seg = min((d for d in range(1, ow + 1) if ow % d == 0), key=cost)
+    width = span(seg)
+    index = np.full((oh, ow // seg, kh, width, c), -1, dtype=np.int64)
     for oy in range(oh):
         for ky in range(kh):
             iy = oy * sh + ky * dh - pt
-            if 0 <= iy < ih:
-                index[oy, ky] = iy * iw * c + np.arange(iw * c)
-    band = np.zeros((kh, iw, c, ow, f), dtype=weight.dtype)
+            if not 0 <= iy < ih:
+                continue
+            for sx in range(ow // seg):
+                for r in range(width):
+                    ix = sx * seg * sw - pl + r
+                    if 0 <= ix < iw:
+                        index[oy, sx, ky, r] = (iy * iw + ix) * c + np.arange(c)
+    band = np.zeros((kh, width, c, seg, f), dtype=weight.dtype)
     w = weight.reshape(kh, kw, c, f)
-    for ox in range(ow):
+    for j in range(seg):
         for kx in range(kw):
-            ix = ox * sw + kx * dw - pl
-            if 0 <= ix < iw:
-                band[:, ix, :, ox, :] = w[:, kx, :, :]
-    return index.reshape(oh, -1), band.reshape(kh * iw * c, ow * f)
+            band[:, j * sw + kx * dw, :, j, :] = w[:, kx, :, :]
+    return index.reshape(oh * ow // seg, -1), band.reshape(kh * width * c, seg * f)
 
 
 def _cast_step(node: Node, allowed: Sequence[str]) -> _Step | None:
@@ -806,7 +823,7 @@ class FloatGraph:
             step.on_device[key] = (xp.asarray(step.weight, xp.dtype(step.dtype))[0], bias)
         weight, bias = step.on_device[key]
         n_events = len(x)
-        if step.columns is not None:  # conv: one row per output pixel (im2col) or per output row (band), bias inside
+        if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
             x = xp.take_cols(xp.append(x, 1.0, 0.0), step.columns.ravel()).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:

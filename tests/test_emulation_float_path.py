@@ -9,6 +9,7 @@ float32 / float64 / integers at the 2**24 and 2**53 bounds, and torch (CPU) agai
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
@@ -177,9 +178,11 @@ GEOMETRIES = {  # in_shape, n_chan, filt, stride, pad (top, left), dilation, out
 }
 
 
-@pytest.mark.parametrize("form", ["row_band", "im2col"])
+@pytest.mark.parametrize("form", ["segments", "im2col"])
 @pytest.mark.parametrize("geometry", list(GEOMETRIES), ids=str)
-def test_conv_on_the_float_path_equals_integer_kernel(geometry, form):
+def test_conv_on_the_float_path_equals_integer_kernel(geometry, form, monkeypatch):
+    from emulation import float_path
+
     rng = np.random.default_rng(9)
     in_shape, c, filt, stride, pad, dilation, out_shape = GEOMETRIES[geometry]
     in_t = FixedType(10, 4, True, "AP_TRN", "AP_SAT")
@@ -189,7 +192,7 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form):
     cols = im2col(in_shape, c, filt, stride, pad, dilation, out_shape)
     conv = _dense("c", "x", "h", in_t, res_t, rng, cols.shape[1], f)
     params = {**conv.params, "columns": cols, "n_filt": f}
-    if form == "row_band":
+    if form == "segments":
         params["geometry"] = dict(in_shape=in_shape, n_chan=c, filt=filt, stride=stride, pad=pad, dilation=dilation,
                                   out_shape=out_shape)  # fmt: skip
     conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, n_out, params)
@@ -197,7 +200,13 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form):
     graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", act_t, n_out),), (conv, relu))
     program = FloatGraph(graph)
     assert program.all_float and len(program.steps) == 1  # ReLU fused into the conv's casts
-    assert (program.steps[0].columns.shape[0] == out_shape[0]) == (form == "row_band")  # one product row per output row
+    if form == "segments":  # every segment width: one product row per 1, 2, ... output pixels of a row
+        chosen = float_path._conv_segments
+        for seg in (d for d in range(1, out_shape[1] + 1) if out_shape[1] % d == 0):
+            monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg))
+            forced = FloatGraph(graph)
+            assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
+            _assert_same(graph, _inputs(rng, in_t, n_in), forced)
     _assert_same(graph, _inputs(rng, in_t, n_in), program)
 
 
