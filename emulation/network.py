@@ -15,7 +15,8 @@ accumulator is summed once and wrapped once (wrapping is arithmetic mod 2**W); a
 saturating one is summed at once for every event whose partial sums cannot leave its
 range (bounded by sum |b| + sum |x w|) and step by step for the others. Exact sums
 use a float64 matrix product (BLAS) when every partial sum stays below 2**53,
-int64 otherwise.
+int64 otherwise. This is the integer reference; ``emulation.float_path`` carries whole
+graphs in float32/float64 where the types prove it exact.
 """
 
 from __future__ import annotations
@@ -98,19 +99,6 @@ def dense_latency(
     weight = np.asarray(weight, dtype=np.int64)
     n_events, n_in = x.shape
     n_out = weight.shape[1]
-    plan = _static_plan(x_type, weight, weight_type, bias, bias_type, accum_type)
-    if plan is not None:
-        # The types alone guarantee exact products and no accumulator overflow (hls4ml's
-        # "auto" accumulators are sized so): one exact float64 matrix product.
-        y = x.astype(np.float64) @ plan.weight
-        if plan.scale != 1.0:
-            y *= plan.scale
-        y += plan.bias
-        if counter is not None:
-            counter.record(f"{name}.bias", 0, n_out)
-            counter.record(f"{name}.product", 0, n_events * n_in * n_out)
-            counter.record(f"{name}.accum", 0, n_events * n_out)
-        return cast(y.astype(np.int64), accum_type, result_type, counter, f"{name}.result")
     acc_t = accum_type
     prod_t = product_type(x_type, weight_type)
     shift = acc_t.fractional - prod_t.fractional  # >= 0: products enter accum_t exactly (if in range)
@@ -151,39 +139,6 @@ def dense_latency(
     else:
         acc = _accumulate(x, weight, b, prod_t, acc_t, counter, name)
     return cast(acc, acc_t, result_type, counter, f"{name}.result")
-
-
-@dataclass(frozen=True, eq=False)
-class _Plan:
-    weight: np.ndarray  # float64 weight mantissas
-    bias: np.ndarray  # float64 bias mantissas in accum_t
-    scale: float  # 2**shift from the product's LSB to accum_t's
-    source: tuple  # the arrays the plan was made from (identity check)
-
-
-_PLANS: dict[tuple, _Plan] = {}
-
-
-def _static_plan(x_type, weight, weight_type, bias, bias_type, acc_t) -> _Plan | None:
-    """The float64 fast path of a dense layer, when its types rule out rounding and overflow."""
-    key = (id(weight), id(bias), x_type, weight_type, bias_type, acc_t)
-    plan = _PLANS.get(key)
-    if plan is not None and plan.source[0] is weight and plan.source[1] is bias:
-        return plan
-    prod_t = product_type(x_type, weight_type)
-    shift = acc_t.fractional - prod_t.fractional
-    if shift < 0 or not acc_t.signed or (bias is not None and bias_type.fractional > acc_t.fractional):
-        return None
-    x_max = max(-x_type.min_int, x_type.max_int)
-    b = np.zeros(weight.shape[1], np.int64) if bias is None else np.asarray(bias, np.int64) << (acc_t.fractional - bias_type.fractional)
-    bound = ((x_max * int(np.abs(weight).sum(axis=0).max(initial=0))) << shift) + int(np.abs(b).max(initial=0))
-    if bound > acc_t.max_int or bound >= _EXACT_FLOAT:
-        return None
-    if len(_PLANS) > 256:
-        _PLANS.clear()
-    plan = _Plan(weight.astype(np.float64), b.astype(np.float64), 2.0**shift, (weight, bias))
-    _PLANS[key] = plan
-    return plan
 
 
 def _accumulate(
