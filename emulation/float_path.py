@@ -28,7 +28,15 @@ it unchanged. Hence:
   into the weights and bias (``floor(x @ (w * s) + (b * s + 1/2))``, exact by the same
   bound); ReLU moves past scaling and rounding (monotone, 0 -> 0) and into a saturating
   clip (``clip(max(r, 0), lo, hi) = clip(r, max(lo, 0), hi)``), and a cast whose source
-  range lies inside the destination is a scale (or nothing).
+  range lies inside the destination is a scale (or nothing). A conv is one matrix product
+  per segment of output pixels (zeros where a tap does not apply, the bias as a product
+  with a column of ones: the same terms, the same bound); max pooling is a maximum of exact
+  values.
+
+Which nodes run here: dense and conv (Latency, and Resource when ``B`` rules out
+saturation, so that the order of the additions does not matter), relu and linear (fused
+into the dense/conv they follow when only it reads them), transpose/zero-padding gathers and
+max pooling; every other node runs on its integer kernel, in between.
 
 Overflow counts (``OverflowCounter``) are the integer path's, name for name; a cast proven
 not to overflow records zeros without looking at the data.
