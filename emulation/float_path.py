@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -154,8 +155,9 @@ class Numpy:
 class Torch(Numpy):
     """The same operations on torch tensors on ``device`` (float64 on CUDA is exact below 2**53).
 
-    Matrix products run with TF32 off (``float32_matmul_precision("highest")``): TF32 keeps
-    10 significand bits and would round.
+    float32 matrix products run with ``float32_matmul_precision("highest")``: the lower
+    settings allow TF32 (CUDA) or bfloat16 (CPU) internally, which keep 10 or 7 significand
+    bits and would round.
     """
 
     name = "torch"
@@ -191,13 +193,16 @@ class Torch(Numpy):
 
     def matmul(self, x, w):
         t = self.torch
-        before = t.get_float32_matmul_precision()
-        if before != "highest":
-            t.set_float32_matmul_precision("highest")
-        try:
+        if x.dtype != t.float32:
             return x @ w
-        finally:
-            if before != "highest":
+        with _PRECISION_LOCK:  # the setting is process-wide: no other thread's product runs in between
+            before = t.get_float32_matmul_precision()
+            if before == "highest":
+                return x @ w
+            t.set_float32_matmul_precision("highest")
+            try:
+                return x @ w
+            finally:
                 t.set_float32_matmul_precision(before)
 
     def floor(self, y, out):
@@ -251,6 +256,7 @@ class Torch(Numpy):
 
 
 NUMPY = Numpy()
+_PRECISION_LOCK = threading.Lock()
 
 
 def namespace(device: str | None) -> Numpy:

@@ -137,6 +137,27 @@ def test_torch_cpu_is_bit_equal_to_numpy(rounding, overflow):
     _assert_same(graph, x, FloatGraph(graph, ("float64",)), Torch("cpu"))
 
 
+def test_torch_float32_products_stay_exact_under_a_lower_matmul_precision():
+    """``float32_matmul_precision("medium")`` lets torch use bfloat16 inside float32 products: the path turns it off."""
+    import torch
+
+    rng = np.random.default_rng(12)
+    in_t, w_t = FixedType(12, 6), FixedType(8, 2)
+    res_t = FixedType(24, 14)
+    graph = _single_dense(in_t, w_t, rng.integers(w_t.min_int, w_t.max_int + 1, (40, 6)), res_t)
+    program = FloatGraph(graph)
+    assert program.dtypes == ["float32"]
+    m = rng.integers(in_t.min_int, in_t.max_int + 1, (3000, 40))
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        got = program.run([m], None, Torch("cpu"))[0]
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert np.array_equal(got.numpy().astype(np.int64), graph.run([m])[0])
+
+
 def _single_dense(x_t: FixedType, w_t: FixedType, weight: np.ndarray, res_t: FixedType) -> Graph:
     acc_t = FixedType(61, 61 - (x_t.fractional + w_t.fractional))
     node = _dense("d", "x", "y", x_t, res_t, np.random.default_rng(0), *weight.shape, w_t=w_t, acc_t=acc_t, weight=weight)
