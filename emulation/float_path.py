@@ -458,32 +458,32 @@ def _size(y) -> int:
 
 def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None,
               extremes: tuple[float, float] | None = None):  # fmt: skip
-    """Overflow handling of rounded mantissas; ``extremes``: their (min, max) when already known."""
+    """Overflow handling of rounded mantissas; ``extremes``: their (min, max) when already known.
+
+    The extremes decide whether anything overflowed (two fast reductions); only then are the
+    values counted and handled.
+    """
     dst = op.dst
     lo, hi = _bounds(dst)
     out = y if fresh else None
     sat = dst.overflow in ("AP_SAT", "AP_SAT_SYM")
     floor = max(lo, 0) if op.relu else lo
-    if counter is None and sat:
-        return xp.clip(y, floor, hi, out)
     if op.name is None:
         counter = None  # an intermediate cast the integer kernel does not count
-    if op.relu and sat and counter is not None:  # ReLU then saturation: only the top can overflow
-        counter.record(op.name, xp.count(y > hi), _size(y))
+    if sat and (counter is None or op.relu):  # one clip for all; with ReLU in front only the top can overflow
+        if counter is not None:
+            over = _size(y) > 0 and float(y.max()) > hi
+            counter.record(op.name, xp.count(y > hi) if over else 0, _size(y))
         return xp.clip(y, floor, hi, out)
     mn, mx = xp.minmax(y) if extremes is None else extremes
-    if mn >= floor and mx <= hi:
+    if mn >= lo and mx <= hi:
         if counter is not None:
             counter.record(op.name, 0, _size(y))
         return y
     if counter is not None:
-        bad = (y > hi) if op.relu else ((y < lo) | (y > hi))
-        counter.record(op.name, xp.count(bad), _size(y))
+        counter.record(op.name, xp.count((y < lo) | (y > hi)), _size(y))
     if sat:
-        return xp.clip(y, floor, hi, out)
-    if op.relu:
-        y = xp.relu(y, out)
-        out = y
+        return xp.clip(y, lo, hi, out)
     if dst.overflow == "AP_SAT_ZERO":
         return xp.where((y < lo) | (y > hi), 0.0, y)
     span = 2.0**dst.width  # AP_WRAP: y - 2**W * floor((y - lo) / 2**W), onto [lo, lo + 2**W)
