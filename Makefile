@@ -33,8 +33,12 @@ test-fast: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
 
+# ruff (lint and format) over everything; mypy over the packages and benchmarks ([tool.mypy])
+LINT_PATHS := l1ad offline quantize firmware emulation tests benchmarks
 lint: $(STAMP)
-	$(BIN)/ruff check l1ad offline quantize firmware emulation tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
 
 # Optional open hardware tools for the firmware cost estimate (Debian/Ubuntu, as root).
 system-tools:

@@ -108,6 +108,7 @@ def report(name: str, target: float, emu_events: int, emu_cpu: float, emu_wall: 
 def main() -> None:
     args = parser(__doc__).parse_args()
     from emulation import (
+        CSimulation,
         build_qkeras_dense,
         emulate_project,
         load_hls_project,
@@ -120,6 +121,7 @@ def main() -> None:
         folder = args.project_dir or Path(tmp) / "prj"
         start = time.perf_counter()
         sim = write_qkeras_project(build_qkeras_dense(sizes, seed=0), folder, project_name="bench_ae")
+        assert isinstance(sim, CSimulation)  # compiled (compile=True)
         print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
         project = load_hls_project(folder)
         print(project.describe())

@@ -25,6 +25,7 @@ SIZES = [57, 32, 16, 4, 16, 32, 57]
 def main() -> None:
     args = parser(__doc__, csim_events=10_000).parse_args()
     from emulation import (
+        CSimulation,
         build_qkeras_dense,
         emulate_project,
         load_hls_project,
@@ -37,6 +38,7 @@ def main() -> None:
         start = time.perf_counter()
         sims = [write_qkeras_project(build_qkeras_dense(SIZES, seed=k), root / f"ae{k + 1}", project_name=f"ae{k + 1}")
                 for k in range(2)]  # fmt: skip
+        assert all(isinstance(sim, CSimulation) for sim in sims)  # compiled (compile=True)
         print(f"two hls4ml projects written and compiled in {time.perf_counter() - start:.1f} s: {root}")
         projects = [load_hls_project(root / f"ae{k + 1}") for k in range(2)]
         for p in projects:
@@ -49,13 +51,14 @@ def main() -> None:
         sample = csim_sample(args.events, args.csim_events)
 
         def predict_pair():
-            return [sim.predict(x[sample]) for sim in sims]
+            return [sim.predict(x[sample]) for sim in sims if isinstance(sim, CSimulation)]
 
         with single_threaded():
             for p in projects:
                 emulate_project(p, x[:10_000])  # warm-up
             results, emu_cpu, emu_wall = fastest(emulate_pair, args.repeat)
             for sim in sims:
+                assert isinstance(sim, CSimulation)
                 sim.predict(x[sample[:100]])  # warm-up
             expected, csim_cpu, csim_wall = fastest(predict_pair, args.repeat)
     bad = np.zeros(len(sample), dtype=bool)

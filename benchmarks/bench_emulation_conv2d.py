@@ -56,13 +56,14 @@ def jet_images(n: int, seed: int = 0) -> np.ndarray:
 
 def main() -> None:
     args = parser(__doc__, events=100_000, csim_events=2_000).parse_args()
-    from emulation import emulate_project, load_hls_project, write_qkeras_project
+    from emulation import CSimulation, emulate_project, load_hls_project, write_qkeras_project
     from emulation.float_path import compile_project
 
     with tempfile.TemporaryDirectory(prefix="bench_conv2d_") as tmp:
         folder = args.project_dir or Path(tmp) / "prj"
         start = time.perf_counter()
         sim = write_qkeras_project(jet_cnn(), folder, project_name="bench_cnn")
+        assert isinstance(sim, CSimulation)  # compiled (compile=True)
         print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
         project = load_hls_project(folder)
         print(project.describe())

@@ -51,8 +51,9 @@ def main() -> None:
         print("note:", note)
     if report.rtl_mismatches is not None:
         print(f"RTL (Verilator) vs integer emulator: {report.rtl_mismatches} mismatches in {report.rtl_events} events")
-    da4ml_luts = next(f.value for f in report.figures if f.metric == "luts" and f.source.startswith("da4ml"))
-    yosys = [f.value for f in report.figures if f.metric == "luts" and f.source.startswith("yosys")]
+    luts = [(f.source, f.value) for f in report.figures if f.metric == "luts" and f.value is not None]
+    da4ml_luts = next(v for s, v in luts if s.startswith("da4ml"))
+    yosys = [v for s, v in luts if s.startswith("yosys")]
     if yosys:
         print(f"LUT ratio da4ml estimate / Yosys mapped: {da4ml_luts / yosys[0]:.2f}")
     verdict = check_budget(report, latency_budget_ns=50.0, part="xcvu13p")

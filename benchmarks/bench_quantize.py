@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def main() -> None:
                      lr=AD["lr"], patience=AD["patience"], seed=args.seed, progress=False)
     train_from_file(background, work / "float", tc)
     print(f"float training: {time.perf_counter() - t0:.1f} s")
-    results = {"data": "toy" if args.toy else "default (cache/events)", "background": str(background), "runs": []}
+    results: dict[str, Any] = {"data": "toy" if args.toy else "default (cache/events)", "background": str(background), "runs": []}
     fm = load_float(work / "float")
     events, split = load_background(background, fm.seed, fm.fractions)
     test = events[split.test]

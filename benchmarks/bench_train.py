@@ -87,17 +87,17 @@ def _run_one(spec: dict) -> dict:
             torch.cuda.synchronize()
         return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(device), "rss_before_mb": before}
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(spec["events"], 57)).astype(np.float32)
-    w = rng.uniform(0.5, 1.5, spec["events"])
-    xv, wv = x[: min(2 * batch, len(x))], w[: min(2 * batch, len(x))]
-    train_module.disco_sq = fn  # pair_loss and the validation use it
+    inputs = rng.normal(size=(spec["events"], 57)).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, spec["events"])
+    xv, wv = inputs[: min(2 * batch, len(inputs))], weights[: min(2 * batch, len(inputs))]
+    train_module.disco_sq = fn  # type: ignore[attr-defined]  # pair_loss and the validation use it
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     config = TrainConfig(lam=spec["lam"], epochs=1, batch_size=batch, patience=100, progress=False,
                          device=str(device))
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_pair(x, w, xv, wv, config, tmp)
+        result = train_pair(inputs, weights, xv, wv, config, tmp)
     return {"events_per_second": result.events_per_second, "train_seconds": result.seconds,
             "peak_mb": _peak_mb(device), "rss_before_mb": before}
 

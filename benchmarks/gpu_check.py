@@ -86,6 +86,7 @@ def check_disco(device: str, n: int = 10_000) -> dict[str, float]:
     w = torch.tensor(w0, dtype=torch.float32, device=dev)
     value = disco_sq(x, y, w)
     value.backward()
+    assert x.grad is not None  # x requires grad
     grad = x.grad.double().cpu().numpy()
     return {"disco_sq": float(value.detach()), "grad_norm": float(np.linalg.norm(grad)), "grad_first": float(grad[0])}
 

@@ -35,8 +35,9 @@ def _profile(process: str, events: int, baseline: bool) -> dict[str, float]:
     profiler.enable()
     result = run_task(task)
     profiler.disable()
-    cumulative = {}
-    for (_, _, name), (_, _, _, cum, _) in pstats.Stats(profiler).stats.items():
+    cumulative: dict[str, float] = {}
+    # Stats.stats (function -> timings) is not in typeshed; get_stats_profile would not sum same-named functions
+    for (_, _, name), (_, _, _, cum, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
         cumulative[name] = cumulative.get(name, 0.0) + cum
     total = cumulative["run_task"]
     shares = {part: sum(v for k, v in cumulative.items() if k.endswith(key)) / total for part, key in PARTS.items()}

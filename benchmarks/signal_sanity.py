@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -65,7 +66,7 @@ def main() -> None:
     sig, w = observables(args.signal), observables(args.w)
     names = {"lead_lepton_pt": "leading lepton $p_T$ [GeV]", "met": "MET [GeV]", "mt": "$m_T(\\ell, MET)$ [GeV]",
              "ht_jets": "jet $H_T$ [GeV]"}
-    result = {
+    result: dict[str, Any] = {
         "files": {"hChToTauNu": str(args.signal), "wlnu": str(args.w)},
         "events": {"hChToTauNu": len(sig["met"]), "wlnu": len(w["met"])},
         "generation": {name: {k: v for k, v in component.items() if k != "pythia_settings"}

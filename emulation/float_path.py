@@ -406,7 +406,8 @@ def _fuse_relu(ops: list[Op]) -> list[Op]:
             ops[j], ops[j + 1] = ops[j + 1], ops[j]
             j += 1
         nxt = ops[j + 1] if j + 1 < len(ops) else None
-        if nxt is not None and nxt.kind == "overflow" and nxt.dst.overflow in ("AP_SAT", "AP_SAT_SYM") and not nxt.relu:
+        if (nxt is not None and nxt.kind == "overflow" and nxt.dst is not None
+                and nxt.dst.overflow in ("AP_SAT", "AP_SAT_SYM") and not nxt.relu):  # fmt: skip
             ops[j + 1] = Op("overflow", name=nxt.name, dst=nxt.dst, relu=True)
             del ops[j]
         k = j + 1
@@ -463,7 +464,8 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
     The extremes decide whether anything overflowed (two fast reductions); only then are the
     values counted and handled.
     """
-    dst = op.dst
+    dst, name = op.dst, op.name or "cast"
+    assert dst is not None  # overflow steps carry their type
     lo, hi = _bounds(dst)
     out = y if fresh else None
     sat = dst.overflow in ("AP_SAT", "AP_SAT_SYM")
@@ -473,15 +475,15 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
     if sat and (counter is None or op.relu):  # one clip for all; with ReLU in front only the top can overflow
         if counter is not None:
             over = _size(y) > 0 and float(y.max()) > hi
-            counter.record(op.name, xp.count(y > hi) if over else 0, _size(y))
+            counter.record(name, xp.count(y > hi) if over else 0, _size(y))
         return xp.clip(y, floor, hi, out)
     mn, mx = xp.minmax(y) if extremes is None else extremes
     if mn >= lo and mx <= hi:
         if counter is not None:
-            counter.record(op.name, 0, _size(y))
+            counter.record(name, 0, _size(y))
         return y
     if counter is not None:
-        counter.record(op.name, xp.count((y < lo) | (y > hi)), _size(y))
+        counter.record(name, xp.count((y < lo) | (y > hi)), _size(y))
     if sat:
         return xp.clip(y, lo, hi, out)
     if dst.overflow == "AP_SAT_ZERO":
@@ -633,9 +635,8 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
         # times a bias row. The partial sums keep the same bound, and one pass over the outputs goes.
         columns = np.concatenate([columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1)
         weight = np.concatenate([weight, b[: weight.shape[1]][None, :]], axis=0)
-        b = None
     step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight.astype(dtype),
-                 None if b is None else b.astype(dtype), columns)  # fmt: skip
+                 None if columns is not None else b.astype(dtype), columns)  # fmt: skip
     step.counts = counts
     return step
 
@@ -719,12 +720,13 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
     dtype = _dtype_for(max(need1, need2, _type_range(t).need, Fraction(abs(pad))), allowed)
     if dtype is None:
         return None
-    step = _Step(node, dtype, first + second, windows=np.asarray(node.params["windows"]), pad=float(pad))
+    windows = np.asarray(node.params["windows"])
+    step = _Step(node, dtype, first + second, windows=windows, pad=float(pad))
     g = node.params.get("geometry")
     if g is not None and not any(g["pad"]):
         (ih, iw), (ph, pw), (sh, sw) = g["in_shape"], g["pool"], g["stride"]
         oh, ow = (ih - ph) // sh + 1, (iw - pw) // sw + 1
-        if oh * ow * g["n_filt"] == len(step.windows):  # windows inside the image: strided slices, no gather
+        if oh * ow * g["n_filt"] == len(windows):  # windows inside the image: strided slices, no gather
             step.slices = (ih, iw, g["n_filt"], ph, pw, sh, sw, oh, ow)
     return step
 
@@ -817,11 +819,11 @@ class FloatGraph:
         if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
             image = x.reshape(len(x), ih, iw, f)
-            y = None
-            for ky in range(ph):
-                for kx in range(pw):
-                    view = image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
-                    y = view * 1 if y is None else xp.maximum(y, view, y)
+            views = [image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
+                     for ky in range(ph) for kx in range(pw)]  # fmt: skip
+            y = views[0] * 1
+            for view in views[1:]:
+                y = xp.maximum(y, view, y)
             return _apply(xp, step.ops, y.reshape(len(x), -1), True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)

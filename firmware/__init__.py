@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from firmware.budget import PARTS, BudgetError, BudgetVerdict, check_budget, part_capacity
     from firmware.build import FirmwareResult, QuantizedModel, build_firmware, load_quantized
     from firmware.convert import BACKENDS, ConversionSettings, convert
-    from firmware.cost import CostReport, estimate
+    from firmware.cost import CostReport, Da4mlLatency, da4ml_latency, estimate
+    from firmware.latency_scan import scan_latency, scan_latency_files
     from firmware.project import (
         CSim,
         CSimOutputs,
@@ -33,6 +34,7 @@ __all__ = [
     "CSimOutputs",
     "ConversionSettings",
     "CostReport",
+    "Da4mlLatency",
     "FirmwareResult",
     "Project",
     "QuantizedModel",
@@ -42,9 +44,12 @@ __all__ = [
     "build_testbench",
     "check_budget",
     "convert",
+    "da4ml_latency",
     "estimate",
     "load_quantized",
     "part_capacity",
+    "scan_latency",
+    "scan_latency_files",
     "write_project",
 ]
 
@@ -64,6 +69,10 @@ _EXPORTS = {
     "convert": "firmware.convert",
     "CostReport": "firmware.cost",
     "estimate": "firmware.cost",
+    "Da4mlLatency": "firmware.cost",
+    "da4ml_latency": "firmware.cost",
+    "scan_latency": "firmware.latency_scan",
+    "scan_latency_files": "firmware.latency_scan",
     "CSim": "firmware.project",
     "CSimOutputs": "firmware.project",
     "Project": "firmware.project",

@@ -119,23 +119,20 @@ class BudgetVerdict:
             raise BudgetError(self.error_message())
 
 
-def check_budget_values(latency_budget_ns: float, resource_fraction: float = 1.0) -> None:
+def check_budget_values(latency_budget_ns: float) -> None:
     """``ValueError`` for a budget no design can meet (called before any project is written)."""
     if not latency_budget_ns > 0 or latency_budget_ns == float("inf"):
         raise ValueError(f"latency budget must be a positive number of ns, got {latency_budget_ns}")
-    if not 0 < resource_fraction <= 1:
-        raise ValueError(f"resource fraction must be in (0, 1], got {resource_fraction}")
 
 
 def check_budget(
     report: CostReport,
     latency_budget_ns: float,
     part: str,
-    resource_fraction: float = 1.0,
     contributors: list[tuple[str, float, float]] | None = None,
 ) -> BudgetVerdict:
     """Compare the best figure of each metric (vendor > Yosys > da4ml) with the budget and the part."""
-    check_budget_values(latency_budget_ns, resource_fraction)
+    check_budget_values(latency_budget_ns)
     family, capacity = part_capacity(part)
     rows = []
     latency, src = report.best("latency_ns")
@@ -145,7 +142,7 @@ def check_budget(
     rows.append(("II (cycles)", ii, float(ii_limit), src, ii is not None and ii <= ii_limit))
     for metric in ("luts", "ffs", "dsps", "brams"):
         value, src = report.best(metric)
-        limit = capacity[metric] * resource_fraction
+        limit = float(capacity[metric])
         rows.append((metric.upper()[:-1] + "s", value, limit, src, value is None or value <= limit))
     ok = all(r[4] for r in rows)
     return BudgetVerdict(latency_budget_ns, family, ok, rows, list(contributors or []), report.clock_period_ns,

@@ -13,6 +13,12 @@ Each entry says what it fixes and what it draws.
    ``vivado_synth.rpt``. The Keras weights were Glorot-uniform draws that were not saved: we draw
    ``CALIBRATION_DRAWS`` seeded Glorot-uniform matrices on the ``ap_fixed<16,6>`` grid and report the
    mean estimate (the spread is in the notes).
+2. ``dnd_hls4ml QKeras MLP 98->20->1``: thaarres/dnd_hls4ml's ``synthesize.py`` (``buildQKeras``) and the
+   Vivado HLS 2020.1 csynth and Vivado 2020.1 post-synthesis reports committed beside it: 4-bit weights,
+   ``ap_fixed<16,6>`` inputs, ReLU to ``ap_ufixed<6,0>`` (the report's registers), accumulators assumed
+   hls4ml's default ``ap_fixed<16,6>``, reuse 1, io_parallel, xczu9eg-2 (UltraScale+), 5 ns. The report
+   names the first layer's instance ``dense_latency``: the Latency implementation. Its trained weights
+   were not published: drawn as for 1.
 
 No published post-route figure of a distributed-arithmetic (da4ml) design came with its weights
 and exact configuration in a form this project could read, so da4ml's own estimate and the
@@ -42,8 +48,14 @@ class Published:
 _TEST_REPORT = "hls4ml test_report dense 16->5 relu (ap_fixed<16,6>, Latency, RF1, io_stream, xc7z020-1, 5 ns)"
 _CSYNTH = "hls4ml repo test/pytest/test_report/Vivado/myproject_csynth.rpt (Vivado HLS 2020.1 csynth)"
 _VSYNTH = "hls4ml repo test/pytest/test_report/Vivado/vivado_synth.rpt (Vivado 2020.1 post-synthesis)"
+# the same csynth report's per-instance detail: the dense layer alone, without the io_stream ReLU
+# instance (2 cycles, 256 LUTs, 84 FFs) and the dataflow handshake around them
+_CSYNTH_DENSE = (
+    "hls4ml repo test/pytest/test_report/Vivado/myproject_csynth.rpt, instance "
+    "dense_array_array_ap_fixed_16_6_5_3_0_5u_config2_U0 (Vivado HLS 2020.1 csynth)"
+)
 
-PUBLISHED: tuple[Published, ...] = (
+_TEST_REPORT_FIGURES = (
     Published(_TEST_REPORT, _VSYNTH, "luts", 1526),
     Published(_TEST_REPORT, _VSYNTH, "ffs", 2428),
     Published(_TEST_REPORT, _VSYNTH, "dsps", 66),
@@ -51,7 +63,37 @@ PUBLISHED: tuple[Published, ...] = (
     Published(_TEST_REPORT, _CSYNTH, "ffs", 7969),
     Published(_TEST_REPORT, _CSYNTH, "dsps", 73),
     Published(_TEST_REPORT, _CSYNTH, "latency_cycles", 10),
+    Published(_TEST_REPORT, _CSYNTH_DENSE, "luts", 2134),
+    Published(_TEST_REPORT, _CSYNTH_DENSE, "ffs", 7860),
+    Published(_TEST_REPORT, _CSYNTH_DENSE, "dsps", 73),
+    Published(_TEST_REPORT, _CSYNTH_DENSE, "latency_cycles", 7),
 )
+INSTANCE = "instance"  # in a source: a per-instance figure of the report, compared with the layer alone
+
+# 2. a QKeras MLP 98 -> 20 (relu) -> 1 (sigmoid) built by thaarres/dnd_hls4ml's synthesize.py (buildQKeras):
+#    kernels and biases quantized_bits(4, 0) (ap_fixed<4,1>), inputs ap_fixed<16,6>, ReLU to ap_ufixed<6,0>,
+#    accumulators (assumed) ap_fixed<16,6>, Latency, reuse 1, io_parallel, Vivado backend, xczu9eg-ffvb1156-2-e, 5 ns;
+#    its Vivado HLS 2020.1 csynth and Vivado 2020.1 post-synthesis reports are committed beside the script.
+#    The trained weights (4bitMLPmodel.h5) are not: drawn as for 1. The sigmoid (a 1-BRAM table, 2 cycles) is
+#    not modelled, so only the two dense layers' figures and the first layer's instance are compared; both
+#    reports give 0 DSPs, as does the model (every 4-bit weight has at most 2 signed digits).
+_DND = "dnd_hls4ml QKeras MLP 98->20 relu->1 (4-bit weights, ap_fixed<16,6> in/acc, Latency, RF1, xczu9eg-2, 5 ns)"
+_DND_CSYNTH = "thaarres/dnd_hls4ml myproject_csynth.rpt (Vivado HLS 2020.1 csynth)"
+_DND_VSYNTH = "thaarres/dnd_hls4ml vivado_synth.rpt (Vivado 2020.1 post-synthesis)"
+_DND_FC1 = (
+    "thaarres/dnd_hls4ml myproject_csynth.rpt, instance grp_dense_latency_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_0_fu_77 "
+    "(fc1, Vivado HLS 2020.1 csynth)"
+)
+_DND_FIGURES = (
+    Published(_DND, _DND_VSYNTH, "luts", 31277),
+    Published(_DND, _DND_VSYNTH, "ffs", 4555),
+    Published(_DND, _DND_CSYNTH, "luts", 59561),
+    Published(_DND, _DND_CSYNTH, "ffs", 4561),
+    Published(_DND, _DND_FC1, "luts", 58323),
+    Published(_DND, _DND_FC1, "ffs", 2815),
+    Published(_DND, _DND_FC1, "latency_cycles", 1),
+)
+PUBLISHED: tuple[Published, ...] = (*_TEST_REPORT_FIGURES, *_DND_FIGURES)
 
 
 def glorot_on_grid(rng: np.random.Generator, n_in: int, n_out: int, fractional: int, integer: int) -> np.ndarray:
@@ -67,7 +109,27 @@ def estimate_test_report(seed: int) -> dict[str, float]:
     c = dense_cost(w, 10, input_width=16, accumulator_width=16, result_width=16, clock_period_ns=5.0,
                    bias=False, relu=True)  # fmt: skip  (Keras' bias starts at zero: folded away)
     cycles = float(c.latency_cycles + INPUT_REGISTER_CYCLES)
-    return {"luts": c.luts, "ffs": c.ffs, "dsps": float(c.dsps), "latency_cycles": cycles}
+    whole = {"luts": c.luts, "ffs": c.ffs, "dsps": float(c.dsps), "latency_cycles": cycles}
+    # the dense layer alone: without the ReLU's LUTs (one per result bit); the model has no cycle of its own
+    # for the ReLU, so the layer's latency is the whole one
+    dense = {**whole, "luts": c.luts - 5 * 16}
+    return {**whole, **{f"{INSTANCE} {k}": v for k, v in dense.items()}}
+
+
+def estimate_dnd_mlp(seed: int) -> dict[str, float]:
+    """Network 2: both dense layers (the sigmoid is not modelled); the instance is fc1 alone, without the
+    top-level input register (io_parallel: the inputs are registered outside the layer's instance)."""
+    rng = np.random.default_rng(seed)
+    w1 = glorot_on_grid(rng, 98, 20, fractional=3, integer=1)
+    w2 = glorot_on_grid(rng, 20, 1, fractional=3, integer=1)
+    fc1 = dense_cost(w1, 3, input_width=16, accumulator_width=16, result_width=6, clock_period_ns=5.0,
+                     bias=True, relu=True)  # fmt: skip
+    out = dense_cost(w2, 3, input_width=6, accumulator_width=16, result_width=16, clock_period_ns=5.0, bias=True)
+    return {
+        "luts": fc1.luts + out.luts, "ffs": fc1.ffs + out.ffs, "dsps": float(fc1.dsps + out.dsps),
+        f"{INSTANCE} luts": fc1.luts - 20 * 6, f"{INSTANCE} ffs": fc1.ffs,
+        f"{INSTANCE} latency_cycles": float(fc1.latency_cycles),
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,10 +145,12 @@ class CalibrationRow:
 
 def calibration_rows(draws: int = CALIBRATION_DRAWS) -> list[CalibrationRow]:
     """Our estimate of every published figure, with estimate / published."""
-    runs = [estimate_test_report(seed) for seed in range(draws)]
+    estimators = {_TEST_REPORT: estimate_test_report, _DND: estimate_dnd_mlp}
+    runs = {network: [f(seed) for seed in range(draws)] for network, f in estimators.items()}
     rows = []
     for p in PUBLISHED:
-        values = np.array([r[p.metric] for r in runs])
+        key = f"{INSTANCE} {p.metric}" if INSTANCE in p.source else p.metric
+        values = np.array([r[key] for r in runs[p.network]])
         mean = float(values.mean())
         notes = (
             f"estimate: {LATENCY_SOURCE}; mean of {draws} seeded Glorot-uniform weight draws "
@@ -97,12 +161,16 @@ def calibration_rows(draws: int = CALIBRATION_DRAWS) -> list[CalibrationRow]:
 
 
 def estimate_error(rows: list[CalibrationRow] | None = None) -> dict[str, object]:
-    """Measured estimate / published per metric and source (post-synthesis preferred), for summary.json."""
+    """Measured estimate / published of the hls4ml Latency model, per metric: the range over every published
+    figure of the calibration set (csynth and post-synthesis, all networks; ``*_dense_instance``: a dense
+    layer's instance alone), for summary.json and the cost table."""
     rows = calibration_rows() if rows is None else rows
-    latency_model: dict[str, object] = {}
+    ratios: dict[str, list[float]] = {}
     for r in rows:
-        if r.metric not in latency_model or "post-synthesis" in r.source:
-            latency_model[r.metric] = round(r.ratio, 3)
+        ratios.setdefault(f"{r.metric}_dense_instance" if INSTANCE in r.source else r.metric, []).append(r.ratio)
+    latency_model: dict[str, object] = {
+        k: {"min": round(min(v), 3), "max": round(max(v), 3), "figures": len(v)} for k, v in ratios.items()
+    }
     latency_model["calibration_set"] = sorted({r.network for r in rows})
     return {
         "hls4ml_latency_model": latency_model,

@@ -125,6 +125,36 @@ def adders_per_cycle(clock_period_ns: float, adder_delay_ns: float = ADDER_DELAY
     return max(1, math.floor(clock_period_ns / adder_delay_ns + 1e-9))
 
 
+@dataclass(frozen=True)
+class Da4mlLatency:
+    """da4ml's latency of the traced trigger: adder levels, pipeline stages at the clock, LUT estimate."""
+
+    adder_levels: float
+    cycles: int
+    latency_ns: float
+    luts: float
+    levels_per_cycle: int
+
+
+def da4ml_pipeline(spec: FirmwareSpec, weights: dict[str, np.ndarray], clock_period_ns: float,
+                   adder_delay_ns: float = ADDER_DELAY_NS) -> tuple[Any, Any, Da4mlLatency]:  # fmt: skip
+    """The traced trigger (``CombLogic``), its pipeline (``adders_per_cycle`` levels per stage) and its latency."""
+    from da4ml.trace import to_pipeline
+
+    cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
+    comb = trace_trigger(spec, weights)
+    pipe = to_pipeline(comb, cutoff, verbose=False)
+    stages = len(pipe.solutions)
+    lat = Da4mlLatency(float(comb.latency[1]), stages, stages * clock_period_ns, float(round(comb.cost)), cutoff)
+    return comb, pipe, lat
+
+
+def da4ml_latency(spec: FirmwareSpec, weights: dict[str, np.ndarray], clock_period_ns: float,
+                  adder_delay_ns: float = ADDER_DELAY_NS) -> Da4mlLatency:  # fmt: skip
+    """:func:`da4ml_pipeline`'s latency alone (the figure the budget check uses; scans call it per point)."""
+    return da4ml_pipeline(spec, weights, clock_period_ns, adder_delay_ns)[2]
+
+
 def tools() -> dict[str, str | None]:
     return {name: shutil.which(name) for name in ("verilator", "yosys")}
 
@@ -147,7 +177,6 @@ def estimate(
     With ``check_words``, the da4ml interpreter and the RTL are compared with ``reference``
     (hardware words -> expected outputs, e.g. ``emulation.TriggerEmulator(spec, weights)``)."""
     from da4ml.codegen import VerilogModel
-    from da4ml.trace import to_pipeline
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -158,11 +187,9 @@ def estimate(
         if reference is None:
             raise ValueError("estimate: check_words needs a reference (hardware words -> expected trigger outputs)")
         expected = check_reference(reference)(check_words)
-    cutoff = adders_per_cycle(clock_period_ns, adder_delay_ns)
+    comb, pipe, lat = da4ml_pipeline(spec, weights, clock_period_ns, adder_delay_ns)
+    cutoff, stages = lat.levels_per_cycle, lat.cycles
     report = CostReport(clock_period_ns, levels_per_cycle=cutoff)
-    comb = trace_trigger(spec, weights)
-    pipe = to_pipeline(comb, cutoff, verbose=False)
-    stages = len(pipe.solutions)
     src = (
         f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at an assumed "
         f"{adder_delay_ns:g} ns/adder; uncalibrated)"
@@ -236,7 +263,7 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
 
     cost = trigger_cost(spec, weights, clock_period_ns)
     err = estimate_error()["hls4ml_latency_model"]
-    measured = ", ".join(f"{m} x{err[m]:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
+    measured = ", ".join(f"{m} x{err[m]['min']:g}-{err[m]['max']:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
     src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
     report.add("latency_cycles", float(cost.latency_cycles), src)
     report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
@@ -263,7 +290,7 @@ def compile_verilator(rtl: Any) -> None:
 
     Debian ships no ``libverilated.a`` and Verilator builds only ``V<prefix>__ALL.a`` where
     da4ml links ``libV<prefix>.a``: build the runtime objects from the generated makefile,
-    archive them, copy the archive, link again (TOOLCHAIN.md).
+    archive them, copy the archive, link again (docs/toolchain.md).
     """
     _lint_codes_for_old_verilator(Path(rtl._path) / "src")
     inc = "/usr/share/verilator/include"

@@ -12,7 +12,6 @@ templates live in ``firmware/templates``; this module only fills them in.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -41,17 +40,6 @@ class NetsInterface:
         if len(ins) != 1 or len(outs) != 2:
             raise ValueError(f"network function needs 1 input and 2 outputs, has {len(ins)} and {len(outs)}")
         return cls(ins[0].type.name, outs[0].type.name, outs[1].type.name)
-
-    @classmethod
-    def from_header(cls, text: str) -> NetsInterface:
-        """Parse ``void trigger_nets(input_t x[57], T1 a[57], T2 b[57])`` from the written header."""
-        m = re.search(rf"void\s+{NETS_NAME}\s*\(([^)]*)\)", text)
-        if m is None:
-            raise ValueError(f"no {NETS_NAME}(...) prototype in the network header")
-        types = re.findall(r"(\w+)\s+\w+\s*\[\s*\d+\s*\]", m.group(1))
-        if len(types) != 3:
-            raise ValueError(f"{NETS_NAME} must take 1 input and 2 output arrays, found {len(types)} arrays")
-        return cls(*types)
 
 
 def score_sum_type(s: ScoreSpec) -> FixedType:

@@ -74,7 +74,8 @@ def _check_type(default: Any, value: Any, file: str, name: str) -> Any:
             value = float(value)
         except ValueError:
             pass
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+    wrong = not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+    if wrong:  # a name of its own: narrowing by a tuple of types would leave value an object
         shown = "null" if value is None else f"{type(value).__name__} {value!r}"
         raise ValueError(f"{file}: {name} must be {described}, got {shown}")
     if isinstance(default, int) and not isinstance(default, bool) and default >= 0 and value < 0:

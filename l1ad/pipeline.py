@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
@@ -22,22 +23,33 @@ from rich.text import Text
 from l1ad import __version__
 from l1ad.config import load_config
 from l1ad.interrupts import raise_if_interrupted
-from l1ad.report import Report
+from l1ad.report import Report, add_step
 from l1ad.steps import STEPS
 from offline.artifacts import atomic_directory, check_replaceable, plain_name, write_json
+
+if TYPE_CHECKING:
+    from emulation.stage import TriggerEmulation
+    from firmware.stage import FirmwareStageResult
+    from offline.ad.stage import ADStageResult
+    from offline.events.stage import EventSamples
+    from quantize.stage import QuantizeStageResult
 
 RUN_KIND = "run"  # atomic_directory replaces only earlier runs
 
 
 @dataclass
 class RunContext:
-    """What a step sees: the resolved config, its output directory, earlier steps' artifacts."""
+    """What a step sees: the resolved config, the run directory, and the result of each step that ran
+    (None until it has)."""
 
     config: dict[str, Any]
     run_dir: Path
-    report: Report
     console: Console
-    artifacts: dict[str, Any] = field(default_factory=dict)
+    events: EventSamples | None = None
+    ad: ADStageResult | None = None
+    quantize: QuantizeStageResult | None = None
+    firmware: FirmwareStageResult | None = None
+    emulation: TriggerEmulation | None = None
 
     @property
     def cache_dir(self) -> Path:
@@ -51,6 +63,23 @@ class RunContext:
         path = self.run_dir / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def needed_by(self, step: str, needs: tuple[str, ...]) -> dict[str, Any]:
+        """The results ``step`` needs, by step name; one line names the first step that has not run."""
+        results = {}
+        for name in needs:
+            result = getattr(self, name, None)
+            if result is None:
+                raise ValueError(f"step {step!r} needs {name!r} to have run first")
+            results[name] = result
+        return results
+
+
+def run_step(step: ModuleType, ctx: RunContext) -> Any:
+    """Run one pipeline step with the results it needs; records its result in ``ctx``."""
+    result = step.run(ctx, **ctx.needed_by(step.NAME, step.NEEDS))
+    setattr(ctx, step.NAME, result)
+    return result
 
 
 def step_defaults() -> dict[str, dict[str, Any]]:
@@ -76,15 +105,14 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
     started = time.perf_counter()
     with atomic_directory(final_dir, kind=RUN_KIND) as run_dir:
         report = Report(f"l1ad run `{config['name']}`", run_dir)
-        ctx = RunContext(config=config, run_dir=run_dir, report=report, console=console)
+        ctx = RunContext(config=config, run_dir=run_dir, console=console)
         for step in STEPS:
             if step.run is None:
                 continue
             raise_if_interrupted()
             console.rule(Text(step.NAME, style="bold"))
             t0 = time.perf_counter()
-            figures = step.run(ctx)
-            summary.update(figures)
+            summary.update(add_step(report, step.NAME, run_step(step, ctx)))
             console.print(f"{step.NAME}: done in {time.perf_counter() - t0:.1f} s")
         summary["seconds"] = round(time.perf_counter() - started, 3)
         summary = _relocate(summary, str(run_dir), str(final_dir))

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +208,7 @@ def load_tensors(path: str | os.PathLike[str], what: str = "weights", framework:
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(path, f"{what} file does not exist")
+    load_file: Callable[[str], dict[str, Any]]
     if framework == "pt":
         from safetensors.torch import load_file
     else:

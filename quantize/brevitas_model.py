@@ -1,7 +1,7 @@
 """The quantized pair in Brevitas, built from a FirmwareSpec, and its QONNX export.
 
 Quantizers are Brevitas' power-of-two fixed-point ones (the only ones hls4ml reproduces
-exactly, see TOOLCHAIN.md) with their scale *fixed* to the spec's type instead of learned
+exactly, see docs/toolchain.md) with their scale *fixed* to the spec's type instead of learned
 from statistics: ``scale = 2**-fractional``. So the spec is known before training and the
 trained model lies on it by construction:
 
@@ -25,6 +25,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +93,7 @@ class BrevitasAutoencoder(nn.Module):
         super().__init__()
         self.spec = spec
         self.input_quant = QuantIdentity(act_quant=_act_quant(input_type, "input"), return_quant_tensor=False)
-        self.layers = nn.ModuleList()
+        self.layers: Any = nn.ModuleList()  # of QuantLinear, which has no type information
         self.acts = nn.ModuleList()
         for k, d in enumerate(spec.layers):
             if d.result != d.accumulator:
@@ -265,7 +266,7 @@ def finetune(
 def export_qonnx(model: BrevitasPair, directory: str | os.PathLike[str]) -> dict[str, Path]:
     """Each autoencoder as a cleaned QONNX file ``ae1.onnx``/``ae2.onnx`` (what hls4ml converts).
 
-    Cleaning as TOOLCHAIN.md: qonnx ``cleanup``, ``ConvertToChannelsLastAndClean``, ``GemmToMatMul``.
+    Cleaning as in docs/toolchain.md: qonnx ``cleanup``, ``ConvertToChannelsLastAndClean``, ``GemmToMatMul``.
     """
     from brevitas.export import export_qonnx as _export
     from qonnx.core.modelwrapper import ModelWrapper

@@ -15,17 +15,20 @@ bit-exact executor of the spec the caller passes (``exact``: the emulator).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from offline.ad.metrics import DEFAULT_RATE_KHZ
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 from offline.artifacts import atomic_directory, check_replaceable
 from offline.events.io import read_events
 from offline.plotting import new_figure, save_figure
+from quantize.defaults import DEFAULT_SCAN_BITS, DEFAULT_SCAN_SPARSITY
 from quantize.precision import QuantConfig, build_spec
 from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec, weight_key
@@ -39,8 +42,8 @@ from quantize.workflow import (
 
 __all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front", "plot_scan", "run_scan"]
 
-DEFAULT_BITS = (4, 6, 8)
-DEFAULT_SPARSITY = (0.0, 0.5)
+DEFAULT_BITS = DEFAULT_SCAN_BITS
+DEFAULT_SPARSITY = DEFAULT_SCAN_SPARSITY
 FLOAT_BITS = 32
 SCAN_KIND = "quantize-scan"  # atomic_directory replaces only earlier scans
 
@@ -70,7 +73,7 @@ def pareto_front(cost: np.ndarray, merit: np.ndarray) -> np.ndarray:
 def run_scan(
     checkpoint: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
-    signals: dict[str, str | os.PathLike[str]],
+    signals: Mapping[str, str | os.PathLike[str]],
     framework: str = "brevitas",
     background: str | os.PathLike[str] | None = None,
     bits: tuple[int, ...] = DEFAULT_BITS,
@@ -99,7 +102,7 @@ def run_scan(
     sig_events = {k: read_events(p) for k, p in signals.items()}
     lam = fm.lam if qat.lam is None else qat.lam
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     points = [(b, s) for b in bits for s in sparsities]
     for b, s in tqdm(points, desc="quantization scan", disable=not qat.progress):
         config = base.uniform(b)
@@ -119,7 +122,7 @@ def run_scan(
     return frame
 
 
-def _row(model: str, bits: int, sparsity: float, bops: int, cmp: pd.DataFrame, which: str) -> dict:
+def _row(model: str, bits: int, sparsity: float, bops: int, cmp: pd.DataFrame, which: str) -> dict[str, Any]:
     row = {"model": model, "bits": bits, "sparsity": sparsity, "bops": bops}
     for name, r in cmp.iterrows():
         row[f"auc_{name}"] = r[f"auc_{which}"]

@@ -302,11 +302,12 @@ class FirmwareSpec:
         if len(aes) != 2:
             raise SpecError("autoencoders", f"must hold 2 autoencoders, found {len(aes)}")
         trig = reader.child("trigger")
+        ae1, ae2 = (_read_autoencoder(reader.child(f"autoencoders[{i}]", ae)) for i, ae in enumerate(aes))
         return cls(
             hardware_input=reader.type("hardware_input"),
             preprocessing=preprocessing,
             input=reader.type("input"),
-            autoencoders=tuple(_read_autoencoder(reader.child(f"autoencoders[{i}]", ae)) for i, ae in enumerate(aes)),
+            autoencoders=(ae1, ae2),
             trigger=TriggerSpec(
                 threshold_r1=trig.get("threshold_r1", (int, float)),
                 threshold_r2=trig.get("threshold_r2", (int, float)),
@@ -420,10 +421,11 @@ class _Reader:
             return _Reader(self.get(key, dict), self._name(key))
         return _Reader(value, self._name(key))
 
-    def type(self, key: str, optional: bool = False) -> FixedType | None:
-        if optional and self.data.get(key, ...) is None:
-            return None
+    def type(self, key: str) -> FixedType:
         return FixedType.parse(self.get(key, str), self._name(key))
+
+    def optional_type(self, key: str) -> FixedType | None:
+        return None if self.data.get(key, ...) is None else self.type(key)
 
 
 def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
@@ -436,7 +438,7 @@ def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
                 n_in=r.get("n_in", int),
                 n_out=r.get("n_out", int),
                 weight=r.type("weight"),
-                bias=r.type("bias", optional=True),
+                bias=r.optional_type("bias"),
                 accumulator=r.type("accumulator"),
                 result=r.type("result"),
                 activation=r.get("activation", str),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from offline.ad.data import DEFAULT_FRACTIONS
+from offline.ad.defaults import DEFAULT_FRACTIONS, DEFAULT_RATE_KHZ
 from offline.ad.metrics import (
-    DEFAULT_RATE_KHZ,
     auc,
     combined_score,
     none_if_nan,
@@ -157,11 +156,19 @@ def load_float_with_split(
     ``background`` defaults to the file recorded in the checkpoint.
     """
     fm = load_float(checkpoint)
-    background = Path(background) if background is not None else fm.background
-    if background is None:
-        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
-    events, split = load_background(background, fm.seed, fm.fractions)
+    events, split = load_background(background_file(fm, checkpoint, background), fm.seed, fm.fractions)
     return fm, events[split.train], events[split.val], events[split.test]
+
+
+def background_file(
+    fm: FloatModel, checkpoint: str | os.PathLike[str], background: str | os.PathLike[str] | None
+) -> Path:
+    """``background`` if given, else the background file recorded in the checkpoint."""
+    if background is not None:
+        return Path(background)
+    if fm.background is None:
+        raise ValueError(f"{checkpoint}: no background file recorded in the checkpoint; pass one")
+    return fm.background
 
 
 def train_quantized(
@@ -182,15 +189,15 @@ def train_quantized(
     if framework == "brevitas":
         from quantize import brevitas_model as bm
 
-        model = bm.BrevitasPair(spec).load_float(float_pair)
-        history = bm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
-        return model, bm.quantized_weights(model), history
+        brevitas_pair = bm.BrevitasPair(spec).load_float(float_pair)
+        history = bm.finetune(brevitas_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return brevitas_pair, bm.quantized_weights(brevitas_pair), history
     if framework == "qkeras":
         from quantize import qkeras_model as qm
 
-        model = qm.QKerasPair(spec).load_float(state)
-        history = qm.finetune(model, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
-        return model, qm.quantized_weights(model), history
+        qkeras_pair = qm.QKerasPair(spec).load_float(state)
+        history = qm.finetune(qkeras_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        return qkeras_pair, qm.quantized_weights(qkeras_pair), history
     raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
 
 
@@ -273,7 +280,7 @@ def quantize_checkpoint(
     out_dir: str | os.PathLike[str],
     framework: str = "brevitas",
     background: str | os.PathLike[str] | None = None,
-    signals: dict[str, str | os.PathLike[str]] | None = None,
+    signals: Mapping[str, str | os.PathLike[str]] | None = None,
     quant_config: QuantConfig | None = None,
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,
@@ -317,7 +324,7 @@ def quantize_checkpoint(
             {
                 "framework": framework,
                 "checkpoint": str(checkpoint),
-                "background": str(background),
+                "background": str(background_file(fm, checkpoint, background)),
                 "spec": str(spec_path),
                 "thresholds": list(t),
                 "rate_khz": rate_khz,

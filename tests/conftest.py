@@ -63,3 +63,19 @@ def toy_event_file(tmp_path_factory: pytest.TempPathFactory, toy_events: Events)
     path = tmp_path_factory.mktemp("events") / "toy.h5"
     write_events(path, toy_events, metadata={"process": "wlnu", "seed": 7, "generator": "toy"})
     return path
+
+
+def run_one_step(step, config: dict, run_dir, console=None, **earlier):
+    """One ``l1ad run`` step through ``l1ad.pipeline.run_step``, ``earlier`` standing in for the results
+    of the steps before it (objects with the attributes the step reads). Returns the step's result,
+    its ``summary.json`` figures and its report text."""
+    from rich.console import Console
+
+    from l1ad.pipeline import RunContext, run_step
+    from l1ad.report import Report, add_step
+
+    ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(quiet=True), **earlier)
+    result = run_step(step, ctx)
+    report = Report("t", run_dir)
+    figures = add_step(report, step.NAME, result)
+    return result, figures, report.render()

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from conftest import make_toy_events
-from rich.console import Console
+from conftest import make_toy_events, run_one_step
 from typer.testing import CliRunner
 
 from l1ad.cli import app
-from l1ad.pipeline import RunContext
-from l1ad.report import Report
 from l1ad.steps import ad
 from offline.ad import read_scores
 from offline.ad.abcd import abcd_scan, max_abs_closure_pull
@@ -99,22 +97,18 @@ def test_bad_inputs_print_one_line_errors(files, args, message):
 def test_pipeline_stage_fills_summary_report_and_artifacts(files, tmp_path):
     _, bkg, sig = files
     config = {"seed": 3, NAME: {**ad.DEFAULTS, "epochs": 3, "batch_size": 500, "min_region_events": 5}}
-    ctx = RunContext(config=config, run_dir=tmp_path, report=Report("t", tmp_path), console=Console(quiet=True))
-    ctx.artifacts["events"] = {"background": bkg, "signals": sig}
-    figures = ad.run(ctx)
+    result, figures, text = run_one_step(ad, config, tmp_path, events=SimpleNamespace(background=bkg, signals=sig))
     json.dumps(figures, allow_nan=False)
     assert set(figures["ad"]["auc"]) == set(SIGNAL_PROCESSES)
     assert all(v > 0.5 for v in figures["ad"]["auc"].values())
     assert all(v is None for v in figures["ad"]["tpr_at_fpr_1e-5"].values())  # 600 test events cannot resolve 1e-5
-    art = ctx.artifacts["ad"]
-    held_out = read_scores(art["scores"]["background_test"])
+    held_out = read_scores(result.scores["background_test"])
     assert figures["ad"]["dcor_background"] == pytest.approx(_textbook_dcor(held_out.r1, held_out.r2, held_out.weights), rel=1e-9)
     assert set(figures["abcd"]["significance"]) == set(SIGNAL_PROCESSES)
     # Three epochs leave R1 and R2 almost fully dependent, so region C is empty at every ε_B: a pull
     # from an empty region would be meaningless and none is quoted (the toy test above checks real pulls).
     assert figures["ad"]["dcor_background"] > 0.9 and figures["abcd"]["max_abs_closure_pull"] is None
-    assert art["preprocessing"].exists() and art["checkpoint"].is_dir() and art["scores"]["Ato4l"].exists()
-    text = ctx.report.render()
+    assert result.preprocessing.exists() and result.checkpoint.is_dir() and result.scores["Ato4l"].exists()
     assert "ABCD background estimate" in text and "roc.png" in text and "loss.png" in text
 
 
@@ -155,11 +149,9 @@ def test_textbook_dcor_oracle_sees_dependence():
     assert _textbook_dcor(x, 2 * x + 1, rng.uniform(0.5, 1.5, 400)) == pytest.approx(1.0)
 
 
-def test_pipeline_stage_without_events_artifacts_says_so(tmp_path):
-    ctx = RunContext(config={"seed": 1, NAME: ad.DEFAULTS}, run_dir=tmp_path, report=Report("t", tmp_path),
-                     console=Console(quiet=True))
-    with pytest.raises(ValueError, match="events stage"):
-        ad.run(ctx)
+def test_pipeline_stage_without_the_events_step_names_it(tmp_path):
+    with pytest.raises(ValueError, match=r"^step 'ad' needs 'events' to have run first$"):
+        run_one_step(ad, {"seed": 1, NAME: ad.DEFAULTS}, tmp_path)
 
 
 NAME = ad.NAME

@@ -80,7 +80,7 @@ def test_tpr_per_signal_at_each_rate_and_unresolved_rates_say_what_they_need():
 
 
 def test_evaluation_summary_gains_rates_with_errors_and_the_report_table(tmp_path):
-    from l1ad.steps.ad import rates_frame
+    from l1ad.report import rates_frame
     from offline.ad.score import Scores
     from offline.ad.workflow import evaluate_scores
 

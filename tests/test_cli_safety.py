@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -35,7 +36,22 @@ def _error_line(result) -> str:
 
 
 def _step(name, run, defaults=None):
-    return SimpleNamespace(NAME=name, run=run, DEFAULTS=defaults or {})
+    """A stand-in pipeline step: needs nothing, its result is its summary figures (see below)."""
+    return SimpleNamespace(NAME=name, run=run, DEFAULTS=defaults or {}, NEEDS=())
+
+
+@pytest.fixture(autouse=True)
+def _stand_in_steps_report_their_result_as_figures(monkeypatch):
+    from l1ad import report
+
+    def nothing_to_write(_report, _result):
+        return None
+
+    def as_figures(result):
+        return result
+
+    outputs = defaultdict(lambda: (nothing_to_write, as_figures), report.STEP_OUTPUTS)
+    monkeypatch.setattr(report, "STEP_OUTPUTS", outputs)
 
 
 @pytest.fixture

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import pytest
+from conftest import run_one_step
 from rich.console import Console
 from typer.testing import CliRunner
 
 from emulation import emulate_events, emulate_trigger, find_spec, place_thresholds
 from emulation.events import binomial_efficiency
 from l1ad.cli import app
-from l1ad.pipeline import RunContext
-from l1ad.report import Report
 from l1ad.steps import emulation as step
 from offline.events import write_events
 from offline.events.schema import PROCESSES
@@ -113,19 +113,18 @@ def test_model_without_spec_or_with_a_broken_spec_is_named(files, tmp_path):
 
 def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     config = {"emulation": dict(step.DEFAULTS), "seed": 0}
-    ctx = RunContext(config, tmp_path, Report("t", tmp_path), Console(quiet=True))
-    ctx.artifacts["quantize"] = {"dir": files["run"] / "quantize", "spec": files["run"] / "quantize" / "spec.json"}
-    ctx.artifacts["events"] = {"background": files["background"], "signals": {"Ato4l": files["Ato4l"]}}
-    summary = step.run(ctx)["emulation"]
+    events = SimpleNamespace(background=files["background"], signals={"Ato4l": files["Ato4l"]})
+    result, figures, text = run_one_step(step, config, tmp_path, events=events,
+                                         quantize=SimpleNamespace(out_dir=files["run"] / "quantize"))
+    summary = figures["emulation"]
     assert set(summary) == {"events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
                             "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency"}
     assert summary["events_emulated"] == 3500 and summary["csim_events_compared"] == 0
     assert summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0  # throughput, not start-up
     assert set(summary["efficiency"]) == {"Ato4l"} and math.isfinite(summary["rate_khz"])
-    text = ctx.report.render()
     assert "Trigger emulation" in text and "C-simulation" in text
-    assert ctx.artifacts["emulation"]["scores"].exists()
-    assert PROCESSES.index("Ato4l") in set(h5py.File(ctx.artifacts["emulation"]["scores"])["labels"][:].tolist())
+    assert result.scores.exists()
+    assert PROCESSES.index("Ato4l") in set(h5py.File(result.scores)["labels"][:].tolist())
 
 
 def test_run_directory_names_its_firmware_project_for_the_csim_comparison(files, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console
 
 from l1ad.pipeline import RunContext, resolve_config
-from l1ad.report import Report
+from l1ad.report import Report, add_step
 from l1ad.steps import events as events_step
 from offline.events import cache, read_events, write_events
 from offline.events.cache import cache_path, cached_generate
@@ -22,20 +22,25 @@ def _context(tmp_path, **overrides) -> RunContext:
     config["events"] |= overrides
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
-    return RunContext(config=config, run_dir=run_dir, report=Report("test", run_dir), console=Console(quiet=True))
+    return RunContext(config=config, run_dir=run_dir, console=Console(quiet=True))
+
+
+def _run(ctx: RunContext) -> tuple:
+    """The stage's result, its summary.json figures and its report text."""
+    samples = events_step.run(ctx)
+    report = Report("test", ctx.run_dir)
+    return samples, add_step(report, events_step.NAME, samples)["events"], report.render()
 
 
 @pytest.mark.slow
 def test_events_stage_generates_once_then_reuses_the_cache(tmp_path, monkeypatch):
     ctx = _context(tmp_path)
-    summary = events_step.run(ctx)["events"]
-    paths = ctx.artifacts["events"]
-    assert set(paths["signals"]) == {"Ato4l"}
-    assert len(read_events(paths["background"])) == 30
+    samples, summary, report = _run(ctx)
+    assert set(samples.signals) == {"Ato4l"}
+    assert len(read_events(samples.background)) == 30
     assert summary["counts"] == {"background": 30, "Ato4l": 8}
     assert summary["events_per_s"] > 0 and summary["from_cache"] is False
     assert 0 < summary["preselection_efficiency"]["qcd"] < 1
-    report = ctx.report.render()
     assert "background_pt.png" in report and "Ato4l_multiplicity.png" in report
     assert (ctx.run_dir / "events" / "events.csv").exists()
 
@@ -44,12 +49,11 @@ def test_events_stage_generates_once_then_reuses_the_cache(tmp_path, monkeypatch
         raise AssertionError("the cached events were generated again")
 
     monkeypatch.setattr(cache, "generate_many", no_generation)
-    files = [paths["background"], *paths["signals"].values()]
+    files = [samples.background, *samples.signals.values()]
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in files]
-    again = _context(tmp_path)
-    summary2 = events_step.run(again)["events"]
+    again, summary2, _ = _run(_context(tmp_path))
     assert summary2["from_cache"] is True
-    assert again.artifacts["events"] == paths
+    assert again.files == samples.files
     assert [hashlib.sha256(p.read_bytes()).hexdigest() for p in files] == before
     assert summary2["counts"] == summary["counts"]
     assert summary2["preselection_efficiency"] == summary["preselection_efficiency"]
@@ -57,8 +61,8 @@ def test_events_stage_generates_once_then_reuses_the_cache(tmp_path, monkeypatch
 
 def test_events_stage_uses_given_files_instead_of_generating(tmp_path, toy_event_file):
     ctx = _context(tmp_path, background_file=str(toy_event_file), signal_files={"Ato4l": str(toy_event_file)})
-    summary = events_step.run(ctx)["events"]
-    assert ctx.artifacts["events"] == {"background": toy_event_file, "signals": {"Ato4l": toy_event_file}}
+    samples, summary, _ = _run(ctx)
+    assert samples.background == toy_event_file and samples.signals == {"Ato4l": toy_event_file}
     assert summary["counts"] == {"Ato4l": 2000, "background": 2000}
     assert not (tmp_path / "cache").exists()
 

@@ -61,3 +61,45 @@ def test_resources_over_the_part_do_not_list_latency_blocks():
     verdict = check_budget(report, 50.0, "xcvu13p", contributors=BLOCKS)
     assert not verdict.within_budget
     assert "LUTs 2e+06 exceeds" in verdict.error_message() and "blocks past" not in verdict.error_message()
+
+
+def _traced(ae_hidden: tuple[int, ...], latent: int):
+    from emulation import emulate_trigger
+    from firmware.example import default_model
+    from offline.ad.model import AEConfig
+    from quantize.precision import QuantConfig
+
+    return default_model(emulate_trigger, seed=5, n_fit=500, ae_config=AEConfig(hidden=ae_hidden, latent=latent, bias=True),
+                         quant_config=QuantConfig().uniform(4))  # fmt: skip
+
+
+def test_one_bunch_crossing_on_traced_designs_meets_or_names_the_blocks_past_it(tmp_path):
+    from firmware.cost import estimate
+    from firmware.trace import breakdown
+
+    # a 57-2-57 pair fits in 25 ns: within budget, nothing listed
+    spec, weights = _traced((), 2)
+    small = estimate(spec, weights, 5.0, tmp_path / "small", use_verilator=False, use_yosys=False)
+    verdict = check_budget(small, 25.0, "xcvu13p")
+    assert verdict.within_budget, verdict.summary()
+    assert small.best("latency_ns")[0] <= 25.0
+
+    # a 57-16-4-16-57 pair does not: the message lists, per chain, every block whose levels end past
+    # 5 cycles x 5 levels = 25, as the cumulative sum of the blocks' own depths gives them
+    spec, weights = _traced((16,), 4)
+    big = estimate(spec, weights, 5.0, tmp_path / "big", use_verilator=False, use_yosys=False)
+    blocks = breakdown(spec, weights)
+    verdict = check_budget(big, 25.0, "xcvu13p", contributors=blocks)
+    assert not verdict.within_budget
+    message = verdict.error_message()
+    pre = blocks[0][2]
+    for chain in ("ae1", "ae2"):
+        level, expected = pre, []
+        for name, _, depth in [b for b in blocks if b[0].startswith(f"{chain} ")]:
+            if level + depth > 25:
+                expected.append(f"{name} (levels {level + 1:.0f}-{level + depth:.0f})")
+            level += depth
+        assert expected, "the deeper design must run past 25 levels"
+        assert f"  - {chain}: {', '.join(expected)}" in message
+    with pytest.raises(BudgetError, match=r"latency \(ns\) \d+ exceeds 25"):
+        verdict.raise_if_over()

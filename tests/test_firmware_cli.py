@@ -30,6 +30,9 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     assert result.exit_code == 1, result.output
     assert "latency (ns)" in result.output and "exceeds 1" in result.output
     assert "largest contributors" in result.output
+    # over the latency budget: the blocks past it along each chain are named (1 ns = 1 cycle of 1 level)
+    assert "blocks past the latency budget (1 ns = 1 cycles of 1 ns = 1 adder levels)" in result.output
+    assert "  - ae1: preprocessing (levels 1-" in result.output and "  - ae2: preprocessing (levels 1-" in result.output
     summary = json.loads((tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text())
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
@@ -43,11 +46,11 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
 @pytest.mark.hls
 def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypatch):
     import io
+    from types import SimpleNamespace
 
+    from conftest import run_one_step
     from rich.console import Console
 
-    from l1ad.pipeline import RunContext
-    from l1ad.report import Report
     from l1ad.steps import STEPS
     from l1ad.steps import firmware as step
     from offline.ad.model import AEConfig
@@ -64,22 +67,21 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     cfg = {**step.DEFAULTS, "csim_events": 200, "tb_events": 50, "rtl_events": 0, "yosys": False,
            "latency_budget_ns": 1000.0, "emulator": True}
-    ctx = RunContext(config={"firmware": cfg, "name": "demo", "seed": 0}, run_dir=tmp_path / "run",
-                     report=Report("t", tmp_path / "run"), console=Console(file=io.StringIO()))
-    ctx.artifacts["quantize"] = {"dir": qdir, "spec": qdir / "spec.json", "framework": "qkeras"}
-    out = step.run(ctx)["firmware"]
+    quantized = SimpleNamespace(out_dir=qdir, framework="qkeras", models={})
+    result, figures, text = run_one_step(step, {"firmware": cfg, "name": "demo", "seed": 0}, tmp_path / "run",
+                                         Console(file=io.StringIO()), quantize=quantized)
+    out = figures["firmware"]
     assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
                         "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
                         "csim_events", "csim_mismatches", "emulator_library", "emulator_mismatches", "estimate_error"}
-    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"] > 0
+    assert out["estimate_error"]["hls4ml_latency_model"]["dsps"]["min"] > 0
     assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
     assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
     assert out["emulator_library"] == "hls_projects/demo/emulator/demo.so" and out["emulator_mismatches"] == 0
     assert (tmp_path / out["emulator_library"]).is_file()
-    text = ctx.report.render()
     assert "Hardware cost by source" in text and "budget verdict: within budget" in text
-    assert ctx.artifacts["firmware"]["project"].name == "demo"
+    assert result.build.project.path.name == "demo"
 
 
 def test_event_words_are_file_or_toy_events_then_a_quarter_of_edge_words(tmp_path):

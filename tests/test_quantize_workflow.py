@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from rich.console import Console
+from conftest import run_one_step
 from typer.testing import CliRunner
 
 from l1ad.cli import app
-from l1ad.pipeline import RunContext, step_defaults
-from l1ad.report import Report
+from l1ad.pipeline import step_defaults
 from l1ad.steps import quantize as step
 from offline.ad.train import TrainConfig
 from offline.ad.workflow import train_from_file
@@ -42,22 +42,21 @@ def test_pipeline_stage_writes_a_loadable_spec_and_keeps_float_tpr(float_run, tm
     config = {"seed": 1234, **step_defaults()}
     config["quantize"] = {**config["quantize"], "rate_khz": RATE,
                           "qat": {**config["quantize"]["qat"], "epochs": 2, "batch_size": 256, "sparsity": 0.3}}
-    ctx = RunContext(config=config, run_dir=tmp_path, report=Report("t", tmp_path), console=Console(quiet=True))
-    ctx.artifacts["events"] = {"background": float_run / "bkg.h5", "signals": {"Ato4l": float_run / "sig.h5"}}
-    ctx.artifacts["ad"] = {"checkpoint": float_run / "float"}
-    summary = step.run(ctx)["quantize"]
+    events = SimpleNamespace(background=float_run / "bkg.h5", signals={"Ato4l": float_run / "sig.h5"})
+    result, figures, text = run_one_step(step, config, tmp_path, events=events,
+                                         ad=SimpleNamespace(checkpoint=float_run / "float"))
+    summary = figures["quantize"]
 
     assert summary["framework"] == "brevitas"
     spec = load_spec(summary["spec"])
     weights = load_weights(spec, summary["spec"])
     assert weight_sparsity(weights) >= 0.3
-    art = ctx.artifacts["quantize"]
-    assert art["spec"].exists() and all(p.exists() for p in art["qonnx"].values())
+    assert result.spec_path.exists() and all(p.suffix == ".onnx" and p.exists() for p in result.models.values())
     ratio = summary["tpr_ratio_vs_float"]["Ato4l"]
     table = pd.read_csv(tmp_path / "quantize" / "comparison.csv", index_col=0)
     assert table.loc["Ato4l", "tpr_float"] > 0.1  # the check below means something
     assert ratio >= 0.5, f"quantized keeps only {ratio:.2f} of the float TPR"
-    assert "Float vs quantized" in ctx.report.render()
+    assert "Float vs quantized" in text
     metrics = json.loads((tmp_path / "quantize" / "metrics.json").read_text())
     assert metrics["thresholds"] == [spec.trigger.threshold_r1, spec.trigger.threshold_r2]
 
@@ -80,6 +79,19 @@ def test_cli_scan_of_a_run_directory_writes_table_and_pareto_plot(float_run, tmp
     q = frame[frame["model"] == "quantized"].set_index("bits")
     assert q.loc[4, "bops"] < q.loc[8, "bops"] < frame["bops"].iloc[0]
     assert "auc_Ato4l" in frame and frame["pareto"].any() and (out / "scan.png").stat().st_size > 0
+
+
+def test_metrics_name_the_checkpoints_background_file_when_none_is_passed(float_run, tmp_path):
+    """Without ``--events`` QAT reads the file recorded in the checkpoint; metrics.json names that
+    file (it once wrote the string "None")."""
+    out = tmp_path / "q"
+    result = CliRunner().invoke(app, [
+        "quantize", "--checkpoint", str(float_run / "float"), "--epochs", "1", "--batch-size", "256",
+        "--rate-khz", str(RATE), "--out", str(out), "--no-progress",
+    ])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["background"] == str(float_run / "bkg.h5")
 
 
 def test_cli_without_checkpoint_fails_with_one_line():

@@ -85,6 +85,40 @@ def test_run_writes_every_step_into_a_finished_run_directory(tiny_run):
     assert "run finished" in done.stderr
 
 
+# The objects of summary.json and their keys, as l1ad run writes them for the default config (the
+# tiny config changes values only). Tools read these: a change here is a change of format.
+SUMMARY_KEYS = {
+    "events": {"counts", "events_per_s", "from_cache", "preselection_efficiency"},
+    "ad": {"auc", "dcor_background", "rate_khz", "tpr_at_fpr_1e-5", "tpr_at_rate"},
+    "abcd": {"max_abs_closure_pull", "significance"},
+    "rates": {"1", "5", "10"},
+    "fpr_1e-5": None,  # an operating point: its keys depend on whether the sample resolves it
+    "quantize": {"framework", "rate_khz", "spec", "thresholds", "tpr_ratio_vs_float", "weight_sparsity"},
+    "firmware": {"backend", "brams", "clock_period_ns", "csim_events", "csim_mismatches", "dsps", "emulator_library",
+                 "emulator_mismatches", "estimate_error", "estimate_source", "ffs", "ii_cycles", "latency_budget_ns",
+                 "latency_cycles", "latency_ns", "luts", "project", "within_budget"},
+    "emulation": {"csim_events_compared", "csim_events_per_s", "csim_mismatches", "efficiency", "events_emulated",
+                  "events_per_s", "rate_khz"},
+}
+
+
+@pytest.mark.hls
+def test_summary_has_the_keys_of_the_default_config(tiny_run):
+    from l1ad.pipeline import resolve_config
+
+    root, _ = tiny_run
+    summary = json.loads((root / "runs" / "tiny" / "summary.json").read_text())
+    assert set(summary) == {"l1ad_version", "python", "config", "seconds", *SUMMARY_KEYS}
+    for name, keys in SUMMARY_KEYS.items():
+        if keys is not None:
+            assert set(summary[name]) == keys, name
+    default = resolve_config(None)
+    assert set(summary["config"]) == set(default)
+    for step, settings in default.items():
+        if isinstance(settings, dict):
+            assert set(summary["config"][step]) == set(settings), step
+
+
 @pytest.mark.hls
 def test_run_firmware_and_emulation_agree_with_the_c_simulation(tiny_run):
     root, _ = tiny_run

@@ -4,11 +4,15 @@ A step module owns its part of the command line and of ``l1ad run``:
 
 - ``NAME``: the step's key in the run config and in ``summary.json``;
 - ``DEFAULTS``: its built-in config (a dict; the run config overrides it);
+- ``DEFAULTS``: its built-in config (a dict; the run config overrides it). The values come from
+  the library's ``defaults.py`` modules, and the step's command-line options read them from here,
+  so a command and ``l1ad run`` have one default per option;
 - ``register(app)``: adds its commands to the typer app;
-- ``run(ctx) -> dict[str, dict]``: runs the step inside ``l1ad run`` and returns
-  the headline figures, keyed by the ``summary.json`` object they belong to
-  (a step may fill several, e.g. ``ad`` and ``abcd``). It reads what earlier
-  steps produced from ``ctx.artifacts`` and records what it produced there.
+- ``NEEDS``: the steps whose results it takes (``l1ad.pipeline.run_step`` passes them by name and
+  stops with one line naming the first that has not run);
+- ``run(ctx, **needs)``: maps the config to the arguments of ONE library function, calls it and
+  returns its result dataclass, which ``run_step`` stores in ``ctx`` under ``NAME``. The report's
+  prose and the ``summary.json`` figures are written from that dataclass in :mod:`l1ad.report`.
 
 ``STEPS`` lists them in pipeline order; commands that are not part of the
 pipeline (``inspect``, ``unfold``, ``shower``) live in modules with

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from emulation.stage import TriggerEmulation
+    from l1ad.pipeline import RunContext
+    from offline.events.stage import EventSamples
+    from quantize.stage import QuantizeStageResult
 
 NAME = "emulation"
 
@@ -27,6 +33,7 @@ class Device(StrEnum):
 
 # speed_events: the emulator's speed is measured on at least this many events (the test set repeated)
 DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1, "speed_events": 100000}
+NEEDS = ("events", "quantize")  # and the firmware step's project, when it ran, for the C-simulation check
 
 
 def _print_table(console: Console, frame, title: str) -> None:
@@ -48,7 +55,8 @@ def emulate(
     compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)] = 0,
     project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
     chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
-    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)] = 1,
+    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)]
+    = DEFAULTS["workers"],
     device: Annotated[Device, typer.Option(help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present).")] = Device.cpu,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
@@ -109,48 +117,13 @@ def register(app: typer.Typer) -> None:
     app.command()(emulate)
 
 
-def run(ctx) -> dict[str, dict]:
+def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) -> TriggerEmulation:
     """Emulate the quantize stage's trigger on every event file; check it against the firmware's C simulation."""
-    from emulation import emulate_trigger_files, overflow_table
+    from emulation.stage import emulate_stage
 
     cfg = ctx.config[NAME]
-    try:
-        spec_dir = Path(ctx.artifacts["quantize"]["dir"])
-        ev = ctx.artifacts["events"]
-        background = [Path(ev["background"])]
-        signals = {k: Path(v) for k, v in ev["signals"].items()}
-    except KeyError as err:
-        raise ValueError(f"emulation stage needs the events and quantize stages' artifacts (missing {err})") from None
-    project = ctx.artifacts.get("firmware", {}).get("project")
-    out = ctx.step_dir(NAME) / "trigger.h5"
-    n_csim = int(cfg["compare_csim_events"]) if project is not None else 0
-    summary = emulate_trigger_files(spec_dir, background + list(signals.values()), out, n_csim,
-                                    Path(project) if project else None, int(cfg["chunk_size"]), ctx.console,
-                                    int(cfg["workers"]), speed_events=int(cfg.get("speed_events", DEFAULTS["speed_events"])))
-    table, overflows = summary.pop("table"), summary.pop("overflows")
-    report = ctx.report
-    rate = summary["rate_khz"]
-    csim = (
-        f"C simulation of `{summary.get('csim_project')}` on {summary['csim_events_compared']} events "
-        f"(background plus empty, saturating and extreme words): {summary['csim_mismatches']} mismatches."
-        if n_csim else "No firmware project in this run: no C-simulation comparison."
-    )
-    report.section(
-        "Trigger emulation",
-        f"Bit-exact emulation of the FirmwareSpec on {summary['events_emulated']} events "
-        f"({summary['events_per_s']:.3g} events/s, {summary.get('events_per_cpu_s') or float('nan'):.3g} per CPU second, "
-        f"measured on {summary.get('speed_events', summary['events_emulated'])} events). "
-        + (f"Rate {rate:.4g} ± {summary['rate_sigma_khz']:.2g} kHz at 40 MHz. " if rate is not None else "")
-        + csim,
-    )
-    if len(table):
-        report.table(table, caption="Per process: fired fraction (± binomial) and ABCD region counts (N raw, W weighted)")
-    over = overflow_table(overflows)
-    if len(over):
-        report.table(over, caption="Overflows per cast (values outside the target type: saturated or wrapped)")
-    else:
-        report.text("No value overflowed any fixed-point type.")
-    ctx.artifacts[NAME] = {"scores": out}
-    keys = ("events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
-            "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency")
-    return {NAME: {k: summary.get(k) for k in keys}}
+    project = ctx.firmware.build.project.path if ctx.firmware is not None else None
+    files = [events.background, *events.signals.values()]  # background first: the C simulation takes its events
+    return emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", project,
+                         int(cfg["compare_csim_events"]), int(cfg["chunk_size"]), ctx.console, int(cfg["workers"]),
+                         int(cfg.get("speed_events", DEFAULTS["speed_events"])))  # fmt: skip

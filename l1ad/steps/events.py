@@ -9,16 +9,21 @@ run config (``background_file``, ``signal_files``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
+from l1ad.config import GLOBAL_DEFAULTS
 from l1ad.interrupts import Interrupted, handling_interrupts
 from offline.events.defaults import DEFAULT_TASK_SIZE
 from offline.events.engine import check_scheduler
 from offline.events.processes import GENERATABLE
 from offline.events.schema import SIGNAL_PROCESSES
+
+if TYPE_CHECKING:
+    from l1ad.pipeline import RunContext
+    from offline.events.stage import EventSamples
 
 NAME = "events"
 # Sized to generate in a few minutes on 2 cores, then cached. Measured here (CPU time of one
@@ -35,18 +40,20 @@ DEFAULTS: dict[str, Any] = {
     "background_file": None,  # a real ADC2021 (or other) file instead of generating
     "signal_files": {},  # {process: file} instead of generating those signals
 }
+NEEDS: tuple[str, ...] = ()
 
 
 def generate(
     process: Annotated[str, typer.Option(help=f"Process: {', '.join(GENERATABLE)}.")],
     events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).")],
     out: Annotated[Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")],
-    seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = 1234,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = None,
+    seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = GLOBAL_DEFAULTS["seed"],
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = DEFAULTS["workers"],
     shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
     scheduler: Annotated[str | None, typer.Option(
         help="Where tasks run: 'local' (a Dask LocalCluster of --workers processes), a Dask scheduler "
-             "address (tcp://host:8786) or scheduler file. Default: in-process for 1 worker, else 'local'.")] = None,
+             "address (tcp://host:8786) or scheduler file. Default: in-process for 1 worker, else 'local'.")]
+    = DEFAULTS["scheduler"],
     task_size: Annotated[int, typer.Option(help="Accepted events per task (the unit of work and of resuming).")]
     = DEFAULT_TASK_SIZE,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
@@ -104,74 +111,14 @@ def _check_config(cfg: dict[str, Any]) -> None:
             raise ValueError(f"events.signals: unknown signal {name!r}; known: {', '.join(SIGNAL_PROCESSES)}")
 
 
-def run(ctx) -> dict[str, dict]:
+def run(ctx: RunContext) -> EventSamples:
     """Generate (or take from the cache, or from given files) the background mixture and each signal."""
-    import pandas as pd
-
-    from offline.events.cache import cached_generate
-    from offline.events.io import event_count, read_metadata
-    from offline.events.summary import plot_summary, summarize
+    from offline.events.stage import prepare_samples
 
     cfg = ctx.config[NAME]
     _check_config(cfg)
     given = {p: Path(f) for p, f in cfg["signal_files"].items()}
     if cfg["background_file"]:
         given["background"] = Path(cfg["background_file"])
-    for path in given.values():
-        event_count(path)  # validates the file, names it if bad
-    requests = {"background": cfg["background_events"]} | {s: cfg["signal_events"] for s in cfg["signals"]}
-    requests = {p: n for p, n in requests.items() if p not in given}
-    files = cached_generate(ctx.cache_dir, requests, ctx.seed, cfg["workers"], progress=True,
-                                  scheduler=cfg["scheduler"]) if requests else {}
-    paths = {p: f.path for p, f in files.items()} | given
-    ctx.artifacts["events"] = {
-        "background": paths["background"],
-        "signals": {s: p for s, p in paths.items() if s != "background"},
-    }
-
-    out_dir = ctx.step_dir(NAME)
-    rows = []
-    counts: dict[str, int] = {}
-    time_per_event = 0.0
-    for process, path in paths.items():
-        meta = files[process].metadata if process in files else read_metadata(path)
-        summary = summarize(path)
-        counts[process] = summary.events
-        components = meta.get("components", {})
-        for name, stats in components.items():
-            rows.append({
-                "sample": process,
-                "process": name,
-                "events": stats["events"],
-                "generated": stats["generated"],
-                "pre-selection efficiency": stats["preselection_efficiency"],
-                "events/s per core": stats["events_per_cpu_s"],
-                "effective events": stats["effective_events"],
-                "source": "cache" if files.get(process, None) and files[process].from_cache else "generated",
-            })
-        if not components:
-            rows.append({"sample": process, "process": "-", "events": summary.events, "source": str(path)})
-        if "events_per_s" in meta:
-            time_per_event += summary.events / meta["events_per_s"]
-        summary_plots = plot_summary(summary, out_dir, label=process)
-        ctx.report.section(f"Events: {process}", f"{summary.events} events from `{path}`.")
-        for plot in summary_plots:
-            ctx.report.figure(plot, f"{process}: {plot.stem.removeprefix(process + '_')}")
-    table = pd.DataFrame(rows).set_index(["sample", "process"])
-    table.to_csv(out_dir / "events.csv")
-    ctx.report.section(
-        "Events",
-        "pp at 13 TeV, Pythia 8 + FastJet anti-kT R=0.4 + parametrised L1 response "
-        "(offline/events/l1_response.py); pre-selection: an e/gamma or muon object above 23 GeV.",
-    )
-    ctx.report.table(table, "samples, pre-selection efficiencies and generation rates")
-    rate = sum(counts.values()) / time_per_event if time_per_event else None
-    return {
-        "events": {
-            "counts": counts,
-            "events_per_s": rate,
-            "from_cache": all(f.from_cache for f in files.values()) if files else None,
-            "preselection_efficiency": {r["process"]: r.get("pre-selection efficiency") for r in rows
-                                        if "pre-selection efficiency" in r},
-        }
-    }
+    return prepare_samples(ctx.step_dir(NAME), ctx.cache_dir, ctx.seed, cfg["background_events"],
+                           cfg["signal_events"], list(cfg["signals"]), given, cfg["workers"], cfg["scheduler"])

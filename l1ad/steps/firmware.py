@@ -9,19 +9,29 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from firmware.defaults import BACKENDS, DEFAULT_LATENCY_BUDGET_NS, DEFAULT_PART
+from firmware.defaults import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    DEFAULT_CLOCK_PERIOD_NS,
+    DEFAULT_CSIM_EVENTS,
+    DEFAULT_LATENCY_BUDGET_NS,
+    DEFAULT_PART,
+)
+from offline.ad.defaults import DEFAULT_RATE_KHZ
 
 if TYPE_CHECKING:
-    from firmware.build import FirmwareResult
+    from firmware.stage import FirmwareStageResult
+    from l1ad.pipeline import RunContext
+    from quantize.stage import QuantizeStageResult
 
 NAME = "firmware"
 DEFAULTS: dict[str, Any] = {
-    "backend": "Vitis",
+    "backend": DEFAULT_BACKEND,
     "part": DEFAULT_PART,
-    "clock_period_ns": 5.0,
+    "clock_period_ns": DEFAULT_CLOCK_PERIOD_NS,
     "latency_budget_ns": DEFAULT_LATENCY_BUDGET_NS,
     "name": None,  # default: the run's name
-    "csim_events": 10_000,  # C-simulated and compared with the emulator (plus edge-value events)
+    "csim_events": DEFAULT_CSIM_EVENTS,
     "tb_events": 1000,  # written to tb_data for the C testbench
     "rtl_events": 2000,  # simulated with Verilator when it is installed
     "yosys": False,  # Yosys synthesis of the default model takes many minutes: opt in (l1ad firmware does)
@@ -30,27 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "emulator": False,
     "fail_over_budget": False,  # True: the run stops with the budget error; False: the report shows it
 }
+NEEDS = ("quantize",)
 HLS_PROJECTS = Path("hls_projects")
-
-
-def _print_result(result: FirmwareResult, console: Console) -> None:
-    # console: markup=False (the table holds ap_fixed<...>[...] text rich would parse)
-    console.print(f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)")
-    console.print(
-        f"C simulation (g++) of the whole trigger vs the integer emulator: "
-        f"{result.csim_mismatches} mismatching events of {result.csim_events}"
-    )
-    if result.emulator_library is not None:
-        console.print(
-            f"emulator library {result.emulator_library} (hls4mlEmulator::Model) vs the integer emulator: "
-            f"{result.emulator_mismatches} mismatching events of {result.csim_events}"
-        )
-    if result.cost.rtl_mismatches is not None:
-        console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
-    console.print(result.cost.table().to_string())
-    for note in result.cost.notes:
-        console.print(f"note: {note}")
-    console.print(result.verdict.summary())
 
 
 def firmware(
@@ -72,6 +63,15 @@ def firmware(
         bool, typer.Option(help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/).")
     ] = DEFAULTS["emulator"],
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
+    scan_latency: Annotated[
+        bool, typer.Option("--scan-latency", help="Instead of a project: latency vs trigger efficiency per signal "
+                           "over the score-feature knob (needs --events and --signal); writes OUTPUT_ROOT/NAME-latency-scan.")
+    ] = False,
+    signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal events for --scan-latency, repeatable.")] = None,
+    scan_features: Annotated[
+        str | None, typer.Option(help="Score feature counts for --scan-latency, e.g. 57,28,14 (default: halving).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     from emulation import TriggerEmulator
@@ -79,6 +79,7 @@ def firmware(
     from firmware.example import event_words
     from firmware.options import CLI_NAMES, check_options, check_spec_types
     from firmware.project import PROJECT_KIND
+    from firmware.stage import print_result
     from offline.artifacts import check_replaceable, plain_name
 
     console = Console(markup=False)
@@ -89,6 +90,10 @@ def firmware(
     else:
         project_name = plain_name(name, "--name")
     check_replaceable(output_root / project_name, PROJECT_KIND)
+    if scan_latency:
+        _scan(quantized, framework, events, signal, scan_features, rate, settings.clock_period_ns, latency_budget,
+              output_root / f"{project_name}-latency-scan", console)  # fmt: skip
+        return
     model = load_quantized(quantized, framework)
     check_spec_types(model.spec, str(quantized / "spec.json"))
     words = event_words(events, csim_events, model.spec)
@@ -96,7 +101,7 @@ def firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
         emulator=emulator, reference=TriggerEmulator(model.spec, model.weights),
     )
-    _print_result(result, console)
+    print_result(result, console)
     if result.csim_mismatches:
         raise ValueError(f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
     if result.emulator_mismatches:
@@ -104,6 +109,44 @@ def firmware(
             f"{result.project.path}: the emulator library differs from the emulator in {result.emulator_mismatches} events"
         )
     result.verdict.raise_if_over()
+
+
+def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
+          rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console) -> None:  # fmt: skip
+    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` with the emulator's exact scores."""
+    from emulation import emulate_trigger
+    from firmware.build import load_quantized
+    from firmware.latency_scan import scan_latency_files
+    from l1ad.options import named_paths
+    from offline.ad.metrics import BUNCH_CROSSING_KHZ
+
+    signals = named_paths(signal)
+    if events is None or not signals:
+        raise ValueError("--scan-latency needs background events (--events FILE) and at least one --signal NAME=PATH")
+    try:
+        counts = None if features is None else [int(k) for k in features.split(",")]
+    except ValueError:
+        raise ValueError(f"--scan-features expects comma-separated integers, got {features!r}") from None
+    if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
+        raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
+
+    def scores(spec, weights, words):
+        out = emulate_trigger(spec, weights, words)
+        return out.r1_float, out.r2_float
+
+    from rich.progress import Progress
+
+    model = load_quantized(quantized, framework)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("latency scan (score features)", total=None)
+        frame, paths = scan_latency_files(
+            model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts, rate_khz, budget_ns,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
+                  f"variance first; latency: da4ml stages x {clock_period_ns:g} ns clock)")  # fmt: skip
+    console.print(frame.to_string(index=False))
+    console.print(f"wrote {paths['csv']}, {paths['json']}, {paths['png']}")
 
 
 def firmware_reports(
@@ -140,89 +183,33 @@ def register(app: typer.Typer) -> None:
     app.command("firmware-reports")(firmware_reports)
 
 
-def run(ctx) -> dict[str, dict]:
-    """Project for the quantize stage's model under hls_projects/<name>, cost table and verdict in the report."""
+def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
+    """Project for the quantize stage's model under hls_projects/<name>: checked, costed, budget-checked
+    on the events stage's background (toy events without one)."""
     from emulation import TriggerEmulator
-    from firmware.budget import BudgetError
-    from firmware.build import build_firmware, load_quantized
-    from firmware.calibration import estimate_error
-    from firmware.example import event_words
-    from firmware.options import check_options, check_spec_types
+    from firmware.options import check_options
+    from firmware.stage import firmware_stage
     from offline.artifacts import plain_name
 
     cfg = ctx.config[NAME]
-    try:
-        q = ctx.artifacts["quantize"]
-        qdir = Path(q["dir"])
-    except KeyError as err:
-        raise ValueError(f"firmware stage needs the quantize stage's artifacts (missing {err})") from None
-    exported = q.get("qonnx") or q.get("keras")
-    paths = list(exported.values()) if isinstance(exported, dict) else None
     names = {k: f"{NAME}.{k}" for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")}
     settings = check_options(cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names)
-    model = load_quantized(qdir, q.get("framework"), paths)
-    check_spec_types(model.spec, str(qdir / "spec.json"))
-    background = ctx.artifacts.get("events", {}).get("background")
-    words = event_words(Path(background) if background else None, int(cfg["csim_events"]), model.spec, ctx.seed)
     name = plain_name(cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)")
-    result = build_firmware(
-        model,
+    return firmware_stage(
+        quantize.out_dir,
         HLS_PROJECTS / name,
         settings,
-        words,
         float(cfg["latency_budget_ns"]),
+        framework=quantize.framework,
+        models=list(quantize.models.values()),
+        events=ctx.events.background if ctx.events is not None else None,
+        csim_events=int(cfg["csim_events"]),
+        seed=ctx.seed,
         tb_events=int(cfg["tb_events"]),
         rtl_events=int(cfg["rtl_events"]),
         use_yosys=bool(cfg["yosys"]),
         emulator=bool(cfg["emulator"]),
-        reference=TriggerEmulator(model.spec, model.weights),
+        fail_over_budget=bool(cfg["fail_over_budget"]),
+        console=ctx.console,
+        reference_for=TriggerEmulator,
     )
-    _print_result(result, ctx.console)
-    report = ctx.report
-    report.section(
-        "Firmware: hls4ml project of the whole trigger",
-        f"`{result.project.path}` ({settings.backend}, part {settings.part}, clock {settings.clock_period_ns:g} ns, "
-        f"{model.frontend} frontend from {model.origin}). Top `trigger_top`: 19 L1 objects as hardware words → "
-        f"preprocessing → both autoencoders (one hls4ml function) → reconstruction errors → ABCD and trigger bits. "
-        f"C simulation (g++) vs the integer emulator: {result.csim_mismatches} mismatching events of "
-        f"{result.csim_events} (incl. all-empty, saturating-pT and extreme-word events). "
-        + (
-            f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} of {result.cost.rtl_events}. "
-            if result.cost.rtl_mismatches is not None
-            else ""
-        )
-        + (
-            f"Emulator library `{result.emulator_library}` (the hls4mlEmulator::Model the experiment's software "
-            f"loads) vs the integer emulator: {result.emulator_mismatches} of {result.csim_events}. "
-            if result.emulator_library is not None
-            else ""
-        )
-        + "Figures are estimates from the sources named in each column (no vendor tool was run unless a "
-        "Vivado/Vitis column shows).",
-    )
-    report.table(result.cost.table(), caption="Hardware cost by source")
-    report.text("```\n" + result.verdict.summary() + "\n```")
-    if not result.verdict.within_budget:
-        report.text("```\n" + result.verdict.error_message() + "\n```")
-    for note in result.cost.notes:
-        report.text(f"- {note}")
-    ctx.artifacts[NAME] = {"project": result.project.path, "cost": result.project.path / "cost" / "summary.json"}
-    if result.emulator_library is not None:
-        ctx.artifacts[NAME]["emulator_library"] = result.emulator_library
-    if result.csim_mismatches:
-        raise ValueError(f"firmware: {result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
-    if result.emulator_mismatches:
-        raise ValueError(
-            f"firmware: {result.project.path}: the emulator library differs from the emulator in "
-            f"{result.emulator_mismatches} events"
-        )
-    if not result.verdict.within_budget and cfg["fail_over_budget"]:
-        raise BudgetError(result.verdict.error_message())
-    keys = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs",
-            "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events", "csim_mismatches",
-            "emulator_library", "emulator_mismatches")
-    summary = result.summary()
-    out = {k: summary[k] for k in keys}
-    # measured estimate / published Vivado figure per metric on the calibration set (firmware.calibration)
-    out["estimate_error"] = estimate_error()
-    return {NAME: out}

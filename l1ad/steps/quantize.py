@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from l1ad import options
+from l1ad.config import GLOBAL_DEFAULTS
 from l1ad.options import named_paths
 from offline.ad.defaults import DEFAULT_RATE_KHZ
+from quantize.defaults import (
+    DEFAULT_FRAMEWORK,
+    DEFAULT_SCAN_BITS,
+    DEFAULT_SCAN_EPOCHS,
+    DEFAULT_SCAN_SPARSITY,
+)
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig
 
+if TYPE_CHECKING:
+    from l1ad.pipeline import RunContext
+    from offline.ad.stage import ADStageResult
+    from offline.events.stage import EventSamples
+    from quantize.stage import QuantizeStageResult
+
 NAME = "quantize"
 DEFAULTS: dict[str, Any] = {
-    "framework": "brevitas",
+    "framework": DEFAULT_FRAMEWORK,
     "precision": QuantConfig().to_dict(),
     # Pruning (sparsity 0.5) is on by default: with the default types it cuts the trigger by ~4
     # adder levels (55 -> 50 ns, the latency goal) and 59k -> 51k da4ml LUTs, at 100-109 % of the
@@ -25,10 +38,16 @@ DEFAULTS: dict[str, Any] = {
     "rate_khz": None,  # None: the ad stage's rate
     "fire_on": ["A"],
     "scan": False,
-    "scan_bits": [4, 6, 8],
-    "scan_sparsity": [0.0, 0.5],
-    "scan_epochs": 3,
+    "scan_bits": list(DEFAULT_SCAN_BITS),
+    "scan_sparsity": list(DEFAULT_SCAN_SPARSITY),
+    "scan_epochs": DEFAULT_SCAN_EPOCHS,
 }
+NEEDS = ("events", "ad")
+
+
+def _joined(values: list[Any]) -> str:
+    """A list default as the comma-separated text its option takes."""
+    return ",".join(f"{v:g}" for v in values)
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -57,10 +76,11 @@ def quantize(
     lr: Annotated[float, typer.Option(help="QAT learning rate.", callback=options.positive)] = DEFAULTS["qat"]["lr"],
     batch_size: Annotated[int, typer.Option(help="QAT batch size.", min=1)] = DEFAULTS["qat"]["batch_size"],
     rate_khz: Annotated[float, typer.Option(help="L1 rate (kHz at 40 MHz) of the thresholds.", callback=options.positive)] = DEFAULT_RATE_KHZ,
-    scan: Annotated[bool, typer.Option("--scan", help="Scan bit widths x sparsity instead (table + Pareto plot).")] = False,
-    scan_bits: Annotated[str, typer.Option(help="Bit widths of the scan.")] = "4,6,8",
-    scan_sparsity: Annotated[str, typer.Option(help="Sparsities of the scan.")] = "0,0.5",
-    seed: Annotated[int, typer.Option(help="QAT seed.")] = 1234,
+    scan: Annotated[bool, typer.Option("--scan", help="Scan bit widths x sparsity instead (table + Pareto plot).")]
+    = DEFAULTS["scan"],
+    scan_bits: Annotated[str, typer.Option(help="Bit widths of the scan.")] = _joined(DEFAULTS["scan_bits"]),
+    scan_sparsity: Annotated[str, typer.Option(help="Sparsities of the scan.")] = _joined(DEFAULTS["scan_sparsity"]),
+    seed: Annotated[int, typer.Option(help="QAT seed.")] = GLOBAL_DEFAULTS["seed"],
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
@@ -102,75 +122,15 @@ def register(app) -> None:
     app.command()(quantize)
 
 
-def run(ctx) -> dict[str, dict]:
-    """QAT of the ad stage's pair in the configured framework; spec, export, float-vs-quantized report."""
-    import pandas as pd
-
+def run(ctx: RunContext, events: EventSamples, ad: ADStageResult) -> QuantizeStageResult:
+    """QAT of the ad stage's pair in the configured framework: spec, export, float-vs-quantized comparison."""
     from emulation import exact_trigger
-    from quantize.qat import weight_sparsity
-    from quantize.workflow import quantize_checkpoint
+    from quantize.stage import ScanSettings, quantize_stage
 
     cfg = ctx.config[NAME]
-    try:
-        checkpoint = Path(ctx.artifacts["ad"]["checkpoint"])
-        events = ctx.artifacts["events"]
-        background = Path(events["background"])
-        signals = {k: Path(v) for k, v in events["signals"].items()}
-    except KeyError as err:
-        raise ValueError(f"quantize stage needs the events and ad stages' artifacts (missing {err})") from None
     rate = cfg["rate_khz"] if cfg["rate_khz"] is not None else ctx.config.get("ad", {}).get("rate_khz", DEFAULT_RATE_KHZ)
-    rate = float(rate)
-    framework = cfg["framework"]
-    qconf = QuantConfig.from_dict(cfg["precision"])
-    qat = QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed})
-    out = ctx.step_dir(NAME)
-    result = quantize_checkpoint(checkpoint, out, framework, background, signals, qconf, qat, rate, tuple(cfg["fire_on"]),
-                                 exact=exact_trigger())
-
-    t = result.spec.trigger
-    sparsity = weight_sparsity(result.weights)
-    report = ctx.report
-    report.section(
-        "Quantization-aware training",
-        f"Framework `{framework}`; weights/biases/activations per layer as in `{result.spec_path.name}` "
-        f"(default weights {result.spec.autoencoders[0].layers[0].weight}, hidden activations "
-        f"{result.spec.autoencoders[0].layers[0].activation_result}, input {result.spec.input}); exact "
-        f"accumulators; score {result.spec.autoencoders[0].score.score}. QAT: {qat.epochs} epochs from the "
-        f"float checkpoint with the same loss (λ from the float training), weight sparsity {sparsity:.1%}. "
-        f"QAT inputs and quantized scores are the bit-exact trigger emulator's. Thresholds at {rate:g} kHz "
-        f"(validation background): R1 > {t.threshold_r1:g}, R2 > {t.threshold_r2:g}, trigger = region(s) "
-        f"{', '.join(t.fire_on)}. Compared on the held-out test background.",
-    )
-    if len(result.comparison):
-        report.table(result.comparison, caption=f"Float vs quantized: AUC and trigger efficiency at {rate:g} kHz")
-    layers = pd.DataFrame([
-        {"layer": d.name, "shape": f"{d.n_in}x{d.n_out}", "weight": str(d.weight), "bias": str(d.bias),
-         "accumulator": str(d.accumulator), "output": str(d.activation_result)}
-        for d in result.spec.autoencoders[0].layers
-    ]).set_index("layer")
-    report.table(layers, caption="Fixed-point types of ae1 (ae2 identical)")
-    artifacts: dict[str, Any] = {"dir": out, "spec": result.spec_path, "weights": out / "weights.safetensors",
-                                 "framework": framework}
-    artifacts["qonnx" if framework == "brevitas" else "keras"] = result.models
-
-    if cfg["scan"]:
-        from quantize.scan import run_scan
-
-        scan_qat = QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed, "epochs": int(cfg["scan_epochs"])})
-        frame = run_scan(checkpoint, out / "scan", signals, framework, background,
-                         tuple(int(b) for b in cfg["scan_bits"]), tuple(float(s) for s in cfg["scan_sparsity"]),
-                         qconf, scan_qat, rate, exact=exact_trigger())
-        report.table(frame.set_index("model"), caption="Bit width x sparsity scan (cost: bit operations)")
-        report.figure(out / "scan" / "scan.png", "Performance vs BOPs, with the Pareto front")
-        artifacts["scan"] = out / "scan" / "scan.csv"
-    ctx.artifacts[NAME] = artifacts
-    return {
-        "quantize": {
-            "framework": framework,
-            "spec": str(result.spec_path),
-            "tpr_ratio_vs_float": result.tpr_ratio,
-            "rate_khz": rate,
-            "thresholds": [t.threshold_r1, t.threshold_r2],
-            "weight_sparsity": sparsity,
-        }
-    }
+    scan = ScanSettings(tuple(int(b) for b in cfg["scan_bits"]), tuple(float(s) for s in cfg["scan_sparsity"]),
+                        int(cfg["scan_epochs"])) if cfg["scan"] else None
+    return quantize_stage(ad.checkpoint, ctx.step_dir(NAME), cfg["framework"], events.background, events.signals,
+                          QuantConfig.from_dict(cfg["precision"]), QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed}),
+                          float(rate), tuple(cfg["fire_on"]), scan, exact=exact_trigger())

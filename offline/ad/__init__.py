@@ -14,7 +14,6 @@ from offline.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from offline.ad.abcd import (
-        DEFAULT_EPS_B,
         ABCDPoint,
         RegionCounts,
         abcd_scan,
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
         thresholds,
     )
     from offline.ad.data import (
-        DEFAULT_FRACTIONS,
         ArraySource,
         BatchSource,
         EventFileSource,
@@ -35,10 +33,16 @@ if TYPE_CHECKING:
         inputs,
         split_indices,
     )
+    from offline.ad.defaults import (
+        DEFAULT_EPS_B,
+        DEFAULT_FRACTIONS,
+        DEFAULT_LAMBDA,
+        DEFAULT_RATE_KHZ,
+        DEFAULT_RATES_KHZ,
+    )
     from offline.ad.disco import dense_disco_sq, disco_sq, distance_correlation
     from offline.ad.metrics import (
         BUNCH_CROSSING_KHZ,
-        DEFAULT_RATE_KHZ,
         WorkingPoint,
         auc,
         combined_score,
@@ -58,7 +62,6 @@ if TYPE_CHECKING:
         reconstruction_error,
     )
     from offline.ad.rates import (
-        DEFAULT_RATES_KHZ,
         Efficiency,
         RatePoint,
         operating_point,
@@ -74,7 +77,6 @@ if TYPE_CHECKING:
         write_scores,
     )
     from offline.ad.train import (
-        DEFAULT_LAMBDA,
         LossParts,
         TrainConfig,
         TrainResult,
@@ -165,7 +167,7 @@ __all__ = [
 
 # public names load their submodule on first use (PEP 562), so `import offline.ad.x` stays light
 _EXPORTS = {
-    "DEFAULT_EPS_B": "offline.ad.abcd",
+    "DEFAULT_EPS_B": "offline.ad.defaults",
     "ABCDPoint": "offline.ad.abcd",
     "RegionCounts": "offline.ad.abcd",
     "abcd_scan": "offline.ad.abcd",
@@ -175,7 +177,7 @@ _EXPORTS = {
     "region_masks": "offline.ad.abcd",
     "significance_at": "offline.ad.abcd",
     "thresholds": "offline.ad.abcd",
-    "DEFAULT_FRACTIONS": "offline.ad.data",
+    "DEFAULT_FRACTIONS": "offline.ad.defaults",
     "ArraySource": "offline.ad.data",
     "BatchSource": "offline.ad.data",
     "EventFileSource": "offline.ad.data",
@@ -187,7 +189,7 @@ _EXPORTS = {
     "disco_sq": "offline.ad.disco",
     "distance_correlation": "offline.ad.disco",
     "BUNCH_CROSSING_KHZ": "offline.ad.metrics",
-    "DEFAULT_RATE_KHZ": "offline.ad.metrics",
+    "DEFAULT_RATE_KHZ": "offline.ad.defaults",
     "WorkingPoint": "offline.ad.metrics",
     "auc": "offline.ad.metrics",
     "combined_score": "offline.ad.metrics",
@@ -203,7 +205,7 @@ _EXPORTS = {
     "AutoencoderPair": "offline.ad.model",
     "preset": "offline.ad.model",
     "reconstruction_error": "offline.ad.model",
-    "DEFAULT_RATES_KHZ": "offline.ad.rates",
+    "DEFAULT_RATES_KHZ": "offline.ad.defaults",
     "Efficiency": "offline.ad.rates",
     "RatePoint": "offline.ad.rates",
     "operating_point": "offline.ad.rates",
@@ -215,7 +217,7 @@ _EXPORTS = {
     "score_file": "offline.ad.score",
     "score_inputs": "offline.ad.score",
     "write_scores": "offline.ad.score",
-    "DEFAULT_LAMBDA": "offline.ad.train",
+    "DEFAULT_LAMBDA": "offline.ad.defaults",
     "LossParts": "offline.ad.train",
     "TrainConfig": "offline.ad.train",
     "TrainResult": "offline.ad.train",

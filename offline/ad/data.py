@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -36,7 +36,7 @@ class Split:
     test: np.ndarray
 
 
-def split_indices(n: int, seed: int, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> Split:
+def split_indices(n: int, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Split:
     """Deterministic random split of n events (same n, seed, fractions -> same split)."""
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions}")

@@ -17,3 +17,18 @@ DEFAULT_BOOTSTRAP = 100
 # On toy events (30k background, firmware preset) λ = 100 / 1000 / 3000 gave held-out
 # dCor(R1, R2) 0.15 / 0.05 / 0.03 at unchanged AUC; `l1ad train --lambda-scan` redoes this.
 DEFAULT_LAMBDA = 1000.0
+# training (one pair; the pipeline's `ad` mapping and `l1ad train` share these). Small batches: a
+# default run trains on ~3000 events, and DisCo needs many steps to act (the paper used 10 000 on
+# millions of events; raise it for large samples)
+DEFAULT_PRESET = "firmware"
+DEFAULT_EPOCHS = 100
+DEFAULT_BATCH_SIZE = 256
+DEFAULT_LR = 1e-3
+DEFAULT_PATIENCE = 10
+DEFAULT_DEVICE = "auto"
+# ABCD: ε_B of the quoted significance, injected signal fraction of the background, and the
+# smallest region that gets a pull (the paper skips regions under 100 events; default runs have
+# ~10^4 test events, so 20)
+DEFAULT_WORKING_EPS_B = 0.01
+DEFAULT_INJECTION = 0.001
+DEFAULT_MIN_REGION_EVENTS = 20

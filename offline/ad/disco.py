@@ -22,6 +22,9 @@ through them, as in ``gkasieczka/DisCo``), kept as the reference for tests and b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -43,7 +46,7 @@ def _row_means(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 _BLOCK_ELEMENTS = 1 << 22  # elements of one block × N slab (16 MiB in float32)
 
 
-def _blocks(n: int):
+def _blocks(n: int) -> Iterator[slice]:
     step = max(1, _BLOCK_ELEMENTS // max(n, 1))
     for start in range(0, n, step):
         yield slice(start, min(start + step, n))
@@ -71,7 +74,16 @@ class _DCovSums(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, y, w, rx, ry, gx, gy):
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        w: torch.Tensor,
+        rx: torch.Tensor,
+        ry: torch.Tensor,
+        gx: torch.Tensor,
+        gy: torch.Tensor,
+    ) -> torch.Tensor:
         ctx.save_for_backward(x, y, w, rx, ry, gx, gy)
         sums = torch.zeros(3, dtype=torch.float64, device=x.device)  # block totals add up in float64
         for s in _blocks(len(x)):
@@ -81,7 +93,7 @@ class _DCovSums(torch.autograd.Function):
         return sums.to(x.dtype)
 
     @staticmethod
-    def backward(ctx, grad):
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, y, w, rx, ry, gx, gy = ctx.saved_tensors
         gab, gaa, gbb = grad[0], grad[1], grad[2]
         dx = torch.empty_like(x) if ctx.needs_input_grad[0] else None

@@ -21,6 +21,7 @@ background events beyond the threshold, e.g. FPR 10⁻⁵ with 10⁴ events — 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +54,7 @@ def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
-def weighted_cdf(reference: np.ndarray, weights: np.ndarray | None = None):
+def weighted_cdf(reference: np.ndarray, weights: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
     """The weighted empirical CDF of ``reference`` as a function (fraction of weight <= v)."""
     ref = np.asarray(reference, dtype=np.float64)
     w = _weights(ref, weights)
@@ -74,7 +75,9 @@ def combined_score(
     return np.minimum(weighted_cdf(bkg_r1, bkg_w)(r1), weighted_cdf(bkg_r2, bkg_w)(r2))
 
 
-def _labelled(bkg: np.ndarray, sig: np.ndarray, bkg_w, sig_w):
+def _labelled(
+    bkg: np.ndarray, sig: np.ndarray, bkg_w: np.ndarray | None, sig_w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     bkg = np.asarray(bkg, dtype=np.float64)
     sig = np.asarray(sig, dtype=np.float64)
     if len(bkg) == 0 or len(sig) == 0:
@@ -87,13 +90,15 @@ def _labelled(bkg: np.ndarray, sig: np.ndarray, bkg_w, sig_w):
     return y, s, w
 
 
-def auc(bkg: np.ndarray, sig: np.ndarray, bkg_w=None, sig_w=None) -> float:
+def auc(bkg: np.ndarray, sig: np.ndarray, bkg_w: np.ndarray | None = None, sig_w: np.ndarray | None = None) -> float:
     """Weighted ROC AUC (scikit-learn), signal = positive class."""
     y, s, w = _labelled(bkg, sig, bkg_w, sig_w)
     return float(roc_auc_score(y, s, sample_weight=w))
 
 
-def roc(bkg: np.ndarray, sig: np.ndarray, bkg_w=None, sig_w=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc(
+    bkg: np.ndarray, sig: np.ndarray, bkg_w: np.ndarray | None = None, sig_w: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) with weights (scikit-learn)."""
     y, s, w = _labelled(bkg, sig, bkg_w, sig_w)
     return roc_curve(y, s, sample_weight=w, drop_intermediate=False)
@@ -112,7 +117,12 @@ class WorkingPoint:
 
 
 def tpr_at_fpr(
-    bkg: np.ndarray, sig: np.ndarray, fpr: float, bkg_w=None, sig_w=None, min_background: float = 5.0
+    bkg: np.ndarray,
+    sig: np.ndarray,
+    fpr: float,
+    bkg_w: np.ndarray | None = None,
+    sig_w: np.ndarray | None = None,
+    min_background: float = 5.0,
 ) -> WorkingPoint:
     """Signal efficiency of ``score > t`` with t set on background for ``fpr``.
 
@@ -137,8 +147,14 @@ def tpr_at_fpr(
     return WorkingPoint(fpr, rate, t, achieved, float(sw[sig > t].sum() / sw.sum()), True)
 
 
-def tpr_at_rate(bkg: np.ndarray, sig: np.ndarray, rate_khz: float = DEFAULT_RATE_KHZ, bkg_w=None, sig_w=None,
-                min_background: float = 5.0) -> WorkingPoint:
+def tpr_at_rate(
+    bkg: np.ndarray,
+    sig: np.ndarray,
+    rate_khz: float = DEFAULT_RATE_KHZ,
+    bkg_w: np.ndarray | None = None,
+    sig_w: np.ndarray | None = None,
+    min_background: float = 5.0,
+) -> WorkingPoint:
     """:func:`tpr_at_fpr` at the FPR giving ``rate_khz`` at 40 MHz."""
     return tpr_at_fpr(bkg, sig, rate_to_fpr(rate_khz), bkg_w, sig_w, min_background)
 

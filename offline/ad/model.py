@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,11 +32,11 @@ class AEConfig:
         """Every layer boundary, input to output, e.g. (57, 32, 16, 4, 16, 32, 57)."""
         return (self.n_inputs, *self.hidden, self.latent, *reversed(self.hidden), self.n_inputs)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> AEConfig:
+    def from_dict(cls, data: dict[str, Any]) -> AEConfig:
         """Read ``to_dict``'s output; a missing or wrong-typed field is a ValueError naming it."""
         if not isinstance(data, dict):
             raise ValueError(f"architecture must be an object, got {type(data).__name__}")

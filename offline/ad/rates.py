@@ -24,6 +24,7 @@ ratio of effective to raw events).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,7 @@ class RatePoint:
 
 def operating_point(
     bkg: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    signals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None,
+    signals: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None,
     eps_b: float,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
@@ -136,7 +137,7 @@ def operating_point(
 
 def rate_points(
     bkg: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    signals: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None,
+    signals: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None,
     rates_khz: tuple[float, ...] = DEFAULT_RATES_KHZ,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,

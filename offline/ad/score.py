@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -37,12 +38,14 @@ class Scores:
     def __len__(self) -> int:
         return len(self.r1)
 
-    def __getitem__(self, index) -> Scores:
+    def __getitem__(self, index: int | slice | np.ndarray) -> Scores:
         return Scores(self.r1[index], self.r2[index], self.weights[index], self.labels[index])
 
 
 @torch.no_grad()
-def score_inputs(model: nn.Module, x: np.ndarray, batch: int = 65_536, device: str | torch.device = "cpu"):
+def score_inputs(
+    model: nn.Module, x: np.ndarray, batch: int = 65_536, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """(R1, R2) as float64 arrays for preprocessed inputs ``x``."""
     model = model.to(device).eval()
     out1, out2 = [], []
@@ -56,13 +59,15 @@ def score_inputs(model: nn.Module, x: np.ndarray, batch: int = 65_536, device: s
     return np.concatenate(out1), np.concatenate(out2)
 
 
-def score_events(model: nn.Module, preprocessing: Preprocessing, events: Events, device="cpu") -> Scores:
+def score_events(
+    model: nn.Module, preprocessing: Preprocessing, events: Events, device: str | torch.device = "cpu"
+) -> Scores:
     r1, r2 = score_inputs(model, inputs(events, preprocessing), device=device)
     labels = np.full(len(events), -1, np.int32) if events.labels is None else events.labels.astype(np.int32)
     return Scores(r1, r2, events.event_weights, labels)
 
 
-def write_scores(path: str | os.PathLike[str], scores: Scores, attrs: dict | None = None) -> Path:
+def write_scores(path: str | os.PathLike[str], scores: Scores, attrs: dict[str, Any] | None = None) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("R1", data=scores.r1.astype(np.float64))

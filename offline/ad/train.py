@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -42,7 +43,15 @@ from tqdm.auto import tqdm
 
 from offline import distributed
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
-from offline.ad.defaults import DEFAULT_LAMBDA
+from offline.ad.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_EPOCHS,
+    DEFAULT_LAMBDA,
+    DEFAULT_LR,
+    DEFAULT_PATIENCE,
+    DEFAULT_PRESET,
+)
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
 from offline.artifacts import atomic_path, load_tensors, read_json, read_json_object, write_json
@@ -58,15 +67,15 @@ STATE_FILE = "state.json"
 class TrainConfig:
     """Training settings; ``batch_size`` is the global batch (all ranks together)."""
 
-    preset: str = "firmware"
+    preset: str = DEFAULT_PRESET
     lam: float = DEFAULT_LAMBDA
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    patience: int = 10
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    lr: float = DEFAULT_LR
+    patience: int = DEFAULT_PATIENCE
     min_delta: float = 0.0
     seed: int = 1234
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     amp: bool | None = None  # None: on for CUDA, off on CPU
     progress: bool = True
     # 0: each epoch is one random permutation of all events (in memory). > 0: events are visited in
@@ -156,7 +165,7 @@ class TrainResult:
     events_per_second: float = 0.0
 
 
-def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict | None = None) -> None:
+def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
     write_json(
         out_dir / CONFIG_FILE,
         {"format_version": FORMAT_VERSION, "architecture": architecture.to_dict(), "train": config.to_dict(),
@@ -164,7 +173,7 @@ def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extr
     )
 
 
-def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict]:
+def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict[str, Any]]:
     """Architecture and training config of a checkpoint directory (or its config.json)."""
     path = Path(path)
     file = path / CONFIG_FILE if path.is_dir() else path
@@ -205,7 +214,7 @@ def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
         save_file(tensors, str(tmp))
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -214,7 +223,7 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
+def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int) -> Iterator[torch.Tensor]:
     """Index tensors of this rank's share of each global batch (see module docstring)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=gen)
@@ -225,7 +234,7 @@ def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int):
 
 
 def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainConfig, rank: int, world: int,
-                     dev: torch.device):
+                     dev: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(inputs, weights) tensors of this rank's share of each global batch, read chunk group by chunk group.
 
     The next group is read in a background thread while the current one trains. Leftover events
@@ -238,6 +247,7 @@ def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainC
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(load_chunks, source, groups[0][0], chunk) if groups else None
         for g, (_, perm) in enumerate(groups):
+            assert pending is not None  # submitted for every group
             x, w = pending.result()
             pending = pool.submit(load_chunks, source, groups[g + 1][0], chunk) if g + 1 < len(groups) else None
             x, w = x[perm], w[perm]
@@ -284,7 +294,7 @@ def fit(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event on in-memory arrays; see :func:`fit_sources`."""
     return fit_sources(model, ArraySource(train_x, train_w), ArraySource(val_x, val_w), config, out_dir, resume,
@@ -349,7 +359,7 @@ def fit_sources(
     out_dir: str | Path,
     resume: bool = False,
     architecture: AEConfig | None = None,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
     fingerprint: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event; see the module docstring.
@@ -361,8 +371,43 @@ def fit_sources(
     """
     out_dir = Path(out_dir)
     info = distributed.setup(config.device)
-    dev = info.device
-    amp = (dev.type == "cuda") if config.amp is None else bool(config.amp and dev.type == "cuda")
+    amp = (info.device.type == "cuda") if config.amp is None else bool(config.amp and info.device.type == "cuda")
+    batch = _global_batch(train, val, config, info)
+    fingerprint = inputs_fingerprint(train, val) if fingerprint is None else fingerprint
+    loader = _EpochBatches(train, batch, config, info)
+    model = model.to(info.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    progress = _start(model, optimizer, out_dir, config, fingerprint, resume, info)
+    if info.is_main:
+        arch: AEConfig = architecture if architecture is not None else getattr(model, "config", AEConfig())
+        save_config(out_dir, arch, config, extra_config)
+    net: nn.Module = model
+    if info.distributed:
+        dev = info.device
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    t0 = time.perf_counter()
+    bar = tqdm(range(progress.start_epoch, config.epochs), desc="train",
+               disable=not (config.progress and info.is_main), initial=progress.start_epoch, total=config.epochs)
+    for epoch in bar:
+        model.train()
+        train_means = _train_epoch(net, optimizer, loader.epoch(epoch), config.lam, amp, info, progress)
+        model.eval()
+        val_parts = evaluate(model, val, config.lam, batch, amp, info.device)
+        val_loss = distributed.broadcast_float(val_parts["loss"])
+        improved = progress.record({"epoch": epoch, **{f"train_{k}": v for k, v in train_means.items()},
+                                    **{f"val_{k}": v for k, v in val_parts.items()}}, val_loss, config)
+        if info.is_main:
+            _checkpoint(out_dir, model, optimizer, progress, improved, config, fingerprint)
+        bar.set_postfix(loss=f"{train_means['loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val_parts['disco']:.3f}")
+        if progress.stopped:
+            break
+    bar.close()
+    return _finish(out_dir, progress, time.perf_counter() - t0, config, info, amp)
+
+
+def _global_batch(train: BatchSource, val: BatchSource, config: TrainConfig, info: distributed.DistInfo) -> int:
+    """The global batch: ``config.batch_size`` cut to the training set and to a multiple of the processes."""
     n = len(train)
     if len(val) < 2:
         raise ValueError(f"validation set needs at least 2 events, got {len(val)}")
@@ -374,99 +419,120 @@ def fit_sources(
         raise ValueError(f"batch_size {config.batch_size} must divide by the {info.world_size} processes")
     if config.shuffle_chunk == 0 and not isinstance(train, ArraySource):
         raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0")
-    fingerprint = inputs_fingerprint(train, val) if fingerprint is None else fingerprint
+    return batch
 
-    if config.shuffle_chunk == 0:
-        xt = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=dev)
-        wt = torch.as_tensor(np.asarray(train.w, dtype=np.float32), device=dev)
-    model = model.to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
 
-    start_epoch, best_epoch, best_val, bad, history = 0, -1, math.inf, 0, []
-    state = check_resume(out_dir, config, fingerprint) if resume else None
-    if state is not None:
-        tensors = load_tensors(out_dir / LAST_FILE, "resume checkpoint")
-        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
-        _restore_optimizer(optimizer, {k: v.to(dev) for k, v in tensors.items()}, state["param_groups"])
-        start_epoch, best_epoch, best_val = state["epoch"] + 1, state["best_epoch"], state["best_val_loss"]
-        bad, history = state["bad_epochs"], state["history"]
-        if bad >= config.patience:
-            start_epoch = config.epochs  # it had already stopped early
-    elif info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if info.is_main:
-        save_config(out_dir, architecture or getattr(model, "config", AEConfig()), config, extra_config)
+class _EpochBatches:
+    """This rank's (inputs, weights) batches of each epoch: from tensors on the device, or chunk by chunk."""
 
-    net: nn.Module = model
-    if info.distributed:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    def __init__(self, train: BatchSource, batch: int, config: TrainConfig, info: distributed.DistInfo) -> None:
+        self.train, self.batch, self.config, self.info = train, batch, config, info
+        if config.shuffle_chunk == 0 and isinstance(train, ArraySource):  # the only kind it takes
+            self.x = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=info.device)
+            self.w = torch.as_tensor(np.asarray(train.w, dtype=np.float32), device=info.device)
 
-    stopped = False
-    t0 = time.perf_counter()
-    seen = 0
-    bar = tqdm(range(start_epoch, config.epochs), desc="train", disable=not (config.progress and info.is_main),
-               initial=start_epoch, total=config.epochs)
-    for epoch in bar:
-        model.train()
-        sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
-        nb = 0
-        if config.shuffle_chunk == 0:
-            batches = ((xt[i], wt[i]) for i in (idx.to(dev) for idx in
-                                                _batches(n, batch, epoch, config.seed, info.rank, info.world_size)))
-        else:
-            batches = _chunked_batches(train, batch, epoch, config, info.rank, info.world_size, dev)
-        for xb, wb in batches:
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                r1, r2 = net(xb)
-            parts = pair_loss(r1, r2, wb, config.lam)
-            optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
-            optimizer.step()
-            sums["loss"] += float(parts.total.detach())
-            sums["r1"] += parts.r1
-            sums["r2"] += parts.r2
-            sums["disco"] += parts.disco
-            nb += 1
-            seen += len(wb) * info.world_size
-        model.eval()
-        val_parts = evaluate(model, val, config.lam, batch, amp, dev)
-        val_loss = distributed.broadcast_float(val_parts["loss"])
-        row = {"epoch": epoch, **{f"train_{k}": v / max(nb, 1) for k, v in sums.items()},
-               **{f"val_{k}": v for k, v in val_parts.items()}}
-        history.append(row)
-        improved = val_loss < best_val - config.min_delta
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info, config = self.info, self.config
+        if config.shuffle_chunk > 0:
+            return _chunked_batches(self.train, self.batch, epoch, config, info.rank, info.world_size, info.device)
+        order = _batches(len(self.train), self.batch, epoch, config.seed, info.rank, info.world_size)
+        return ((self.x[i], self.w[i]) for i in (idx.to(info.device) for idx in order))
+
+
+@dataclass
+class _Progress:
+    """Where training stands: the next epoch, the best one so far, early stopping, the history."""
+
+    start_epoch: int = 0
+    best_epoch: int = -1
+    best_val: float = math.inf
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    events_seen: int = 0
+    stopped: bool = False
+
+    def record(self, row: dict[str, float], val_loss: float, config: TrainConfig) -> bool:
+        """Add an epoch's row; True when it is the best so far. Sets ``stopped`` when patience runs out."""
+        self.history.append(row)
+        improved = val_loss < self.best_val - config.min_delta
         if improved:
-            best_val, best_epoch, bad = val_loss, epoch, 0
+            self.best_val, self.best_epoch, self.bad_epochs = val_loss, int(row["epoch"]), 0
         else:
-            bad += 1
+            self.bad_epochs += 1
+        self.stopped = self.bad_epochs >= config.patience
+        return improved
+
+
+def _start(model: nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path, config: TrainConfig,
+           fingerprint: dict[str, Any], resume: bool, info: distributed.DistInfo) -> _Progress:
+    """A fresh start, or the model, optimizer and progress of the checkpoint in ``out_dir`` when resuming."""
+    state = check_resume(out_dir, config, fingerprint) if resume else None
+    if state is None:
         if info.is_main:
-            if improved:
-                _save_weights(out_dir / BEST_FILE, model)
-            _save_weights(out_dir / LAST_FILE, model, optimizer)
-            write_json(out_dir / STATE_FILE, {
-                "epoch": epoch, "best_epoch": best_epoch, "best_val_loss": best_val, "bad_epochs": bad,
-                "history": history, "train": config.to_dict(), "inputs": fingerprint,
-                "param_groups": optimizer.state_dict()["param_groups"],
-            })
-        bar.set_postfix(loss=f"{row['train_loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val_parts['disco']:.3f}")
-        if bad >= config.patience:
-            stopped = True
-            break
-    bar.close()
-    seconds = time.perf_counter() - t0
+            out_dir.mkdir(parents=True, exist_ok=True)
+        return _Progress()
+    tensors = load_tensors(out_dir / LAST_FILE, "resume checkpoint")
+    model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
+    _restore_optimizer(optimizer, {k: v.to(info.device) for k, v in tensors.items()}, state["param_groups"])
+    progress = _Progress(state["epoch"] + 1, state["best_epoch"], state["best_val_loss"], state["bad_epochs"],
+                         state["history"])
+    if progress.bad_epochs >= config.patience:
+        progress.start_epoch = config.epochs  # it had already stopped early
+    return progress
+
+
+def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer,
+                 batches: Iterator[tuple[torch.Tensor, torch.Tensor]], lam: float, amp: bool,
+                 info: distributed.DistInfo, progress: _Progress) -> dict[str, float]:
+    """One pass over the epoch's batches; the mean loss and parts per batch."""
+    sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
+    nb = 0
+    for xb, wb in batches:
+        with torch.autocast(device_type=info.device.type, dtype=torch.bfloat16, enabled=amp):
+            r1, r2 = net(xb)
+        parts = pair_loss(r1, r2, wb, lam)
+        optimizer.zero_grad(set_to_none=True)
+        parts.total.backward()
+        optimizer.step()
+        sums["loss"] += float(parts.total.detach())
+        sums["r1"] += parts.r1
+        sums["r2"] += parts.r2
+        sums["disco"] += parts.disco
+        nb += 1
+        progress.events_seen += len(wb) * info.world_size
+    return {k: v / max(nb, 1) for k, v in sums.items()}
+
+
+def _checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, progress: _Progress,
+                improved: bool, config: TrainConfig, fingerprint: dict[str, Any]) -> None:
+    """The best weights (when ``improved``), the last weights with the Adam state, and state.json."""
+    if improved:
+        _save_weights(out_dir / BEST_FILE, model)
+    _save_weights(out_dir / LAST_FILE, model, optimizer)
+    write_json(out_dir / STATE_FILE, {
+        "epoch": progress.history[-1]["epoch"], "best_epoch": progress.best_epoch, "best_val_loss": progress.best_val,
+        "bad_epochs": progress.bad_epochs, "history": progress.history, "train": config.to_dict(),
+        "inputs": fingerprint, "param_groups": optimizer.state_dict()["param_groups"],
+    })
+
+
+def _finish(out_dir: Path, progress: _Progress, seconds: float, config: TrainConfig, info: distributed.DistInfo,
+            amp: bool) -> TrainResult:
+    """The result; rank 0 writes metrics.json and loss.png."""
     distributed.barrier()
-    result = TrainResult(out_dir, best_epoch, best_val, len(history), stopped, history, seconds,
-                         seen / seconds if seconds > 0 else 0.0)
+    stopped = progress.stopped or progress.bad_epochs >= config.patience
+    result = TrainResult(out_dir, progress.best_epoch, progress.best_val, len(progress.history), progress.stopped,
+                         progress.history, seconds, progress.events_seen / seconds if seconds > 0 else 0.0)
     if info.is_main:
         from offline.ad.plots import plot_loss_curves
 
         write_json(out_dir / "metrics.json", {
-            "best_epoch": best_epoch, "best_val_loss": best_val, "epochs_run": len(history),
-            "stopped_early": stopped or bad >= config.patience, "seconds": seconds,
+            "best_epoch": progress.best_epoch, "best_val_loss": progress.best_val,
+            "epochs_run": len(progress.history), "stopped_early": stopped, "seconds": seconds,
             "events_per_second": result.events_per_second, "world_size": info.world_size,
-            "device": str(dev), "amp": amp, "history": history,
+            "device": str(info.device), "amp": amp, "history": progress.history,
         })
-        plot_loss_curves(history, out_dir / "loss.png")
+        plot_loss_curves(progress.history, out_dir / "loss.png")
     distributed.barrier()
     return result
 
@@ -486,7 +552,7 @@ def train_pair(
     config: TrainConfig,
     out_dir: str | Path,
     resume: bool = False,
-    extra_config: dict | None = None,
+    extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Build the preset's pair with ``config.seed`` and :func:`fit` it."""
     arch, model = build_pair(config)

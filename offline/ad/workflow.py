@@ -6,6 +6,7 @@ These are what ``l1ad train|score|abcd`` and the ``ad`` pipeline stage call.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,12 @@ import pandas as pd
 
 from offline import distributed
 from offline.ad.abcd import (
-    DEFAULT_EPS_B,
     abcd_scan,
     max_abs_closure_pull,
     significance_at,
     thresholds,
 )
 from offline.ad.data import (
-    DEFAULT_FRACTIONS,
     ArraySource,
     BatchSource,
     EventFileSource,
@@ -33,9 +32,18 @@ from offline.ad.data import (
     inputs,
     split_indices,
 )
+from offline.ad.defaults import (
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_EPS_B,
+    DEFAULT_FRACTIONS,
+    DEFAULT_INJECTION,
+    DEFAULT_MIN_REGION_EVENTS,
+    DEFAULT_RATE_KHZ,
+    DEFAULT_RATES_KHZ,
+    DEFAULT_WORKING_EPS_B,
+)
 from offline.ad.disco import distance_correlation
 from offline.ad.metrics import (
-    DEFAULT_RATE_KHZ,
     auc,
     combined_score,
     none_if_nan,
@@ -51,7 +59,7 @@ from offline.ad.plots import (
     plot_roc,
     plot_significance,
 )
-from offline.ad.rates import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ, operating_point, rate_points
+from offline.ad.rates import operating_point, rate_points
 from offline.ad.score import Scores, score_events
 from offline.ad.train import (
     TrainConfig,
@@ -70,7 +78,9 @@ PREPROCESSING_FILE = "preprocessing.json"
 ABCD_KIND = "abcd"  # atomic_directory replaces only earlier abcd outputs
 
 
-def load_background(path: str | os.PathLike[str], seed: int, fractions=DEFAULT_FRACTIONS) -> tuple[Events, Split]:
+def load_background(
+    path: str | os.PathLike[str], seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS
+) -> tuple[Events, Split]:
     events = read_events(path)
     return events, split_indices(len(events), seed, tuple(fractions))
 
@@ -130,9 +140,9 @@ def evaluate_scores(
     signals: dict[str, Scores],
     out_dir: str | os.PathLike[str] | None = None,
     eps_b: tuple[float, ...] = DEFAULT_EPS_B,
-    working_eps_b: float = 0.01,
-    injection: float = 1e-3,
-    min_region_events: int = 100,
+    working_eps_b: float = DEFAULT_WORKING_EPS_B,
+    injection: float = DEFAULT_INJECTION,
+    min_region_events: int = DEFAULT_MIN_REGION_EVENTS,
     rate_khz: float = DEFAULT_RATE_KHZ,
     dcor_max_events: int = 20_000,
     rates_khz: tuple[float, ...] = DEFAULT_RATES_KHZ,
@@ -217,7 +227,7 @@ def evaluate_scores(
 
 def lambda_scan(
     background: str | os.PathLike[str],
-    signals: dict[str, str | os.PathLike[str]],
+    signals: Mapping[str, str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     lambdas: list[float],
     config: TrainConfig,
@@ -249,7 +259,7 @@ def lambda_scan(
 
 
 def held_out_scores(checkpoint_dir: str | os.PathLike[str], background: str | os.PathLike[str], seed: int,
-                fractions=DEFAULT_FRACTIONS, device: str = "cpu") -> Scores:
+                fractions: Sequence[float] = DEFAULT_FRACTIONS, device: str = "cpu") -> Scores:
     """Scores of the held-out test background of ``background`` (the split training used)."""
     checkpoint_dir = Path(checkpoint_dir)
     events, split = load_background(background, seed, fractions)

@@ -5,7 +5,7 @@ tracks and jets, measured with finite resolution on a coarse grid. This module
 turns one batch of Pythia events (the awkward array of ``Pythia.nextBatch``)
 into the ADC2021 layout (N, 19, 4): MET, up to 4 e/gamma, 4 muons and 10
 jets, pT-ordered and zero-padded. It is a parametrised detector, not Geant4
-(no Geant4 data can be had offline here, see TOOLCHAIN.md); every number it
+(Geant4 cannot run offline, see docs/toolchain.md); every number it
 uses lives in :class:`L1Config` so that users can change it in one place.
 
 The numbers and where they come from
@@ -270,8 +270,8 @@ def _fill_met(out: np.ndarray, fs: _FinalState, config: L1Config, rng: np.random
     n, event, px, py = fs.n, fs.event, fs.p4[0], fs.p4[1]
     in_calo = np.abs(fs.eta) < config.calo_eta_max
     met_in = fs.visible & np.where(fs.absid == 13, np.abs(fs.eta) < config.muon_eta_max, in_calo)
-    mex = -np.bincount(event[met_in], weights=px[met_in], minlength=n)
-    mey = -np.bincount(event[met_in], weights=py[met_in], minlength=n)
+    mex: np.ndarray = -np.bincount(event[met_in], weights=px[met_in], minlength=n)
+    mey: np.ndarray = -np.bincount(event[met_in], weights=py[met_in], minlength=n)
     sum_et = np.bincount(event[met_in], weights=fs.pt[met_in], minlength=n)
     sigma = config.met_stochastic * np.sqrt(sum_et)
     mex = mex + sigma * rng.standard_normal(n)
@@ -362,4 +362,4 @@ def preselected_l1_objects(batch: ak.Array, rng: np.random.Generator,
 def passes_preselection(particles: np.ndarray, config: L1Config = DEFAULT_L1) -> np.ndarray:
     """ADC2021 pre-selection: at least one e/gamma or muon object with pT above threshold."""
     first, count = OBJECT_ROWS["egamma"][0], OBJECT_ROWS["egamma"][1] + OBJECT_ROWS["muon"][1]
-    return (particles[:, first : first + count, 0] > config.preselection_pt).any(axis=1)
+    return np.asarray((particles[:, first : first + count, 0] > config.preselection_pt).any(axis=1))

@@ -44,10 +44,6 @@ def process_label(name: str) -> int:
         raise ValueError(f"unknown process {name!r}; known: {', '.join(PROCESSES)}") from None
 
 
-def is_signal_label(label: int) -> bool:
-    return PROCESSES[label] in SIGNAL_PROCESSES
-
-
 def feature_names() -> list[str]:
     """Names of the 57 flattened features, e.g. ``jet3_pt``, in model order."""
     names = []

@@ -47,13 +47,15 @@ with bf16 autocast when present, DDP under ``torchrun``, CPU otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -65,6 +67,8 @@ from offline.artifacts import FileFormatError, atomic_path, load_tensors
 from offline.generative.geometry import DATASET1_PHOTONS, Geometry
 from offline.generative.io import deposits_as_float32, validate_showers
 from offline.generative.marginals import U_EPS, ConditionalMarginals, LatentCalibration
+
+_Table = TypeVar("_Table", ConditionalMarginals, LatentCalibration)
 
 MAX_BINS = 12  # condition bins of the marginal tables (fewer for small training sets)
 SHOWERS_PER_BIN = 500
@@ -88,7 +92,7 @@ def alpha_permutations(geometry: Geometry) -> np.ndarray:
     perms = []
     for reflect in (False, True):
         for shift in range(na):
-            idx = []
+            idx: list[int] = []
             for i, layer in enumerate(geometry.layers):
                 base = int(geometry.offsets[i])
                 for a in range(layer.n_alpha):
@@ -240,34 +244,33 @@ class ShowerTransform:
         if f"voxels{n_layers - 1}.empty" not in d:
             raise ValueError("shower model saved by an older l1ad (no per-layer Gaussianisation tables); retrain it")
 
-        def table(name: str, kind: type) -> ConditionalMarginals | LatentCalibration | None:
+        def table(name: str, kind: type[_Table]) -> _Table | None:
             fields = {k.split(".", 1)[1]: v.numpy() for k, v in d.items() if k.startswith(name + ".")}
             return kind(**fields) if fields else None
 
+        def marginals(name: str) -> ConditionalMarginals:
+            found = table(name, ConditionalMarginals)
+            if found is None:
+                raise ValueError(f"shower model has no {name} table")
+            return found
+
         calibration = [table(f"voxel_calibration{i}", LatentCalibration) for i in range(n_layers)]
+        calibrated = [c for c in calibration if c is not None]
         return cls(
             n_layers, s[1], s[2],
-            table("layers", ConditionalMarginals), [table(f"voxels{i}", ConditionalMarginals) for i in range(n_layers)],
-            table("layer_calibration", LatentCalibration), None if calibration[0] is None else calibration,
+            marginals("layers"), [marginals(f"voxels{i}") for i in range(n_layers)],
+            table("layer_calibration", LatentCalibration), calibrated if len(calibrated) == n_layers else None,
         )
 
 
 # ---------------------------------------------------------------- networks
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def autocast_for(device: torch.device):
+def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on CUDA (no loss scaling needed), a no-op elsewhere."""
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
-    return _null()
+    return contextlib.nullcontext()
 
 
 
@@ -293,6 +296,8 @@ class _Block(nn.Module):
 
 class ScoreMLP(nn.Module):
     """Residual MLP predicting v from (z_t, t, condition); time enters through Fourier features."""
+
+    freqs: torch.Tensor  # a buffer
 
     def __init__(self, dim: int, cond_dim: int, width: int = 256, depth: int = 4, n_freq: int = 16) -> None:
         super().__init__()
@@ -447,8 +452,8 @@ class ShowerDiffusion(nn.Module):
         pick = torch.randperm(len(cond), generator=gen)[:max_showers]
         c = cond[pick].detach().cpu().double().numpy().reshape(-1)
         energies = np.exp((c + 1) / 2 * (t.log_e_max - t.log_e_min) + t.log_e_min)
-        lx, vx = self.sample_latents(energies, seed=seed)
-        lx, vx = lx.cpu().double().numpy(), vx.cpu().double().numpy()
+        layer_latents, voxel_latents = self.sample_latents(energies, seed=seed)
+        lx, vx = layer_latents.cpu().double().numpy(), voxel_latents.cpu().double().numpy()
         t.layer_calibration = LatentCalibration.fit(c, lx, np.arange(t.n_layers), t.layers.centres)
         el = t.latent_layer_energies(energies, lx)  # the voxel tables' condition, from the calibrated layers
         t.voxel_calibration = [
@@ -523,7 +528,7 @@ class TrainingData:
         return cls(f(lx), f(vx), f(c))
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1):
+def _batches(n: int, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
     perm = torch.randperm(n, generator=gen)
     perm = perm[rank::world]
     for start in range(0, len(perm) - batch_size + 1 if len(perm) >= batch_size else 1, batch_size):

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,6 +132,8 @@ def classifier_auc(reference: np.ndarray, generated: np.ndarray, config: Classif
             val = float(bce(net(xt[va]).squeeze(1), yt[va]))
         if val < best:
             best, best_state = val, {k: v.clone() for k, v in net.state_dict().items()}
+    if best_state is None:
+        raise ValueError(f"classifier: no finite validation loss in {config.epochs} epochs")
     net.load_state_dict(best_state)
     with torch.no_grad():
         score = net(xt[te]).squeeze(1).float().cpu().numpy()
@@ -145,7 +148,7 @@ def evaluate_sample(
     ms_per_shower: float | None,
     geometry: Geometry = DATASET1_PHOTONS,
     classifier: ClassifierConfig | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The metrics.json entry of one sampler: AUCs, W1 per feature, time per shower."""
     ref_f = high_level_features(reference_energies, reference_showers, geometry)
     gen_f = high_level_features(energies, showers, geometry)

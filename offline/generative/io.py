@@ -99,7 +99,7 @@ def validate_showers(
         row = int(np.nonzero(bad.any(axis=1))[0][0])
         raise ValueError(f"{where}: showers contain NaN or inf ({int(bad.sum())} voxels, first in shower {row})")
     if x.size and x.min() < 0:
-        row, col = np.unravel_index(int(np.argmin(x)), x.shape)
+        row, col = map(int, np.unravel_index(int(np.argmin(x)), x.shape))
         raise ValueError(
             f"{where}: negative voxel energies ({int((x < 0).sum())} voxels; "
             f"min {x.min():.6g} MeV in shower {row}, voxel {col})"

@@ -11,12 +11,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from offline.artifacts import atomic_directory, check_replaceable, read_json, write_json
+from offline.artifacts import atomic_directory, check_replaceable, write_json
 from offline.generative.diffusion import (
     DiffusionConfig,
     ShowerDiffusion,
@@ -130,24 +131,25 @@ def generate_all(
     seed: int = 1,
     batch_size: int = 10_000,
     warmup: bool = True,
-) -> dict[str, tuple[np.ndarray, float, int | None]]:
+) -> dict[str, tuple[np.ndarray, float | None, int | None]]:
     """Generate showers at ``energies`` with GFlash and every sampler: name -> (showers, ms/shower, steps)."""
     simulator = simulator or GFlashSimulator()
-    out: dict[str, tuple[np.ndarray, float, int | None]] = {}
+    out: dict[str, tuple[np.ndarray, float | None, int | None]] = {}
     showers, ms = timed(lambda: simulator.simulate(energies, seed), len(energies))
     out["gflash"] = (showers, ms, None)
     for name, model in samplers.items():
         device = next(model.parameters()).device
         if warmup:  # first CUDA call pays kernel compilation/allocation; not part of the rate
             model.sample(energies[: min(len(energies), 64)], seed=seed)
-        showers, ms = timed(lambda m=model: m.sample(energies, seed=seed, batch_size=batch_size), len(energies), device)
+        sample = partial(model.sample, energies, seed=seed, batch_size=batch_size)
+        showers, ms = timed(sample, len(energies), device)
         out[name] = (showers, ms, model.steps)
     return out
 
 
 def evaluate_generated(
     reference: Showers,
-    generated: dict[str, tuple[np.ndarray, float, int | None]],
+    generated: dict[str, tuple[np.ndarray, float | None, int | None]],
     out_dir: str | os.PathLike[str] | None = None,
     classifier: ClassifierConfig | None = None,
     geometry: Geometry = DATASET1_PHOTONS,
@@ -181,7 +183,3 @@ def evaluate_generated(
                 geometry,
             )
     return metrics
-
-
-def read_metrics(path: str | os.PathLike[str]) -> dict:
-    return read_json(path)

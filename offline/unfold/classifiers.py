@@ -8,6 +8,7 @@ f/(1−f) = exp(logit) without ever forming f, so f → 1 cannot produce a divis
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,7 +42,7 @@ class MLP(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-def make_classifier(kind: str, feature_shape: tuple[int, ...], **options) -> nn.Module:
+def make_classifier(kind: str, feature_shape: tuple[int, ...], **options: Any) -> nn.Module:
     """``mlp`` for (F,) features; ``deepsets`` or ``transformer`` for (P, F) particle sets."""
     if kind == "mlp":
         if len(feature_shape) != 1:
@@ -59,7 +60,7 @@ def make_classifier(kind: str, feature_shape: tuple[int, ...], **options) -> nn.
     raise ValueError(f"unknown classifier {kind!r} (known: {', '.join(CLASSIFIERS)})")
 
 
-def classifier_factory(kind: str, **options) -> ClassifierFactory:
+def classifier_factory(kind: str, **options: Any) -> ClassifierFactory:
     """A factory for ``kind`` with ``options``; the name is checked now, not at the first step."""
     if kind not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {kind!r} (known: {', '.join(CLASSIFIERS)})")

@@ -9,8 +9,10 @@ particle-level classifiers (``deepsets``, ``transformer``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,18 +51,18 @@ class UnfoldingProblem:
             "data_pass_gen": ones(m) if self.data_pass_gen is None else self.data_pass_gen,
         }
 
-    def omnifold_inputs(self, particles: bool = False) -> dict:
+    def omnifold_inputs(self, particles: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``omnifold``: the observables, or with ``particles`` the
         particle sets as classifier inputs."""
         f = self.flags()
-        if particles and self.particles is None:
-            raise ValueError(
-                f"{self.name}: no particle arrays; particle-level classifiers need an example "
-                "that has them (jets)"
-            )
-        inputs = self.particles if particles else {
-            "sim_reco": self.sim_reco, "sim_gen": self.sim_gen, "data_reco": self.data_reco
-        }
+        inputs = {"sim_reco": self.sim_reco, "sim_gen": self.sim_gen, "data_reco": self.data_reco}
+        if particles:
+            if self.particles is None:
+                raise ValueError(
+                    f"{self.name}: no particle arrays; particle-level classifiers need an example "
+                    "that has them (jets)"
+                )
+            inputs = self.particles
         return dict(
             sim_reco=inputs["sim_reco"],
             sim_gen=inputs["sim_gen"],
@@ -123,7 +125,7 @@ JET_BINS = {
 }
 
 
-def _cached_jets(n: int, tune: str, seed: int, cache_dir: Path | None, progress: bool) -> dict:
+def _cached_jets(n: int, tune: str, seed: int, cache_dir: Path | None, progress: bool) -> dict[str, np.ndarray]:
     if cache_dir is None:
         return generate_jets(n, tune, seed, progress=progress)
     # v2: with the particle arrays; files of the observables-only layout are not read
@@ -180,4 +182,4 @@ def jets_example(
     )
 
 
-EXAMPLES = {"gaussian": gaussian_toy, "jets": jets_example}
+EXAMPLES: dict[str, Callable[..., UnfoldingProblem]] = {"gaussian": gaussian_toy, "jets": jets_example}

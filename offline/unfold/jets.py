@@ -30,6 +30,8 @@ They come as a zero-padded (N, P, F) float32 array and an (N, P) mask of real pa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 OBSERVABLES = ("mass", "multiplicity", "width", "log_rho", "tau21", "z_g")
@@ -244,7 +246,7 @@ def generate_jets(
     keys = ("gen", "reco", "pass_gen", "pass_reco", "gen_particles", "reco_particles")
     parts: dict[str, list] = {key: [] for key in keys}
     sizes = [min(batch, n - i) for i in range(0, n, batch)]
-    iterator = sizes
+    iterator: Iterable[int] = sizes
     if progress:
         from rich.progress import track
 

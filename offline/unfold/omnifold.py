@@ -27,9 +27,11 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from offline.unfold.classifiers import ClassifierFactory, classifier_factory
@@ -49,7 +51,7 @@ class OmniFoldConfig:
     # "mlp" for (N, F) features, "deepsets" or "transformer" for (N, P, F) particle sets
     # (with ``classifier_options``), or a factory: per-event feature shape -> fresh nn.Module
     classifier: str | ClassifierFactory = "mlp"
-    classifier_options: dict = field(default_factory=dict)
+    classifier_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 100
     batch_size: int = 8192  # large batches: few optimizer steps per epoch, fast on CPU and GPU
     learning_rate: float = 2e-3
@@ -121,7 +123,7 @@ class OmniFoldResult:
 # ---------------------------------------------------------------------------- input checks
 
 
-def _features(name: str, array) -> np.ndarray:
+def _features(name: str, array: ArrayLike) -> np.ndarray:
     arr = np.asarray(array)
     if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
@@ -144,7 +146,7 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
-def _vector(name: str, array, n: int, n_name: str, default: float | bool) -> np.ndarray:
+def _vector(name: str, array: ArrayLike | None, n: int, n_name: str, default: float | bool) -> np.ndarray:
     if array is None:
         return np.full(n, default, dtype=bool if isinstance(default, bool) else np.float64)
     arr = np.asarray(array)
@@ -173,15 +175,15 @@ class _Inputs:
 
 
 def check_inputs(
-    sim_reco,
-    sim_gen,
-    data_reco,
+    sim_reco: ArrayLike,
+    sim_gen: ArrayLike,
+    data_reco: ArrayLike,
     *,
-    pass_reco=None,
-    pass_gen=None,
-    data_pass_reco=None,
-    sim_weights=None,
-    data_weights=None,
+    pass_reco: ArrayLike | None = None,
+    pass_gen: ArrayLike | None = None,
+    data_pass_reco: ArrayLike | None = None,
+    sim_weights: ArrayLike | None = None,
+    data_weights: ArrayLike | None = None,
 ) -> _Inputs:
     """Validate shapes, lengths and finiteness; every error names the offending array."""
     sim_reco = _features("sim_reco", sim_reco)
@@ -353,7 +355,9 @@ def _ratio(
 # ---------------------------------------------------------------------------- the algorithm
 
 
-def _split(n: int, config: OmniFoldConfig, generator: torch.Generator, device) -> tuple:
+def _split(
+    n: int, config: OmniFoldConfig, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     perm = torch.randperm(n, generator=generator)
     n_val = max(1, round(n * config.val_fraction))
     return perm[n_val:].to(device), perm[:n_val].to(device)
@@ -431,15 +435,15 @@ def _run_member(
 
 
 def omnifold(
-    sim_reco,
-    sim_gen,
-    data_reco,
+    sim_reco: ArrayLike,
+    sim_gen: ArrayLike,
+    data_reco: ArrayLike,
     *,
-    pass_reco=None,
-    pass_gen=None,
-    data_pass_reco=None,
-    sim_weights=None,
-    data_weights=None,
+    pass_reco: ArrayLike | None = None,
+    pass_gen: ArrayLike | None = None,
+    data_pass_reco: ArrayLike | None = None,
+    sim_weights: ArrayLike | None = None,
+    data_weights: ArrayLike | None = None,
     config: OmniFoldConfig | None = None,
     bootstrap_seed: int | None = None,
     log: Callable[[str], None] | None = None,
@@ -507,26 +511,28 @@ def omnifold(
     )
 
 
-def _gather(member_push, member_pull, records, device):
+def _gather(
+    member_push: np.ndarray, member_pull: np.ndarray, records: list[StepDiagnostics], device: torch.device
+) -> tuple[np.ndarray, np.ndarray, list[StepDiagnostics]]:
     """Sum the per-rank member weights (disjoint rows) and collect diagnostics on every rank."""
     both = torch.as_tensor(np.stack([member_push, member_pull]), dtype=torch.float64, device=device)
     torch.distributed.all_reduce(both)
-    gathered: list = [None] * torch.distributed.get_world_size()
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(gathered, records)
     merged = [r for part in gathered for r in part]
-    both = both.cpu().numpy()
-    return both[0], both[1], merged
+    summed = both.cpu().numpy()
+    return summed[0], summed[1], merged
 
 
 def bootstrap(
-    sim_reco,
-    sim_gen,
-    data_reco,
+    sim_reco: ArrayLike,
+    sim_gen: ArrayLike,
+    data_reco: ArrayLike,
     *,
     replicas: int,
     config: OmniFoldConfig | None = None,
     seed: int = 1,
-    **kwargs,
+    **kwargs: Any,
 ) -> np.ndarray:
     """(replicas, N) unfolded weights, each from data reweighted by Poisson(1) draws.
 

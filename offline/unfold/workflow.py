@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rich.console import Console
@@ -26,7 +27,7 @@ from offline.unfold.diagnostics import diagnostics_table, effective_sample_size,
 from offline.unfold.examples import EXAMPLES, UnfoldingProblem
 from offline.unfold.ibu import ibu_samples
 from offline.unfold.metrics import metric_table, weighted_histogram
-from offline.unfold.omnifold import OmniFoldConfig, bootstrap, omnifold
+from offline.unfold.omnifold import OmniFoldConfig, OmniFoldResult, bootstrap, omnifold
 
 ARRAYS = ("sim_reco", "sim_gen", "data_reco")
 UNFOLD_KIND = "unfold"  # atomic_directory replaces only earlier unfold outputs
@@ -56,13 +57,13 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
         raise ValueError(f"{path}: input file does not exist")
     try:
         with h5py.File(path, "r") as f:
-            missing = [k for k in ARRAYS if k not in f]
-            if missing:
+            absent = [k for k in ARRAYS if k not in f]
+            if absent:
                 raise ValueError(
-                    f"{path}: missing datasets {', '.join(missing)} (need {', '.join(ARRAYS)})"
+                    f"{path}: missing datasets {', '.join(absent)} (need {', '.join(ARRAYS)})"
                 )
-            names = (*ARRAYS, *OPTIONAL, *PARTICLE_ARRAYS)
-            arrays = {k: np.asarray(f[k][()]) for k in names if k in f}
+            datasets = (*ARRAYS, *OPTIONAL, *PARTICLE_ARRAYS)
+            arrays = {k: np.asarray(f[k][()]) for k in datasets if k in f}
     except (OSError, RuntimeError, KeyError, TypeError) as err:
         raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
     for key, values in arrays.items():
@@ -120,7 +121,7 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
     )
 
 
-def _write_weights(path: Path, result, boot: np.ndarray | None) -> None:
+def _write_weights(path: Path, result: OmniFoldResult, boot: np.ndarray | None) -> None:
     import h5py
 
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -137,7 +138,7 @@ def _write_weights(path: Path, result, boot: np.ndarray | None) -> None:
         )
 
 
-def run_unfold(settings: dict, console: Console | None = None) -> dict:
+def run_unfold(settings: dict[str, Any], console: Console | None = None) -> dict[str, Any]:
     """Everything ``l1ad unfold`` does, from a resolved settings dict; returns metrics.json's content."""
     console = console or Console(stderr=True, markup=False)
     out = Path(settings["out"])
@@ -221,7 +222,16 @@ def run_unfold(settings: dict, console: Console | None = None) -> dict:
     return metrics
 
 
-def _write_outputs(out, problem, result, boot, config, settings, seconds, console) -> dict:
+def _write_outputs(
+    out: Path,
+    problem: UnfoldingProblem,
+    result: OmniFoldResult,
+    boot: np.ndarray | None,
+    config: OmniFoldConfig,
+    settings: dict[str, Any],
+    seconds: float,
+    console: Console,
+) -> dict[str, Any]:
     from offline.unfold.plots import plot_diagnostics, plot_unfolded
 
     _write_weights(out / "weights.h5", result, boot)
