@@ -88,6 +88,26 @@ def test_cli_bad_inputs_fail_with_one_clear_line(files, tmp_path, args, message)
     assert message in " ".join(result.output.split())  # rich wraps long lines
 
 
+def test_cli_device_on_torch_or_a_missing_gpu(files, tmp_path):
+    """--device cuda without CUDA: one line, exit 1, nothing written; with CUDA the same bits as the CPU."""
+    import torch
+
+    outs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.h5"
+        result = CliRunner().invoke(app, ["emulate", "--model", str(files["run"]), "--events", str(files["background"]),
+                                          "--out", str(out), "--device", device])  # fmt: skip
+        if device == "cuda" and not torch.cuda.is_available():
+            assert result.exit_code == 1 and "no CUDA device" in " ".join(result.output.split())
+            assert not out.exists()
+            continue
+        assert result.exit_code == 0, result.output
+        with h5py.File(out) as f:
+            outs[device] = f["r1_mantissa"][:], f["trigger"][:]
+    if "cuda" in outs:
+        assert all(np.array_equal(a, b) for a, b in zip(outs["cpu"], outs["cuda"], strict=True))
+
+
 def test_model_without_spec_or_with_a_broken_spec_is_named(files, tmp_path):
     with pytest.raises(ValueError, match=r"neither spec\.json"):
         find_spec(tmp_path)
