@@ -641,7 +641,11 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     return step
 
 
-GATHER_PER_MAC = 20.0  # multiply-adds of a small matrix product that cost as much as one gathered value (numpy take)
+# Cost model of a conv segment, in units of one gathered value (numpy take, ~0.6 ns), fitted to
+# single-threaded sgemm on narrow shapes: each product input costs 0.6 more (a fixed cost per
+# row and column of x), and GATHER_PER_MAC multiply-adds cost one.
+GATHER_PER_MAC = 28.0
+PRODUCT_INPUT_COST = 0.6
 
 
 def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -654,7 +658,7 @@ def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -
     same bound, as zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C``
     inputs and ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its
     speed, and the gather copies every input ``KH*KW`` times); wider segments gather less and
-    multiply more, by the measured ratio ``GATHER_PER_MAC``.
+    multiply more (the cost model above, measured).
     """
     (ih, iw), c = geometry["in_shape"], geometry["n_chan"]
     (kh, kw), (sh, sw), (pt, pl) = geometry["filt"], geometry["stride"], geometry["pad"]
@@ -666,7 +670,7 @@ def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -
 
     def cost(seg: int) -> float:
         rows, k = oh * ow // seg, kh * span(seg) * c
-        return rows * k * (1 + seg * f / GATHER_PER_MAC)
+        return rows * k * (1 + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
 
     if seg is None:
         seg = min((d for d in range(1, ow + 1) if ow % d == 0), key=cost)
