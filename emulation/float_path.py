@@ -134,6 +134,9 @@ class Numpy:
     def minmax(self, y) -> tuple[float, float]:
         return (float(y.min()), float(y.max())) if y.size else (0.0, 0.0)
 
+    def row_minmax(self, y):
+        return y.min(axis=1), y.max(axis=1)
+
     def count(self, mask) -> int:
         return int(np.count_nonzero(mask))
 
@@ -235,6 +238,9 @@ class Torch(Numpy):
             return 0.0, 0.0
         lo, hi = self.torch.aminmax(y)
         return float(lo), float(hi)
+
+    def row_minmax(self, y):
+        return self.torch.aminmax(y, dim=1)
 
     def count(self, mask) -> int:
         return int(self.torch.count_nonzero(mask))
@@ -457,6 +463,9 @@ def _size(y) -> int:
     return int(np.prod(y.shape))
 
 
+ROW_WISE_WIDTH = 64  # values per event from which overflows are handled event by event (two row reductions)
+
+
 def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None,
               extremes: tuple[float, float] | None = None):  # fmt: skip
     """Overflow handling of rounded mantissas; ``extremes``: their (min, max) when already known.
@@ -482,20 +491,34 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
         if counter is not None:
             counter.record(name, 0, _size(y))
         return y
+    rows = None
+    if y.ndim == 2 and y.shape[1] >= ROW_WISE_WIDTH:  # wide events: handle only those that overflow
+        rmin, rmax = xp.row_minmax(y)
+        rows = (rmin < lo) | (rmax > hi)
+        if not fresh:
+            y = y * 1.0
+        sub, sub_fresh = y[rows], True
+    else:
+        sub, sub_fresh = y, fresh
     if counter is not None:
-        counter.record(name, xp.count((y < lo) | (y > hi)), _size(y))
+        counter.record(name, xp.count((sub < lo) | (sub > hi)), _size(y))
     if sat:
-        return xp.clip(y, lo, hi, out)
-    if dst.overflow == "AP_SAT_ZERO":
-        return xp.where((y < lo) | (y > hi), 0.0, y)
-    span = 2.0**dst.width  # AP_WRAP: y - 2**W * floor((y - lo) / 2**W), onto [lo, lo + 2**W)
-    t = y - lo
-    t *= 1.0 / span
-    t = xp.floor(t, t)
-    t *= span
-    if not fresh:
-        y = y * 1.0
-    y -= t
+        sub = xp.clip(sub, lo, hi, sub if sub_fresh else None)
+    elif dst.overflow == "AP_SAT_ZERO":
+        sub = xp.where((sub < lo) | (sub > hi), 0.0, sub)
+    else:  # AP_WRAP: y - 2**W * floor((y - lo) / 2**W), onto [lo, lo + 2**W)
+        span = 2.0**dst.width
+        t = sub - lo
+        t *= 1.0 / span
+        t = xp.floor(t, t)
+        t *= span
+        if sub_fresh:
+            sub -= t
+        else:
+            sub = sub - t
+    if rows is None:
+        return sub
+    y[rows] = sub
     return y
 
 

@@ -158,6 +158,21 @@ def test_torch_float32_products_stay_exact_under_a_lower_matmul_precision():
     assert np.array_equal(got.numpy().astype(np.int64), graph.run([m])[0])
 
 
+@pytest.mark.parametrize("overflow", OVERFLOW_MODES)
+def test_wide_events_overflow_event_by_event_like_the_integer_path(overflow):
+    """From ROW_WISE_WIDTH values per event on, only the overflowing events are handled: same bits, same counts."""
+    from emulation.float_path import ROW_WISE_WIDTH
+
+    rng = np.random.default_rng(13)
+    n = ROW_WISE_WIDTH + 36
+    src, dst = FixedType(14, 8, True, "AP_RND", "AP_SAT"), FixedType(7, 3, True, "AP_RND_ZERO", overflow)
+    graph = Graph("wide", (Port("x", src, n),), (Port("y", dst, n),), (_act("linear", "l", "x", "y", src, dst, n),))
+    x = _inputs(rng, src, n)
+    x[::7] *= 0.01  # many events entirely in range, between overflowing ones
+    for xp in (None, Torch("cpu")):
+        _assert_same(graph, x, FloatGraph(graph), xp)
+
+
 def _single_dense(x_t: FixedType, w_t: FixedType, weight: np.ndarray, res_t: FixedType) -> Graph:
     acc_t = FixedType(61, 61 - (x_t.fractional + w_t.fractional))
     node = _dense("d", "x", "y", x_t, res_t, np.random.default_rng(0), *weight.shape, w_t=w_t, acc_t=acc_t, weight=weight)
