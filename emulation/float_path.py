@@ -845,6 +845,16 @@ class FloatGraph:
         x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
         if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
+            if (sh, sw) == (ph, pw) and (ih, iw) == (oh * ph, ow * pw):  # tiling windows: rows, then columns
+                tiles = x.reshape(len(x), oh, ph, ow * pw * f)
+                y = tiles[:, :, 0] * 1
+                for ky in range(1, ph):
+                    y = xp.maximum(y, tiles[:, :, ky], y)
+                cols = y.reshape(len(x), oh * ow, pw, f)
+                z = cols[:, :, 0] * 1
+                for kx in range(1, pw):
+                    z = xp.maximum(z, cols[:, :, kx], z)
+                return _apply(xp, step.ops, z.reshape(len(x), -1), True, counter)
             image = x.reshape(len(x), ih, iw, f)
             views = [image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
                      for ky in range(ph) for kx in range(pw)]  # fmt: skip
