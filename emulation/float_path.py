@@ -151,9 +151,6 @@ class Numpy:
     def maximum(self, a, b, out):
         return np.maximum(a, b, out=out)
 
-    def sync(self) -> None:
-        pass
-
 
 class Torch(Numpy):
     """The same operations on torch tensors on ``device`` (float64 on CUDA is exact below 2**53).
@@ -256,10 +253,6 @@ class Torch(Numpy):
     def maximum(self, a, b, out):
         return self.torch.maximum(a, b, out=out)
 
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-
 
 NUMPY = Numpy()
 _PRECISION_LOCK = threading.Lock()
@@ -273,10 +266,6 @@ def namespace(device: str | None) -> Numpy:
     if device == "torch-cpu":
         return Torch("cpu")
     if device == "auto":
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is None:
-            return NUMPY
         import torch
 
         return Torch("cuda") if torch.cuda.is_available() else NUMPY
