@@ -577,6 +577,17 @@ class _Step:
     pad: float = 0.0  # max pooling: the padding cells' value
     slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
     counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
+
+    # The gathers' flat indices, made once (a device namespace keeps its copy of each by identity).
+    @functools.cached_property
+    def columns_flat(self) -> np.ndarray:
+        assert self.columns is not None
+        return self.columns.ravel()
+
+    @functools.cached_property
+    def windows_flat(self) -> np.ndarray:
+        assert self.windows is not None
+        return np.ascontiguousarray(self.windows.T).ravel()
     on_device: dict = field(default_factory=dict)  # namespace key -> (weight, bias) there
 
 
@@ -854,7 +865,7 @@ class FloatGraph:
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs
-            win = xp.take_cols(xp.append(x, step.pad), step.windows.T.ravel()).reshape(n_events, *step.windows.T.shape)
+            win = xp.take_cols(xp.append(x, step.pad), step.windows_flat).reshape(n_events, *step.windows.T.shape)
             return _apply(xp, step.ops, xp.max_rows(win), True, counter)
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
@@ -866,7 +877,7 @@ class FloatGraph:
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
-            x = xp.take_cols(xp.append(x, 1.0, 0.0), step.columns.ravel()).reshape(-1, step.columns.shape[1])
+            x = xp.take_cols(xp.append(x, 1.0, 0.0), step.columns_flat).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:
             y += bias
