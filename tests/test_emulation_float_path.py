@@ -243,7 +243,13 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form, monkeypatc
             forced = FloatGraph(graph)
             assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
             _assert_same(graph, _inputs(rng, in_t, n_in), forced)
-    _assert_same(graph, _inputs(rng, in_t, n_in), program)
+    x = _inputs(rng, in_t, n_in)
+    _assert_same(graph, x, program)
+    on_torch = Torch("cpu")
+    _assert_same(graph, x, program, on_torch)
+    kept = len(on_torch._index)
+    _assert_same(graph, x[:100], program, on_torch)
+    assert len(on_torch._index) == kept  # the gather indices are moved to the device once
 
 
 def test_unprovable_nodes_run_on_their_integer_kernels_between_float_ones():
