@@ -140,10 +140,14 @@ class Numpy:
     def count(self, mask) -> int:
         return int(np.count_nonzero(mask))
 
-    def append(self, y, *values: float):
-        """y with one more column per value (default one zero: what index -1 picks)."""
+    def append(self, y, *values: float, dtype=None):
+        """y (as ``dtype``, in the same pass) with one more column per value (default one zero: what index -1 picks)."""
         values = values or (0.0,)
-        return np.concatenate([y, np.broadcast_to(np.asarray(values, dtype=y.dtype), (len(y), len(values)))], axis=1)
+        y = np.asarray(y)
+        out = np.empty((len(y), y.shape[1] + len(values)), dtype=dtype or y.dtype)
+        out[:, : y.shape[1]] = y
+        out[:, y.shape[1] :] = values
+        return out
 
     def max_rows(self, y):
         return y.max(axis=1)
@@ -242,10 +246,15 @@ class Torch(Numpy):
     def count(self, mask) -> int:
         return int(self.torch.count_nonzero(mask))
 
-    def append(self, y, *values: float):
+    def append(self, y, *values: float, dtype=None):
+        t = self.torch
         values = values or (0.0,)
-        extra = self.torch.tensor(values, dtype=y.dtype, device=y.device).expand(len(y), len(values))
-        return self.torch.cat([y, extra], dim=1)
+        if not isinstance(y, t.Tensor):
+            y = t.from_numpy(np.ascontiguousarray(y))
+        out = t.empty((len(y), y.shape[1] + len(values)), dtype=dtype or y.dtype, device=self.device)
+        out[:, : y.shape[1]] = y
+        out[:, y.shape[1] :] = t.tensor(values, dtype=out.dtype, device=self.device)
+        return out
 
     def max_rows(self, y):
         return y.amax(dim=1)
@@ -842,7 +851,10 @@ class FloatGraph:
             ints = [xp.to_numpy(a) for a in args]
             ints = [a.astype(np.int64) if a.dtype.kind == "f" else a for a in ints]
             return KERNELS[node.kind](node, ints, counter)
-        x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
+        if step.columns is not None:  # conv: the gather converts (one pass fewer)
+            x, fresh = args[0], False
+        else:
+            x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
         if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
             if (sh, sw) == (ph, pw) and (ih, iw) == (oh * ph, ow * pw):  # tiling windows: rows, then columns
@@ -877,7 +889,8 @@ class FloatGraph:
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
-            x = xp.take_cols(xp.append(x, 1.0, 0.0), step.columns_flat).reshape(-1, step.columns.shape[1])
+            padded = xp.append(x, 1.0, 0.0, dtype=xp.dtype(step.dtype))
+            x = xp.take_cols(padded, step.columns_flat).reshape(-1, step.columns.shape[1])
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:
             y += bias
