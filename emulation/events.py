@@ -163,6 +163,7 @@ def emulate_events(
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
+    device: str | None = None,
 ) -> EventsEmulation:
     """Emulate the trigger on every event of ``event_files``; write per-event results to ``out`` (HDF5).
 
@@ -170,7 +171,7 @@ def emulate_events(
     ``out`` holds ``r1``, ``r2`` (values) and their mantissas, ``regions`` (N, 4) A,B,C,D,
     ``trigger``, the events' ``weights`` and ``labels`` (-1: none) and ``file_index`` (into the
     ``files`` attribute). ``progress(n)`` is called after each block; ``workers`` threads emulate
-    each block (see :class:`TriggerEmulator`).
+    each block (see :class:`TriggerEmulator`); ``device`` is where its float path runs.
     """
     from offline.events.io import iter_events
     from offline.preprocess import to_hardware
@@ -189,7 +190,7 @@ def emulate_events(
             raise ValueError(f"{p}: event file does not exist")
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
-    emulator = TriggerEmulator(spec, weights)
+    emulator = TriggerEmulator(spec, weights, device=device)
     counter = OverflowCounter()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("r1", "r2", "regions", "trigger", "weights", "labels")}
     seconds = 0.0

@@ -35,6 +35,7 @@ __all__ = [
     "csim_words",
     "emulate_plain",
     "emulate_trigger_files",
+    "emulator_speed",
     "exact_trigger",
     "load_inputs",
     "overflow_table",
@@ -61,8 +62,12 @@ def emulate_plain(
     out: str | os.PathLike[str],
     compare_csim: int = 0,
     console: Console | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
-    """Emulate an hls4ml project on ``inputs`` (.npy, (N, n_in) floats); write outputs (N, n_out) float64."""
+    """Emulate an hls4ml project on ``inputs`` (.npy, (N, n_in) floats); write outputs (N, n_out) float64.
+
+    ``device``: where the float path runs ("cpu": numpy, "cuda": torch on the GPU, "auto").
+    """
     from emulation.csim import CSimulation
     from emulation.hls_project import load_hls_project
     from emulation.network import emulate_project
@@ -74,7 +79,7 @@ def emulate_plain(
         raise ValueError(f"{inputs}: shape {x.shape}, the project {project.top} expects (N, {project.n_inputs})")
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"emulating {project.top}", total=len(x))
-        result = emulate_project(project, x, progress=lambda n: bar.advance(task, n))
+        result = emulate_project(project, x, progress=lambda n: bar.advance(task, n), device=device)
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, result.outputs)
     summary: dict[str, Any] = {
@@ -115,6 +120,40 @@ def csim_words(
     return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
 
 
+def emulator_speed(
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    words: np.ndarray,
+    min_events: int = 100_000,
+    repeat: int = 3,
+    workers: int = 1,
+    device: str | None = None,
+) -> dict[str, float]:
+    """The emulator's steady-state speed on ``words`` repeated to at least ``min_events`` events.
+
+    Why: a run's test set can be a few thousand events, which one call emulates in
+    milliseconds: timing that would measure start-up, not throughput. The fastest of
+    ``repeat`` timings counts. Returns ``speed_events``, ``events_per_s`` (wall) and
+    ``events_per_cpu_s`` (CPU time of all threads).
+    """
+    from emulation.trigger import TriggerEmulator
+
+    words = np.asarray(words)
+    if len(words) == 0:
+        raise ValueError("no events to measure the emulator's speed on")
+    n = max(min_events, len(words))
+    sample = np.tile(words, (-(-n // len(words)), 1))[:n]
+    emulator = TriggerEmulator(spec, weights, device=device)
+    emulator(sample[:1000], workers=workers)  # warm-up: plans, caches, the allocator
+    wall, cpu = [], []
+    for _ in range(max(1, repeat)):
+        w, c = time.perf_counter(), time.process_time()
+        emulator(sample, workers=workers)
+        wall.append(time.perf_counter() - w)
+        cpu.append(time.process_time() - c)
+    return {"speed_events": n, "events_per_s": n / max(min(wall), 1e-9), "events_per_cpu_s": n / max(min(cpu), 1e-9)}
+
+
 def overflow_table(overflows: OverflowCounter) -> pd.DataFrame:
     """The casts that overflowed (name, overflows, values, fraction), indexed by name."""
     frame = overflows.report()
@@ -130,8 +169,13 @@ def emulate_trigger_files(
     chunk_size: int = 200_000,
     console: Console | None = None,
     workers: int = 1,
+    device: str | None = None,
+    speed_events: int = 100_000,
 ) -> dict[str, Any]:
     """Trigger mode of ``l1ad emulate``; returns the ``emulation`` summary (plus ``table``/``overflows``).
+
+    ``events_per_s`` is the emulator's steady-state speed (:func:`emulator_speed` on the first
+    background events, repeated to ``speed_events``; 0: the files' own timing).
 
     ``model``: a run directory, spec directory or spec file. ``compare_csim`` > 0 C-simulates that
     many words (the first background events plus edge words) through ``project`` (default: the
@@ -154,8 +198,13 @@ def emulate_trigger_files(
     total = sum(event_count(p) if p.exists() else 0 for p in events)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("emulating the trigger", total=total)
-        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers)
+        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers,
+                                device)  # fmt: skip
     summary: dict[str, Any] = result.summary()
+    if speed_events > 0 and result.events:
+        # Throughput on >= speed_events events (the files' own timing is start-up for small test sets).
+        summary.update(emulator_speed(spec, weights, csim_words(events, min(result.events, 20_000), spec),
+                                      speed_events, workers=workers, device=device))  # fmt: skip
     summary.update({"spec": str(spec_path), "out": str(out),
                     "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})
     if compare_csim > 0:

@@ -88,6 +88,26 @@ def test_cli_bad_inputs_fail_with_one_clear_line(files, tmp_path, args, message)
     assert message in " ".join(result.output.split())  # rich wraps long lines
 
 
+def test_cli_device_on_torch_or_a_missing_gpu(files, tmp_path):
+    """--device cuda without CUDA: one line, exit 1, nothing written; with CUDA the same bits as the CPU."""
+    import torch
+
+    outs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.h5"
+        result = CliRunner().invoke(app, ["emulate", "--model", str(files["run"]), "--events", str(files["background"]),
+                                          "--out", str(out), "--device", device])  # fmt: skip
+        if device == "cuda" and not torch.cuda.is_available():
+            assert result.exit_code == 1 and "no CUDA device" in " ".join(result.output.split())
+            assert not out.exists()
+            continue
+        assert result.exit_code == 0, result.output
+        with h5py.File(out) as f:
+            outs[device] = f["r1_mantissa"][:], f["trigger"][:]
+    if "cuda" in outs:
+        assert all(np.array_equal(a, b) for a, b in zip(outs["cpu"], outs["cuda"], strict=True))
+
+
 def test_model_without_spec_or_with_a_broken_spec_is_named(files, tmp_path):
     with pytest.raises(ValueError, match=r"neither spec\.json"):
         find_spec(tmp_path)
@@ -117,9 +137,10 @@ def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     result, figures, text = run_one_step(step, config, tmp_path, events=events,
                                          quantize=SimpleNamespace(out_dir=files["run"] / "quantize"))
     summary = figures["emulation"]
-    assert set(summary) == {"events_emulated", "events_per_s", "csim_events_compared", "csim_mismatches",
-                            "csim_events_per_s", "rate_khz", "efficiency"}
+    assert set(summary) == {"events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
+                            "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency"}
     assert summary["events_emulated"] == 3500 and summary["csim_events_compared"] == 0
+    assert summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0  # throughput, not start-up
     assert set(summary["efficiency"]) == {"Ato4l"} and math.isfinite(summary["rate_khz"])
     assert "Trigger emulation" in text and "C-simulation" in text
     assert result.scores.exists()
