@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, _ap_int_from_double, _bounds, from_float
+from emulation.fixed import FixedType, OverflowCounter, _ap_int_from_double, _bounds, from_float, to_float
 from emulation.graph import Graph, Node
 
 __all__ = [
@@ -923,8 +923,11 @@ class FloatGraph:
 
 
 def to_values(xp: Numpy, m, t: FixedType) -> np.ndarray:
-    """float64 values of mantissas (any namespace's float array, or int64)."""
-    return np.multiply(xp.to_numpy(m), 2.0**-t.fractional, dtype=np.float64)
+    """float64 values of mantissas (any namespace's float array, int64, or Python integers of wide types)."""
+    arr = xp.to_numpy(m)
+    if arr.dtype.kind in "iuO":  # integer kernels' results: ap_types' own conversion to double
+        return to_float(arr, t)
+    return np.multiply(arr, 2.0**-t.fractional, dtype=np.float64)
 
 
 def compile_project(project, dtypes: Sequence[str] = ("float32", "float64")) -> FloatGraph:
