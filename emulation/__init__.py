@@ -34,6 +34,7 @@ from emulation.network import (
     relu,
     run_layers,
 )
+from emulation.spec import FirmwareSpec, SpecError, load_spec, load_weights
 from emulation.trigger import (
     TriggerEmulator,
     TriggerOutputs,
@@ -67,10 +68,12 @@ __all__ = [
     "DenseLayer",
     "EmulationResult",
     "EventsEmulation",
+    "FirmwareSpec",
     "FixedType",
     "HLSProject",
     "OverflowCounter",
     "Port",
+    "SpecError",
     "TriggerEmulator",
     "TriggerOutputs",
     "add",
@@ -93,7 +96,9 @@ __all__ = [
     "linear",
     "load_hls_project",
     "load_inputs",
+    "load_spec",
     "load_trigger",
+    "load_weights",
     "mantissa_dtype",
     "multiply",
     "overflow_table",

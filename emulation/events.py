@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from emulation.fixed import OverflowCounter
+from emulation.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
 from emulation.trigger import REGIONS, TriggerEmulator, TriggerOutputs
 from offline.ad.metrics import BUNCH_CROSSING_KHZ, fpr_to_rate
 from offline.artifacts import atomic_path
 from offline.events.schema import BACKGROUND_PROCESSES, PROCESSES
-from quantize.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
 
 __all__ = [
     "BUNCH_CROSSING_KHZ",

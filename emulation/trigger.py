@@ -48,8 +48,7 @@ from emulation.float_path import (
 )
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 from emulation.network import keep_freed_memory, run_layers
-from offline.events.schema import N_FEATURES
-from quantize.spec import (
+from emulation.spec import (
     REGIONS,
     AutoencoderSpec,
     FirmwareSpec,
@@ -57,6 +56,7 @@ from quantize.spec import (
     sum_type,
     weight_key,
 )
+from offline.events.schema import N_FEATURES
 
 __all__ = [
     "REGIONS",
