@@ -34,12 +34,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from emulation import (
-        CSimulation,
-        build_qkeras_dense,
         emulate_project,
         load_hls_project,
-        write_qkeras_project,
     )
+    from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 
     sizes = [57, 32, 16, 4, 16, 32, 57]
     with tempfile.TemporaryDirectory(prefix="bench_emulation_") as tmp:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from emulation.spec import FirmwareSpec
+from emulation.trigger import emulate_trigger
 from offline.events.io import read_events
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing, to_hardware
-from quantize.spec import FirmwareSpec
 
 
 def toy_words(n: int, seed: int) -> np.ndarray:
@@ -39,7 +39,6 @@ def toy_words(n: int, seed: int) -> np.ndarray:
 
 
 def default_model(
-    emulate: Callable[[FirmwareSpec, dict[str, np.ndarray], np.ndarray], Any],
     seed: int = 0,
     n_fit: int = 5000,
     quantile: float = 0.99,
@@ -50,9 +49,9 @@ def default_model(
     """The default firmware model (``PRESETS["firmware"]`` at ``QuantConfig()``) with random grid weights,
     preprocessing fitted on toy words and thresholds at the given background quantile of R1 and R2.
 
-    ``emulate(spec, weights, words)`` gives the exact R1, R2 mantissas the thresholds are placed on
-    (``emulation.emulate_trigger``: ``firmware`` may not import it). ``ae_config``/``quant_config``/
-    ``score_outputs`` shrink the model (tests: a small network, a score over a few features)."""
+    The thresholds are placed on the exact R1, R2 mantissas of the trigger emulator
+    (:func:`emulation.emulate_trigger`). ``ae_config``/``quant_config``/``score_outputs`` shrink the
+    model (tests: a small network, a score over a few features)."""
     from offline.ad.model import PRESETS
     from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
 
@@ -65,7 +64,7 @@ def default_model(
         )
         spec = dataclasses.replace(spec, autoencoders=aes)
     weights = random_quantized_weights(spec, seed)
-    ref = emulate(spec, weights, words)
+    ref = emulate_trigger(spec, weights, words)
     t = []
     for ae, r in enumerate((ref.r1, ref.r2)):
         score_t = spec.autoencoders[ae].score.score

@@ -32,7 +32,7 @@ def small():
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
-    return default_model(emulate_trigger, seed=4, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+    return default_model(seed=4, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
                          quant_config=QuantConfig().uniform(4), score_outputs=FEATURES)  # fmt: skip
 
 
@@ -46,7 +46,7 @@ def test_feature_order_puts_constant_features_last():
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
-    spec, _ = default_model(emulate_trigger, seed=1, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+    spec, _ = default_model(seed=1, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
                             quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 2, 4))  # fmt: skip
     words = np.zeros((100, 57), dtype=np.int64)
     rng = np.random.default_rng(0)

@@ -74,7 +74,6 @@ def firmware(
     rate: Annotated[float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
-    from emulation import TriggerEmulator
     from firmware.build import build_firmware, load_quantized
     from firmware.example import event_words
     from firmware.options import CLI_NAMES, check_options, check_spec_types
@@ -99,7 +98,7 @@ def firmware(
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
-        emulator=emulator, reference=TriggerEmulator(model.spec, model.weights),
+        emulator=emulator,
     )
     print_result(result, console)
     if result.csim_mismatches:
@@ -186,7 +185,6 @@ def register(app: typer.Typer) -> None:
 def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
     """Project for the quantize stage's model under hls_projects/<name>: checked, costed, budget-checked
     on the events stage's background (toy events without one)."""
-    from emulation import TriggerEmulator
     from firmware.options import check_options
     from firmware.stage import firmware_stage
     from offline.artifacts import plain_name
@@ -211,5 +209,4 @@ def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
         emulator=bool(cfg["emulator"]),
         fail_over_budget=bool(cfg["fail_over_budget"]),
         console=ctx.console,
-        reference_for=TriggerEmulator,
     )
