@@ -112,8 +112,7 @@ def firmware(
 
 def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
           rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console) -> None:  # fmt: skip
-    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` with the emulator's exact scores."""
-    from emulation import emulate_trigger
+    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` (the emulator's exact scores)."""
     from firmware.build import load_quantized
     from firmware.latency_scan import scan_latency_files
     from l1ad.options import named_paths
@@ -129,17 +128,13 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
     if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
         raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
 
-    def scores(spec, weights, words):
-        out = emulate_trigger(spec, weights, words)
-        return out.r1_float, out.r2_float
-
     from rich.progress import Progress
 
     model = load_quantized(quantized, framework)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("latency scan (score features)", total=None)
         frame, paths = scan_latency_files(
-            model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts, rate_khz, budget_ns,
+            model.spec, model.weights, events, signals, clock_period_ns, out, counts, rate_khz, budget_ns,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
