@@ -1,12 +1,16 @@
-"""Emulator vs hls4ml C simulation on a plain dense network project (10^6 events).
+"""Emulator vs hls4ml C simulation on a plain dense network project, single-threaded, per CPU second.
 
 Builds a QKeras 57-32-16-4-16-32-57 dense/ReLU network (the trigger autoencoder's
 shape, random weights), writes and compiles it with hls4ml (io_parallel, Latency),
-emulates 10^6 events and runs hls4ml's C simulation on a sample of the same events.
-Prints events/s of both (fastest of --repeat timings; wall and CPU time, since the
-machine may be shared), their ratio (target >= 100x) and the mismatch count (0).
+emulates --events events (BLAS limited to one thread) and runs hls4ml's ``predict()`` (one
+thread) on a sample of the same events. Prints events per CPU second of both (fastest of
+--repeat timings), their ratio (target >= 100x) and the mismatch count (0); writes
+``benchmarks/results/bench_emulation.json``.
 
     python benchmarks/bench_emulation.py [--events 1000000] [--csim-events 20000] [--repeat 3]
+
+The helpers here (inputs, timing, the report) are shared by ``bench_emulation_conv2d.py`` and
+``bench_emulation_ae_pair.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,18 +31,87 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 warnings.filterwarnings("ignore", category=UserWarning, module="tf_keras")  # QKeras serialisation noise
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--csim-events", type=int, default=20_000)
-    parser.add_argument("--repeat", type=int, default=3, help="time each side this often, keep the fastest")
-    parser.add_argument("--project-dir", type=Path, default=None, help="keep the hls4ml project here")
-    args = parser.parse_args()
+RESULTS = Path(__file__).resolve().parent / "results"
 
+
+def parser(doc: str, events: int = 1_000_000, csim_events: int = 20_000) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--events", type=int, default=events, help="events the emulator runs")
+    p.add_argument("--csim-events", type=int, default=csim_events, help="of which hls4ml predict() runs a sample")
+    p.add_argument("--repeat", type=int, default=3, help="time each side this often, keep the fastest")
+    p.add_argument("--project-dir", type=Path, default=None, help="keep the hls4ml project(s) here")
+    return p
+
+
+def test_inputs(n: int, n_in: int, seed: int = 0, scale: float = 4.0) -> np.ndarray:
+    """Gaussian inputs, 1 % empty (zeros) and 1 % saturating (x100) events first."""
+    x = np.random.default_rng(seed).normal(0, scale, (n, n_in))
+    x[: n // 100] = 0.0
+    x[n // 100 : n // 50] *= 100
+    return x
+
+
+def csim_sample(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """Indices of the C-simulated events: the first 500 (empty, saturating) and a random spread."""
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, size=min(size, n), replace=False))
+    sample[: min(500, len(sample))] = np.arange(min(500, len(sample)))
+    return np.unique(sample)
+
+
+def fastest(fn: Callable[[], Any], repeat: int) -> tuple[Any, float, float]:
+    """(result of the last run, fastest CPU seconds, fastest wall seconds) of ``repeat`` runs."""
+    cpu, wall, result = [], [], None
+    for _ in range(repeat):
+        c, w = time.process_time(), time.perf_counter()
+        result = fn()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return result, min(cpu), min(wall)
+
+
+def single_threaded():
+    """BLAS (numpy's and torch's) on one thread: the C simulation runs on one too."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
+
+
+def report(name: str, target: float, emu_events: int, emu_cpu: float, emu_wall: float, csim_events: int,
+           csim_cpu: float, csim_wall: float, mismatches: int, compared: int, **extra: Any) -> dict[str, Any]:  # fmt: skip
+    """Print the figures and write ``benchmarks/results/{name}.json``."""
+    emu_rate, csim_rate = emu_events / emu_cpu, csim_events / csim_cpu
+    ratio = emu_rate / csim_rate
+    load = os.getloadavg()[0]
+    print(f"emulator:      {emu_events} events in {emu_cpu:.2f} CPU-s = {emu_rate:,.0f} events/CPU-s"
+          f" ({emu_events / emu_wall:,.0f} events/s wall)")  # fmt: skip
+    print(f"C simulation:  {csim_events} events in {csim_cpu:.2f} CPU-s = {csim_rate:,.0f} events/CPU-s"
+          f" ({csim_events / csim_wall:,.0f} events/s wall)")  # fmt: skip
+    print(f"ratio:         {ratio:,.0f}x per CPU second, both single-threaded (target >= {target:,.0f}x)"
+          f"{'' if ratio >= target else '  -- TARGET NOT MET'}")  # fmt: skip
+    print(f"mismatches:    {mismatches} of {compared} compared events (must be 0)")
+    print(f"load average:  {load:.1f} on {os.cpu_count()} CPUs")
+    record = {
+        "events": emu_events, "emulator_cpu_s": emu_cpu, "emulator_events_per_cpu_s": emu_rate,
+        "emulator_events_per_s": emu_events / emu_wall, "csim_events": csim_events, "csim_cpu_s": csim_cpu,
+        "csim_events_per_cpu_s": csim_rate, "csim_events_per_s": csim_events / csim_wall, "ratio_cpu": ratio,
+        "target": target, "threads": 1, "mismatches": mismatches, "compared_events": compared,
+        "load_average": load, "cpus": os.cpu_count(), **extra,
+    }  # fmt: skip
+    from offline.artifacts import write_json
+
+    write_json(RESULTS / f"{name}.json", record)
+    print(f"wrote {RESULTS / f'{name}.json'}")
+    return record
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
     from emulation import (
         emulate_project,
         load_hls_project,
     )
+    from emulation.float_path import compile_project
     from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 
     sizes = [57, 32, 16, 4, 16, 32, 57]
@@ -48,47 +123,18 @@ def main() -> None:
         print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
         project = load_hls_project(folder)
         print(project.describe())
+        print(f"float path per layer: {compile_project(project).dtypes}")
+        x = test_inputs(args.events, sizes[0])
+        with single_threaded():
+            emulate_project(project, x[:10_000])  # warm-up
+            result, emu_cpu, emu_wall = fastest(lambda: emulate_project(project, x), args.repeat)
+            sample = csim_sample(args.events, args.csim_events)
+            sim.predict(x[sample[:100]])  # warm-up
+            expected, csim_cpu, csim_wall = fastest(lambda: sim.predict(x[sample]), args.repeat)
+    mismatches = int(np.any(expected != result.outputs[sample], axis=1).sum())
+    report("bench_emulation", 100, args.events, emu_cpu, emu_wall, len(sample), csim_cpu, csim_wall, mismatches,
+           len(sample), overflows=result.overflows.total)  # fmt: skip
 
-        rng = np.random.default_rng(0)
-        x = rng.normal(0, 4, (args.events, sizes[0]))
-        x[: args.events // 100] = 0.0  # empty events
-        x[args.events // 100 : args.events // 50] *= 100  # saturating / wrapping inputs
-
-        emulate_project(project, x[:10_000])  # warm-up
-        # The machine may be shared: each side is timed --repeat times, the fastest counts.
-        emu_seconds, emu_cpu = [], []
-        for _ in range(args.repeat):
-            cpu = time.process_time()
-            result = emulate_project(project, x)
-            emu_cpu.append(time.process_time() - cpu)
-            emu_seconds.append(result.seconds)
-        emu_rate = args.events / min(emu_seconds)
-
-        # C simulation on a sample spread over the same events
-        sample = np.sort(rng.choice(args.events, size=min(args.csim_events, args.events), replace=False))
-        sample[: min(500, len(sample))] = np.arange(min(500, len(sample)))  # include empty/saturating ones
-        sample = np.unique(sample)
-        sim.predict(x[sample[:100]])  # warm-up
-        csim_wall, csim_cpu = [], []
-        for _ in range(args.repeat):
-            start, cpu = time.perf_counter(), time.process_time()
-            expected = sim.predict(x[sample])
-            csim_wall.append(time.perf_counter() - start)
-            csim_cpu.append(time.process_time() - cpu)
-        csim_seconds = min(csim_wall)
-        csim_rate = len(sample) / csim_seconds
-        mismatches = int(np.any(expected != result.outputs[sample], axis=1).sum())
-
-    # On a shared machine wall time depends on the load; CPU time (all threads) less so.
-    emu_cpu_rate, csim_cpu_rate = args.events / min(emu_cpu), len(sample) / min(csim_cpu)
-    print(f"emulator:      {args.events} events in {min(emu_seconds):.2f} s = {emu_rate:,.0f} events/s"
-          f" ({emu_cpu_rate:,.0f} per CPU-second)")
-    print(f"C simulation:  {len(sample)} events in {csim_seconds:.2f} s = {csim_rate:,.0f} events/s"
-          f" ({csim_cpu_rate:,.0f} per CPU-second)")
-    print(f"ratio:         {emu_rate / csim_rate:,.0f}x wall, {emu_cpu_rate / csim_cpu_rate:,.0f}x CPU (target >= 100x)")
-    print(f"load average:  {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"mismatches:    {mismatches} of {len(sample)} compared events (must be 0)")
-    print(f"overflows:     {result.overflows.total} values wrapped or saturated (all casts)")
 
 if __name__ == "__main__":
     main()

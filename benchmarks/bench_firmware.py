@@ -22,9 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from emulation.events import edge_words
 from firmware.budget import check_budget
 from firmware.cost import estimate
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 
 
 def main() -> None:

@@ -4,7 +4,8 @@
 
 Paths: DisCo² at batch 10 000 (value and gradient), the autoencoder pair's bf16-autocast
 forward pass, AMP training of the pair (``offline.ad.train.fit``), OmniFold on a Gaussian
-toy, shower diffusion training + sampling and its progressive distillation. Each check runs
+toy, shower diffusion training + sampling and its progressive distillation, and the exact
+emulator's float path (torch on CUDA vs numpy: bit for bit). Each check runs
 once on the CPU and once on CUDA with the same seeds and data, and compares what must agree:
 exact-math results within float32/bf16 rounding, trained results within a statistical
 tolerance (different devices take different rounding paths, so trained weights differ).
@@ -180,6 +181,37 @@ def check_diffusion(device: str, n: int = 2000, epochs: int = 8, iterations: int
     return figures
 
 
+def check_emulation(device: str, n: int = 200_000) -> dict[str, float]:
+    """The exact emulator's float path (``emulation.float_path``) on the device: the default trigger
+    (float32 layers) and its first autoencoder forced to float64. Integer mantissas: the device
+    must give the very same bits (tolerance 0), and both must equal the integer loops."""
+    from emulation.events import edge_words
+    from emulation.float_path import FloatGraph, namespace
+    from emulation.network import run_layers
+    from emulation.project_graph import project_graph
+    from emulation.trigger import TriggerEmulator
+    from firmware.example import default_model, toy_words
+
+    spec, weights = default_model(seed=0)
+    words = np.concatenate([edge_words(spec, np.random.default_rng(1), n // 50), toy_words(n - n // 50, 2)])
+    on_device = TriggerEmulator(spec, weights, device=device)
+    out = on_device(words)
+    reference = TriggerEmulator(spec, weights, float_path=False)(words[:20_000])
+    xp = namespace(device)
+    x = on_device.inputs(words[:20_000])
+    f64 = FloatGraph(project_graph(on_device.projects[0]), ("float64",))
+    reco = np.asarray(xp.to_numpy(f64.run([x], None, xp)[0])).astype(np.int64)
+    return {
+        "mismatches_vs_integer_loops": float(np.count_nonzero(
+            (out.r1[:20_000] != reference.r1) | (out.r2[:20_000] != reference.r2) | (out.trigger[:20_000] != reference.trigger))),
+        "r1_checksum": float(out.r1.astype(np.float64).sum()),
+        "r2_checksum": float(out.r2.astype(np.float64).sum()),
+        "fired": float(out.trigger.sum()),
+        "float64_reconstruction_checksum": float(reco.astype(np.float64).sum()),
+        "float64_mismatches_vs_integer_loops": float(np.count_nonzero(reco != run_layers(on_device.projects[0], x))),
+    }
+
+
 # (check, figure) -> (tolerance, relative). Exact math: float32 / bf16 rounding. Trained
 # results: statistical (CPU and CUDA runs round differently, so their weights differ).
 TOLERANCES: dict[str, dict[str, tuple[float, bool]]] = {
@@ -187,6 +219,14 @@ TOLERANCES: dict[str, dict[str, tuple[float, bool]]] = {
     "ae_forward_autocast": {"mean_r1": (2e-2, True), "mean_r2": (2e-2, True), "r1_event0": (5e-2, True)},
     "ae_training_amp": {"val_loss_cpu_fp32": (0.05, True), "val_disco": (0.05, False)},
     "omnifold": {"unfolded_mean": (0.04, False), "unfolded_width": (0.04, False)},
+    "emulation_float_path": {  # integer mantissas: bit for bit
+        "mismatches_vs_integer_loops": (0.0, False),
+        "r1_checksum": (0.0, False),
+        "r2_checksum": (0.0, False),
+        "fired": (0.0, False),
+        "float64_reconstruction_checksum": (0.0, False),
+        "float64_mismatches_vs_integer_loops": (0.0, False),
+    },
     "diffusion_and_distillation": {
         "teacher_final_loss": (0.15, True),
         "teacher_deposit_fraction": (0.05, False),
@@ -200,6 +240,7 @@ CHECKS: dict[str, Callable[[str], dict[str, float]]] = {
     "ae_training_amp": check_ae_training,
     "omnifold": check_omnifold,
     "diffusion_and_distillation": check_diffusion,
+    "emulation_float_path": check_emulation,
 }
 
 

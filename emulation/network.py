@@ -15,7 +15,8 @@ accumulator is summed once and wrapped once (wrapping is arithmetic mod 2**W); a
 saturating one is summed at once for every event whose partial sums cannot leave its
 range (bounded by sum |b| + sum |x w|) and step by step for the others. Exact sums
 use a float64 matrix product (BLAS) when every partial sum stays below 2**53,
-int64 otherwise.
+int64 otherwise. This is the integer reference; ``emulation.float_path`` carries whole
+graphs in float32/float64 where the types prove it exact.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from emulation.fixed import (
     product_type,
     to_float,
 )
-from emulation.float_path import from_float_exact, project_plan, run_layers_float
+from emulation.float_path import compile_project, namespace
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 
 __all__ = ["EmulationResult", "dense_latency", "emulate_project", "linear", "relu", "run_layers"]
@@ -98,19 +99,6 @@ def dense_latency(
     weight = np.asarray(weight, dtype=np.int64)
     n_events, n_in = x.shape
     n_out = weight.shape[1]
-    plan = _static_plan(x_type, weight, weight_type, bias, bias_type, accum_type)
-    if plan is not None:
-        # The types alone guarantee exact products and no accumulator overflow (hls4ml's
-        # "auto" accumulators are sized so): one exact float64 matrix product.
-        y = x.astype(np.float64) @ plan.weight
-        if plan.scale != 1.0:
-            y *= plan.scale
-        y += plan.bias
-        if counter is not None:
-            counter.record(f"{name}.bias", 0, n_out)
-            counter.record(f"{name}.product", 0, n_events * n_in * n_out)
-            counter.record(f"{name}.accum", 0, n_events * n_out)
-        return cast(y.astype(np.int64), accum_type, result_type, counter, f"{name}.result")
     acc_t = accum_type
     prod_t = product_type(x_type, weight_type)
     shift = acc_t.fractional - prod_t.fractional  # >= 0: products enter accum_t exactly (if in range)
@@ -151,39 +139,6 @@ def dense_latency(
     else:
         acc = _accumulate(x, weight, b, prod_t, acc_t, counter, name)
     return cast(acc, acc_t, result_type, counter, f"{name}.result")
-
-
-@dataclass(frozen=True, eq=False)
-class _Plan:
-    weight: np.ndarray  # float64 weight mantissas
-    bias: np.ndarray  # float64 bias mantissas in accum_t
-    scale: float  # 2**shift from the product's LSB to accum_t's
-    source: tuple  # the arrays the plan was made from (identity check)
-
-
-_PLANS: dict[tuple, _Plan] = {}
-
-
-def _static_plan(x_type, weight, weight_type, bias, bias_type, acc_t) -> _Plan | None:
-    """The float64 fast path of a dense layer, when its types rule out rounding and overflow."""
-    key = (id(weight), id(bias), x_type, weight_type, bias_type, acc_t)
-    plan = _PLANS.get(key)
-    if plan is not None and plan.source[0] is weight and plan.source[1] is bias:
-        return plan
-    prod_t = product_type(x_type, weight_type)
-    shift = acc_t.fractional - prod_t.fractional
-    if shift < 0 or not acc_t.signed or (bias is not None and bias_type.fractional > acc_t.fractional):
-        return None
-    x_max = max(-x_type.min_int, x_type.max_int)
-    b = np.zeros(weight.shape[1], np.int64) if bias is None else np.asarray(bias, np.int64) << (acc_t.fractional - bias_type.fractional)
-    bound = ((x_max * int(np.abs(weight).sum(axis=0).max(initial=0))) << shift) + int(np.abs(b).max(initial=0))
-    if bound > acc_t.max_int or bound >= _EXACT_FLOAT:
-        return None
-    if len(_PLANS) > 256:
-        _PLANS.clear()
-    plan = _Plan(weight.astype(np.float64), b.astype(np.float64), 2.0**shift, (weight, bias))
-    _PLANS[key] = plan
-    return plan
 
 
 def _accumulate(
@@ -290,17 +245,20 @@ def keep_freed_memory() -> bool:
 def emulate_project(
     project: HLSProject,
     inputs: np.ndarray,
-    chunk_size: int = 4096,
+    chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
     float_path: bool = True,
+    device: str | None = None,
 ) -> EmulationResult:
     """Emulate the project on float inputs (N, n_inputs), cast to input_t as the C simulation does.
 
-    Events are independent: chunks of a few thousand (every intermediate array stays in
-    cache) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
+    Events are independent: chunks (by default sized so that every intermediate array stays
+    in cache: ``FloatGraph.chunk_size``; 4096 on the integer path) run on ``workers`` threads (numpy releases the GIL; more than one pays off on
     an idle multi-core machine, not on a loaded one). ``float_path=False`` forces the
-    integer path even where ``emulation.float_path`` applies (same results).
+    integer path even where ``emulation.float_path`` applies (same results). ``device``:
+    None runs the float path on numpy; "cpu"/"cuda" on torch there; "auto" on CUDA when
+    present (``emulation.float_path.namespace``).
     ``progress(n)`` is called after every chunk with the number of events done in it.
     """
     x = np.asarray(inputs, dtype=np.float64)
@@ -309,24 +267,25 @@ def emulate_project(
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
         raise ValueError(f"inputs have shape {np.shape(inputs)}, the project expects (N, {project.n_inputs})")
     outputs = np.empty((len(x), project.n_outputs), dtype=np.float64)
-    starts = list(range(0, len(x), chunk_size))
     keep_freed_memory()
-
-    plans = project_plan(project) if float_path and project.graph is None else None
-    out_scale = 2.0**-project.output_type.fractional
+    program = compile_project(project) if float_path else None
+    if chunk_size is None:
+        chunk_size = program.chunk_size() if program is not None else 4096
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    starts = list(range(0, len(x), chunk_size))
+    xp = namespace(device)
 
     def work(lo: int) -> OverflowCounter:
         counter = OverflowCounter()
         xs = x[lo : lo + chunk_size]
-        if project.graph is not None:  # any layer graph: emulation.graph
+        if program is not None:  # integers carried in float32/float64 where provably exact (emulation.float_path)
+            ys = program.emulate(_split(xs, project) if project.graph is not None else [xs], counter, xp)
+            outputs[lo : lo + chunk_size] = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=1)
+            return counter
+        if project.graph is not None:  # any layer graph, integer kernels: emulation.graph
             outputs[lo : lo + chunk_size] = np.concatenate(project.graph.emulate(_split(xs, project), counter), axis=1)
             return counter
-        if plans is not None:  # integers carried in float64 (emulation.float_path), when exact
-            y = from_float_exact(xs, project.input_type, counter, "input")
-            if y is not None:
-                y = run_layers_float(project, plans, y, counter)
-                np.multiply(y, out_scale, out=outputs[lo : lo + chunk_size])
-                return counter
         xm = from_float(xs, project.input_type, counter, "input")
         outputs[lo : lo + chunk_size] = to_float(run_layers(project, xm, counter), project.output_type)
         return counter

@@ -20,7 +20,9 @@ class TriggerEmulation:
 
     scores: Path
     events_emulated: int
-    events_per_s: float | None
+    events_per_s: float | None  # steady state: measured on speed_events events (the files' first events repeated)
+    events_per_cpu_s: float | None
+    speed_events: int
     rate_khz: float | None  # of the background at 40 MHz
     rate_sigma_khz: float | None
     efficiency: dict[str, float | None]  # per signal process
@@ -39,13 +41,19 @@ def emulate_stage(
     chunk_size: int = 200_000,
     console: Console | None = None,
     workers: int = 1,
+    speed_events: int = 100_000,
 ) -> TriggerEmulation:
-    """Emulate the trigger of ``spec_dir`` on ``events`` into ``out`` (no C-simulation figures yet)."""
-    summary = emulate_trigger_files(spec_dir, list(events), out, chunk_size, console, workers)
+    """Emulate the trigger of ``spec_dir`` on ``events`` into ``out`` (no C-simulation figures yet). The
+    speed is measured on ``speed_events`` events (``emulation.workflow.emulator_speed``), not on a small
+    test set."""
+    summary = emulate_trigger_files(spec_dir, list(events), out, chunk_size, console, workers,
+                                    speed_events=speed_events)  # fmt: skip
     return TriggerEmulation(
         scores=Path(out),
         events_emulated=summary["events_emulated"],
         events_per_s=summary["events_per_s"],
+        events_per_cpu_s=summary.get("events_per_cpu_s"),
+        speed_events=summary.get("speed_events", summary["events_emulated"]),
         rate_khz=summary["rate_khz"],
         rate_sigma_khz=summary["rate_sigma_khz"],
         efficiency=summary["efficiency"],

@@ -41,13 +41,18 @@ from emulation.fixed import (
 )
 from emulation.float_path import (
     MAX_FLOAT_WIDTH,
-    _float_ok,
+    NUMPY,
+    FloatGraph,
+    Numpy,
+    apply_ops,
     cast_float,
-    project_plan,
-    run_layers_float,
+    cast_ops,
+    float_ok,
+    namespace,
 )
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 from emulation.network import keep_freed_memory, run_layers
+from emulation.project_graph import project_graph
 from emulation.spec import (
     REGIONS,
     AutoencoderSpec,
@@ -179,41 +184,51 @@ def score_mantissas(
     return acc
 
 
-def _score_float_ok(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> bool:
-    """Whether :func:`score_float` is exact for these types (every intermediate below 2**52)."""
+def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> str | None:
+    """The float type :func:`score_float` is exact in for these types (float32 first), or None."""
     s = aspec.score
     diff_t = plus_type(x_type, xhat_type)
     prod_t = product_type(s.difference, s.difference)
     sum_t = sum_type(s.square, len(s.outputs))
     types = (x_type, xhat_type, diff_t, prod_t, sum_t, s.difference, s.square, s.score)
-    return (
-        all(t.width <= MAX_FLOAT_WIDTH for t in types)
-        and _float_ok(diff_t, s.difference)
-        and _float_ok(prod_t, s.square)
-        and _float_ok(sum_t, s.score)
-        and s.score.fractional >= s.square.fractional
-    )
+    if s.score.fractional < s.square.fractional or any(t.width > MAX_FLOAT_WIDTH for t in types):
+        return None
+    for dtype, bits in (("float32", 23), ("float64", MAX_FLOAT_WIDTH)):
+        if all(t.width <= bits for t in types) and all(
+            float_ok(a, b, dtype) for a, b in ((diff_t, s.difference), (prod_t, s.square), (sum_t, s.score))
+        ):
+            return dtype
+    return None
 
 
 def score_float(
-    aspec: AutoencoderSpec, x: np.ndarray, x_type: FixedType, xhat: np.ndarray, xhat_type: FixedType,
-    counter: OverflowCounter | None = None, name: str = "ae",
-) -> np.ndarray | None:
-    """:func:`score_mantissas` on float64 mantissas (exact integers), or None where it needs the integer loop."""
+    aspec: AutoencoderSpec, x, x_type: FixedType, xhat, xhat_type: FixedType,
+    counter: OverflowCounter | None = None, name: str = "ae", xp: Numpy = NUMPY,
+):
+    """:func:`score_mantissas` on float mantissas (exact integers, arrays of ``xp``), or None where it needs the integer loop.
+
+    The difference cast's scale is applied to both operands before subtracting (the
+    same exact value, one pass fewer).
+    """
     s = aspec.score
     cols = list(s.outputs)
     if cols != list(range(x.shape[1])):
-        x, xhat = x[:, cols], xhat[:, cols]
+        index = np.asarray(cols)
+        x, xhat = xp.take_cols(x, index), xp.take_cols(xhat, index)
     diff_t = plus_type(x_type, xhat_type)
-    d = x * 2.0 ** (diff_t.fractional - x_type.fractional) if diff_t.fractional != x_type.fractional else x.copy()
-    d -= xhat * 2.0 ** (diff_t.fractional - xhat_type.fractional)
-    d = cast_float(d, diff_t, s.difference, counter, f"{name}.difference")
+    ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
+    k = 1.0
+    while ops and ops[0].kind == "scale":
+        k *= ops.pop(0).value
+    d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
+    d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
+    d = apply_ops(d, ops, counter, xp)
     d *= d
-    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square")
+    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp)
     if not _sum_in_one_go(sq, s.square, s.score):
         return None
-    total = sq.sum(axis=1)
-    return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score")
+    total = sq.sum(1)
+    return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score", xp)
 
 
 class _InputStage:
@@ -237,7 +252,7 @@ class _InputStage:
         self._pre_type = FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
         self._float_inputs = (
             hw.fractional == 0 and self._pre_type is not None and spec.input.width <= MAX_FLOAT_WIDTH
-            and _float_ok(self._pre_type, spec.input)
+            and float_ok(self._pre_type, spec.input)
         )
         if self._float_inputs:
             self._scale = np.ldexp(1.0, self._word_shift.astype(np.int64)).astype(np.float64)
@@ -288,16 +303,25 @@ def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCoun
 class TriggerEmulator:
     """A FirmwareSpec and its weights, prepared once (weight mantissas, fast-path plans) for many events."""
 
-    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, spec: FirmwareSpec, weights: dict[str, np.ndarray], float_path: bool = True,
+                 device: str | None = None) -> None:  # fmt: skip
+        """``float_path=False`` runs every stage on the integer loops (the reference; same bits).
+
+        ``device``: where the float path runs (``emulation.float_path.namespace``: "cpu" is
+        numpy, "cuda" torch on the GPU, "auto" CUDA when present).
+        """
+        self.xp = namespace(device)
         if not isinstance(spec, FirmwareSpec):
             raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
         check_weights(spec, weights)
         self.spec = spec
         self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
-        self.plans = tuple(project_plan(p) for p in self.projects)
-        self.score_float = tuple(
-            plan is not None and _score_float_ok(a, spec.input, p.output_type)
-            for plan, a, p in zip(self.plans, spec.autoencoders, self.projects, strict=True)
+        # Each autoencoder on the float path (float32/float64 per layer where provably exact).
+        dtypes = ("float32", "float64") if float_path else ()
+        self.programs = tuple(FloatGraph(project_graph(p), dtypes) for p in self.projects)
+        self.score_dtypes = tuple(
+            _score_dtype(a, spec.input, p.output_type) if prog.all_float and float_path else None
+            for prog, a, p in zip(self.programs, spec.autoencoders, self.projects, strict=True)
         )
         self.thresholds = threshold_mantissas(spec)
         self._inputs = _InputStage(spec)
@@ -313,34 +337,45 @@ class TriggerEmulator:
 
     def reconstruction(self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None) -> np.ndarray:
         """Autoencoder ``ae``'s output mantissas for input mantissas (N, 57)."""
-        project, plan = self.projects[ae], self.plans[ae]
-        if plan is not None:
-            y = run_layers_float(project, plan, x.astype(np.float64), counter)
-            return y.astype(np.int64)
-        return run_layers(project, x, counter)
+        program = self.programs[ae]
+        if program.all_float:
+            return np.asarray(program.run([x], counter)[0]).astype(np.int64)
+        return run_layers(self.projects[ae], x, counter)
 
     def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> tuple:
         """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
-        floats = any(p is not None for p in self.plans)
+        floats = any(p.all_float for p in self.programs)
         xf = self._inputs.as_float(block, counter) if floats else None
         x = self.inputs(block, counter) if xf is None else None
         if xf is None and floats:
             xf = x.astype(np.float64)
+        as_type: dict[str, np.ndarray] = {}
+
+        def x_as(dtype: str) -> np.ndarray:  # the input mantissas converted once per dtype
+            if dtype not in as_type:
+                as_type[dtype] = xf.astype(dtype, copy=False)
+            return as_type[dtype]
+
         scores, recos = [], []
         for ae, aspec in enumerate(self.spec.autoencoders):
-            project, plan = self.projects[ae], self.plans[ae]
+            program, project = self.programs[ae], self.projects[ae]
             score = xhat = None
-            if x is None and (plan is None or keep):
+            if x is None and (not program.all_float or keep):
                 x = xf.astype(np.int64)
-            if plan is not None:
-                xhat_f = run_layers_float(project, plan, xf, counter)  # leaves xf alone: dense first
-                if self.score_float[ae]:
+            if program.all_float:
+                xp = self.xp
+                xhat_f = program.run([x_as(program.steps[0].dtype)], counter, xp)[0]
+                dtype = self.score_dtypes[ae]
+                if dtype is not None:
                     sub = OverflowCounter() if counter is not None else None
-                    score = score_float(aspec, xf, self.spec.input, xhat_f, project.output_type, sub, aspec.name)
-                    if score is not None and counter is not None:
-                        counter.merge(sub)
+                    x_d, xhat_d = xp.asarray(x_as(dtype), xp.dtype(dtype))[0], xp.asarray(xhat_f, xp.dtype(dtype))[0]
+                    score = score_float(aspec, x_d, self.spec.input, xhat_d, project.output_type, sub, aspec.name, xp)
+                    if score is not None:
+                        score = xp.to_numpy(score)
+                        if counter is not None:
+                            counter.merge(sub)
                 if score is None or keep:
-                    xhat = xhat_f.astype(np.int64)
+                    xhat = xp.to_numpy(xhat_f).astype(np.int64)
             else:
                 xhat = run_layers(project, x, counter)
             if score is None:

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
         check_emulation,
         compare_trigger_csim,
         compare_trigger_files_csim,
-        csim_words,
         find_trigger_project,
         write_trigger_project,
     )
@@ -65,7 +64,6 @@ __all__ = [
     "compare_trigger_csim",
     "compare_trigger_files_csim",
     "convert",
-    "csim_words",
     "da4ml_latency",
     "estimate",
     "find_trigger_project",
@@ -112,7 +110,6 @@ _EXPORTS = {
     "check_emulation": "firmware.trigger_csim",
     "compare_trigger_csim": "firmware.trigger_csim",
     "compare_trigger_files_csim": "firmware.trigger_csim",
-    "csim_words": "firmware.trigger_csim",
     "find_trigger_project": "firmware.trigger_csim",
     "write_trigger_project": "firmware.trigger_csim",
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from emulation.events import edge_words
 from emulation.spec import FirmwareSpec
 from emulation.trigger import emulate_trigger
 from offline.events.io import read_events
@@ -71,22 +72,6 @@ def default_model(
         t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
     trig = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
     return dataclasses.replace(spec, trigger=trig), weights
-
-
-def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Hardware words at the edges: all-empty events, zeros, saturating pT, extreme eta/phi words."""
-    hw = spec.hardware_input
-    words = np.zeros((n, N_FEATURES), dtype=np.int64)  # first block: all-empty events
-    q = n // 4
-    pt_cols = np.arange(0, N_FEATURES, 3)
-    # saturating pT: the largest word the input type holds, in random objects
-    mask = rng.random((q, len(pt_cols))) < 0.5
-    words[q : 2 * q, pt_cols] = np.where(mask, hw.max_int, 0)
-    # every word at the type's extremes
-    words[2 * q : 3 * q] = rng.choice([hw.min_int, hw.max_int, 0, 1, -1], size=(q, N_FEATURES))
-    # random words anywhere in the type's range
-    words[3 * q :] = rng.integers(hw.min_int, hw.max_int + 1, size=(n - 3 * q, N_FEATURES))
-    return words
 
 
 def event_words(events: str | os.PathLike[str] | None, n: int, spec: FirmwareSpec, seed: int = 0) -> np.ndarray:

@@ -21,23 +21,18 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from emulation.events import load_trigger
+from emulation.events import background_and_edge_words, load_trigger
 from emulation.spec import FirmwareSpec
 from emulation.stage import TriggerEmulation
 from emulation.trigger import TriggerEmulator
-from firmware.example import edge_words
 from firmware.project import CSim, write_project
 from offline.artifacts import read_json
-from offline.events.io import iter_events
-from offline.events.schema import N_FEATURES
-from offline.preprocess import to_hardware
 
 __all__ = [
     "CSimComparison",
     "check_emulation",
     "compare_trigger_csim",
     "compare_trigger_files_csim",
-    "csim_words",
     "find_trigger_project",
     "write_trigger_project",
 ]
@@ -119,23 +114,6 @@ def write_trigger_project(
     return write_project(directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]).path
 
 
-def csim_words(
-    background: list[str | os.PathLike[str]], n: int, spec: FirmwareSpec, seed: int = 0
-) -> np.ndarray:
-    """The first events of the background files plus edge words (empty, saturating, extreme): n in all."""
-    n_edges = max(8, n // 10)
-    blocks, have = [], 0
-    for path in background:
-        for block in iter_events(path, max(1, n - n_edges - have)):
-            blocks.append(to_hardware(block.features))
-            have += len(block)
-            break
-        if have >= n - n_edges:
-            break
-    words = np.concatenate(blocks) if blocks else np.zeros((0, N_FEATURES), dtype=np.int64)
-    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
-
-
 def compare_trigger_files_csim(
     model: str | os.PathLike[str],
     events: list[str | os.PathLike[str]],
@@ -152,7 +130,7 @@ def compare_trigger_files_csim(
     """
     console = console or Console(stderr=True, markup=False)
     spec, weights, _ = load_trigger(model)
-    words = csim_words(list(events), n, spec)
+    words = background_and_edge_words(list(events), n, spec)
     project = project or find_trigger_project(model)
     with tempfile.TemporaryDirectory(prefix="l1ad_trigger_prj_") as tmp:
         if project is None:

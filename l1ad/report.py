@@ -261,7 +261,9 @@ def render_emulation(report: Report, emu: TriggerEmulation) -> None:
     report.section(
         "Trigger emulation",
         f"Bit-exact emulation of the FirmwareSpec on {emu.events_emulated} events "
-        f"({emu.events_per_s:.3g} events/s). "
+        f"({emu.events_per_s:.3g} events/s"
+        + (f", {emu.events_per_cpu_s:.3g} per CPU second" if emu.events_per_cpu_s else "")
+        + f", measured on {emu.speed_events} events). "
         + (f"Rate {emu.rate_khz:.4g} ± {emu.rate_sigma_khz:.2g} kHz at 40 MHz. " if emu.rate_khz is not None else "")
         + csim,
     )
@@ -278,6 +280,8 @@ def emulation_figures(emu: TriggerEmulation) -> dict[str, Any]:
         "emulation": {
             "events_emulated": emu.events_emulated,
             "events_per_s": emu.events_per_s,
+            "events_per_cpu_s": emu.events_per_cpu_s,
+            "speed_events": emu.speed_events,
             "csim_events_compared": emu.csim_events_compared,
             "csim_mismatches": emu.csim_mismatches,
             "csim_events_per_s": emu.csim_events_per_s,

@@ -108,6 +108,7 @@ def convert(model, path, result: str, layer_config: dict | None = None, backend:
 def assert_bit_exact(hls_model, path, inputs: list[np.ndarray]) -> dict[str, int]:
     """Compare every output of the C simulation with the emulator; returns overflow counts."""
     from emulation.fixed import OverflowCounter
+    from emulation.float_path import FloatGraph
 
     expected = hls_model.predict(inputs if len(inputs) > 1 else inputs[0])
     if not isinstance(expected, list):
@@ -117,6 +118,11 @@ def assert_bit_exact(hls_model, path, inputs: list[np.ndarray]) -> dict[str, int
     assert graph is not None
     counter = OverflowCounter()
     got = graph.emulate(inputs, counter)
+    # the fast path (float32/float64 where proven exact) gives the same bits and overflow counts
+    fast_counter = OverflowCounter()
+    fast = FloatGraph(graph).emulate(inputs, fast_counter)
+    assert all(np.array_equal(a, b) for a, b in zip(got, fast, strict=True)), "float path differs from the integer path"
+    assert fast_counter.as_dict() == counter.as_dict()
     writers = {node.output: node.name for node in graph.nodes}
     problems = []
     for port, want, have in zip(graph.outputs, expected, got, strict=True):

@@ -16,8 +16,7 @@ from emulation import (
     input_mantissas,
     place_thresholds,
 )
-from emulation.events import binomial_efficiency, trigger_rate
-from firmware.example import edge_words
+from emulation.events import binomial_efficiency, edge_words, trigger_rate
 from offline.ad.model import AEConfig
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing
@@ -182,10 +181,10 @@ def test_fast_paths_and_chunking_do_not_change_a_bit():
     spec, weights = random_spec(5, narrow=False)
     words = _words(spec, 3000, 5)
     em = TriggerEmulator(spec, weights)
-    assert all(p is not None for p in em.plans) and all(em.score_float)  # default types: float path
+    assert all(p.all_float for p in em.programs) and all(em.score_dtypes)  # default types: float path
     a = em(words, chunk_size=777, keep_intermediates=True)
-    slow = TriggerEmulator(spec, weights)
-    slow.plans, slow.score_float = (None, None), (False, False)  # force the integer loops
+    slow = TriggerEmulator(spec, weights, float_path=False)  # the integer loops
+    assert not any(p.all_float for p in slow.programs)
     b = slow(words, chunk_size=100000, keep_intermediates=True)
     assert not a.mismatches(b).any()
     assert np.array_equal(a.inputs, b.inputs)

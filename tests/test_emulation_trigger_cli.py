@@ -88,6 +88,26 @@ def test_cli_bad_inputs_fail_with_one_clear_line(files, tmp_path, args, message)
     assert message in " ".join(result.output.split())  # rich wraps long lines
 
 
+def test_cli_device_on_torch_or_a_missing_gpu(files, tmp_path):
+    """--device cuda without CUDA: one line, exit 1, nothing written; with CUDA the same bits as the CPU."""
+    import torch
+
+    outs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.h5"
+        result = CliRunner().invoke(app, ["emulate", "--model", str(files["run"]), "--events", str(files["background"]),
+                                          "--out", str(out), "--device", device])  # fmt: skip
+        if device == "cuda" and not torch.cuda.is_available():
+            assert result.exit_code == 1 and "no CUDA device" in " ".join(result.output.split())
+            assert not out.exists()
+            continue
+        assert result.exit_code == 0, result.output
+        with h5py.File(out) as f:
+            outs[device] = f["r1_mantissa"][:], f["trigger"][:]
+    if "cuda" in outs:
+        assert all(np.array_equal(a, b) for a, b in zip(outs["cpu"], outs["cuda"], strict=True))
+
+
 def test_model_without_spec_or_with_a_broken_spec_is_named(files, tmp_path):
     with pytest.raises(ValueError, match=r"neither spec\.json"):
         find_spec(tmp_path)
@@ -117,9 +137,10 @@ def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     result, figures, text = run_one_step(step, config, tmp_path, events=events,
                                          quantize=SimpleNamespace(out_dir=files["run"] / "quantize"))
     summary = figures["emulation"]
-    assert set(summary) == {"events_emulated", "events_per_s", "csim_events_compared", "csim_mismatches",
-                            "csim_events_per_s", "rate_khz", "efficiency"}
+    assert set(summary) == {"events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
+                            "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency"}
     assert summary["events_emulated"] == 3500 and summary["csim_events_compared"] == 0
+    assert summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0  # throughput, not start-up
     assert set(summary["efficiency"]) == {"Ato4l"} and math.isfinite(summary["rate_khz"])
     assert "Trigger emulation" in text and "C-simulation" in text
     assert result.scores.exists()
@@ -159,15 +180,15 @@ def test_emulate_trigger_files_from_python_returns_the_summary_and_tables(files,
     assert sorted(over.index) == sorted(report.loc[report["overflows"] > 0, "name"])
 
 
-def test_csim_words_are_background_events_then_edge_words(files):
-    from firmware.trigger_csim import csim_words
+def test_background_and_edge_words_are_background_events_then_edge_words(files):
+    from emulation.events import background_and_edge_words
 
     spec = files["spec"]
-    words = csim_words([files["background"], files["Ato4l"]], 200, spec)
+    words = background_and_edge_words([files["background"], files["Ato4l"]], 200, spec)
     assert words.shape == (200, 57) and words.dtype == np.int64
     assert np.array_equal(words[:180], to_hardware(files["bkg"].features)[:180])  # n // 10 edge words
     assert (words[180:] == 0).all(axis=1).any()  # all-empty events among the edges
     assert (words[180:] == spec.hardware_input.max_int).any()  # saturating words among the edges
-    short = csim_words([files["Ato4l"]], 1000, spec)  # fewer events than asked: edge words fill up
+    short = background_and_edge_words([files["Ato4l"]], 1000, spec)  # fewer events than asked: edge words fill up
     assert short.shape == (1000, 57)
     assert np.array_equal(short[:500], to_hardware(files["sig"].features))

@@ -12,7 +12,7 @@ from emulation import (
     OverflowCounter,
     emulate_trigger,
 )
-from firmware.example import edge_words
+from emulation.events import edge_words
 from firmware.trigger_csim import compare_trigger_csim
 from offline.ad.model import AEConfig
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from emulation import emulate_trigger
+from emulation.events import edge_words
 from firmware.budget import BudgetError, check_budget, part_capacity
 from firmware.cost import METRICS, CostReport, adders_per_cycle, estimate, parse_yosys_stat
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.trace import breakdown, trace_trigger
 
 

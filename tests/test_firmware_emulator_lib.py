@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from emulation import TriggerEmulator
+from emulation.events import edge_words
 from firmware.convert import ConversionSettings
 from firmware.emulator_lib import EmulatorLibrary, build_emulator, model_name, write_emulator
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.models import qkeras_pair_from_spec
 from firmware.project import compare, write_project
 

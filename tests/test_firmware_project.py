@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from emulation import TriggerEmulator
+from emulation.events import edge_words
 from firmware.convert import ConversionSettings
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.models import load_keras_pair, load_qonnx_pair
 from firmware.project import CSim, build_testbench, compare, write_project
 

@@ -81,7 +81,9 @@ def _read_conv(call) -> Node:
     flat = call.weights(call.args[2], w_t, n_taps * n_filt)
     bias = call.weights(call.args[3], b_t, n_filt)
     params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat,
-                  columns=im2col(in_shape, n_chan, filt, stride, pad, dilation, out_shape), n_filt=n_filt)  # fmt: skip
+                  columns=im2col(in_shape, n_chan, filt, stride, pad, dilation, out_shape), n_filt=n_filt,
+                  geometry=dict(in_shape=in_shape, n_chan=n_chan, filt=filt, stride=stride, pad=pad, dilation=dilation,
+                                out_shape=out_shape))  # fmt: skip
     if strategy == "latency":
         params["weight"] = flat.reshape(n_taps, n_filt)
     else:

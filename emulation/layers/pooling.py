@@ -67,7 +67,8 @@ def _read_pooling(call) -> Node:
     count_pad = str(c("count_pad", "false")).lower() == "true"
     windows, divisors = pool_windows(in_shape, n_filt, pool, stride, pad, count_pad)
     return call.node("pooling", [call.args[0]], call.args[1], [data_t], res_t, len(windows),
-                     windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"))  # fmt: skip
+                     windows=windows, divisors=divisors, op=op, accum_type=call.type("accum_t"),
+                     geometry=dict(in_shape=in_shape, n_filt=n_filt, pool=pool, stride=stride, pad=pad))  # fmt: skip
 
 
 def pad_value(t: FixedType, op: str) -> int:

@@ -9,6 +9,7 @@ the options and prints."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +24,16 @@ if TYPE_CHECKING:
     from quantize.stage import QuantizeStageResult
 
 NAME = "emulation"
-DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1}
+
+
+class Device(StrEnum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+# speed_events: the emulator's speed is measured on at least this many events (the test set repeated)
+DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1, "speed_events": 100000}
 NEEDS = ("events", "quantize")  # and the firmware step's project, when it ran, for the C-simulation check
 
 
@@ -48,6 +58,7 @@ def emulate(
     chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
     workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)]
     = DEFAULTS["workers"],
+    device: Annotated[Device, typer.Option(help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present).")] = Device.cpu,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     from emulation import emulate_plain, emulate_trigger_files, load_inputs, overflow_table
@@ -59,7 +70,7 @@ def emulate(
             raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, Console(stderr=True, markup=False))
+        summary = emulate_plain(model, inputs, out, Console(stderr=True, markup=False), device.value)
         if compare_csim > 0:
             import numpy as np
 
@@ -77,7 +88,8 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, chunk_size, Console(stderr=True, markup=False), workers)
+        summary = emulate_trigger_files(model, files, out, chunk_size, Console(stderr=True, markup=False), workers,
+                                        device.value)  # fmt: skip
         if compare_csim > 0:
             from firmware.trigger_csim import compare_trigger_files_csim
 
@@ -124,7 +136,7 @@ def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) ->
     project = ctx.firmware.build.project.path if ctx.firmware is not None else None
     files = [events.background, *events.signals.values()]  # background first: the C simulation takes its events
     result = emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", int(cfg["chunk_size"]),
-                           ctx.console, int(cfg["workers"]))
+                           ctx.console, int(cfg["workers"]), int(cfg.get("speed_events", DEFAULTS["speed_events"])))
     n_csim = int(cfg["compare_csim_events"])
     if project is None or n_csim <= 0:
         return result
