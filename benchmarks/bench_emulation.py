@@ -108,13 +108,11 @@ def report(name: str, target: float, emu_events: int, emu_cpu: float, emu_wall: 
 def main() -> None:
     args = parser(__doc__).parse_args()
     from emulation import (
-        CSimulation,
-        build_qkeras_dense,
         emulate_project,
         load_hls_project,
-        write_qkeras_project,
     )
     from emulation.float_path import compile_project
+    from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 
     sizes = [57, 32, 16, 4, 16, 32, 57]
     with tempfile.TemporaryDirectory(prefix="bench_emulation_") as tmp:

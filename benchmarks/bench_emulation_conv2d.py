@@ -56,8 +56,9 @@ def jet_images(n: int, seed: int = 0) -> np.ndarray:
 
 def main() -> None:
     args = parser(__doc__, events=100_000, csim_events=2_000).parse_args()
-    from emulation import CSimulation, emulate_project, load_hls_project, write_qkeras_project
+    from emulation import emulate_project, load_hls_project
     from emulation.float_path import compile_project
+    from firmware.csim import CSimulation, write_qkeras_project
 
     with tempfile.TemporaryDirectory(prefix="bench_conv2d_") as tmp:
         folder = args.project_dir or Path(tmp) / "prj"

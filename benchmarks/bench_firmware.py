@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from emulation import TriggerEmulator, emulate_trigger
+from emulation.events import edge_words
 from firmware.budget import check_budget
 from firmware.cost import estimate
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 
 
 def main() -> None:
@@ -36,14 +36,13 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    spec, weights = default_model(emulate_trigger)
+    spec, weights = default_model()
     rng = np.random.default_rng(1)
     words = np.concatenate([toy_words(args.events, 2), edge_words(spec, rng, max(4, args.events // 4))])
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_firmware_"))
     t0 = time.perf_counter()
-    reference = TriggerEmulator(spec, weights)
     report = estimate(
-        spec, weights, args.clock, workdir, check_words=words, use_yosys=not args.no_yosys, reference=reference
+        spec, weights, args.clock, workdir, check_words=words, use_yosys=not args.no_yosys
     )
     seconds = time.perf_counter() - t0
     print(report.table().to_string())

@@ -25,7 +25,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emulation import emulate_trigger
 from firmware import trace
 from firmware.cost import da4ml_latency
 from firmware.example import default_model
@@ -66,13 +65,13 @@ def main() -> None:
 
     rows = []
     for name, kwargs in CHOICES.items():
-        spec, weights = default_model(emulate_trigger, **kwargs)
+        spec, weights = default_model(**kwargs)
         lat = da4ml_latency(spec, weights, args.clock)
         rows.append({"choice": name, "adder_levels": lat.adder_levels, "cycles": lat.cycles, "latency_ns": lat.latency_ns,
                      "luts": lat.luts, "meets_40ns": lat.latency_ns <= TARGET_NS})  # fmt: skip
         print(f"{name:55s} {lat.adder_levels:4.0f} levels {lat.cycles:3d} cycles {lat.latency_ns:5.0f} ns "
               f"{lat.luts:8.0f} LUTs  {'meets' if lat.latency_ns <= TARGET_NS else 'misses'} {TARGET_NS:g} ns")  # fmt: skip
-    spec, weights = default_model(emulate_trigger)
+    spec, weights = default_model()
     parts = {}
     for label, flags in (("without rounding adders", (True, False)), ("without rounding or saturation", (True, True))):
         original, patched = _without(*flags)

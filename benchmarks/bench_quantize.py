@@ -59,7 +59,6 @@ def main() -> None:
     parser.add_argument("--signal", action="append", default=[], help="NAME=FILE (with --background)")
     args = parser.parse_args()
 
-    from emulation import exact_trigger
     from l1ad.steps.ad import DEFAULTS as AD
     from l1ad.steps.quantize import DEFAULTS as QD
     from offline.ad.train import TrainConfig
@@ -81,17 +80,16 @@ def main() -> None:
     test = events[split.test]
     sig_events = {k: read_events(p) for k, p in signals.items()}
     rates = [float(r) for r in args.rates.split(",")]
-    exact = exact_trigger()
     for framework in args.frameworks.split(","):
         t0 = time.perf_counter()
         qat = QATConfig.from_dict({**QD["qat"], "seed": args.seed, "progress": False})
         r = quantize_checkpoint(work / "float", work / framework, framework, None, signals,
-                                QuantConfig.from_dict(QD["precision"]), qat, rates[0], exact=exact)
+                                QuantConfig.from_dict(QD["precision"]), qat, rates[0])
         seconds = time.perf_counter() - t0
         print(f"\n{framework}: QAT + export {seconds:.1f} s, weight sparsity {weight_sparsity(r.weights):.2f}")
         for rate in rates:  # one QAT; the rate only moves the working point
             cmp = r.comparison if rate == rates[0] else compare(fm.pair, fm.preprocessing, r.spec, r.weights,
-                                                                test, sig_events, rate, exact=exact)
+                                                                test, sig_events, rate)
             print(f"{framework} at {rate:g} kHz (tpr_spec: spec thresholds at {rates[0]:g} kHz):")
             print(cmp.to_string(float_format=lambda v: f"{v:.4g}"))
             results["runs"].append({"framework": framework, "rate_khz": rate, "seconds": seconds,

@@ -25,11 +25,13 @@ from bench_emulation import fastest, parser, report, single_threaded
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    from emulation import TriggerEmulator, emulate_trigger, write_trigger_project
-    from firmware.example import default_model, edge_words, toy_words
+    from emulation import TriggerEmulator
+    from emulation.events import edge_words
+    from firmware.example import default_model, toy_words
     from firmware.project import CSim
+    from firmware.trigger_csim import write_trigger_project
 
-    spec, weights = default_model(emulate_trigger, seed=0)
+    spec, weights = default_model(seed=0)
     n_edge = max(8, args.events // 50)
     words = np.concatenate([edge_words(spec, np.random.default_rng(1), n_edge), toy_words(args.events - n_edge, 2)])
     with tempfile.TemporaryDirectory(prefix="bench_trigger_") as tmp:

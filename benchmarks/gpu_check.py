@@ -185,13 +185,14 @@ def check_emulation(device: str, n: int = 200_000) -> dict[str, float]:
     """The exact emulator's float path (``emulation.float_path``) on the device: the default trigger
     (float32 layers) and its first autoencoder forced to float64. Integer mantissas: the device
     must give the very same bits (tolerance 0), and both must equal the integer loops."""
+    from emulation.events import edge_words
     from emulation.float_path import FloatGraph, namespace
     from emulation.network import run_layers
     from emulation.project_graph import project_graph
-    from emulation.trigger import TriggerEmulator, emulate_trigger
-    from firmware.example import default_model, edge_words, toy_words
+    from emulation.trigger import TriggerEmulator
+    from firmware.example import default_model, toy_words
 
-    spec, weights = default_model(emulate_trigger, seed=0)
+    spec, weights = default_model(seed=0)
     words = np.concatenate([edge_words(spec, np.random.default_rng(1), n // 50), toy_words(n - n // 50, 2)])
     on_device = TriggerEmulator(spec, weights, device=device)
     out = on_device(words)

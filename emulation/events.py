@@ -25,16 +25,20 @@ import numpy as np
 import pandas as pd
 
 from emulation.fixed import OverflowCounter
+from emulation.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
 from emulation.trigger import REGIONS, TriggerEmulator, TriggerOutputs
 from offline.ad.metrics import BUNCH_CROSSING_KHZ, fpr_to_rate
 from offline.artifacts import atomic_path
-from offline.events.schema import BACKGROUND_PROCESSES, PROCESSES
-from quantize.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
+from offline.events.io import iter_events
+from offline.events.schema import BACKGROUND_PROCESSES, N_FEATURES, PROCESSES
+from offline.preprocess import to_hardware
 
 __all__ = [
     "BUNCH_CROSSING_KHZ",
     "EventsEmulation",
+    "background_and_edge_words",
     "binomial_efficiency",
+    "edge_words",
     "emulate_events",
     "find_spec",
     "load_trigger",
@@ -42,6 +46,42 @@ __all__ = [
 ]
 
 UNLABELLED = "unlabelled"
+
+
+def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Hardware words at the edges: all-empty events, zeros, saturating pT, extreme eta/phi words."""
+    hw = spec.hardware_input
+    words = np.zeros((n, N_FEATURES), dtype=np.int64)  # first block: all-empty events
+    q = n // 4
+    pt_cols = np.arange(0, N_FEATURES, 3)
+    # saturating pT: the largest word the input type holds, in random objects
+    mask = rng.random((q, len(pt_cols))) < 0.5
+    words[q : 2 * q, pt_cols] = np.where(mask, hw.max_int, 0)
+    # every word at the type's extremes
+    words[2 * q : 3 * q] = rng.choice([hw.min_int, hw.max_int, 0, 1, -1], size=(q, N_FEATURES))
+    # random words anywhere in the type's range
+    words[3 * q :] = rng.integers(hw.min_int, hw.max_int + 1, size=(n - 3 * q, N_FEATURES))
+    return words
+
+
+def background_and_edge_words(
+    background: list[str | os.PathLike[str]], n: int, spec: FirmwareSpec, seed: int = 0
+) -> np.ndarray:
+    """The first events of the background files plus edge words (empty, saturating, extreme): n in all.
+
+    The words the emulator is timed on (``emulation.workflow.emulator_speed``) and checked against
+    the C simulation on (``firmware.trigger_csim``)."""
+    n_edges = max(8, n // 10)
+    blocks, have = [], 0
+    for path in background:
+        for block in iter_events(path, max(1, n - n_edges - have)):
+            blocks.append(to_hardware(block.features))
+            have += len(block)
+            break
+        if have >= n - n_edges:
+            break
+    words = np.concatenate(blocks) if blocks else np.zeros((0, N_FEATURES), dtype=np.int64)
+    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
 
 
 def find_spec(path: str | os.PathLike[str]) -> Path:

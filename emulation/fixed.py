@@ -1,7 +1,7 @@
 """ap_fixed / ap_ufixed / ap_int / ap_uint arithmetic on integer numpy arrays, vectorised over events.
 
 A fixed-point array is an array of *mantissas* ``m`` plus a :class:`FixedType` ``t``
-(the FirmwareSpec's type, ``quantize.spec.FixedType``): the value is
+(the FirmwareSpec's type, ``emulation.spec.FixedType``): the value is
 ``m * 2**-t.fractional``. Every operation is done on integers, so results are exact by
 construction and agree bit for bit with Xilinx ``ap_fixed``/``ap_int`` (checked against
 the ``ap_types`` headers hls4ml ships, compiled by g++: tests/test_emulation_fixed.py).
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from quantize.spec import FixedType
+from emulation.spec import OVERFLOW_MODES, ROUNDING_MODES, FixedType, product_type
 
 __all__ = [
     "INT64_WIDTH",
@@ -55,16 +55,7 @@ __all__ = [
     "to_float",
 ]
 
-QUANTIZATION_MODES = ROUNDING_MODES = (
-    "AP_TRN",
-    "AP_TRN_ZERO",
-    "AP_RND",
-    "AP_RND_ZERO",
-    "AP_RND_MIN_INF",
-    "AP_RND_INF",
-    "AP_RND_CONV",
-)
-OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
+QUANTIZATION_MODES = ROUNDING_MODES
 INT64_WIDTH = 61  # widest type whose mantissas (and the shifts and sums below) stay inside int64
 
 
@@ -418,11 +409,6 @@ def to_float(mantissa, t: FixedType | int) -> np.ndarray:
     if m.dtype == object:  # Python integers: ldexp each exactly, then one rounding to double
         return np.array([float(v) for v in m.ravel()], dtype=np.float64).reshape(m.shape) * 2.0 ** -int(frac)
     return m.astype(np.float64) * 2.0 ** -int(frac)
-
-
-def product_type(a: FixedType, b: FixedType) -> FixedType:
-    """Result type of ``a * b`` in ap_fixed (``RType::mult``): exact, ``ap_fixed<Wa+Wb, Ia+Ib>``."""
-    return FixedType(a.width + b.width, a.integer + b.integer, a.signed or b.signed)
 
 
 def plus_type(a: FixedType, b: FixedType) -> FixedType:

@@ -1,5 +1,6 @@
 """The ``emulation`` stage of ``l1ad run``: the trigger of a FirmwareSpec on every event file of the
-run, checked against the C simulation of the run's firmware project when there is one."""
+run. The check against the C simulation of the run's firmware project, when there is one, is
+``firmware``'s (:func:`firmware.trigger_csim.check_emulation` fills the ``csim_*`` figures)."""
 
 from __future__ import annotations
 
@@ -27,28 +28,25 @@ class TriggerEmulation:
     efficiency: dict[str, float | None]  # per signal process
     table: pd.DataFrame  # per process: fired fraction and ABCD region counts
     overflows: pd.DataFrame  # per cast that overflowed (empty: none did)
-    csim_events_compared: int
-    csim_mismatches: int | None
-    csim_events_per_s: float | None
-    csim_project: str | None
+    csim_events_compared: int = 0
+    csim_mismatches: int | None = None
+    csim_events_per_s: float | None = None
+    csim_project: str | None = None
 
 
 def emulate_stage(
     spec_dir: str | os.PathLike[str],
     events: list[Path],
     out: str | os.PathLike[str],
-    project: Path | None,
-    compare_csim_events: int,
     chunk_size: int = 200_000,
     console: Console | None = None,
     workers: int = 1,
     speed_events: int = 100_000,
 ) -> TriggerEmulation:
-    """Emulate the trigger of ``spec_dir`` on ``events`` into ``out``; with a firmware ``project``,
-    compare ``compare_csim_events`` events with its C simulation (none without one). The speed is
-    measured on ``speed_events`` events (``emulation.workflow.emulator_speed``), not on a small test set."""
-    n_csim = compare_csim_events if project is not None else 0
-    summary = emulate_trigger_files(spec_dir, list(events), out, n_csim, project, chunk_size, console, workers,
+    """Emulate the trigger of ``spec_dir`` on ``events`` into ``out`` (no C-simulation figures yet). The
+    speed is measured on ``speed_events`` events (``emulation.workflow.emulator_speed``), not on a small
+    test set."""
+    summary = emulate_trigger_files(spec_dir, list(events), out, chunk_size, console, workers,
                                     speed_events=speed_events)  # fmt: skip
     return TriggerEmulation(
         scores=Path(out),
@@ -61,8 +59,4 @@ def emulate_stage(
         efficiency=summary["efficiency"],
         table=summary["table"],
         overflows=overflow_table(summary["overflows"]),
-        csim_events_compared=summary["csim_events_compared"],
-        csim_mismatches=summary["csim_mismatches"],
-        csim_events_per_s=summary["csim_events_per_s"],
-        csim_project=summary.get("csim_project"),
     )

@@ -53,8 +53,7 @@ from emulation.float_path import (
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 from emulation.network import keep_freed_memory, run_layers
 from emulation.project_graph import project_graph
-from offline.events.schema import N_FEATURES
-from quantize.spec import (
+from emulation.spec import (
     REGIONS,
     AutoencoderSpec,
     FirmwareSpec,
@@ -62,6 +61,7 @@ from quantize.spec import (
     sum_type,
     weight_key,
 )
+from offline.events.schema import N_FEATURES
 
 __all__ = [
     "REGIONS",

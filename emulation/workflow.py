@@ -1,14 +1,13 @@
 """What ``l1ad emulate`` runs, callable from Python: files in, summary dicts and output files out.
 
 - :func:`emulate_plain`: any hls4ml dense/ReLU project on float inputs (``.npy``), outputs to
-  ``.npy``, optionally compared with the project's C simulation;
+  ``.npy``;
 - :func:`emulate_trigger_files`: the trigger of a run or spec directory on event files, per-event
-  scores and bits to HDF5, rate, efficiencies, ABCD counts, optionally compared with the C
-  simulation of the firmware project (written on the fly when the run has none);
-- :func:`exact_trigger`: the emulator as ``quantize``'s exact executor
-  (:class:`quantize.workflow.ExactTrigger`).
+  scores and bits to HDF5, rate, efficiencies, ABCD counts, the emulator's steady-state speed.
 
-Progress bars go to a ``rich`` console (stderr by default).
+The comparisons with the C simulation sit above, in ``firmware`` (``firmware.csim.compare_plain_csim``,
+``firmware.trigger_csim.compare_trigger_files_csim``). Progress bars go to a ``rich`` console
+(stderr by default).
 """
 
 from __future__ import annotations
@@ -22,21 +21,18 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from emulation.spec import FirmwareSpec
 from offline.artifacts import atomic_path
-from quantize.spec import FirmwareSpec
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from emulation.fixed import OverflowCounter
-    from quantize.workflow import ExactTrigger
 
 __all__ = [
-    "csim_words",
     "emulate_plain",
     "emulate_trigger_files",
     "emulator_speed",
-    "exact_trigger",
     "load_inputs",
     "overflow_table",
 ]
@@ -60,7 +56,6 @@ def emulate_plain(
     model: str | os.PathLike[str],
     inputs: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    compare_csim: int = 0,
     console: Console | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
@@ -68,7 +63,6 @@ def emulate_plain(
 
     ``device``: where the float path runs ("cpu": numpy, "cuda": torch on the GPU, "auto").
     """
-    from emulation.csim import CSimulation
     from emulation.hls_project import load_hls_project
     from emulation.network import emulate_project
 
@@ -87,37 +81,7 @@ def emulate_plain(
         "events_per_s": result.events_per_s,
         "overflows": result.overflows.as_dict(),
     }
-    if compare_csim > 0:
-        n = min(compare_csim, len(x))
-        sim = CSimulation(model)
-        start = time.perf_counter()
-        expected = sim.predict(x[:n])
-        seconds = time.perf_counter() - start
-        summary["csim_events_compared"] = n
-        summary["csim_mismatches"] = int(np.any(expected != result.outputs[:n], axis=1).sum())
-        summary["csim_events_per_s"] = n / seconds if seconds > 0 else None
     return summary
-
-
-def csim_words(
-    background: list[str | os.PathLike[str]], n: int, spec: FirmwareSpec, seed: int = 0
-) -> np.ndarray:
-    """The first events of the background files plus edge words (empty, saturating, extreme): n in all."""
-    from firmware.example import edge_words
-    from offline.events.io import iter_events
-    from offline.preprocess import to_hardware
-
-    n_edges = max(8, n // 10)
-    blocks, have = [], 0
-    for path in background:
-        for block in iter_events(path, max(1, n - n_edges - have)):
-            blocks.append(to_hardware(block.features))
-            have += len(block)
-            break
-        if have >= n - n_edges:
-            break
-    words = np.concatenate(blocks) if blocks else np.zeros((0, 57), dtype=np.int64)
-    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
 
 
 def emulator_speed(
@@ -164,8 +128,6 @@ def emulate_trigger_files(
     model: str | os.PathLike[str],
     events: list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
-    compare_csim: int = 0,
-    project: str | os.PathLike[str] | None = None,
     chunk_size: int = 200_000,
     console: Console | None = None,
     workers: int = 1,
@@ -177,64 +139,26 @@ def emulate_trigger_files(
     ``events_per_s`` is the emulator's steady-state speed (:func:`emulator_speed` on the first
     background events, repeated to ``speed_events``; 0: the files' own timing).
 
-    ``model``: a run directory, spec directory or spec file. ``compare_csim`` > 0 C-simulates that
-    many words (the first background events plus edge words) through ``project`` (default: the
-    run's firmware project; without one, a QKeras-frontend project is written to a temporary
-    directory) and counts the events whose outputs differ from the emulator's.
+    ``model``: a run directory, spec directory or spec file.
     """
-    import tempfile
-
-    from emulation.events import emulate_events, load_trigger
-    from emulation.trigger_csim import (
-        compare_trigger_csim,
-        find_trigger_project,
-        write_trigger_project,
-    )
+    from emulation.events import background_and_edge_words, emulate_events, load_trigger
     from offline.events.io import event_count
 
     console = console or Console(stderr=True, markup=False)
-    events = [Path(p) for p in events]
+    paths = [Path(p) for p in events]
     spec, weights, spec_path = load_trigger(model)
-    total = sum(event_count(p) if p.exists() else 0 for p in events)
+    total = sum(event_count(p) if p.exists() else 0 for p in paths)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("emulating the trigger", total=total)
-        result = emulate_events((spec, weights), events, chunk_size, out, lambda n: bar.advance(task, n), workers,
+        result = emulate_events((spec, weights), paths, chunk_size, out, lambda n: bar.advance(task, n), workers,
                                 device)  # fmt: skip
     summary: dict[str, Any] = result.summary()
     if speed_events > 0 and result.events:
         # Throughput on >= speed_events events (the files' own timing is start-up for small test sets).
-        summary.update(emulator_speed(spec, weights, csim_words(events, min(result.events, 20_000), spec),
+        summary.update(emulator_speed(spec, weights, background_and_edge_words(paths, min(result.events, 20_000), spec),
                                       speed_events, workers=workers, device=device))  # fmt: skip
-    summary.update({"spec": str(spec_path), "out": str(out),
-                    "csim_events_compared": 0, "csim_mismatches": None, "csim_events_per_s": None})
-    if compare_csim > 0:
-        words = csim_words(events, compare_csim, spec)
-        project = project or find_trigger_project(model)
-        with tempfile.TemporaryDirectory(prefix="l1ad_trigger_prj_") as tmp:
-            if project is None:
-                console.print("no firmware project recorded for this model: writing one (hls4ml, QKeras frontend)")
-                project = write_trigger_project(spec, weights, Path(tmp) / "trigger", words)
-            comparison = compare_trigger_csim(spec, weights, project, words)
-        summary.update({"csim_events_compared": comparison.events, "csim_mismatches": comparison.mismatches,
-                        "csim_events_per_s": comparison.csim_events_per_s, "csim_project": str(project)})
+    summary.update({"spec": str(spec_path), "out": str(out)})
     summary["table"] = result.table
     summary["overflows"] = result.overflows
     return summary
 
-
-def exact_trigger() -> ExactTrigger:
-    """The emulator as ``quantize``'s exact executor (inputs, thresholds, quantized scores).
-
-    ``quantize`` cannot import ``emulation`` (imports run ``emulation`` -> ``quantize``), so the
-    caller hands this to ``quantize.workflow.quantize_checkpoint``/``quantize.scan.run_scan``
-    (``exact=exact_trigger()``): QAT inputs, thresholds and TPRs are then those of the trigger itself.
-    """
-    # late: quantize.workflow loads torch and the float model code
-    from emulation.trigger import emulate_trigger, input_mantissas, place_thresholds
-    from quantize.workflow import ExactTrigger
-
-    def scores(spec, weights, words):
-        out = emulate_trigger(spec, weights, words)
-        return out.r1_float, out.r2_float
-
-    return ExactTrigger(input_mantissas=input_mantissas, scores=scores, place_thresholds=place_thresholds)

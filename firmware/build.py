@@ -5,10 +5,9 @@
    from the spec itself);
 2. convert with hls4ml and write the project with the trigger wrapper and tb_data;
 3. C-simulate the whole trigger (g++) on the events and compare every output bit with
-   the ``reference`` the caller injects (``emulation``'s integer executor: ``firmware``
-   may not import ``emulation``);
+   the integer trigger emulator (:class:`emulation.TriggerEmulator`);
 4. with ``emulator``, build the ``hls4mlEmulator::Model`` library beside the project
-   (:mod:`firmware.emulator_lib`) and compare it with the ``reference`` the same way;
+   (:mod:`firmware.emulator_lib`) and compare it with the trigger emulator the same way;
 5. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
    present) and check it against the latency budget and the part.
 """
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from emulation.spec import FirmwareSpec, load_spec, load_weights
+from emulation.trigger import TriggerEmulator
 from firmware.budget import BudgetVerdict, check_budget
 from firmware.convert import ConversionSettings
 from firmware.cost import CostReport, estimate
@@ -30,10 +31,9 @@ from firmware.defaults import DEFAULT_LATENCY_BUDGET_NS
 from firmware.emulator_lib import EMULATOR_DIR, EmulatorLibrary, build_emulator
 from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_spec
 from firmware.options import check_options, check_spec_types
-from firmware.project import CSim, Project, Reference, check_reference, compare, write_project
+from firmware.project import CSim, Project, compare, write_project
 from firmware.trace import breakdown
 from offline.artifacts import write_json
-from quantize.spec import FirmwareSpec, load_spec, load_weights
 
 
 @dataclass
@@ -134,28 +134,25 @@ def build_firmware(
     use_verilator: bool = True,
     use_yosys: bool = True,
     emulator: bool = False,
-    *,
-    reference: Reference,
 ) -> FirmwareResult:
     """Write, C-simulate, cost and budget-check the trigger project (raises nothing on a budget miss:
     see ``result.verdict``).
 
-    ``reference`` maps hardware words (N, 57) to the expected outputs of ``quantized``'s spec and
-    weights (``emulation.TriggerEmulator(spec, weights)``): tb_data, the C simulation and the RTL
-    are checked against it, and so is the emulator library when ``emulator`` asks for one.
+    The trigger emulator of ``quantized``'s spec and weights gives the expected outputs: tb_data,
+    the C simulation and the RTL are checked against it, and so is the emulator library when
+    ``emulator`` asks for one.
     Options and spec types are checked before anything is written; a failure after the project
     is written removes it (``directory`` is whole or absent)."""
-    check_reference(reference)
     check_options(settings.backend, settings.part, settings.clock_period_ns, latency_budget_ns, settings.reuse_factor)
     check_spec_types(quantized.spec)
     words = np.asarray(words, dtype=np.int64)
     spec = quantized.spec
     project = write_project(
-        directory, spec, reference, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
+        directory, spec, quantized.weights, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
     )
     try:
         return _check_and_cost(quantized, project, settings, words, latency_budget_ns, rtl_events, use_verilator,
-                               use_yosys, emulator, reference)  # fmt: skip
+                               use_yosys, emulator)  # fmt: skip
     except BaseException:
         shutil.rmtree(project.path, ignore_errors=True)  # a build that failed leaves no project behind
         raise
@@ -171,11 +168,10 @@ def _check_and_cost(
     use_verilator: bool,
     use_yosys: bool,
     emulator: bool,
-    reference: Reference,
 ) -> FirmwareResult:
     spec, weights = quantized.spec, quantized.weights
     csim = CSim(project.path, spec)
-    expected = reference(words)
+    expected = TriggerEmulator(spec, weights)(words)
     mismatches = compare(csim(words), expected)
     library, emulator_mismatches = None, None
     if emulator:
@@ -191,7 +187,6 @@ def _check_and_cost(
         use_verilator=use_verilator,
         use_yosys=use_yosys,
         project=project.path,
-        reference=reference,
     )
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:

@@ -21,8 +21,7 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
    error on published Vivado figures is measured in :mod:`firmware.calibration`.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
-   checked bit for bit against the ``reference`` the caller passes (the integer
-   executor of ``emulation``: ``firmware`` may not import it).
+   checked bit for bit against the integer trigger emulator (:class:`emulation.TriggerEmulator`).
 3. **Yosys** (when on PATH) synthesises the same Verilog with
    ``synth_xilinx -family xcup -flatten -noiopad`` and ``stat`` counts LUTs, FFs,
    carry cells, DSP48E2 and BRAM (technology mapping only: no placement, no timing).
@@ -48,9 +47,10 @@ from typing import Any
 
 import numpy as np
 
-from firmware.project import Reference, TriggerBits, check_reference
+from emulation.spec import FirmwareSpec
+from emulation.trigger import TriggerEmulator
+from firmware.project import TriggerBits
 from firmware.trace import OUTPUTS, trace_trigger
-from quantize.spec import FirmwareSpec
 
 ADDER_DELAY_NS = 1.0
 RTL_NAME = "trigger_rtl"
@@ -170,12 +170,11 @@ def estimate(
     use_verilator: bool = True,
     use_yosys: bool = True,
     project: str | os.PathLike[str] | None = None,
-    reference: Reference | None = None,
 ) -> CostReport:
     """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available.
 
-    With ``check_words``, the da4ml interpreter and the RTL are compared with ``reference``
-    (hardware words -> expected outputs, e.g. ``emulation.TriggerEmulator(spec, weights)``)."""
+    With ``check_words``, the da4ml interpreter and the RTL are compared with the trigger emulator
+    (:class:`emulation.TriggerEmulator` of ``spec`` and ``weights``)."""
     from da4ml.codegen import VerilogModel
 
     workdir = Path(workdir)
@@ -184,9 +183,7 @@ def estimate(
         check_words = None
     expected = None
     if check_words is not None:
-        if reference is None:
-            raise ValueError("estimate: check_words needs a reference (hardware words -> expected trigger outputs)")
-        expected = check_reference(reference)(check_words)
+        expected = TriggerEmulator(spec, weights)(check_words)
     comb, pipe, lat = da4ml_pipeline(spec, weights, clock_period_ns, adder_delay_ns)
     cutoff, stages = lat.levels_per_cycle, lat.cycles
     report = CostReport(clock_period_ns, levels_per_cycle=cutoff)

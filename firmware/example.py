@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from emulation.events import edge_words
+from emulation.spec import FirmwareSpec
+from emulation.trigger import emulate_trigger
 from offline.events.io import read_events
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing, to_hardware
-from quantize.spec import FirmwareSpec
 
 
 def toy_words(n: int, seed: int) -> np.ndarray:
@@ -39,7 +40,6 @@ def toy_words(n: int, seed: int) -> np.ndarray:
 
 
 def default_model(
-    emulate: Callable[[FirmwareSpec, dict[str, np.ndarray], np.ndarray], Any],
     seed: int = 0,
     n_fit: int = 5000,
     quantile: float = 0.99,
@@ -50,9 +50,9 @@ def default_model(
     """The default firmware model (``PRESETS["firmware"]`` at ``QuantConfig()``) with random grid weights,
     preprocessing fitted on toy words and thresholds at the given background quantile of R1 and R2.
 
-    ``emulate(spec, weights, words)`` gives the exact R1, R2 mantissas the thresholds are placed on
-    (``emulation.emulate_trigger``: ``firmware`` may not import it). ``ae_config``/``quant_config``/
-    ``score_outputs`` shrink the model (tests: a small network, a score over a few features)."""
+    The thresholds are placed on the exact R1, R2 mantissas of the trigger emulator
+    (:func:`emulation.emulate_trigger`). ``ae_config``/``quant_config``/``score_outputs`` shrink the
+    model (tests: a small network, a score over a few features)."""
     from offline.ad.model import PRESETS
     from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
 
@@ -65,29 +65,13 @@ def default_model(
         )
         spec = dataclasses.replace(spec, autoencoders=aes)
     weights = random_quantized_weights(spec, seed)
-    ref = emulate(spec, weights, words)
+    ref = emulate_trigger(spec, weights, words)
     t = []
     for ae, r in enumerate((ref.r1, ref.r2)):
         score_t = spec.autoencoders[ae].score.score
         t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
     trig = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
     return dataclasses.replace(spec, trigger=trig), weights
-
-
-def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Hardware words at the edges: all-empty events, zeros, saturating pT, extreme eta/phi words."""
-    hw = spec.hardware_input
-    words = np.zeros((n, N_FEATURES), dtype=np.int64)  # first block: all-empty events
-    q = n // 4
-    pt_cols = np.arange(0, N_FEATURES, 3)
-    # saturating pT: the largest word the input type holds, in random objects
-    mask = rng.random((q, len(pt_cols))) < 0.5
-    words[q : 2 * q, pt_cols] = np.where(mask, hw.max_int, 0)
-    # every word at the type's extremes
-    words[2 * q : 3 * q] = rng.choice([hw.min_int, hw.max_int, 0, 1, -1], size=(q, N_FEATURES))
-    # random words anywhere in the type's range
-    words[3 * q :] = rng.integers(hw.min_int, hw.max_int + 1, size=(n - 3 * q, N_FEATURES))
-    return words
 
 
 def event_words(events: str | os.PathLike[str] | None, n: int, spec: FirmwareSpec, seed: int = 0) -> np.ndarray:

@@ -13,8 +13,7 @@ against efficiency without retraining the autoencoders. For every ``k`` the scan
 3. places the ABCD thresholds on the exact background scores for ``rate_khz`` and measures the
    trigger efficiency per signal there (``offline.ad.metrics.trigger_efficiency_at_rate``).
 
-The exact scores come from the ``scores`` callable the caller injects (``emulation``'s integer
-executor: ``firmware`` may not import it).
+The exact scores are the trigger emulator's (:func:`emulation.emulate_trigger`).
 """
 
 from __future__ import annotations
@@ -27,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from quantize.spec import FirmwareSpec
+from emulation.spec import FirmwareSpec
+from emulation.trigger import emulate_trigger
 
-# exact scores (R1, R2 as floats) of hardware words: (spec, weights, words) -> (r1, r2)
-Scores = Callable[[FirmwareSpec, dict[str, np.ndarray], np.ndarray], tuple[np.ndarray, np.ndarray]]
 COLUMNS = ("features", "adder_levels", "latency_cycles", "latency_ns", "luts", "latency_ns_hls4ml_latency_model")
 
 
@@ -56,7 +54,6 @@ def scan_latency(
     weights: dict[str, np.ndarray],
     background_words: np.ndarray,
     signal_words: Mapping[str, np.ndarray],
-    scores: Scores,
     clock_period_ns: float,
     feature_counts: Sequence[int] | None = None,
     rate_khz: float | None = None,
@@ -91,9 +88,11 @@ def scan_latency(
             "features": k, "adder_levels": lat.adder_levels, "latency_cycles": lat.cycles, "latency_ns": lat.latency_ns,
             "luts": lat.luts, "latency_ns_hls4ml_latency_model": hls.latency_cycles * clock_period_ns,
         }  # fmt: skip
-        b1, b2 = scores(point, weights, background_words)
+        background = emulate_trigger(point, weights, background_words)
+        b1, b2 = background.r1_float, background.r2_float
         for name, words in signal_words.items():
-            s1, s2 = scores(point, weights, words)
+            signal = emulate_trigger(point, weights, words)
+            s1, s2 = signal.r1_float, signal.r2_float
             sw = None if signal_weights is None else signal_weights.get(name)
             wp = trigger_efficiency_at_rate(b1, b2, s1, s2, rate_khz, background_weights, sw)
             row[f"efficiency_{name}"] = wp.tpr
@@ -161,7 +160,6 @@ def scan_latency_files(
     weights: dict[str, np.ndarray],
     background: str | os.PathLike[str],
     signals: Mapping[str, str | os.PathLike[str]],
-    scores: Scores,
     clock_period_ns: float,
     out_dir: str | os.PathLike[str],
     feature_counts: Sequence[int] | None = None,
@@ -181,7 +179,7 @@ def scan_latency_files(
     bkg = read_events(background)
     sig = {name: read_events(path) for name, path in signals.items()}
     frame = scan_latency(
-        spec, weights, to_hardware(bkg.features), {n: to_hardware(e.features) for n, e in sig.items()}, scores,
+        spec, weights, to_hardware(bkg.features), {n: to_hardware(e.features) for n, e in sig.items()},
         clock_period_ns, feature_counts, rate_khz, bkg.event_weights, {n: e.event_weights for n, e in sig.items()},
         progress,
     )  # fmt: skip

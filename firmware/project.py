@@ -6,9 +6,7 @@ Layout (hls4ml's, with the trigger on top):
   ``nnet_utils/``, ``ap_types/``: hls4ml's network function (both autoencoders);
 - ``firmware/trigger_top.cpp|h``: the wrapper (:mod:`firmware.wrapper`), the HLS top;
 - ``trigger_top_test.cpp``: C testbench on ``tb_data/`` (hardware words in, R1, R2,
-  region and trigger bits expected, as the ``reference`` callable gives them: the
-  integer executor of ``emulation``, injected by the caller since ``firmware`` may not
-  import ``emulation``);
+  region and trigger bits expected, as :class:`emulation.TriggerEmulator` gives them);
 - ``project.tcl`` names ``trigger_top`` the project and top, so hls4ml's
   ``build_prj.tcl`` (``vitis_hls -f build_prj.tcl "csim=1 synth=1 cosim=0"``,
   ``vivado_hls`` for Vivado) synthesises the whole trigger and ``hls4ml.report`` reads it;
@@ -27,18 +25,18 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from emulation.spec import FirmwareSpec
+from emulation.trigger import TriggerEmulator
 from firmware.convert import NETS_NAME, ConversionSettings, convert
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
 from offline.artifacts import atomic_directory, write_json
 from offline.events.schema import N_FEATURES
-from quantize.spec import FirmwareSpec
 
 PROJECT_KIND = "hls-project"  # atomic_directory replaces only earlier projects
 TB_INPUTS = "tb_data/tb_input_features.dat"
@@ -55,19 +53,6 @@ class TriggerBits(Protocol):
     r2: np.ndarray
     regions: np.ndarray
     trigger: np.ndarray
-
-
-Reference = Callable[[np.ndarray], TriggerBits]
-"""Hardware words (N, 57) -> expected outputs, e.g. ``functools.partial(emulation.emulate_trigger, spec, weights)``."""
-
-
-def check_reference(reference: Any) -> Reference:
-    if not callable(reference):
-        raise ValueError(
-            f"reference must be a callable from hardware words to trigger outputs "
-            f"(e.g. emulation.TriggerEmulator(spec, weights)), got {type(reference).__name__}"
-        )
-    return reference
 
 
 def call_batch(fn, words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
@@ -109,17 +94,17 @@ class Project:
 def write_project(
     directory: str | os.PathLike[str],
     spec: FirmwareSpec,
-    reference: Reference,
+    weights: dict[str, np.ndarray],
     model: Any,
     settings: ConversionSettings,
     tb_words: np.ndarray,
     frontend: str = "keras",
     emulator: bool = False,
 ) -> Project:
-    """Convert ``model`` (the two-output pair) and write the complete trigger project at ``directory``;
-    ``reference`` (hardware words -> outputs of this spec) gives tb_data's expected outputs. With
-    ``emulator``, the project holds the emulator package too (:mod:`firmware.emulator_lib`)."""
-    check_reference(reference)
+    """Convert ``model`` (the two-output pair of ``spec`` with ``weights``) and write the complete trigger
+    project at ``directory``; the trigger emulator of ``spec`` and ``weights`` gives tb_data's expected
+    outputs. With ``emulator``, the project holds the emulator package too (:mod:`firmware.emulator_lib`)."""
+    reference = TriggerEmulator(spec, weights)  # checks the weights against the spec before anything is written
     directory = Path(directory)
     tb_words = np.asarray(tb_words, dtype=np.int64)
     if tb_words.ndim != 2 or tb_words.shape[1] != N_FEATURES or len(tb_words) == 0:

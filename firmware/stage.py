@@ -4,11 +4,9 @@ against the reference, costed and budget-checked (:func:`firmware.build.build_fi
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 
 from firmware.budget import BudgetError
@@ -18,8 +16,6 @@ from firmware.convert import ConversionSettings
 from firmware.defaults import DEFAULT_CSIM_EVENTS
 from firmware.example import event_words
 from firmware.options import check_spec_types
-from firmware.project import Reference
-from quantize.spec import FirmwareSpec
 
 
 @dataclass
@@ -70,12 +66,10 @@ def firmware_stage(
     emulator: bool = False,
     fail_over_budget: bool = False,
     console: Console | None = None,
-    *,
-    reference_for: Callable[[FirmwareSpec, dict[str, np.ndarray]], Reference],
 ) -> FirmwareStageResult:
     """Build the project of the model in ``quantized_dir`` (``models``: its exported files) into
     ``project_dir``, C-simulating ``csim_events`` events of ``events`` (toy events without a file)
-    against ``reference_for(spec, weights)``; prints the outcome on ``console``.
+    against the trigger emulator of its spec and weights; prints the outcome on ``console``.
 
     Raises ``ValueError`` when the C simulation or the emulator library differs from the reference,
     and ``BudgetError`` over the budget when ``fail_over_budget``."""
@@ -93,7 +87,6 @@ def firmware_stage(
         rtl_events=rtl_events,
         use_yosys=use_yosys,
         emulator=emulator,
-        reference=reference_for(model.spec, model.weights),
     )
     if console is not None:
         print_result(result, console)

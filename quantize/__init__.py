@@ -2,8 +2,9 @@
 
 Light imports only here; the frameworks load on use: ``quantize.brevitas_model``,
 ``quantize.qkeras_model`` (through ``quantize.keras_compat``), ``quantize.workflow``
-(checkpoint -> spec), ``quantize.scan``. The exact integer pair is ``emulation``'s (which imports
-this package, so ``quantize`` takes it as an argument where it needs it: ``emulation.exact_trigger()``).
+(checkpoint -> spec), ``quantize.scan``. The FirmwareSpec and its exact executor are ``emulation``'s
+(the package below this one): ``quantize.spec`` re-exports the spec, ``quantize.workflow`` runs the
+trigger emulator for the QAT inputs, thresholds and quantized scores.
 """
 
 from quantize.precision import (

@@ -9,7 +9,7 @@ layers do, without running synthesis.
 Each point fine-tunes the float checkpoint with QAT at ``weight_bits = activation_bits
 = b`` (integer bits as in the base config, input and score types unchanged) and the
 given sparsity, then scores the held-out test background and the signals with the
-bit-exact executor of the spec the caller passes (``exact``: the emulator).
+bit-exact executor of the spec (the trigger emulator, through ``quantize.workflow``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from quantize.qat import QATConfig
 from quantize.spec import FirmwareSpec, weight_key
 from quantize.workflow import (
     FRAMEWORKS,
-    ExactTrigger,
     compare,
     load_float_with_split,
     train_quantized,
@@ -81,8 +80,6 @@ def run_scan(
     base: QuantConfig | None = None,
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,
-    *,
-    exact: ExactTrigger,
 ) -> pd.DataFrame:
     """One QAT per (bits, sparsity); writes ``scan.csv`` and ``scan.png`` into ``out_dir``; returns the table.
 
@@ -107,8 +104,8 @@ def run_scan(
     for b, s in tqdm(points, desc="quantization scan", disable=not qat.progress):
         config = base.uniform(b)
         spec = build_spec(fm.architecture, config, fm.preprocessing)
-        _, weights, _ = train_quantized(framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam, exact=exact)
-        cmp = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz, exact=exact)
+        _, weights, _ = train_quantized(framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam)
+        cmp = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
         if not rows:  # the float pair's figures are in every comparison; take them once
             dense = sum(d.n_in * d.n_out for ae in spec.autoencoders for d in ae.layers)
             rows.append(_row("float", FLOAT_BITS, 0.0, dense * FLOAT_BITS * FLOAT_BITS, cmp, "float"))

@@ -13,7 +13,7 @@ from quantize.defaults import DEFAULT_SCAN_BITS, DEFAULT_SCAN_EPOCHS, DEFAULT_SC
 from quantize.precision import QuantConfig
 from quantize.qat import QATConfig, weight_sparsity
 from quantize.scan import run_scan
-from quantize.workflow import ExactTrigger, QuantizeResult, quantize_checkpoint
+from quantize.workflow import QuantizeResult, quantize_checkpoint
 
 SCAN_DIR = "scan"
 
@@ -74,16 +74,14 @@ def quantize_stage(
     rate_khz: float,
     fire_on: tuple[str, ...] = ("A",),
     scan: ScanSettings | None = None,
-    *,
-    exact: ExactTrigger,
 ) -> QuantizeStageResult:
     """:func:`quantize.workflow.quantize_checkpoint` into ``out_dir``; with ``scan``, also
     :func:`quantize.scan.run_scan` into ``out_dir/scan``."""
     out_dir = Path(out_dir)
     result = quantize_checkpoint(checkpoint, out_dir, framework, background, signals, quant_config, qat, rate_khz,
-                                 fire_on, exact=exact)
+                                 fire_on)
     frame = None
     if scan is not None:
         frame = run_scan(checkpoint, out_dir / SCAN_DIR, dict(signals), framework, background, scan.bits,
-                         scan.sparsity, quant_config, replace(qat, epochs=scan.epochs), rate_khz, exact=exact)
+                         scan.sparsity, quant_config, replace(qat, epochs=scan.epochs), rate_khz)
     return QuantizeStageResult(result, qat, rate_khz, weight_sparsity(result.weights), frame)

@@ -6,17 +6,15 @@ file, split with the same seed and fractions, the same preprocessing (the checkp
 the validation part, and float and quantized are compared on the held-out test part.
 
 Model inputs, thresholds and quantized scores never come from a framework's float forward
-pass: they come from the bit-exact executor of the spec (:class:`ExactTrigger`, the emulator),
-so Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
-Imports run ``emulation`` -> ``quantize``, so the caller passes the executor in
-(``emulation.exact_trigger()``).
+pass: they come from the bit-exact executor of the spec (:mod:`emulation.trigger`, the trigger
+emulator), so Brevitas and QKeras produce the same spec and the same thresholds for the same weights.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from emulation.trigger import emulate_trigger, input_mantissas, place_thresholds
 from offline.ad.defaults import DEFAULT_FRACTIONS, DEFAULT_RATE_KHZ
 from offline.ad.metrics import (
     auc,
@@ -46,9 +45,9 @@ from quantize.spec import FirmwareSpec
 
 __all__ = [
     "FRAMEWORKS",
-    "ExactTrigger",
     "QuantizeResult",
     "compare",
+    "exact_scores",
     "find_run_inputs",
     "model_inputs",
     "quantize_checkpoint",
@@ -62,24 +61,15 @@ QUANTIZE_KIND = "quantize"  # atomic_directory replaces only earlier quantize ou
 Weights = dict[str, np.ndarray]
 
 
-@dataclass(frozen=True)
-class ExactTrigger:
-    """The bit-exact executor of a FirmwareSpec (in practice :mod:`emulation`), passed in by the caller.
-
-    ``input_mantissas(spec, words)``: hardware words (N, 57) -> mantissas of ``spec.input``;
-    ``scores(spec, weights, words)``: (R1, R2) as floats on the score grids;
-    ``place_thresholds(spec, weights, words, event_weights, eps_b)``: the spec with ABCD thresholds
-    at background efficiency ``eps_b`` on those scores.
-    """
-
-    input_mantissas: Callable[[FirmwareSpec, np.ndarray], np.ndarray]
-    scores: Callable[[FirmwareSpec, Weights, np.ndarray], tuple[np.ndarray, np.ndarray]]
-    place_thresholds: Callable[[FirmwareSpec, Weights, np.ndarray, np.ndarray | None, float], FirmwareSpec]
-
-
-def model_inputs(exact: ExactTrigger, spec: FirmwareSpec, events: Events) -> np.ndarray:
+def model_inputs(spec: FirmwareSpec, events: Events) -> np.ndarray:
     """The values the quantized models see: the trigger's input mantissas of the events, as floats."""
-    return np.ldexp(exact.input_mantissas(spec, to_hardware(events.features)).astype(np.float64), -spec.input.fractional)
+    return np.ldexp(input_mantissas(spec, to_hardware(events.features)).astype(np.float64), -spec.input.fractional)
+
+
+def exact_scores(spec: FirmwareSpec, weights: Weights, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R1, R2 of hardware words (N, 57) as floats on the score grids: the trigger emulator's."""
+    out = emulate_trigger(spec, weights, words)
+    return out.r1_float, out.r2_float
 
 
 @dataclass
@@ -179,12 +169,10 @@ def train_quantized(
     val: Events,
     qat: QATConfig,
     lam: float,
-    *,
-    exact: ExactTrigger,
 ) -> tuple[Any, dict[str, np.ndarray], list[dict[str, float]]]:
     """Initialise the framework's quantized pair from the float one and fine-tune it; returns
-    (model, grid weights, history). Inputs are the trigger's input cast (``exact``) of the events."""
-    x_train, x_val = model_inputs(exact, spec, train), model_inputs(exact, spec, val)
+    (model, grid weights, history). Inputs are the trigger's input cast of the events."""
+    x_train, x_val = model_inputs(spec, train), model_inputs(spec, val)
     state = {k: v.detach().numpy() for k, v in float_pair.state_dict().items()}
     if framework == "brevitas":
         from quantize import brevitas_model as bm
@@ -219,22 +207,20 @@ def compare(
     background: Events,
     signals: dict[str, Events],
     rate_khz: float = DEFAULT_RATE_KHZ,
-    *,
-    exact: ExactTrigger,
 ) -> pd.DataFrame:
     """Float vs quantized per signal: AUC (ABCD-family score) and trigger efficiency at ``rate_khz``.
 
-    Quantized scores are ``exact``'s. ``tpr_spec`` is the quantized efficiency with the spec's own
+    Quantized scores are the trigger emulator's. ``tpr_spec`` is the quantized efficiency with the spec's own
     thresholds and region logic.
     """
     fb = score_events(float_pair, preprocessing, background)
-    qb1, qb2 = exact.scores(spec, weights, to_hardware(background.features))
+    qb1, qb2 = exact_scores(spec, weights, to_hardware(background.features))
     bw = background.event_weights
     t = spec.trigger
     rows = []
     for name, ev in signals.items():
         fs = score_events(float_pair, preprocessing, ev)
-        q1, q2 = exact.scores(spec, weights, to_hardware(ev.features))
+        q1, q2 = exact_scores(spec, weights, to_hardware(ev.features))
         sw = ev.event_weights
         f_tpr = trigger_efficiency_at_rate(fb.r1, fb.r2, fs.r1, fs.r2, rate_khz, bw, sw).tpr
         q_tpr = trigger_efficiency_at_rate(qb1, qb2, q1, q2, rate_khz, bw, sw).tpr
@@ -285,14 +271,12 @@ def quantize_checkpoint(
     qat: QATConfig | None = None,
     rate_khz: float = DEFAULT_RATE_KHZ,
     fire_on: tuple[str, ...] = ("A",),
-    *,
-    exact: ExactTrigger,
 ) -> QuantizeResult:
     """QAT of a float checkpoint in ``framework``; writes ``spec.json`` + ``weights.safetensors``, the
     exported models (``ae1/ae2.onnx`` or ``.h5``), ``comparison.csv`` and ``metrics.json`` into ``out_dir``.
 
     ``background`` defaults to the file the checkpoint was trained on (same split). Model inputs,
-    thresholds (validation part, ε_B of ``rate_khz``) and quantized scores come from ``exact``.
+    thresholds (validation part, ε_B of ``rate_khz``) and quantized scores come from the trigger emulator.
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
@@ -308,10 +292,10 @@ def quantize_checkpoint(
     # both frameworks write byte-identical spec.json files for the same model
     meta = {"rate_khz": rate_khz, "qat": {k: v for k, v in qat.to_dict().items() if k != "progress"}}
     draft = build_spec(fm.architecture, quant_config, fm.preprocessing, fire_on=fire_on, metadata=meta)
-    model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam, exact=exact)
-    spec = exact.place_thresholds(draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz))
+    model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam)
+    spec = place_thresholds(draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz))
     t = (spec.trigger.threshold_r1, spec.trigger.threshold_r2)
-    comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz, exact=exact)
+    comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
     ratios = {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
     # the directory appears whole or not at all: a firmware build never picks up half of it
     with atomic_directory(out_dir, kind=QUANTIZE_KIND) as tmp:

@@ -169,13 +169,12 @@ def test_sigterm_during_a_step_exits_143_and_keeps_the_earlier_run(workspace, mo
 
 
 def _quantized_dir(root: Path) -> Path:
-    from emulation import emulate_trigger
     from firmware.example import default_model
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        emulate_trigger, seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
     )
     spec.save(root / "quantized", weights)

@@ -18,11 +18,10 @@ import pytest
 
 from emulation import (
     FixedType,
-    build_qkeras_dense,
     emulate_project,
     load_hls_project,
-    write_qkeras_project,
 )
+from firmware.csim import build_qkeras_dense, write_qkeras_project
 
 N_IN = 8
 PROJECTS = {

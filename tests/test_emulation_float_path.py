@@ -298,10 +298,10 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
 
 
 def _trigger_case():
-    from emulation.trigger import emulate_trigger
-    from firmware.example import default_model, edge_words, toy_words
+    from emulation.events import edge_words
+    from firmware.example import default_model, toy_words
 
-    spec, weights = default_model(emulate_trigger, seed=0)
+    spec, weights = default_model(seed=0)
     words = np.concatenate([edge_words(spec, np.random.default_rng(1), 200), toy_words(3000, 2)])
     return spec, weights, words
 

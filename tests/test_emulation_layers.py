@@ -250,7 +250,8 @@ def test_merges_and_skip_connections_are_bit_exact(family, tmp_path):
     xb[: N_EVENTS // 6] = xa[: N_EVENTS // 6]  # equal operands: ties for maximum/minimum
     assert_bit_exact(hls_model, tmp_path / "prj", [xa, xb])
     # `l1ad emulate --compare-csim`: inputs and outputs side by side, in the top function's order
-    from emulation import CSimulation, emulate_project
+    from emulation import emulate_project
+    from firmware.csim import CSimulation
 
     both = np.concatenate([xa, xb], axis=1)[:500]
     sim = CSimulation(tmp_path / "prj")

@@ -27,13 +27,11 @@ import numpy as np
 import pytest
 
 from emulation import (
-    CSimulation,
-    build_qkeras_dense,
     emulate_project,
     load_hls_project,
-    write_qkeras_project,
 )
 from emulation.hls_text import read_source, resolve_size
+from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 
 SIZES = [12, 16, 8, 5]
 NAMES = {12: "N_INPUT_1_1", 16: "N_LAYER_2", 8: "N_LAYER_5", 5: "N_LAYER_8"}

@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 
 from emulation import (
-    CSimulation,
     FixedType,
-    build_qkeras_dense,
     emulate_project,
     from_float,
     load_hls_project,
     to_float,
-    write_qkeras_project,
 )
+from firmware.csim import CSimulation, build_qkeras_dense, compare_plain_csim, write_qkeras_project
 
 N_IN = 12
 
@@ -157,15 +155,16 @@ def test_cli_emulate_writes_exact_outputs_and_compares_with_csim(plain_project, 
 def test_emulate_plain_from_python_matches_csim_and_writes_only_the_output(plain_project, tmp_path):
     from rich.console import Console
 
-    from emulation import emulate_plain
+    from emulation import emulate_plain, load_inputs
 
     project = load_hls_project(plain_project.path)
     x = _events(1200, project.input_type, seed=6)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out" / "y.npy"
-    summary = emulate_plain(str(plain_project.path), str(tmp_path / "x.npy"), out, compare_csim=400, console=Console(quiet=True))
+    summary = emulate_plain(str(plain_project.path), str(tmp_path / "x.npy"), out, console=Console(quiet=True))
     assert summary["events_emulated"] == 1200 and summary["events_per_s"] > 0
-    assert summary["csim_events_compared"] == 400 and summary["csim_mismatches"] == 0
+    csim = compare_plain_csim(plain_project.path, load_inputs(tmp_path / "x.npy"), np.load(out), 400)
+    assert csim["csim_events_compared"] == 400 and csim["csim_mismatches"] == 0
     assert summary["overflows"]["input"]["overflows"] > 0  # wrapping inputs were counted
     y = np.load(out)
     assert y.dtype == np.float64 and y.shape == (1200, project.n_outputs)

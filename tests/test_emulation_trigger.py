@@ -16,8 +16,7 @@ from emulation import (
     input_mantissas,
     place_thresholds,
 )
-from emulation.events import binomial_efficiency, trigger_rate
-from firmware.example import edge_words
+from emulation.events import binomial_efficiency, edge_words, trigger_rate
 from offline.ad.model import AEConfig
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing

@@ -10,11 +10,10 @@ from typer.testing import CliRunner
 
 from emulation import (
     OverflowCounter,
-    TriggerEmulator,
-    compare_trigger_csim,
     emulate_trigger,
 )
-from firmware.example import edge_words
+from emulation.events import edge_words
+from firmware.trigger_csim import compare_trigger_csim
 from offline.ad.model import AEConfig
 
 pytestmark = [pytest.mark.hls, pytest.mark.slow]
@@ -28,7 +27,7 @@ def _model(narrow_accumulator: bool):
     so the comparison covers saturation, not only the exact default types."""
     from firmware.example import default_model
 
-    spec, weights = default_model(emulate_trigger, seed=1, n_fit=3000, ae_config=AEConfig(hidden=(8,), latent=3))
+    spec, weights = default_model(seed=1, n_fit=3000, ae_config=AEConfig(hidden=(8,), latent=3))
     aes = []
     for ae in spec.autoencoders:
         first = ae.layers[0]
@@ -66,8 +65,7 @@ def test_emulator_equals_trigger_csim_on_10k_events_with_empty_and_saturating(fr
         from quantize.brevitas_model import BrevitasPair, export_qonnx
 
         net = load_qonnx_pair(list(export_qonnx(BrevitasPair(spec).load_quantized(weights), tmp_path / "qonnx").values()))
-    reference = TriggerEmulator(spec, weights)
-    project = write_project(tmp_path / "prj", spec, reference, net, ConversionSettings(), words[:50], frontend).path
+    project = write_project(tmp_path / "prj", spec, weights, net, ConversionSettings(), words[:50], frontend).path
     result = compare_trigger_csim(spec, weights, project, words)
     out = emulate_trigger(spec, weights, words, counter := OverflowCounter())
     assert counter.overflows("ae1.score") > 0 and out.regions.any(axis=0).all()  # not vacuous
@@ -75,7 +73,7 @@ def test_emulator_equals_trigger_csim_on_10k_events_with_empty_and_saturating(fr
     assert result.mismatches == 0, f"first mismatching events: {result.first_mismatches}"
 
     if frontend == "keras":  # the CLI on the same project, and a project of another spec is refused
-        from emulation.trigger_csim import check_project
+        from firmware.trigger_csim import check_project
         from l1ad.cli import app
         from offline.events import write_events
         from tests.conftest import make_toy_events

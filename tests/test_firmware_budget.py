@@ -64,12 +64,11 @@ def test_resources_over_the_part_do_not_list_latency_blocks():
 
 
 def _traced(ae_hidden: tuple[int, ...], latent: int):
-    from emulation import emulate_trigger
     from firmware.example import default_model
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
-    return default_model(emulate_trigger, seed=5, n_fit=500, ae_config=AEConfig(hidden=ae_hidden, latent=latent, bias=True),
+    return default_model(seed=5, n_fit=500, ae_config=AEConfig(hidden=ae_hidden, latent=latent, bias=True),
                          quant_config=QuantConfig().uniform(4))  # fmt: skip
 
 

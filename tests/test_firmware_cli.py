@@ -7,7 +7,6 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from emulation import emulate_trigger
 from firmware.example import default_model
 from l1ad.cli import app
 
@@ -18,7 +17,7 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        emulate_trigger, seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3, 6),
     )
     qdir = tmp_path / "quantized"
@@ -59,7 +58,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     names = [s.NAME for s in STEPS]
     assert names.index("quantize") < names.index("firmware") < names.index("emulation")
     spec, weights = default_model(
-        emulate_trigger, seed=3, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=3, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
     )
     qdir = tmp_path / "run" / "quantize"
@@ -95,7 +94,7 @@ def test_event_words_are_file_or_toy_events_then_a_quarter_of_edge_words(tmp_pat
     from tests.conftest import make_toy_events
 
     spec, _ = default_model(
-        emulate_trigger, seed=4, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=4, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
     )
     events = make_toy_events(300, seed=5)

@@ -8,10 +8,11 @@ import shutil
 import numpy as np
 import pytest
 
-from emulation import TriggerEmulator, emulate_trigger
+from emulation import emulate_trigger
+from emulation.events import edge_words
 from firmware.budget import BudgetError, check_budget, part_capacity
 from firmware.cost import METRICS, CostReport, adders_per_cycle, estimate, parse_yosys_stat
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.trace import breakdown, trace_trigger
 
 
@@ -22,7 +23,7 @@ def small():
     from quantize.precision import QuantConfig
 
     return default_model(
-        emulate_trigger, seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 3, 27),
     )
 
@@ -75,7 +76,7 @@ def test_estimate_labels_every_figure_with_its_source(small, tmp_path):
 def test_rtl_is_bit_exact_in_verilator_and_yosys_maps_it(small, tmp_path):
     spec, weights = small
     words = _words(spec, 2000)
-    report = estimate(spec, weights, 4.0, tmp_path, check_words=words, reference=TriggerEmulator(spec, weights))
+    report = estimate(spec, weights, 4.0, tmp_path, check_words=words)
     assert report.rtl_events == len(words)
     assert report.rtl_mismatches == 0
     assert report.get("luts", "yosys synth_xilinx xcup (mapped cells)") > 0

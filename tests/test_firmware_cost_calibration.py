@@ -119,7 +119,6 @@ def test_calibration_ratios_and_committed_table_agree():
 
 
 def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
-    from emulation import emulate_trigger
     from firmware.cost import estimate
     from firmware.example import default_model
     from offline.ad.model import AEConfig
@@ -127,7 +126,7 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
     from quantize.spec import weight_key
 
     spec, weights = default_model(
-        emulate_trigger, seed=3, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=3, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(8), score_outputs=(0, 1, 3, 27),
     )
     table = estimate(spec, weights, 5.0, tmp_path, use_verilator=False, use_yosys=False).table()

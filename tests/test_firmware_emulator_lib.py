@@ -9,10 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from emulation import TriggerEmulator, emulate_trigger
+from emulation import TriggerEmulator
+from emulation.events import edge_words
 from firmware.convert import ConversionSettings
 from firmware.emulator_lib import EmulatorLibrary, build_emulator, model_name, write_emulator
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.models import qkeras_pair_from_spec
 from firmware.project import compare, write_project
 
@@ -27,7 +28,7 @@ def small():
     from quantize.precision import QuantConfig
 
     return default_model(
-        emulate_trigger, seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(3,), latent=2, bias=True),
+        seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(3,), latent=2, bias=True),
         quant_config=QuantConfig().uniform(6), score_outputs=(0, 1, 3, 6, 9),
     )  # fmt: skip
 
@@ -38,7 +39,7 @@ def package(small, tmp_path_factory):
     spec, weights = small
     root = tmp_path_factory.mktemp("emulib")
     words = toy_words(60, 9)
-    project = write_project(root / "ad-v1", spec, TriggerEmulator(spec, weights), qkeras_pair_from_spec(spec, weights),
+    project = write_project(root / "ad-v1", spec, weights, qkeras_pair_from_spec(spec, weights),
                             ConversionSettings(backend="Vitis"), words, emulator=True)  # fmt: skip
     directory = project.path / "emulator"
     return directory, build_emulator(directory)

@@ -22,17 +22,12 @@ FEATURES = tuple(range(12))
 RATE_KHZ = 400.0  # 1 % of the bunch crossings
 
 
-def _scores(spec, weights, words):
-    out = emulate_trigger(spec, weights, words)
-    return out.r1_float, out.r2_float
-
-
 @pytest.fixture(scope="module")
 def small():
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
-    return default_model(emulate_trigger, seed=4, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+    return default_model(seed=4, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
                          quant_config=QuantConfig().uniform(4), score_outputs=FEATURES)  # fmt: skip
 
 
@@ -46,7 +41,7 @@ def test_feature_order_puts_constant_features_last():
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
-    spec, _ = default_model(emulate_trigger, seed=1, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+    spec, _ = default_model(seed=1, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
                             quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 2, 4))  # fmt: skip
     words = np.zeros((100, 57), dtype=np.int64)
     rng = np.random.default_rng(0)
@@ -60,7 +55,7 @@ def test_scan_trades_latency_for_efficiency_and_counts_the_signal_like_a_second_
     spec, weights = small
     bkg = toy_words(3000, 11)
     sig = {"hot": _signal_words(500, 12)}
-    frame = scan_latency(spec, weights, bkg, sig, _scores, 5.0, feature_counts=(12, 3), rate_khz=RATE_KHZ)
+    frame = scan_latency(spec, weights, bkg, sig, 5.0, feature_counts=(12, 3), rate_khz=RATE_KHZ)
     assert list(frame["features"]) == [12, 3]
     assert (frame["latency_ns"] == frame["latency_cycles"] * 5.0).all()
     # the score's adder tree over 12 squares is ceil(log2 12) = 4 levels deep, over 3 squares 2: the rest is common
@@ -80,7 +75,7 @@ def test_scan_trades_latency_for_efficiency_and_counts_the_signal_like_a_second_
 def test_scan_rejects_a_feature_count_outside_the_scores(small):
     spec, weights = small
     with pytest.raises(ValueError, match=r"feature count 13 is not in 1\.\.12"):
-        scan_latency(spec, weights, toy_words(100, 1), {"s": toy_words(10, 2)}, _scores, 5.0, feature_counts=(13,))
+        scan_latency(spec, weights, toy_words(100, 1), {"s": toy_words(10, 2)}, 5.0, feature_counts=(13,))
 
 
 def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path):
@@ -117,7 +112,7 @@ def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path)
     from offline.events.io import read_events
 
     b, s = read_events(bkg), read_events(sig)
-    frame = scan_latency(spec, weights, to_hardware(b.features), {"hot": to_hardware(s.features)}, _scores, 5.0,
+    frame = scan_latency(spec, weights, to_hardware(b.features), {"hot": to_hardware(s.features)}, 5.0,
                          feature_counts=(12, 6, 3), rate_khz=400.0, background_weights=b.event_weights,
                          signal_weights={"hot": s.event_weights})  # fmt: skip
     assert [r["efficiency_hot"] for r in data["rows"]] == pytest.approx(list(frame["efficiency_hot"]))

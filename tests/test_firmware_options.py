@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 from typer.testing import CliRunner
 
-from emulation import emulate_trigger
 from firmware.example import default_model
 from firmware.options import CLI_NAMES, check_options, check_spec_types
 from l1ad.cli import app
@@ -20,7 +19,7 @@ def small():
     from quantize.precision import QuantConfig
 
     return default_model(
-        emulate_trigger, seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
     )  # fmt: skip
 
@@ -109,7 +108,6 @@ def test_library_check_returns_settings_and_names_the_option_as_the_caller_spell
 @pytest.mark.hls
 def test_a_build_that_fails_after_writing_leaves_no_project(small, tmp_path, monkeypatch):
     import firmware.build as build
-    from emulation import TriggerEmulator
     from firmware.convert import ConversionSettings
     from firmware.example import toy_words
 
@@ -121,6 +119,5 @@ def test_a_build_that_fails_after_writing_leaves_no_project(small, tmp_path, mon
 
     monkeypatch.setattr(build, "CSim", broken_compiler)
     with pytest.raises(ValueError, match="g\\+\\+ exploded"):
-        build.build_firmware(quantized, tmp_path / "hls_projects" / "p", ConversionSettings(), toy_words(30, 1),
-                             reference=TriggerEmulator(spec, weights))  # fmt: skip
+        build.build_firmware(quantized, tmp_path / "hls_projects" / "p", ConversionSettings(), toy_words(30, 1))
     assert list((tmp_path / "hls_projects").iterdir()) == [], "neither the project nor a partial directory is left"

@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from emulation import TriggerEmulator, emulate_trigger
+from emulation import TriggerEmulator
+from emulation.events import edge_words
 from firmware.convert import ConversionSettings
-from firmware.example import default_model, edge_words, toy_words
+from firmware.example import default_model, toy_words
 from firmware.models import load_keras_pair, load_qonnx_pair
 from firmware.project import CSim, build_testbench, compare, write_project
 
@@ -18,7 +19,7 @@ N_CSIM = 10_000
 
 @pytest.fixture(scope="module")
 def default():
-    return default_model(emulate_trigger, seed=0, n_fit=3000)
+    return default_model(seed=0, n_fit=3000)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +52,7 @@ def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, 
     spec, weights = default
     words = _words(spec, 50)
     settings = ConversionSettings(backend=backend, clock_period_ns=4.0)
-    reference = TriggerEmulator(spec, weights)
-    project = write_project(tmp_path / "prj", spec, reference, _model(exported, frontend), settings, words, frontend)
+    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words, frontend)
     root = project.path
     for rel in ("firmware/trigger_top.cpp", "firmware/trigger_top.h", "firmware/trigger_nets.cpp",
                 "trigger_top_test.cpp", "build_prj.tcl", "Makefile", "tb_data/tb_input_features.dat",
@@ -84,7 +84,7 @@ def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(default, e
     assert (words[:, 0::3] == spec.hardware_input.max_int).any(), "saturating pT included"
     settings = ConversionSettings(backend=backend)
     reference = TriggerEmulator(spec, weights)
-    project = write_project(tmp_path / "prj", spec, reference, _model(exported, frontend), settings, words[:300], frontend)
+    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words[:300], frontend)
     got = CSim(project.path, spec)(words)
     expected = reference(words)
     assert compare(got, expected) == 0
@@ -131,10 +131,11 @@ def test_emulator_matches_brevitas_and_qkeras_forward_passes(default):
         np.testing.assert_array_equal(qkeras.predict(xf, ae).astype(np.float64), ref)
 
 
-def test_project_refuses_a_reference_that_is_not_callable(default, tmp_path):
+def test_project_refuses_weights_that_do_not_fit_the_spec(default, tmp_path):
     spec, weights = default
-    with pytest.raises(ValueError, match="reference must be a callable"):
-        write_project(tmp_path / "prj", spec, weights, None, ConversionSettings(), _words(spec, 10))
+    short = {k: v for k, v in weights.items() if not k.startswith("ae2.")}
+    with pytest.raises(ValueError, match="missing 'ae2"):
+        write_project(tmp_path / "prj", spec, short, None, ConversionSettings(), _words(spec, 10))
     assert not (tmp_path / "prj").exists()
 
 

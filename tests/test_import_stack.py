@@ -11,14 +11,11 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
-# issue 15's proposed stack, top first: the exact executor sits below every package that uses it
-PROPOSED_STACK = ("l1ad", "firmware", "quantize", "emulation", "offline")
-# the stack the code follows today (README, "Imports run one way")
-CURRENT_STACK = ("l1ad", "emulation", "firmware", "quantize", "offline")
+# the package stack, top first (README, "Imports run one way"): the FirmwareSpec, the fixed-point
+# arithmetic and the exact executor (emulation) sit below every package that uses them
+STACK = ("l1ad", "firmware", "quantize", "emulation", "offline")
 
 
 @dataclass(frozen=True)
@@ -87,20 +84,9 @@ def _report(violations: list[Violation], stack: tuple[str, ...]) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15 redesign: the fixed-point graph, arithmetic and executor move below quantize and "
-    "firmware (stack l1ad -> firmware -> quantize -> emulation -> offline); emulation still sits on top",
-)
-def test_imports_follow_the_proposed_stack():
-    violations = stack_violations(ROOT, PROPOSED_STACK)
-    assert not violations, _report(violations, PROPOSED_STACK)
-
-
-def test_imports_follow_the_current_stack():
-    """No import runs against today's stack either, so nothing new climbs up meanwhile."""
-    violations = stack_violations(ROOT, CURRENT_STACK)
-    assert not violations, _report(violations, CURRENT_STACK)
+def test_imports_follow_the_stack():
+    violations = stack_violations(ROOT, STACK)
+    assert not violations, _report(violations, STACK)
 
 
 def test_a_lazy_import_inside_a_function_against_the_stack_is_reported(tmp_path):

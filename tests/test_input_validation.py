@@ -396,12 +396,11 @@ def test_firmware_refuses_damaged_onnx(tmp_path, spec, damage):
 
 
 def test_firmware_command_refuses_a_pickle_in_place_of_the_onnx_export(tmp_path):
-    from emulation import emulate_trigger
     from firmware.example import default_model
     from offline.ad.model import AEConfig
 
     spec, weights = default_model(
-        emulate_trigger, seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3, 6),
     )
     qdir = tmp_path / "quantized"

@@ -98,7 +98,7 @@ SUMMARY_KEYS = {
                  "emulator_mismatches", "estimate_error", "estimate_source", "ffs", "ii_cycles", "latency_budget_ns",
                  "latency_cycles", "latency_ns", "luts", "project", "within_budget"},
     "emulation": {"csim_events_compared", "csim_events_per_s", "csim_mismatches", "efficiency", "events_emulated",
-                  "events_per_s", "rate_khz"},
+                  "events_per_cpu_s", "events_per_s", "rate_khz", "speed_events"},
 }
 
 

@@ -116,13 +116,12 @@ def test_files_without_a_model_config_or_of_another_format_are_refused(tmp_path)
 
 @pytest.fixture(scope="module")
 def spec_dir(tmp_path_factory):
-    from emulation import emulate_trigger
     from firmware.example import default_model
     from offline.ad.model import AEConfig
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        emulate_trigger, seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
         quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
     )
     qdir = tmp_path_factory.mktemp("spec") / "quantized"

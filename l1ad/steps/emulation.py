@@ -3,8 +3,9 @@
 Trigger mode (``--events``): the FirmwareSpec of a run (``runs/NAME``) or a spec directory,
 per-event scores and bits to HDF5, rate, efficiencies, ABCD counts, optionally checked
 against the C simulation of the firmware project. Plain mode (``--inputs``/``--out``): any
-hls4ml dense/ReLU project on float inputs. Both are :mod:`emulation.workflow` functions; this
-module parses the options and prints."""
+hls4ml dense/ReLU project on float inputs. Both are :mod:`emulation.workflow` functions, the
+C-simulation checks :mod:`firmware.csim` and :mod:`firmware.trigger_csim` ones; this module parses
+the options and prints."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def emulate(
     device: Annotated[Device, typer.Option(help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present).")] = Device.cpu,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
-    from emulation import emulate_plain, emulate_trigger_files, overflow_table
+    from emulation import emulate_plain, emulate_trigger_files, load_inputs, overflow_table
 
     console = Console(markup=False)
     files = list(events or []) + list(more_events or [])
@@ -69,7 +70,13 @@ def emulate(
             raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, compare_csim, Console(stderr=True, markup=False), device.value)
+        summary = emulate_plain(model, inputs, out, Console(stderr=True, markup=False), device.value)
+        if compare_csim > 0:
+            import numpy as np
+
+            from firmware.csim import compare_plain_csim
+
+            summary.update(compare_plain_csim(model, load_inputs(inputs), np.load(out, allow_pickle=False), compare_csim))
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -81,8 +88,12 @@ def emulate(
         console.print(table)
     elif files:
         out = out or Path("emulation.h5")
-        summary = emulate_trigger_files(model, files, out, compare_csim, project, chunk_size, Console(stderr=True, markup=False), workers,
+        summary = emulate_trigger_files(model, files, out, chunk_size, Console(stderr=True, markup=False), workers,
                                         device.value)  # fmt: skip
+        if compare_csim > 0:
+            from firmware.trigger_csim import compare_trigger_files_csim
+
+            summary.update(compare_trigger_files_csim(model, files, compare_csim, project, Console(stderr=True, markup=False)))
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -124,6 +135,11 @@ def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) ->
     cfg = ctx.config[NAME]
     project = ctx.firmware.build.project.path if ctx.firmware is not None else None
     files = [events.background, *events.signals.values()]  # background first: the C simulation takes its events
-    return emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", project,
-                         int(cfg["compare_csim_events"]), int(cfg["chunk_size"]), ctx.console, int(cfg["workers"]),
-                         int(cfg.get("speed_events", DEFAULTS["speed_events"])))  # fmt: skip
+    result = emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", int(cfg["chunk_size"]),
+                           ctx.console, int(cfg["workers"]), int(cfg.get("speed_events", DEFAULTS["speed_events"])))
+    n_csim = int(cfg["compare_csim_events"])
+    if project is None or n_csim <= 0:
+        return result
+    from firmware.trigger_csim import check_emulation
+
+    return check_emulation(result, quantize.out_dir, files, project, n_csim, ctx.console)

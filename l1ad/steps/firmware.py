@@ -74,7 +74,6 @@ def firmware(
     rate: Annotated[float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
-    from emulation import TriggerEmulator
     from firmware.build import build_firmware, load_quantized
     from firmware.example import event_words
     from firmware.options import CLI_NAMES, check_options, check_spec_types
@@ -99,7 +98,7 @@ def firmware(
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
         model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
-        emulator=emulator, reference=TriggerEmulator(model.spec, model.weights),
+        emulator=emulator,
     )
     print_result(result, console)
     if result.csim_mismatches:
@@ -113,8 +112,7 @@ def firmware(
 
 def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
           rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console) -> None:  # fmt: skip
-    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` with the emulator's exact scores."""
-    from emulation import emulate_trigger
+    """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` (the emulator's exact scores)."""
     from firmware.build import load_quantized
     from firmware.latency_scan import scan_latency_files
     from l1ad.options import named_paths
@@ -130,17 +128,13 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
     if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
         raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
 
-    def scores(spec, weights, words):
-        out = emulate_trigger(spec, weights, words)
-        return out.r1_float, out.r2_float
-
     from rich.progress import Progress
 
     model = load_quantized(quantized, framework)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("latency scan (score features)", total=None)
         frame, paths = scan_latency_files(
-            model.spec, model.weights, events, signals, scores, clock_period_ns, out, counts, rate_khz, budget_ns,
+            model.spec, model.weights, events, signals, clock_period_ns, out, counts, rate_khz, budget_ns,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
@@ -186,7 +180,6 @@ def register(app: typer.Typer) -> None:
 def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
     """Project for the quantize stage's model under hls_projects/<name>: checked, costed, budget-checked
     on the events stage's background (toy events without one)."""
-    from emulation import TriggerEmulator
     from firmware.options import check_options
     from firmware.stage import firmware_stage
     from offline.artifacts import plain_name
@@ -211,5 +204,4 @@ def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
         emulator=bool(cfg["emulator"]),
         fail_over_budget=bool(cfg["fail_over_budget"]),
         console=ctx.console,
-        reference_for=TriggerEmulator,
     )

@@ -84,7 +84,6 @@ def quantize(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Quantization-aware training of the float pair; writes the FirmwareSpec and the exported models."""
-    from emulation import exact_trigger
     from offline.artifacts import read_json
     from quantize.workflow import find_run_inputs, quantize_checkpoint
 
@@ -106,11 +105,11 @@ def quantize(
         from quantize.scan import run_scan
 
         frame = run_scan(checkpoint, out, signals, framework, events, tuple(int(b) for b in _floats(scan_bits, "--scan-bits")),
-                         tuple(_floats(scan_sparsity, "--scan-sparsity")), qconf, qat, rate_khz, exact=exact_trigger())
+                         tuple(_floats(scan_sparsity, "--scan-sparsity")), qconf, qat, rate_khz)
         console.print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         console.print(f"wrote {out / 'scan.csv'} and {out / 'scan.png'}")
         return
-    result = quantize_checkpoint(checkpoint, out, framework, events, signals, qconf, qat, rate_khz, exact=exact_trigger())
+    result = quantize_checkpoint(checkpoint, out, framework, events, signals, qconf, qat, rate_khz)
     if len(result.comparison):
         console.print(result.comparison.to_string(float_format=lambda v: f"{v:.4g}"))
     t = result.spec.trigger
@@ -124,7 +123,6 @@ def register(app) -> None:
 
 def run(ctx: RunContext, events: EventSamples, ad: ADStageResult) -> QuantizeStageResult:
     """QAT of the ad stage's pair in the configured framework: spec, export, float-vs-quantized comparison."""
-    from emulation import exact_trigger
     from quantize.stage import ScanSettings, quantize_stage
 
     cfg = ctx.config[NAME]
@@ -133,4 +131,4 @@ def run(ctx: RunContext, events: EventSamples, ad: ADStageResult) -> QuantizeSta
                         int(cfg["scan_epochs"])) if cfg["scan"] else None
     return quantize_stage(ad.checkpoint, ctx.step_dir(NAME), cfg["framework"], events.background, events.signals,
                           QuantConfig.from_dict(cfg["precision"]), QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed}),
-                          float(rate), tuple(cfg["fire_on"]), scan, exact=exact_trigger())
+                          float(rate), tuple(cfg["fire_on"]), scan)

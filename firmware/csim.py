@@ -1,4 +1,4 @@
-"""Bridge to hls4ml's C simulation: the reference the emulator is checked against.
+"""Bridge to hls4ml's C simulation of plain network projects: the reference the emulator is checked against.
 
 ``CSimulation(project_dir)`` links an hls4ml project (``hls4ml_config.yml`` +
 ``firmware/``), compiles it with g++ through hls4ml (its ``build_lib.sh``) and runs
@@ -6,7 +6,9 @@
 converts a plain QKeras model with hls4ml (io_parallel, Latency, granularity='name')
 and writes and compiles it: projects that l1ad did not design.
 
-hls4ml and QKeras are imported through ``quantize.keras_compat`` (tf_keras workaround).
+:func:`compare_plain_csim` checks ``emulation.emulate_plain``'s outputs against it (``l1ad emulate
+--inputs --compare-csim``). hls4ml and QKeras are imported through ``quantize.keras_compat``
+(tf_keras workaround).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CSimulation", "build_qkeras_dense", "write_qkeras_project"]
+__all__ = ["CSimulation", "build_qkeras_dense", "compare_plain_csim", "write_qkeras_project"]
 
 
 def _hls4ml():
@@ -170,3 +172,21 @@ def write_qkeras_project(
     if not compile:
         return output_dir
     return CSimulation(output_dir)
+
+
+def compare_plain_csim(
+    project: str | os.PathLike[str], inputs: np.ndarray, outputs: np.ndarray, n: int
+) -> dict[str, Any]:
+    """C-simulate the first ``n`` rows of ``inputs`` through ``project`` and count the rows whose
+    outputs differ from ``outputs`` (the emulator's): ``csim_events_compared``, ``csim_mismatches``,
+    ``csim_events_per_s``."""
+    n = min(n, len(inputs))
+    sim = CSimulation(project)
+    start = time.perf_counter()
+    expected = sim.predict(inputs[:n])
+    seconds = time.perf_counter() - start
+    return {
+        "csim_events_compared": n,
+        "csim_mismatches": int(np.any(expected != outputs[:n], axis=1).sum()),
+        "csim_events_per_s": n / seconds if seconds > 0 else None,
+    }

@@ -1,25 +1,41 @@
 """The emulator against the C simulation of the whole trigger project (``firmware``'s hls4ml project).
 
-The project (``hls_projects/NAME``, written by ``firmware.write_project``) holds the hls4ml
-network function, the trigger wrapper and a ctypes bridge; ``firmware.project.CSim``
+The project (``hls_projects/NAME``, written by :func:`firmware.project.write_project`) holds the
+hls4ml network function, the trigger wrapper and a ctypes bridge; :class:`firmware.project.CSim`
 compiles it with g++ and runs ``trigger_top`` event by event. Every output (R1, R2, the
-four region bits, the trigger bit) is compared with :class:`emulation.trigger.TriggerEmulator`.
+four region bits, the trigger bit) is compared with :class:`emulation.trigger.TriggerEmulator`:
+for ``l1ad emulate --compare-csim`` (:func:`compare_trigger_files_csim`) and the ``emulation``
+stage of ``l1ad run`` (:func:`check_emulation`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from rich.console import Console
 
+from emulation.events import background_and_edge_words, load_trigger
+from emulation.spec import FirmwareSpec
+from emulation.stage import TriggerEmulation
 from emulation.trigger import TriggerEmulator
+from firmware.project import CSim, write_project
 from offline.artifacts import read_json
-from quantize.spec import FirmwareSpec
 
-__all__ = ["CSimComparison", "compare_trigger_csim", "find_trigger_project", "write_trigger_project"]
+__all__ = [
+    "CSimComparison",
+    "check_emulation",
+    "compare_trigger_csim",
+    "compare_trigger_files_csim",
+    "find_trigger_project",
+    "write_trigger_project",
+]
 
 PROJECT_FILE = "l1ad_firmware.json"
 
@@ -72,8 +88,6 @@ def compare_trigger_csim(
     spec: FirmwareSpec, weights: dict[str, np.ndarray], project: str | os.PathLike[str], words: np.ndarray
 ) -> CSimComparison:
     """C-simulate ``words`` (N, 57) through the project's ``trigger_top`` and count events whose outputs differ."""
-    from firmware.project import CSim
-
     project = check_project(project, spec)
     words = np.ascontiguousarray(words, dtype=np.int64)
     sim = CSim(project, spec)
@@ -92,10 +106,54 @@ def write_trigger_project(
     spec: FirmwareSpec, weights: dict[str, np.ndarray], directory: str | os.PathLike[str], tb_words: np.ndarray
 ) -> Path:
     """A trigger project for the spec (QKeras pair built from it, default conversion settings): when a run has none."""
+    # late: hls4ml and TensorFlow load with the conversion
     from firmware.convert import ConversionSettings
     from firmware.models import qkeras_pair_from_spec
-    from firmware.project import write_project
 
     model = qkeras_pair_from_spec(spec, weights)
-    reference = TriggerEmulator(spec, weights)
-    return write_project(directory, spec, reference, model, ConversionSettings(), np.asarray(tb_words)[:100]).path
+    return write_project(directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]).path
+
+
+def compare_trigger_files_csim(
+    model: str | os.PathLike[str],
+    events: list[str | os.PathLike[str]],
+    n: int,
+    project: str | os.PathLike[str] | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """C-simulate ``n`` words (the first events of ``events``, background first, plus edge words)
+    through ``project`` and count the events whose outputs differ from the emulator's.
+
+    ``model``: a run directory, spec directory or spec file. ``project`` defaults to the run's
+    firmware project; without one, a QKeras-frontend project is written to a temporary directory.
+    Returns ``csim_events_compared``, ``csim_mismatches``, ``csim_events_per_s`` and ``csim_project``.
+    """
+    console = console or Console(stderr=True, markup=False)
+    spec, weights, _ = load_trigger(model)
+    words = background_and_edge_words(list(events), n, spec)
+    project = project or find_trigger_project(model)
+    with tempfile.TemporaryDirectory(prefix="l1ad_trigger_prj_") as tmp:
+        if project is None:
+            console.print("no firmware project recorded for this model: writing one (hls4ml, QKeras frontend)")
+            project = write_trigger_project(spec, weights, Path(tmp) / "trigger", words)
+        comparison = compare_trigger_csim(spec, weights, project, words)
+    return {
+        "csim_events_compared": comparison.events,
+        "csim_mismatches": comparison.mismatches,
+        "csim_events_per_s": comparison.csim_events_per_s,
+        "csim_project": str(project),
+    }
+
+
+def check_emulation(
+    emulation: TriggerEmulation,
+    spec_dir: str | os.PathLike[str],
+    events: list[Path],
+    project: Path,
+    n: int,
+    console: Console | None = None,
+) -> TriggerEmulation:
+    """The ``emulation`` stage's result with its C-simulation figures: ``n`` events of ``events``
+    (background first) through the run's firmware ``project``."""
+    figures = compare_trigger_files_csim(spec_dir, list(events), n, project, console)
+    return dataclasses.replace(emulation, **figures)
