@@ -61,7 +61,14 @@ from typing import Any
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, _ap_int_from_double, _bounds, from_float, to_float
+from emulation.fixed import (
+    FixedType,
+    OverflowCounter,
+    _ap_int_from_double,
+    _bounds,
+    from_float,
+    to_float,
+)
 from emulation.graph import Graph, Node
 
 __all__ = [
