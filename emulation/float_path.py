@@ -580,7 +580,8 @@ class _Step:
     ops: list[Op] = field(default_factory=list)
     weight: np.ndarray | None = None  # dense/conv: weights times the folded scale (n_in, n_out)
     bias: np.ndarray | None = None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
-    columns: np.ndarray | None = None  # conv: im2col indices (-1: padding)
+    columns: np.ndarray | None = None  # conv: granule index per (segment, band column) (-1: padding, -2: ones)
+    granule: int = 1  # conv: floats per gathered granule
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
     windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
     pad: float = 0.0  # max pooling: the padding cells' value
@@ -654,76 +655,98 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     if dtype is None:
         return None
     b = np.array(b_acc, dtype=np.float64) * float(scale) + float(offset)
-    columns, counts = None, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
+    columns, granule, counts = None, 1, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
     if node.kind == "conv":
         columns = np.asarray(p["columns"])
         counts = (len(columns), w.shape[0], w.shape[1])
         b = np.tile(b, len(columns))  # the outputs are (pixel, filter), channels last
         if "geometry" in p:
-            columns, w = _conv_segments(p["geometry"], w)
+            columns, w, granule = _conv_segments(p["geometry"], w)
     weight = w.astype(np.float64) * (float(scale) * 2.0**shift)
     if columns is not None:
-        # The bias as one more product term: a column of ones (index -2; -1 is the padding's zero)
-        # times a bias row. The partial sums keep the same bound, and one pass over the outputs goes.
+        # The bias as one more product term: a granule [1, 0, ...] (index -2; -1 is the padding's
+        # zeros) times a bias row (and zero rows). The partial sums keep the same bound, and one
+        # pass over the outputs goes.
         columns = np.concatenate([columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1)
-        weight = np.concatenate([weight, b[: weight.shape[1]][None, :]], axis=0)
+        bias_rows = np.zeros((granule, weight.shape[1]))
+        bias_rows[0] = b[: weight.shape[1]]
+        weight = np.concatenate([weight, bias_rows], axis=0)
     step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight.astype(dtype),
                  None if columns is not None else b.astype(dtype), columns)  # fmt: skip
-    step.counts = counts
+    step.counts, step.granule = counts, granule
     return step
 
 
-# Cost model of a conv segment, in units of one gathered value (numpy take, ~0.6 ns), fitted to
+# Cost model of a conv segment, in units of one gathered float (numpy take, ~0.6 ns), fitted to
 # single-threaded sgemm on narrow shapes: each product input costs 0.6 more (a fixed cost per
-# row and column of x), and GATHER_PER_MAC multiply-adds cost one.
+# row and column of x), and GATHER_PER_MAC multiply-adds cost one. A granule of g floats is
+# taken as one element, costing 1 + g * GRANULE_FLOAT_COST (a gather of granules copies
+# g * 4 bytes per index: measured 4x cheaper per float at g = 8 than at g = 1).
 GATHER_PER_MAC = 28.0
 PRODUCT_INPUT_COST = 0.6
+GRANULE_FLOAT_COST = 0.1
+MAX_GRANULE_BYTES = 64  # wider granules gather no faster per float, and pad the product more
 
 
-def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A conv as one matrix product per segment of ``S`` output pixels of a row: (input index per
-    (segment, band column), band weights), with ``S`` (a divisor of the output width) chosen cheapest.
+def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None,
+                   pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """A conv as one matrix product per segment of ``S`` output pixels of a row: (input granule
+    index per (segment, band column), band weights, floats per granule), with ``S`` (a divisor
+    of the output width) and the granule (``Q`` pixels, all channels) chosen cheapest.
 
     Segment (oy, sx) reads input rows ``oy*sh + ky*dh - pt`` and the ``(S-1)*sw + (KW-1)*dw + 1``
-    input columns from ``sx*S*sw - pl`` (index -1: padding), all channels; the band weights map
-    them to the segment's ``S * F`` outputs (the kernel taps, zeros elsewhere: exact by the
-    same bound, as zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C``
-    inputs and ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its
-    speed, and the gather copies every input ``KH*KW`` times); wider segments gather less and
-    multiply more (the cost model above, measured).
+    input columns from ``x0 = sx*S*sw - pl``, all channels; the band weights map them to the
+    segment's ``S * F`` outputs (the kernel taps, zeros elsewhere: exact by the same bound, as
+    zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C`` inputs and
+    ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its speed, and
+    the gather copies every input ``KH*KW`` times); wider segments gather less and multiply more
+    (the cost model above, measured).
+
+    The gather moves granules of ``Q`` adjacent pixels (``Q * C`` floats; index -1: a granule of
+    padding): a take costs per index, not per byte. Granules are aligned to multiples of ``Q``
+    pixels, so ``Q`` divides the input width (a granule is all image or all padding) and
+    ``S*sw`` (every segment starts at the same offset ``a`` in its first granule: one band for
+    all); the band covers the extra pixels of the first and last granule with zero weights.
     """
     (ih, iw), c = geometry["in_shape"], geometry["n_chan"]
     (kh, kw), (sh, sw), (pt, pl) = geometry["filt"], geometry["stride"], geometry["pad"]
     (dh, dw), (oh, ow) = geometry["dilation"], geometry["out_shape"]
     f = weight.shape[1]
 
-    def span(seg: int) -> int:
-        return (seg - 1) * sw + (kw - 1) * dw + 1
+    def slots(seg: int, q: int) -> int:  # granules per segment row
+        span = (seg - 1) * sw + (kw - 1) * dw + 1
+        return ((-pl) % q + span - 1) // q + 1
 
-    def cost(seg: int) -> float:
-        rows, k = oh * ow // seg, kh * span(seg) * c
-        return rows * k * (1 + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
+    def cost(choice: tuple[int, int]) -> float:
+        seg, q = choice
+        rows, k = oh * ow // seg, kh * slots(seg, q) * q * c
+        return rows * k * ((1 + q * c * GRANULE_FLOAT_COST) / (q * c) + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
 
-    if seg is None:
-        seg = min((d for d in range(1, ow + 1) if ow % d == 0), key=cost)
-    width = span(seg)
-    index = np.full((oh, ow // seg, kh, width, c), -1, dtype=np.int64)
+    segs = [seg] if seg is not None else [d for d in range(1, ow + 1) if ow % d == 0]
+    qs = [pixels] if pixels is not None else [q for q in range(1, iw + 1) if iw % q == 0
+                                              and (q == 1 or q * c * 4 <= MAX_GRANULE_BYTES)]  # fmt: skip
+    choices = [(s, q) for s in segs for q in qs if (s * sw) % q == 0]
+    if not choices:
+        raise ValueError(f"conv segments: no granule of {pixels} pixels fits segments of {seg} pixels")
+    seg, q = min(choices, key=cost)
+    n_slots, a = slots(seg, q), (-pl) % q
+    index = np.full((oh, ow // seg, kh, n_slots), -1, dtype=np.int64)
     for oy in range(oh):
         for ky in range(kh):
             iy = oy * sh + ky * dh - pt
             if not 0 <= iy < ih:
                 continue
             for sx in range(ow // seg):
-                for r in range(width):
-                    ix = sx * seg * sw - pl + r
-                    if 0 <= ix < iw:
-                        index[oy, sx, ky, r] = (iy * iw + ix) * c + np.arange(c)
-    band = np.zeros((kh, width, c, seg, f), dtype=weight.dtype)
+                first = (sx * seg * sw - pl - a) // q  # granule holding the segment's first input column
+                for s in range(n_slots):
+                    if 0 <= (first + s) * q < iw:
+                        index[oy, sx, ky, s] = (iy * iw) // q + first + s
+    band = np.zeros((kh, n_slots * q, c, seg, f), dtype=weight.dtype)
     w = weight.reshape(kh, kw, c, f)
     for j in range(seg):
         for kx in range(kw):
-            band[:, j * sw + kx * dw, :, j, :] = w[:, kx, :, :]
-    return index.reshape(oh * ow // seg, -1), band.reshape(kh * width * c, seg * f)
+            band[:, a + j * sw + kx * dw, :, j, :] = w[:, kx, :, :]
+    return index.reshape(oh * ow // seg, -1), band.reshape(kh * n_slots * q * c, seg * f), q * c
 
 
 def _cast_step(node: Node, allowed: Sequence[str]) -> _Step | None:
@@ -820,7 +843,7 @@ class FloatGraph:
         rows, a pooling gather) holds about ``elements`` values: chunks stay in cache (a power of two,
         256 to 16384)."""
         widest = max([p.size for p in self.graph.inputs] + [s.node.size for s in self.steps]
-                     + [s.columns.size for s in self.steps if s.columns is not None]
+                     + [s.columns.size * s.granule for s in self.steps if s.columns is not None]
                      + [s.windows.size for s in self.steps if s.windows is not None])  # fmt: skip
         return int(min(16384, max(256, 1 << int(math.log2(max(1, elements // max(widest, 1)))))))
 
@@ -889,8 +912,9 @@ class FloatGraph:
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
-            padded = xp.append(x, 1.0, 0.0, dtype=xp.dtype(step.dtype))
-            x = xp.take_cols(padded, step.columns_flat).reshape(-1, step.columns.shape[1])
+            g = step.granule
+            padded = xp.append(x, 1.0, *[0.0] * (2 * g - 1), dtype=xp.dtype(step.dtype))
+            x = xp.take_cols(padded.reshape(n_events, -1, g), step.columns_flat).reshape(-1, step.columns.shape[1] * g)
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:
             y += bias

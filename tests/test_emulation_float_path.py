@@ -236,13 +236,15 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form, monkeypatc
     graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", act_t, n_out),), (conv, relu))
     program = FloatGraph(graph)
     assert program.all_float and len(program.steps) == 1  # ReLU fused into the conv's casts
-    if form == "segments":  # every segment width: one product row per 1, 2, ... output pixels of a row
-        chosen = float_path._conv_segments
+    if form == "segments":  # every segment width (one product row per 1, 2, ... output pixels of a row)
+        chosen = float_path._conv_segments  # and every granule (gathered runs of 1, 2, ... input pixels)
         for seg in (d for d in range(1, out_shape[1] + 1) if out_shape[1] % d == 0):
-            monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg))
-            forced = FloatGraph(graph)
-            assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
-            _assert_same(graph, _inputs(rng, in_t, n_in), forced)
+            for q in (q for q in range(1, in_shape[1] + 1) if in_shape[1] % q == 0 and seg * stride[1] % q == 0):
+                monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg, pixels=q))
+                forced = FloatGraph(graph)
+                assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
+                assert forced.steps[0].granule == q * c
+                _assert_same(graph, _inputs(rng, in_t, n_in), forced)
     x = _inputs(rng, in_t, n_in)
     _assert_same(graph, x, program)
     on_torch = Torch("cpu")
