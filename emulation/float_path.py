@@ -581,10 +581,11 @@ class _Step:
     weight: np.ndarray | None = None  # dense/conv: weights times the folded scale (n_in, n_out)
     bias: np.ndarray | None = None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
     columns: np.ndarray | None = None  # conv: granule index per (segment, band column) (-1: padding, -2: ones)
-    granule: int = 1  # conv: floats per gathered granule
+    granule: int = 1  # conv, max pooling: floats per gathered granule (index)
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
-    windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
+    windows: np.ndarray | None = None  # max pooling: (outputs, window) input (granule) indices (-1: padding)
     pad: float = 0.0  # max pooling: the padding cells' value
+    padded: bool = True  # max pooling: some window reaches the padding (index -1)
     slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
     counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
 
@@ -781,6 +782,10 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
         return None
     windows = np.asarray(node.params["windows"])
     step = _Step(node, dtype, first + second, windows=windows, pad=float(pad))
+    pixels = _pixel_windows(windows, node.params.get("geometry", {}).get("n_filt", 1))
+    if pixels is not None:
+        step.windows, step.granule, step.padded = pixels, node.params["geometry"]["n_filt"], bool((pixels < 0).any())
+        return step
     g = node.params.get("geometry")
     if g is not None and not any(g["pad"]):
         (ih, iw), (ph, pw), (sh, sw) = g["in_shape"], g["pool"], g["stride"]
@@ -788,6 +793,23 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
         if oh * ow * g["n_filt"] == len(windows):  # windows inside the image: strided slices, no gather
             step.slices = (ih, iw, g["n_filt"], ph, pw, sh, sw, oh, ow)
     return step
+
+
+def _pixel_windows(windows: np.ndarray, n_chan: int) -> np.ndarray | None:
+    """Pooling windows (outputs, window) over channel-last floats as windows over whole pixels
+    (granules of ``n_chan`` floats; -1: padding), when every channel's window is its pixel's.
+
+    Why: a take costs per index, so gathering whole pixels (32 bytes for 8 channels) is ~4x
+    cheaper per float than gathering floats, and the maxima then run over contiguous rows
+    (strided views with ``n_chan`` contiguous floats run a loop call per pixel).
+    """
+    if n_chan < 2 or len(windows) % n_chan:
+        return None
+    pix = windows[::n_chan]
+    expect = np.where(pix[:, None, :] >= 0, pix[:, None, :] + np.arange(n_chan)[None, :, None], -1)
+    if not np.array_equal(expect.reshape(windows.shape), windows) or np.any((pix >= 0) & (pix % n_chan != 0)):
+        return None
+    return np.where(pix >= 0, pix // n_chan, -1)
 
 
 _FUSED = "\x00"  # joins the names of a dense node and the activation fused into it
@@ -844,7 +866,7 @@ class FloatGraph:
         256 to 16384)."""
         widest = max([p.size for p in self.graph.inputs] + [s.node.size for s in self.steps]
                      + [s.columns.size * s.granule for s in self.steps if s.columns is not None]
-                     + [s.windows.size for s in self.steps if s.windows is not None])  # fmt: skip
+                     + [s.windows.size * s.granule for s in self.steps if s.windows is not None])  # fmt: skip
         return int(min(16384, max(256, 1 << int(math.log2(max(1, elements // max(widest, 1)))))))
 
     @property
@@ -897,6 +919,15 @@ class FloatGraph:
             for view in views[1:]:
                 y = xp.maximum(y, view, y)
             return _apply(xp, step.ops, y.reshape(len(x), -1), True, counter)
+        if step.windows is not None and step.granule > 1:  # max pooling over whole pixels (_pixel_windows)
+            n_events, g = len(x), step.granule
+            padded = xp.append(x, *[step.pad] * g) if step.padded else x
+            padded = padded.reshape(n_events, -1, g)
+            win = xp.take_cols(padded, step.windows_flat).reshape(n_events, step.windows.shape[1], -1)
+            y = xp.maximum(win[:, 0], win[:, 1], None) if len(win[0]) > 1 else win[:, 0] * 1
+            for k in range(2, win.shape[1]):
+                y = xp.maximum(y, win[:, k], y)
+            return _apply(xp, step.ops, y, True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs

@@ -277,7 +277,8 @@ POOLS = {  # in_shape, n_filt, pool, stride, pad (top, bottom, left, right)
 
 @pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("acc", [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")], ids=str)
-def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
+def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypatch):
+    from emulation import float_path
     from emulation.layers.pooling import pool_windows
 
     rng = np.random.default_rng(10)
@@ -291,9 +292,14 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
     n_in = in_shape[0] * in_shape[1] * f
     graph = Graph("pool", (Port("x", in_t, n_in),), (Port("y", res_t, len(windows)),), (node,))
     program = FloatGraph(graph)
-    assert program.all_float and (program.steps[0].slices is not None) == (pool != "padded")
+    assert program.all_float and program.steps[0].granule == f  # windows over whole pixels
     _assert_same(graph, _inputs(rng, in_t, n_in), program)
     _assert_same(graph, _inputs(rng, in_t, n_in), program, Torch("cpu"))
+    monkeypatch.setattr(float_path, "_pixel_windows", lambda windows, n_chan: None)
+    floats = FloatGraph(graph)  # windows over floats: strided views without padding, else a gather
+    assert floats.steps[0].granule == 1 and (floats.steps[0].slices is not None) == (pool != "padded")
+    _assert_same(graph, _inputs(rng, in_t, n_in), floats)
+    _assert_same(graph, _inputs(rng, in_t, n_in), floats, Torch("cpu"))
 
 
 # ----------------------------------------------------------------------------- devices
