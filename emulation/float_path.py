@@ -588,6 +588,7 @@ class _Step:
     padded: bool = True  # max pooling: some window reaches the padding (index -1)
     slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
     counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
+    pre_ops: list[Op] = field(default_factory=list)  # max pooling: the casts of the product it pools (_monotone)
 
     # The gathers' flat indices, made once (a device namespace keeps its copy of each by identity).
     @functools.cached_property
@@ -812,6 +813,73 @@ def _pixel_windows(windows: np.ndarray, n_chan: int) -> np.ndarray | None:
     return np.where(pix >= 0, pix // n_chan, -1)
 
 
+def _monotone(ops: Sequence[Op]) -> bool:
+    """Whether the casts are monotone non-decreasing, with no overflow step or one saturating step last.
+
+    Then a max pooling that alone reads them may run first: for monotone ``c``,
+    ``max(c(a), c(b)) = c(max(a, b))`` (scaling by 2**k, every rounding, ReLU, int_fix's
+    "negatives become a negative constant" and clipping to [lo, hi] never swap two values), and
+    the casts run on 1/(ph*pw) of the values. Their overflow counts are taken on the full
+    product (``_count_before_pool``).
+    """
+    if ops and ops[-1].kind == "overflow":
+        if ops[-1].dst is None or ops[-1].dst.overflow not in ("AP_SAT", "AP_SAT_SYM"):
+            return False
+        ops = ops[:-1]
+    return all(op.kind in ("record", "round", "round_tie", "relu") or (op.kind == "scale" and op.value > 0)
+               or (op.kind == "int_fix" and op.value <= 0) for op in ops)  # fmt: skip
+
+
+def _count_before_pool(xp: Numpy, ops: Sequence[Op], y, dtype: str, counter: OverflowCounter) -> None:
+    """The overflow counts of the casts ``ops`` (``_monotone``) on y, without casting y.
+
+    The casts ``c`` before the saturating step are monotone, so the values that overflow above
+    are ``y >= T`` for the smallest ``T`` of y's float type with ``c(T) > hi`` (and below,
+    ``y <= T'``): one comparison per value (``_thresholds``).
+    """
+    last, over = ops[-1], 0
+    if last.kind == "overflow":
+        up, down = _thresholds(tuple(ops), dtype)
+        over = xp.count(y >= up) if up is not None else 0
+        if down is not None and not last.relu:
+            over += xp.count(y <= down)
+    for op in ops:
+        if op.name is not None and op.kind in ("record", "overflow"):
+            counter.record(op.name, over if op is last else 0, _size(y))
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds(ops: tuple[Op, ...], dtype: str) -> tuple[float | None, float | None]:
+    """(smallest value T of ``dtype`` whose cast exceeds the last step's top, largest one whose cast is
+    below its bottom; None: no value does), by bisection over the floats of ``dtype`` (exact)."""
+    assert ops[-1].dst is not None
+    lo, hi = _bounds(ops[-1].dst)
+    kind = np.dtype(dtype).type
+    big = float(np.finfo(dtype).max) / 4
+
+    def cast(v: float) -> float:
+        return float(_apply(NUMPY, ops[:-1], np.array([v], dtype=dtype), True, None)[0])
+
+    def first(inside: float, sign: int, bad) -> float | None:  # cast(inside) in bounds, beyond it bad()
+        step = 1.0
+        while not bad(cast(sign * step)):
+            step *= 2
+            if step > big:
+                return None
+        a, b = kind(inside), kind(sign * step)  # bisect between the last good and the first bad value
+        while np.nextafter(a, b) != b:
+            mid = kind((float(a) + float(b)) / 2)
+            if mid in (a, b):
+                mid = np.nextafter(a, b)
+            if bad(cast(float(mid))):
+                b = mid
+            else:
+                a = mid
+        return float(b)
+
+    return first(0.0, 1, lambda c: c > hi), first(0.0, -1, lambda c: c < lo)
+
+
 _FUSED = "\x00"  # joins the names of a dense node and the activation fused into it
 
 
@@ -858,6 +926,11 @@ class FloatGraph:
                 step = _max_pool_step(node, dtypes)
             steps.append(step if step is not None else _Step(node, None))
             k += 1
+        for a, b in (steps[j - 1 : j + 1] for j in range(1, len(steps))):  # a product its max pooling alone reads
+            if (a.weight is not None and b.windows is not None and a.dtype == b.dtype
+                    and b.node.inputs == (a.node.output,) and readers.get(a.node.output) == 1
+                    and a.node.output not in outputs and not (b.windows < 0).any() and _monotone(a.ops)):  # fmt: skip
+                b.pre_ops, a.ops = a.ops, []
         self.steps = tuple(steps)
 
     def chunk_size(self, elements: int = 1 << 20) -> int:
@@ -900,6 +973,8 @@ class FloatGraph:
             x, fresh = args[0], False
         else:
             x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
+        if step.pre_ops and counter is not None:  # a product's casts deferred past this pooling
+            _count_before_pool(xp, step.pre_ops, x, step.dtype, counter)
         if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
             if (sh, sw) == (ph, pw) and (ih, iw) == (oh * ph, ow * pw):  # tiling windows: rows, then columns
@@ -911,14 +986,14 @@ class FloatGraph:
                 z = cols[:, :, 0] * 1
                 for kx in range(1, pw):
                     z = xp.maximum(z, cols[:, :, kx], z)
-                return _apply(xp, step.ops, z.reshape(len(x), -1), True, counter)
+                return _apply(xp, step.ops, _apply(xp, step.pre_ops, z.reshape(len(x), -1), True, None), True, counter)
             image = x.reshape(len(x), ih, iw, f)
             views = [image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
                      for ky in range(ph) for kx in range(pw)]  # fmt: skip
             y = views[0] * 1
             for view in views[1:]:
                 y = xp.maximum(y, view, y)
-            return _apply(xp, step.ops, y.reshape(len(x), -1), True, counter)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, y.reshape(len(x), -1), True, None), True, counter)
         if step.windows is not None and step.granule > 1:  # max pooling over whole pixels (_pixel_windows)
             n_events, g = len(x), step.granule
             padded = xp.append(x, *[step.pad] * g) if step.padded else x
@@ -927,12 +1002,12 @@ class FloatGraph:
             y = xp.maximum(win[:, 0], win[:, 1], None) if len(win[0]) > 1 else win[:, 0] * 1
             for k in range(2, win.shape[1]):
                 y = xp.maximum(y, win[:, k], y)
-            return _apply(xp, step.ops, y, True, counter)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, y, True, None), True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs
             win = xp.take_cols(xp.append(x, step.pad), step.windows_flat).reshape(n_events, *step.windows.T.shape)
-            return _apply(xp, step.ops, xp.max_rows(win), True, counter)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, xp.max_rows(win), True, None), True, counter)
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
             return y if step.index is None else xp.take_cols(xp.append(y), step.index)

@@ -302,6 +302,45 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypa
     _assert_same(graph, _inputs(rng, in_t, n_in), floats, Torch("cpu"))
 
 
+@pytest.mark.parametrize("act", ["relu", "linear", None])
+@pytest.mark.parametrize(("rounding", "overflow"), [("AP_RND_CONV", "AP_SAT"), ("AP_TRN", "AP_SAT_SYM"),
+                                                    ("AP_RND_ZERO", "AP_SAT"), ("AP_RND", "AP_WRAP")])  # fmt: skip
+@pytest.mark.parametrize("pool", ["2x2", "overlapping_3x2"])
+def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, overflow, act):
+    """conv (+ activation) -> max pooling: saturating casts run after the pooling (they are monotone),
+    their overflow counts come from thresholds on the products; wrapping ones stay before it."""
+    from emulation.layers.pooling import pool_windows
+
+    rng = np.random.default_rng(11)
+    in_shape, f, size, stride, pad = POOLS[pool]
+    conv_in, c = (in_shape[0] + 2, in_shape[1] + 2), 2
+    in_t = FixedType(10, 4, True, "AP_TRN", "AP_SAT")
+    res_t = FixedType(20, 10, True, rounding, overflow) if act is not None else FixedType(6, 2, True, rounding, overflow)
+    act_t = FixedType(6, 2, act != "relu", rounding, overflow)
+    cols = im2col(conv_in, c, (3, 3), (1, 1), (0, 0), (1, 1), in_shape)
+    n_in, n_mid = conv_in[0] * conv_in[1] * c, in_shape[0] * in_shape[1] * f
+    conv = _dense("c", "x", "h", in_t, res_t, rng, cols.shape[1], f)
+    geometry = dict(in_shape=conv_in, n_chan=c, filt=(3, 3), stride=(1, 1), pad=(0, 0), dilation=(1, 1), out_shape=in_shape)
+    conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, n_mid, {**conv.params, "columns": cols, "n_filt": f, "geometry": geometry})
+    nodes, pool_t = [conv], res_t
+    if act is not None:
+        nodes.append(_act(act, "a", "h", "r", res_t, act_t, n_mid))
+        pool_t = act_t
+    windows, divisors = pool_windows(in_shape, f, size, stride, pad, False)
+    out_t = FixedType(5, 2, True, "AP_RND", "AP_SAT")
+    acc = FixedType(9, 4, True, "AP_TRN", "AP_SAT")
+    nodes.append(Node("pooling", "p", (nodes[-1].output,), "y", (pool_t,), out_t, len(windows),
+                      {"windows": windows, "divisors": divisors, "op": "max", "accum_type": acc,
+                       "geometry": dict(in_shape=in_shape, n_filt=f, pool=size, stride=stride, pad=pad)}))  # fmt: skip
+    graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", out_t, len(windows)),), tuple(nodes))
+    program = FloatGraph(graph)
+    assert program.all_float
+    assert bool(program.steps[-1].pre_ops) == (overflow != "AP_WRAP")  # wrapping is not monotone
+    x = _inputs(rng, in_t, n_in)
+    _assert_same(graph, x, program)
+    _assert_same(graph, x, program, Torch("cpu"))
+
+
 # ----------------------------------------------------------------------------- devices
 
 
