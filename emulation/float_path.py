@@ -31,7 +31,8 @@ it unchanged. Hence:
   range lies inside the destination is a scale (or nothing). A conv is one matrix product
   per segment of output pixels (zeros where a tap does not apply, the bias as a product
   with a column of ones: the same terms, the same bound); max pooling is a maximum of exact
-  values.
+  values, and a product's casts, when monotone (no wrapping), run after the max pooling that
+  alone reads it (``max(c(a), c(b)) = c(max(a, b))``; ``_monotone``).
 
 Which nodes run here: dense and conv (Latency, and Resource when ``B`` rules out
 saturation, so that the order of the additions does not matter), relu and linear (fused
@@ -999,7 +1000,7 @@ class FloatGraph:
             padded = xp.append(x, *[step.pad] * g) if step.padded else x
             padded = padded.reshape(n_events, -1, g)
             win = xp.take_cols(padded, step.windows_flat).reshape(n_events, step.windows.shape[1], -1)
-            y = xp.maximum(win[:, 0], win[:, 1], None) if len(win[0]) > 1 else win[:, 0] * 1
+            y = xp.maximum(win[:, 0], win[:, 1], None) if step.windows.shape[1] > 1 else win[:, 0] * 1
             for k in range(2, win.shape[1]):
                 y = xp.maximum(y, win[:, k], y)
             return _apply(xp, step.ops, _apply(xp, step.pre_ops, y, True, None), True, counter)

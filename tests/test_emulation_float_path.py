@@ -306,11 +306,15 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypa
 @pytest.mark.parametrize(("rounding", "overflow"), [("AP_RND_CONV", "AP_SAT"), ("AP_TRN", "AP_SAT_SYM"),
                                                     ("AP_RND_ZERO", "AP_SAT"), ("AP_RND", "AP_WRAP")])  # fmt: skip
 @pytest.mark.parametrize("pool", ["2x2", "overlapping_3x2"])
-def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, overflow, act):
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel_gather", "float_views"])
+def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, overflow, act, pixels, monkeypatch):
     """conv (+ activation) -> max pooling: saturating casts run after the pooling (they are monotone),
     their overflow counts come from thresholds on the products; wrapping ones stay before it."""
+    from emulation import float_path
     from emulation.layers.pooling import pool_windows
 
+    if not pixels:  # the pooling over floats: strided views (2x2) or a gather (overlapping)
+        monkeypatch.setattr(float_path, "_pixel_windows", lambda windows, n_chan: None)
     rng = np.random.default_rng(11)
     in_shape, f, size, stride, pad = POOLS[pool]
     conv_in, c = (in_shape[0] + 2, in_shape[1] + 2), 2
