@@ -31,7 +31,8 @@ it unchanged. Hence:
   range lies inside the destination is a scale (or nothing). A conv is one matrix product
   per segment of output pixels (zeros where a tap does not apply, the bias as a product
   with a column of ones: the same terms, the same bound); max pooling is a maximum of exact
-  values.
+  values, and a product's casts, when monotone (no wrapping), run after the max pooling that
+  alone reads it (``max(c(a), c(b)) = c(max(a, b))``; ``_monotone``).
 
 Which nodes run here: dense and conv (Latency, and Resource when ``B`` rules out
 saturation, so that the order of the additions does not matter), relu and linear (fused
@@ -587,12 +588,15 @@ class _Step:
     ops: list[Op] = field(default_factory=list)
     weight: np.ndarray | None = None  # dense/conv: weights times the folded scale (n_in, n_out)
     bias: np.ndarray | None = None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
-    columns: np.ndarray | None = None  # conv: im2col indices (-1: padding)
+    columns: np.ndarray | None = None  # conv: granule index per (segment, band column) (-1: padding, -2: ones)
+    granule: int = 1  # conv, max pooling: floats per gathered granule (index)
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
-    windows: np.ndarray | None = None  # max pooling: (outputs, window) input indices (-1: padding)
+    windows: np.ndarray | None = None  # max pooling: (outputs, window) input (granule) indices (-1: padding)
     pad: float = 0.0  # max pooling: the padding cells' value
+    padded: bool = True  # max pooling: some window reaches the padding (index -1)
     slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
     counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
+    pre_ops: list[Op] = field(default_factory=list)  # max pooling: the casts of the product it pools (_monotone)
 
     # The gathers' flat indices, made once (a device namespace keeps its copy of each by identity).
     @functools.cached_property
@@ -661,76 +665,98 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     if dtype is None:
         return None
     b = np.array(b_acc, dtype=np.float64) * float(scale) + float(offset)
-    columns, counts = None, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
+    columns, granule, counts = None, 1, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
     if node.kind == "conv":
         columns = np.asarray(p["columns"])
         counts = (len(columns), w.shape[0], w.shape[1])
         b = np.tile(b, len(columns))  # the outputs are (pixel, filter), channels last
         if "geometry" in p:
-            columns, w = _conv_segments(p["geometry"], w)
+            columns, w, granule = _conv_segments(p["geometry"], w)
     weight = w.astype(np.float64) * (float(scale) * 2.0**shift)
     if columns is not None:
-        # The bias as one more product term: a column of ones (index -2; -1 is the padding's zero)
-        # times a bias row. The partial sums keep the same bound, and one pass over the outputs goes.
+        # The bias as one more product term: a granule [1, 0, ...] (index -2; -1 is the padding's
+        # zeros) times a bias row (and zero rows). The partial sums keep the same bound, and one
+        # pass over the outputs goes.
         columns = np.concatenate([columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1)
-        weight = np.concatenate([weight, b[: weight.shape[1]][None, :]], axis=0)
+        bias_rows = np.zeros((granule, weight.shape[1]))
+        bias_rows[0] = b[: weight.shape[1]]
+        weight = np.concatenate([weight, bias_rows], axis=0)
     step = _Step(_fused(node, act) if act is not None else node, dtype, ops, weight.astype(dtype),
                  None if columns is not None else b.astype(dtype), columns)  # fmt: skip
-    step.counts = counts
+    step.counts, step.granule = counts, granule
     return step
 
 
-# Cost model of a conv segment, in units of one gathered value (numpy take, ~0.6 ns), fitted to
+# Cost model of a conv segment, in units of one gathered float (numpy take, ~0.6 ns), fitted to
 # single-threaded sgemm on narrow shapes: each product input costs 0.6 more (a fixed cost per
-# row and column of x), and GATHER_PER_MAC multiply-adds cost one.
+# row and column of x), and GATHER_PER_MAC multiply-adds cost one. A granule of g floats is
+# taken as one element, costing 1 + g * GRANULE_FLOAT_COST (a gather of granules copies
+# g * 4 bytes per index: measured 4x cheaper per float at g = 8 than at g = 1).
 GATHER_PER_MAC = 28.0
 PRODUCT_INPUT_COST = 0.6
+GRANULE_FLOAT_COST = 0.1
+MAX_GRANULE_BYTES = 64  # wider granules gather no faster per float, and pad the product more
 
 
-def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A conv as one matrix product per segment of ``S`` output pixels of a row: (input index per
-    (segment, band column), band weights), with ``S`` (a divisor of the output width) chosen cheapest.
+def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None,
+                   pixels: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """A conv as one matrix product per segment of ``S`` output pixels of a row: (input granule
+    index per (segment, band column), band weights, floats per granule), with ``S`` (a divisor
+    of the output width) and the granule (``Q`` pixels, all channels) chosen cheapest.
 
     Segment (oy, sx) reads input rows ``oy*sh + ky*dh - pt`` and the ``(S-1)*sw + (KW-1)*dw + 1``
-    input columns from ``sx*S*sw - pl`` (index -1: padding), all channels; the band weights map
-    them to the segment's ``S * F`` outputs (the kernel taps, zeros elsewhere: exact by the
-    same bound, as zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C``
-    inputs and ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its
-    speed, and the gather copies every input ``KH*KW`` times); wider segments gather less and
-    multiply more (the cost model above, measured).
+    input columns from ``x0 = sx*S*sw - pl``, all channels; the band weights map them to the
+    segment's ``S * F`` outputs (the kernel taps, zeros elsewhere: exact by the same bound, as
+    zeros add nothing). Why: ``S = 1`` is im2col, whose product has ``KH*KW*C`` inputs and
+    ``F`` outputs, both tiny for a first layer (BLAS runs such shapes far below its speed, and
+    the gather copies every input ``KH*KW`` times); wider segments gather less and multiply more
+    (the cost model above, measured).
+
+    The gather moves granules of ``Q`` adjacent pixels (``Q * C`` floats; index -1: a granule of
+    padding): a take costs per index, not per byte. Granules are aligned to multiples of ``Q``
+    pixels, so ``Q`` divides the input width (a granule is all image or all padding) and
+    ``S*sw`` (every segment starts at the same offset ``a`` in its first granule: one band for
+    all); the band covers the extra pixels of the first and last granule with zero weights.
     """
     (ih, iw), c = geometry["in_shape"], geometry["n_chan"]
     (kh, kw), (sh, sw), (pt, pl) = geometry["filt"], geometry["stride"], geometry["pad"]
     (dh, dw), (oh, ow) = geometry["dilation"], geometry["out_shape"]
     f = weight.shape[1]
 
-    def span(seg: int) -> int:
-        return (seg - 1) * sw + (kw - 1) * dw + 1
+    def slots(seg: int, q: int) -> int:  # granules per segment row
+        span = (seg - 1) * sw + (kw - 1) * dw + 1
+        return ((-pl) % q + span - 1) // q + 1
 
-    def cost(seg: int) -> float:
-        rows, k = oh * ow // seg, kh * span(seg) * c
-        return rows * k * (1 + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
+    def cost(choice: tuple[int, int]) -> float:
+        seg, q = choice
+        rows, k = oh * ow // seg, kh * slots(seg, q) * q * c
+        return rows * k * ((1 + q * c * GRANULE_FLOAT_COST) / (q * c) + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
 
-    if seg is None:
-        seg = min((d for d in range(1, ow + 1) if ow % d == 0), key=cost)
-    width = span(seg)
-    index = np.full((oh, ow // seg, kh, width, c), -1, dtype=np.int64)
+    segs = [seg] if seg is not None else [d for d in range(1, ow + 1) if ow % d == 0]
+    qs = [pixels] if pixels is not None else [q for q in range(1, iw + 1) if iw % q == 0
+                                              and (q == 1 or q * c * 4 <= MAX_GRANULE_BYTES)]  # fmt: skip
+    choices = [(s, q) for s in segs for q in qs if (s * sw) % q == 0]
+    if not choices:
+        raise ValueError(f"conv segments: no granule of {pixels} pixels fits segments of {seg} pixels")
+    seg, q = min(choices, key=cost)
+    n_slots, a = slots(seg, q), (-pl) % q
+    index = np.full((oh, ow // seg, kh, n_slots), -1, dtype=np.int64)
     for oy in range(oh):
         for ky in range(kh):
             iy = oy * sh + ky * dh - pt
             if not 0 <= iy < ih:
                 continue
             for sx in range(ow // seg):
-                for r in range(width):
-                    ix = sx * seg * sw - pl + r
-                    if 0 <= ix < iw:
-                        index[oy, sx, ky, r] = (iy * iw + ix) * c + np.arange(c)
-    band = np.zeros((kh, width, c, seg, f), dtype=weight.dtype)
+                first = (sx * seg * sw - pl - a) // q  # granule holding the segment's first input column
+                for s in range(n_slots):
+                    if 0 <= (first + s) * q < iw:
+                        index[oy, sx, ky, s] = (iy * iw) // q + first + s
+    band = np.zeros((kh, n_slots * q, c, seg, f), dtype=weight.dtype)
     w = weight.reshape(kh, kw, c, f)
     for j in range(seg):
         for kx in range(kw):
-            band[:, j * sw + kx * dw, :, j, :] = w[:, kx, :, :]
-    return index.reshape(oh * ow // seg, -1), band.reshape(kh * width * c, seg * f)
+            band[:, a + j * sw + kx * dw, :, j, :] = w[:, kx, :, :]
+    return index.reshape(oh * ow // seg, -1), band.reshape(kh * n_slots * q * c, seg * f), q * c
 
 
 def _cast_step(node: Node, allowed: Sequence[str]) -> _Step | None:
@@ -765,6 +791,10 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
         return None
     windows = np.asarray(node.params["windows"])
     step = _Step(node, dtype, first + second, windows=windows, pad=float(pad))
+    pixels = _pixel_windows(windows, node.params.get("geometry", {}).get("n_filt", 1))
+    if pixels is not None:
+        step.windows, step.granule, step.padded = pixels, node.params["geometry"]["n_filt"], bool((pixels < 0).any())
+        return step
     g = node.params.get("geometry")
     if g is not None and not any(g["pad"]):
         (ih, iw), (ph, pw), (sh, sw) = g["in_shape"], g["pool"], g["stride"]
@@ -772,6 +802,90 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
         if oh * ow * g["n_filt"] == len(windows):  # windows inside the image: strided slices, no gather
             step.slices = (ih, iw, g["n_filt"], ph, pw, sh, sw, oh, ow)
     return step
+
+
+def _pixel_windows(windows: np.ndarray, n_chan: int) -> np.ndarray | None:
+    """Pooling windows (outputs, window) over channel-last floats as windows over whole pixels
+    (granules of ``n_chan`` floats; -1: padding), when every channel's window is its pixel's.
+
+    Why: a take costs per index, so gathering whole pixels (32 bytes for 8 channels) is ~4x
+    cheaper per float than gathering floats, and the maxima then run over contiguous rows
+    (strided views with ``n_chan`` contiguous floats run a loop call per pixel).
+    """
+    if n_chan < 2 or len(windows) % n_chan:
+        return None
+    pix = windows[::n_chan]
+    expect = np.where(pix[:, None, :] >= 0, pix[:, None, :] + np.arange(n_chan)[None, :, None], -1)
+    if not np.array_equal(expect.reshape(windows.shape), windows) or np.any((pix >= 0) & (pix % n_chan != 0)):
+        return None
+    return np.where(pix >= 0, pix // n_chan, -1)
+
+
+def _monotone(ops: Sequence[Op]) -> bool:
+    """Whether the casts are monotone non-decreasing, with no overflow step or one saturating step last.
+
+    Then a max pooling that alone reads them may run first: for monotone ``c``,
+    ``max(c(a), c(b)) = c(max(a, b))`` (scaling by 2**k, every rounding, ReLU, int_fix's
+    "negatives become a negative constant" and clipping to [lo, hi] never swap two values), and
+    the casts run on 1/(ph*pw) of the values. Their overflow counts are taken on the full
+    product (``_count_before_pool``).
+    """
+    if ops and ops[-1].kind == "overflow":
+        if ops[-1].dst is None or ops[-1].dst.overflow not in ("AP_SAT", "AP_SAT_SYM"):
+            return False
+        ops = ops[:-1]
+    return all(op.kind in ("record", "round", "round_tie", "relu") or (op.kind == "scale" and op.value > 0)
+               or (op.kind == "int_fix" and op.value <= 0) for op in ops)  # fmt: skip
+
+
+def _count_before_pool(xp: Numpy, ops: Sequence[Op], y, dtype: str, counter: OverflowCounter) -> None:
+    """The overflow counts of the casts ``ops`` (``_monotone``) on y, without casting y.
+
+    The casts ``c`` before the saturating step are monotone, so the values that overflow above
+    are ``y >= T`` for the smallest ``T`` of y's float type with ``c(T) > hi`` (and below,
+    ``y <= T'``): one comparison per value (``_thresholds``).
+    """
+    last, over = ops[-1], 0
+    if last.kind == "overflow":
+        up, down = _thresholds(tuple(ops), dtype)
+        over = xp.count(y >= up) if up is not None else 0
+        if down is not None and not last.relu:
+            over += xp.count(y <= down)
+    for op in ops:
+        if op.name is not None and op.kind in ("record", "overflow"):
+            counter.record(op.name, over if op is last else 0, _size(y))
+
+
+@functools.lru_cache(maxsize=256)
+def _thresholds(ops: tuple[Op, ...], dtype: str) -> tuple[float | None, float | None]:
+    """(smallest value T of ``dtype`` whose cast exceeds the last step's top, largest one whose cast is
+    below its bottom; None: no value does), by bisection over the floats of ``dtype`` (exact)."""
+    assert ops[-1].dst is not None
+    lo, hi = _bounds(ops[-1].dst)
+    kind = np.dtype(dtype).type
+    big = float(np.finfo(dtype).max) / 4
+
+    def cast(v: float) -> float:
+        return float(_apply(NUMPY, ops[:-1], np.array([v], dtype=dtype), True, None)[0])
+
+    def first(inside: float, sign: int, bad) -> float | None:  # cast(inside) in bounds, beyond it bad()
+        step = 1.0
+        while not bad(cast(sign * step)):
+            step *= 2
+            if step > big:
+                return None
+        a, b = kind(inside), kind(sign * step)  # bisect between the last good and the first bad value
+        while np.nextafter(a, b) != b:
+            mid = kind((float(a) + float(b)) / 2)
+            if mid in (a, b):
+                mid = np.nextafter(a, b)
+            if bad(cast(float(mid))):
+                b = mid
+            else:
+                a = mid
+        return float(b)
+
+    return first(0.0, 1, lambda c: c > hi), first(0.0, -1, lambda c: c < lo)
 
 
 _FUSED = "\x00"  # joins the names of a dense node and the activation fused into it
@@ -820,6 +934,11 @@ class FloatGraph:
                 step = _max_pool_step(node, dtypes)
             steps.append(step if step is not None else _Step(node, None))
             k += 1
+        for a, b in (steps[j - 1 : j + 1] for j in range(1, len(steps))):  # a product its max pooling alone reads
+            if (a.weight is not None and b.windows is not None and a.dtype == b.dtype
+                    and b.node.inputs == (a.node.output,) and readers.get(a.node.output) == 1
+                    and a.node.output not in outputs and not (b.windows < 0).any() and _monotone(a.ops)):  # fmt: skip
+                b.pre_ops, a.ops = a.ops, []
         self.steps = tuple(steps)
 
     def chunk_size(self, elements: int = 1 << 20) -> int:
@@ -827,8 +946,8 @@ class FloatGraph:
         rows, a pooling gather) holds about ``elements`` values: chunks stay in cache (a power of two,
         256 to 16384)."""
         widest = max([p.size for p in self.graph.inputs] + [s.node.size for s in self.steps]
-                     + [s.columns.size for s in self.steps if s.columns is not None]
-                     + [s.windows.size for s in self.steps if s.windows is not None])  # fmt: skip
+                     + [s.columns.size * s.granule for s in self.steps if s.columns is not None]
+                     + [s.windows.size * s.granule for s in self.steps if s.windows is not None])  # fmt: skip
         return int(min(16384, max(256, 1 << int(math.log2(max(1, elements // max(widest, 1)))))))
 
     @property
@@ -862,6 +981,8 @@ class FloatGraph:
             x, fresh = args[0], False
         else:
             x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
+        if step.pre_ops and counter is not None:  # a product's casts deferred past this pooling
+            _count_before_pool(xp, step.pre_ops, x, step.dtype, counter)
         if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
             if (sh, sw) == (ph, pw) and (ih, iw) == (oh * ph, ow * pw):  # tiling windows: rows, then columns
@@ -873,19 +994,28 @@ class FloatGraph:
                 z = cols[:, :, 0] * 1
                 for kx in range(1, pw):
                     z = xp.maximum(z, cols[:, :, kx], z)
-                return _apply(xp, step.ops, z.reshape(len(x), -1), True, counter)
+                return _apply(xp, step.ops, _apply(xp, step.pre_ops, z.reshape(len(x), -1), True, None), True, counter)
             image = x.reshape(len(x), ih, iw, f)
             views = [image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
                      for ky in range(ph) for kx in range(pw)]  # fmt: skip
             y = views[0] * 1
             for view in views[1:]:
                 y = xp.maximum(y, view, y)
-            return _apply(xp, step.ops, y.reshape(len(x), -1), True, counter)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, y.reshape(len(x), -1), True, None), True, counter)
+        if step.windows is not None and step.granule > 1:  # max pooling over whole pixels (_pixel_windows)
+            n_events, g = len(x), step.granule
+            padded = xp.append(x, *[step.pad] * g) if step.padded else x
+            padded = padded.reshape(n_events, -1, g)
+            win = xp.take_cols(padded, step.windows_flat).reshape(n_events, step.windows.shape[1], -1)
+            y = xp.maximum(win[:, 0], win[:, 1], None) if step.windows.shape[1] > 1 else win[:, 0] * 1
+            for k in range(2, win.shape[1]):
+                y = xp.maximum(y, win[:, k], y)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, y, True, None), True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs
             win = xp.take_cols(xp.append(x, step.pad), step.windows_flat).reshape(n_events, *step.windows.T.shape)
-            return _apply(xp, step.ops, xp.max_rows(win), True, counter)
+            return _apply(xp, step.ops, _apply(xp, step.pre_ops, xp.max_rows(win), True, None), True, counter)
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
             return y if step.index is None else xp.take_cols(xp.append(y), step.index)
@@ -896,8 +1026,9 @@ class FloatGraph:
         weight, bias = step.on_device[key]
         n_events = len(x)
         if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
-            padded = xp.append(x, 1.0, 0.0, dtype=xp.dtype(step.dtype))
-            x = xp.take_cols(padded, step.columns_flat).reshape(-1, step.columns.shape[1])
+            g = step.granule
+            padded = xp.append(x, 1.0, *[0.0] * (2 * g - 1), dtype=xp.dtype(step.dtype))
+            x = xp.take_cols(padded.reshape(n_events, -1, g), step.columns_flat).reshape(-1, step.columns.shape[1] * g)
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:
             y += bias

@@ -236,13 +236,15 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form, monkeypatc
     graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", act_t, n_out),), (conv, relu))
     program = FloatGraph(graph)
     assert program.all_float and len(program.steps) == 1  # ReLU fused into the conv's casts
-    if form == "segments":  # every segment width: one product row per 1, 2, ... output pixels of a row
-        chosen = float_path._conv_segments
+    if form == "segments":  # every segment width (one product row per 1, 2, ... output pixels of a row)
+        chosen = float_path._conv_segments  # and every granule (gathered runs of 1, 2, ... input pixels)
         for seg in (d for d in range(1, out_shape[1] + 1) if out_shape[1] % d == 0):
-            monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg))
-            forced = FloatGraph(graph)
-            assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
-            _assert_same(graph, _inputs(rng, in_t, n_in), forced)
+            for q in (q for q in range(1, in_shape[1] + 1) if in_shape[1] % q == 0 and seg * stride[1] % q == 0):
+                monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg, pixels=q))
+                forced = FloatGraph(graph)
+                assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
+                assert forced.steps[0].granule == q * c
+                _assert_same(graph, _inputs(rng, in_t, n_in), forced)
     x = _inputs(rng, in_t, n_in)
     _assert_same(graph, x, program)
     on_torch = Torch("cpu")
@@ -275,7 +277,8 @@ POOLS = {  # in_shape, n_filt, pool, stride, pad (top, bottom, left, right)
 
 @pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("acc", [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")], ids=str)
-def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
+def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypatch):
+    from emulation import float_path
     from emulation.layers.pooling import pool_windows
 
     rng = np.random.default_rng(10)
@@ -289,9 +292,57 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool):
     n_in = in_shape[0] * in_shape[1] * f
     graph = Graph("pool", (Port("x", in_t, n_in),), (Port("y", res_t, len(windows)),), (node,))
     program = FloatGraph(graph)
-    assert program.all_float and (program.steps[0].slices is not None) == (pool != "padded")
+    assert program.all_float and program.steps[0].granule == f  # windows over whole pixels
     _assert_same(graph, _inputs(rng, in_t, n_in), program)
     _assert_same(graph, _inputs(rng, in_t, n_in), program, Torch("cpu"))
+    monkeypatch.setattr(float_path, "_pixel_windows", lambda windows, n_chan: None)
+    floats = FloatGraph(graph)  # windows over floats: strided views without padding, else a gather
+    assert floats.steps[0].granule == 1 and (floats.steps[0].slices is not None) == (pool != "padded")
+    _assert_same(graph, _inputs(rng, in_t, n_in), floats)
+    _assert_same(graph, _inputs(rng, in_t, n_in), floats, Torch("cpu"))
+
+
+@pytest.mark.parametrize("act", ["relu", "linear", None])
+@pytest.mark.parametrize(("rounding", "overflow"), [("AP_RND_CONV", "AP_SAT"), ("AP_TRN", "AP_SAT_SYM"),
+                                                    ("AP_RND_ZERO", "AP_SAT"), ("AP_RND", "AP_WRAP")])  # fmt: skip
+@pytest.mark.parametrize("pool", ["2x2", "overlapping_3x2"])
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixel_gather", "float_views"])
+def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, overflow, act, pixels, monkeypatch):
+    """conv (+ activation) -> max pooling: saturating casts run after the pooling (they are monotone),
+    their overflow counts come from thresholds on the products; wrapping ones stay before it."""
+    from emulation import float_path
+    from emulation.layers.pooling import pool_windows
+
+    if not pixels:  # the pooling over floats: strided views (2x2) or a gather (overlapping)
+        monkeypatch.setattr(float_path, "_pixel_windows", lambda windows, n_chan: None)
+    rng = np.random.default_rng(11)
+    in_shape, f, size, stride, pad = POOLS[pool]
+    conv_in, c = (in_shape[0] + 2, in_shape[1] + 2), 2
+    in_t = FixedType(10, 4, True, "AP_TRN", "AP_SAT")
+    res_t = FixedType(20, 10, True, rounding, overflow) if act is not None else FixedType(6, 2, True, rounding, overflow)
+    act_t = FixedType(6, 2, act != "relu", rounding, overflow)
+    cols = im2col(conv_in, c, (3, 3), (1, 1), (0, 0), (1, 1), in_shape)
+    n_in, n_mid = conv_in[0] * conv_in[1] * c, in_shape[0] * in_shape[1] * f
+    conv = _dense("c", "x", "h", in_t, res_t, rng, cols.shape[1], f)
+    geometry = dict(in_shape=conv_in, n_chan=c, filt=(3, 3), stride=(1, 1), pad=(0, 0), dilation=(1, 1), out_shape=in_shape)
+    conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, n_mid, {**conv.params, "columns": cols, "n_filt": f, "geometry": geometry})
+    nodes, pool_t = [conv], res_t
+    if act is not None:
+        nodes.append(_act(act, "a", "h", "r", res_t, act_t, n_mid))
+        pool_t = act_t
+    windows, divisors = pool_windows(in_shape, f, size, stride, pad, False)
+    out_t = FixedType(5, 2, True, "AP_RND", "AP_SAT")
+    acc = FixedType(9, 4, True, "AP_TRN", "AP_SAT")
+    nodes.append(Node("pooling", "p", (nodes[-1].output,), "y", (pool_t,), out_t, len(windows),
+                      {"windows": windows, "divisors": divisors, "op": "max", "accum_type": acc,
+                       "geometry": dict(in_shape=in_shape, n_filt=f, pool=size, stride=stride, pad=pad)}))  # fmt: skip
+    graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", out_t, len(windows)),), tuple(nodes))
+    program = FloatGraph(graph)
+    assert program.all_float
+    assert bool(program.steps[-1].pre_ops) == (overflow != "AP_WRAP")  # wrapping is not monotone
+    x = _inputs(rng, in_t, n_in)
+    _assert_same(graph, x, program)
+    _assert_same(graph, x, program, Torch("cpu"))
 
 
 # ----------------------------------------------------------------------------- devices
