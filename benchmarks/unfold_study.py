@@ -95,6 +95,9 @@ def main() -> None:
     s.add_argument("--mlp-particles", type=int, default=30, help="hardest particles the particle MLP sees")
     s.add_argument("--batch-size", type=int, default=512)
     s.add_argument("--epochs", type=int, default=100, help="most epochs per step (early stopping ends most sooner)")
+    s.add_argument("--transformer-dim", type=int, default=64)
+    s.add_argument("--transformer-layers", type=int, default=2)
+    s.add_argument("--patience", type=int, default=4)
     s.add_argument("--package", action="store_true", help="also run the omnifold package (slow)")
     s.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -218,18 +221,20 @@ def study(args: argparse.Namespace) -> None:
         "multifold": (problem.omnifold_inputs(), "mlp", {}),
         "omnifold_mlp": ({**particles, **flat}, "mlp", {}),
         "omnifold_deepsets": (particles, "deepsets", {}),
-        "omnifold_transformer": (particles, "transformer", {}),
+        "omnifold_transformer": (particles, "transformer", {"dim": args.transformer_dim,
+                                                            "layers": args.transformer_layers}),
     }
     for name in args.methods:
         inputs, classifier, options = runs[name]
         config = OmniFoldConfig(iterations=args.iterations, ensembles=args.ensembles, classifier=classifier,
                                 classifier_options=options, batch_size=args.batch_size, epochs=args.epochs,
-                                seed=1)
+                                patience=args.patience, seed=1)
         start = time.perf_counter()
         result = omnifold(**inputs, config=config, log=lambda line, name=name: print(f"  {name}: {line}", flush=True))
         record = {
             "triangular_discriminator_x1e3": discriminators(result.weights),
             "ensemble_members": args.ensembles,
+            "classifier": classifier, "classifier_options": options, "epochs_cap": args.epochs,
             "diagnostics": _diagnostics(result),
             "seconds": time.perf_counter() - start,
         }
@@ -307,7 +312,10 @@ def _write(args, events, samples, problem, floor, methods, histograms, rate, bin
 
 def _table(out: dict) -> str:
     obs = list(out["statistical_floor"])
-    lines = ["| method | " + " | ".join(obs) + " | ESS/N (last it.) | largest weight |",
+    lines = ["Triangular discriminator ×10³ against the truth; ± is the Poisson-bootstrap spread where "
+             "bootstrap replicas ran (`bootstrap_spread`), else the spread over ensemble members "
+             "(`ensemble_spread`); ESS/N and the largest weight / mean of the final push weights.", "",
+             "| method | " + " | ".join(obs) + " | ESS/N (last it.) | largest weight |",
              "| --- |" + " --- |" * (len(obs) + 2)]
     for name, rec in out["methods"].items():
         if "triangular_discriminator_x1e3" not in rec:
@@ -321,6 +329,15 @@ def _table(out: dict) -> str:
                      + (f" | {last['ess_fraction']:.3f} | {last['max_weight']:.1f} |" if last else " | – | – |"))
     floor = " | ".join(f"{out['statistical_floor'][o]:.2f} ± {out['statistical_floor_spread'][o]:.2f}" for o in obs)
     lines.append(f"| statistical floor | {floor} | – | – |")
+    lines += ["", "Weights per iteration (step 1 pull / step 2 push): ESS/N, largest weight / mean", "",
+              "| method | iteration | step 1 ESS/N | step 1 largest | step 2 ESS/N | step 2 largest | epochs |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, rec in out["methods"].items():
+        rows = rec.get("diagnostics") or []
+        for it in sorted({r["iteration"] for r in rows}):
+            one, two = (next(r for r in rows if r["iteration"] == it and r["step"] == k) for k in (1, 2))
+            lines.append(f"| {name} | {it} | {one['ess_fraction']:.3f} | {one['max_weight']:.2f} | "
+                         f"{two['ess_fraction']:.3f} | {two['max_weight']:.2f} | {one['epochs']} / {two['epochs']} |")
     return "\n".join(lines) + "\n"
 
 
