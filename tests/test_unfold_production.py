@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from offline.unfold.jets import OBSERVABLES, generate_jets
+from offline.unfold.jets import generate_jets
 from offline.unfold.production import parts_directory, produce_jets, task_seed
 
 TASK = 20  # events per task: small, the point is the bookkeeping
@@ -58,21 +58,23 @@ def test_bad_production_settings_are_named(tmp_path):
 
 @pytest.mark.slow
 def test_vincia_shower_differs_from_pythia_default_at_five_sigma(request):
-    """4000 events each (~2000 jets): the two-sample Kolmogorov–Smirnov test (scipy, an
-    oracle apart from the generator) separates the showers at p < 5.7e-7 (5σ, two-sided) on
-    at least one particle-level observable (τ₂₁ and z_g differ most: ~4σ at 1000 jets), and
-    the same test does not separate two independent Pythia-default samples on any
-    (p > 1e-3). The samples are kept in pytest's cache, so a second run takes seconds."""
+    """6000 events each: Vincia's leading jets lose more p⊥ out of the R = 0.4 cone, so at
+    the same hard-process cut (p̂⊥ > 140 GeV) fewer reach the 150 GeV jet selection: the
+    jet p⊥ spectrum's shape near the threshold (0.47 against 0.54 of events; ~7.8σ
+    expected). The oracle is scipy's χ² test of the 2×2 table, independent of the
+    generator; it must give p < 5.7e-7 (5σ, two-sided), and must not separate two
+    independent Pythia-default samples (p > 1e-3). The substructure observables differ
+    less: τ₂₁ reaches 5σ only at ~8000 jets (KS, measured on the study's samples). The
+    samples are kept in pytest's cache, so a second run takes seconds."""
     cache = request.config.cache.mkdir("unfold_jet_parts")
-    events = 4000
+    events = 6000
     default = produce_jets(events, "simulation", 11, cache)
     vincia = produce_jets(events, "vincia", 12, cache)
     again = produce_jets(events, "simulation", 13, cache)
-    p_shower, p_same = {}, {}
-    for j, obs in enumerate(OBSERVABLES):
-        a = default["gen"][default["pass_gen"], j]
-        p_shower[obs] = stats.ks_2samp(a, vincia["gen"][vincia["pass_gen"], j]).pvalue
-        p_same[obs] = stats.ks_2samp(a, again["gen"][again["pass_gen"], j]).pvalue
-    five_sigma = 2 * stats.norm.sf(5)
-    assert min(p_shower.values()) < five_sigma, p_shower
-    assert min(p_same.values()) > 1e-3, p_same
+
+    def p_value(a, b) -> float:
+        table = [[a.sum(), len(a) - a.sum()], [b.sum(), len(b) - b.sum()]]
+        return stats.chi2_contingency(table).pvalue
+
+    assert p_value(default["pass_gen"], vincia["pass_gen"]) < 2 * stats.norm.sf(5)
+    assert p_value(default["pass_gen"], again["pass_gen"]) > 1e-3
