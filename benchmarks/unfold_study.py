@@ -98,6 +98,9 @@ def main() -> None:
     s.add_argument("--transformer-dim", type=int, default=64)
     s.add_argument("--transformer-layers", type=int, default=2)
     s.add_argument("--patience", type=int, default=4)
+    s.add_argument("--lr-drops", type=int, default=0, help="learning-rate drops by 10 on plateaus before stopping")
+    s.add_argument("--tag", default="", help="suffix of this run's method names")
+    s.add_argument("--append", action="store_true", help="keep the methods already in unfold_study.json")
     s.add_argument("--package", action="store_true", help="also run the omnifold package (slow)")
     s.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -224,17 +227,25 @@ def study(args: argparse.Namespace) -> None:
         "omnifold_transformer": (particles, "transformer", {"dim": args.transformer_dim,
                                                             "layers": args.transformer_layers}),
     }
-    for name in args.methods:
-        inputs, classifier, options = runs[name]
+    if args.append:  # earlier runs' methods stay; this run adds variants (named with --tag)
+        earlier = json.loads((RESULTS / "unfold_study.json").read_text())
+        if earlier["events"]["generated_per_sample"] != events:
+            raise SystemExit(f"--append: unfold_study.json has {earlier['events']['generated_per_sample']} "
+                             f"events per sample, this run {events}")
+        methods = {**earlier["methods"], **{k: v for k, v in methods.items() if k not in earlier["methods"]}}
+    for base in args.methods:
+        inputs, classifier, options = runs[base]
+        name = base + args.tag
         config = OmniFoldConfig(iterations=args.iterations, ensembles=args.ensembles, classifier=classifier,
                                 classifier_options=options, batch_size=args.batch_size, epochs=args.epochs,
-                                patience=args.patience, seed=1)
+                                patience=args.patience, lr_drops=args.lr_drops, seed=1)
         start = time.perf_counter()
         result = omnifold(**inputs, config=config, log=lambda line, name=name: print(f"  {name}: {line}", flush=True))
         record = {
             "triangular_discriminator_x1e3": discriminators(result.weights),
             "ensemble_members": args.ensembles,
             "classifier": classifier, "classifier_options": options, "epochs_cap": args.epochs,
+            "patience": args.patience, "lr_drops": args.lr_drops, "batch_size": args.batch_size,
             "diagnostics": _diagnostics(result),
             "seconds": time.perf_counter() - start,
         }
@@ -243,7 +254,7 @@ def study(args: argparse.Namespace) -> None:
             members = [discriminators(w) for w in result.member_weights]
             record["ensemble_spread"] = {obs: float(np.std([m[obs] for m in members])) for obs in problem.observables}
             record["bin_spread_ensemble"] = bin_spread(result.member_weights)
-        if name in args.bootstrap_methods and args.bootstrap > 0:
+        if base in args.bootstrap_methods and args.bootstrap > 0:
             replicas = bootstrap(**inputs, replicas=args.bootstrap, config=replace_members(config))
             reps = [discriminators(w) for w in replicas]
             record["bootstrap_spread"] = {obs: float(np.std([r[obs] for r in reps])) for obs in problem.observables}
