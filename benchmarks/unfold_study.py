@@ -278,7 +278,7 @@ def study(args: argparse.Namespace) -> None:
             histograms["omnifold_package"] = weights
         print("omnifold_package", methods["omnifold_package"], flush=True)
     _write(args, events, samples, problem, floor, methods, histograms, jets_per_cpu_second,
-           binned={"ibu": ibu_hists}, plots=True)
+           binned={"ibu": ibu_hists}, plots=not args.tag)  # variants keep the main plots
 
 
 def replace_members(config):
