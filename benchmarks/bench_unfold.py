@@ -98,7 +98,7 @@ def bench(
     config: OmniFoldConfig,
     package_batch: int,
 ) -> dict:
-    kwargs = {"cache_dir": "cache", "progress": True} if name == "jets" else {}
+    kwargs = {"cache_dir": "cache", "progress": True} if name.startswith("jets") else {}
     problem = EXAMPLES[name](events, seed=3, **kwargs)
     print(
         f"\n=== {name}: {len(problem.sim_reco)} simulated, {len(problem.data_reco)} data events, "

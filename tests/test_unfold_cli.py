@@ -161,3 +161,17 @@ def test_unfold_particle_model_on_hdf5_particle_sets(tmp_path, one_thread):
     result = runner.invoke(app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(tmp_path / "m")])
     assert result.exit_code == 1
     assert "but not sim_gen_particles (particle sets: all or none)" in result.output
+
+
+@pytest.mark.slow
+def test_unfold_vincia_example_with_the_transformer(tmp_path, monkeypatch, one_thread):
+    """Pythia default vs Vincia: one 1000-event task each, produced by the engine into parts."""
+    monkeypatch.setenv("L1AD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "unf"
+    args = ["unfold", "--example", "jets-vincia", "--events", "1000", "--iterations", "1"]
+    args += ["--epochs", "1", "--model", "transformer", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(np.isfinite(v) for v in metrics["triangular_discriminator"]["omnifold"].values())
+    assert (tmp_path / "cache" / "unfold_jets_vincia_1.parts" / "task-000000.npz").is_file()

@@ -22,7 +22,7 @@ from l1ad.config import load_config
 NAME = "unfold"
 DEFAULTS: dict = {
     "input": None,  # HDF5 file with the arrays (see offline.unfold.workflow.read_arrays); or use "example"
-    "example": None,  # "gaussian" or "jets"
+    "example": None,  # "gaussian", "jets" (two Pythia tunes) or "jets-vincia" (Pythia vs Vincia shower)
     "events": 20_000,  # for examples: simulated (and data) events
     "observables": None,  # names of the feature columns; default x0, x1, ...
     "bins": 40,  # histogram bins per observable for inputs without their own binning
@@ -46,7 +46,7 @@ def unfold(
         Path | None,
         typer.Option(help="YAML/JSON file; its 'unfold' mapping sets any DEFAULTS key."),
     ] = None,
-    example: Annotated[str | None, typer.Option(help="Built-in example: gaussian or jets.")] = None,
+    example: Annotated[str | None, typer.Option(help="Built-in example: gaussian, jets (two Pythia tunes) or jets-vincia (Pythia vs Vincia shower).")] = None,
     events: Annotated[int | None, typer.Option(help="Events per sample for an example.", min=1)] = None,
     iterations: Annotated[int | None, typer.Option(help="OmniFold (and IBU) iterations.", min=1)] = None,
     model: Annotated[

@@ -3,7 +3,8 @@
 ``omnifold`` reweights a simulation so that its detector level matches data and returns
 per-event weights at particle level, with an MLP on observables or Deep Sets / a
 point-cloud transformer on particles (``point_cloud``); ``ibu`` is the binned baseline; ``examples`` holds
-closure problems with known truth (Gaussian toy, Pythia 8 jets); ``metrics`` the
+closure problems with known truth (Gaussian toy, Pythia 8 jets: two tunes, or the default
+against the Vincia shower, produced by ``production`` through the event engine); ``metrics`` the
 triangular discriminator of the OmniFold papers.
 """
 
@@ -14,7 +15,13 @@ from offline.unfold.diagnostics import (
     effective_sample_size,
     largest_weights,
 )
-from offline.unfold.examples import EXAMPLES, UnfoldingProblem, gaussian_toy, jets_example
+from offline.unfold.examples import (
+    EXAMPLES,
+    UnfoldingProblem,
+    gaussian_toy,
+    jets_example,
+    vincia_jets_example,
+)
 from offline.unfold.ibu import Response, ibu, ibu_samples, response
 from offline.unfold.metrics import (
     metric_table,
@@ -64,6 +71,7 @@ __all__ = [
     "run_unfold",
     "sample_discriminator",
     "triangular_discriminator",
+    "vincia_jets_example",
     "weighted_histogram",
     "weighted_moments",
 ]

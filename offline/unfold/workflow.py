@@ -161,7 +161,7 @@ def run_unfold(settings: dict[str, Any], console: Console | None = None) -> dict
             )
         kwargs = (
             {"cache_dir": os.environ.get("L1AD_CACHE", "cache"), "progress": True}
-            if example == "jets"
+            if example.startswith("jets")
             else {}
         )
         problem = EXAMPLES[example](int(settings["events"]), seed=int(settings["seed"]), **kwargs)
