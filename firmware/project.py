@@ -27,11 +27,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from emulation.spec import FirmwareSpec
+from emulation.trigger import TriggerBits as TriggerBits  # re-exported: part of firmware's API
 from emulation.trigger import TriggerEmulator
 from firmware.convert import NETS_NAME, ConversionSettings, convert
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
@@ -42,17 +43,6 @@ PROJECT_KIND = "hls-project"  # atomic_directory replaces only earlier projects
 TB_INPUTS = "tb_data/tb_input_features.dat"
 TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
 CXXFLAGS = ("-std=c++14", "-O1", "-fPIC", "-w")
-
-
-class TriggerBits(Protocol):
-    """What the firmware checks per event: R1, R2 (score mantissas), region bits (N, 4) A-D, trigger bit.
-
-    ``emulation.TriggerOutputs`` and :class:`CSimOutputs` both have these fields."""
-
-    r1: np.ndarray
-    r2: np.ndarray
-    regions: np.ndarray
-    trigger: np.ndarray
 
 
 def call_batch(fn, words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
