@@ -29,7 +29,7 @@ from emulation.spec import SPEC_FILE, FirmwareSpec, load_spec, load_weights
 from emulation.trigger import REGIONS, TriggerEmulator, TriggerOutputs
 from offline.ad.metrics import BUNCH_CROSSING_KHZ, fpr_to_rate
 from offline.artifacts import atomic_path
-from offline.events.io import iter_events
+from offline.events.io import Events, iter_events
 from offline.events.schema import BACKGROUND_PROCESSES, N_FEATURES, PROCESSES
 from offline.preprocess import to_hardware
 
@@ -65,7 +65,7 @@ def edge_words(spec: FirmwareSpec, rng: np.random.Generator, n: int) -> np.ndarr
 
 
 def background_and_edge_words(
-    background: list[str | os.PathLike[str]], n: int, spec: FirmwareSpec, seed: int = 0
+    background: Sequence[str | os.PathLike[str]], n: int, spec: FirmwareSpec, seed: int = 0
 ) -> np.ndarray:
     """The first events of the background files plus edge words (empty, saturating, extreme): n in all.
 
@@ -185,7 +185,7 @@ class _Writer:
         self.n += n
 
 
-def _labels(path: Path, events, n: int) -> np.ndarray:
+def _labels(path: Path, events: Events, n: int) -> np.ndarray:
     """Labels of a block (index into PROCESSES), else the file's generator process, else -1 (unlabelled)."""
     if events.labels is not None:
         return events.labels.astype(np.int32)

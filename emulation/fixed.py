@@ -34,9 +34,15 @@ MSB"), the result here is the mathematically defined one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from emulation.spec import OVERFLOW_MODES, ROUNDING_MODES, FixedType, product_type
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "INT64_WIDTH",
@@ -57,6 +63,9 @@ __all__ = [
 
 QUANTIZATION_MODES = ROUNDING_MODES
 INT64_WIDTH = 61  # widest type whose mantissas (and the shifts and sums below) stay inside int64
+
+# A shift count: one for all elements, or an integer array of one per element.
+_Shift = int | np.integer | np.ndarray
 
 
 def mantissa_dtype(*types: FixedType) -> np.dtype:
@@ -90,7 +99,7 @@ class OverflowCounter:
     def as_dict(self) -> dict[str, dict[str, int]]:
         return {k: {"overflows": v[0], "values": v[1]} for k, v in self._counts.items()}
 
-    def report(self):
+    def report(self) -> pd.DataFrame:
         """A pandas DataFrame: name, overflows, values, fraction."""
         import pandas as pd
 
@@ -108,7 +117,7 @@ class OverflowCounter:
 # --------------------------------------------------------------------------- core
 
 
-def _as_mantissa(m) -> np.ndarray:
+def _as_mantissa(m: ArrayLike) -> np.ndarray:
     arr = np.asarray(m)
     if arr.dtype == object:
         return arr
@@ -122,7 +131,7 @@ def _in_dtype(m: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return m if m.dtype == dtype else m.astype(dtype)
 
 
-def _quantize_wide(m: np.ndarray, shift, rounding: str) -> np.ndarray:
+def _quantize_wide(m: np.ndarray, shift: _Shift, rounding: str) -> np.ndarray:
     """``_quantize`` on Python integers (object arrays): floor, remainder and a tie test."""
     sh = np.asarray(shift).astype(object) if np.ndim(shift) else int(shift)
     floor = m >> sh
@@ -148,7 +157,7 @@ def _quantize_wide(m: np.ndarray, shift, rounding: str) -> np.ndarray:
     return floor + up
 
 
-def _quantize(m: np.ndarray, shift, rounding: str) -> np.ndarray:
+def _quantize(m: np.ndarray, shift: _Shift, rounding: str) -> np.ndarray:
     """m / 2**shift rounded to an integer with an ap_fixed quantisation mode; shift > 0.
 
     Each rounding is one biased arithmetic shift: floor((m + bias) / 2**sh), where the
@@ -220,7 +229,8 @@ def _overflow(q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, na
     if counter is not None:
         counter.record(name or "cast", int(np.count_nonzero(bad)), bad.size)
     if dst.overflow == "AP_WRAP":
-        mask, span = (1 << dst.width) - 1, 1 << dst.width
+        mask: int | np.int64 = (1 << dst.width) - 1
+        span: int | np.int64 = 1 << dst.width
         if q.dtype != object:
             mask, span = np.int64(mask), np.int64(span)
         v = q & mask
@@ -232,7 +242,7 @@ def _overflow(q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, na
     return _in_dtype(np.minimum(np.maximum(q, lo), hi), dtype)
 
 
-def _convert(m: np.ndarray, shift, dst: FixedType, counter: OverflowCounter | None, name: str | None) -> np.ndarray:
+def _convert(m: np.ndarray, shift: _Shift, dst: FixedType, counter: OverflowCounter | None, name: str | None) -> np.ndarray:
     """Value ``m * 2**-shift`` (in units of dst's LSB) into dst's mantissa, with dst's modes.
 
     ``shift`` may be an int or an int64 array (one per element, as for doubles).
@@ -254,7 +264,7 @@ def _convert(m: np.ndarray, shift, dst: FixedType, counter: OverflowCounter | No
             return _overflow(_quantize(m, shift, dst.rounding), dst, counter, name)
         if shift == 0:
             return _overflow(m, dst, counter, name)
-        k = -shift
+        k: int | np.ndarray = -shift
         q = m
     else:
         shift = np.broadcast_to(np.asarray(shift, dtype=np.int64), m.shape)
@@ -268,7 +278,7 @@ def _convert(m: np.ndarray, shift, dst: FixedType, counter: OverflowCounter | No
     under = q < -(np.int64(-lo) >> kc)
     bad = over | under
     if counter is not None:
-        counter.record(name or "cast", np.count_nonzero(bad), bad.size)
+        counter.record(name or "cast", int(np.count_nonzero(bad)), bad.size)
     if dst.overflow == "AP_WRAP":
         width = dst.width
         bits = np.maximum(width - k, 0)
@@ -298,7 +308,7 @@ def _int_source(m: np.ndarray, source: FixedType, dst: FixedType) -> np.ndarray:
 
 
 def cast(
-    mantissa,
+    mantissa: ArrayLike,
     source: int | FixedType,
     dst: FixedType,
     counter: OverflowCounter | None = None,
@@ -335,7 +345,7 @@ def _ap_int_from_double(x: np.ndarray) -> np.ndarray:
     return np.where(odd, _DOUBLE_TO_INT_ODD, x) if odd.any() else x
 
 
-def from_float(values, dst: FixedType, counter: OverflowCounter | None = None, name: str | None = None) -> np.ndarray:
+def from_float(values: ArrayLike, dst: FixedType, counter: OverflowCounter | None = None, name: str | None = None) -> np.ndarray:
     """Mantissas of ``dst(double(x))``: ap_fixed's or ap_int's constructor from double, exactly.
 
     The double's exact binary value is quantised and overflow-handled with dst's modes
@@ -394,7 +404,7 @@ def _round_float(y: np.ndarray, rounding: str) -> np.ndarray:
     return q + inc
 
 
-def to_float(mantissa, t: FixedType | int) -> np.ndarray:
+def to_float(mantissa: ArrayLike, t: FixedType | int) -> np.ndarray:
     """float64 values of mantissas (exact for widths up to 53 bits, rounded to nearest beyond), as ap_types' ``double(x)``.
 
     That conversion is exact (then rounded) except for ``ap_int``/``ap_uint`` wider than 64
@@ -419,19 +429,20 @@ def plus_type(a: FixedType, b: FixedType) -> FixedType:
     return FixedType(integer + max(a.fractional, b.fractional), integer, a.signed or b.signed)
 
 
-def multiply(ma, a: FixedType, mb, b: FixedType) -> tuple[np.ndarray, FixedType]:
+def multiply(ma: ArrayLike, a: FixedType, mb: ArrayLike, b: FixedType) -> tuple[np.ndarray, FixedType]:
     """Exact product (mantissa, type) of two fixed-point arrays (broadcasting)."""
     t = product_type(a, b)
     dtype = mantissa_dtype(t)
     return _in_dtype(_as_mantissa(ma), dtype) * _in_dtype(_as_mantissa(mb), dtype), t
 
 
-def add(ma, a: FixedType, mb, b: FixedType) -> tuple[np.ndarray, FixedType]:
+def add(ma: ArrayLike, a: FixedType, mb: ArrayLike, b: FixedType) -> tuple[np.ndarray, FixedType]:
     """Exact sum (mantissa, type) of two fixed-point arrays (broadcasting)."""
     t = plus_type(a, b)
     dtype = mantissa_dtype(t)
     f = t.fractional
-    sa, sb = f - a.fractional, f - b.fractional
+    sa: int | np.int64 = f - a.fractional
+    sb: int | np.int64 = f - b.fractional
     if dtype == np.int64:
         sa, sb = np.int64(sa), np.int64(sb)
     return (_in_dtype(_as_mantissa(ma), dtype) << sa) + (_in_dtype(_as_mantissa(mb), dtype) << sb), t

@@ -97,7 +97,9 @@ class HLSProject:
 
 def _split_top(args: str) -> list[str]:
     """Split on commas outside <> and ()."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in args:
         if ch in "<(":
             depth += 1

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from emulation.fixed import FixedType, cast, from_float, mantissa_dtype
 __all__ = ["Source", "TypeTable", "WeightArrays", "read_source", "resolve_size", "unqualify"]
 
 # hls4ml's own helper macros (nnet_common.h), function-like, so not collected as constants.
-_MACRO_FUNCTIONS = {
+_MACRO_FUNCTIONS: dict[str, Callable[..., int]] = {
     "DIV_ROUNDUP": lambda n, d: (n + d - 1) // d,
     "MIN": min,
     "MAX": max,
@@ -52,7 +53,7 @@ class Source:
         return f"{self.path}:{self.line(offset)}"
 
 
-def _blank(match: re.Match) -> str:
+def _blank(match: re.Match[str]) -> str:
     return re.sub(r"[^\n]", " ", match.group(0))
 
 
@@ -117,7 +118,9 @@ def read_source(path: Path, macros: dict[str, str]) -> Source:
             macros.pop(rest.split()[0] if rest else "", None)
         lines[k] = " " * len(raw)  # directives themselves are not C++ text
     if stack:
-        raise ValueError(f"{path}:{opened[-1]}: #{_DIRECTIVE.match(lines_raw[opened[-1] - 1]).group(1)} without #endif")
+        unclosed = _DIRECTIVE.match(lines_raw[opened[-1] - 1])
+        assert unclosed is not None  # ``opened`` holds the lines of #if directives only
+        raise ValueError(f"{path}:{opened[-1]}: #{unclosed.group(1)} without #endif")
     return Source(path, "\n".join(lines))
 
 
@@ -147,7 +150,7 @@ class _MacroValues(Mapping[str, str]):
     def __contains__(self, name: object) -> bool:
         return True
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._macros)
 
     def __len__(self) -> int:
@@ -180,7 +183,7 @@ def resolve_size(expr: str | int, constants: Mapping[str, str | int], where: str
     return value
 
 
-def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: str, seen: set[str]):
+def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: str, seen: set[str]) -> int:
     text = _INT_LITERAL.sub(lambda m: str(int(m.group(1), 0)), expr.strip())
     text = re.sub(r"\b(?:unsigned|int|long|size_t|static_cast<\s*\w+\s*>)\b", " ", text)
     text = re.sub(r"\w+::(\w+)", r"\1", text)  # nnet::latency, CONFIG_T::n_in
@@ -189,7 +192,7 @@ def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: 
     except SyntaxError:
         raise ValueError(f"{where}: cannot read the size '{shown}'") from None
 
-    def ev(node):
+    def ev(node: ast.AST) -> int:
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
@@ -199,7 +202,7 @@ def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: 
             return -v if isinstance(node.op, ast.USub) else (v if isinstance(node.op, ast.UAdd) else int(not v))
         if isinstance(node, ast.BinOp):
             a, b = ev(node.left), ev(node.right)
-            ops = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
+            ops: dict[type[ast.operator], Callable[[int, int], int]] = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
                    ast.FloorDiv: lambda x, y: int(x / y) if y else _div0(), ast.Mod: lambda x, y: x % y,
                    ast.LShift: int.__lshift__, ast.RShift: int.__rshift__}  # fmt: skip
             if type(node.op) in ops:
@@ -232,7 +235,7 @@ def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: 
     return ev(tree)
 
 
-def _div0():
+def _div0() -> NoReturn:
     raise ValueError("division by zero")
 
 

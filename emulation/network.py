@@ -86,12 +86,16 @@ def dense_latency(
     at least once; for a wrapping accumulator, final sums outside its range) and
     ``{name}.result`` (the cast to result_t).
     """
+    if bias is not None and bias_type is None:
+        raise ValueError(f"{name}: a bias needs its bias_type")
     types = [x_type, weight_type, product_type(x_type, weight_type), accum_type, result_type]
-    if mantissa_dtype(*types, *([bias_type] if bias is not None else [])) != np.int64:
+    if bias is not None and bias_type is not None:
+        types.append(bias_type)
+    if mantissa_dtype(*types) != np.int64:
         # Some type is wider than int64 carries: Python integers and the literal loop, exact.
         x, weight = np.asarray(x).astype(object), np.asarray(weight).astype(object)
         b = np.zeros(weight.shape[1], dtype=object)
-        if bias is not None:
+        if bias is not None and bias_type is not None:
             b = cast(np.asarray(bias), bias_type, accum_type, counter, f"{name}.bias").astype(object)
         acc = _accumulate(x, weight, b, product_type(x_type, weight_type), accum_type, counter, name)
         return cast(acc, accum_type, result_type, counter, f"{name}.result")
@@ -102,7 +106,7 @@ def dense_latency(
     acc_t = accum_type
     prod_t = product_type(x_type, weight_type)
     shift = acc_t.fractional - prod_t.fractional  # >= 0: products enter accum_t exactly (if in range)
-    if bias is None:
+    if bias is None or bias_type is None:  # both or neither (checked above)
         b = np.zeros(n_out, dtype=np.int64)
     else:
         b = cast(np.asarray(bias, dtype=np.int64), bias_type, acc_t, counter, f"{name}.bias")

@@ -20,7 +20,14 @@ import numpy as np
 
 from emulation.fixed import FixedType
 from emulation.graph import Graph, Node, Port
-from emulation.hls_project import CallText, DenseLayer, HLSProject, ProjectText, read_project_text
+from emulation.hls_project import (
+    CallText,
+    DenseLayer,
+    HLSProject,
+    ProjectText,
+    _Config,
+    read_project_text,
+)
 from emulation.hls_text import TypeTable, WeightArrays, resolve_size, unqualify
 
 __all__ = ["LayerCall", "project_graph", "read_project_graph"]
@@ -101,7 +108,7 @@ class LayerCall:
 def _layer_call(project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]) -> LayerCall:
     """A call with its config struct (and the nnet_utils structs it derives from) read."""
     config_name = unqualify(call.template_args[-1]) if call.template_args else ""
-    chain = []
+    chain: list[_Config] = []
     config = project.configs.get(config_name)
     if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
         raise ValueError(f"{call.where}: config struct {config_name!r} of layer '{call.name}' is defined in no firmware header")

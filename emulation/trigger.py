@@ -27,6 +27,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -65,6 +66,7 @@ from offline.events.schema import N_FEATURES
 
 __all__ = [
     "REGIONS",
+    "TriggerBits",
     "TriggerEmulator",
     "TriggerOutputs",
     "emulate_trigger",
@@ -73,6 +75,17 @@ __all__ = [
     "score_mantissas",
     "threshold_mantissas",
 ]
+
+
+class TriggerBits(Protocol):
+    """What the firmware checks per event: R1, R2 (score mantissas), region bits (N, 4) A-D, trigger bit.
+
+    ``TriggerOutputs`` and ``firmware.CSimOutputs`` both have these fields."""
+
+    r1: np.ndarray
+    r2: np.ndarray
+    regions: np.ndarray
+    trigger: np.ndarray
 
 
 @dataclass
@@ -106,7 +119,7 @@ class TriggerOutputs:
     def r2_float(self) -> np.ndarray:
         return np.ldexp(self.r2.astype(np.float64), -self.r2_fractional)
 
-    def mismatches(self, other) -> np.ndarray:
+    def mismatches(self, other: TriggerBits) -> np.ndarray:
         """Per event: whether R1, R2, a region bit or the trigger bit differ from ``other``."""
         return (
             (np.asarray(self.r1) != np.asarray(other.r1))
@@ -202,9 +215,9 @@ def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType
 
 
 def score_float(
-    aspec: AutoencoderSpec, x, x_type: FixedType, xhat, xhat_type: FixedType,
+    aspec: AutoencoderSpec, x: Any, x_type: FixedType, xhat: Any, xhat_type: FixedType,
     counter: OverflowCounter | None = None, name: str = "ae", xp: Numpy = NUMPY,
-):
+) -> Any | None:
     """:func:`score_mantissas` on float mantissas (exact integers, arrays of ``xp``), or None where it needs the integer loop.
 
     The difference cast's scale is applied to both operands before subtracting (the
@@ -279,7 +292,8 @@ class _InputStage:
 
     def as_float(self, words: np.ndarray, counter: OverflowCounter | None) -> np.ndarray | None:
         """``__call__`` as float64 mantissas, or None when a word is outside ``hardware_input`` (integer path)."""
-        if not self._float_inputs or words.dtype.kind not in "iu":
+        pre = self._pre_type
+        if not self._float_inputs or pre is None or words.dtype.kind not in "iu":  # _float_inputs implies pre
             return None
         hw = self.spec.hardware_input
         if words.size and (int(words.min()) < hw.min_int or int(words.max()) > hw.max_int):
@@ -289,7 +303,7 @@ class _InputStage:
         y = words.astype(np.float64)
         y *= self._scale
         y -= self._shifted_offsets
-        return cast_float(y, self._pre_type, self.spec.input, counter, "input")
+        return cast_float(y, pre, self.spec.input, counter, "input")
 
 
 def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
@@ -298,6 +312,14 @@ def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCoun
     Times ``2**-spec.input.fractional`` these are the values quantization-aware training feeds the pair.
     """
     return _InputStage(spec)(words, counter)
+
+
+# One block of events: R1, R2, the input mantissas and each autoencoder's reconstruction (the last two kept on request).
+_Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray | None]]
+
+
+def _joined(blocks: list[np.ndarray], empty: np.ndarray) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else empty
 
 
 class TriggerEmulator:
@@ -342,29 +364,43 @@ class TriggerEmulator:
             return np.asarray(program.run([x], counter)[0]).astype(np.int64)
         return run_layers(self.projects[ae], x, counter)
 
-    def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> tuple:
+    def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> _Chunk:
         """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
         floats = any(p.all_float for p in self.programs)
         xf = self._inputs.as_float(block, counter) if floats else None
-        x = self.inputs(block, counter) if xf is None else None
-        if xf is None and floats:
-            xf = x.astype(np.float64)
+        x: np.ndarray | None = None
+        if xf is None:
+            x = self.inputs(block, counter)
+            if floats:
+                xf = x.astype(np.float64)
         as_type: dict[str, np.ndarray] = {}
 
         def x_as(dtype: str) -> np.ndarray:  # the input mantissas converted once per dtype
             if dtype not in as_type:
+                assert xf is not None  # float programs exist, so the inputs were made as floats
                 as_type[dtype] = xf.astype(dtype, copy=False)
             return as_type[dtype]
 
-        scores, recos = [], []
+        def integers() -> np.ndarray:  # the input mantissas as int64, from the floats at most once
+            nonlocal x
+            if x is None:
+                assert xf is not None  # x is None only when the inputs were made as floats
+                x = xf.astype(np.int64)
+            return x
+
+        scores: list[np.ndarray] = []
+        recos: list[np.ndarray | None] = []
         for ae, aspec in enumerate(self.spec.autoencoders):
             program, project = self.programs[ae], self.projects[ae]
-            score = xhat = None
-            if x is None and (not program.all_float or keep):
-                x = xf.astype(np.int64)
+            score: np.ndarray | None = None
+            xhat: np.ndarray | None = None
+            if not program.all_float or keep:
+                integers()
             if program.all_float:
                 xp = self.xp
-                xhat_f = program.run([x_as(program.steps[0].dtype)], counter, xp)[0]
+                first = program.steps[0].dtype
+                assert first is not None  # every step of an all-float program runs in floats
+                xhat_f = program.run([x_as(first)], counter, xp)[0]
                 dtype = self.score_dtypes[ae]
                 if dtype is not None:
                     sub = OverflowCounter() if counter is not None else None
@@ -372,16 +408,15 @@ class TriggerEmulator:
                     score = score_float(aspec, x_d, self.spec.input, xhat_d, project.output_type, sub, aspec.name, xp)
                     if score is not None:
                         score = xp.to_numpy(score)
-                        if counter is not None:
+                        if counter is not None and sub is not None:
                             counter.merge(sub)
                 if score is None or keep:
                     xhat = xp.to_numpy(xhat_f).astype(np.int64)
             else:
-                xhat = run_layers(project, x, counter)
+                xhat = run_layers(project, integers(), counter)
             if score is None:
-                if x is None:
-                    x = xf.astype(np.int64)
-                score = score_mantissas(aspec, x, self.spec.input, xhat, project.output_type, counter, aspec.name)
+                assert xhat is not None  # both paths above reconstruct when they give no score
+                score = score_mantissas(aspec, integers(), self.spec.input, xhat, project.output_type, counter, aspec.name)
             scores.append(score)
             recos.append(xhat)
         return scores[0], scores[1], x, recos
@@ -408,10 +443,11 @@ class TriggerEmulator:
         keep_freed_memory()
         n = len(words)
         r = [np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64)]
-        xs, recos = [], ([], [])
+        xs: list[np.ndarray] = []
+        recos: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
         starts = range(0, n, chunk_size)
 
-        def work(lo: int) -> tuple:
+        def work(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray | None], OverflowCounter | None]:
             sub = OverflowCounter() if counter is not None else None
             return (*self._chunk(words[lo : lo + chunk_size], sub, keep_intermediates), sub)
 
@@ -426,9 +462,10 @@ class TriggerEmulator:
             for lo, (s1, s2, x, xhats, sub) in zip(starts, results, strict=True):
                 r[0][lo : lo + len(s1)] = s1
                 r[1][lo : lo + len(s1)] = s2
-                if counter is not None:
+                if counter is not None and sub is not None:
                     counter.merge(sub)
                 if keep_intermediates:
+                    assert x is not None and xhats[0] is not None and xhats[1] is not None  # kept on request
                     xs.append(x)
                     recos[0].append(xhats[0])
                     recos[1].append(xhats[1])
@@ -439,12 +476,12 @@ class TriggerEmulator:
                 pool.shutdown()
         hi1, hi2 = r[0] > self.thresholds[0], r[1] > self.thresholds[1]
         regions = np.stack([hi1 & hi2, hi1 & ~hi2, ~hi1 & hi2, ~hi1 & ~hi2], axis=1)
-        trigger = (regions & self._fire).any(axis=1)
+        trigger = np.asarray((regions & self._fire).any(axis=1))
         empty = np.zeros((0, N_FEATURES), dtype=np.int64)
         return TriggerOutputs(
             r[0], r[1], regions.astype(np.uint8), trigger.astype(np.uint8),
             (np.concatenate(xs) if xs else empty) if keep_intermediates else None,
-            tuple(np.concatenate(c) if c else empty for c in recos) if keep_intermediates else None,  # type: ignore[arg-type]
+            (_joined(recos[0], empty), _joined(recos[1], empty)) if keep_intermediates else None,
             self.spec.autoencoders[0].score.score.fractional,
             self.spec.autoencoders[1].score.score.fractional,
             counter,

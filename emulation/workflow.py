@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +127,7 @@ def overflow_table(overflows: OverflowCounter) -> pd.DataFrame:
 
 def emulate_trigger_files(
     model: str | os.PathLike[str],
-    events: list[str | os.PathLike[str]],
+    events: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     chunk_size: int = 200_000,
     console: Console | None = None,

@@ -101,12 +101,13 @@ class BudgetVerdict:
 
     def chain_lines(self) -> list[str]:
         over = self.blocks_over_latency()
-        if not over:
+        clock, levels = self.clock_period_ns, self.levels_per_cycle
+        if not over or not clock or not levels:  # no blocks over without both
             return []
-        allowed = math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9) * self.levels_per_cycle
+        allowed = math.floor(self.latency_budget_ns / clock + 1e-9) * levels
         lines = [
             f"blocks past the latency budget ({self.latency_budget_ns:g} ns = "
-            f"{math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9)} cycles of {self.clock_period_ns:g} ns "
+            f"{math.floor(self.latency_budget_ns / clock + 1e-9)} cycles of {clock:g} ns "
             f"= {allowed} adder levels), along each chain (preprocessing, layers, score; blocks traced alone):"
         ]
         for chain, blocks in over.items():

@@ -97,7 +97,7 @@ class FirmwareResult:
             return self.cost.best(metric)[0]
 
         sources = sorted({self.cost.best(m)[1] for m in ("latency_cycles", "luts", "ffs", "dsps", "brams")})
-        cycles = best("latency_cycles")
+        cycles, ii = best("latency_cycles"), best("ii_cycles")
         return {
             "project": str(self.project.path),
             "backend": self.settings.backend,
@@ -106,7 +106,7 @@ class FirmwareResult:
             "clock_period_ns": self.settings.clock_period_ns,
             "latency_cycles": None if cycles is None else int(cycles),
             "latency_ns": best("latency_ns"),
-            "ii_cycles": None if best("ii_cycles") is None else int(best("ii_cycles")),
+            "ii_cycles": None if ii is None else int(ii),
             "luts": best("luts"),
             "ffs": best("ffs"),
             "dsps": best("dsps"),

@@ -160,17 +160,22 @@ def calibration_rows(draws: int = CALIBRATION_DRAWS) -> list[CalibrationRow]:
     return rows
 
 
-def estimate_error(rows: list[CalibrationRow] | None = None) -> dict[str, object]:
-    """Measured estimate / published of the hls4ml Latency model, per metric: the range over every published
-    figure of the calibration set (csynth and post-synthesis, all networks; ``*_dense_instance``: a dense
-    layer's instance alone), for summary.json and the cost table."""
+def ratio_ranges(rows: list[CalibrationRow] | None = None) -> dict[str, dict[str, float]]:
+    """Measured estimate / published of the hls4ml Latency model, per metric: ``min``, ``max`` over every
+    published figure of the calibration set (csynth and post-synthesis, all networks; ``*_dense_instance``:
+    a dense layer's instance alone) and the number of ``figures``."""
     rows = calibration_rows() if rows is None else rows
     ratios: dict[str, list[float]] = {}
     for r in rows:
         ratios.setdefault(f"{r.metric}_dense_instance" if INSTANCE in r.source else r.metric, []).append(r.ratio)
-    latency_model: dict[str, object] = {
-        k: {"min": round(min(v), 3), "max": round(max(v), 3), "figures": len(v)} for k, v in ratios.items()
-    }
+    return {k: {"min": round(min(v), 3), "max": round(max(v), 3), "figures": len(v)} for k, v in ratios.items()}
+
+
+def estimate_error(rows: list[CalibrationRow] | None = None) -> dict[str, object]:
+    """The calibration of each estimate, for summary.json: the hls4ml Latency model's :func:`ratio_ranges`
+    (and the networks they come from); da4ml and the delay model are not calibrated."""
+    rows = calibration_rows() if rows is None else rows
+    latency_model: dict[str, object] = dict(ratio_ranges(rows))
     latency_model["calibration_set"] = sorted({r.network for r in rows})
     return {
         "hls4ml_latency_model": latency_model,

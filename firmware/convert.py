@@ -30,6 +30,18 @@ from firmware.defaults import BACKENDS, DEFAULT_PART
 from quantize.keras_compat import import_hls4ml
 from quantize.spec import FirmwareSpec
 
+__all__ = [
+    "BACKENDS",
+    "BUNCH_SPACING_NS",
+    "FRONTENDS",
+    "NETS_NAME",
+    "ConversionSettings",
+    "clean_qonnx",
+    "convert",
+    "cycles_per_bunch_crossing",
+    "precision_config",
+]
+
 FRONTENDS = ("keras", "qonnx")
 NETS_NAME = "trigger_nets"
 BUNCH_SPACING_NS = 25.0

@@ -48,8 +48,7 @@ from typing import Any
 import numpy as np
 
 from emulation.spec import FirmwareSpec
-from emulation.trigger import TriggerEmulator
-from firmware.project import TriggerBits
+from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs
 from firmware.trace import OUTPUTS, trace_trigger
 
 ADDER_DELAY_NS = 1.0
@@ -181,7 +180,7 @@ def estimate(
     workdir.mkdir(parents=True, exist_ok=True)
     if check_words is not None and len(check_words) == 0:
         check_words = None
-    expected = None
+    expected: TriggerOutputs | None = None
     if check_words is not None:
         expected = TriggerEmulator(spec, weights)(check_words)
     comb, pipe, lat = da4ml_pipeline(spec, weights, clock_period_ns, adder_delay_ns)
@@ -203,7 +202,7 @@ def estimate(
     add_delay_model(report, comb, clock_period_ns)
     add_latency_project(report, spec, weights, clock_period_ns)
 
-    if check_words is not None:
+    if check_words is not None and expected is not None:  # both or neither
         got = comb.predict(np.asarray(check_words, dtype=np.float64))
         report.notes.append(
             f"da4ml interpreter vs reference: {_mismatches(spec, got, expected)} "
@@ -215,7 +214,7 @@ def estimate(
     rtl = VerilogModel(pipe, RTL_NAME, rtl_dir, latency_cutoff=cutoff, print_latency=False, part_name=part, clock_period=clock_period_ns)
     rtl.write()
     have = tools()
-    if use_verilator and have["verilator"] and check_words is not None:
+    if use_verilator and have["verilator"] and check_words is not None and expected is not None:
         compile_verilator(rtl)
         out = rtl.predict(np.asarray(check_words, dtype=np.float64))
         report.rtl_events = len(check_words)
@@ -255,11 +254,11 @@ def add_delay_model(report: CostReport, comb: Any, clock_period_ns: float) -> No
 def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],
                         clock_period_ns: float) -> None:  # fmt: skip
     """The hls4ml Latency project's own estimate (:mod:`firmware.latency_project`), beside da4ml's."""
-    from firmware.calibration import estimate_error
+    from firmware.calibration import ratio_ranges
     from firmware.latency_project import SOURCE, trigger_cost
 
     cost = trigger_cost(spec, weights, clock_period_ns)
-    err = estimate_error()["hls4ml_latency_model"]
+    err = ratio_ranges()
     measured = ", ".join(f"{m} x{err[m]['min']:g}-{err[m]['max']:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
     src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
     report.add("latency_cycles", float(cost.latency_cycles), src)

@@ -20,6 +20,7 @@ import shutil
 import time
 import warnings
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ import numpy as np
 __all__ = ["CSimulation", "build_qkeras_dense", "compare_plain_csim", "write_qkeras_project"]
 
 
-def _hls4ml():
+def _hls4ml() -> ModuleType:
     from quantize.keras_compat import import_hls4ml
 
     return import_hls4ml()
@@ -101,9 +102,10 @@ class CSimulation:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
         n = len(x)
         sizes = [v.size() for v in self.model.in_vars]
+        inputs: np.ndarray | list[np.ndarray] = x
         if len(sizes) > 1:  # several inputs: their columns side by side, in argument order
-            x = [np.ascontiguousarray(part) for part in np.split(x.reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)]
-        y = self.model.predict(x)
+            inputs = [np.ascontiguousarray(part) for part in np.split(x.reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)]
+        y = self.model.predict(inputs)
         if isinstance(y, list):  # several outputs: side by side, as the emulator writes them
             return np.concatenate([np.asarray(part, dtype=np.float64).reshape(n, -1) for part in y], axis=1)
         return np.asarray(y, dtype=np.float64).reshape(n, -1)

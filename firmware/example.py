@@ -59,11 +59,11 @@ def default_model(
     words = toy_words(n_fit, seed)
     spec = build_spec(ae_config or PRESETS["firmware"], quant_config or QuantConfig(), Preprocessing.fit(words))
     if score_outputs is not None:
-        aes = tuple(
+        first, second = (
             dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=tuple(score_outputs)))
             for ae in spec.autoencoders
         )
-        spec = dataclasses.replace(spec, autoencoders=aes)
+        spec = dataclasses.replace(spec, autoencoders=(first, second))
     weights = random_quantized_weights(spec, seed)
     ref = emulate_trigger(spec, weights, words)
     t = []

@@ -25,13 +25,15 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from emulation.spec import FirmwareSpec
+from emulation.trigger import TriggerBits as TriggerBits  # re-exported: part of firmware's API
 from emulation.trigger import TriggerEmulator
 from firmware.convert import NETS_NAME, ConversionSettings, convert
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
@@ -44,26 +46,15 @@ TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
 CXXFLAGS = ("-std=c++14", "-O1", "-fPIC", "-w")
 
 
-class TriggerBits(Protocol):
-    """What the firmware checks per event: R1, R2 (score mantissas), region bits (N, 4) A-D, trigger bit.
-
-    ``emulation.TriggerOutputs`` and :class:`CSimOutputs` both have these fields."""
-
-    r1: np.ndarray
-    r2: np.ndarray
-    regions: np.ndarray
-    trigger: np.ndarray
-
-
-def call_batch(fn, words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def call_batch(fn: Callable[..., Any], words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Call a compiled ``f(words, n, r1, r2, bits)`` over hardware words (N, 57): its return value,
     R1 and R2 as ``score_dtype`` and the (N, 5) region + trigger bits."""
     words = np.ascontiguousarray(words, dtype=np.int64)
     if words.ndim != 2 or words.shape[1] != N_FEATURES:
         raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
     n = len(words)
-    r1 = np.empty(n, dtype=score_dtype)
-    r2 = np.empty(n, dtype=score_dtype)
+    r1: np.ndarray = np.empty(n, dtype=score_dtype)
+    r2: np.ndarray = np.empty(n, dtype=score_dtype)
     bits = np.empty((n, 5), dtype=np.uint8)
     ptr = ctypes.c_void_p
     done = fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data), ptr(bits.ctypes.data))

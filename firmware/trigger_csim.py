@@ -14,6 +14,7 @@ import dataclasses
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def find_trigger_project(model: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _comparable(spec_dict: dict) -> dict:
+def _comparable(spec_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec_dict.items() if k != "metadata"}
 
 
@@ -116,7 +117,7 @@ def write_trigger_project(
 
 def compare_trigger_files_csim(
     model: str | os.PathLike[str],
-    events: list[str | os.PathLike[str]],
+    events: Sequence[str | os.PathLike[str]],
     n: int,
     project: str | os.PathLike[str] | None = None,
     console: Console | None = None,

@@ -57,7 +57,7 @@ def _read_pooling(call) -> Node:
     elif call.function == "pooling2d_cl":
         in_shape = (int(c("in_height")), int(c("in_width")))
         pool, stride = (int(c("pool_height")), int(c("pool_width"))), (int(c("stride_height")), int(c("stride_width")))
-        pad = tuple(int(c(f"pad_{s}", 0)) for s in ("top", "bottom", "left", "right"))
+        pad = (int(c("pad_top", 0)), int(c("pad_bottom", 0)), int(c("pad_left", 0)), int(c("pad_right", 0)))
     elif call.function == "global_pooling1d_cl":
         in_shape = (1, int(c("n_in")))
         pool, stride, pad = in_shape, in_shape, (0, 0, 0, 0)

@@ -10,18 +10,22 @@ checked before the reader runs), and per node kind a *kernel*
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emulation.fixed import OverflowCounter
 from emulation.graph import Node
 
-__all__ = ["ARITY", "KERNELS", "READERS", "Kernel", "kernel", "reader"]
+if TYPE_CHECKING:
+    from emulation.project_graph import LayerCall
+
+__all__ = ["ARITY", "KERNELS", "READERS", "Kernel", "Reader", "kernel", "reader"]
 
 Kernel = Callable[[Node, list[np.ndarray], OverflowCounter | None], np.ndarray]
 KERNELS: dict[str, Kernel] = {}
-READERS: dict[str, Callable[[Any], Node]] = {}
+Reader = Callable[["LayerCall"], Node]
+READERS: dict[str, Reader] = {}
 ARITY: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # function -> (template argument counts, argument counts)
 
 
@@ -34,13 +38,13 @@ def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
     return register
 
 
-def reader(*functions: str, template_args: int | tuple[int, ...], args: int | tuple[int, ...]):
+def reader(*functions: str, template_args: int | tuple[int, ...], args: int | tuple[int, ...]) -> Callable[[Reader], Reader]:
     """Register ``fn`` for ``nnet::function<template_args...>(args...)`` (either count may be a tuple of choices)."""
 
     def counts(n: int | tuple[int, ...]) -> tuple[int, ...]:
         return n if isinstance(n, tuple) else (n,)
 
-    def register(fn):
+    def register(fn: Reader) -> Reader:
         for name in functions:
             READERS[name] = fn
             ARITY[name] = (counts(template_args), counts(args))
