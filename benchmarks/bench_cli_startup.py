@@ -23,7 +23,10 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 
 def median_seconds(args: list[str], repeat: int) -> float:
     """Median wall time of ``python ARGS`` in a fresh interpreter with this checkout first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -48,15 +51,18 @@ def main() -> None:
 
     from offline.artifacts import write_json
 
-    write_json(ROOT / "benchmarks" / "results" / "bench_cli_startup.json", {
-        "repeat": args.repeat,
-        "help_s": help_s,
-        "emulate_help_s": emulate_help_s,
-        "import_torch_s": torch_s,
-        "ratio_help_to_torch": help_s / torch_s,
-        "cpus": os.cpu_count(),
-        "load_average": load,
-    })
+    write_json(
+        ROOT / "benchmarks" / "results" / "bench_cli_startup.json",
+        {
+            "repeat": args.repeat,
+            "help_s": help_s,
+            "emulate_help_s": emulate_help_s,
+            "import_torch_s": torch_s,
+            "ratio_help_to_torch": help_s / torch_s,
+            "cpus": os.cpu_count(),
+            "load_average": load,
+        },
+    )
 
 
 if __name__ == "__main__":

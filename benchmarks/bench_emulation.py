@@ -29,7 +29,9 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
-warnings.filterwarnings("ignore", category=UserWarning, module="tf_keras")  # QKeras serialisation noise
+warnings.filterwarnings(
+    "ignore", category=UserWarning, module="tf_keras"
+)  # QKeras serialisation noise
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,8 +39,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parser(doc: str, events: int = 1_000_000, csim_events: int = 20_000) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--events", type=int, default=events, help="events the emulator runs")
-    p.add_argument("--csim-events", type=int, default=csim_events, help="of which hls4ml predict() runs a sample")
-    p.add_argument("--repeat", type=int, default=3, help="time each side this often, keep the fastest")
+    p.add_argument(
+        "--csim-events",
+        type=int,
+        default=csim_events,
+        help="of which hls4ml predict() runs a sample",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=3, help="time each side this often, keep the fastest"
+    )
     p.add_argument("--project-dir", type=Path, default=None, help="keep the hls4ml project(s) here")
     return p
 
@@ -118,9 +127,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_emulation_") as tmp:
         folder = args.project_dir or Path(tmp) / "prj"
         start = time.perf_counter()
-        sim = write_qkeras_project(build_qkeras_dense(sizes, seed=0), folder, project_name="bench_ae")
+        sim = write_qkeras_project(
+            build_qkeras_dense(sizes, seed=0), folder, project_name="bench_ae"
+        )
         assert isinstance(sim, CSimulation)  # compiled (compile=True)
-        print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
+        print(
+            f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}"
+        )
         project = load_hls_project(folder)
         print(project.describe())
         print(f"float path per layer: {compile_project(project).dtypes}")

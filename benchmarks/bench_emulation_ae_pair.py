@@ -39,7 +39,9 @@ def main() -> None:
         sims = [write_qkeras_project(build_qkeras_dense(SIZES, seed=k), root / f"ae{k + 1}", project_name=f"ae{k + 1}")
                 for k in range(2)]  # fmt: skip
         assert all(isinstance(sim, CSimulation) for sim in sims)  # compiled (compile=True)
-        print(f"two hls4ml projects written and compiled in {time.perf_counter() - start:.1f} s: {root}")
+        print(
+            f"two hls4ml projects written and compiled in {time.perf_counter() - start:.1f} s: {root}"
+        )
         projects = [load_hls_project(root / f"ae{k + 1}") for k in range(2)]
         for p in projects:
             print(f"{p.top}: float path per step {compile_project(p).dtypes}")

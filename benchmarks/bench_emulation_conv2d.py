@@ -32,16 +32,24 @@ def jet_cnn(seed: int = 0):
     relu = qkeras.quantized_relu(8, 3)
     init = keras.initializers.RandomUniform(-1, 1, seed=seed)
     x = keras.Input((SIDE, SIDE, 1), name="image")
-    h = qkeras.QConv2D(8, (3, 3), kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="conv1")(x)
+    h = qkeras.QConv2D(
+        8, (3, 3), kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="conv1"
+    )(x)
     h = qkeras.QActivation(relu, name="relu1")(h)
     h = keras.layers.MaxPooling2D((2, 2), name="pool1")(h)
-    h = qkeras.QConv2D(8, (3, 3), kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="conv2")(h)
+    h = qkeras.QConv2D(
+        8, (3, 3), kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="conv2"
+    )(h)
     h = qkeras.QActivation(relu, name="relu2")(h)
     h = keras.layers.MaxPooling2D((2, 2), name="pool2")(h)
     h = keras.layers.Flatten(name="flatten")(h)
-    h = qkeras.QDense(16, kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="dense1")(h)
+    h = qkeras.QDense(
+        16, kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="dense1"
+    )(h)
     h = qkeras.QActivation(relu, name="relu3")(h)
-    h = qkeras.QDense(5, kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="dense2")(h)
+    h = qkeras.QDense(
+        5, kernel_quantizer=wq, bias_quantizer=wq, kernel_initializer=init, name="dense2"
+    )(h)
     return keras.Model(x, h)
 
 
@@ -65,11 +73,15 @@ def main() -> None:
         start = time.perf_counter()
         sim = write_qkeras_project(jet_cnn(), folder, project_name="bench_cnn")
         assert isinstance(sim, CSimulation)  # compiled (compile=True)
-        print(f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
+        print(
+            f"hls4ml project written and compiled in {time.perf_counter() - start:.1f} s: {folder}"
+        )
         project = load_hls_project(folder)
         print(project.describe())
         program = compile_project(project)
-        print("float path per step: " + ", ".join(f"{s.node.kind}:{s.dtype}" for s in program.steps))
+        print(
+            "float path per step: " + ", ".join(f"{s.node.kind}:{s.dtype}" for s in program.steps)
+        )
         x = jet_images(args.events)
         with single_threaded():
             emulate_project(project, x[:2000])  # warm-up

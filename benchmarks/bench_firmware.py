@@ -31,14 +31,18 @@ from firmware.example import default_model, toy_words
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clock", type=float, default=5.0, help="clock period in ns")
-    parser.add_argument("--events", type=int, default=2000, help="events for the RTL bit-exactness check")
+    parser.add_argument(
+        "--events", type=int, default=2000, help="events for the RTL bit-exactness check"
+    )
     parser.add_argument("--no-yosys", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
     spec, weights = default_model()
     rng = np.random.default_rng(1)
-    words = np.concatenate([toy_words(args.events, 2), edge_words(spec, rng, max(4, args.events // 4))])
+    words = np.concatenate(
+        [toy_words(args.events, 2), edge_words(spec, rng, max(4, args.events // 4))]
+    )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_firmware_"))
     t0 = time.perf_counter()
     report = estimate(
@@ -49,8 +53,12 @@ def main() -> None:
     for note in report.notes:
         print("note:", note)
     if report.rtl_mismatches is not None:
-        print(f"RTL (Verilator) vs integer emulator: {report.rtl_mismatches} mismatches in {report.rtl_events} events")
-    luts = [(f.source, f.value) for f in report.figures if f.metric == "luts" and f.value is not None]
+        print(
+            f"RTL (Verilator) vs integer emulator: {report.rtl_mismatches} mismatches in {report.rtl_events} events"
+        )
+    luts = [
+        (f.source, f.value) for f in report.figures if f.metric == "luts" and f.value is not None
+    ]
     da4ml_luts = next(v for s, v in luts if s.startswith("da4ml"))
     yosys = [v for s, v in luts if s.startswith("yosys")]
     if yosys:

@@ -38,7 +38,9 @@ RESULT = Path(__file__).resolve().parent / "results" / "firmware_calibration.csv
 COLUMNS = ("network", "source", "metric", "published", "estimate", "ratio", "notes")
 
 
-def da4ml_dense(seed: int, clock_period_ns: float, workdir: Path, use_yosys: bool) -> dict[str, float]:
+def da4ml_dense(
+    seed: int, clock_period_ns: float, workdir: Path, use_yosys: bool
+) -> dict[str, float]:
     """The test_report network (16->5, ReLU, ap_fixed<16,6>) as da4ml distributed arithmetic."""
     from da4ml.codegen import VerilogModel
     from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
@@ -57,7 +59,9 @@ def da4ml_dense(seed: int, clock_period_ns: float, workdir: Path, use_yosys: boo
            "latency_cycles": float(len(pipe.solutions))}  # fmt: skip
     if use_yosys:
         rtl_dir = workdir / f"rtl{seed}"
-        VerilogModel(pipe, "trigger_rtl", rtl_dir, latency_cutoff=cutoff, print_latency=False).write()
+        VerilogModel(
+            pipe, "trigger_rtl", rtl_dir, latency_cutoff=cutoff, print_latency=False
+        ).write()
         counts = yosys_stat(rtl_dir, workdir / f"yosys{seed}.log")
         out.update({f"yosys_{k}": v for k, v in counts.items()})
     return out
@@ -65,21 +69,35 @@ def da4ml_dense(seed: int, clock_period_ns: float, workdir: Path, use_yosys: boo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=CALIBRATION_DRAWS, help="seeded weight draws per network")
+    parser.add_argument(
+        "--draws", type=int, default=CALIBRATION_DRAWS, help="seeded weight draws per network"
+    )
     parser.add_argument("--no-yosys", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULT)
     args = parser.parse_args()
 
     rows = [
-        (r.network, r.source, r.metric, r.published, round(r.estimate, 2), round(r.ratio, 3), r.notes)
+        (
+            r.network,
+            r.source,
+            r.metric,
+            r.published,
+            round(r.estimate, 2),
+            round(r.ratio, 3),
+            r.notes,
+        )
         for r in calibration_rows(args.draws)
     ]
     use_yosys = not args.no_yosys and shutil.which("yosys") is not None
     with tempfile.TemporaryDirectory() as tmp:
-        da = [da4ml_dense(seed, 5.0, Path(tmp), use_yosys and seed < 3) for seed in range(args.draws)]
+        da = [
+            da4ml_dense(seed, 5.0, Path(tmp), use_yosys and seed < 3) for seed in range(args.draws)
+        ]
     for p in PUBLISHED:
-        if p.network != PUBLISHED[0].network or INSTANCE in p.source or (
-            "post-synthesis" not in p.source and p.metric != "latency_cycles"
+        if (
+            p.network != PUBLISHED[0].network
+            or INSTANCE in p.source
+            or ("post-synthesis" not in p.source and p.metric != "latency_cycles")
         ):  # da4ml_dense rebuilds the first network; its instance figures are the Latency design's
             continue
         est = np.array([d[p.metric] for d in da])
@@ -99,7 +117,9 @@ def main() -> None:
         writer.writerow(COLUMNS)
         writer.writerows(rows)
     for row in rows:
-        print(f"{row[2]:>15} published {row[3]:>8g} estimate {row[4]:>10g} ratio {row[5]:>6.3f}  {row[6][:70]}")
+        print(
+            f"{row[2]:>15} published {row[3]:>8g} estimate {row[4]:>10g} ratio {row[5]:>6.3f}  {row[6][:70]}"
+        )
     print(f"wrote {args.output}")
 
 

@@ -39,8 +39,10 @@ CHOICES: dict[str, dict[str, Any]] = {
     "score over 16 features": {"score_outputs": tuple(range(16))},
     "3-bit weights": {"quant_config": QuantConfig().uniform(3, 8)},
     "57-16-4 autoencoders": {"ae_config": AEConfig(hidden=(16,), latent=4, bias=True)},
-    "57-16-4 autoencoders, score over 16": {"ae_config": AEConfig(hidden=(16,), latent=4, bias=True),
-                                            "score_outputs": tuple(range(16))},
+    "57-16-4 autoencoders, score over 16": {
+        "ae_config": AEConfig(hidden=(16,), latent=4, bias=True),
+        "score_outputs": tuple(range(16)),
+    },
 }
 
 
@@ -73,14 +75,19 @@ def main() -> None:
               f"{lat.luts:8.0f} LUTs  {'meets' if lat.latency_ns <= TARGET_NS else 'misses'} {TARGET_NS:g} ns")  # fmt: skip
     spec, weights = default_model()
     parts = {}
-    for label, flags in (("without rounding adders", (True, False)), ("without rounding or saturation", (True, True))):
+    for label, flags in (
+        ("without rounding adders", (True, False)),
+        ("without rounding or saturation", (True, True)),
+    ):
         original, patched = _without(*flags)
         trace._cast_var = patched
         try:
             parts[label] = da4ml_latency(spec, weights, args.clock).adder_levels
         finally:
             trace._cast_var = original
-        print(f"default {label:40s} {parts[label]:4.0f} levels (measure only; not the trigger's arithmetic)")
+        print(
+            f"default {label:40s} {parts[label]:4.0f} levels (measure only; not the trigger's arithmetic)"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({"clock_period_ns": args.clock, "levels_per_cycle_assumed": 5, "target_ns": TARGET_NS,
                                        "slot_ns": SLOT_NS, "choices": rows, "default_levels_measures": parts},

@@ -29,8 +29,12 @@ def _rate(process: str, events: int, seed: int, baseline: bool) -> dict[str, flo
     started = time.process_time()
     result = run_task(task)
     seconds = time.process_time() - started
-    return {"events": len(result.weights), "generated": result.tried, "cpu_seconds": seconds,
-            "events_per_cpu_s": len(result.weights) / seconds}
+    return {
+        "events": len(result.weights),
+        "generated": result.tried,
+        "cpu_seconds": seconds,
+        "events_per_cpu_s": len(result.weights) / seconds,
+    }
 
 
 def mixture_rate(rates: dict[str, float]) -> float:
@@ -40,9 +44,13 @@ def mixture_rate(rates: dict[str, float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300, help="accepted events per process and generator")
+    parser.add_argument(
+        "--events", type=int, default=300, help="accepted events per process and generator"
+    )
     parser.add_argument("--seed", type=int, default=2024)
-    parser.add_argument("--repeats", type=int, default=1, help="seeds per process (seed, seed+1, ...)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="seeds per process (seed, seed+1, ...)"
+    )
     args = parser.parse_args()
     per_process: dict[str, dict[str, dict[str, float]]] = {}
     for process in MIX_FRACTIONS:
@@ -54,13 +62,20 @@ def main() -> None:
                 m = _rate(process, args.events, args.seed + r, baseline=name == "old")
                 sums[name][0] += m["events"]
                 sums[name][1] += m["cpu_seconds"]
-        per_process[process] = {name: {"events": e, "cpu_seconds": s, "events_per_cpu_s": e / s}
-                                for name, (e, s) in sums.items()}
+        per_process[process] = {
+            name: {"events": e, "cpu_seconds": s, "events_per_cpu_s": e / s}
+            for name, (e, s) in sums.items()
+        }
         old, new = (per_process[process][k]["events_per_cpu_s"] for k in ("old", "new"))
-        print(f"{process:6s}: old {old:7.1f}  new {new:7.1f}  events per CPU s  ({new / old:.2f}x)", flush=True)
+        print(
+            f"{process:6s}: old {old:7.1f}  new {new:7.1f}  events per CPU s  ({new / old:.2f}x)",
+            flush=True,
+        )
     old = mixture_rate({p: v["old"]["events_per_cpu_s"] for p, v in per_process.items()})
     new = mixture_rate({p: v["new"]["events_per_cpu_s"] for p, v in per_process.items()})
-    print(f"background mixture: old {old:.1f}, new {new:.1f} accepted events per CPU second, ratio {new / old:.2f}")
+    print(
+        f"background mixture: old {old:.1f}, new {new:.1f} accepted events per CPU second, ratio {new / old:.2f}"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = {
         "events_per_cpu_s_old": old,

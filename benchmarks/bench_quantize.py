@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 
-def _data(work: Path, toy: bool, seed: int, background: Path | None, signal: list[str]) -> tuple[Path, dict[str, Path]]:
+def _data(
+    work: Path, toy: bool, seed: int, background: Path | None, signal: list[str]
+) -> tuple[Path, dict[str, Path]]:
     if background is not None:
         return background, {s.partition("=")[0]: Path(s.partition("=")[2]) for s in signal}
     if toy:
@@ -44,7 +46,9 @@ def _data(work: Path, toy: bool, seed: int, background: Path | None, signal: lis
     from l1ad.steps.events import DEFAULTS as EV
     from offline.events.cache import cached_generate
 
-    requests = {"background": EV["background_events"]} | {s: EV["signal_events"] for s in EV["signals"]}
+    requests = {"background": EV["background_events"]} | {
+        s: EV["signal_events"] for s in EV["signals"]
+    }
     files = cached_generate(ROOT / "cache", requests, seed, EV["workers"], progress=True)
     return files["background"].path, {k: f.path for k, f in files.items() if k != "background"}
 
@@ -56,7 +60,9 @@ def main() -> None:
     parser.add_argument("--toy", action="store_true")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--background", type=Path, default=None, help="use this background file")
-    parser.add_argument("--signal", action="append", default=[], help="NAME=FILE (with --background)")
+    parser.add_argument(
+        "--signal", action="append", default=[], help="NAME=FILE (with --background)"
+    )
     args = parser.parse_args()
 
     from l1ad.steps.ad import DEFAULTS as AD
@@ -70,11 +76,23 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_quantize_"))
     background, signals = _data(work, args.toy, args.seed, args.background, args.signal)
     t0 = time.perf_counter()
-    tc = TrainConfig(preset=AD["preset"], lam=AD["lam"], epochs=AD["epochs"], batch_size=AD["batch_size"],
-                     lr=AD["lr"], patience=AD["patience"], seed=args.seed, progress=False)
+    tc = TrainConfig(
+        preset=AD["preset"],
+        lam=AD["lam"],
+        epochs=AD["epochs"],
+        batch_size=AD["batch_size"],
+        lr=AD["lr"],
+        patience=AD["patience"],
+        seed=args.seed,
+        progress=False,
+    )
     train_from_file(background, work / "float", tc)
     print(f"float training: {time.perf_counter() - t0:.1f} s")
-    results: dict[str, Any] = {"data": "toy" if args.toy else "default (cache/events)", "background": str(background), "runs": []}
+    results: dict[str, Any] = {
+        "data": "toy" if args.toy else "default (cache/events)",
+        "background": str(background),
+        "runs": [],
+    }
     fm = load_float(work / "float")
     events, split = load_background(background, fm.seed, fm.fractions)
     test = events[split.test]
@@ -83,17 +101,36 @@ def main() -> None:
     for framework in args.frameworks.split(","):
         t0 = time.perf_counter()
         qat = QATConfig.from_dict({**QD["qat"], "seed": args.seed, "progress": False})
-        r = quantize_checkpoint(work / "float", work / framework, framework, None, signals,
-                                QuantConfig.from_dict(QD["precision"]), qat, rates[0])
+        r = quantize_checkpoint(
+            work / "float",
+            work / framework,
+            framework,
+            None,
+            signals,
+            QuantConfig.from_dict(QD["precision"]),
+            qat,
+            rates[0],
+        )
         seconds = time.perf_counter() - t0
-        print(f"\n{framework}: QAT + export {seconds:.1f} s, weight sparsity {weight_sparsity(r.weights):.2f}")
+        print(
+            f"\n{framework}: QAT + export {seconds:.1f} s, weight sparsity {weight_sparsity(r.weights):.2f}"
+        )
         for rate in rates:  # one QAT; the rate only moves the working point
-            cmp = r.comparison if rate == rates[0] else compare(fm.pair, fm.preprocessing, r.spec, r.weights,
-                                                                test, sig_events, rate)
+            cmp = (
+                r.comparison
+                if rate == rates[0]
+                else compare(fm.pair, fm.preprocessing, r.spec, r.weights, test, sig_events, rate)
+            )
             print(f"{framework} at {rate:g} kHz (tpr_spec: spec thresholds at {rates[0]:g} kHz):")
             print(cmp.to_string(float_format=lambda v: f"{v:.4g}"))
-            results["runs"].append({"framework": framework, "rate_khz": rate, "seconds": seconds,
-                                    "per_signal": json.loads(cmp.reset_index().to_json(orient="records"))})
+            results["runs"].append(
+                {
+                    "framework": framework,
+                    "rate_khz": rate,
+                    "seconds": seconds,
+                    "per_signal": json.loads(cmp.reset_index().to_json(orient="records")),
+                }
+            )
     out = ROOT / "benchmarks" / "results" / "quantize.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

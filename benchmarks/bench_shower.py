@@ -38,14 +38,18 @@ from offline.generative.workflow import evaluate_generated, generate_all
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--events", type=int, default=20_000, help="training showers")
     p.add_argument("--test-events", type=int, default=5_000, help="held-out showers (timing + AUC)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--steps", type=int, default=64, help="teacher (full) sampling steps")
-    p.add_argument("--distill-iterations", type=int, default=2000, help="optimiser steps per halving round")
+    p.add_argument(
+        "--distill-iterations", type=int, default=2000, help="optimiser steps per halving round"
+    )
     p.add_argument("--voxel-width", type=int, default=512)
     p.add_argument("--voxel-depth", type=int, default=4)
     p.add_argument("--e-min", type=float, default=1e3, help="MeV")
@@ -55,20 +59,29 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
-    p.add_argument("--plots", type=Path, default=None, help="write metrics.json and plots into this directory")
+    p.add_argument(
+        "--plots", type=Path, default=None, help="write metrics.json and plots into this directory"
+    )
     p.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
     args = p.parse_args(argv)
     if args.quick:
         args.events, args.test_events, args.epochs, args.steps = 1500, 500, 5, 16
-        args.distill_iterations, args.voxel_width, args.voxel_depth, args.classifier_epochs = 50, 128, 2, 5
+        args.distill_iterations, args.voxel_width, args.voxel_depth, args.classifier_epochs = (
+            50,
+            128,
+            2,
+            5,
+        )
         args.e_max = min(args.e_max, 1e5)
 
     from offline.distributed import pick_device
 
     device = pick_device(args.device)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))))
-    print(f"device {device}; {args.events} training / {args.test_events} held-out showers, "
-          f"E in [{args.e_min:g}, {args.e_max:g}] MeV log-uniform")
+    print(
+        f"device {device}; {args.events} training / {args.test_events} held-out showers, "
+        f"E in [{args.e_min:g}, {args.e_max:g}] MeV log-uniform"
+    )
 
     sim = GFlashSimulator()
     t0 = time.perf_counter()
@@ -79,14 +92,26 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"simulated reference data in {time.perf_counter() - t0:.1f} s")
 
     config = DiffusionConfig(
-        voxel_width=args.voxel_width, voxel_depth=args.voxel_depth, steps=args.steps, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+        voxel_width=args.voxel_width,
+        voxel_depth=args.voxel_depth,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
     )
     t0 = time.perf_counter()
     every = max(1, args.epochs // 10)
     teacher, history = train_diffusion(
-        e_train, x_train, config, device=str(device),
-        progress=lambda ep, loss: print(f"  epoch {ep + 1}/{args.epochs} loss {loss:.4f}") if (ep + 1) % every == 0 else None,
+        e_train,
+        x_train,
+        config,
+        device=str(device),
+        progress=lambda ep, loss: (
+            print(f"  epoch {ep + 1}/{args.epochs} loss {loss:.4f}")
+            if (ep + 1) % every == 0
+            else None
+        ),
     )
     train_s = time.perf_counter() - t0
     print(f"trained teacher ({args.steps} steps) in {train_s:.1f} s")
@@ -94,35 +119,58 @@ def main(argv: list[str] | None = None) -> dict:
     data = TrainingData.build(teacher, e_train, x_train, device)
     targets = tuple(t for t in (8, 1) if t < args.steps)
     students = progressive_distillation(
-        teacher, data, targets, args.distill_iterations, args.batch_size, seed=args.seed,
+        teacher,
+        data,
+        targets,
+        args.distill_iterations,
+        args.batch_size,
+        seed=args.seed,
         progress=lambda r, steps: print(f"  distillation round {r}: {steps} steps"),
     )
     distill_s = time.perf_counter() - t0
     print(f"distilled to {sorted(students)} steps in {distill_s:.1f} s")
 
-    samplers = {"full": teacher, **{f"distilled_{k}": v for k, v in sorted(students.items(), reverse=True)}}
-    generated = generate_all(e_test, samplers, sim, seed=args.seed + 4, batch_size=args.sample_batch)
+    samplers = {
+        "full": teacher,
+        **{f"distilled_{k}": v for k, v in sorted(students.items(), reverse=True)},
+    }
+    generated = generate_all(
+        e_test, samplers, sim, seed=args.seed + 4, batch_size=args.sample_batch
+    )
     metrics = evaluate_generated(
-        held, generated, args.plots, ClassifierConfig(epochs=args.classifier_epochs, device=str(device), seed=args.seed),
+        held,
+        generated,
+        args.plots,
+        ClassifierConfig(epochs=args.classifier_epochs, device=str(device), seed=args.seed),
         log=lambda _m: None,
     )
 
     base = metrics["gflash"]["ms_per_shower"]
     print()
-    print(f"{'sampler':<14}{'steps':>6}{'s/100 showers':>15}{'speed-up vs GFlash':>20}{'AUC low':>9}{'AUC high':>10}")
+    print(
+        f"{'sampler':<14}{'steps':>6}{'s/100 showers':>15}{'speed-up vs GFlash':>20}{'AUC low':>9}{'AUC high':>10}"
+    )
     for name, m in metrics.items():
         steps = "-" if m["steps"] is None else str(m["steps"])
         s100 = m["ms_per_shower"] * 100 / 1e3
-        print(f"{name:<14}{steps:>6}{s100:>15.4f}{base / m['ms_per_shower']:>20.2f}"
-              f"{m['auc_low_level']:>9.3f}{m['auc_high_level']:>10.3f}")
+        print(
+            f"{name:<14}{steps:>6}{s100:>15.4f}{base / m['ms_per_shower']:>20.2f}"
+            f"{m['auc_low_level']:>9.3f}{m['auc_high_level']:>10.3f}"
+        )
     meeting = [
-        name for name, m in metrics.items()
-        if name.startswith("distilled_") and m["ms_per_shower"] <= 2.0 and max(m["auc_low_level"], m["auc_high_level"]) <= 0.70
+        name
+        for name, m in metrics.items()
+        if name.startswith("distilled_")
+        and m["ms_per_shower"] <= 2.0
+        and max(m["auc_low_level"], m["auc_high_level"]) <= 0.70
     ]
-    print(f"target (after distillation: <= 2 ms/shower at AUC <= 0.70): {'met by ' + ', '.join(meeting) if meeting else 'not met'}")
+    print(
+        f"target (after distillation: <= 2 ms/shower at AUC <= 0.70): {'met by ' + ', '.join(meeting) if meeting else 'not met'}"
+    )
 
     result = {
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "device": str(device)
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "train_seconds": train_s,
         "distill_seconds": distill_s,

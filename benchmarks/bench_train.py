@@ -63,12 +63,23 @@ def _run_one(spec: dict) -> dict:
         from offline.ad.workflow import train_from_file
 
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        config = TrainConfig(lam=spec["lam"], epochs=1, batch_size=spec["batch"], patience=100, progress=False,
-                             device=str(device), shuffle_chunk=4096)
+        config = TrainConfig(
+            lam=spec["lam"],
+            epochs=1,
+            batch_size=spec["batch"],
+            patience=100,
+            progress=False,
+            device=str(device),
+            shuffle_chunk=4096,
+        )
         with tempfile.TemporaryDirectory() as tmp:
             result = train_from_file(spec["file"], tmp, config, stream=spec["disco"] == "streamed")
-        return {"events_per_second": result.events_per_second, "train_seconds": result.seconds,
-                "peak_mb": _peak_mb(device), "rss_before_mb": before}
+        return {
+            "events_per_second": result.events_per_second,
+            "train_seconds": result.seconds,
+            "peak_mb": _peak_mb(device),
+            "rss_before_mb": before,
+        }
     fn = dense_disco_sq if spec["disco"] == "dense" else disco_sq
     batch = spec["batch"]
     if spec["kind"] == "disco":
@@ -85,7 +96,11 @@ def _run_one(spec: dict) -> dict:
         fn(x, y, w).backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return {"seconds": time.perf_counter() - t0, "peak_mb": _peak_mb(device), "rss_before_mb": before}
+        return {
+            "seconds": time.perf_counter() - t0,
+            "peak_mb": _peak_mb(device),
+            "rss_before_mb": before,
+        }
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(spec["events"], 57)).astype(np.float32)
     weights = rng.uniform(0.5, 1.5, spec["events"])
@@ -94,26 +109,47 @@ def _run_one(spec: dict) -> dict:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    config = TrainConfig(lam=spec["lam"], epochs=1, batch_size=batch, patience=100, progress=False,
-                         device=str(device))
+    config = TrainConfig(
+        lam=spec["lam"],
+        epochs=1,
+        batch_size=batch,
+        patience=100,
+        progress=False,
+        device=str(device),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = train_pair(inputs, weights, xv, wv, config, tmp)
-    return {"events_per_second": result.events_per_second, "train_seconds": result.seconds,
-            "peak_mb": _peak_mb(device), "rss_before_mb": before}
+    return {
+        "events_per_second": result.events_per_second,
+        "train_seconds": result.seconds,
+        "peak_mb": _peak_mb(device),
+        "rss_before_mb": before,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=40_000, help="training events per configuration")
+    parser.add_argument(
+        "--events", type=int, default=40_000, help="training events per configuration"
+    )
     parser.add_argument("--batches", default="1000,10000")
     parser.add_argument("--lam", type=float, default=1000.0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dense-train", action="store_true",
-                        help="also train with dense DisCo at every batch (needs ~B² × 40 bytes)")
-    parser.add_argument("--stream-events", type=int, default=0,
-                        help="also train on a random event file of this many events, streamed and in memory")
+    parser.add_argument(
+        "--dense-train",
+        action="store_true",
+        help="also train with dense DisCo at every batch (needs ~B² × 40 bytes)",
+    )
+    parser.add_argument(
+        "--stream-events",
+        type=int,
+        default=0,
+        help="also train on a random event file of this many events, streamed and in memory",
+    )
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one configuration (JSON) and print JSON
+    parser.add_argument(
+        "--one", help=argparse.SUPPRESS
+    )  # internal: run one configuration (JSON) and print JSON
     args = parser.parse_args()
     if args.one:
         print(json.dumps(_run_one(json.loads(args.one))))
@@ -134,41 +170,87 @@ def main() -> None:
         specs.append({"kind": "disco", "batch": batch, "lam": None, "disco": "blocked"})
         specs.append({"kind": "disco", "batch": batch, "lam": None, "disco": "dense"})
     work = tempfile.TemporaryDirectory()
-    if args.stream_events:  # written by a child: the parent's peak RSS would be inherited by every child
-        subprocess.run([sys.executable, __file__, "--one", json.dumps(
-            {"kind": "make_file", "events": args.stream_events, "file": str(Path(work.name) / "events.h5")})],
-            check=True, capture_output=True)
+    if (
+        args.stream_events
+    ):  # written by a child: the parent's peak RSS would be inherited by every child
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                json.dumps(
+                    {
+                        "kind": "make_file",
+                        "events": args.stream_events,
+                        "file": str(Path(work.name) / "events.h5"),
+                    }
+                ),
+            ],
+            check=True,
+            capture_output=True,
+        )
         for mode in ("in_memory", "streamed"):
-            specs.append({"kind": "stream", "batch": 1000, "lam": 0.0, "disco": mode,
-                          "file": str(Path(work.name) / "events.h5")})
+            specs.append(
+                {
+                    "kind": "stream",
+                    "batch": 1000,
+                    "lam": 0.0,
+                    "disco": mode,
+                    "file": str(Path(work.name) / "events.h5"),
+                }
+            )
     rows = []
     for spec in specs:
-        spec = {**spec, "events": args.stream_events if spec["kind"] == "stream" else args.events,
-                "device": str(device)}
-        proc = subprocess.run([sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True)
+        spec = {
+            **spec,
+            "events": args.stream_events if spec["kind"] == "stream" else args.events,
+            "device": str(device),
+        }
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True
+        )
         row = {k: spec[k] for k in ("kind", "batch", "lam", "disco", "events")}
         if proc.returncode != 0:
             row["error"] = (proc.stderr.strip().splitlines() or ["killed"])[-1][:200]
         else:
             row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
         rows.append(row)
-        figure = (f"{row['events_per_second']:10,.0f} events/s" if "events_per_second" in row
-                  else f"{row['seconds']:8.3f} s fwd+bwd" if "seconds" in row else row["error"])
+        figure = (
+            f"{row['events_per_second']:10,.0f} events/s"
+            if "events_per_second" in row
+            else f"{row['seconds']:8.3f} s fwd+bwd"
+            if "seconds" in row
+            else row["error"]
+        )
         peak = f"peak {row['peak_mb']:8.0f} MB" if "peak_mb" in row else ""
-        print(f"{row['kind']:5s} B {row['batch']:6d} λ {row['lam']!s:6s} {row['disco']:7s}: {figure}  {peak}",
-              flush=True)
+        print(
+            f"{row['kind']:5s} B {row['batch']:6d} λ {row['lam']!s:6s} {row['disco']:7s}: {figure}  {peak}",
+            flush=True,
+        )
     name = "cuda" if device.type == "cuda" else "cpu"
     out = args.out or Path(__file__).parent / "results" / f"bench_train_{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "preset": "firmware",
-        "events": args.events, "epochs": 1, "lambda": args.lam,
-        "memory": "max RSS of the configuration's own process (CPU) / torch.cuda.max_memory_allocated (CUDA)",
-        "events_per_second": "training events / seconds of the epoch loop, which includes the validation pass "
-                             "(2·B events) and the checkpoint writes",
-        "rows": rows,
-    }, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else platform.processor() or "cpu",
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "preset": "firmware",
+                "events": args.events,
+                "epochs": 1,
+                "lambda": args.lam,
+                "memory": "max RSS of the configuration's own process (CPU) / torch.cuda.max_memory_allocated (CUDA)",
+                "events_per_second": "training events / seconds of the epoch loop, which includes the validation pass "
+                "(2·B events) and the checkpoint writes",
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     work.cleanup()
     print(f"wrote {out}")
 

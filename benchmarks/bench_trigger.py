@@ -33,16 +33,22 @@ def main() -> None:
 
     spec, weights = default_model(seed=0)
     n_edge = max(8, args.events // 50)
-    words = np.concatenate([edge_words(spec, np.random.default_rng(1), n_edge), toy_words(args.events - n_edge, 2)])
+    words = np.concatenate(
+        [edge_words(spec, np.random.default_rng(1), n_edge), toy_words(args.events - n_edge, 2)]
+    )
     with tempfile.TemporaryDirectory(prefix="bench_trigger_") as tmp:
         folder = args.project_dir or Path(tmp) / "trigger"
         start = time.perf_counter()
         if not (folder / "l1ad_firmware.json").exists():
             write_trigger_project(spec, weights, folder, words[:100])
         sim = CSim(folder, spec)
-        print(f"trigger project written and compiled in {time.perf_counter() - start:.1f} s: {folder}")
+        print(
+            f"trigger project written and compiled in {time.perf_counter() - start:.1f} s: {folder}"
+        )
         emulator = TriggerEmulator(spec, weights)
-        print(f"float path per step: {[p.dtypes for p in emulator.programs]}, scores {emulator.score_dtypes}")
+        print(
+            f"float path per step: {[p.dtypes for p in emulator.programs]}, scores {emulator.score_dtypes}"
+        )
         rng = np.random.default_rng(0)
         sample = np.unique(np.concatenate([
             np.arange(min(n_edge, 1000)),  # edge words first
@@ -53,7 +59,12 @@ def main() -> None:
             result, emu_cpu, emu_wall = fastest(lambda: emulator(words), args.repeat)
             sim(words[sample[:100]])  # warm-up
             expected, csim_cpu, csim_wall = fastest(lambda: sim(words[sample]), args.repeat)
-    sub = dict(r1=result.r1[sample], r2=result.r2[sample], regions=result.regions[sample], trigger=result.trigger[sample])
+    sub = dict(
+        r1=result.r1[sample],
+        r2=result.r2[sample],
+        regions=result.regions[sample],
+        trigger=result.trigger[sample],
+    )
     mismatches = int(((sub["r1"] != expected.r1) | (sub["r2"] != expected.r2) | (sub["trigger"] != expected.trigger)
                       | (sub["regions"] != expected.regions).any(axis=1)).sum())  # fmt: skip
     print(f"fired:         {int(result.trigger.sum())} of {args.events} events")

@@ -25,8 +25,12 @@ from offline.events.processes import get_process
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # profiled function names (substrings) of each part
-PARTS = {"pythia_init": "pythia8mc.init>", "pythia_nextBatch": "pythia8mc.nextBatch>", "l1_response": "l1_objects",
-         "fastjet": "fastjet._ext.interfacemulti>"}
+PARTS = {
+    "pythia_init": "pythia8mc.init>",
+    "pythia_nextBatch": "pythia8mc.nextBatch>",
+    "l1_response": "l1_objects",
+    "fastjet": "fastjet._ext.interfacemulti>",
+}
 
 
 def _profile(process: str, events: int, baseline: bool) -> dict[str, float]:
@@ -40,9 +44,17 @@ def _profile(process: str, events: int, baseline: bool) -> dict[str, float]:
     for (_, _, name), (_, _, _, cum, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
         cumulative[name] = cumulative.get(name, 0.0) + cum
     total = cumulative["run_task"]
-    shares = {part: sum(v for k, v in cumulative.items() if k.endswith(key)) / total for part, key in PARTS.items()}
+    shares = {
+        part: sum(v for k, v in cumulative.items() if k.endswith(key)) / total
+        for part, key in PARTS.items()
+    }
     shares["other"] = 1 - shares["pythia_init"] - shares["pythia_nextBatch"] - shares["l1_response"]
-    return {"cpu_seconds": total, "events": len(result.weights), "generated": result.tried, **shares}
+    return {
+        "cpu_seconds": total,
+        "events": len(result.weights),
+        "generated": result.tried,
+        **shares,
+    }
 
 
 def _pythia_alone(process: str, events: int) -> dict[str, float]:
@@ -76,20 +88,37 @@ def main() -> None:
     _silence_fastjet_banner()  # imports awkward and fastjet: not counted in the first profile
     out = {}
     for process in args.processes:
-        out[process] = {"old": _profile(process, args.events, True), "new": _profile(process, args.events, False),
-                        "pythia_alone_seconds_for_200_events": _pythia_alone(process, 200)}
+        out[process] = {
+            "old": _profile(process, args.events, True),
+            "new": _profile(process, args.events, False),
+            "pythia_alone_seconds_for_200_events": _pythia_alone(process, 200),
+        }
         for name in ("old", "new"):
             p = out[process][name]
-            print(f"{process:5s} {name}: {p['cpu_seconds']:6.1f} CPU s; init {p['pythia_init']:.0%}, "
-                  f"Pythia events {p['pythia_nextBatch']:.0%}, L1 response {p['l1_response']:.0%} "
-                  f"(FastJet {p['fastjet']:.0%}), other {p['other']:.0%}", flush=True)
+            print(
+                f"{process:5s} {name}: {p['cpu_seconds']:6.1f} CPU s; init {p['pythia_init']:.0%}, "
+                f"Pythia events {p['pythia_nextBatch']:.0%}, L1 response {p['l1_response']:.0%} "
+                f"(FastJet {p['fastjet']:.0%}), other {p['other']:.0%}",
+                flush=True,
+            )
         alone = out[process]["pythia_alone_seconds_for_200_events"]
-        print(f"{process:5s} Pythia alone (200 events): next() {alone['next_full']:.2f} s, parton level only "
-              f"{alone['next_parton_level_only']:.2f} s, nextBatch {alone['nextBatch_full']:.2f} s", flush=True)
+        print(
+            f"{process:5s} Pythia alone (200 events): next() {alone['next_full']:.2f} s, parton level only "
+            f"{alone['next_parton_level_only']:.2f} s, nextBatch {alone['nextBatch_full']:.2f} s",
+            flush=True,
+        )
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "profile_generate.json").write_text(json.dumps(
-        {"events_per_task": args.events, "shares_of_task_cpu": out,
-         "timer": "time.process_time (cProfile), one process"}, indent=1) + "\n")
+    (RESULTS / "profile_generate.json").write_text(
+        json.dumps(
+            {
+                "events_per_task": args.events,
+                "shares_of_task_cpu": out,
+                "timer": "time.process_time (cProfile), one process",
+            },
+            indent=1,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

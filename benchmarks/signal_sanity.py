@@ -54,40 +54,60 @@ def observables(path: Path) -> dict[str, np.ndarray]:
 
 def summary(values: np.ndarray) -> dict[str, float]:
     q = np.quantile(values, [0.1, 0.5, 0.9])
-    return {"mean": float(values.mean()), "q10": float(q[0]), "median": float(q[1]), "q90": float(q[2])}
+    return {
+        "mean": float(values.mean()),
+        "q10": float(q[0]),
+        "median": float(q[1]),
+        "q90": float(q[2]),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("signal", type=Path)
     parser.add_argument("w", type=Path)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "signal_sanity")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "signal_sanity"
+    )
     args = parser.parse_args()
     sig, w = observables(args.signal), observables(args.w)
-    names = {"lead_lepton_pt": "leading lepton $p_T$ [GeV]", "met": "MET [GeV]", "mt": "$m_T(\\ell, MET)$ [GeV]",
-             "ht_jets": "jet $H_T$ [GeV]"}
+    names = {
+        "lead_lepton_pt": "leading lepton $p_T$ [GeV]",
+        "met": "MET [GeV]",
+        "mt": "$m_T(\\ell, MET)$ [GeV]",
+        "ht_jets": "jet $H_T$ [GeV]",
+    }
     result: dict[str, Any] = {
         "files": {"hChToTauNu": str(args.signal), "wlnu": str(args.w)},
         "events": {"hChToTauNu": len(sig["met"]), "wlnu": len(w["met"])},
-        "generation": {name: {k: v for k, v in component.items() if k != "pythia_settings"}
-                       for path in (args.signal, args.w)
-                       for name, component in read_metadata(path).get("components", {}).items()},
+        "generation": {
+            name: {k: v for k, v in component.items() if k != "pythia_settings"}
+            for path in (args.signal, args.w)
+            for name, component in read_metadata(path).get("components", {}).items()
+        },
         "observables": {},
     }
     for key in (*names, "n_jets", "n_leptons"):
         ks = stats.ks_2samp(sig[key], w[key])
-        result["observables"][key] = {"hChToTauNu": summary(sig[key]), "wlnu": summary(w[key]),
-                                      "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue)}
+        result["observables"][key] = {
+            "hChToTauNu": summary(sig[key]),
+            "wlnu": summary(w[key]),
+            "ks_statistic": float(ks.statistic),
+            "ks_pvalue": float(ks.pvalue),
+        }
     # fraction of each sample beyond W's 90 % quantile: the tail a reconstruction error picks up
     result["fraction_above_w_q90"] = {
-        key: float((sig[key] > np.quantile(w[key], 0.9)).mean()) for key in names}
+        key: float((sig[key] > np.quantile(w[key], 0.9)).mean()) for key in names
+    }
     plt.style.use(mplhep.style.CMS)
     fig, axes = plt.subplots(2, 2, figsize=(14, 11))
     for ax, (key, label) in zip(axes.flat, names.items(), strict=True):
         hi = np.quantile(np.concatenate([sig[key], w[key]]), 0.99)
         bins = np.linspace(0, hi, 40)
         ax.hist(w[key], bins, density=True, histtype="step", lw=2, label=f"W→ℓν ({len(w[key])})")
-        ax.hist(sig[key], bins, density=True, histtype="step", lw=2, label=f"h±→τν ({len(sig[key])})")
+        ax.hist(
+            sig[key], bins, density=True, histtype="step", lw=2, label=f"h±→τν ({len(sig[key])})"
+        )
         ax.set_xlabel(label)
         ax.set_ylabel("density")
         ax.legend(fontsize=16)
@@ -97,8 +117,10 @@ def main() -> None:
     fig.savefig(args.out / "signal_sanity.png", dpi=80)
     (args.out / "signal_sanity.json").write_text(json.dumps(result, indent=2) + "\n")
     for key, row in result["observables"].items():
-        print(f"{key:15s} h±: mean {row['hChToTauNu']['mean']:7.1f} median {row['hChToTauNu']['median']:7.1f}   "
-              f"W: mean {row['wlnu']['mean']:7.1f} median {row['wlnu']['median']:7.1f}   KS {row['ks_statistic']:.3f}")
+        print(
+            f"{key:15s} h±: mean {row['hChToTauNu']['mean']:7.1f} median {row['hChToTauNu']['median']:7.1f}   "
+            f"W: mean {row['wlnu']['mean']:7.1f} median {row['wlnu']['median']:7.1f}   KS {row['ks_statistic']:.3f}"
+        )
     print(f"wrote {args.out}")
 
 

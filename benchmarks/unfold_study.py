@@ -35,9 +35,9 @@ SEED = 0
 TASK_EVENTS = 1000
 
 
-
 def _log(name: str, line: str) -> None:
     print(f"  {name}: {line}", flush=True)
+
 
 def _samples_done(cache: Path) -> int:
     """Events both samples have whole tasks for."""
@@ -59,8 +59,15 @@ def produce(args: argparse.Namespace) -> None:
     spent, events, rates = 0.0, args.step, {}
     while True:
         for configuration, seed in (("simulation", SEED), ("vincia", SEED + 1)):
-            sample = produce_jets(events, configuration, seed, args.cache, task_events=TASK_EVENTS,
-                                  workers=args.workers, progress=True)
+            sample = produce_jets(
+                events,
+                configuration,
+                seed,
+                args.cache,
+                task_events=TASK_EVENTS,
+                workers=args.workers,
+                progress=True,
+            )
             rates[configuration] = {
                 "events": len(sample["gen"]),
                 "jets_gen": int(sample["pass_gen"].sum()),
@@ -69,43 +76,77 @@ def produce(args: argparse.Namespace) -> None:
                 "jets_per_cpu_second": jets_per_cpu_second(sample),
             }
         spent = sum(r["cpu_seconds"] for r in rates.values())
-        print(f"{time.strftime('%H:%M:%S')} {events} events each, {spent:.0f} CPU s: {json.dumps(rates)}", flush=True)
+        print(
+            f"{time.strftime('%H:%M:%S')} {events} events each, {spent:.0f} CPU s: {json.dumps(rates)}",
+            flush=True,
+        )
         if spent >= args.cpu_budget:
             break
         events += args.step
     per_jet = sum(1 / r["jets_per_cpu_second"] for r in rates.values())
-    out = {"samples": rates, "cpu_seconds_total": spent,
-           "projected_cpu_hours_for_1e5_jets_per_sample": 1e5 * per_jet / 3600}
+    out = {
+        "samples": rates,
+        "cpu_seconds_total": spent,
+        "projected_cpu_hours_for_1e5_jets_per_sample": 1e5 * per_jet / 3600,
+    }
     (RESULTS / "unfold_study_production.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="phase", required=True)
     p = sub.add_parser("produce")
-    p.add_argument("--cpu-budget", type=float, default=2700.0, help="CPU seconds of generation, both samples")
+    p.add_argument(
+        "--cpu-budget", type=float, default=2700.0, help="CPU seconds of generation, both samples"
+    )
     p.add_argument("--step", type=int, default=4000, help="events per sample added each round")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--cache", type=Path, default=CACHE)
     s = sub.add_parser("study")
     s.add_argument("--cache", type=Path, default=CACHE)
-    s.add_argument("--events", type=int, default=None, help="events per sample (default: all both have)")
+    s.add_argument(
+        "--events", type=int, default=None, help="events per sample (default: all both have)"
+    )
     s.add_argument("--iterations", type=int, default=4)
     s.add_argument("--ensembles", type=int, default=2)
-    s.add_argument("--bootstrap", type=int, default=4, help="Poisson bootstrap replicas (IBU, --bootstrap-methods)")
+    s.add_argument(
+        "--bootstrap",
+        type=int,
+        default=4,
+        help="Poisson bootstrap replicas (IBU, --bootstrap-methods)",
+    )
     s.add_argument("--bootstrap-methods", nargs="*", default=["multifold"])
-    s.add_argument("--methods", nargs="*", default=["multifold", "omnifold_mlp", "omnifold_deepsets",
-                                                     "omnifold_transformer"])
-    s.add_argument("--mlp-particles", type=int, default=30, help="hardest particles the particle MLP sees")
+    s.add_argument(
+        "--methods",
+        nargs="*",
+        default=["multifold", "omnifold_mlp", "omnifold_deepsets", "omnifold_transformer"],
+    )
+    s.add_argument(
+        "--mlp-particles", type=int, default=30, help="hardest particles the particle MLP sees"
+    )
     s.add_argument("--batch-size", type=int, default=512)
-    s.add_argument("--epochs", type=int, default=100, help="most epochs per step (early stopping ends most sooner)")
+    s.add_argument(
+        "--epochs",
+        type=int,
+        default=100,
+        help="most epochs per step (early stopping ends most sooner)",
+    )
     s.add_argument("--transformer-dim", type=int, default=64)
     s.add_argument("--transformer-layers", type=int, default=2)
     s.add_argument("--patience", type=int, default=4)
-    s.add_argument("--lr-drops", type=int, default=0, help="learning-rate drops by 10 on plateaus before stopping")
+    s.add_argument(
+        "--lr-drops",
+        type=int,
+        default=0,
+        help="learning-rate drops by 10 on plateaus before stopping",
+    )
     s.add_argument("--tag", default="", help="suffix of this run's method names")
-    s.add_argument("--append", action="store_true", help="keep the methods already in unfold_study.json")
+    s.add_argument(
+        "--append", action="store_true", help="keep the methods already in unfold_study.json"
+    )
     s.add_argument("--package", action="store_true", help="also run the omnifold package (slow)")
     s.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -121,7 +162,9 @@ def _histogram(values, bins, weights=None):
     return weighted_histogram(values, bins, weights)
 
 
-def statistical_floor(truth: np.ndarray, bins: np.ndarray, splits: int, rng: np.random.Generator) -> tuple[float, float]:
+def statistical_floor(
+    truth: np.ndarray, bins: np.ndarray, splits: int, rng: np.random.Generator
+) -> tuple[float, float]:
     """Discriminator between two independent truth samples of ``len(truth)`` events each.
 
     Estimated from random halves of the one truth sample: the halves are independent
@@ -133,7 +176,12 @@ def statistical_floor(truth: np.ndarray, bins: np.ndarray, splits: int, rng: np.
     values = []
     for _ in range(splits):
         half = rng.permutation(len(truth)) < len(truth) // 2
-        values.append(0.5 * triangular_discriminator(_histogram(truth[half], bins), _histogram(truth[~half], bins)))
+        values.append(
+            0.5
+            * triangular_discriminator(
+                _histogram(truth[half], bins), _histogram(truth[~half], bins)
+            )
+        )
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -143,13 +191,16 @@ def _diagnostics(result) -> list[dict]:
     for it in sorted({r.iteration for r in result.diagnostics}):
         for step in (1, 2):
             recs = [r for r in result.diagnostics if r.iteration == it and r.step == step]
-            rows.append({
-                "iteration": it, "step": step,
-                "ess_fraction": float(np.mean([r.ess_fraction for r in recs])),
-                "max_weight": float(np.max([r.max_weight for r in recs])),
-                "largest": recs[0].largest,
-                "epochs": [r.epochs for r in recs],
-            })
+            rows.append(
+                {
+                    "iteration": it,
+                    "step": step,
+                    "ess_fraction": float(np.mean([r.ess_fraction for r in recs])),
+                    "max_weight": float(np.max([r.max_weight for r in recs])),
+                    "largest": recs[0].largest,
+                    "epochs": [r.epochs for r in recs],
+                }
+            )
     return rows
 
 
@@ -166,108 +217,178 @@ def study(args: argparse.Namespace) -> None:
     events = args.events or _samples_done(args.cache)
     if events < TASK_EVENTS:
         raise SystemExit(f"no finished tasks in {args.cache}; run the produce phase first")
-    samples = {c: produce_jets(events, c, seed, args.cache, task_events=TASK_EVENTS)
-               for c, seed in (("simulation", SEED), ("vincia", SEED + 1))}
+    samples = {
+        c: produce_jets(events, c, seed, args.cache, task_events=TASK_EVENTS)
+        for c, seed in (("simulation", SEED), ("vincia", SEED + 1))
+    }
     problem = jet_problem("jets-vincia", samples["simulation"], samples["vincia"])
     f = problem.flags()
     pg, dg = f["pass_gen"], f["data_pass_gen"]
     truth_rows = problem.data_gen[dg]
-    print(f"{events} events per sample: simulation {int(pg.sum())} gen jets / {int(f['pass_reco'].sum())} reco; "
-          f"data {int(dg.sum())} gen / {int(f['data_pass_reco'].sum())} reco", flush=True)
+    print(
+        f"{events} events per sample: simulation {int(pg.sum())} gen jets / {int(f['pass_reco'].sum())} reco; "
+        f"data {int(dg.sum())} gen / {int(f['data_pass_reco'].sum())} reco",
+        flush=True,
+    )
 
     def discriminators(weights: np.ndarray) -> dict[str, float]:
-        return {obs: triangular_discriminator(_histogram(problem.sim_gen[pg, j], problem.bins[obs], weights[pg]),
-                                              _histogram(truth_rows[:, j], problem.bins[obs]))
-                for j, obs in enumerate(problem.observables)}
+        return {
+            obs: triangular_discriminator(
+                _histogram(problem.sim_gen[pg, j], problem.bins[obs], weights[pg]),
+                _histogram(truth_rows[:, j], problem.bins[obs]),
+            )
+            for j, obs in enumerate(problem.observables)
+        }
 
     def bin_spread(replicas: np.ndarray) -> dict[str, list[float]]:
         """Per bin, the replicas' relative standard deviation of the normalised histogram."""
         out = {}
         for j, obs in enumerate(problem.observables):
-            hists = np.stack([_histogram(problem.sim_gen[pg, j], problem.bins[obs], w[pg]) for w in replicas])
+            hists = np.stack(
+                [_histogram(problem.sim_gen[pg, j], problem.bins[obs], w[pg]) for w in replicas]
+            )
             hists = hists / hists.sum(axis=1, keepdims=True)
             mean = hists.mean(axis=0)
-            out[obs] = np.where(mean > 0, hists.std(axis=0) / np.where(mean > 0, mean, 1), 0.0).round(5).tolist()
+            out[obs] = (
+                np.where(mean > 0, hists.std(axis=0) / np.where(mean > 0, mean, 1), 0.0)
+                .round(5)
+                .tolist()
+            )
         return out
 
     rng = np.random.default_rng(5)
-    floor = {obs: statistical_floor(truth_rows[:, j], problem.bins[obs], 20, rng)
-             for j, obs in enumerate(problem.observables)}
+    floor = {
+        obs: statistical_floor(truth_rows[:, j], problem.bins[obs], 20, rng)
+        for j, obs in enumerate(problem.observables)
+    }
     prior = np.ones(len(problem.sim_gen))
     methods: dict[str, dict] = {"prior": {"triangular_discriminator_x1e3": discriminators(prior)}}
     histograms: dict[str, np.ndarray] = {"prior": prior}
 
     # IBU per observable, and its Poisson bootstrap
     def ibu_all(data_weights=None) -> dict[str, np.ndarray]:
-        return {obs: ibu_samples(problem.sim_reco[:, j], problem.sim_gen[:, j], problem.data_reco[:, j],
-                                 problem.bins[obs], problem.bins[obs], args.iterations,
-                                 pass_reco=f["pass_reco"], pass_gen=pg, data_pass_reco=f["data_pass_reco"],
-                                 data_weights=data_weights)
-                for j, obs in enumerate(problem.observables)}
+        return {
+            obs: ibu_samples(
+                problem.sim_reco[:, j],
+                problem.sim_gen[:, j],
+                problem.data_reco[:, j],
+                problem.bins[obs],
+                problem.bins[obs],
+                args.iterations,
+                pass_reco=f["pass_reco"],
+                pass_gen=pg,
+                data_pass_reco=f["data_pass_reco"],
+                data_weights=data_weights,
+            )
+            for j, obs in enumerate(problem.observables)
+        }
 
     def tri(hists):
-        return {obs: triangular_discriminator(h, _histogram(truth_rows[:, j], problem.bins[obs]))
-                for j, (obs, h) in enumerate(hists.items())}
+        return {
+            obs: triangular_discriminator(h, _histogram(truth_rows[:, j], problem.bins[obs]))
+            for j, (obs, h) in enumerate(hists.items())
+        }
 
     start = time.perf_counter()
     ibu_hists = ibu_all()
-    boot = [ibu_all(np.random.default_rng(100 + r).poisson(1.0, len(problem.data_reco))) for r in range(args.bootstrap)]
+    boot = [
+        ibu_all(np.random.default_rng(100 + r).poisson(1.0, len(problem.data_reco)))
+        for r in range(args.bootstrap)
+    ]
     methods["ibu"] = {
         "triangular_discriminator_x1e3": tri(ibu_hists),
-        "bootstrap_spread": {obs: float(np.std([tri(b)[obs] for b in boot])) for obs in problem.observables},
-        "bin_spread": {obs: (np.std([b[obs] / b[obs].sum() for b in boot], axis=0)
-                             / np.maximum(ibu_hists[obs] / ibu_hists[obs].sum(), 1e-12)).round(5).tolist()
-                       for obs in problem.observables},
+        "bootstrap_spread": {
+            obs: float(np.std([tri(b)[obs] for b in boot])) for obs in problem.observables
+        },
+        "bin_spread": {
+            obs: (
+                np.std([b[obs] / b[obs].sum() for b in boot], axis=0)
+                / np.maximum(ibu_hists[obs] / ibu_hists[obs].sum(), 1e-12)
+            )
+            .round(5)
+            .tolist()
+            for obs in problem.observables
+        },
         "seconds": time.perf_counter() - start,
     }
     print("ibu", methods["ibu"]["triangular_discriminator_x1e3"], flush=True)
 
     particles = problem.omnifold_inputs(particles=True)
-    flat = {k: particles[k][:, : args.mlp_particles].reshape(len(particles[k]), -1)
-            for k in ("sim_reco", "sim_gen", "data_reco")}
+    flat = {
+        k: particles[k][:, : args.mlp_particles].reshape(len(particles[k]), -1)
+        for k in ("sim_reco", "sim_gen", "data_reco")
+    }
     runs = {
         "multifold": (problem.omnifold_inputs(), "mlp", {}),
         "omnifold_mlp": ({**particles, **flat}, "mlp", {}),
         "omnifold_deepsets": (particles, "deepsets", {}),
-        "omnifold_transformer": (particles, "transformer", {"dim": args.transformer_dim,
-                                                            "layers": args.transformer_layers}),
+        "omnifold_transformer": (
+            particles,
+            "transformer",
+            {"dim": args.transformer_dim, "layers": args.transformer_layers},
+        ),
     }
     if args.append:  # earlier runs' methods stay; this run adds variants (named with --tag)
         earlier = json.loads((RESULTS / "unfold_study.json").read_text())
         if earlier["events"]["generated_per_sample"] != events:
-            raise SystemExit(f"--append: unfold_study.json has {earlier['events']['generated_per_sample']} "
-                             f"events per sample, this run {events}")
-        methods = {**earlier["methods"], **{k: v for k, v in methods.items() if k not in earlier["methods"]}}
+            raise SystemExit(
+                f"--append: unfold_study.json has {earlier['events']['generated_per_sample']} "
+                f"events per sample, this run {events}"
+            )
+        methods = {
+            **earlier["methods"],
+            **{k: v for k, v in methods.items() if k not in earlier["methods"]},
+        }
     for base in args.methods:
         inputs, classifier, options = runs[base]
         name = base + args.tag
-        config = OmniFoldConfig(iterations=args.iterations, ensembles=args.ensembles, classifier=classifier,
-                                classifier_options=options, batch_size=args.batch_size, epochs=args.epochs,
-                                patience=args.patience, lr_drops=args.lr_drops, seed=1)
+        config = OmniFoldConfig(
+            iterations=args.iterations,
+            ensembles=args.ensembles,
+            classifier=classifier,
+            classifier_options=options,
+            batch_size=args.batch_size,
+            epochs=args.epochs,
+            patience=args.patience,
+            lr_drops=args.lr_drops,
+            seed=1,
+        )
         start = time.perf_counter()
         result = omnifold(**inputs, config=config, log=functools.partial(_log, name))
         record = {
             "triangular_discriminator_x1e3": discriminators(result.weights),
             "ensemble_members": args.ensembles,
-            "classifier": classifier, "classifier_options": options, "epochs_cap": args.epochs,
-            "patience": args.patience, "lr_drops": args.lr_drops, "batch_size": args.batch_size,
+            "classifier": classifier,
+            "classifier_options": options,
+            "epochs_cap": args.epochs,
+            "patience": args.patience,
+            "lr_drops": args.lr_drops,
+            "batch_size": args.batch_size,
             "diagnostics": _diagnostics(result),
             "seconds": time.perf_counter() - start,
         }
         histograms[name] = result.weights
         if args.ensembles > 1:
             members = [discriminators(w) for w in result.member_weights]
-            record["ensemble_spread"] = {obs: float(np.std([m[obs] for m in members])) for obs in problem.observables}
+            record["ensemble_spread"] = {
+                obs: float(np.std([m[obs] for m in members])) for obs in problem.observables
+            }
             record["bin_spread_ensemble"] = bin_spread(result.member_weights)
         if base in args.bootstrap_methods and args.bootstrap > 0:
             replicas = bootstrap(**inputs, replicas=args.bootstrap, config=replace_members(config))
             reps = [discriminators(w) for w in replicas]
-            record["bootstrap_spread"] = {obs: float(np.std([r[obs] for r in reps])) for obs in problem.observables}
+            record["bootstrap_spread"] = {
+                obs: float(np.std([r[obs] for r in reps])) for obs in problem.observables
+            }
             record["bin_spread"] = bin_spread(replicas)
             record["seconds_with_bootstrap"] = time.perf_counter() - start
         methods[name] = record
-        print(name, {k: round(v, 2) for k, v in record["triangular_discriminator_x1e3"].items()},
-              f"{record['seconds']:.0f} s", flush=True)
+        print(
+            name,
+            {k: round(v, 2) for k, v in record["triangular_discriminator_x1e3"].items()},
+            f"{record['seconds']:.0f} s",
+            flush=True,
+        )
         _write(args, events, samples, problem, floor, methods, histograms, jets_per_cpu_second)
 
     if args.package:
@@ -278,12 +399,25 @@ def study(args: argparse.Namespace) -> None:
         if weights is None:
             methods["omnifold_package"] = {"skipped": note}
         else:
-            methods["omnifold_package"] = {"triangular_discriminator_x1e3": discriminators(weights),
-                                           "seconds": seconds, "note": note}
+            methods["omnifold_package"] = {
+                "triangular_discriminator_x1e3": discriminators(weights),
+                "seconds": seconds,
+                "note": note,
+            }
             histograms["omnifold_package"] = weights
         print("omnifold_package", methods["omnifold_package"], flush=True)
-    _write(args, events, samples, problem, floor, methods, histograms, jets_per_cpu_second,
-           binned={"ibu": ibu_hists}, plots=not args.tag)  # variants keep the main plots
+    _write(
+        args,
+        events,
+        samples,
+        problem,
+        floor,
+        methods,
+        histograms,
+        jets_per_cpu_second,
+        binned={"ibu": ibu_hists},
+        plots=not args.tag,
+    )  # variants keep the main plots
 
 
 def replace_members(config):
@@ -293,28 +427,52 @@ def replace_members(config):
     return replace(config, ensembles=1)
 
 
-def _write(args, events, samples, problem, floor, methods, histograms, rate, binned=None, plots: bool = False) -> None:
+def _write(
+    args,
+    events,
+    samples,
+    problem,
+    floor,
+    methods,
+    histograms,
+    rate,
+    binned=None,
+    plots: bool = False,
+) -> None:
     from offline.artifacts import write_json
 
     f = problem.flags()
     floor_mean = {obs: v[0] for obs, v in floor.items()}
     out = {
         "description": "Pythia 8.3 default shower (simulation) vs Vincia shower (data), leading anti-kT R=0.4 jet, "
-                       "pT > 150 GeV, |eta| < 2; detector model of offline/unfold/jets.py",
+        "pT > 150 GeV, |eta| < 2; detector model of offline/unfold/jets.py",
         "events": {
             "generated_per_sample": events,
-            "simulation_gen_jets": int(f["pass_gen"].sum()), "simulation_reco_jets": int(f["pass_reco"].sum()),
-            "data_gen_jets": int(f["data_pass_gen"].sum()), "data_reco_jets": int(f["data_pass_reco"].sum()),
+            "simulation_gen_jets": int(f["pass_gen"].sum()),
+            "simulation_reco_jets": int(f["pass_reco"].sum()),
+            "data_gen_jets": int(f["data_pass_gen"].sum()),
+            "data_reco_jets": int(f["data_pass_reco"].sum()),
         },
-        "production": {c: {"events": len(s["gen"]), "gen_jets": int(s["pass_gen"].sum()),
-                           "cpu_seconds": float(s["cpu_seconds"].sum()), "jets_per_cpu_second": rate(s)}
-                       for c, s in samples.items()},
-        "binning": {obs: [float(b[0]), float(b[-1]), len(b) - 1] for obs, b in problem.bins.items()},
+        "production": {
+            c: {
+                "events": len(s["gen"]),
+                "gen_jets": int(s["pass_gen"].sum()),
+                "cpu_seconds": float(s["cpu_seconds"].sum()),
+                "jets_per_cpu_second": rate(s),
+            }
+            for c, s in samples.items()
+        },
+        "binning": {
+            obs: [float(b[0]), float(b[-1]), len(b) - 1] for obs, b in problem.bins.items()
+        },
         "iterations": args.iterations,
         "statistical_floor": floor_mean,
         "statistical_floor_spread": {obs: v[1] for obs, v in floor.items()},
-        "triangular_discriminator_x1e3": {m: r["triangular_discriminator_x1e3"] for m, r in methods.items()
-                                          if "triangular_discriminator_x1e3" in r},
+        "triangular_discriminator_x1e3": {
+            m: r["triangular_discriminator_x1e3"]
+            for m, r in methods.items()
+            if "triangular_discriminator_x1e3" in r
+        },
         "methods": methods,
     }
     per_jet = sum(1 / p["jets_per_cpu_second"] for p in out["production"].values())
@@ -328,32 +486,55 @@ def _write(args, events, samples, problem, floor, methods, histograms, rate, bin
 
 def _table(out: dict) -> str:
     obs = list(out["statistical_floor"])
-    lines = ["Triangular discriminator ×10³ against the truth; ± is the Poisson-bootstrap spread where "
-             "bootstrap replicas ran (`bootstrap_spread`), else the spread over ensemble members "
-             "(`ensemble_spread`); ESS/N and the largest weight / mean of the final push weights.", "",
-             "| method | " + " | ".join(obs) + " | ESS/N (last it.) | largest weight |",
-             "| --- |" + " --- |" * (len(obs) + 2)]
+    lines = [
+        "Triangular discriminator ×10³ against the truth; ± is the Poisson-bootstrap spread where "
+        "bootstrap replicas ran (`bootstrap_spread`), else the spread over ensemble members "
+        "(`ensemble_spread`); ESS/N and the largest weight / mean of the final push weights.",
+        "",
+        "| method | " + " | ".join(obs) + " | ESS/N (last it.) | largest weight |",
+        "| --- |" + " --- |" * (len(obs) + 2),
+    ]
     for name, rec in out["methods"].items():
         if "triangular_discriminator_x1e3" not in rec:
             continue
         spread = rec.get("bootstrap_spread") or rec.get("ensemble_spread") or {}
-        cells = [f"{rec['triangular_discriminator_x1e3'][o]:.2f}" + (f" ± {spread[o]:.2f}" if o in spread else "")
-                 for o in obs]
+        cells = [
+            f"{rec['triangular_discriminator_x1e3'][o]:.2f}"
+            + (f" ± {spread[o]:.2f}" if o in spread else "")
+            for o in obs
+        ]
         diag = rec.get("diagnostics")
         last = diag[-1] if diag else None
-        lines.append(f"| {name} | " + " | ".join(cells)
-                     + (f" | {last['ess_fraction']:.3f} | {last['max_weight']:.1f} |" if last else " | – | – |"))
-    floor = " | ".join(f"{out['statistical_floor'][o]:.2f} ± {out['statistical_floor_spread'][o]:.2f}" for o in obs)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + (
+                f" | {last['ess_fraction']:.3f} | {last['max_weight']:.1f} |"
+                if last
+                else " | – | – |"
+            )
+        )
+    floor = " | ".join(
+        f"{out['statistical_floor'][o]:.2f} ± {out['statistical_floor_spread'][o]:.2f}" for o in obs
+    )
     lines.append(f"| statistical floor | {floor} | – | – |")
-    lines += ["", "Weights per iteration (step 1 pull / step 2 push): ESS/N, largest weight / mean", "",
-              "| method | iteration | step 1 ESS/N | step 1 largest | step 2 ESS/N | step 2 largest | epochs |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+        "",
+        "Weights per iteration (step 1 pull / step 2 push): ESS/N, largest weight / mean",
+        "",
+        "| method | iteration | step 1 ESS/N | step 1 largest | step 2 ESS/N | step 2 largest | epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, rec in out["methods"].items():
         rows = rec.get("diagnostics") or []
         for it in sorted({r["iteration"] for r in rows}):
-            one, two = (next(r for r in rows if r["iteration"] == it and r["step"] == k) for k in (1, 2))
-            lines.append(f"| {name} | {it} | {one['ess_fraction']:.3f} | {one['max_weight']:.2f} | "
-                         f"{two['ess_fraction']:.3f} | {two['max_weight']:.2f} | {one['epochs']} / {two['epochs']} |")
+            one, two = (
+                next(r for r in rows if r["iteration"] == it and r["step"] == k) for k in (1, 2)
+            )
+            lines.append(
+                f"| {name} | {it} | {one['ess_fraction']:.3f} | {one['max_weight']:.2f} | "
+                f"{two['ess_fraction']:.3f} | {two['max_weight']:.2f} | {one['epochs']} / {two['epochs']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -364,10 +545,18 @@ def _plots(problem, histograms, binned) -> None:
     pg, dg = f["pass_gen"], f["data_pass_gen"]
     for j, obs in enumerate(problem.observables):
         bins = problem.bins[obs]
-        curves = {name: _histogram(problem.sim_gen[pg, j], bins, w[pg]) for name, w in histograms.items()}
+        curves = {
+            name: _histogram(problem.sim_gen[pg, j], bins, w[pg]) for name, w in histograms.items()
+        }
         curves.update({name: hists[obs] for name, hists in binned.items()})
-        plot_unfolded(RESULTS / f"unfold_study_{obs}.png", bins, curves, _histogram(problem.data_gen[dg, j], bins),
-                      problem.labels[obs], title="Pythia default (simulation) → Vincia (data)")
+        plot_unfolded(
+            RESULTS / f"unfold_study_{obs}.png",
+            bins,
+            curves,
+            _histogram(problem.data_gen[dg, j], bins),
+            problem.labels[obs],
+            title="Pythia default (simulation) → Vincia (data)",
+        )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ def produce(directory: Path, events: int, chunk: int, reverse: bool = False) -> 
             path = directory / f"{name}_{k:04d}.h5"
             if path.exists():
                 continue
-            result = generate("background", chunk, SEED_BASE[name] + k, workers=1, progress=False,
-                              baseline=name == "old")
+            result = generate(
+                "background",
+                chunk,
+                SEED_BASE[name] + k,
+                workers=1,
+                progress=False,
+                baseline=name == "old",
+            )
             write_events(path, result.events, result.metadata)
             print(f"{path.name}: {len(result.events)} events", flush=True)
 
@@ -86,14 +92,23 @@ def weighted_chi2(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray, 
     used = var > 0
     chi2 = float((((ha / na - hb / nb) ** 2)[used] / var[used]).sum())
     ndf = int(used.sum()) - 1
-    return chi2, ndf, float(stats.chi2.sf(chi2, ndf)), (ha / na, hb / nb, np.sqrt(va) / na, np.sqrt(vb) / nb)
+    return (
+        chi2,
+        ndf,
+        float(stats.chi2.sf(chi2, ndf)),
+        (ha / na, hb / nb, np.sqrt(va) / na, np.sqrt(vb) / nb),
+    )
 
 
-def weighted_ks(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) -> tuple[float, float]:
+def weighted_ks(
+    a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray
+) -> tuple[float, float]:
     """Weighted KS distance, p-value from the Kish effective sizes (approximate for weighted samples)."""
     grid = np.sort(np.concatenate([a, b]))
-    cdf = [np.cumsum(w[np.argsort(x)])[np.searchsorted(np.sort(x), grid, side="right") - 1] / w.sum()
-           for x, w in ((a, wa), (b, wb))]
+    cdf = [
+        np.cumsum(w[np.argsort(x)])[np.searchsorted(np.sort(x), grid, side="right") - 1] / w.sum()
+        for x, w in ((a, wa), (b, wb))
+    ]
     below = [np.searchsorted(np.sort(x), grid, side="right") == 0 for x in (a, b)]
     cdf = [np.where(bl, 0.0, c) for c, bl in zip(cdf, below, strict=True)]
     d = float(np.abs(cdf[0] - cdf[1]).max())
@@ -120,35 +135,56 @@ def compare(directory: Path) -> None:
     plt.style.use(mplhep.style.CMS)
     names = list(obs_old)
     cols = 4
-    fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(6 * cols, 4.5 * -(-len(names) // cols)))
+    fig, axes = plt.subplots(
+        -(-len(names) // cols), cols, figsize=(6 * cols, 4.5 * -(-len(names) // cols))
+    )
     for ax, name in zip(axes.flat, names, strict=False):
         a, b = obs_old[name], obs_new[name]
         ma, mb = ~np.isnan(a), ~np.isnan(b)
         bins = _bins(name, a[ma], b[mb])
         chi2, ndf, p, (ha, hb, _, eb) = weighted_chi2(a[ma], w_old[ma], b[mb], w_new[mb], bins)
         d, p_ks = weighted_ks(a[ma], w_old[ma], b[mb], w_new[mb])
-        tests[name] = {"chi2": chi2, "ndf": ndf, "p_chi2": p, "ks_distance": d, "p_ks": p_ks,
-                       "events_old": int(ma.sum()), "events_new": int(mb.sum())}
+        tests[name] = {
+            "chi2": chi2,
+            "ndf": ndf,
+            "p_chi2": p,
+            "ks_distance": d,
+            "p_ks": p_ks,
+            "events_old": int(ma.sum()),
+            "events_new": int(mb.sum()),
+        }
         centres, widths = 0.5 * (bins[1:] + bins[:-1]), np.diff(bins)
         ax.stairs(ha / widths, bins, label="v1 (old)", color="k")
-        ax.errorbar(centres, hb / widths, eb / widths, fmt="o", ms=3, color="C3", label="current (new)")
+        ax.errorbar(
+            centres, hb / widths, eb / widths, fmt="o", ms=3, color="C3", label="current (new)"
+        )
         ax.set_xlabel(name, fontsize=14)
         ax.set_ylabel("fraction / unit", fontsize=12)
         if name.split()[-1] in ("pT", "MET", "(jets)"):
             ax.set_yscale("log")
-        ax.text(0.03, 0.95, f"$\\chi^2$/ndf = {chi2:.1f}/{ndf}, p = {p:.2f}\nKS p = {p_ks:.2f}",
-                transform=ax.transAxes, va="top", fontsize=11)
+        ax.text(
+            0.03,
+            0.95,
+            f"$\\chi^2$/ndf = {chi2:.1f}/{ndf}, p = {p:.2f}\nKS p = {p_ks:.2f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=11,
+        )
         ax.legend(fontsize=10, loc="upper right")
     # power: the same test on the new sample with a 3 % pT scale shift (a typical miscalibration) must fail
     power = {}
     for name in ("MET", "leading jet pT", "leading e/gamma pT"):
         a, b = obs_old[name], obs_new[name] * 1.03
         ma, mb = ~np.isnan(a), ~np.isnan(b)
-        power[name] = weighted_chi2(a[ma], w_old[ma], b[mb], w_new[mb], _bins(name, a[ma], b[mb]))[2]
-    for ax in axes.flat[len(names):]:
+        power[name] = weighted_chi2(a[ma], w_old[ma], b[mb], w_new[mb], _bins(name, a[ma], b[mb]))[
+            2
+        ]
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     n_old, n_new = len(w_old), len(w_new)
-    fig.suptitle(f"background mixture, weighted: v1 {n_old} events vs current {n_new} events", fontsize=18)
+    fig.suptitle(
+        f"background mixture, weighted: v1 {n_old} events vs current {n_new} events", fontsize=18
+    )
     fig.tight_layout()
     RESULTS.mkdir(exist_ok=True)
     fig.savefig(RESULTS / "validate_generator.png", dpi=80)
@@ -167,12 +203,16 @@ def compare(directory: Path) -> None:
         "observables_tested": len(p_values),
         "fisher_combined_p_chi2_if_independent": float(stats.combine_pvalues(p_values)[1]),
         "test": "weighted chi-square on normalised histograms (equal-population bins; multiplicity tails merged); "
-                "weighted KS with Kish effective sizes",
+        "weighted KS with Kish effective sizes",
     }
     (RESULTS / "validate_generator.json").write_text(json.dumps(summary, indent=1) + "\n")
     for name, t in tests.items():
-        print(f"{name:24s} chi2/ndf {t['chi2']:6.1f}/{t['ndf']:2d}  p {t['p_chi2']:.3f}  KS p {t['p_ks']:.3f}")
-    print(f"{n_old} old vs {n_new} new events; wrote {RESULTS / 'validate_generator.json'} and the PNG")
+        print(
+            f"{name:24s} chi2/ndf {t['chi2']:6.1f}/{t['ndf']:2d}  p {t['p_chi2']:.3f}  KS p {t['p_ks']:.3f}"
+        )
+    print(
+        f"{n_old} old vs {n_new} new events; wrote {RESULTS / 'validate_generator.json'} and the PNG"
+    )
 
 
 def main() -> None:
@@ -181,8 +221,11 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=Path("validation_events"))
-    parser.add_argument("--reverse", action="store_true",
-                        help="produce the last chunks first (a second producer on the same --dir)")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="produce the last chunks first (a second producer on the same --dir)",
+    )
     args = parser.parse_args()
     if args.what == "produce":
         produce(args.dir, args.events, args.chunk, args.reverse)

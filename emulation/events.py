@@ -81,7 +81,12 @@ def background_and_edge_words(
         if have >= n - n_edges:
             break
     words = np.concatenate(blocks) if blocks else np.zeros((0, N_FEATURES), dtype=np.int64)
-    return np.concatenate([words[: n - n_edges], edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges))])
+    return np.concatenate(
+        [
+            words[: n - n_edges],
+            edge_words(spec, np.random.default_rng(seed), n - min(len(words), n - n_edges)),
+        ]
+    )
 
 
 def find_spec(path: str | os.PathLike[str]) -> Path:
@@ -100,7 +105,9 @@ def find_spec(path: str | os.PathLike[str]) -> Path:
             f"(a run directory or a directory with {SPEC_FILE}, with --project {path} for the C simulation), "
             "or emulate the plain network with --inputs/--out"
         )
-    raise ValueError(f"{path}: holds neither {SPEC_FILE} nor quantize/{SPEC_FILE} (not a run or spec directory)")
+    raise ValueError(
+        f"{path}: holds neither {SPEC_FILE} nor quantize/{SPEC_FILE} (not a run or spec directory)"
+    )
 
 
 def load_trigger(path: str | os.PathLike[str]) -> tuple[FirmwareSpec, dict[str, np.ndarray], Path]:
@@ -110,7 +117,9 @@ def load_trigger(path: str | os.PathLike[str]) -> tuple[FirmwareSpec, dict[str, 
     return spec, load_weights(spec, spec_path), spec_path
 
 
-def binomial_efficiency(fired: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float]:
+def binomial_efficiency(
+    fired: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[float, float]:
     """Weighted fraction of events that fired and its binomial uncertainty (NaN, NaN without events)."""
     fired = np.asarray(fired, dtype=bool)
     w = np.ones(len(fired)) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -174,7 +183,13 @@ class _Writer:
             "weights": ((), np.float64), "labels": ((), np.int32), "file_index": ((), np.int32),
         }  # fmt: skip
         for name, (shape, dtype) in specs.items():
-            f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(65536, *shape))
+            f.create_dataset(
+                name,
+                shape=(0, *shape),
+                maxshape=(None, *shape),
+                dtype=dtype,
+                chunks=(65536, *shape),
+            )
 
     def append(self, **columns: np.ndarray) -> None:
         n = len(columns["r1"])
@@ -232,7 +247,9 @@ def emulate_events(
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     emulator = TriggerEmulator(spec, weights, device=device)
     counter = OverflowCounter()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("r1", "r2", "regions", "trigger", "weights", "labels")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("r1", "r2", "regions", "trigger", "weights", "labels")
+    }
     seconds = 0.0
 
     def run(writer: _Writer | None) -> None:
@@ -272,8 +289,13 @@ def emulate_events(
     return _measure(cat, seconds, counter, None if out is None else Path(out), spec)
 
 
-def _measure(cat: dict[str, np.ndarray], seconds: float, counter: OverflowCounter, out: Path | None,
-             spec: FirmwareSpec) -> EventsEmulation:
+def _measure(
+    cat: dict[str, np.ndarray],
+    seconds: float,
+    counter: OverflowCounter,
+    out: Path | None,
+    spec: FirmwareSpec,
+) -> EventsEmulation:
     labels, w = cat["labels"].astype(np.int64), cat["weights"]
     fired = cat["trigger"].astype(bool)
     regions = cat["regions"].reshape(-1, 4).astype(bool)
@@ -284,8 +306,14 @@ def _measure(cat: dict[str, np.ndarray], seconds: float, counter: OverflowCounte
         name = PROCESSES[label] if label >= 0 else UNLABELLED
         sel = labels == label
         eff, err = binomial_efficiency(fired[sel], w[sel])
-        row = {"process": name, "background": bool(background[sel][0]), "events": int(sel.sum()),
-               "weight": float(w[sel].sum()), "fired": eff, "fired_sigma": err}
+        row = {
+            "process": name,
+            "background": bool(background[sel][0]),
+            "events": int(sel.sum()),
+            "weight": float(w[sel].sum()),
+            "fired": eff,
+            "fired_sigma": err,
+        }
         for k, r in enumerate(REGIONS):
             row[f"N_{r}"] = int(regions[sel, k].sum())
         for k, r in enumerate(REGIONS):
@@ -303,4 +331,6 @@ def _measure(cat: dict[str, np.ndarray], seconds: float, counter: OverflowCounte
     if len(table):
         table = table.set_index("process")
     t = (spec.trigger.threshold_r1, spec.trigger.threshold_r2)
-    return EventsEmulation(len(labels), seconds, rate, rate_sigma, efficiency, sigma, table, counter, out, t, notes)
+    return EventsEmulation(
+        len(labels), seconds, rate, rate_sigma, efficiency, sigma, table, counter, out, t, notes
+    )

@@ -211,7 +211,9 @@ def _bounds(dst: FixedType) -> tuple[int, int]:
     return lo, hi
 
 
-def _overflow(q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str | None) -> np.ndarray:
+def _overflow(
+    q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str | None
+) -> np.ndarray:
     """Overflow handling of quantised mantissas q (already in dst's LSB; |q| < 2**62 in int64).
 
     Returns dst's mantissa dtype (``mantissa_dtype(dst)``).
@@ -242,7 +244,9 @@ def _overflow(q: np.ndarray, dst: FixedType, counter: OverflowCounter | None, na
     return _in_dtype(np.minimum(np.maximum(q, lo), hi), dtype)
 
 
-def _convert(m: np.ndarray, shift: _Shift, dst: FixedType, counter: OverflowCounter | None, name: str | None) -> np.ndarray:
+def _convert(
+    m: np.ndarray, shift: _Shift, dst: FixedType, counter: OverflowCounter | None, name: str | None
+) -> np.ndarray:
     """Value ``m * 2**-shift`` (in units of dst's LSB) into dst's mantissa, with dst's modes.
 
     ``shift`` may be an int or an int64 array (one per element, as for doubles).
@@ -253,7 +257,11 @@ def _convert(m: np.ndarray, shift: _Shift, dst: FixedType, counter: OverflowCoun
         if np.ndim(shift):
             shift = np.asarray(shift).astype(object)
             pos = shift > 0
-            q = np.where(pos, _quantize_wide(m, np.where(pos, shift, 1), dst.rounding), m << np.where(pos, 0, -shift))
+            q = np.where(
+                pos,
+                _quantize_wide(m, np.where(pos, shift, 1), dst.rounding),
+                m << np.where(pos, 0, -shift),
+            )
             return _overflow(q, dst, counter, name)
         return _overflow(_quantize_wide(m, shift, dst.rounding), dst, counter, name)
     if dst.width > INT64_WIDTH:
@@ -289,7 +297,9 @@ def _convert(m: np.ndarray, shift: _Shift, dst: FixedType, counter: OverflowCoun
     inside = np.where(bad, 0, q) << np.asarray(k, dtype=np.int64)
     if dst.overflow == "AP_SAT_ZERO":
         return np.where(bad, 0, inside).astype(np.int64, copy=False)
-    return np.where(over, np.int64(hi), np.where(under, np.int64(lo), inside)).astype(np.int64, copy=False)
+    return np.where(over, np.int64(hi), np.where(under, np.int64(lo), inside)).astype(
+        np.int64, copy=False
+    )
 
 
 def _int_source(m: np.ndarray, source: FixedType, dst: FixedType) -> np.ndarray:
@@ -327,7 +337,11 @@ def cast(
     if isinstance(source, FixedType):
         m = _in_dtype(_int_source(m, source, dst), mantissa_dtype(source))
         shift = dst.fractional - source.fractional
-        if shift >= 0 and (source.min_int << shift) >= dst.min_int and (source.max_int << shift) <= dst.max_int:
+        if (
+            shift >= 0
+            and (source.min_int << shift) >= dst.min_int
+            and (source.max_int << shift) <= dst.max_int
+        ):
             if counter is not None:
                 counter.record(name or "cast", 0, m.size)
             m = _in_dtype(m, mantissa_dtype(dst))
@@ -345,7 +359,12 @@ def _ap_int_from_double(x: np.ndarray) -> np.ndarray:
     return np.where(odd, _DOUBLE_TO_INT_ODD, x) if odd.any() else x
 
 
-def from_float(values: ArrayLike, dst: FixedType, counter: OverflowCounter | None = None, name: str | None = None) -> np.ndarray:
+def from_float(
+    values: ArrayLike,
+    dst: FixedType,
+    counter: OverflowCounter | None = None,
+    name: str | None = None,
+) -> np.ndarray:
     """Mantissas of ``dst(double(x))``: ap_fixed's or ap_int's constructor from double, exactly.
 
     The double's exact binary value is quantised and overflow-handled with dst's modes
@@ -360,7 +379,9 @@ def from_float(values: ArrayLike, dst: FixedType, counter: OverflowCounter | Non
         x = _ap_int_from_double(x)
     with np.errstate(over="ignore"):
         y = x * 2.0**dst.fractional  # exact unless it overflows or (F < 0) underflows
-    if y.size == 0 or (max(y.max(), -y.min()) < 2.0**52 and (dst.fractional >= 0 or np.abs(y).min() >= 2.0**-1000)):
+    if y.size == 0 or (
+        max(y.max(), -y.min()) < 2.0**52 and (dst.fractional >= 0 or np.abs(y).min() >= 2.0**-1000)
+    ):
         return _overflow(_round_float(y, dst.rounding), dst, counter, name)
     ay = np.abs(y)
     fast = (ay < 2.0**52) & ((ay >= 2.0**-1000) | (x == 0))
@@ -417,7 +438,9 @@ def to_float(mantissa: ArrayLike, t: FixedType | int) -> np.ndarray:
         word = np.asarray(m, dtype=object) & ((1 << 64) - 1)
         m = np.where(word >= 1 << 63, word - (1 << 64), word) if t.signed else word
     if m.dtype == object:  # Python integers: ldexp each exactly, then one rounding to double
-        return np.array([float(v) for v in m.ravel()], dtype=np.float64).reshape(m.shape) * 2.0 ** -int(frac)
+        return np.array([float(v) for v in m.ravel()], dtype=np.float64).reshape(
+            m.shape
+        ) * 2.0 ** -int(frac)
     return m.astype(np.float64) * 2.0 ** -int(frac)
 
 
@@ -429,7 +452,9 @@ def plus_type(a: FixedType, b: FixedType) -> FixedType:
     return FixedType(integer + max(a.fractional, b.fractional), integer, a.signed or b.signed)
 
 
-def multiply(ma: ArrayLike, a: FixedType, mb: ArrayLike, b: FixedType) -> tuple[np.ndarray, FixedType]:
+def multiply(
+    ma: ArrayLike, a: FixedType, mb: ArrayLike, b: FixedType
+) -> tuple[np.ndarray, FixedType]:
     """Exact product (mantissa, type) of two fixed-point arrays (broadcasting)."""
     t = product_type(a, b)
     dtype = mantissa_dtype(t)
@@ -445,4 +470,6 @@ def add(ma: ArrayLike, a: FixedType, mb: ArrayLike, b: FixedType) -> tuple[np.nd
     sb: int | np.int64 = f - b.fractional
     if dtype == np.int64:
         sa, sb = np.int64(sa), np.int64(sb)
-    return (_in_dtype(_as_mantissa(ma), dtype) << sa) + (_in_dtype(_as_mantissa(mb), dtype) << sb), t
+    return (_in_dtype(_as_mantissa(ma), dtype) << sa) + (
+        _in_dtype(_as_mantissa(mb), dtype) << sb
+    ), t

@@ -207,7 +207,9 @@ class Torch(Numpy):
         t = self.torch
         if x.dtype != t.float32:
             return x @ w
-        with _PRECISION_LOCK:  # the setting is process-wide: no other thread's product runs in between
+        with (
+            _PRECISION_LOCK
+        ):  # the setting is process-wide: no other thread's product runs in between
             before = t.get_float32_matmul_precision()
             if before == "highest":
                 return x @ w
@@ -230,10 +232,14 @@ class Torch(Numpy):
         return self.torch.trunc(y, out=out) if out is not None else self.torch.trunc(y)
 
     def clip(self, y, lo, hi, out):
-        return self.torch.clamp(y, lo, hi, out=out) if out is not None else self.torch.clamp(y, lo, hi)
+        return (
+            self.torch.clamp(y, lo, hi, out=out) if out is not None else self.torch.clamp(y, lo, hi)
+        )
 
     def relu(self, y, out):
-        return self.torch.clamp(y, min=0, out=out) if out is not None else self.torch.clamp(y, min=0)
+        return (
+            self.torch.clamp(y, min=0, out=out) if out is not None else self.torch.clamp(y, min=0)
+        )
 
     def where(self, cond, a, b):
         t = self.torch
@@ -259,7 +265,9 @@ class Torch(Numpy):
         values = values or (0.0,)
         if not isinstance(y, t.Tensor):
             y = t.from_numpy(np.ascontiguousarray(y))
-        out = t.empty((len(y), y.shape[1] + len(values)), dtype=dtype or y.dtype, device=self.device)
+        out = t.empty(
+            (len(y), y.shape[1] + len(values)), dtype=dtype or y.dtype, device=self.device
+        )
         out[:, : y.shape[1]] = y
         out[:, y.shape[1] :] = t.tensor(values, dtype=out.dtype, device=self.device)
         return out
@@ -291,7 +299,9 @@ def namespace(device: str | None) -> Numpy:
     import torch
 
     if not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available (torch.cuda.is_available() is False)")
+        raise ValueError(
+            f"device {device!r}: no CUDA device is available (torch.cuda.is_available() is False)"
+        )
     try:
         return Torch(str(device))
     except RuntimeError as err:
@@ -313,7 +323,6 @@ class _Range:
     def need(self) -> Fraction:
         """Largest |value| in grid units: must stay below 2**p."""
         return max(abs(self.lo), abs(self.hi)) / self.lsb
-
 
 
 _ROUND_FN = {  # mode -> (offset added first, integer-rounding function)
@@ -359,7 +368,9 @@ class Op:
     relu: bool = False
 
 
-def _cast_ops(src: FixedType, dst: FixedType, r: _Range, name: str | None) -> tuple[list[Op], _Range, Fraction]:
+def _cast_ops(
+    src: FixedType, dst: FixedType, r: _Range, name: str | None
+) -> tuple[list[Op], _Range, Fraction]:
     """The steps of ``fixed.cast(m, src, dst)`` for values in ``r``: (steps, range after, largest need)."""
     ops: list[Op] = []
     need = r.need
@@ -454,7 +465,11 @@ def _apply(xp: Numpy, ops: Sequence[Op], y, fresh: bool, counter: OverflowCounte
         elif kind == "round_tie":
             up = xp.floor(y + 0.5, None)  # ties up
             down = xp.ceil(y - 0.5, None)  # ties down
-            y = xp.where(y < 0, up, down) if op.value == "AP_RND_ZERO" else xp.where(y < 0, down, up)
+            y = (
+                xp.where(y < 0, up, down)
+                if op.value == "AP_RND_ZERO"
+                else xp.where(y < 0, down, up)
+            )
         elif kind == "int_fix":
             y = xp.where(y < 0, op.value, y)
         elif kind == "relu":
@@ -469,7 +484,9 @@ def _size(y) -> int:
     return int(np.prod(y.shape))
 
 
-ROW_WISE_WIDTH = 64  # values per event from which overflows are handled event by event (two row reductions)
+ROW_WISE_WIDTH = (
+    64  # values per event from which overflows are handled event by event (two row reductions)
+)
 
 
 def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None,
@@ -487,7 +504,9 @@ def _overflow(xp: Numpy, op: Op, y, fresh: bool, counter: OverflowCounter | None
     floor = max(lo, 0) if op.relu else lo
     if op.name is None:
         counter = None  # an intermediate cast the integer kernel does not count
-    if sat and (counter is None or op.relu):  # one clip for all; with ReLU in front only the top can overflow
+    if sat and (
+        counter is None or op.relu
+    ):  # one clip for all; with ReLU in front only the top can overflow
         if counter is not None:
             over = _size(y) > 0 and float(y.max()) > hi
             counter.record(name, xp.count(y > hi) if over else 0, _size(y))
@@ -556,12 +575,16 @@ def apply_ops(y, ops: Sequence[Op], counter: OverflowCounter | None, xp: Numpy =
     return _apply(xp, ops, y, True, counter)
 
 
-def cast_float(y, src: FixedType, dst: FixedType, counter: OverflowCounter | None, name: str, xp: Numpy = NUMPY):
+def cast_float(
+    y, src: FixedType, dst: FixedType, counter: OverflowCounter | None, name: str, xp: Numpy = NUMPY
+):
     """``fixed.cast`` on float mantissas (may reuse ``y``'s memory); exact where ``float_ok``."""
     return _apply(xp, _type_cast(src, dst, name)[0], y, True, counter)
 
 
-def from_float_exact(x: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str) -> np.ndarray | None:
+def from_float_exact(
+    x: np.ndarray, dst: FixedType, counter: OverflowCounter | None, name: str
+) -> np.ndarray | None:
     """float64 mantissas of ``dst(double(x))``, or None when some value needs the exact integer path."""
     if dst.rounding not in ("AP_TRN", "AP_RND_CONV", "AP_TRN_ZERO"):
         return None  # the other modes need exact tie tests on arbitrary doubles: integer path
@@ -570,12 +593,24 @@ def from_float_exact(x: np.ndarray, dst: FixedType, counter: OverflowCounter | N
     with np.errstate(over="ignore"):
         y = x * 2.0**dst.fractional  # exact unless it overflows or (F < 0) underflows
     mn, mx = NUMPY.minmax(y)
-    if not (max(mx, -mn) < 2.0**51 and (dst.fractional >= 0 or y.size == 0 or np.abs(y).min() >= 2.0**-1000)):
+    if not (
+        max(mx, -mn) < 2.0**51
+        and (dst.fractional >= 0 or y.size == 0 or np.abs(y).min() >= 2.0**-1000)
+    ):
         return None
     fn = _ROUND_FN[dst.rounding][1]
     getattr(np, fn)(y, out=y)
-    rounded = getattr(np, fn)(np.array([mn, mx]))  # rounding is monotone: the extremes of the result
-    return _overflow(NUMPY, Op("overflow", name=name, dst=dst), y, True, counter, (float(rounded[0]), float(rounded[1])))
+    rounded = getattr(np, fn)(
+        np.array([mn, mx])
+    )  # rounding is monotone: the extremes of the result
+    return _overflow(
+        NUMPY,
+        Op("overflow", name=name, dst=dst),
+        y,
+        True,
+        counter,
+        (float(rounded[0]), float(rounded[1])),
+    )
 
 
 # ----------------------------------------------------------------------------- graph steps
@@ -587,16 +622,30 @@ class _Step:
     dtype: str | None  # None: the node's integer kernel
     ops: list[Op] = field(default_factory=list)
     weight: np.ndarray | None = None  # dense/conv: weights times the folded scale (n_in, n_out)
-    bias: np.ndarray | None = None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
-    columns: np.ndarray | None = None  # conv: granule index per (segment, band column) (-1: padding, -2: ones)
+    bias: np.ndarray | None = (
+        None  # dense/conv: bias in accumulator LSBs, scaled, plus the rounding offset
+    )
+    columns: np.ndarray | None = (
+        None  # conv: granule index per (segment, band column) (-1: padding, -2: ones)
+    )
     granule: int = 1  # conv, max pooling: floats per gathered granule (index)
     index: np.ndarray | None = None  # gather: source of every output (-1: a zero)
-    windows: np.ndarray | None = None  # max pooling: (outputs, window) input (granule) indices (-1: padding)
+    windows: np.ndarray | None = (
+        None  # max pooling: (outputs, window) input (granule) indices (-1: padding)
+    )
     pad: float = 0.0  # max pooling: the padding cells' value
     padded: bool = True  # max pooling: some window reaches the padding (index -1)
-    slices: tuple[int, ...] | None = None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
-    counts: tuple[int, int, int] = (1, 0, 0)  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
-    pre_ops: list[Op] = field(default_factory=list)  # max pooling: the casts of the product it pools (_monotone)
+    slices: tuple[int, ...] | None = (
+        None  # max pooling without padding: (ih, iw, F, ph, pw, sh, sw, oh, ow)
+    )
+    counts: tuple[int, int, int] = (
+        1,
+        0,
+        0,
+    )  # dense/conv: rows per event, n_in, n_out (for the overflow counts)
+    pre_ops: list[Op] = field(
+        default_factory=list
+    )  # max pooling: the casts of the product it pools (_monotone)
 
     # The gathers' flat indices, made once (a device namespace keeps its copy of each by identity).
     @functools.cached_property
@@ -608,6 +657,7 @@ class _Step:
     def windows_flat(self) -> np.ndarray:
         assert self.windows is not None
         return np.ascontiguousarray(self.windows.T).ravel()
+
     on_device: dict = field(default_factory=dict)  # namespace key -> (weight, bias) there
 
 
@@ -632,16 +682,22 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
     shift = acc_t.fractional - (x_t.fractional + w_t.fractional)
     if shift < 0 or not acc_t.signed:
         return None  # products that round, or an unsigned accumulator: the integer kernel
-    bias = np.asarray(p["bias"]) if p.get("bias") is not None else np.zeros(w.shape[1], dtype=np.int64)
+    bias = (
+        np.asarray(p["bias"]) if p.get("bias") is not None else np.zeros(w.shape[1], dtype=np.int64)
+    )
     if bias.dtype == object or b_t.fractional > acc_t.fractional:
         return None
     b_acc = [int(v) << (acc_t.fractional - b_t.fractional) for v in bias]
     x_mag = max(-x_t.min_int, x_t.max_int)
     w_abs = np.abs(w).astype(object)
-    bound = (x_mag * int(w_abs.sum(axis=0).max()) << shift) + max((abs(v) for v in b_acc), default=0)
+    bound = (x_mag * int(w_abs.sum(axis=0).max()) << shift) + max(
+        (abs(v) for v in b_acc), default=0
+    )
     if bound > acc_t.max_int:
         return None  # the accumulator could saturate or wrap: the ordered integer loop
-    ops, r, need = _cast_ops(acc_t, node.result_type, _Range(Fraction(-bound), Fraction(bound)), f"{node.name}.result")
+    ops, r, need = _cast_ops(
+        acc_t, node.result_type, _Range(Fraction(-bound), Fraction(bound)), f"{node.name}.result"
+    )
     if act is not None:
         act_ops, r = _relu_ops(r) if act.kind == "relu" else ([], r)
         more, r, need2 = _cast_ops(node.result_type, act.result_type, r, act.name)
@@ -660,12 +716,21 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
         k += 1
     ops = kept + ops[k:]
     grid = min(scale, abs(offset)) if offset else scale
-    need = max(need, Fraction(x_mag), Fraction(int(w_abs.max()) << shift), (bound * scale + abs(offset)) / grid)
+    need = max(
+        need,
+        Fraction(x_mag),
+        Fraction(int(w_abs.max()) << shift),
+        (bound * scale + abs(offset)) / grid,
+    )
     dtype = _dtype_for(need, allowed)
     if dtype is None:
         return None
     b = np.array(b_acc, dtype=np.float64) * float(scale) + float(offset)
-    columns, granule, counts = None, 1, (1, w.shape[0], w.shape[1])  # (rows per event, n_in, n_out) as the integer kernel counts
+    columns, granule, counts = (
+        None,
+        1,
+        (1, w.shape[0], w.shape[1]),
+    )  # (rows per event, n_in, n_out) as the integer kernel counts
     if node.kind == "conv":
         columns = np.asarray(p["columns"])
         counts = (len(columns), w.shape[0], w.shape[1])
@@ -677,7 +742,9 @@ def _dense_step(node: Node, allowed: Sequence[str], act: Node | None) -> _Step |
         # The bias as one more product term: a granule [1, 0, ...] (index -2; -1 is the padding's
         # zeros) times a bias row (and zero rows). The partial sums keep the same bound, and one
         # pass over the outputs goes.
-        columns = np.concatenate([columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1)
+        columns = np.concatenate(
+            [columns, np.full((len(columns), 1), -2, dtype=columns.dtype)], axis=1
+        )
         bias_rows = np.zeros((granule, weight.shape[1]))
         bias_rows[0] = b[: weight.shape[1]]
         weight = np.concatenate([weight, bias_rows], axis=0)
@@ -730,14 +797,24 @@ def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None,
     def cost(choice: tuple[int, int]) -> float:
         seg, q = choice
         rows, k = oh * ow // seg, kh * slots(seg, q) * q * c
-        return rows * k * ((1 + q * c * GRANULE_FLOAT_COST) / (q * c) + PRODUCT_INPUT_COST + seg * f / GATHER_PER_MAC)
+        return (
+            rows
+            * k
+            * (
+                (1 + q * c * GRANULE_FLOAT_COST) / (q * c)
+                + PRODUCT_INPUT_COST
+                + seg * f / GATHER_PER_MAC
+            )
+        )
 
     segs = [seg] if seg is not None else [d for d in range(1, ow + 1) if ow % d == 0]
     qs = [pixels] if pixels is not None else [q for q in range(1, iw + 1) if iw % q == 0
                                               and (q == 1 or q * c * 4 <= MAX_GRANULE_BYTES)]  # fmt: skip
     choices = [(s, q) for s in segs for q in qs if (s * sw) % q == 0]
     if not choices:
-        raise ValueError(f"conv segments: no granule of {pixels} pixels fits segments of {seg} pixels")
+        raise ValueError(
+            f"conv segments: no granule of {pixels} pixels fits segments of {seg} pixels"
+        )
     seg, q = min(choices, key=cost)
     n_slots, a = slots(seg, q), (-pl) % q
     index = np.full((oh, ow // seg, kh, n_slots), -1, dtype=np.int64)
@@ -747,7 +824,9 @@ def _conv_segments(geometry: dict, weight: np.ndarray, seg: int | None = None,
             if not 0 <= iy < ih:
                 continue
             for sx in range(ow // seg):
-                first = (sx * seg * sw - pl - a) // q  # granule holding the segment's first input column
+                first = (
+                    sx * seg * sw - pl - a
+                ) // q  # granule holding the segment's first input column
                 for s in range(n_slots):
                     if 0 <= (first + s) * q < iw:
                         index[oy, sx, ky, s] = (iy * iw) // q + first + s
@@ -793,13 +872,19 @@ def _max_pool_step(node: Node, allowed: Sequence[str]) -> _Step | None:
     step = _Step(node, dtype, first + second, windows=windows, pad=float(pad))
     pixels = _pixel_windows(windows, node.params.get("geometry", {}).get("n_filt", 1))
     if pixels is not None:
-        step.windows, step.granule, step.padded = pixels, node.params["geometry"]["n_filt"], bool((pixels < 0).any())
+        step.windows, step.granule, step.padded = (
+            pixels,
+            node.params["geometry"]["n_filt"],
+            bool((pixels < 0).any()),
+        )
         return step
     g = node.params.get("geometry")
     if g is not None and not any(g["pad"]):
         (ih, iw), (ph, pw), (sh, sw) = g["in_shape"], g["pool"], g["stride"]
         oh, ow = (ih - ph) // sh + 1, (iw - pw) // sw + 1
-        if oh * ow * g["n_filt"] == len(windows):  # windows inside the image: strided slices, no gather
+        if oh * ow * g["n_filt"] == len(
+            windows
+        ):  # windows inside the image: strided slices, no gather
             step.slices = (ih, iw, g["n_filt"], ph, pw, sh, sw, oh, ow)
     return step
 
@@ -816,7 +901,9 @@ def _pixel_windows(windows: np.ndarray, n_chan: int) -> np.ndarray | None:
         return None
     pix = windows[::n_chan]
     expect = np.where(pix[:, None, :] >= 0, pix[:, None, :] + np.arange(n_chan)[None, :, None], -1)
-    if not np.array_equal(expect.reshape(windows.shape), windows) or np.any((pix >= 0) & (pix % n_chan != 0)):
+    if not np.array_equal(expect.reshape(windows.shape), windows) or np.any(
+        (pix >= 0) & (pix % n_chan != 0)
+    ):
         return None
     return np.where(pix >= 0, pix // n_chan, -1)
 
@@ -838,7 +925,9 @@ def _monotone(ops: Sequence[Op]) -> bool:
                or (op.kind == "int_fix" and op.value <= 0) for op in ops)  # fmt: skip
 
 
-def _count_before_pool(xp: Numpy, ops: Sequence[Op], y, dtype: str, counter: OverflowCounter) -> None:
+def _count_before_pool(
+    xp: Numpy, ops: Sequence[Op], y, dtype: str, counter: OverflowCounter
+) -> None:
     """The overflow counts of the casts ``ops`` (``_monotone``) on y, without casting y.
 
     The casts ``c`` before the saturating step are monotone, so the values that overflow above
@@ -868,13 +957,18 @@ def _thresholds(ops: tuple[Op, ...], dtype: str) -> tuple[float | None, float | 
     def cast(v: float) -> float:
         return float(_apply(NUMPY, ops[:-1], np.array([v], dtype=dtype), True, None)[0])
 
-    def first(inside: float, sign: int, bad) -> float | None:  # cast(inside) in bounds, beyond it bad()
+    def first(
+        inside: float, sign: int, bad
+    ) -> float | None:  # cast(inside) in bounds, beyond it bad()
         step = 1.0
         while not bad(cast(sign * step)):
             step *= 2
             if step > big:
                 return None
-        a, b = kind(inside), kind(sign * step)  # bisect between the last good and the first bad value
+        a, b = (
+            kind(inside),
+            kind(sign * step),
+        )  # bisect between the last good and the first bad value
         while np.nextafter(a, b) != b:
             mid = kind((float(a) + float(b)) / 2)
             if mid in (a, b):
@@ -919,7 +1013,11 @@ class FloatGraph:
         k = 0
         while k < len(nodes):
             node, step = nodes[k], None
-            if dtypes and node.kind in ("dense", "conv") and node.params.get("strategy", "latency") in ("latency", "resource"):
+            if (
+                dtypes
+                and node.kind in ("dense", "conv")
+                and node.params.get("strategy", "latency") in ("latency", "resource")
+            ):
                 nxt = nodes[k + 1] if k + 1 < len(nodes) else None
                 act = nxt if (nxt is not None and nxt.kind in ("relu", "linear") and nxt.inputs == (node.output,)
                               and readers.get(node.output) == 1 and node.output not in outputs) else None  # fmt: skip
@@ -934,7 +1032,9 @@ class FloatGraph:
                 step = _max_pool_step(node, dtypes)
             steps.append(step if step is not None else _Step(node, None))
             k += 1
-        for a, b in (steps[j - 1 : j + 1] for j in range(1, len(steps))):  # a product its max pooling alone reads
+        for a, b in (
+            steps[j - 1 : j + 1] for j in range(1, len(steps))
+        ):  # a product its max pooling alone reads
             if (a.weight is not None and b.windows is not None and a.dtype == b.dtype
                     and b.node.inputs == (a.node.output,) and readers.get(a.node.output) == 1
                     and a.node.output not in outputs and not (b.windows < 0).any() and _monotone(a.ops)):  # fmt: skip
@@ -959,14 +1059,18 @@ class FloatGraph:
     def all_float(self) -> bool:
         return all(s.dtype is not None for s in self.steps)
 
-    def run(self, inputs: Sequence[Any], counter: OverflowCounter | None = None, xp: Numpy = NUMPY) -> list[Any]:
+    def run(
+        self, inputs: Sequence[Any], counter: OverflowCounter | None = None, xp: Numpy = NUMPY
+    ) -> list[Any]:
         """Output mantissas (``xp`` float arrays, or int64 where an integer node wrote them) for input mantissas.
 
         Inputs are int64 or float mantissas, numpy or ``xp`` arrays; they are never modified.
         """
         values: dict[str, Any] = dict(zip((p.name for p in self.graph.inputs), inputs, strict=True))
         for step in self.steps:
-            values[step.node.output] = self._run_step(step, [values[v] for v in step.node.inputs], counter, xp)
+            values[step.node.output] = self._run_step(
+                step, [values[v] for v in step.node.inputs], counter, xp
+            )
         return [values[p.name] for p in self.graph.outputs]
 
     def _run_step(self, step: _Step, args: list, counter: OverflowCounter | None, xp: Numpy):
@@ -983,9 +1087,14 @@ class FloatGraph:
             x, fresh = xp.asarray(args[0], xp.dtype(step.dtype))
         if step.pre_ops and counter is not None:  # a product's casts deferred past this pooling
             _count_before_pool(xp, step.pre_ops, x, step.dtype, counter)
-        if step.slices is not None:  # max pooling, every window inside the image: maxima of strided views
+        if (
+            step.slices is not None
+        ):  # max pooling, every window inside the image: maxima of strided views
             ih, iw, f, ph, pw, sh, sw, oh, ow = step.slices
-            if (sh, sw) == (ph, pw) and (ih, iw) == (oh * ph, ow * pw):  # tiling windows: rows, then columns
+            if (sh, sw) == (ph, pw) and (ih, iw) == (
+                oh * ph,
+                ow * pw,
+            ):  # tiling windows: rows, then columns
                 tiles = x.reshape(len(x), oh, ph, ow * pw * f)
                 y = tiles[:, :, 0] * 1
                 for ky in range(1, ph):
@@ -994,28 +1103,52 @@ class FloatGraph:
                 z = cols[:, :, 0] * 1
                 for kx in range(1, pw):
                     z = xp.maximum(z, cols[:, :, kx], z)
-                return _apply(xp, step.ops, _apply(xp, step.pre_ops, z.reshape(len(x), -1), True, None), True, counter)
+                return _apply(
+                    xp,
+                    step.ops,
+                    _apply(xp, step.pre_ops, z.reshape(len(x), -1), True, None),
+                    True,
+                    counter,
+                )
             image = x.reshape(len(x), ih, iw, f)
             views = [image[:, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw, :]
                      for ky in range(ph) for kx in range(pw)]  # fmt: skip
             y = views[0] * 1
             for view in views[1:]:
                 y = xp.maximum(y, view, y)
-            return _apply(xp, step.ops, _apply(xp, step.pre_ops, y.reshape(len(x), -1), True, None), True, counter)
-        if step.windows is not None and step.granule > 1:  # max pooling over whole pixels (_pixel_windows)
+            return _apply(
+                xp,
+                step.ops,
+                _apply(xp, step.pre_ops, y.reshape(len(x), -1), True, None),
+                True,
+                counter,
+            )
+        if (
+            step.windows is not None and step.granule > 1
+        ):  # max pooling over whole pixels (_pixel_windows)
             n_events, g = len(x), step.granule
             padded = xp.append(x, *[step.pad] * g) if step.padded else x
             padded = padded.reshape(n_events, -1, g)
-            win = xp.take_cols(padded, step.windows_flat).reshape(n_events, step.windows.shape[1], -1)
-            y = xp.maximum(win[:, 0], win[:, 1], None) if step.windows.shape[1] > 1 else win[:, 0] * 1
+            win = xp.take_cols(padded, step.windows_flat).reshape(
+                n_events, step.windows.shape[1], -1
+            )
+            y = (
+                xp.maximum(win[:, 0], win[:, 1], None)
+                if step.windows.shape[1] > 1
+                else win[:, 0] * 1
+            )
             for k in range(2, win.shape[1]):
                 y = xp.maximum(y, win[:, k], y)
             return _apply(xp, step.ops, _apply(xp, step.pre_ops, y, True, None), True, counter)
         if step.windows is not None:  # max pooling: the window's largest value, then the casts
             n_events = len(x)
             # window-major (events, window, outputs): the maximum runs over rows, vectorised along outputs
-            win = xp.take_cols(xp.append(x, step.pad), step.windows_flat).reshape(n_events, *step.windows.T.shape)
-            return _apply(xp, step.ops, _apply(xp, step.pre_ops, xp.max_rows(win), True, None), True, counter)
+            win = xp.take_cols(xp.append(x, step.pad), step.windows_flat).reshape(
+                n_events, *step.windows.T.shape
+            )
+            return _apply(
+                xp, step.ops, _apply(xp, step.pre_ops, xp.max_rows(win), True, None), True, counter
+            )
         if step.weight is None:
             y = _apply(xp, step.ops, x, fresh, counter)
             return y if step.index is None else xp.take_cols(xp.append(y), step.index)
@@ -1028,7 +1161,9 @@ class FloatGraph:
         if step.columns is not None:  # conv: one row per segment of output pixels, the bias inside
             g = step.granule
             padded = xp.append(x, 1.0, *[0.0] * (2 * g - 1), dtype=xp.dtype(step.dtype))
-            x = xp.take_cols(padded.reshape(n_events, -1, g), step.columns_flat).reshape(-1, step.columns.shape[1] * g)
+            x = xp.take_cols(padded.reshape(n_events, -1, g), step.columns_flat).reshape(
+                -1, step.columns.shape[1] * g
+            )
         y = xp.matmul(x, weight).reshape(n_events, -1)
         if bias is not None:
             y += bias
@@ -1040,22 +1175,37 @@ class FloatGraph:
             counter.record(f"{name}.accum", 0, n_events * rows * n_out)
         return _apply(xp, step.ops, y, True, counter)
 
-    def input_mantissas(self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None) -> list[np.ndarray]:
+    def input_mantissas(
+        self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None
+    ) -> list[np.ndarray]:
         """Float inputs cast to their input types as the C simulation does (float64 mantissas or int64)."""
         out = []
         for port, x in zip(self.graph.inputs, inputs, strict=True):
             x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
             if x.shape[1] != port.size:
-                raise ValueError(f"input {port.name!r} has {x.shape[1]} values per event, {self.graph.name} expects {port.size}")
+                raise ValueError(
+                    f"input {port.name!r} has {x.shape[1]} values per event, {self.graph.name} expects {port.size}"
+                )
             name = "input" if len(self.graph.inputs) == 1 else f"input.{port.name}"
-            m = from_float_exact(x, port.type, counter, name) if port.type.width <= MAX_FLOAT_WIDTH else None
+            m = (
+                from_float_exact(x, port.type, counter, name)
+                if port.type.width <= MAX_FLOAT_WIDTH
+                else None
+            )
             out.append(m if m is not None else from_float(x, port.type, counter, name))
         return out
 
-    def emulate(self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None, xp: Numpy = NUMPY) -> list[np.ndarray]:
+    def emulate(
+        self,
+        inputs: Sequence[np.ndarray],
+        counter: OverflowCounter | None = None,
+        xp: Numpy = NUMPY,
+    ) -> list[np.ndarray]:
         """float64 outputs for float inputs (``Graph.emulate`` on the float path)."""
         if len(inputs) != len(self.graph.inputs):
-            raise ValueError(f"{self.graph.name} takes {len(self.graph.inputs)} inputs, got {len(inputs)}")
+            raise ValueError(
+                f"{self.graph.name} takes {len(self.graph.inputs)} inputs, got {len(inputs)}"
+            )
         outs = self.run(self.input_mantissas(inputs, counter), counter, xp)
         return [to_values(xp, m, p.type) for m, p in zip(outs, self.graph.outputs, strict=True)]
 

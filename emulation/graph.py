@@ -66,13 +66,19 @@ class Graph:
     def describe(self) -> str:
         ins = ", ".join(f"{p.type}[{p.size}]" for p in self.inputs)
         outs = ", ".join(f"{p.type}[{p.size}]" for p in self.outputs)
-        return "\n".join([f"{self.name}: {ins} -> {outs}"] + ["  " + n.describe() for n in self.nodes])
+        return "\n".join(
+            [f"{self.name}: {ins} -> {outs}"] + ["  " + n.describe() for n in self.nodes]
+        )
 
-    def run(self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None) -> list[np.ndarray]:
+    def run(
+        self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None
+    ) -> list[np.ndarray]:
         """Output mantissas for input mantissas (one (N, size) int64 array per input port)."""
         return run_graph(self, inputs, counter)
 
-    def emulate(self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None) -> list[np.ndarray]:
+    def emulate(
+        self, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None
+    ) -> list[np.ndarray]:
         """Float outputs for float inputs, each cast to its input type as the C simulation does."""
         if len(inputs) != len(self.inputs):
             raise ValueError(f"{self.name} takes {len(self.inputs)} inputs, got {len(inputs)}")
@@ -80,20 +86,26 @@ class Graph:
         for port, x in zip(self.inputs, inputs, strict=True):
             x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
             if x.shape[1] != port.size:
-                raise ValueError(f"input {port.name!r} has {x.shape[1]} values per event, {self.name} expects {port.size}")
+                raise ValueError(
+                    f"input {port.name!r} has {x.shape[1]} values per event, {self.name} expects {port.size}"
+                )
             name = "input" if len(self.inputs) == 1 else f"input.{port.name}"
             mantissas.append(from_float(x, port.type, counter, name))
         outs = run_graph(self, mantissas, counter)
         return [to_float(m, p.type) for m, p in zip(outs, self.outputs, strict=True)]
 
 
-def run_graph(graph: Graph, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None) -> list[np.ndarray]:
+def run_graph(
+    graph: Graph, inputs: Sequence[np.ndarray], counter: OverflowCounter | None = None
+) -> list[np.ndarray]:
     from emulation.layers import KERNELS
 
     values: dict[str, np.ndarray] = {}
     for port, m in zip(graph.inputs, inputs, strict=True):
         m = np.asarray(m)
-        values[port.name] = m if m.dtype == object else m.astype(np.int64, copy=False)  # object: types over 61 bits
+        values[port.name] = (
+            m if m.dtype == object else m.astype(np.int64, copy=False)
+        )  # object: types over 61 bits
     for node in graph.nodes:
         args = [values[v] for v in node.inputs]
         values[node.output] = KERNELS[node.kind](node, args, counter)

@@ -31,7 +31,14 @@ from emulation.fixed import FixedType
 from emulation.graph import Graph, Port  # Port: one array argument of the top function
 from emulation.hls_text import Source, TypeTable, WeightArrays, read_source, resolve_size, unqualify
 
-__all__ = ["ActivationLayer", "DenseLayer", "HLSProject", "Port", "dense_strategy", "load_hls_project"]
+__all__ = [
+    "ActivationLayer",
+    "DenseLayer",
+    "HLSProject",
+    "Port",
+    "dense_strategy",
+    "load_hls_project",
+]
 
 SUPPORTED = "dense (Latency strategy), relu, linear"
 
@@ -80,7 +87,9 @@ class HLSProject:
     def describe(self) -> str:
         if self.graph is not None:
             return self.graph.describe()
-        lines = [f"{self.top}: {self.input_type}[{self.n_inputs}] -> {self.output_type}[{self.n_outputs}]"]
+        lines = [
+            f"{self.top}: {self.input_type}[{self.n_inputs}] -> {self.output_type}[{self.n_outputs}]"
+        ]
         for layer in self.layers:
             if isinstance(layer, DenseLayer):
                 lines.append(
@@ -167,16 +176,22 @@ def _ports(top: _Top, types: TypeTable, constants: dict[str, str]) -> list[Port]
         if m is None:
             if re.fullmatch(r"\s*[\w\s]+&\s*\w+\s*", p) or re.fullmatch(r"\s*[\w\s]+\s\w+\s*", p):
                 continue  # a scalar (hls4ml 0.x reports its sizes through such arguments)
-            raise ValueError(f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]'")
+            raise ValueError(
+                f"{where}: top-function argument {p.strip()!r} is not an array 'type name[N]'"
+            )
         type_name, name, size = m.group(1).strip(), m.group(2), m.group(3)
-        ports.append(Port(name, types.resolve(type_name, where), resolve_size(size, constants, where)))
+        ports.append(
+            Port(name, types.resolve(type_name, where), resolve_size(size, constants, where))
+        )
     return ports
 
 
 # ----------------------------------------------------------------------------- strategy
 
 
-def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense: str | None, where: str) -> str:
+def dense_strategy(
+    config: str, body: str, constants: dict[str, str], nnet_dense: str | None, where: str
+) -> str:
     """``"latency"`` or ``"resource"``: the dense kernel the C simulation runs for this config.
 
     hls4ml 1.x dispatches through the config's ``kernel`` typedef (``nnet::DenseLatency``,
@@ -186,7 +201,9 @@ def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense
     """
     kernel = re.search(r"using\s+kernel\s*=\s*([\w:]+)", body)
     strategy = constants.get("strategy")
-    uses_kernel = nnet_dense is None or "::template kernel" in nnet_dense or "::kernel<" in nnet_dense
+    uses_kernel = (
+        nnet_dense is None or "::template kernel" in nnet_dense or "::kernel<" in nnet_dense
+    )
     if uses_kernel and kernel is not None:
         name = unqualify(kernel.group(1))
         if name == "DenseLatency":
@@ -204,7 +221,9 @@ def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense
     value = unqualify(strategy).strip().lower()
     if value in ("latency", "resource"):
         return value
-    raise ValueError(f"{where}: config {config} has strategy {strategy!r}; expected nnet::latency or nnet::resource")
+    raise ValueError(
+        f"{where}: config {config} has strategy {strategy!r}; expected nnet::latency or nnet::resource"
+    )
 
 
 # ----------------------------------------------------------------------------- loader
@@ -212,10 +231,14 @@ def dense_strategy(config: str, body: str, constants: dict[str, str], nnet_dense
 
 _STRUCT_RE = re.compile(r"struct\s+(\w+)\s*(?::\s*(?:public\s+)?([\w:]+)[\w:\s,]*)?\{", re.S)
 # every static member constant of a config: sizes, enum values (nnet::latency), floats
-_CONST_RE = re.compile(r"static\s+(?:const|constexpr)\s+(?:const\s+)?[\w:<>,\s]+?\s+(\w+)\s*=\s*([^;]+);")
+_CONST_RE = re.compile(
+    r"static\s+(?:const|constexpr)\s+(?:const\s+)?[\w:<>,\s]+?\s+(\w+)\s*=\s*([^;]+);"
+)
 _ENUM_RE = re.compile(r"\benum\s+(?:class\s+)?\w*\s*\{([^}]*)\}")
 _CALL_RE = re.compile(r"nnet::(\w+)\s*<(.*?)>\s*\(([^;]*?)\)\s*;", re.S)
-_GLOBAL_CONST_RE = re.compile(r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned\s+int|unsigned|int|long|size_t)\s+(\w+)\s*=\s*([^;]+);")
+_GLOBAL_CONST_RE = re.compile(
+    r"\b(?:static\s+)?(?:const|constexpr)\s+(?:unsigned\s+int|unsigned|int|long|size_t)\s+(\w+)\s*=\s*([^;]+);"
+)
 
 
 @dataclass(frozen=True)
@@ -322,7 +345,9 @@ class ProjectText:
     constants: dict[str, str]  # macros and global constants (sizes)
     types: TypeTable  # global typedefs
     configs: dict[str, _Config]  # config structs of the firmware headers and their nnet_utils bases
-    enumerators: frozenset[str]  # enum values of nnet_utils (latency, resource, io_parallel, Max, ...)
+    enumerators: frozenset[
+        str
+    ]  # enum values of nnet_utils (latency, resource, io_parallel, Max, ...)
     nnet_dense: str | None  # the project's nnet_dense.h, which says how dense dispatches
     weights: WeightArrays
     ports: list[Port]  # the top function's array arguments
@@ -363,7 +388,11 @@ def read_project_text(path: str | os.PathLike[str]) -> ProjectText:
             configs.update(_configs(source))
     nnet_dense_h = firmware / "nnet_utils" / "nnet_dense.h"
     nnet_dense = nnet_dense_h.read_text(errors="replace") if nnet_dense_h.exists() else None
-    weights = WeightArrays([s for s in sources if s.path.parent.name == "weights" or s is cpp], cpp, firmware / "weights")
+    weights = WeightArrays(
+        [s for s in sources if s.path.parent.name == "weights" or s is cpp],
+        cpp,
+        firmware / "weights",
+    )
     ports = _ports(top, types, constants)
 
     # io_parallel Reshape/Flatten write no call, only a reference to the same array
@@ -391,7 +420,12 @@ def read_project_text(path: str | os.PathLike[str]) -> ProjectText:
 def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     """The reader of sequential dense/ReLU/linear projects (``load_hls_project`` falls back to the graph)."""
     project = read_project_text(path)
-    top, configs, constants, weights = project.top, project.configs, project.constants, project.weights
+    top, configs, constants, weights = (
+        project.top,
+        project.configs,
+        project.constants,
+        project.weights,
+    )
     calls, top_at = project.calls, project.top_at
     written = {c.args[1] for c in calls if len(c.args) > 1}
     inputs = tuple(p for p in project.ports if p.name not in written)
@@ -407,8 +441,18 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
     layers: list[DenseLayer | ActivationLayer] = []
     current, width = inp.name, inp.size
     for call in calls:
-        at, func, targs, cargs, name = call.where, call.function, call.template_args, call.args, call.name
-        if func not in ("dense", "dense_latency", "relu", "linear") or len(targs) != 3 or len(cargs) < 2:
+        at, func, targs, cargs, name = (
+            call.where,
+            call.function,
+            call.template_args,
+            call.args,
+            call.name,
+        )
+        if (
+            func not in ("dense", "dense_latency", "relu", "linear")
+            or len(targs) != 3
+            or len(cargs) < 2
+        ):
             raise NotAChain(
                 f"{at}: layer '{name}' (nnet::{func}) is not supported by the emulator (supported: {SUPPORTED})"
             )
@@ -419,25 +463,37 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
                              "only sequential networks are supported")  # fmt: skip
         cfg = configs.get(unqualify(config_name))
         if cfg is None:
-            raise ValueError(f"{at}: config struct {config_name!r} of layer '{name}' is defined in no firmware header")
+            raise ValueError(
+                f"{at}: config struct {config_name!r} of layer '{name}' is defined in no firmware header"
+            )
         ltypes = project.types.local(cfg.source, cfg.body, cfg.body_at)
         local = {**constants, **cfg.constants}
         input_type, result_type = ltypes.resolve(in_t, at), ltypes.resolve(out_t, at)
         if func in ("dense", "dense_latency"):
-            strategy = "latency" if func == "dense_latency" else dense_strategy(cfg.name, cfg.body, local, project.nnet_dense, cfg.where)
+            strategy = (
+                "latency"
+                if func == "dense_latency"
+                else dense_strategy(cfg.name, cfg.body, local, project.nnet_dense, cfg.where)
+            )
             if strategy != "latency":
                 raise NotAChain(f"{cfg.where}: layer '{name}' uses the dense {strategy} strategy; "
                                  "only the Latency strategy is supported")  # fmt: skip
             product = re.search(r"using\s+product\s*=\s*nnet::product::(\w+)", cfg.body)
             if product is not None and product.group(1) != "mult":
-                raise NotAChain(f"{cfg.where}: layer '{name}' uses product {product.group(1)}; only 'mult' is supported")
+                raise NotAChain(
+                    f"{cfg.where}: layer '{name}' uses product {product.group(1)}; only 'mult' is supported"
+                )
             for key in ("n_in", "n_out"):
                 if key not in cfg.constants:
-                    raise ValueError(f"{cfg.where}: config {cfg.name} of layer '{name}' has no {key}")
+                    raise ValueError(
+                        f"{cfg.where}: config {cfg.name} of layer '{name}' has no {key}"
+                    )
             n_i = resolve_size(cfg.constants["n_in"], local, cfg.where)
             n_o = resolve_size(cfg.constants["n_out"], local, cfg.where)
             if n_i != width:
-                raise ValueError(f"{cfg.where}: layer '{name}' has n_in={n_i} but its input has {width} values")
+                raise ValueError(
+                    f"{cfg.where}: layer '{name}' has n_in={n_i} but its input has {width} values"
+                )
             if len(cargs) != 4:
                 raise ValueError(f"{at}: layer '{name}': expected (input, output, weights, biases)")
             wt, bt, acc = (ltypes.resolve(k, cfg.where) for k in ("weight_t", "bias_t", "accum_t"))
@@ -448,13 +504,19 @@ def _load_dense_chain(path: str | os.PathLike[str]) -> HLSProject:
         else:
             n = resolve_size(cfg.constants.get("n_in", width), local, cfg.where)
             if n != width:
-                raise ValueError(f"{cfg.where}: layer '{name}' has n_in={n} but its input has {width} values")
+                raise ValueError(
+                    f"{cfg.where}: layer '{name}' has n_in={n} but its input has {width} values"
+                )
             layers.append(ActivationLayer(name, func, n, input_type, result_type))
         current = dst
     if current != out.name:
-        raise ValueError(f"{top_at}: the last layer writes {current!r}, not the output {out.name!r}")
+        raise ValueError(
+            f"{top_at}: the last layer writes {current!r}, not the output {out.name!r}"
+        )
     if width != out.size:
-        raise ValueError(f"{top_at}: the network gives {width} outputs, the top function declares {out.size}")
+        raise ValueError(
+            f"{top_at}: the network gives {width} outputs, the top function declares {out.size}"
+        )
     return HLSProject(
         path=Path(path),
         top=top.name,

@@ -131,11 +131,18 @@ def _condition(kind: str, rest: str, macros: Mapping[str, str], where: str) -> b
         return rest.split()[0] not in macros if rest else True
     expr = re.sub(r"\bdefined\s*\(\s*(\w+)\s*\)|\bdefined\s+(\w+)",
                   lambda m: "1" if (m.group(1) or m.group(2)) in macros else "0", rest)  # fmt: skip
-    expr = expr.replace("!", " not ").replace("&&", " and ").replace("||", " or ").replace("not =", "!=")
+    expr = (
+        expr.replace("!", " not ")
+        .replace("&&", " and ")
+        .replace("||", " or ")
+        .replace("not =", "!=")
+    )
     try:
         return bool(_evaluate(expr, _MacroValues(macros), where, f"#if {rest}", set()))
     except ValueError:
-        raise ValueError(f"{where}: cannot evaluate the preprocessor condition '#if {rest}'") from None
+        raise ValueError(
+            f"{where}: cannot evaluate the preprocessor condition '#if {rest}'"
+        ) from None
 
 
 class _MacroValues(Mapping[str, str]):
@@ -183,7 +190,9 @@ def resolve_size(expr: str | int, constants: Mapping[str, str | int], where: str
     return value
 
 
-def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: str, seen: set[str]) -> int:
+def _evaluate(
+    expr: str, constants: Mapping[str, str | int], where: str, shown: str, seen: set[str]
+) -> int:
     text = _INT_LITERAL.sub(lambda m: str(int(m.group(1), 0)), expr.strip())
     text = re.sub(r"\b(?:unsigned|int|long|size_t|static_cast<\s*\w+\s*>)\b", " ", text)
     text = re.sub(r"\w+::(\w+)", r"\1", text)  # nnet::latency, CONFIG_T::n_in
@@ -199,7 +208,11 @@ def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: 
             return node.value
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd | ast.Not):
             v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else (v if isinstance(node.op, ast.UAdd) else int(not v))
+            return (
+                -v
+                if isinstance(node.op, ast.USub)
+                else (v if isinstance(node.op, ast.UAdd) else int(not v))
+            )
         if isinstance(node, ast.BinOp):
             a, b = ev(node.left), ev(node.right)
             ops: dict[type[ast.operator], Callable[[int, int], int]] = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__,
@@ -212,9 +225,20 @@ def _evaluate(expr: str, constants: Mapping[str, str | int], where: str, shown: 
             return int(all(values) if isinstance(node.op, ast.And) else any(values))
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
             a, b = ev(node.left), ev(node.comparators[0])
-            cmp = {ast.Eq: a == b, ast.NotEq: a != b, ast.Lt: a < b, ast.LtE: a <= b, ast.Gt: a > b, ast.GtE: a >= b}
+            cmp = {
+                ast.Eq: a == b,
+                ast.NotEq: a != b,
+                ast.Lt: a < b,
+                ast.LtE: a <= b,
+                ast.Gt: a > b,
+                ast.GtE: a >= b,
+            }
             return int(cmp[type(node.ops[0])])
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _MACRO_FUNCTIONS:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _MACRO_FUNCTIONS
+        ):
             return _MACRO_FUNCTIONS[node.func.id](*(ev(a) for a in node.args))
         if isinstance(node, ast.Name):
             name = node.id
@@ -250,7 +274,9 @@ _USING_RE = re.compile(r"(?<![\w>])using\s+(\w+)\s*=\s*([^;{}]+?)\s*;")
 class TypeTable:
     """``typedef``/``using`` aliases, keyed by unqualified name, with where each was defined."""
 
-    aliases: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (target, "file:line")
+    aliases: dict[str, tuple[str, str]] = field(
+        default_factory=dict
+    )  # name -> (target, "file:line")
 
     def add(self, source: Source, text: str | None = None, offset: int = 0) -> None:
         """Add the aliases of ``text`` (default: the whole source), which starts at ``offset`` in it."""
@@ -274,7 +300,9 @@ class TypeTable:
             compact = re.sub(r"\s+", "", current)
             if re.match(r"^(?:::)?(?:\w+::)*ap_u?(?:fixed|int)<", compact):
                 try:
-                    return FixedType.parse(compact.split("::")[-1] if "::" in compact.split("<")[0] else compact)
+                    return FixedType.parse(
+                        compact.split("::")[-1] if "::" in compact.split("<")[0] else compact
+                    )
                 except ValueError as err:
                     raise ValueError(f"{defined_at}: type {current!r}: {err}") from None
             key = unqualify(current)
@@ -296,7 +324,9 @@ _ARRAY_DECL = re.compile(
     r"(?P<type>(?:\w+::)*\w+(?:\s*<[^;{}]*?>)?)\s+(?P<name>\w+)\s*\[(?P<size>[^\]]+)\]\s*"
     r"(?:=\s*\{(?P<init>[^}]*)\})?\s*;"
 )
-_TXT_LOAD = re.compile(r"load_weights_from_txt\s*<\s*([^,<>]+(?:<[^<>]*>)?)\s*,\s*([^>]+?)\s*>\s*\(\s*(\w+)\s*,\s*\"([^\"]+)\"\s*\)")
+_TXT_LOAD = re.compile(
+    r"load_weights_from_txt\s*<\s*([^,<>]+(?:<[^<>]*>)?)\s*,\s*([^>]+?)\s*>\s*\(\s*(\w+)\s*,\s*\"([^\"]+)\"\s*\)"
+)
 
 
 @dataclass(frozen=True)
@@ -334,19 +364,27 @@ class WeightArrays:
         """Mantissas (of ``expected_type``) the C simulation holds in array ``name``."""
         decl = self.declarations.get(name)
         if decl is None:
-            raise ValueError(f"{used_at}: weights '{name}' are declared in no firmware/weights/*.h header")
+            raise ValueError(
+                f"{used_at}: weights '{name}' are declared in no firmware/weights/*.h header"
+            )
         at = decl.source.where(decl.offset)
         dtype = types.resolve(decl.type_name, at)
         if dtype != expected_type:
-            raise ValueError(f"{at}: weights '{name}' are declared {dtype}, the layer's config uses {expected_type}")
+            raise ValueError(
+                f"{at}: weights '{name}' are declared {dtype}, the layer's config uses {expected_type}"
+            )
         size = resolve_size(decl.size, constants, at)
         if size != expected_size:
-            raise ValueError(f"{at}: weights '{name}' have {size} entries, the layer needs {expected_size}")
+            raise ValueError(
+                f"{at}: weights '{name}' have {size} entries, the layer needs {expected_size}"
+            )
         if name in self.loads:
             fname, offset = self.loads[name]
             path = self.weights_dir / fname
             if not path.exists():
-                raise ValueError(f"{self.top.where(offset)}: weights '{name}' are loaded from {path}, which does not exist")
+                raise ValueError(
+                    f"{self.top.where(offset)}: weights '{name}' are loaded from {path}, which does not exist"
+                )
             lines = path.read_text(errors="replace").splitlines()
             tokens = [t for t in (lines[0] if lines else "").split(",") if t.strip()]
             where = f"{path}:1"  # the C simulation reads the first line
@@ -360,7 +398,9 @@ class WeightArrays:
                 f"{self.top.path.name} loads them from no .txt file"
             )
         if len(tokens) != size:
-            raise ValueError(f"{where}: {len(tokens)} values for weights '{name}', the layer needs {size}")
+            raise ValueError(
+                f"{where}: {len(tokens)} values for weights '{name}', the layer needs {size}"
+            )
         return _convert_tokens(tokens, dtype, from_text, where)
 
 
@@ -380,7 +420,9 @@ def _convert_tokens(tokens: list[str], t: FixedType, from_text: bool, where: str
             ints.append(int(lit.group(1) + lit.group(2), 0))
             continue
         if from_text and t.is_integer:
-            raise ValueError(f"{where}: weight {tok!r} is not an integer; ap_types reads ap_int weights as integers")
+            raise ValueError(
+                f"{where}: weight {tok!r} is not an integer; ap_types reads ap_int weights as integers"
+            )
         try:
             floats.append(float(tok if from_text else tok.rstrip("fF")))
         except ValueError:

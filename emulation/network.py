@@ -96,8 +96,12 @@ def dense_latency(
         x, weight = np.asarray(x).astype(object), np.asarray(weight).astype(object)
         b = np.zeros(weight.shape[1], dtype=object)
         if bias is not None and bias_type is not None:
-            b = cast(np.asarray(bias), bias_type, accum_type, counter, f"{name}.bias").astype(object)
-        acc = _accumulate(x, weight, b, product_type(x_type, weight_type), accum_type, counter, name)
+            b = cast(np.asarray(bias), bias_type, accum_type, counter, f"{name}.bias").astype(
+                object
+            )
+        acc = _accumulate(
+            x, weight, b, product_type(x_type, weight_type), accum_type, counter, name
+        )
         return cast(acc, accum_type, result_type, counter, f"{name}.result")
     x = np.asarray(x, dtype=np.int64)
     weight = np.asarray(weight, dtype=np.int64)
@@ -105,7 +109,9 @@ def dense_latency(
     n_out = weight.shape[1]
     acc_t = accum_type
     prod_t = product_type(x_type, weight_type)
-    shift = acc_t.fractional - prod_t.fractional  # >= 0: products enter accum_t exactly (if in range)
+    shift = (
+        acc_t.fractional - prod_t.fractional
+    )  # >= 0: products enter accum_t exactly (if in range)
     if bias is None or bias_type is None:  # both or neither (checked above)
         b = np.zeros(n_out, dtype=np.int64)
     else:
@@ -122,7 +128,9 @@ def dense_latency(
     if counter is not None:
         counter.record(f"{name}.product", 0, n_events * n_in * n_out)
     # Every partial sum b_j + sum_{i<=k} x_i w_ij (in accum_t units) is bounded by this:
-    sum_bound = ((x_abs_max * int(w_abs.sum(axis=0).max(initial=0))) << shift) + int(np.abs(b).max(initial=0))
+    sum_bound = ((x_abs_max * int(w_abs.sum(axis=0).max(initial=0))) << shift) + int(
+        np.abs(b).max(initial=0)
+    )
     # A signed accumulator never overflows while |partial sum| <= max_int.
     safe_limit = acc_t.max_int if acc_t.signed else -1
     if sum_bound <= safe_limit:
@@ -131,7 +139,13 @@ def dense_latency(
             counter.record(f"{name}.accum", 0, acc.size)
     elif acc_t.overflow == "AP_WRAP":
         # int64 wraps mod 2**64 beyond 2**63, which wrapping to W <= 61 bits absorbs.
-        acc = cast(_exact_sum(x, weight, shift, b, sum_bound), acc_t.fractional, acc_t, counter, f"{name}.accum")
+        acc = cast(
+            _exact_sum(x, weight, shift, b, sum_bound),
+            acc_t.fractional,
+            acc_t,
+            counter,
+            f"{name}.accum",
+        )
     elif sum_bound < 2**62 and acc_t.signed:
         acc = _exact_sum(x, weight, shift, b, sum_bound)
         abs_sum = _exact_sum(np.abs(x), w_abs, shift, np.abs(b), sum_bound)
@@ -171,14 +185,22 @@ def _accumulate(
 
 
 def relu(
-    x: np.ndarray, x_type: FixedType, result_type: FixedType, counter: OverflowCounter | None = None, name: str = "relu"
+    x: np.ndarray,
+    x_type: FixedType,
+    result_type: FixedType,
+    counter: OverflowCounter | None = None,
+    name: str = "relu",
 ) -> np.ndarray:
     """``nnet::relu``: ``res = x > 0 ? (res_t) x : 0``."""
     return cast(np.maximum(np.asarray(x), 0), x_type, result_type, counter, name)
 
 
 def linear(
-    x: np.ndarray, x_type: FixedType, result_type: FixedType, counter: OverflowCounter | None = None, name: str = "linear"
+    x: np.ndarray,
+    x_type: FixedType,
+    result_type: FixedType,
+    counter: OverflowCounter | None = None,
+    name: str = "linear",
 ) -> np.ndarray:
     """``nnet::linear``: ``res = (res_t) x``."""
     return cast(np.asarray(x), x_type, result_type, counter, name)
@@ -243,7 +265,9 @@ def keep_freed_memory() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # from <malloc.h>
-    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 64 << 20))
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(
+        libc.mallopt(m_trim_threshold, 64 << 20)
+    )
 
 
 def emulate_project(
@@ -269,7 +293,9 @@ def emulate_project(
     if x.ndim == 1 and project.n_inputs == x.size:
         x = x[None, :]
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
-        raise ValueError(f"inputs have shape {np.shape(inputs)}, the project expects (N, {project.n_inputs})")
+        raise ValueError(
+            f"inputs have shape {np.shape(inputs)}, the project expects (N, {project.n_inputs})"
+        )
     outputs = np.empty((len(x), project.n_outputs), dtype=np.float64)
     keep_freed_memory()
     program = compile_project(project) if float_path else None
@@ -283,15 +309,23 @@ def emulate_project(
     def work(lo: int) -> OverflowCounter:
         counter = OverflowCounter()
         xs = x[lo : lo + chunk_size]
-        if program is not None:  # integers carried in float32/float64 where provably exact (emulation.float_path)
-            ys = program.emulate(_split(xs, project) if project.graph is not None else [xs], counter, xp)
+        if (
+            program is not None
+        ):  # integers carried in float32/float64 where provably exact (emulation.float_path)
+            ys = program.emulate(
+                _split(xs, project) if project.graph is not None else [xs], counter, xp
+            )
             outputs[lo : lo + chunk_size] = ys[0] if len(ys) == 1 else np.concatenate(ys, axis=1)
             return counter
         if project.graph is not None:  # any layer graph, integer kernels: emulation.graph
-            outputs[lo : lo + chunk_size] = np.concatenate(project.graph.emulate(_split(xs, project), counter), axis=1)
+            outputs[lo : lo + chunk_size] = np.concatenate(
+                project.graph.emulate(_split(xs, project), counter), axis=1
+            )
             return counter
         xm = from_float(xs, project.input_type, counter, "input")
-        outputs[lo : lo + chunk_size] = to_float(run_layers(project, xm, counter), project.output_type)
+        outputs[lo : lo + chunk_size] = to_float(
+            run_layers(project, xm, counter), project.output_type
+        )
         return counter
 
     start = time.perf_counter()

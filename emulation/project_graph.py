@@ -55,7 +55,9 @@ class LayerCall:
     _outside: dict[str, tuple[str, str, str]]  # member -> (type, value, file:line)
     _weights: WeightArrays
     text: str = ""  # the config struct and its bases, for what is not a constant or typedef
-    config_text: str = ""  # the config struct alone (its own kernel typedef, not its base's default)
+    config_text: str = (
+        ""  # the config struct alone (its own kernel typedef, not its base's default)
+    )
     nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
 
@@ -66,25 +68,37 @@ class LayerCall:
 
     def type(self, name: str) -> FixedType:
         """A template argument or config typedef, resolved to its ap_fixed/ap_int type."""
-        return self._types.resolve(name, self.where if name in self.template_args else self.config_where)
+        return self._types.resolve(
+            name, self.where if name in self.template_args else self.config_where
+        )
 
     def const(self, name: str, default=_MISSING):
         """A config constant: an int (sizes, expressions of named constants), a float, or an enum value's name."""
         if name not in self._consts:
             if default is _MISSING:
-                raise ValueError(f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}")
+                raise ValueError(
+                    f"{self.where}: layer '{self.name}': config {self.config_name} has no constant {name!r}"
+                )
             return default
         text = self._consts[name].strip()
-        if re.fullmatch(r"(?:\w+::)*\w+", text) and unqualify(text) in (*self._enumerators, "true", "false"):
+        if re.fullmatch(r"(?:\w+::)*\w+", text) and unqualify(text) in (
+            *self._enumerators,
+            "true",
+            "false",
+        ):
             return unqualify(text)
         if _FLOAT.fullmatch(text):
             return float(text.rstrip("fF"))
-        return resolve_size(text, self._constants, f"{self.config_where} ({self.config_name}::{name})")
+        return resolve_size(
+            text, self._constants, f"{self.config_where} ({self.config_name}::{name})"
+        )
 
     def static_value(self, name: str) -> tuple[FixedType, float]:
         """A static member defined outside its struct (``const T config::name = value;``)."""
         if name not in self._outside:
-            raise ValueError(f"{self.where}: layer '{self.name}': {self.config_name}::{name} is not defined")
+            raise ValueError(
+                f"{self.where}: layer '{self.name}': {self.config_name}::{name} is not defined"
+            )
         type_name, value, at = self._outside[name]
         return self._types.resolve(type_name, at), self.literal(value)
 
@@ -92,7 +106,9 @@ class LayerCall:
         try:
             return float(text.strip().rstrip("fF"))
         except ValueError:
-            raise ValueError(f"{self.where}: layer '{self.name}': {text!r} is not a numeric literal") from None
+            raise ValueError(
+                f"{self.where}: layer '{self.name}': {text!r} is not a numeric literal"
+            ) from None
 
     def weights(self, var: str, ftype: FixedType, size: int) -> np.ndarray:
         """The mantissas (of ``ftype``) the C simulation holds in weight array ``var``."""
@@ -102,19 +118,34 @@ class LayerCall:
         return ValueError(f"{self.where}: layer '{self.name}' (nnet::{self.function}): {problem}")
 
     def node(self, kind, inputs, output, input_types, result_type, size, **params) -> Node:
-        return Node(kind, self.name, tuple(inputs), output, tuple(input_types), result_type, int(size), params)
+        return Node(
+            kind,
+            self.name,
+            tuple(inputs),
+            output,
+            tuple(input_types),
+            result_type,
+            int(size),
+            params,
+        )
 
 
-def _layer_call(project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]) -> LayerCall:
+def _layer_call(
+    project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]
+) -> LayerCall:
     """A call with its config struct (and the nnet_utils structs it derives from) read."""
     config_name = unqualify(call.template_args[-1]) if call.template_args else ""
     chain: list[_Config] = []
     config = project.configs.get(config_name)
     if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
-        raise ValueError(f"{call.where}: config struct {config_name!r} of layer '{call.name}' is defined in no firmware header")
+        raise ValueError(
+            f"{call.where}: config struct {config_name!r} of layer '{call.name}' is defined in no firmware header"
+        )
     while config is not None and len(chain) < 8:
         chain.append(config)
-        config = project.configs.get(config.base) if config.base and config.base != config.name else None
+        config = (
+            project.configs.get(config.base) if config.base and config.base != config.name else None
+        )
     types, consts = project.types, {}
     for c in reversed(chain):  # the derived struct overrides its bases
         types = types.local(c.source, c.body, c.body_at)
@@ -151,7 +182,11 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
         if source.path.suffix == ".h":
             for m in _OUTSIDE.finditer(source.text):
                 type_name, struct, member, value = m.groups()
-                outside.setdefault(struct, {})[member] = (type_name.strip(), value.strip(), source.where(m.start()))
+                outside.setdefault(struct, {})[member] = (
+                    type_name.strip(),
+                    value.strip(),
+                    source.where(m.start()),
+                )
 
     nodes: list[Node] = []
     for call in project.calls:
@@ -174,12 +209,16 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     for node, call in zip(nodes, project.calls, strict=True):
         for v in node.inputs:
             if v not in known:
-                raise ValueError(f"{call.where}: layer '{node.name}' reads {v!r}, which no earlier layer or input writes")
+                raise ValueError(
+                    f"{call.where}: layer '{node.name}' reads {v!r}, which no earlier layer or input writes"
+                )
         known.add(node.output)
     sizes_out = {n.output: n.size for n in nodes}
     for p in outputs:
         if sizes_out[p.name] != p.size:
-            raise ValueError(f"{project.top_at}: output {p.name} has {p.size} values, its layer writes {sizes_out[p.name]}")
+            raise ValueError(
+                f"{project.top_at}: output {p.name} has {p.size} values, its layer writes {sizes_out[p.name]}"
+            )
     if not outputs:
         raise ValueError(f"{project.top_at}: no layer writes any argument of {project.top.name}")
     return Graph(project.top.name, inputs, outputs, tuple(nodes))
@@ -200,9 +239,13 @@ def project_graph(project: HLSProject) -> Graph:
         if isinstance(layer, DenseLayer):
             params = dict(weight=layer.weight, weight_flat=layer.weight.ravel(), weight_type=layer.weight_type,
                           bias=layer.bias, bias_type=layer.bias_type, accum_type=layer.accum_type, strategy="latency")  # fmt: skip
-            nodes.append(Node("dense", layer.name, (var,), out, (t,), layer.result_type, layer.n_out, params))
+            nodes.append(
+                Node("dense", layer.name, (var,), out, (t,), layer.result_type, layer.n_out, params)
+            )
         else:
-            nodes.append(Node(layer.kind, layer.name, (var,), out, (t,), layer.result_type, layer.n))
+            nodes.append(
+                Node(layer.kind, layer.name, (var,), out, (t,), layer.result_type, layer.n)
+            )
         var, t = out, layer.result_type
     inputs = (Port(project.input_name, project.input_type, project.n_inputs),)
     return Graph(project.top, inputs, (Port(var, t, project.n_outputs),), tuple(nodes))

@@ -48,7 +48,15 @@ from offline.preprocess import Preprocessing
 SPEC_VERSION = 1
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
-ROUNDING_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV")
+ROUNDING_MODES = (
+    "AP_TRN",
+    "AP_TRN_ZERO",
+    "AP_RND",
+    "AP_RND_ZERO",
+    "AP_RND_MIN_INF",
+    "AP_RND_INF",
+    "AP_RND_CONV",
+)
 OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
 ACTIVATIONS = ("relu", "linear")
 REGIONS = ("A", "B", "C", "D")
@@ -108,11 +116,22 @@ class FixedType:
         if not isinstance(self.integer, int):
             raise SpecError(where, f"integer bits {self.integer!r} must be an integer")
         if self.rounding not in ROUNDING_MODES:
-            raise SpecError(where, f"rounding {self.rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
+            raise SpecError(
+                where, f"rounding {self.rounding!r} is not one of {', '.join(ROUNDING_MODES)}"
+            )
         if self.overflow not in OVERFLOW_MODES:
-            raise SpecError(where, f"overflow {self.overflow!r} is not one of {', '.join(OVERFLOW_MODES)}")
-        if self.is_integer and (self.integer, self.rounding, self.overflow) != (self.width, "AP_TRN_ZERO", "AP_WRAP"):
-            raise SpecError(where, "ap_int/ap_uint have integer bits = width and no quantisation or overflow modes")
+            raise SpecError(
+                where, f"overflow {self.overflow!r} is not one of {', '.join(OVERFLOW_MODES)}"
+            )
+        if self.is_integer and (self.integer, self.rounding, self.overflow) != (
+            self.width,
+            "AP_TRN_ZERO",
+            "AP_WRAP",
+        ):
+            raise SpecError(
+                where,
+                "ap_int/ap_uint have integer bits = width and no quantisation or overflow modes",
+            )
 
     @property
     def fractional(self) -> int:
@@ -168,13 +187,19 @@ class FixedType:
         try:
             if kind == "int":
                 if (integer, rounding, overflow, n_bits) != (None, None, None, None):
-                    raise SpecError(where, f"{text!r}: ap_int/ap_uint take one parameter, the width")
+                    raise SpecError(
+                        where, f"{text!r}: ap_int/ap_uint take one parameter, the width"
+                    )
                 return cls.int_type(width, not unsigned)
             if integer is None:
                 raise SpecError(where, f"{text!r}: ap_fixed needs width and integer bits")
             if n_bits not in (None, "0"):
-                raise SpecError(where, f"{text!r}: saturation bits N={n_bits} are not supported (only 0)")
-            return cls(width, int(integer), not unsigned, rounding or "AP_TRN", overflow or "AP_WRAP")
+                raise SpecError(
+                    where, f"{text!r}: saturation bits N={n_bits} are not supported (only 0)"
+                )
+            return cls(
+                width, int(integer), not unsigned, rounding or "AP_TRN", overflow or "AP_WRAP"
+            )
         except SpecError as err:  # name the field, not the generic "type"
             raise SpecError(where, err.problem) from None
 
@@ -190,7 +215,9 @@ def sum_type(term: FixedType, n_terms: int) -> FixedType:
     return FixedType(term.width + extra, term.integer + extra, term.signed)
 
 
-def exact_accumulator(weight: FixedType, layer_input: FixedType, n_in: int, bias: FixedType | None) -> FixedType:
+def exact_accumulator(
+    weight: FixedType, layer_input: FixedType, n_in: int, bias: FixedType | None
+) -> FixedType:
     """Smallest type that holds every weighted sum (+ bias) of a dense layer without rounding or overflow."""
     acc = sum_type(product_type(weight, layer_input), n_in)
     if bias is not None:
@@ -293,7 +320,9 @@ class FirmwareSpec:
         reader = _Reader(data, "")
         version = reader.get("version", int)
         if version != SPEC_VERSION:
-            raise SpecError("version", f"{version} is not supported (this l1ad reads version {SPEC_VERSION})")
+            raise SpecError(
+                "version", f"{version} is not supported (this l1ad reads version {SPEC_VERSION})"
+            )
         try:
             preprocessing = Preprocessing.from_dict(reader.get("preprocessing", dict))
         except ValueError as err:
@@ -302,7 +331,9 @@ class FirmwareSpec:
         if len(aes) != 2:
             raise SpecError("autoencoders", f"must hold 2 autoencoders, found {len(aes)}")
         trig = reader.child("trigger")
-        ae1, ae2 = (_read_autoencoder(reader.child(f"autoencoders[{i}]", ae)) for i, ae in enumerate(aes))
+        ae1, ae2 = (
+            _read_autoencoder(reader.child(f"autoencoders[{i}]", ae)) for i, ae in enumerate(aes)
+        )
         return cls(
             hardware_input=reader.type("hardware_input"),
             preprocessing=preprocessing,
@@ -326,7 +357,13 @@ class FirmwareSpec:
         with atomic_path(directory / WEIGHTS_FILE) as tmp:
             # + 0.0 turns -0.0 into 0.0: frameworks differ in the sign of weights rounded to zero,
             # and the same model must give byte-identical files
-            save_file({k: np.ascontiguousarray(v, dtype=np.float32) + np.float32(0.0) for k, v in weights.items()}, str(tmp))
+            save_file(
+                {
+                    k: np.ascontiguousarray(v, dtype=np.float32) + np.float32(0.0)
+                    for k, v in weights.items()
+                },
+                str(tmp),
+            )
         write_json(directory / SPEC_FILE, self.to_dict())
         return directory / SPEC_FILE
 
@@ -375,11 +412,16 @@ def check_weights(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
     """Every weight/bias present, of the layer's shape, and exactly on its declared grid."""
     for i, ae in enumerate(spec.autoencoders):
         for k, d in enumerate(ae.layers):
-            for kind, ftype, shape in (("weight", d.weight, (d.n_out, d.n_in)), ("bias", d.bias, (d.n_out,))):
+            for kind, ftype, shape in (
+                ("weight", d.weight, (d.n_out, d.n_in)),
+                ("bias", d.bias, (d.n_out,)),
+            ):
                 key = weight_key(i, k, kind)
                 if ftype is None:
                     if key in weights:
-                        raise SpecError(f"autoencoders[{i}].layers[{k}].bias", "is null but weights hold a bias")
+                        raise SpecError(
+                            f"autoencoders[{i}].layers[{k}].bias", "is null but weights hold a bias"
+                        )
                     continue
                 if key not in weights:
                     raise ValueError(f"weights: missing {key!r}")
@@ -446,7 +488,9 @@ def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
             )
         )
     s = reader.child("score")
-    score = ScoreSpec(s.type("difference"), s.type("square"), s.type("score"), tuple(s.get("outputs", list)))
+    score = ScoreSpec(
+        s.type("difference"), s.type("square"), s.type("score"), tuple(s.get("outputs", list))
+    )
     return AutoencoderSpec(reader.get("name", str), tuple(layers), score)
 
 
@@ -474,10 +518,14 @@ def _validate(spec: FirmwareSpec) -> None:
     if spec.version != SPEC_VERSION:
         raise SpecError("version", f"{spec.version} is not {SPEC_VERSION}")
     if spec.input.fractional < 0:
-        raise SpecError("input", f"{spec.input} has no fractional bits for the preprocessing shifts")
+        raise SpecError(
+            "input", f"{spec.input} has no fractional bits for the preprocessing shifts"
+        )
     if spec.input.integer < 1 or not spec.input.signed:
         # preprocessed features are centred on zero: the input needs a sign bit
-        raise SpecError("input", f"{spec.input} must be signed with at least 1 integer bit (the sign)")
+        raise SpecError(
+            "input", f"{spec.input} must be signed with at least 1 integer bit (the sign)"
+        )
     preprocess_type(spec)
     names = set()
     for i, ae in enumerate(spec.autoencoders):
@@ -488,21 +536,32 @@ def _validate(spec: FirmwareSpec) -> None:
         for k, d in enumerate(ae.layers):
             lw = f"{where}.layers[{k}]"
             if d.name in names:
-                raise SpecError(f"{lw}.name", f"{d.name!r} is used twice (hls4ml layer names must be unique)")
+                raise SpecError(
+                    f"{lw}.name", f"{d.name!r} is used twice (hls4ml layer names must be unique)"
+                )
             names.add(d.name)
             if d.n_in != width:
                 raise SpecError(f"{lw}.n_in", f"is {d.n_in} but the previous layer gives {width}")
             if d.n_out < 1:
                 raise SpecError(f"{lw}.n_out", f"must be positive, got {d.n_out}")
             if d.activation not in ACTIVATIONS:
-                raise SpecError(f"{lw}.activation", f"{d.activation!r} is not one of {', '.join(ACTIVATIONS)}")
+                raise SpecError(
+                    f"{lw}.activation", f"{d.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+                )
             width = d.n_out
         if width != N_FEATURES:
-            raise SpecError(f"{where}.layers[{len(ae.layers) - 1}].n_out", f"is {width}, the output must be {N_FEATURES}")
+            raise SpecError(
+                f"{where}.layers[{len(ae.layers) - 1}].n_out",
+                f"is {width}, the output must be {N_FEATURES}",
+            )
         outs = ae.score.outputs
-        valid = all(isinstance(o, int) and not isinstance(o, bool) and 0 <= o < N_FEATURES for o in outs)
+        valid = all(
+            isinstance(o, int) and not isinstance(o, bool) and 0 <= o < N_FEATURES for o in outs
+        )
         if not outs or not valid or len(set(outs)) != len(outs):
-            raise SpecError(f"{where}.score.outputs", f"must be distinct feature indices in 0..{N_FEATURES - 1}")
+            raise SpecError(
+                f"{where}.score.outputs", f"must be distinct feature indices in 0..{N_FEATURES - 1}"
+            )
     t = spec.trigger
     for key, value, score in (
         ("threshold_r1", t.threshold_r1, spec.autoencoders[0].score.score),
@@ -511,8 +570,15 @@ def _validate(spec: FirmwareSpec) -> None:
         if not (isinstance(value, float) and math.isfinite(value)) and not (
             isinstance(value, int) and abs(value) < 2**MAX_WIDTH
         ):
-            raise SpecError(f"trigger.{key}", f"must be a finite number of the score type, got {value!r}")
+            raise SpecError(
+                f"trigger.{key}", f"must be a finite number of the score type, got {value!r}"
+            )
         if not score.on_grid(np.array([value]))[0]:
-            raise SpecError(f"trigger.{key}", f"{value!r} is not representable in the score type {score}")
+            raise SpecError(
+                f"trigger.{key}", f"{value!r} is not representable in the score type {score}"
+            )
     if not t.fire_on or any(r not in REGIONS for r in t.fire_on):
-        raise SpecError("trigger.fire_on", f"must list regions among {', '.join(REGIONS)}, got {list(t.fire_on)}")
+        raise SpecError(
+            "trigger.fire_on",
+            f"must list regions among {', '.join(REGIONS)}, got {list(t.fire_on)}",
+        )

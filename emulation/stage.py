@@ -20,7 +20,9 @@ class TriggerEmulation:
 
     scores: Path
     events_emulated: int
-    events_per_s: float | None  # steady state: measured on speed_events events (the files' first events repeated)
+    events_per_s: (
+        float | None
+    )  # steady state: measured on speed_events events (the files' first events repeated)
     events_per_cpu_s: float | None
     speed_events: int
     rate_khz: float | None  # of the background at 40 MHz

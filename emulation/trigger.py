@@ -142,19 +142,49 @@ def _as_project(spec: FirmwareSpec, ae: int, weights: dict[str, np.ndarray]) -> 
     layers: list[DenseLayer | ActivationLayer] = []
     t = spec.input
     for k, d in enumerate(spec.autoencoders[ae].layers):
-        w = from_float(np.asarray(weights[weight_key(ae, k, "weight")], dtype=np.float64).T, d.weight)
+        w = from_float(
+            np.asarray(weights[weight_key(ae, k, "weight")], dtype=np.float64).T, d.weight
+        )
         if d.bias is None:  # no bias: zeros that enter the accumulator exactly
             b, b_t = np.zeros(d.n_out, dtype=np.int64), d.accumulator
         else:
-            b, b_t = from_float(np.asarray(weights[weight_key(ae, k, "bias")], dtype=np.float64), d.bias), d.bias
-        layers.append(DenseLayer(d.name, d.n_in, d.n_out, t, np.ascontiguousarray(w), d.weight, b, b_t,
-                                 d.accumulator, d.result))
-        layers.append(ActivationLayer(f"{d.name}_{d.activation}", d.activation, d.n_out, d.result, d.activation_result))
+            b, b_t = (
+                from_float(
+                    np.asarray(weights[weight_key(ae, k, "bias")], dtype=np.float64), d.bias
+                ),
+                d.bias,
+            )
+        layers.append(
+            DenseLayer(
+                d.name,
+                d.n_in,
+                d.n_out,
+                t,
+                np.ascontiguousarray(w),
+                d.weight,
+                b,
+                b_t,
+                d.accumulator,
+                d.result,
+            )
+        )
+        layers.append(
+            ActivationLayer(
+                f"{d.name}_{d.activation}", d.activation, d.n_out, d.result, d.activation_result
+            )
+        )
         t = d.activation_result
     last = spec.autoencoders[ae].layers[-1]
-    return HLSProject(path=None, top=spec.autoencoders[ae].name, input_name="x", input_type=spec.input,  # type: ignore[arg-type]
-                      n_inputs=N_FEATURES, output_type=last.activation_result, n_outputs=last.n_out,
-                      layers=tuple(layers))
+    return HLSProject(
+        path=None,  # type: ignore[arg-type]  # a network from the spec, not read from a project
+        top=spec.autoencoders[ae].name,
+        input_name="x",
+        input_type=spec.input,
+        n_inputs=N_FEATURES,
+        output_type=last.activation_result,
+        n_outputs=last.n_out,
+        layers=tuple(layers),
+    )
 
 
 def _sum_in_one_go(sq: np.ndarray, square: FixedType, score: FixedType) -> bool:
@@ -170,14 +200,21 @@ def _sum_in_one_go(sq: np.ndarray, square: FixedType, score: FixedType) -> bool:
 
 
 def score_mantissas(
-    aspec: AutoencoderSpec, x: np.ndarray, x_type: FixedType, xhat: np.ndarray, xhat_type: FixedType,
-    counter: OverflowCounter | None = None, name: str = "ae",
+    aspec: AutoencoderSpec,
+    x: np.ndarray,
+    x_type: FixedType,
+    xhat: np.ndarray,
+    xhat_type: FixedType,
+    counter: OverflowCounter | None = None,
+    name: str = "ae",
 ) -> np.ndarray:
     """Reconstruction error (mantissas of ``score``) of input/output mantissas (N, 57)."""
     s = aspec.score
     cols = np.asarray(s.outputs, dtype=np.int64)
     frac = max(x_type.fractional, xhat_type.fractional)
-    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (xhat[:, cols] << np.int64(frac - xhat_type.fractional))
+    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
+        xhat[:, cols] << np.int64(frac - xhat_type.fractional)
+    )
     diff = cast(diff, frac, s.difference, counter, f"{name}.difference")
     prod, prod_t = multiply(diff, s.difference, diff, s.difference)
     sq = cast(prod, prod_t, s.square, counter, f"{name}.square")
@@ -189,7 +226,9 @@ def score_mantissas(
     acc = np.zeros(len(x), dtype=np.int64)
     hit = np.zeros(len(x), dtype=bool)
     for j in range(len(cols)):  # the literal loop: score_t acc; acc += sq
-        exact = (acc << np.int64(frac - s.score.fractional)) + (sq[:, j] << np.int64(frac - s.square.fractional))
+        exact = (acc << np.int64(frac - s.score.fractional)) + (
+            sq[:, j] << np.int64(frac - s.square.fractional)
+        )
         acc = cast(exact, frac, s.score)
         hit |= (acc << np.int64(frac - s.score.fractional)) != exact
     if counter is not None:
@@ -208,15 +247,22 @@ def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType
         return None
     for dtype, bits in (("float32", 23), ("float64", MAX_FLOAT_WIDTH)):
         if all(t.width <= bits for t in types) and all(
-            float_ok(a, b, dtype) for a, b in ((diff_t, s.difference), (prod_t, s.square), (sum_t, s.score))
+            float_ok(a, b, dtype)
+            for a, b in ((diff_t, s.difference), (prod_t, s.square), (sum_t, s.score))
         ):
             return dtype
     return None
 
 
 def score_float(
-    aspec: AutoencoderSpec, x: Any, x_type: FixedType, xhat: Any, xhat_type: FixedType,
-    counter: OverflowCounter | None = None, name: str = "ae", xp: Numpy = NUMPY,
+    aspec: AutoencoderSpec,
+    x: Any,
+    x_type: FixedType,
+    xhat: Any,
+    xhat_type: FixedType,
+    counter: OverflowCounter | None = None,
+    name: str = "ae",
+    xp: Numpy = NUMPY,
 ) -> Any | None:
     """:func:`score_mantissas` on float mantissas (exact integers, arrays of ``xp``), or None where it needs the integer loop.
 
@@ -237,7 +283,9 @@ def score_float(
     d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
     d = apply_ops(d, ops, counter, xp)
     d *= d
-    sq = cast_float(d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp)
+    sq = cast_float(
+        d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp
+    )
     if not _sum_in_one_go(sq, s.square, s.score):
         return None
     total = sq.sum(1)
@@ -259,12 +307,18 @@ class _InputStage:
         self._offset_shift = self.pre_frac - shifts
         # float path of the inputs: exact while (word - offset) << (F - shift) stays below 2**52
         span = max(abs(hw.min_int), hw.max_int)
-        bound = max((span << int(a)) + (abs(int(o)) << int(b)) for a, o, b in
-                    zip(self._word_shift, self._offsets, self._offset_shift, strict=True))
+        bound = max(
+            (span << int(a)) + (abs(int(o)) << int(b))
+            for a, o, b in zip(self._word_shift, self._offsets, self._offset_shift, strict=True)
+        )
         width = bound.bit_length() + 1
-        self._pre_type = FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
+        self._pre_type = (
+            FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
+        )
         self._float_inputs = (
-            hw.fractional == 0 and self._pre_type is not None and spec.input.width <= MAX_FLOAT_WIDTH
+            hw.fractional == 0
+            and self._pre_type is not None
+            and spec.input.width <= MAX_FLOAT_WIDTH
             and float_ok(self._pre_type, spec.input)
         )
         if self._float_inputs:
@@ -275,7 +329,9 @@ class _InputStage:
         """Hardware words (N, 57) -> mantissas of ``spec.input``."""
         words = np.asarray(words)
         if words.ndim != 2 or words.shape[1] != N_FEATURES:
-            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+            raise ValueError(
+                f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}"
+            )
         if words.dtype.kind not in "iu":
             if words.size and not np.array_equal(words, np.rint(words)):
                 raise ValueError("hardware words must be integers")
@@ -293,7 +349,9 @@ class _InputStage:
     def as_float(self, words: np.ndarray, counter: OverflowCounter | None) -> np.ndarray | None:
         """``__call__`` as float64 mantissas, or None when a word is outside ``hardware_input`` (integer path)."""
         pre = self._pre_type
-        if not self._float_inputs or pre is None or words.dtype.kind not in "iu":  # _float_inputs implies pre
+        if (
+            not self._float_inputs or pre is None or words.dtype.kind not in "iu"
+        ):  # _float_inputs implies pre
             return None
         hw = self.spec.hardware_input
         if words.size and (int(words.min()) < hw.min_int or int(words.max()) > hw.max_int):
@@ -306,7 +364,9 @@ class _InputStage:
         return cast_float(y, pre, self.spec.input, counter, "input")
 
 
-def input_mantissas(spec: FirmwareSpec, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
+def input_mantissas(
+    spec: FirmwareSpec, words: np.ndarray, counter: OverflowCounter | None = None
+) -> np.ndarray:
     """Hardware words (N, 57) -> mantissas of ``spec.input``: the trigger's first stage, no weights needed.
 
     Times ``2**-spec.input.fractional`` these are the values quantization-aware training feeds the pair.
@@ -357,7 +417,9 @@ class TriggerEmulator:
         """Hardware words (N, 57) -> mantissas of ``spec.input``."""
         return self._inputs(words, counter)
 
-    def reconstruction(self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None) -> np.ndarray:
+    def reconstruction(
+        self, x: np.ndarray, ae: int, counter: OverflowCounter | None = None
+    ) -> np.ndarray:
         """Autoencoder ``ae``'s output mantissas for input mantissas (N, 57)."""
         program = self.programs[ae]
         if program.all_float:
@@ -404,8 +466,20 @@ class TriggerEmulator:
                 dtype = self.score_dtypes[ae]
                 if dtype is not None:
                     sub = OverflowCounter() if counter is not None else None
-                    x_d, xhat_d = xp.asarray(x_as(dtype), xp.dtype(dtype))[0], xp.asarray(xhat_f, xp.dtype(dtype))[0]
-                    score = score_float(aspec, x_d, self.spec.input, xhat_d, project.output_type, sub, aspec.name, xp)
+                    x_d, xhat_d = (
+                        xp.asarray(x_as(dtype), xp.dtype(dtype))[0],
+                        xp.asarray(xhat_f, xp.dtype(dtype))[0],
+                    )
+                    score = score_float(
+                        aspec,
+                        x_d,
+                        self.spec.input,
+                        xhat_d,
+                        project.output_type,
+                        sub,
+                        aspec.name,
+                        xp,
+                    )
                     if score is not None:
                         score = xp.to_numpy(score)
                         if counter is not None and sub is not None:
@@ -416,7 +490,15 @@ class TriggerEmulator:
                 xhat = run_layers(project, integers(), counter)
             if score is None:
                 assert xhat is not None  # both paths above reconstruct when they give no score
-                score = score_mantissas(aspec, integers(), self.spec.input, xhat, project.output_type, counter, aspec.name)
+                score = score_mantissas(
+                    aspec,
+                    integers(),
+                    self.spec.input,
+                    xhat,
+                    project.output_type,
+                    counter,
+                    aspec.name,
+                )
             scores.append(score)
             recos.append(xhat)
         return scores[0], scores[1], x, recos
@@ -437,7 +519,9 @@ class TriggerEmulator:
         """
         words = np.asarray(words)
         if words.ndim != 2 or words.shape[1] != N_FEATURES:
-            raise ValueError(f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}")
+            raise ValueError(
+                f"expected hardware words of shape (N, {N_FEATURES}), got {words.shape}"
+            )
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
         keep_freed_memory()
@@ -447,7 +531,15 @@ class TriggerEmulator:
         recos: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
         starts = range(0, n, chunk_size)
 
-        def work(lo: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list[np.ndarray | None], OverflowCounter | None]:
+        def work(
+            lo: int,
+        ) -> tuple[
+            np.ndarray,
+            np.ndarray,
+            np.ndarray | None,
+            list[np.ndarray | None],
+            OverflowCounter | None,
+        ]:
             sub = OverflowCounter() if counter is not None else None
             return (*self._chunk(words[lo : lo + chunk_size], sub, keep_intermediates), sub)
 
@@ -465,7 +557,9 @@ class TriggerEmulator:
                 if counter is not None and sub is not None:
                     counter.merge(sub)
                 if keep_intermediates:
-                    assert x is not None and xhats[0] is not None and xhats[1] is not None  # kept on request
+                    assert (
+                        x is not None and xhats[0] is not None and xhats[1] is not None
+                    )  # kept on request
                     xs.append(x)
                     recos[0].append(xhats[0])
                     recos[1].append(xhats[1])
@@ -479,7 +573,10 @@ class TriggerEmulator:
         trigger = np.asarray((regions & self._fire).any(axis=1))
         empty = np.zeros((0, N_FEATURES), dtype=np.int64)
         return TriggerOutputs(
-            r[0], r[1], regions.astype(np.uint8), trigger.astype(np.uint8),
+            r[0],
+            r[1],
+            regions.astype(np.uint8),
+            trigger.astype(np.uint8),
             (np.concatenate(xs) if xs else empty) if keep_intermediates else None,
             (_joined(recos[0], empty), _joined(recos[1], empty)) if keep_intermediates else None,
             self.spec.autoencoders[0].score.score.fractional,

@@ -71,7 +71,9 @@ def emulate_plain(
     project = load_hls_project(model)
     x = load_inputs(inputs)
     if x.ndim != 2 or x.shape[1] != project.n_inputs:
-        raise ValueError(f"{inputs}: shape {x.shape}, the project {project.top} expects (N, {project.n_inputs})")
+        raise ValueError(
+            f"{inputs}: shape {x.shape}, the project {project.top} expects (N, {project.n_inputs})"
+        )
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"emulating {project.top}", total=len(x))
         result = emulate_project(project, x, progress=lambda n: bar.advance(task, n), device=device)
@@ -116,7 +118,11 @@ def emulator_speed(
         emulator(sample, workers=workers)
         wall.append(time.perf_counter() - w)
         cpu.append(time.process_time() - c)
-    return {"speed_events": n, "events_per_s": n / max(min(wall), 1e-9), "events_per_cpu_s": n / max(min(cpu), 1e-9)}
+    return {
+        "speed_events": n,
+        "events_per_s": n / max(min(wall), 1e-9),
+        "events_per_cpu_s": n / max(min(cpu), 1e-9),
+    }
 
 
 def overflow_table(overflows: OverflowCounter) -> pd.DataFrame:
@@ -162,4 +168,3 @@ def emulate_trigger_files(
     summary["table"] = result.table
     summary["overflows"] = result.overflows
     return summary
-

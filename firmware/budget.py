@@ -42,19 +42,25 @@ class BudgetVerdict:
     latency_budget_ns: float
     part: str
     within_budget: bool
-    rows: list[tuple[str, float | None, float, str, bool]] = field(default_factory=list)  # what, value, limit, source, ok
+    rows: list[tuple[str, float | None, float, str, bool]] = field(
+        default_factory=list
+    )  # what, value, limit, source, ok
     contributors: list[tuple[str, float, float]] = field(default_factory=list)
     clock_period_ns: float | None = None
     levels_per_cycle: int | None = None  # the cost model's adder levels in one clock cycle
 
     def excesses(self) -> list[str]:
         return [
-            f"{what} {value:g} exceeds {limit:g} ({source})" for what, value, limit, source, ok in self.rows if not ok
+            f"{what} {value:g} exceeds {limit:g} ({source})"
+            for what, value, limit, source, ok in self.rows
+            if not ok
         ]
 
     def summary(self) -> str:
         head = "within budget" if self.within_budget else "OVER BUDGET"
-        lines = [f"budget verdict: {head} (latency <= {self.latency_budget_ns:g} ns, part {self.part})"]
+        lines = [
+            f"budget verdict: {head} (latency <= {self.latency_budget_ns:g} ns, part {self.part})"
+        ]
         for what, value, limit, source, ok in self.rows:
             shown = "n/a" if value is None else f"{value:g}"
             lines.append(f"  {'ok  ' if ok else 'OVER'} {what}: {shown} / {limit:g}  [{source}]")
@@ -84,7 +90,9 @@ class BudgetVerdict:
         last adder level) that end past the last adder level the latency budget allows."""
         if not self.contributors or not self.clock_period_ns or not self.levels_per_cycle:
             return {}
-        allowed = math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9) * self.levels_per_cycle
+        allowed = (
+            math.floor(self.latency_budget_ns / self.clock_period_ns + 1e-9) * self.levels_per_cycle
+        )
         pre = [c for c in self.contributors if c[0] == "preprocessing"]
         chains: dict[str, list[tuple[str, float]]] = {}
         for name, _, depth in self.contributors:
@@ -111,7 +119,9 @@ class BudgetVerdict:
             f"= {allowed} adder levels), along each chain (preprocessing, layers, score; blocks traced alone):"
         ]
         for chain, blocks in over.items():
-            shown = ", ".join(f"{name} (levels {first:.0f}-{last:.0f})" for name, first, last in blocks)
+            shown = ", ".join(
+                f"{name} (levels {first:.0f}-{last:.0f})" for name, first, last in blocks
+            )
             lines.append(f"  - {chain}: {shown}")
         return lines
 
@@ -137,7 +147,15 @@ def check_budget(
     family, capacity = part_capacity(part)
     rows = []
     latency, src = report.best("latency_ns")
-    rows.append(("latency (ns)", latency, latency_budget_ns, src, latency is not None and latency <= latency_budget_ns))
+    rows.append(
+        (
+            "latency (ns)",
+            latency,
+            latency_budget_ns,
+            src,
+            latency is not None and latency <= latency_budget_ns,
+        )
+    )
     ii_limit = cycles_per_bunch_crossing(report.clock_period_ns)
     ii, src = report.best("ii_cycles")
     rows.append(("II (cycles)", ii, float(ii_limit), src, ii is not None and ii <= ii_limit))

@@ -46,7 +46,9 @@ class QuantizedModel:
 
 
 def load_quantized(
-    directory: str | os.PathLike[str], framework: str | None = None, models: list[Path] | None = None
+    directory: str | os.PathLike[str],
+    framework: str | None = None,
+    models: list[Path] | None = None,
 ) -> QuantizedModel:
     """The spec, weights and exported model of a ``quantize`` output directory (``models``: the
     exported files, when not ``ae1``/``ae2`` beside the spec)."""
@@ -69,13 +71,21 @@ def load_quantized(
         raise ValueError(f"framework {framework!r} is not one of brevitas, qkeras")
     choice = want[framework]
     if choice in (None, "qonnx") and all(p.exists() for p in onnx):
-        return QuantizedModel(spec, weights, load_qonnx_pair(onnx), "qonnx", ", ".join(map(str, onnx)))
+        return QuantizedModel(
+            spec, weights, load_qonnx_pair(onnx), "qonnx", ", ".join(map(str, onnx))
+        )
     if choice in (None, "keras") and all(p.exists() for p in keras):
-        return QuantizedModel(spec, weights, load_keras_pair(keras), "keras", ", ".join(map(str, keras)))
+        return QuantizedModel(
+            spec, weights, load_keras_pair(keras), "keras", ", ".join(map(str, keras))
+        )
     if choice == "qonnx":
         raise ValueError(f"{directory}: no QONNX export ({', '.join(p.name for p in onnx)})")
     return QuantizedModel(
-        spec, weights, qkeras_pair_from_spec(spec, weights), "keras", f"QKeras pair built from {directory / 'spec.json'}"
+        spec,
+        weights,
+        qkeras_pair_from_spec(spec, weights),
+        "keras",
+        f"QKeras pair built from {directory / 'spec.json'}",
     )
 
 
@@ -96,7 +106,9 @@ class FirmwareResult:
         def best(metric: str) -> float | None:
             return self.cost.best(metric)[0]
 
-        sources = sorted({self.cost.best(m)[1] for m in ("latency_cycles", "luts", "ffs", "dsps", "brams")})
+        sources = sorted(
+            {self.cost.best(m)[1] for m in ("latency_cycles", "luts", "ffs", "dsps", "brams")}
+        )
         cycles, ii = best("latency_cycles"), best("ii_cycles")
         return {
             "project": str(self.project.path),
@@ -118,7 +130,9 @@ class FirmwareResult:
             "csim_mismatches": self.csim_mismatches,
             "rtl_events": self.cost.rtl_events,
             "rtl_mismatches": self.cost.rtl_mismatches,
-            "emulator_library": None if self.emulator_library is None else str(self.emulator_library),
+            "emulator_library": None
+            if self.emulator_library is None
+            else str(self.emulator_library),
             "emulator_mismatches": self.emulator_mismatches,
         }
 
@@ -143,18 +157,33 @@ def build_firmware(
     ``emulator`` asks for one.
     Options and spec types are checked before anything is written; a failure after the project
     is written removes it (``directory`` is whole or absent)."""
-    check_options(settings.backend, settings.part, settings.clock_period_ns, latency_budget_ns, settings.reuse_factor)
+    check_options(
+        settings.backend,
+        settings.part,
+        settings.clock_period_ns,
+        latency_budget_ns,
+        settings.reuse_factor,
+    )
     check_spec_types(quantized.spec)
     words = np.asarray(words, dtype=np.int64)
     spec = quantized.spec
     project = write_project(
-        directory, spec, quantized.weights, quantized.model, settings, words[:tb_events], quantized.frontend, emulator=emulator
+        directory,
+        spec,
+        quantized.weights,
+        quantized.model,
+        settings,
+        words[:tb_events],
+        quantized.frontend,
+        emulator=emulator,
     )
     try:
         return _check_and_cost(quantized, project, settings, words, latency_budget_ns, rtl_events, use_verilator,
                                use_yosys, emulator)  # fmt: skip
     except BaseException:
-        shutil.rmtree(project.path, ignore_errors=True)  # a build that failed leaves no project behind
+        shutil.rmtree(
+            project.path, ignore_errors=True
+        )  # a build that failed leaves no project behind
         raise
 
 
@@ -190,8 +219,15 @@ def _check_and_cost(
     )
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:
-        verdict = check_budget(cost, latency_budget_ns, settings.part, contributors=breakdown(spec, weights))
-    result = FirmwareResult(project, settings, cost, verdict, len(words), mismatches, library, emulator_mismatches)
+        verdict = check_budget(
+            cost, latency_budget_ns, settings.part, contributors=breakdown(spec, weights)
+        )
+    result = FirmwareResult(
+        project, settings, cost, verdict, len(words), mismatches, library, emulator_mismatches
+    )
     cost.table().to_csv(project.path / "cost" / "cost.csv")
-    write_json(project.path / "cost" / "summary.json", {**result.summary(), "notes": cost.notes, "verdict": verdict.summary()})
+    write_json(
+        project.path / "cost" / "summary.json",
+        {**result.summary(), "notes": cost.notes, "verdict": verdict.summary()},
+    )
     return result

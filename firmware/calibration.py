@@ -45,9 +45,15 @@ class Published:
     value: float
 
 
-_TEST_REPORT = "hls4ml test_report dense 16->5 relu (ap_fixed<16,6>, Latency, RF1, io_stream, xc7z020-1, 5 ns)"
-_CSYNTH = "hls4ml repo test/pytest/test_report/Vivado/myproject_csynth.rpt (Vivado HLS 2020.1 csynth)"
-_VSYNTH = "hls4ml repo test/pytest/test_report/Vivado/vivado_synth.rpt (Vivado 2020.1 post-synthesis)"
+_TEST_REPORT = (
+    "hls4ml test_report dense 16->5 relu (ap_fixed<16,6>, Latency, RF1, io_stream, xc7z020-1, 5 ns)"
+)
+_CSYNTH = (
+    "hls4ml repo test/pytest/test_report/Vivado/myproject_csynth.rpt (Vivado HLS 2020.1 csynth)"
+)
+_VSYNTH = (
+    "hls4ml repo test/pytest/test_report/Vivado/vivado_synth.rpt (Vivado 2020.1 post-synthesis)"
+)
 # the same csynth report's per-instance detail: the dense layer alone, without the io_stream ReLU
 # instance (2 cycles, 256 LUTs, 84 FFs) and the dataflow handshake around them
 _CSYNTH_DENSE = (
@@ -68,7 +74,9 @@ _TEST_REPORT_FIGURES = (
     Published(_TEST_REPORT, _CSYNTH_DENSE, "dsps", 73),
     Published(_TEST_REPORT, _CSYNTH_DENSE, "latency_cycles", 7),
 )
-INSTANCE = "instance"  # in a source: a per-instance figure of the report, compared with the layer alone
+INSTANCE = (
+    "instance"  # in a source: a per-instance figure of the report, compared with the layer alone
+)
 
 # 2. a QKeras MLP 98 -> 20 (relu) -> 1 (sigmoid) built by thaarres/dnd_hls4ml's synthesize.py (buildQKeras):
 #    kernels and biases quantized_bits(4, 0) (ap_fixed<4,1>), inputs ap_fixed<16,6>, ReLU to ap_ufixed<6,0>,
@@ -96,7 +104,9 @@ _DND_FIGURES = (
 PUBLISHED: tuple[Published, ...] = (*_TEST_REPORT_FIGURES, *_DND_FIGURES)
 
 
-def glorot_on_grid(rng: np.random.Generator, n_in: int, n_out: int, fractional: int, integer: int) -> np.ndarray:
+def glorot_on_grid(
+    rng: np.random.Generator, n_in: int, n_out: int, fractional: int, integer: int
+) -> np.ndarray:
     """Keras' default kernel initialiser, rounded onto an ``ap_fixed`` grid (saturated to its range)."""
     limit = np.sqrt(6.0 / (n_in + n_out))
     w = rng.uniform(-limit, limit, (n_in, n_out))
@@ -106,8 +116,16 @@ def glorot_on_grid(rng: np.random.Generator, n_in: int, n_out: int, fractional: 
 
 def estimate_test_report(seed: int) -> dict[str, float]:
     w = glorot_on_grid(np.random.default_rng(seed), 16, 5, fractional=10, integer=6)
-    c = dense_cost(w, 10, input_width=16, accumulator_width=16, result_width=16, clock_period_ns=5.0,
-                   bias=False, relu=True)  # fmt: skip  (Keras' bias starts at zero: folded away)
+    c = dense_cost(
+        w,
+        10,
+        input_width=16,
+        accumulator_width=16,
+        result_width=16,
+        clock_period_ns=5.0,
+        bias=False,
+        relu=True,
+    )  # fmt: skip  (Keras' bias starts at zero: folded away)
     cycles = float(c.latency_cycles + INPUT_REGISTER_CYCLES)
     whole = {"luts": c.luts, "ffs": c.ffs, "dsps": float(c.dsps), "latency_cycles": cycles}
     # the dense layer alone: without the ReLU's LUTs (one per result bit); the model has no cycle of its own
@@ -124,7 +142,9 @@ def estimate_dnd_mlp(seed: int) -> dict[str, float]:
     w2 = glorot_on_grid(rng, 20, 1, fractional=3, integer=1)
     fc1 = dense_cost(w1, 3, input_width=16, accumulator_width=16, result_width=6, clock_period_ns=5.0,
                      bias=True, relu=True)  # fmt: skip
-    out = dense_cost(w2, 3, input_width=6, accumulator_width=16, result_width=16, clock_period_ns=5.0, bias=True)
+    out = dense_cost(
+        w2, 3, input_width=6, accumulator_width=16, result_width=16, clock_period_ns=5.0, bias=True
+    )
     return {
         "luts": fc1.luts + out.luts, "ffs": fc1.ffs + out.ffs, "dsps": float(fc1.dsps + out.dsps),
         f"{INSTANCE} luts": fc1.luts - 20 * 6, f"{INSTANCE} ffs": fc1.ffs,
@@ -156,7 +176,9 @@ def calibration_rows(draws: int = CALIBRATION_DRAWS) -> list[CalibrationRow]:
             f"estimate: {LATENCY_SOURCE}; mean of {draws} seeded Glorot-uniform weight draws "
             f"(std {values.std():.3g}, min {values.min():g}, max {values.max():g}); published weights not saved"
         )
-        rows.append(CalibrationRow(p.network, p.source, p.metric, p.value, mean, mean / p.value, notes))
+        rows.append(
+            CalibrationRow(p.network, p.source, p.metric, p.value, mean, mean / p.value, notes)
+        )
     return rows
 
 
@@ -167,8 +189,13 @@ def ratio_ranges(rows: list[CalibrationRow] | None = None) -> dict[str, dict[str
     rows = calibration_rows() if rows is None else rows
     ratios: dict[str, list[float]] = {}
     for r in rows:
-        ratios.setdefault(f"{r.metric}_dense_instance" if INSTANCE in r.source else r.metric, []).append(r.ratio)
-    return {k: {"min": round(min(v), 3), "max": round(max(v), 3), "figures": len(v)} for k, v in ratios.items()}
+        ratios.setdefault(
+            f"{r.metric}_dense_instance" if INSTANCE in r.source else r.metric, []
+        ).append(r.ratio)
+    return {
+        k: {"min": round(min(v), 3), "max": round(max(v), 3), "figures": len(v)}
+        for k, v in ratios.items()
+    }
 
 
 def estimate_error(rows: list[CalibrationRow] | None = None) -> dict[str, object]:

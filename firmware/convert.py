@@ -114,7 +114,9 @@ def _branches(hls_model: Any) -> list[list[Any]]:
             if layer.class_name == "Input" or not layer.inputs or layer.inputs[0] not in producer:
                 break
             if len(layer.inputs) != 1:
-                raise ValueError(f"hls4ml layer {layer.name!r} has {len(layer.inputs)} inputs: not a dense autoencoder")
+                raise ValueError(
+                    f"hls4ml layer {layer.name!r} has {len(layer.inputs)} inputs: not a dense autoencoder"
+                )
             layer = producer[layer.inputs[0]]
         branches.append(chain[::-1])
     return branches
@@ -128,7 +130,9 @@ def precision_config(spec: FirmwareSpec, hls_model: Any) -> dict[str, dict[str, 
     """``LayerName`` config setting every type of the hls4ml graph from the spec."""
     branches = _branches(hls_model)
     if len(branches) != 2:
-        raise ValueError(f"the hls4ml model has {len(branches)} outputs; the trigger needs 2 (one per autoencoder)")
+        raise ValueError(
+            f"the hls4ml model has {len(branches)} outputs; the trigger needs 2 (one per autoencoder)"
+        )
     config: dict[str, dict[str, Any]] = {}
     for a, (chain, ae) in enumerate(zip(branches, spec.autoencoders, strict=True)):
         dense_at = [i for i, layer in enumerate(chain) if _is_dense(layer)]
@@ -142,7 +146,9 @@ def precision_config(spec: FirmwareSpec, hls_model: Any) -> dict[str, dict[str, 
             layer = chain[i]
             n_out = layer.get_attr("n_out")
             if n_out is not None and n_out != d.n_out:
-                raise ValueError(f"{layer.name}: {n_out} outputs in the model, {d.n_out} in spec layer {d.name}")
+                raise ValueError(
+                    f"{layer.name}: {n_out} outputs in the model, {d.n_out} in spec layer {d.name}"
+                )
             prec = {"weight": str(d.weight), "accum": str(d.accumulator), "result": str(d.result)}
             if d.bias is not None:
                 prec["bias"] = str(d.bias)
@@ -151,9 +157,13 @@ def precision_config(spec: FirmwareSpec, hls_model: Any) -> dict[str, dict[str, 
             after = chain[i + 1 : end]
             for j, act in enumerate(after):
                 last = j == len(after) - 1
-                config[act.name] = {"Precision": {"result": str(d.activation_result if last else d.result)}}
+                config[act.name] = {
+                    "Precision": {"result": str(d.activation_result if last else d.result)}
+                }
             if not after and d.activation != "linear":
-                raise ValueError(f"{layer.name}: spec says {d.activation} but the model has no activation layer")
+                raise ValueError(
+                    f"{layer.name}: spec says {d.activation} but the model has no activation layer"
+                )
             if not after and d.activation_result != d.result:
                 raise ValueError(
                     f"{layer.name}: no activation layer to cast {d.result} to the spec's {d.activation_result}"
@@ -190,7 +200,9 @@ def convert(
         try:
             with contextlib.redirect_stdout(chatter):
                 if frontend == "keras":
-                    return hls4ml.converters.convert_from_keras_model(model, hls_config=cfg, **common)
+                    return hls4ml.converters.convert_from_keras_model(
+                        model, hls_config=cfg, **common
+                    )
                 return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
         except Exception:
             sys.stderr.write(chatter.getvalue())
@@ -199,12 +211,22 @@ def convert(
     # the probe keeps every linear activation (the casts the spec may need) in the graph
     # (hls4ml drops a linear activation whose type equals its input's, so activations get a distinct one)
     probe_types = {"Precision": {"result": "ap_fixed<60,28>"}}
-    probe = _convert({**config, "LayerType": {"Activation": probe_types, "Dense": {"Precision": {"result": "ap_fixed<61,29>"}}}})
+    probe = _convert(
+        {
+            **config,
+            "LayerType": {
+                "Activation": probe_types,
+                "Dense": {"Precision": {"result": "ap_fixed<61,29>"}},
+            },
+        }
+    )
     config["LayerName"] = precision_config(spec, probe)
     # a layer hidden from the probe by an optimizer shows up once the spec's types differ: repeat
     for _ in range(3):
         hls_model = _convert(config)
-        unset = [layer.name for layer in hls_model.get_layers() if layer.name not in config["LayerName"]]
+        unset = [
+            layer.name for layer in hls_model.get_layers() if layer.name not in config["LayerName"]
+        ]
         if not unset:
             break
         config["LayerName"].update(precision_config(spec, hls_model))

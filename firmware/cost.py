@@ -88,12 +88,18 @@ class CostReport:
                 return f.value
         return None
 
-    def best(self, metric: str, prefixes: tuple[str, ...] = REPORTED + ESTIMATED) -> tuple[float | None, str]:
+    def best(
+        self, metric: str, prefixes: tuple[str, ...] = REPORTED + ESTIMATED
+    ) -> tuple[float | None, str]:
         """The first figure of ``metric`` by source, in the order of ``prefixes``: by default Vivado
         implementation, Vivado synthesis, the HLS report, then Yosys, then da4ml."""
         for prefix in prefixes:
             for f in self.figures:
-                if f.metric == metric and f.source.lower().startswith(prefix) and f.value is not None:
+                if (
+                    f.metric == metric
+                    and f.source.lower().startswith(prefix)
+                    and f.value is not None
+                ):
                     return f.value, f.source
         return None, "none"
 
@@ -101,11 +107,16 @@ class CostReport:
         """pandas DataFrame: one row per metric, one column per source."""
         import pandas as pd
 
-        frame = pd.DataFrame([(f.metric, f.source, f.value) for f in self.figures], columns=["metric", "source", "value"])
+        frame = pd.DataFrame(
+            [(f.metric, f.source, f.value) for f in self.figures],
+            columns=["metric", "source", "value"],
+        )
         if frame.empty:
             return frame
         wide = frame.pivot_table(index="metric", columns="source", values="value", aggfunc="first")
-        order = [m for m in METRICS if m in wide.index] + [m for m in wide.index if m not in METRICS]
+        order = [m for m in METRICS if m in wide.index] + [
+            m for m in wide.index if m not in METRICS
+        ]
         wide = wide.loc[order]
         if any(f.source.lower().startswith(REPORTED) for f in self.figures):
             wide[RATIO_COLUMN] = [self.estimate_error(m) for m in wide.index]
@@ -144,7 +155,9 @@ def da4ml_pipeline(spec: FirmwareSpec, weights: dict[str, np.ndarray], clock_per
     comb = trace_trigger(spec, weights)
     pipe = to_pipeline(comb, cutoff, verbose=False)
     stages = len(pipe.solutions)
-    lat = Da4mlLatency(float(comb.latency[1]), stages, stages * clock_period_ns, float(round(comb.cost)), cutoff)
+    lat = Da4mlLatency(
+        float(comb.latency[1]), stages, stages * clock_period_ns, float(round(comb.cost)), cutoff
+    )
     return comb, pipe, lat
 
 
@@ -211,7 +224,15 @@ def estimate(
 
     rtl_dir = workdir / "rtl"
     shutil.rmtree(rtl_dir, ignore_errors=True)
-    rtl = VerilogModel(pipe, RTL_NAME, rtl_dir, latency_cutoff=cutoff, print_latency=False, part_name=part, clock_period=clock_period_ns)
+    rtl = VerilogModel(
+        pipe,
+        RTL_NAME,
+        rtl_dir,
+        latency_cutoff=cutoff,
+        print_latency=False,
+        part_name=part,
+        clock_period=clock_period_ns,
+    )
     rtl.write()
     have = tools()
     if use_verilator and have["verilator"] and check_words is not None and expected is not None:
@@ -259,14 +280,19 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
 
     cost = trigger_cost(spec, weights, clock_period_ns)
     err = ratio_ranges()
-    measured = ", ".join(f"{m} x{err[m]['min']:g}-{err[m]['max']:g}" for m in ("luts", "ffs", "dsps", "latency_cycles"))
+    measured = ", ".join(
+        f"{m} x{err[m]['min']:g}-{err[m]['max']:g}"
+        for m in ("luts", "ffs", "dsps", "latency_cycles")
+    )
     src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
     report.add("latency_cycles", float(cost.latency_cycles), src)
     report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
     report.add("ii_cycles", 1.0, src, "reuse factor 1")
     report.add("luts", float(round(cost.luts)), src)
     report.add("ffs", float(round(cost.ffs)), src)
-    report.add("dsps", float(cost.dsps), src, f"{cost.products} products, {cost.lut_products} in LUTs")
+    report.add(
+        "dsps", float(cost.dsps), src, f"{cost.products} products, {cost.lut_products} in LUTs"
+    )
     report.add("brams", 0.0, src, "weights are constants")
 
 
@@ -274,10 +300,17 @@ def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerBits) -> int:
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
     expected = np.column_stack(
-        [np.ldexp(ref.r1.astype(np.float64), -f1), np.ldexp(ref.r2.astype(np.float64), -f2), ref.regions, ref.trigger]
+        [
+            np.ldexp(ref.r1.astype(np.float64), -f1),
+            np.ldexp(ref.r2.astype(np.float64), -f2),
+            ref.regions,
+            ref.trigger,
+        ]
     )
     if got.shape != expected.shape:
-        raise ValueError(f"RTL gave outputs of shape {got.shape}, expected {expected.shape} ({', '.join(OUTPUTS)})")
+        raise ValueError(
+            f"RTL gave outputs of shape {got.shape}, expected {expected.shape} ({', '.join(OUTPUTS)})"
+        )
     return int((got != expected).any(axis=1).sum())
 
 
@@ -304,13 +337,22 @@ def compile_verilator(rtl: Any) -> None:
     mk = obj / f"V{prefix}.mk"
     if not mk.exists():
         raise ValueError(f"Verilator did not generate {mk}: the RTL did not verilate")
-    subprocess.run(["make", "-s", "-C", str(obj), "-f", mk.name, "verilated.o", "verilated_threads.o"], env=full_env, check=True, capture_output=True)
-    subprocess.run(["ar", "rcs", "libverilated.a", "verilated.o", "verilated_threads.o"], cwd=obj, check=True)
+    subprocess.run(
+        ["make", "-s", "-C", str(obj), "-f", mk.name, "verilated.o", "verilated_threads.o"],
+        env=full_env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        ["ar", "rcs", "libverilated.a", "verilated.o", "verilated_threads.o"], cwd=obj, check=True
+    )
     shutil.copy(obj / f"V{prefix}__ALL.a", obj / f"libV{prefix}.a")
     try:
         rtl._compile(openmp=False, nproc=2, _env=env, clean=False)
     except RuntimeError as err:
-        raise ValueError(f"Verilator build of {rtl._path} failed even with the Debian workarounds") from err
+        raise ValueError(
+            f"Verilator build of {rtl._path} failed even with the Debian workarounds"
+        ) from err
 
 
 def _lint_codes_for_old_verilator(src: Path) -> None:
@@ -330,21 +372,32 @@ def yosys_stat(rtl_dir: Path, log: Path, timeout: float = 3600) -> dict[str, flo
     src = Path(rtl_dir) / "src"
     # da4ml's static modules (the lookup table only when the design has tables), the stages, the top
     has_tables = any((src / "memfiles").glob("*"))
-    static = [p for p in sorted((src / "static").glob("*.v")) if has_tables or p.name != "lookup_table.v"]
+    static = [
+        p for p in sorted((src / "static").glob("*.v")) if has_tables or p.name != "lookup_table.v"
+    ]
     design = [p for p in sorted(src.glob(f"{RTL_NAME}*.v")) if not p.name.endswith("_wrapper.v")]
     files = [str(p.resolve()) for p in static + design]
     # ROMs (lookup_table.v) read their .mem files by relative name, with the instance's parameters:
     # elaborate from the top (-defer) inside memfiles/; synth_xilinx finds no LUTRAM mapping for these
     # asynchronous ROMs, so they become logic (memory_map) first, as a LUT-based ROM would be
-    roms = f"hierarchy -top {RTL_NAME}; proc; flatten; memory -nomap; memory_map; opt; " if has_tables else ""
+    roms = (
+        f"hierarchy -top {RTL_NAME}; proc; flatten; memory -nomap; memory_map; opt; "
+        if has_tables
+        else ""
+    )
     script = (
         f"read_verilog -defer {' '.join(files)}; {roms}"
         f"synth_xilinx -family xcup -flatten -noiopad -top {RTL_NAME}; stat"
     )
     log = Path(log).resolve()
     cwd = src / "memfiles" if has_tables else src
-    done = subprocess.run(["yosys", "-q", "-p", script, "-l", str(log)], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd)
+    done = subprocess.run(
+        ["yosys", "-q", "-p", script, "-l", str(log)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
     if done.returncode != 0:
         raise ValueError(f"yosys failed on {src} (see {log}): {done.stderr[-2000:]}")
     return parse_yosys_stat(log.read_text())
@@ -361,7 +414,13 @@ def parse_yosys_stat(text: str) -> dict[str, float]:
     carry = sum(v for k, v in cells.items() if k.startswith("CARRY"))
     dsps = sum(v for k, v in cells.items() if k.startswith("DSP"))
     brams = sum(v for k, v in cells.items() if k.startswith("RAMB"))
-    return {"luts": float(luts), "ffs": float(ffs), "carry": float(carry), "dsps": float(dsps), "brams": float(brams)}
+    return {
+        "luts": float(luts),
+        "ffs": float(ffs),
+        "carry": float(carry),
+        "dsps": float(dsps),
+        "brams": float(brams),
+    }
 
 
 def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bool:
@@ -379,7 +438,9 @@ def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bo
         for metric, value in vendor.figures.items():
             report.add(metric, value, vendor.source)
         tool = f"{vendor.tool}, " if vendor.tool else ""
-        report.notes.append(f"{vendor.source}: {vendor.path} ({tool}part {vendor.part or 'not stated'})")
+        report.notes.append(
+            f"{vendor.source}: {vendor.path} ({tool}part {vendor.part or 'not stated'})"
+        )
     return bool(found)
 
 

@@ -41,7 +41,9 @@ class CSimulation:
         """Link the project; with ``compile``, build it (or load the library an earlier build left)."""
         self.path = Path(project_dir).resolve()
         if not (self.path / "hls4ml_config.yml").exists():
-            raise ValueError(f"{self.path}: no hls4ml_config.yml; C simulation needs a project written by hls4ml")
+            raise ValueError(
+                f"{self.path}: no hls4ml_config.yml; C simulation needs a project written by hls4ml"
+            )
         if shutil.which("g++") is None:
             raise OSError("g++ not found: hls4ml C simulation needs a C++ compiler")
         hls4ml = _hls4ml()
@@ -80,10 +82,16 @@ class CSimulation:
         Only for a project still where it was written: the library holds its weights path.
         """
         config = self.model.config
-        lib = self.path / "firmware" / f"{config.get_project_name()}-{config.get_config_value('Stamp')}.so"
+        lib = (
+            self.path
+            / "firmware"
+            / f"{config.get_project_name()}-{config.get_config_value('Stamp')}.so"
+        )
         if not lib.exists():
             return False
-        sources = [p for p in (self.path / "firmware").rglob("*") if p.suffix in (".h", ".cpp", ".txt")]
+        sources = [
+            p for p in (self.path / "firmware").rglob("*") if p.suffix in (".h", ".cpp", ".txt")
+        ]
         if any(p.stat().st_mtime > lib.stat().st_mtime for p in sources):
             return False
         self.model._top_function_lib = ctypes.cdll.LoadLibrary(str(lib))
@@ -94,7 +102,9 @@ class CSimulation:
         try:
             self.model.compile()
         except Exception as err:  # hls4ml raises bare Exception on compiler errors
-            raise OSError(f"{self.path}: hls4ml could not compile the C simulation: {err}") from None
+            raise OSError(
+                f"{self.path}: hls4ml could not compile the C simulation: {err}"
+            ) from None
         self.compile_seconds = time.perf_counter() - start
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -104,10 +114,15 @@ class CSimulation:
         sizes = [v.size() for v in self.model.in_vars]
         inputs: np.ndarray | list[np.ndarray] = x
         if len(sizes) > 1:  # several inputs: their columns side by side, in argument order
-            inputs = [np.ascontiguousarray(part) for part in np.split(x.reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)]
+            inputs = [
+                np.ascontiguousarray(part)
+                for part in np.split(x.reshape(n, -1), np.cumsum(sizes)[:-1], axis=1)
+            ]
         y = self.model.predict(inputs)
         if isinstance(y, list):  # several outputs: side by side, as the emulator writes them
-            return np.concatenate([np.asarray(part, dtype=np.float64).reshape(n, -1) for part in y], axis=1)
+            return np.concatenate(
+                [np.asarray(part, dtype=np.float64).reshape(n, -1) for part in y], axis=1
+            )
         return np.asarray(y, dtype=np.float64).reshape(n, -1)
 
 
@@ -163,7 +178,9 @@ def write_qkeras_project(
     config["Model"]["Strategy"] = "Latency"
     for layer, overrides in (precision or {}).items():
         if layer not in config["LayerName"]:
-            raise ValueError(f"precision override for unknown layer {layer!r}; layers: {sorted(config['LayerName'])}")
+            raise ValueError(
+                f"precision override for unknown layer {layer!r}; layers: {sorted(config['LayerName'])}"
+            )
         config["LayerName"][layer].setdefault("Precision", {}).update(overrides)
     output_dir = Path(output_dir).resolve()
     hls_model = hls4ml.converters.convert_from_keras_model(

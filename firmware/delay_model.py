@@ -64,7 +64,11 @@ _FREE_OPCODES = {-1, 5}  # inputs and constants
 def adder_delay_ns(width: int, net_ns: float = NET_DELAY_NS) -> float:
     """LUT + carry chain of a ``width``-bit adder + one net."""
     blocks = max(1, math.ceil(width / CARRY_BLOCK_BITS))
-    carry = CARRY_ENTRY_NS if blocks == 1 else CARRY_ENTRY_NS + (blocks - 2) * CARRY_BLOCK_NS + CARRY_SUM_OUT_NS
+    carry = (
+        CARRY_ENTRY_NS
+        if blocks == 1
+        else CARRY_ENTRY_NS + (blocks - 2) * CARRY_BLOCK_NS + CARRY_SUM_OUT_NS
+    )
     return LUT_NS + carry + net_ns
 
 
@@ -84,7 +88,9 @@ def qint_width(qint: Any) -> int:
 def _deps(op: Any) -> list[int]:
     deps = [i for i in (op.id0, op.id1) if i >= 0]
     if op.opcode in _MUX_OPCODES:
-        deps.append(int(op.data) & 0xFFFFFFFF)  # the condition's id (da4ml's pipeline reads it this way)
+        deps.append(
+            int(op.data) & 0xFFFFFFFF
+        )  # the condition's id (da4ml's pipeline reads it this way)
     return deps
 
 
@@ -121,7 +127,9 @@ def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) 
     greedily (an operation that does not fit in what is left of a cycle starts the next one)."""
     usable = clock_period_ns - CLOCK_TO_Q_NS - SETUP_NS
     if usable <= 0:
-        raise ValueError(f"clock period {clock_period_ns} ns leaves no time after the register's clock-to-Q")
+        raise ValueError(
+            f"clock period {clock_period_ns} ns leaves no time after the register's clock-to-Q"
+        )
     ops = comb.ops
     level = [float(op.latency) for op in ops]
     arrival = [0.0] * len(ops)  # unpipelined
@@ -130,7 +138,9 @@ def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) 
     widest = 0
     for i, op in enumerate(ops):
         deps = _deps(op)
-        step = level[i] - max((level[d] for d in deps if ops[d].opcode not in _FREE_OPCODES), default=0.0)
+        step = level[i] - max(
+            (level[d] for d in deps if ops[d].opcode not in _FREE_OPCODES), default=0.0
+        )
         d = op_delay_ns(op, step, net_ns)
         if op.opcode in _ADD_OPCODES and d > 0:
             widest = max(widest, qint_width(op.qint))

@@ -45,7 +45,9 @@ _TEMPLATES = TEMPLATES / "emulator"
 # hls4ml's weight headers with WriteWeightsTxt: a bare declaration for C simulation (filled from
 # weights/*.txt at run time), the initialised one for synthesis. The emulator keeps the latter.
 _WEIGHT_SWITCH = re.compile(r"#ifndef __SYNTHESIS__\n[^\n]*;\n#else\n(.*?)\n#endif\n", re.DOTALL)
-_WEIGHT_LOADING = re.compile(r"#ifndef __SYNTHESIS__\n\s*static bool loaded_weights = false;.*?#endif", re.DOTALL)
+_WEIGHT_LOADING = re.compile(
+    r"#ifndef __SYNTHESIS__\n\s*static bool loaded_weights = false;.*?#endif", re.DOTALL
+)
 
 
 def model_name(project_name: str) -> str:
@@ -62,15 +64,24 @@ def _embed_weights(header: Path) -> None:
         return  # written without txt weights: already initialised
     new, n = _WEIGHT_SWITCH.subn(r"\1\n", text)
     if n != 1 or "__SYNTHESIS__" in new:
-        raise ValueError(f"{header}: hls4ml's weight header layout changed; cannot compile its weights in")
+        raise ValueError(
+            f"{header}: hls4ml's weight header layout changed; cannot compile its weights in"
+        )
     header.write_text(new)
 
 
 def _drop_weight_loading(source: Path) -> None:
     text = source.read_text()
     new, n = _WEIGHT_LOADING.subn("    // weights: compiled in (NN/weights/*.h)", text)
-    if n > 1 or "load_weights_from_txt" in new or "load_compressed_weights" in new or "load_exponent_weights" in new:
-        raise ValueError(f"{source}: hls4ml's weight loading block changed; cannot compile the weights in")
+    if (
+        n > 1
+        or "load_weights_from_txt" in new
+        or "load_compressed_weights" in new
+        or "load_exponent_weights" in new
+    ):
+        raise ValueError(
+            f"{source}: hls4ml's weight loading block changed; cannot compile the weights in"
+        )
     source.write_text(new)
 
 
@@ -78,7 +89,9 @@ def _copy_network(firmware: Path, nn: Path) -> None:
     """The project's C++ (wrapper and hls4ml network, weights compiled in) without ap_types."""
     for name in (f"{TOP_NAME}.h", f"{TOP_NAME}.cpp", f"{NETS_NAME}.h", f"{NETS_NAME}.cpp"):
         if not (firmware / name).is_file():
-            raise ValueError(f"{firmware}: no {name}; not a trigger project written by l1ad firmware")
+            raise ValueError(
+                f"{firmware}: no {name}; not a trigger project written by l1ad firmware"
+            )
     nn.mkdir()
     for path in firmware.iterdir():
         if path.is_file() and path.suffix in (".h", ".cpp"):
@@ -92,7 +105,10 @@ def _copy_network(firmware: Path, nn: Path) -> None:
 
 
 def write_emulator(
-    project: str | os.PathLike[str], spec: FirmwareSpec, name: str | None = None, directory: str | None = None
+    project: str | os.PathLike[str],
+    spec: FirmwareSpec,
+    name: str | None = None,
+    directory: str | None = None,
 ) -> Path:
     """Write the emulator package of the trigger project at ``project`` (into ``project/emulator``,
     whole or not at all); ``name``: the model name (default: from the project directory's name)."""
@@ -126,7 +142,9 @@ def write_emulator(
 def _library_name(directory: Path) -> str:
     found = re.search(r"^MODEL = (\w+)$", (directory / "Makefile").read_text(), re.MULTILINE)
     if found is None:
-        raise ValueError(f"{directory}/Makefile: no MODEL line; not an emulator package written by l1ad")
+        raise ValueError(
+            f"{directory}/Makefile: no MODEL line; not an emulator package written by l1ad"
+        )
     return f"{found.group(1)}.so"
 
 
@@ -138,7 +156,9 @@ def build_emulator(directory: str | os.PathLike[str], timeout: float = 1800) -> 
     library = _library_name(directory)
     done = _make(directory, library, timeout)
     if done.returncode != 0:
-        raise ValueError(f"building the emulator library in {directory} failed:\n{done.stderr[-4000:]}")
+        raise ValueError(
+            f"building the emulator library in {directory} failed:\n{done.stderr[-4000:]}"
+        )
     return directory / library
 
 
@@ -149,12 +169,16 @@ class EmulatorLibrary:
     def __init__(self, library: str | os.PathLike[str], spec: FirmwareSpec) -> None:
         self.path = Path(library)
         if not self.path.is_file():
-            raise ValueError(f"{self.path}: emulator library does not exist (build it with make in its directory)")
+            raise ValueError(
+                f"{self.path}: emulator library does not exist (build it with make in its directory)"
+            )
         self.spec = spec
         self._lib = ctypes.CDLL(str(self.path.resolve()))
         for symbol in ("create_model", "destroy_model", BATCH_ENTRY):
             if not hasattr(self._lib, symbol):
-                raise ValueError(f"{self.path}: no extern \"C\" {symbol}; not an l1ad trigger emulator")
+                raise ValueError(
+                    f'{self.path}: no extern "C" {symbol}; not an l1ad trigger emulator'
+                )
         self._fn = getattr(self._lib, BATCH_ENTRY)
         self._fn.restype = ctypes.c_long
 
@@ -163,5 +187,7 @@ class EmulatorLibrary:
         done, r1, r2, bits = call_batch(self._fn, words, np.int64)
         n = len(r1)
         if done != n:
-            raise ValueError(f"{self.path}: the emulator threw on one of {n} events (hardware words in, see its header)")
+            raise ValueError(
+                f"{self.path}: the emulator threw on one of {n} events (hardware words in, see its header)"
+            )
         return CSimOutputs(r1, r2, bits[:, :4].copy(), bits[:, 4].copy())

@@ -34,8 +34,12 @@ def toy_words(n: int, seed: int) -> np.ndarray:
         present = np.arange(count)[None, :] < k[:, None]
         pt = np.sort(rng.exponential(25.0, (n, count)) + 3.0, axis=1)[:, ::-1]
         feats[:, first : first + count, 0] = np.where(present, pt, 0)
-        feats[:, first : first + count, 1] = np.where(present, rng.uniform(-2.5, 2.5, (n, count)), 0)
-        feats[:, first : first + count, 2] = np.where(present, rng.uniform(-np.pi, np.pi, (n, count)), 0)
+        feats[:, first : first + count, 1] = np.where(
+            present, rng.uniform(-2.5, 2.5, (n, count)), 0
+        )
+        feats[:, first : first + count, 2] = np.where(
+            present, rng.uniform(-np.pi, np.pi, (n, count)), 0
+        )
     return to_hardware(feats.reshape(n, N_FEATURES))
 
 
@@ -57,10 +61,14 @@ def default_model(
     from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
 
     words = toy_words(n_fit, seed)
-    spec = build_spec(ae_config or PRESETS["firmware"], quant_config or QuantConfig(), Preprocessing.fit(words))
+    spec = build_spec(
+        ae_config or PRESETS["firmware"], quant_config or QuantConfig(), Preprocessing.fit(words)
+    )
     if score_outputs is not None:
         first, second = (
-            dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=tuple(score_outputs)))
+            dataclasses.replace(
+                ae, score=dataclasses.replace(ae.score, outputs=tuple(score_outputs))
+            )
             for ae in spec.autoencoders
         )
         spec = dataclasses.replace(spec, autoencoders=(first, second))
@@ -74,7 +82,9 @@ def default_model(
     return dataclasses.replace(spec, trigger=trig), weights
 
 
-def event_words(events: str | os.PathLike[str] | None, n: int, spec: FirmwareSpec, seed: int = 0) -> np.ndarray:
+def event_words(
+    events: str | os.PathLike[str] | None, n: int, spec: FirmwareSpec, seed: int = 0
+) -> np.ndarray:
     """Hardware words to simulate: the first ``n`` events of a file (or toy events), then edge values
     (all-empty events, saturating pT, extreme words) — a quarter as many again."""
     if events is not None:

@@ -123,10 +123,15 @@ def dense_cost(
     # products registered (DSP P register, or LUT adder + FF), the tree's cycles, the output register; the
     # input register is the previous block's output register (add INPUT_REGISTER_CYCLES once per chain)
     cost.latency_cycles = 1 + cycles + 1
-    product_width = min(accumulator_width, input_width + max(1, int(np.abs(mant).max(initial=1)).bit_length()))
+    product_width = min(
+        accumulator_width, input_width + max(1, int(np.abs(mant).max(initial=1)).bit_length())
+    )
     live = float(n_in * input_width + (cost.products - cost.dsps) * product_width)
     for c in range(1, cycles):
-        remaining = sum(math.ceil(max(1, int((mant[:, j] != 0).sum())) / 2 ** (c * per_cycle)) for j in range(n_out))
+        remaining = sum(
+            math.ceil(max(1, int((mant[:, j] != 0).sum())) / 2 ** (c * per_cycle))
+            for j in range(n_out)
+        )
         live += remaining * accumulator_width
     live += n_out * result_width
     cost.ffs = live
@@ -152,7 +157,9 @@ def trigger_cost(spec, weights: dict[str, np.ndarray], clock_period_ns: float) -
             x_width = d.activation_result.width
         s = ae.score
         n = len(s.outputs)
-        score = LatencyCost(dsps=n, products=n, adders=2 * n - 1)  # n differences, n squares, n - 1 sums
+        score = LatencyCost(
+            dsps=n, products=n, adders=2 * n - 1
+        )  # n differences, n squares, n - 1 sums
         score.luts = n * s.difference.width + (n - 1) * s.score.width
         cycles, _ = _tree_cycles(math.ceil(math.log2(max(n, 2))), s.score.width, clock_period_ns)
         score.latency_cycles = 1 + 1 + cycles  # differences, squares (DSP), the sum

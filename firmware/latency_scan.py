@@ -29,7 +29,14 @@ import numpy as np
 from emulation.spec import FirmwareSpec
 from emulation.trigger import emulate_trigger
 
-COLUMNS = ("features", "adder_levels", "latency_cycles", "latency_ns", "luts", "latency_ns_hls4ml_latency_model")
+COLUMNS = (
+    "features",
+    "adder_levels",
+    "latency_cycles",
+    "latency_ns",
+    "luts",
+    "latency_ns_hls4ml_latency_model",
+)
 
 
 def feature_order(spec: FirmwareSpec, background_words: np.ndarray) -> list[int]:
@@ -45,7 +52,10 @@ def feature_order(spec: FirmwareSpec, background_words: np.ndarray) -> list[int]
 def with_score_features(spec: FirmwareSpec, features: Sequence[int]) -> FirmwareSpec:
     """The spec with both scores over ``features`` (ascending)."""
     outputs = tuple(sorted(int(j) for j in features))
-    first, second = (dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=outputs)) for ae in spec.autoencoders)
+    first, second = (
+        dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=outputs))
+        for ae in spec.autoencoders
+    )
     return dataclasses.replace(spec, autoencoders=(first, second))
 
 
@@ -75,7 +85,11 @@ def scan_latency(
     if not signal_words:
         raise ValueError("the latency scan needs at least one signal (--signal NAME=PATH)")
     order = feature_order(spec, background_words)
-    counts = default_feature_counts(len(order)) if feature_counts is None else [int(k) for k in feature_counts]
+    counts = (
+        default_feature_counts(len(order))
+        if feature_counts is None
+        else [int(k) for k in feature_counts]
+    )
     for k in counts:
         if not 1 <= k <= len(order):
             raise ValueError(f"feature count {k} is not in 1..{len(order)} (the scores' features)")
@@ -111,15 +125,25 @@ def default_feature_counts(n: int) -> list[int]:
     return counts
 
 
-def plot_scan(frame: Any, path: str | os.PathLike[str], rate_khz: float, budget_ns: float | None = None) -> Path:
+def plot_scan(
+    frame: Any, path: str | os.PathLike[str], rate_khz: float, budget_ns: float | None = None
+) -> Path:
     """Trigger efficiency per signal against the da4ml latency estimate, one point per feature count."""
     from offline.plotting import new_figure, save_figure
 
     fig, ax = new_figure(figsize=(9, 6))
     columns = [c for c in frame.columns if c.startswith("efficiency_")]
     for n, col in enumerate(columns):
-        ax.plot(frame["latency_ns"], frame[col], marker="o", ls="", label=col.removeprefix("efficiency_"))
-        if n == 0:  # the feature count beside each point of the first signal (points of one latency stack up)
+        ax.plot(
+            frame["latency_ns"],
+            frame[col],
+            marker="o",
+            ls="",
+            label=col.removeprefix("efficiency_"),
+        )
+        if (
+            n == 0
+        ):  # the feature count beside each point of the first signal (points of one latency stack up)
             for _, r in frame.iterrows():
                 if r[col] is not None and np.isfinite(r[col]):
                     ax.annotate(f"{int(r['features'])} feat.", (r["latency_ns"], r[col]), textcoords="offset points",
@@ -141,7 +165,11 @@ def write_scan(frame: Any, directory: str | os.PathLike[str], rate_khz: float, c
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": directory / "scan.csv", "json": directory / "scan.json", "png": directory / "scan.png"}
+    paths = {
+        "csv": directory / "scan.csv",
+        "json": directory / "scan.json",
+        "png": directory / "scan.png",
+    }
     with atomic_path(paths["csv"]) as tmp:
         frame.to_csv(tmp, index=False)
     rows = [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in r.items()}

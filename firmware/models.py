@@ -67,10 +67,14 @@ def qkeras_pair_from_spec(spec: FirmwareSpec, weights: dict[str, np.ndarray]) ->
 def load_keras_pair(paths: Sequence[str | os.PathLike[str]]) -> Any:
     """One two-output tf_keras model from one file holding the pair or two files holding one network each."""
     keras = use_legacy_keras()
-    models = [load_keras_model(p) for p in paths]  # checked, safe mode: a model file never runs code
+    models = [
+        load_keras_model(p) for p in paths
+    ]  # checked, safe mode: a model file never runs code
     if len(models) == 1:
         if len(models[0].outputs) != 2:
-            raise ValueError(f"{paths[0]}: expected a two-output model (the AE pair), got {len(models[0].outputs)}")
+            raise ValueError(
+                f"{paths[0]}: expected a two-output model (the AE pair), got {len(models[0].outputs)}"
+            )
         return models[0]
     if len(models) != 2:
         raise ValueError(f"expected 1 or 2 Keras model files, got {len(models)}")
@@ -99,9 +103,17 @@ def _load_onnx(path: str | os.PathLike[str]) -> Any:
     try:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
-    except (DecodeError, onnx.checker.ValidationError, OSError, ValueError, UnicodeDecodeError) as err:
+    except (
+        DecodeError,
+        onnx.checker.ValidationError,
+        OSError,
+        ValueError,
+        UnicodeDecodeError,
+    ) as err:
         detail = " ".join(str(err).split())
-        raise ValueError(f"{path}: not a valid ONNX model (truncated or corrupt?): {detail}") from None
+        raise ValueError(
+            f"{path}: not a valid ONNX model (truncated or corrupt?): {detail}"
+        ) from None
     return proto
 
 
@@ -110,7 +122,9 @@ def load_qonnx_pair(paths: Sequence[str | os.PathLike[str]]) -> Any:
     protos = [_load_onnx(p) for p in paths]
     if len(protos) == 1:
         if len(protos[0].graph.output) != 2:
-            raise ValueError(f"{paths[0]}: expected a two-output QONNX model, got {len(protos[0].graph.output)}")
+            raise ValueError(
+                f"{paths[0]}: expected a two-output QONNX model, got {len(protos[0].graph.output)}"
+            )
         return protos[0]
     if len(protos) != 2:
         raise ValueError(f"expected 1 or 2 QONNX files, got {len(protos)}")

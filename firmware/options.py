@@ -83,7 +83,11 @@ def _types(spec: FirmwareSpec) -> list[tuple[str, FixedType, str]]:
             if layer.bias is not None:
                 out.append((f"{where}.bias", layer.bias, "hls4ml writes biases from float64"))
         out.append(
-            (f"autoencoders[{i}].score.score", ae.score.score, "the testbench and C simulation read scores as doubles")
+            (
+                f"autoencoders[{i}].score.score",
+                ae.score.score,
+                "the testbench and C simulation read scores as doubles",
+            )
         )
     return out
 
@@ -93,4 +97,6 @@ def check_spec_types(spec: FirmwareSpec, origin: str | None = None) -> None:
     for field, t, why in _types(spec):
         if t.width > DOUBLE_BITS:
             where = f" (in {origin})" if origin else ""
-            raise SpecError(field, f"{t} is {t.width} bits wide; {why}, so at most {DOUBLE_BITS} bits{where}")
+            raise SpecError(
+                field, f"{t} is {t.width} bits wide; {why}, so at most {DOUBLE_BITS} bits{where}"
+            )

@@ -46,7 +46,9 @@ TB_OUTPUTS = "tb_data/tb_output_predictions.dat"
 CXXFLAGS = ("-std=c++14", "-O1", "-fPIC", "-w")
 
 
-def call_batch(fn: Callable[..., Any], words: np.ndarray, score_dtype: type) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def call_batch(
+    fn: Callable[..., Any], words: np.ndarray, score_dtype: type
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
     """Call a compiled ``f(words, n, r1, r2, bits)`` over hardware words (N, 57): its return value,
     R1 and R2 as ``score_dtype`` and the (N, 5) region + trigger bits."""
     words = np.ascontiguousarray(words, dtype=np.int64)
@@ -57,7 +59,13 @@ def call_batch(fn: Callable[..., Any], words: np.ndarray, score_dtype: type) -> 
     r2: np.ndarray = np.empty(n, dtype=score_dtype)
     bits = np.empty((n, 5), dtype=np.uint8)
     ptr = ctypes.c_void_p
-    done = fn(ptr(words.ctypes.data), ctypes.c_long(n), ptr(r1.ctypes.data), ptr(r2.ctypes.data), ptr(bits.ctypes.data))
+    done = fn(
+        ptr(words.ctypes.data),
+        ctypes.c_long(n),
+        ptr(r1.ctypes.data),
+        ptr(r2.ctypes.data),
+        ptr(bits.ctypes.data),
+    )
     return done, r1, r2, bits
 
 
@@ -95,11 +103,15 @@ def write_project(
     """Convert ``model`` (the two-output pair of ``spec`` with ``weights``) and write the complete trigger
     project at ``directory``; the trigger emulator of ``spec`` and ``weights`` gives tb_data's expected
     outputs. With ``emulator``, the project holds the emulator package too (:mod:`firmware.emulator_lib`)."""
-    reference = TriggerEmulator(spec, weights)  # checks the weights against the spec before anything is written
+    reference = TriggerEmulator(
+        spec, weights
+    )  # checks the weights against the spec before anything is written
     directory = Path(directory)
     tb_words = np.asarray(tb_words, dtype=np.int64)
     if tb_words.ndim != 2 or tb_words.shape[1] != N_FEATURES or len(tb_words) == 0:
-        raise ValueError(f"tb_data events must be (N>0, {N_FEATURES}) hardware words, got {tb_words.shape}")
+        raise ValueError(
+            f"tb_data events must be (N>0, {N_FEATURES}) hardware words, got {tb_words.shape}"
+        )
     with atomic_directory(directory, kind=PROJECT_KIND) as tmp:
         hls_model = convert(model, spec, tmp, settings, frontend)
         hls_model.write()
@@ -108,7 +120,9 @@ def write_project(
             (tmp / "firmware" / name).write_text(text)
         (tmp / f"{TOP_NAME}_test.cpp").write_text(render_testbench())
         (tmp / "trigger_bridge.cpp").write_text(render_bridge())
-        (tmp / f"{NETS_NAME}_test.cpp").unlink(missing_ok=True)  # hls4ml's network-only bench: superseded
+        (tmp / f"{NETS_NAME}_test.cpp").unlink(
+            missing_ok=True
+        )  # hls4ml's network-only bench: superseded
         _retarget_tcl(tmp)
         (tmp / "Makefile").write_text(_build_script())
         write_tb_data(tmp, spec, reference(tb_words), tb_words)
@@ -201,28 +215,41 @@ def _make(project: Path, target: str, timeout: float) -> subprocess.CompletedPro
     if shutil.which("g++") is None or shutil.which("make") is None:
         raise ValueError("g++ and make must be on PATH to build the C simulation")
     jobs = str(min(2, os.cpu_count() or 1))
-    return subprocess.run(["make", "-s", "-j", jobs, "-C", str(project), target], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["make", "-s", "-j", jobs, "-C", str(project), target],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def build_testbench(project: str | os.PathLike[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def build_testbench(
+    project: str | os.PathLike[str], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     """Build the C testbench with g++ and run it on tb_data; the process's return code is the
     testbench's (0: every output matches, 1: mismatches, 2: no data)."""
     project = Path(project)
     done = _make(project, f"csim/{TOP_NAME}_test", timeout)
     if done.returncode != 0:
         raise ValueError(f"building the C testbench of {project} failed:\n{done.stderr[-4000:]}")
-    return subprocess.run([f"./csim/{TOP_NAME}_test"], cwd=project, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [f"./csim/{TOP_NAME}_test"], cwd=project, capture_output=True, text=True, timeout=timeout
+    )
 
 
 class CSim:
     """The whole trigger compiled with g++ from the project's sources, called through ctypes."""
 
-    def __init__(self, project: str | os.PathLike[str], spec: FirmwareSpec, timeout: float = 900) -> None:
+    def __init__(
+        self, project: str | os.PathLike[str], spec: FirmwareSpec, timeout: float = 900
+    ) -> None:
         self.project = Path(project)
         self.spec = spec
         done = _make(self.project, "lib", timeout)
         if done.returncode != 0:
-            raise ValueError(f"building the C simulation of {self.project} failed:\n{done.stderr[-4000:]}")
+            raise ValueError(
+                f"building the C simulation of {self.project} failed:\n{done.stderr[-4000:]}"
+            )
         self._lib = ctypes.CDLL(str(self.project / "csim" / "libtrigger.so"))
         self._fn = self._lib.trigger_batch
         self._fn.restype = None
@@ -244,5 +271,10 @@ def compare(a: TriggerBits, b: TriggerBits) -> int:
     """Number of events whose R1, R2, region or trigger bits differ."""
     if len(a.r1) != len(b.r1):
         raise ValueError(f"cannot compare outputs of {len(a.r1)} and {len(b.r1)} events")
-    diff = (a.r1 != b.r1) | (a.r2 != b.r2) | (a.regions != b.regions).any(axis=1) | (a.trigger != b.trigger)
+    diff = (
+        (a.r1 != b.r1)
+        | (a.r2 != b.r2)
+        | (a.regions != b.regions).any(axis=1)
+        | (a.trigger != b.trigger)
+    )
     return int(diff.sum())

@@ -56,7 +56,9 @@ def _number(text: str | None) -> float | None:
     """A reported count or time (``"7969"``, ``"1.5"``, ``"50.000 ns"``); None for ``-``, ``undef``, ``N/A``."""
     if text is None:
         return None
-    m = re.fullmatch(r"\s*<?\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(ns|us)?\s*", text.replace(",", ""))
+    m = re.fullmatch(
+        r"\s*<?\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*(ns|us)?\s*", text.replace(",", "")
+    )
     if m is None:
         return None
     value = float(m.group(1))
@@ -94,7 +96,12 @@ def parse_csynth_xml(path: str | os.PathLike[str]) -> VendorReport:
     target = _number(_text(root, "./UserAssignments/TargetClockPeriod"))
     for metric, value in (
         ("target_clock_ns", target),
-        ("estimated_clock_ns", _number(_text(root, "./PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod"))),
+        (
+            "estimated_clock_ns",
+            _number(
+                _text(root, "./PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod")
+            ),
+        ),
         ("latency_cycles", _number(_text(latency, "./Best-caseLatency"))),
         ("worst_latency_cycles", _number(_text(latency, "./Worst-caseLatency"))),
         ("ii_cycles", _number(_text(latency, "./Interval-min"))),
@@ -147,7 +154,9 @@ def parse_csynth_rpt(path: str | os.PathLike[str]) -> VendorReport:
         raise FileFormatError(path, f"cannot read the report ({err.strerror})") from None
     head = re.search(r"== (Vivado|Vitis) HLS Report for '(\w+)'", text)
     if head is None:
-        raise FileFormatError(path, "not a Vivado/Vitis HLS csynth report (no \"== ... HLS Report for\" header)")
+        raise FileFormatError(
+            path, 'not a Vivado/Vitis HLS csynth report (no "== ... HLS Report for" header)'
+        )
     lines = text.splitlines()
     version = re.search(r"^\* Version:\s*(\S+)", text, re.MULTILINE)
     device = re.search(r"^\* Target device:\s*(\S+)", text, re.MULTILINE)
@@ -170,7 +179,9 @@ def parse_csynth_rpt(path: str | os.PathLike[str]) -> VendorReport:
     _, rows = _table_rows(lines, index("+ Latency:"))
     if not rows or len(rows[0]) < 6:
         raise FileFormatError(path, "the latency summary table has no data row")
-    row = rows[0]  # min, max latency (cycles), min, max (absolute), interval min, max, pipeline type
+    row = rows[
+        0
+    ]  # min, max latency (cycles), min, max (absolute), interval min, max, pipeline type
     for metric, cell in (("latency_cycles", row[0]), ("worst_latency_cycles", row[1]), ("latency_ns", row[2]),
                          ("ii_cycles", row[4])):  # fmt: skip
         if (value := _number(cell)) is not None:
@@ -205,7 +216,9 @@ def parse_utilization_rpt(path: str | os.PathLike[str]) -> VendorReport:
     except OSError as err:
         raise FileFormatError(path, f"cannot read the report ({err.strerror})") from None
     if "report_utilization" not in text and "Utilization Design Information" not in text:
-        raise FileFormatError(path, "not a Vivado utilization report (no report_utilization header)")
+        raise FileFormatError(
+            path, "not a Vivado utilization report (no report_utilization header)"
+        )
     state = re.search(r"^\|\s*Design State\s*:\s*(.+?)\s*$", text, re.MULTILINE)
     version = re.search(r"^\|\s*Tool Version\s*:\s*(Vivado v\.\S+)", text, re.MULTILINE)
     device = re.search(r"^\|\s*Device\s*:\s*(\S+)", text, re.MULTILINE)
@@ -236,7 +249,9 @@ def _top_name(project: Path) -> str | None:
     return None
 
 
-def find_vendor_reports(project: str | os.PathLike[str], top: str | None = None) -> list[VendorReport]:
+def find_vendor_reports(
+    project: str | os.PathLike[str], top: str | None = None
+) -> list[VendorReport]:
     """Every report the vendor tools left in an hls4ml project (none when they were never run):
     the top's csynth report (XML, else text) of the first solution, then ``vivado_synth.rpt``."""
     project = Path(project)

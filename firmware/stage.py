@@ -32,7 +32,9 @@ class FirmwareStageResult:
 def print_result(result: FirmwareResult, console: Console) -> None:
     """What ``l1ad firmware`` prints: the checks, the cost table, its notes and the budget verdict."""
     # console: markup=False (the table holds ap_fixed<...>[...] text rich would parse)
-    console.print(f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)")
+    console.print(
+        f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)"
+    )
     console.print(
         f"C simulation (g++) of the whole trigger vs the integer emulator: "
         f"{result.csim_mismatches} mismatching events of {result.csim_events}"
@@ -43,7 +45,9 @@ def print_result(result: FirmwareResult, console: Console) -> None:
             f"{result.emulator_mismatches} mismatching events of {result.csim_events}"
         )
     if result.cost.rtl_mismatches is not None:
-        console.print(f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}")
+        console.print(
+            f"RTL (Verilator) vs emulator: {result.cost.rtl_mismatches} mismatches of {result.cost.rtl_events}"
+        )
     console.print(result.cost.table().to_string())
     for note in result.cost.notes:
         console.print(f"note: {note}")
@@ -91,7 +95,9 @@ def firmware_stage(
     if console is not None:
         print_result(result, console)
     if result.csim_mismatches:
-        raise ValueError(f"firmware: {result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(
+            f"firmware: {result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events"
+        )
     if result.emulator_mismatches:
         raise ValueError(
             f"firmware: {result.project.path}: the emulator library differs from the emulator in "

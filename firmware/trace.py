@@ -37,12 +37,16 @@ def kif(t: FixedType) -> tuple[int, int, int]:
 def _cast_var(v: Any, t: FixedType) -> Any:
     k, i, f = kif(t)
     if t.overflow not in _OVERFLOW_NATIVE:
-        raise ValueError(f"{t}: overflow mode {t.overflow} is not traceable with da4ml (WRAP, SAT, SAT_SYM are)")
+        raise ValueError(
+            f"{t}: overflow mode {t.overflow} is not traceable with da4ml (WRAP, SAT, SAT_SYM are)"
+        )
     ovf = _OVERFLOW_NATIVE[t.overflow]
     if t.rounding in _ROUND_NATIVE:
         return v.quantize(k, i, f, ovf, _ROUND_NATIVE[t.rounding])
     if t.rounding != "AP_RND_CONV":
-        raise ValueError(f"{t}: rounding {t.rounding} is not traceable with da4ml (TRN, RND, RND_CONV are)")
+        raise ValueError(
+            f"{t}: rounding {t.rounding} is not traceable with da4ml (TRN, RND, RND_CONV are)"
+        )
     fx = int(v.kif[2]) if hasattr(v, "kif") else f
     if fx <= f:  # nothing below the new LSB: no rounding
         return v.quantize(k, i, f, ovf, "TRN")
@@ -59,7 +63,9 @@ def cast(x: Any, t: FixedType) -> Any:
     from da4ml.trace import FixedVariableArray
 
     flat = [_cast_var(v, t) for v in x._vars.ravel()]
-    return FixedVariableArray(np.array(flat, dtype=object).reshape(x.shape), x.solver_options, hwconf=x.hwconf)
+    return FixedVariableArray(
+        np.array(flat, dtype=object).reshape(x.shape), x.solver_options, hwconf=x.hwconf
+    )
 
 
 def _check_exact(layer: Any, x_type: FixedType) -> None:
@@ -89,16 +95,23 @@ def square(diff: Any, diff_type: FixedType, square_type: FixedType) -> Any:
     if diff_type.width > SQUARE_TABLE_MAX_BITS or square_type.rounding not in _ROUND_NATIVE:
         return cast(diff * diff, square_type)
     if square_type.overflow not in _OVERFLOW_NATIVE:
-        raise ValueError(f"{square_type}: overflow mode {square_type.overflow} is not traceable with da4ml")
+        raise ValueError(
+            f"{square_type}: overflow mode {square_type.overflow} is not traceable with da4ml"
+        )
     return diff.apply(np.square).quantize(
-        *kif(square_type), _OVERFLOW_NATIVE[square_type.overflow], _ROUND_NATIVE[square_type.rounding]
+        *kif(square_type),
+        _OVERFLOW_NATIVE[square_type.overflow],
+        _ROUND_NATIVE[square_type.rounding],
     )
 
 
 def _tree_sum(x: Any) -> Any:
     terms = [x[j : j + 1] for j in range(x.shape[0])]
     while len(terms) > 1:
-        terms = [terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j] for j in range(0, len(terms), 2)]
+        terms = [
+            terms[j] + terms[j + 1] if j + 1 < len(terms) else terms[j]
+            for j in range(0, len(terms), 2)
+        ]
     return terms[0]
 
 
@@ -106,7 +119,9 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
     """Trace the trigger on a FixedVariableArray of 57 hardware words; returns the 7 outputs (OUTPUTS)."""
     pre = spec.preprocessing
     w = cast(words, spec.hardware_input)
-    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(-np.asarray(pre.shifts, dtype=np.float64))
+    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(
+        -np.asarray(pre.shifts, dtype=np.float64)
+    )
     x = cast(x, spec.input)
     outs = []
     for a, ae in enumerate(spec.autoencoders):
@@ -141,7 +156,9 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
     fire = regions[t.fire_on[0]]
     for r in t.fire_on[1:]:
         fire = fire | regions[r]
-    return np.concatenate([outs[0], outs[1], regions["A"], regions["B"], regions["C"], regions["D"], fire])
+    return np.concatenate(
+        [outs[0], outs[1], regions["A"], regions["B"], regions["C"], regions["D"], fire]
+    )
 
 
 def trace_trigger(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> Any:
@@ -170,7 +187,9 @@ def breakdown(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> list[tuple[
     rows = []
     pre = spec.preprocessing
     inp, w = fresh(len(pre.offsets), spec.hardware_input)
-    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(-np.asarray(pre.shifts, dtype=np.float64))
+    x = (w - np.asarray(pre.offsets, dtype=np.float64)) * np.exp2(
+        -np.asarray(pre.shifts, dtype=np.float64)
+    )
     comb = comb_trace(inp, cast(x, spec.input))
     rows.append(("preprocessing", comb.cost, comb.latency[1]))
     for a, ae in enumerate(spec.autoencoders):
@@ -193,6 +212,11 @@ def breakdown(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> list[tuple[
         hv = inp_x[n:].quantize(*kif(h_type), "WRAP", "TRN")
         diff = cast(xv - hv, s.difference)
         sq = square(diff, s.difference, s.square)
-        comb = comb_trace(inp_x, cast(_tree_sum(sq), s.score) if score_sum_type(s) != s.score else cast(sq[0:1], s.score))
+        comb = comb_trace(
+            inp_x,
+            cast(_tree_sum(sq), s.score)
+            if score_sum_type(s) != s.score
+            else cast(sq[0:1], s.score),
+        )
         rows.append((f"{ae.name} score ({n} squares)", comb.cost, comb.latency[1]))
     return rows

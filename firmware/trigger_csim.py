@@ -78,7 +78,9 @@ def check_project(project: str | os.PathLike[str], spec: FirmwareSpec) -> Path:
     project = Path(project)
     meta = project / PROJECT_FILE
     if not meta.exists():
-        raise ValueError(f"{project}: not a trigger project written by l1ad firmware (no {PROJECT_FILE})")
+        raise ValueError(
+            f"{project}: not a trigger project written by l1ad firmware (no {PROJECT_FILE})"
+        )
     written = read_json(meta).get("spec")
     if not isinstance(written, dict) or _comparable(written) != _comparable(spec.to_dict()):
         raise ValueError(f"{project}: written for a different FirmwareSpec than the one emulated")
@@ -86,7 +88,10 @@ def check_project(project: str | os.PathLike[str], spec: FirmwareSpec) -> Path:
 
 
 def compare_trigger_csim(
-    spec: FirmwareSpec, weights: dict[str, np.ndarray], project: str | os.PathLike[str], words: np.ndarray
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    project: str | os.PathLike[str],
+    words: np.ndarray,
 ) -> CSimComparison:
     """C-simulate ``words`` (N, 57) through the project's ``trigger_top`` and count events whose outputs differ."""
     project = check_project(project, spec)
@@ -100,11 +105,16 @@ def compare_trigger_csim(
     got = emulator(words)
     emu_seconds = time.perf_counter() - start
     bad = got.mismatches(expected)
-    return CSimComparison(len(words), int(bad.sum()), csim_seconds, emu_seconds, np.flatnonzero(bad)[:10].tolist())
+    return CSimComparison(
+        len(words), int(bad.sum()), csim_seconds, emu_seconds, np.flatnonzero(bad)[:10].tolist()
+    )
 
 
 def write_trigger_project(
-    spec: FirmwareSpec, weights: dict[str, np.ndarray], directory: str | os.PathLike[str], tb_words: np.ndarray
+    spec: FirmwareSpec,
+    weights: dict[str, np.ndarray],
+    directory: str | os.PathLike[str],
+    tb_words: np.ndarray,
 ) -> Path:
     """A trigger project for the spec (QKeras pair built from it, default conversion settings): when a run has none."""
     # late: hls4ml and TensorFlow load with the conversion
@@ -112,7 +122,9 @@ def write_trigger_project(
     from firmware.models import qkeras_pair_from_spec
 
     model = qkeras_pair_from_spec(spec, weights)
-    return write_project(directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]).path
+    return write_project(
+        directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]
+    ).path
 
 
 def compare_trigger_files_csim(
@@ -135,7 +147,9 @@ def compare_trigger_files_csim(
     project = project or find_trigger_project(model)
     with tempfile.TemporaryDirectory(prefix="l1ad_trigger_prj_") as tmp:
         if project is None:
-            console.print("no firmware project recorded for this model: writing one (hls4ml, QKeras frontend)")
+            console.print(
+                "no firmware project recorded for this model: writing one (hls4ml, QKeras frontend)"
+            )
             project = write_trigger_project(spec, weights, Path(tmp) / "trigger", words)
         comparison = compare_trigger_csim(spec, weights, project, words)
     return {

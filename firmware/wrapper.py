@@ -38,7 +38,9 @@ class NetsInterface:
         ins = hls_model.get_input_variables()
         outs = hls_model.get_output_variables()
         if len(ins) != 1 or len(outs) != 2:
-            raise ValueError(f"network function needs 1 input and 2 outputs, has {len(ins)} and {len(outs)}")
+            raise ValueError(
+                f"network function needs 1 input and 2 outputs, has {len(ins)} and {len(outs)}"
+            )
         return cls(ins[0].type.name, outs[0].type.name, outs[1].type.name)
 
 
@@ -52,7 +54,9 @@ def score_sum_type(s: ScoreSpec) -> FixedType:
     tree of depth log2(N) instead of a chain of N saturating adders.
     """
     nonneg = not s.square.signed or s.square.overflow in ("AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO")
-    ok_overflow = s.score.overflow in ("AP_SAT", "AP_WRAP") and (s.score.overflow == "AP_WRAP" or s.score.min_int <= 0)
+    ok_overflow = s.score.overflow in ("AP_SAT", "AP_WRAP") and (
+        s.score.overflow == "AP_WRAP" or s.score.min_int <= 0
+    )
     if not (nonneg and ok_overflow and s.score.fractional >= s.square.fractional):
         return s.score
     exact = sum_type(s.square, len(s.outputs))
@@ -62,7 +66,9 @@ def score_sum_type(s: ScoreSpec) -> FixedType:
 
 def _ctype(t: FixedType) -> str:
     if t.fractional == 0 and (t.rounding, t.overflow) == ("AP_TRN", "AP_WRAP"):
-        return f"ap_{'' if t.signed else 'u'}int<{t.width}>"  # same bits, the usual spelling for words
+        return (
+            f"ap_{'' if t.signed else 'u'}int<{t.width}>"  # same bits, the usual spelling for words
+        )
     return str(t)
 
 

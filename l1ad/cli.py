@@ -37,7 +37,10 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """l1ad: from offline training to Level-1 firmware."""
@@ -51,8 +54,12 @@ for _step in STEPS:
 
 @ErrorReportingTyper(app).command()
 def run(
-    config: Annotated[Path | None, typer.Option(help="YAML/JSON run config; built-in defaults if omitted.")] = None,
-    name: Annotated[str | None, typer.Option(help="Run name (directory under runs/); overrides the config.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML/JSON run config; built-in defaults if omitted.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Run name (directory under runs/); overrides the config.")
+    ] = None,
 ) -> None:
     """Run every stage in order into runs/NAME/ (summary.json, report.md, plots); runs/latest points at it."""
     from l1ad.pipeline import resolve_config, run_pipeline
@@ -72,6 +79,12 @@ def run(
                 state = f"{where} was not written (an earlier run of that name is kept)"
             else:
                 state = f"it came after {run_dir} was complete"
-            err_console.print(Text.assemble(("interrupted", "bold red"), f" by {err.signal_name}: {state}"))
+            err_console.print(
+                Text.assemble(("interrupted", "bold red"), f" by {err.signal_name}: {state}")
+            )
             raise typer.Exit(err.exit_code) from None
-    err_console.print(Text.assemble(("run finished:", "bold green"), f" {run_dir}/summary.json, {run_dir}/report.md"))
+    err_console.print(
+        Text.assemble(
+            ("run finished:", "bold green"), f" {run_dir}/summary.json, {run_dir}/report.md"
+        )
+    )

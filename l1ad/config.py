@@ -27,7 +27,9 @@ def default_config(step_defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {**copy.deepcopy(GLOBAL_DEFAULTS), **copy.deepcopy(step_defaults)}
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], file: str, prefix: str = "") -> dict[str, Any]:
+def _merge(
+    base: dict[str, Any], override: dict[str, Any], file: str, prefix: str = ""
+) -> dict[str, Any]:
     merged = copy.deepcopy(base)
     for key, value in override.items():
         name = f"{prefix}{key}"
@@ -83,11 +85,15 @@ def _check_type(default: Any, value: Any, file: str, name: str) -> Any:
     if isinstance(default, list | tuple) and default:
         item_kind = _kind(default[0])
         if item_kind is not None and all(_kind(d) == item_kind for d in default):
-            value = [_check_type(default[0], item, file, f"{name}[{i}]") for i, item in enumerate(value)]
+            value = [
+                _check_type(default[0], item, file, f"{name}[{i}]") for i, item in enumerate(value)
+            ]
     return value
 
 
-def load_config(path: str | os.PathLike[str] | None, step_defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def load_config(
+    path: str | os.PathLike[str] | None, step_defaults: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     """The resolved config: defaults, with the file's values (if any) on top."""
     config = default_config(step_defaults)
     if path is None:

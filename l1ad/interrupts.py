@@ -37,7 +37,9 @@ class Interrupted(KeyboardInterrupt):
 def _handler(signum: int, frame: FrameType | None) -> None:
     first = not _received
     _received.append(signum)
-    if first:  # later signals are only recorded, so that cleanup (closing a Dask cluster) is not cut short
+    if (
+        first
+    ):  # later signals are only recorded, so that cleanup (closing a Dask cluster) is not cut short
         raise Interrupted(signum)
 
 

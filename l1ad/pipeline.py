@@ -141,7 +141,7 @@ def check_names(config: dict[str, Any]) -> None:
 def _relocate(obj: Any, old: str, new: str) -> Any:
     """Paths that steps recorded inside the temporary run directory, as they will be after the rename."""
     if isinstance(obj, str):
-        return new + obj[len(old):] if obj.startswith(old) else obj
+        return new + obj[len(old) :] if obj.startswith(old) else obj
     if isinstance(obj, dict):
         return {k: _relocate(v, old, new) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

@@ -53,7 +53,11 @@ def rates_frame(rates: dict[str, dict]) -> pd.DataFrame:
 
     rows = []
     for rate, p in rates.items():
-        row: dict[str, Any] = {"rate [kHz]": rate, "ε_B": f"{p['eps_b']:.3g}", "tail ESS": f"{p['tail_ess']:.1f}"}
+        row: dict[str, Any] = {
+            "rate [kHz]": rate,
+            "ε_B": f"{p['eps_b']:.3g}",
+            "tail ESS": f"{p['tail_ess']:.1f}",
+        }
         if not p["resolved"]:
             row["x (R1)"] = p["note"]
         else:
@@ -119,11 +123,13 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
     report.table(
         rates_frame({**summary["rates"], "FPR 1e-5": summary["fpr_1e-5"]}),
         caption="Trigger (region A) at target rates of 40 MHz: thresholds ± Poisson-bootstrap σ "
-                f"({ev.bootstrap} replicas), TPR ± weighted binomial σ, and the effective sample size "
-                "(Σw)²/Σw² of the background beyond the thresholds; rows with a tail ESS under 10 are not resolved",
+        f"({ev.bootstrap} replicas), TPR ± weighted binomial σ, and the effective sample size "
+        "(Σw)²/Σw² of the background beyond the thresholds; rows with a tail ESS under 10 are not resolved",
     )
     scan = ad.abcd_scan
-    closure = scan[scan["sample"] == "background"][["eps_b", "n_a", "predicted", "predicted_sigma", "pull"]]
+    closure = scan[scan["sample"] == "background"][
+        ["eps_b", "n_a", "predicted", "predicted_sigma", "pull"]
+    ]
     max_pull = summary["abcd"]["max_abs_closure_pull"]
     report.section(
         "ABCD background estimate",
@@ -131,16 +137,24 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
         f"{ev.injection:.2%} of the background; significance quoted at ε_B = {ev.working_eps_b}. "
         f"Points with a region under {ev.min_region_events} events have no pull. "
         f"Max |closure pull| = {_fmt(max_pull)}."
-        + (" **Closure fails (|pull| > 2): R1 and R2 are not independent enough in the tail, so the "
-           "significances below include the background's own excess.**"
-           if (max_pull or 0) > 2 else ""),
+        + (
+            " **Closure fails (|pull| > 2): R1 and R2 are not independent enough in the tail, so the "
+            "significances below include the background's own excess.**"
+            if (max_pull or 0) > 2
+            else ""
+        ),
     )
     report.table(closure.set_index("eps_b"), caption="Closure on background")
     if not ad.metrics.empty:  # signals were scored
-        pivot = scan[scan["sample"] != "background"].pivot(index="eps_b", columns="sample", values="pull")
+        pivot = scan[scan["sample"] != "background"].pivot(
+            index="eps_b", columns="sample", values="pull"
+        )
         report.table(pivot, caption="Significance (N_A − N_B N_C/N_D)/σ per injected signal")
-    for key, caption in (("abcd_plane", "ABCD plane"), ("closure", "Closure vs ε_B"),
-                         ("significance", "Significance vs ε_B")):
+    for key, caption in (
+        ("abcd_plane", "ABCD plane"),
+        ("closure", "Closure vs ε_B"),
+        ("significance", "Significance vs ε_B"),
+    ):
         if key in ad.plots:
             report.figure(ad.plots[key], caption)
     if ad.lambda_scan is not None:
@@ -151,7 +165,10 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
 def ad_figures(ad: ADStageResult) -> dict[str, Any]:
     s = ad.summary
     return {
-        "ad": {k: s["ad"][k] for k in ("auc", "tpr_at_fpr_1e-5", "dcor_background", "tpr_at_rate", "rate_khz")},
+        "ad": {
+            k: s["ad"][k]
+            for k in ("auc", "tpr_at_fpr_1e-5", "dcor_background", "tpr_at_rate", "rate_khz")
+        },
         "abcd": {k: s["abcd"][k] for k in ("max_abs_closure_pull", "significance")},
         "rates": s["rates"],
         "fpr_1e-5": s["fpr_1e-5"],
@@ -179,15 +196,28 @@ def render_quantize(report: Report, q: QuantizeStageResult) -> None:
         f"{', '.join(t.fire_on)}. Compared on the held-out test background.",
     )
     if len(result.comparison):
-        report.table(result.comparison, caption=f"Float vs quantized: AUC and trigger efficiency at {q.rate_khz:g} kHz")
-    layers = pd.DataFrame([
-        {"layer": d.name, "shape": f"{d.n_in}x{d.n_out}", "weight": str(d.weight), "bias": str(d.bias),
-         "accumulator": str(d.accumulator), "output": str(d.activation_result)}
-        for d in first.layers
-    ]).set_index("layer")
+        report.table(
+            result.comparison,
+            caption=f"Float vs quantized: AUC and trigger efficiency at {q.rate_khz:g} kHz",
+        )
+    layers = pd.DataFrame(
+        [
+            {
+                "layer": d.name,
+                "shape": f"{d.n_in}x{d.n_out}",
+                "weight": str(d.weight),
+                "bias": str(d.bias),
+                "accumulator": str(d.accumulator),
+                "output": str(d.activation_result),
+            }
+            for d in first.layers
+        ]
+    ).set_index("layer")
     report.table(layers, caption="Fixed-point types of ae1 (ae2 identical)")
     if q.scan is not None:
-        report.table(q.scan.set_index("model"), caption="Bit width x sparsity scan (cost: bit operations)")
+        report.table(
+            q.scan.set_index("model"), caption="Bit width x sparsity scan (cost: bit operations)"
+        )
         report.figure(q.scan_plot, "Performance vs BOPs, with the Pareto front")
 
 
@@ -207,9 +237,25 @@ def quantize_figures(q: QuantizeStageResult) -> dict[str, Any]:
 
 # --- firmware -----------------------------------------------------------------------------------
 
-FIRMWARE_FIGURES = ("project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
-                    "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget", "csim_events",
-                    "csim_mismatches", "emulator_library", "emulator_mismatches")
+FIRMWARE_FIGURES = (
+    "project",
+    "backend",
+    "clock_period_ns",
+    "latency_cycles",
+    "latency_ns",
+    "ii_cycles",
+    "luts",
+    "ffs",
+    "dsps",
+    "brams",
+    "estimate_source",
+    "latency_budget_ns",
+    "within_budget",
+    "csim_events",
+    "csim_mismatches",
+    "emulator_library",
+    "emulator_mismatches",
+)
 
 
 def render_firmware(report: Report, fw: FirmwareStageResult) -> None:
@@ -246,7 +292,12 @@ def render_firmware(report: Report, fw: FirmwareStageResult) -> None:
 
 def firmware_figures(fw: FirmwareStageResult) -> dict[str, Any]:
     summary = fw.build.summary()
-    return {"firmware": {**{k: summary[k] for k in FIRMWARE_FIGURES}, "estimate_error": fw.estimate_error}}
+    return {
+        "firmware": {
+            **{k: summary[k] for k in FIRMWARE_FIGURES},
+            "estimate_error": fw.estimate_error,
+        }
+    }
 
 
 # --- emulation ----------------------------------------------------------------------------------
@@ -256,7 +307,8 @@ def render_emulation(report: Report, emu: TriggerEmulation) -> None:
     csim = (
         f"C simulation of `{emu.csim_project}` on {emu.csim_events_compared} events "
         f"(background plus empty, saturating and extreme words): {emu.csim_mismatches} mismatches."
-        if emu.csim_events_compared else "No firmware project in this run: no C-simulation comparison."
+        if emu.csim_events_compared
+        else "No firmware project in this run: no C-simulation comparison."
     )
     report.section(
         "Trigger emulation",
@@ -264,13 +316,23 @@ def render_emulation(report: Report, emu: TriggerEmulation) -> None:
         f"({emu.events_per_s:.3g} events/s"
         + (f", {emu.events_per_cpu_s:.3g} per CPU second" if emu.events_per_cpu_s else "")
         + f", measured on {emu.speed_events} events). "
-        + (f"Rate {emu.rate_khz:.4g} ± {emu.rate_sigma_khz:.2g} kHz at 40 MHz. " if emu.rate_khz is not None else "")
+        + (
+            f"Rate {emu.rate_khz:.4g} ± {emu.rate_sigma_khz:.2g} kHz at 40 MHz. "
+            if emu.rate_khz is not None
+            else ""
+        )
         + csim,
     )
     if len(emu.table):
-        report.table(emu.table, caption="Per process: fired fraction (± binomial) and ABCD region counts (N raw, W weighted)")
+        report.table(
+            emu.table,
+            caption="Per process: fired fraction (± binomial) and ABCD region counts (N raw, W weighted)",
+        )
     if len(emu.overflows):
-        report.table(emu.overflows, caption="Overflows per cast (values outside the target type: saturated or wrapped)")
+        report.table(
+            emu.overflows,
+            caption="Overflows per cast (values outside the target type: saturated or wrapped)",
+        )
     else:
         report.text("No value overflowed any fixed-point type.")
 

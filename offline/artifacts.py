@@ -33,7 +33,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes it private; the result should look like open()'s
+    tmp_path.chmod(
+        0o666 & ~_umask()
+    )  # mkstemp makes it private; the result should look like open()'s
     try:
         yield tmp_path
         os.replace(tmp_path, target)
@@ -41,7 +43,9 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-MARKER_FILE = ".l1ad-artifact.json"  # in every directory atomic_directory writes: what kind of output it is
+MARKER_FILE = (
+    ".l1ad-artifact.json"  # in every directory atomic_directory writes: what kind of output it is
+)
 
 
 def plain_name(name: object, what: str) -> str:
@@ -55,9 +59,13 @@ def plain_name(name: object, what: str) -> str:
         raise ValueError(f"{what} must be a plain name (a string), got {name!r}")
     bad = [c for c in ("/", "\\", "\0") if c in name]
     if bad:
-        raise ValueError(f"{what} must be a plain name without {' or '.join(map(repr, bad))}, got {name!r}")
+        raise ValueError(
+            f"{what} must be a plain name without {' or '.join(map(repr, bad))}, got {name!r}"
+        )
     if not name or name.startswith("."):
-        raise ValueError(f"{what} must be a plain name (not empty, not starting with '.'), got {name!r}")
+        raise ValueError(
+            f"{what} must be a plain name (not empty, not starting with '.'), got {name!r}"
+        )
     return name
 
 
@@ -71,7 +79,9 @@ def check_replaceable(target: str | os.PathLike[str], kind: str) -> None:
     if not target.exists() and not target.is_symlink():
         return
     if target.is_symlink() or not target.is_dir():
-        raise ValueError(f"{target}: exists and is not a directory; refusing to replace it (choose another path)")
+        raise ValueError(
+            f"{target}: exists and is not a directory; refusing to replace it (choose another path)"
+        )
     if not any(target.iterdir()):
         return
     marker = target / MARKER_FILE
@@ -127,12 +137,18 @@ def atomic_directory(target: str | os.PathLike[str], kind: str = "output") -> It
     """
     target = Path(target)
     if target.name in ("", ".", ".."):
-        raise ValueError(f"{target}: not a directory l1ad can write (name a new or l1ad-written directory)")
+        raise ValueError(
+            f"{target}: not a directory l1ad can write (name a new or l1ad-written directory)"
+        )
     check_replaceable(target, kind)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _exclusive(target):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the result should look like mkdir's
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        )
+        tmp.chmod(
+            0o777 & ~_umask()
+        )  # mkdtemp makes it private; the result should look like mkdir's
         try:
             yield tmp
             write_json(tmp / MARKER_FILE, {"kind": kind})
@@ -192,10 +208,14 @@ def read_json_object(path: str | os.PathLike[str], what: str = "JSON file") -> d
 
 
 def _json_kind(value: Any) -> str:
-    return {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+    return {type(None): "null", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number"
+    )
 
 
-def load_tensors(path: str | os.PathLike[str], what: str = "weights", framework: str = "pt") -> dict[str, Any]:
+def load_tensors(
+    path: str | os.PathLike[str], what: str = "weights", framework: str = "pt"
+) -> dict[str, Any]:
     """Read a safetensors file (never pickle) with every tensor finite.
 
     A missing, truncated, empty or foreign file (a pickle in its place), or a tensor holding
@@ -216,10 +236,15 @@ def load_tensors(path: str | os.PathLike[str], what: str = "weights", framework:
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise FileFormatError(path, f"{what} file is not a readable safetensors file (truncated or corrupt?): "
-                                    f"{err}") from None
+        raise FileFormatError(
+            path, f"{what} file is not a readable safetensors file (truncated or corrupt?): {err}"
+        ) from None
     for key, tensor in tensors.items():
-        values = tensor.float().numpy() if framework == "pt" and tensor.is_floating_point() else np.asarray(tensor)
+        values = (
+            tensor.float().numpy()
+            if framework == "pt" and tensor.is_floating_point()
+            else np.asarray(tensor)
+        )
         if values.dtype.kind in "fc" and not np.isfinite(values).all():
             raise FileFormatError(path, f"{what} tensor {key!r} holds NaN or inf")
     return tensors

@@ -47,7 +47,9 @@ def pick_device(device: str = "auto", local_rank: int = 0) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {device!r} requested but there are {torch.cuda.device_count()} GPUs")
+        raise ValueError(
+            f"device {device!r} requested but there are {torch.cuda.device_count()} GPUs"
+        )
     return dev
 
 

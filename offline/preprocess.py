@@ -92,13 +92,17 @@ class Preprocessing:
     def apply(self, words: np.ndarray) -> np.ndarray:
         """Float form, float64: ``(x - offset) * 2**-shift`` (exact)."""
         words = np.asarray(words, dtype=np.int64)
-        return (words - np.asarray(self.offsets)) * np.exp2(-np.asarray(self.shifts, dtype=np.float64))
+        return (words - np.asarray(self.offsets)) * np.exp2(
+            -np.asarray(self.shifts, dtype=np.float64)
+        )
 
     def apply_integer(self, words: np.ndarray, frac_bits: int | None = None) -> np.ndarray:
         """Integer form: the same values scaled by ``2**frac_bits``, as int64 (shifts only)."""
         frac_bits = self.fractional_bits if frac_bits is None else frac_bits
         if frac_bits < self.fractional_bits:
-            raise ValueError(f"{frac_bits} fractional bits cannot hold shifts up to {self.fractional_bits}")
+            raise ValueError(
+                f"{frac_bits} fractional bits cannot hold shifts up to {self.fractional_bits}"
+            )
         left = frac_bits - np.asarray(self.shifts, dtype=np.int64)
         return (np.asarray(words, dtype=np.int64) - np.asarray(self.offsets)) << left
 
@@ -108,7 +112,8 @@ class Preprocessing:
             "format_version": FORMAT_VERSION,
             "lsb": self.lsb,
             "features": [
-                {"name": n, "offset": o, "shift": s} for n, o, s in zip(names, self.offsets, self.shifts, strict=True)
+                {"name": n, "offset": o, "shift": s}
+                for n, o, s in zip(names, self.offsets, self.shifts, strict=True)
             ],
         }
 
@@ -118,12 +123,16 @@ class Preprocessing:
             raise ValueError(f"{where}: must be a JSON object, got {type(data).__name__}")
         try:
             if data["format_version"] != FORMAT_VERSION:
-                raise ValueError(f"{where}: format_version {data['format_version']!r} is not {FORMAT_VERSION}")
+                raise ValueError(
+                    f"{where}: format_version {data['format_version']!r} is not {FORMAT_VERSION}"
+                )
             feats = data["features"]
             if not isinstance(feats, list) or not all(isinstance(f, dict) for f in feats):
                 raise ValueError(f"{where}: 'features' must be a list of objects")
             if [f["name"] for f in feats] != feature_names():
-                raise ValueError(f"{where}: 'features' must list the {N_FEATURES} features in model order")
+                raise ValueError(
+                    f"{where}: 'features' must list the {N_FEATURES} features in model order"
+                )
             values = [(f["offset"], f["shift"]) for f in feats]
             if any(isinstance(v, bool) or not isinstance(v, int) for pair in values for v in pair):
                 raise ValueError(f"{where}: offsets and shifts must be integers")

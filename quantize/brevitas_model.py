@@ -75,14 +75,18 @@ def _bias_quant(t: FixedType):
 
 def _act_quant(t: FixedType, where: str):
     if (t.rounding, t.overflow) != _EXACT_ACT:
-        raise ValueError(f"{where}: Brevitas activations round half to even and saturate; {t} is not {_EXACT_ACT}")
+        raise ValueError(
+            f"{where}: Brevitas activations round half to even and saturate; {t} is not {_EXACT_ACT}"
+        )
     if t.signed:
         top = math.ldexp(1.0, t.integer - 1)
         return Int8ActPerTensorFixedPoint.let(
             bit_width=t.width, scaling_impl_type=ScalingImplType.CONST, max_val=top, min_val=-top
         )
     return Uint8ActPerTensorFixedPoint.let(
-        bit_width=t.width, scaling_impl_type=ScalingImplType.CONST, max_val=math.ldexp(1.0, t.integer)
+        bit_width=t.width,
+        scaling_impl_type=ScalingImplType.CONST,
+        max_val=math.ldexp(1.0, t.integer),
     )
 
 
@@ -92,12 +96,16 @@ class BrevitasAutoencoder(nn.Module):
     def __init__(self, spec: AutoencoderSpec, input_type: FixedType) -> None:
         super().__init__()
         self.spec = spec
-        self.input_quant = QuantIdentity(act_quant=_act_quant(input_type, "input"), return_quant_tensor=False)
+        self.input_quant = QuantIdentity(
+            act_quant=_act_quant(input_type, "input"), return_quant_tensor=False
+        )
         self.layers: Any = nn.ModuleList()  # of QuantLinear, which has no type information
         self.acts = nn.ModuleList()
         for k, d in enumerate(spec.layers):
             if d.result != d.accumulator:
-                raise ValueError(f"{spec.name} layer {k}: Brevitas keeps the exact accumulator as the result")
+                raise ValueError(
+                    f"{spec.name} layer {k}: Brevitas keeps the exact accumulator as the result"
+                )
             self.layers.append(
                 QuantLinear(
                     d.n_in,
@@ -110,10 +118,15 @@ class BrevitasAutoencoder(nn.Module):
             )
             if d.activation == "relu":
                 self.acts.append(
-                    QuantReLU(act_quant=_act_quant(d.activation_result, f"{d.name}"), return_quant_tensor=False)
+                    QuantReLU(
+                        act_quant=_act_quant(d.activation_result, f"{d.name}"),
+                        return_quant_tensor=False,
+                    )
                 )
             elif d.activation_result != d.result:
-                raise ValueError(f"{d.name}: a linear layer's result must be its exact accumulator in Brevitas")
+                raise ValueError(
+                    f"{d.name}: a linear layer's result must be its exact accumulator in Brevitas"
+                )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_quant(x)
@@ -156,8 +169,12 @@ class BrevitasPair(nn.Module):
         """Copy the float pair's weights (same names); quantizer state stays as built."""
         missing, unexpected = self.load_state_dict(model.state_dict(), strict=False)
         if unexpected:
-            raise ValueError(f"float checkpoint has tensors the quantized pair lacks: {unexpected[:5]}")
-        need = {k for k in self.state_dict() if k.endswith((".weight", ".bias")) and ".layers." in k}
+            raise ValueError(
+                f"float checkpoint has tensors the quantized pair lacks: {unexpected[:5]}"
+            )
+        need = {
+            k for k in self.state_dict() if k.endswith((".weight", ".bias")) and ".layers." in k
+        }
         lacking = need & set(missing)
         if lacking:
             raise ValueError(f"float checkpoint lacks {sorted(lacking)[:5]}")
@@ -191,7 +208,9 @@ def _masks_update(model: BrevitasPair, masks: dict[str, torch.Tensor], sparsity:
         for k, layer in enumerate(ae.layers):
             key = weight_key(i, k, "weight")
             prev = masks.get(key)
-            m = magnitude_mask(layer.weight.detach().numpy(), sparsity, None if prev is None else prev.numpy())
+            m = magnitude_mask(
+                layer.weight.detach().numpy(), sparsity, None if prev is None else prev.numpy()
+            )
             masks[key] = torch.from_numpy(m)
 
 
@@ -231,7 +250,9 @@ def finetune(
     masks: dict[str, torch.Tensor] = {}
     history: list[dict[str, float]] = []
     best, best_state, step = math.inf, None, 0
-    bar = tqdm(range(config.epochs), desc="QAT (Brevitas)", disable=not config.progress, leave=False)
+    bar = tqdm(
+        range(config.epochs), desc="QAT (Brevitas)", disable=not config.progress, leave=False
+    )
     for epoch in bar:
         model.train()
         order = torch.from_numpy(rng.permutation(len(x)))
@@ -285,7 +306,10 @@ def export_qonnx(model: BrevitasPair, directory: str | os.PathLike[str]) -> dict
         target = directory / f"{ae.spec.name}.onnx"
         # the raw export (and the external-data file torch writes beside it) lives in a scratch
         # directory elsewhere, so nothing but the cleaned model ever lands in ``directory``
-        with atomic_path(target) as tmp, tempfile.TemporaryDirectory(prefix="l1ad-qonnx-") as scratch:
+        with (
+            atomic_path(target) as tmp,
+            tempfile.TemporaryDirectory(prefix="l1ad-qonnx-") as scratch,
+        ):
             raw = Path(scratch) / f"{ae.spec.name}.raw.onnx"
             _export(ae, torch.zeros(1, n_in), export_path=str(raw))
             wrapped = cleanup_model(ModelWrapper(str(raw)))
@@ -293,7 +317,9 @@ def export_qonnx(model: BrevitasPair, directory: str | os.PathLike[str]) -> dict
             with warnings.catch_warnings():
                 # qonnx checks the opset of Gemm (9) against the model's "version"; our Gemms are
                 # plain (no transposes/alpha/beta) and the tests check the result against Brevitas
-                warnings.filterwarnings("ignore", message="The GemmToMatMul transformation only offers")
+                warnings.filterwarnings(
+                    "ignore", message="The GemmToMatMul transformation only offers"
+                )
                 wrapped = wrapped.transform(GemmToMatMul())
             wrapped = cleanup_model(wrapped)
             wrapped.save(str(tmp))

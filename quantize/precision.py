@@ -81,14 +81,22 @@ class LayerPrecision:
     activation: Bits = (8, 3)
 
     def to_dict(self) -> dict[str, list[int]]:
-        return {"weight": list(self.weight), "bias": list(self.bias), "activation": list(self.activation)}
+        return {
+            "weight": list(self.weight),
+            "bias": list(self.bias),
+            "activation": list(self.activation),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerPrecision:
         if not isinstance(data, dict):
-            raise ValueError(f"quantization config: a layer's precision must be an object, got {type(data).__name__}")
+            raise ValueError(
+                f"quantization config: a layer's precision must be an object, got {type(data).__name__}"
+            )
         base = cls()
-        return cls(**{k: _bits(data.get(k, getattr(base, k)), k) for k in ("weight", "bias", "activation")})
+        return cls(
+            **{k: _bits(data.get(k, getattr(base, k)), k) for k in ("weight", "bias", "activation")}
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,9 @@ class QuantConfig:
         """Same integer bits, other widths for every layer (the scan's knob)."""
         activation_bits = weight_bits if activation_bits is None else activation_bits
         d = self.default
-        new = LayerPrecision((weight_bits, d.weight[1]), (weight_bits, d.bias[1]), (activation_bits, d.activation[1]))
+        new = LayerPrecision(
+            (weight_bits, d.weight[1]), (weight_bits, d.bias[1]), (activation_bits, d.activation[1])
+        )
         return replace(self, default=new, layers={})
 
     # ---- types ------------------------------------------------------------
@@ -166,10 +176,14 @@ class QuantConfig:
         known = {"default", "layers", "input", "hardware_input", "difference", "square", "score"}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"quantization config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"quantization config: unknown keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         return cls(
             default=LayerPrecision.from_dict(data.get("default", {})),
-            layers={int(k): LayerPrecision.from_dict(v) for k, v in (data.get("layers") or {}).items()},
+            layers={
+                int(k): LayerPrecision.from_dict(v) for k, v in (data.get("layers") or {}).items()
+            },
             input=_bits(data.get("input", base.input), "input"),
             hardware_input=int(data.get("hardware_input", base.hardware_input)),
             difference=_bits(data.get("difference", base.difference), "difference"),
@@ -182,11 +196,15 @@ def _bits(value: Any, name: str) -> Bits:
     try:
         width, integer = (int(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"quantization config: {name} must be [width, integer bits], got {value!r}") from None
+        raise ValueError(
+            f"quantization config: {name} must be [width, integer bits], got {value!r}"
+        ) from None
     if not 1 <= width <= 32:
         raise ValueError(f"quantization config: {name} width {width} must be in 1..32")
     if integer > width:
-        raise ValueError(f"quantization config: {name} width {width} is below its {integer} integer bits")
+        raise ValueError(
+            f"quantization config: {name} width {width} is below its {integer} integer bits"
+        )
     return (width, integer)
 
 
@@ -237,7 +255,11 @@ def build_spec(
             )
             layer_input = act
         aes.append(AutoencoderSpec(f"ae{i + 1}", tuple(layers), score))
-    meta = {"quant_config": quant_config.to_dict(), "ae_config": ae_config.to_dict(), **(metadata or {})}
+    meta = {
+        "quant_config": quant_config.to_dict(),
+        "ae_config": ae_config.to_dict(),
+        **(metadata or {}),
+    }
     return FirmwareSpec(
         hardware_input=quant_config.hardware_input_type,
         preprocessing=preprocessing,
@@ -254,7 +276,9 @@ def snap_to_grid(value: float, ftype: FixedType) -> float:
     return math.ldexp(min(max(mant, ftype.min_int), ftype.max_int), -ftype.fractional)
 
 
-def random_quantized_weights(spec: FirmwareSpec, seed: int, sparsity: float = 0.0) -> dict[str, np.ndarray]:
+def random_quantized_weights(
+    spec: FirmwareSpec, seed: int, sparsity: float = 0.0
+) -> dict[str, np.ndarray]:
     """Random weights and biases on the spec's grids (for firmware/emulation tests).
 
     Weights ~ N(0, 2/n_in) (He scale, keeps activations in range), biases ~ N(0, 0.25),

@@ -39,7 +39,9 @@ class QATConfig:
         if self.epochs < 1:
             raise ValueError(f"QAT epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 2:
-            raise ValueError(f"QAT batch_size must be >= 2 (DisCo needs pairs), got {self.batch_size}")
+            raise ValueError(
+                f"QAT batch_size must be >= 2 (DisCo needs pairs), got {self.batch_size}"
+            )
         if not self.lr > 0:
             raise ValueError(f"QAT learning rate must be > 0, got {self.lr}")
         if self.lam is not None and (self.lam < 0 or not math.isfinite(self.lam)):
@@ -47,7 +49,9 @@ class QATConfig:
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {self.sparsity}")
         if not 0.0 <= self.prune_start <= self.prune_end <= 1.0:
-            raise ValueError(f"need 0 <= prune_start <= prune_end <= 1, got {self.prune_start}, {self.prune_end}")
+            raise ValueError(
+                f"need 0 <= prune_start <= prune_end <= 1, got {self.prune_start}, {self.prune_end}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +79,9 @@ def sparsity_at(config: QATConfig, step: int, total_steps: int) -> float:
     return config.sparsity * (1.0 - (1.0 - frac) ** 3)
 
 
-def magnitude_mask(weight: np.ndarray, sparsity: float, previous: np.ndarray | None = None) -> np.ndarray:
+def magnitude_mask(
+    weight: np.ndarray, sparsity: float, previous: np.ndarray | None = None
+) -> np.ndarray:
     """0/1 mask zeroing the ``ceil(sparsity * size)`` smallest-magnitude entries.
 
     Entries already pruned by ``previous`` stay pruned (they are zero, so they sort first).

@@ -56,7 +56,9 @@ def _signed_quantizer(t: FixedType, qkeras):
 
 def _act_quantizer(t: FixedType, where: str, qkeras):
     if (t.rounding, t.overflow) != _EXACT_ACT:
-        raise ValueError(f"{where}: QKeras activations round half to even and saturate; {t} is not {_EXACT_ACT}")
+        raise ValueError(
+            f"{where}: QKeras activations round half to even and saturate; {t} is not {_EXACT_ACT}"
+        )
     if t.signed:
         return _signed_quantizer(t, qkeras)
     return qkeras.quantized_relu(t.width, t.integer)
@@ -67,7 +69,9 @@ def build_autoencoder(spec: AutoencoderSpec, input_type: FixedType) -> Any:
     qkeras = import_qkeras()
     keras = use_legacy_keras()
     inp = keras.Input((spec.layers[0].n_in,), name=f"{spec.name}_in")
-    x = qkeras.QActivation(_act_quantizer(input_type, "input", qkeras), name=f"{spec.name}_input_quant")(inp)
+    x = qkeras.QActivation(
+        _act_quantizer(input_type, "input", qkeras), name=f"{spec.name}_input_quant"
+    )(inp)
     for k, d in enumerate(spec.layers):
         if d.result != d.accumulator:
             raise ValueError(f"{d.name}: QKeras keeps the exact accumulator as the dense result")
@@ -79,9 +83,13 @@ def build_autoencoder(spec: AutoencoderSpec, input_type: FixedType) -> Any:
             name=d.name,
         )(x)
         if d.activation == "relu":
-            x = qkeras.QActivation(_act_quantizer(d.activation_result, d.name, qkeras), name=f"{spec.name}_relu{k}")(x)
+            x = qkeras.QActivation(
+                _act_quantizer(d.activation_result, d.name, qkeras), name=f"{spec.name}_relu{k}"
+            )(x)
         elif d.activation_result != d.result:
-            raise ValueError(f"{d.name}: a linear layer's result must be its exact accumulator in QKeras")
+            raise ValueError(
+                f"{d.name}: a linear layer's result must be its exact accumulator in QKeras"
+            )
     return keras.Model(inp, x, name=spec.name)
 
 
@@ -99,7 +107,9 @@ class QKerasPair:
         tf = _tf()
         x = tf.convert_to_tensor(x, tf.float32)
         # inputs are already on the input grid (quantize.workflow.model_inputs), so x is its own quantization
-        return tuple(tf.reduce_sum((x - m(x, training=training)) ** 2, axis=-1) for m in self.models)
+        return tuple(
+            tf.reduce_sum((x - m(x, training=training)) ** 2, axis=-1) for m in self.models
+        )
 
     @property
     def trainable_variables(self) -> list[Any]:
@@ -136,13 +146,13 @@ def quantized_weights(pair: QKerasPair) -> dict[str, np.ndarray]:
     out = {}
     for i in range(2):
         for k, layer in enumerate(pair.dense(i)):
-            out[weight_key(i, k, "weight")] = np.asarray(layer.kernel_quantizer_internal(layer.kernel)).T.astype(
-                np.float64
-            )
+            out[weight_key(i, k, "weight")] = np.asarray(
+                layer.kernel_quantizer_internal(layer.kernel)
+            ).T.astype(np.float64)
             if layer.use_bias:
-                out[weight_key(i, k, "bias")] = np.asarray(layer.bias_quantizer_internal(layer.bias)).astype(
-                    np.float64
-                )
+                out[weight_key(i, k, "bias")] = np.asarray(
+                    layer.bias_quantizer_internal(layer.bias)
+                ).astype(np.float64)
     return out
 
 
@@ -243,8 +253,12 @@ def save_keras(pair: QKerasPair, directory: str | os.PathLike[str]) -> dict[str,
             with warnings.catch_warnings():
                 # HDF5 is what hls4ml reads best (not "legacy" for us); QKeras serialises its
                 # quantizers through keras.constraints, which warns about the type.
-                warnings.filterwarnings("ignore", message="You are saving your model as an HDF5 file")
-                warnings.filterwarnings("ignore", message=r"The `keras\.constraints\.serialize\(\)` API")
+                warnings.filterwarnings(
+                    "ignore", message="You are saving your model as an HDF5 file"
+                )
+                warnings.filterwarnings(
+                    "ignore", message=r"The `keras\.constraints\.serialize\(\)` API"
+                )
                 m.save(str(h5))
             os.replace(h5, tmp)
         paths[m.name] = target

@@ -26,41 +26,145 @@ __all__ = ["ALLOWED_CLASSES", "check_model_config", "load_keras_model", "read_mo
 
 _LAYERS = {
     # models and plumbing
-    "Functional", "Model", "Sequential", "InputLayer",
+    "Functional",
+    "Model",
+    "Sequential",
+    "InputLayer",
     # Keras layers hls4ml converts (no layer here runs code from the file)
-    "Dense", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "ThresholdedReLU", "Softmax",
-    "BatchNormalization", "LayerNormalization", "Dropout", "Flatten", "Reshape", "Permute",
-    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
-    "Conv1D", "Conv2D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-    "Conv1DTranspose", "Conv2DTranspose", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
-    "AveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
-    "GlobalAveragePooling2D", "ZeroPadding1D", "ZeroPadding2D", "UpSampling1D", "UpSampling2D",
-    "Cropping1D", "Cropping2D", "Embedding", "SimpleRNN", "LSTM", "GRU",
+    "Dense",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "PReLU",
+    "ELU",
+    "ThresholdedReLU",
+    "Softmax",
+    "BatchNormalization",
+    "LayerNormalization",
+    "Dropout",
+    "Flatten",
+    "Reshape",
+    "Permute",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Average",
+    "Maximum",
+    "Minimum",
+    "Concatenate",
+    "Dot",
+    "Conv1D",
+    "Conv2D",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "SeparableConv1D",
+    "SeparableConv2D",
+    "Conv1DTranspose",
+    "Conv2DTranspose",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
+    "UpSampling1D",
+    "UpSampling2D",
+    "Cropping1D",
+    "Cropping2D",
+    "Embedding",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
     # QKeras layers
-    "QDense", "QActivation", "QAdaptiveActivation", "QBatchNormalization", "QConv1D", "QConv2D",
-    "QConv2DTranspose", "QDepthwiseConv2D", "QSeparableConv1D", "QSeparableConv2D", "QConv2DBatchnorm",
-    "QDepthwiseConv2DBatchnorm", "QAveragePooling2D", "QGlobalAveragePooling2D", "QSimpleRNN",
-    "QSimpleRNNCell", "QLSTM", "QLSTMCell", "QGRU", "QGRUCell",
+    "QDense",
+    "QActivation",
+    "QAdaptiveActivation",
+    "QBatchNormalization",
+    "QConv1D",
+    "QConv2D",
+    "QConv2DTranspose",
+    "QDepthwiseConv2D",
+    "QSeparableConv1D",
+    "QSeparableConv2D",
+    "QConv2DBatchnorm",
+    "QDepthwiseConv2DBatchnorm",
+    "QAveragePooling2D",
+    "QGlobalAveragePooling2D",
+    "QSimpleRNN",
+    "QSimpleRNNCell",
+    "QLSTM",
+    "QLSTMCell",
+    "QGRU",
+    "QGRUCell",
 }
 _QUANTIZERS = {
-    "quantized_bits", "quantized_relu", "quantized_tanh", "quantized_sigmoid", "quantized_po2",
-    "quantized_relu_po2", "quantized_ulaw", "binary", "stochastic_binary", "ternary", "stochastic_ternary",
+    "quantized_bits",
+    "quantized_relu",
+    "quantized_tanh",
+    "quantized_sigmoid",
+    "quantized_po2",
+    "quantized_relu_po2",
+    "quantized_ulaw",
+    "binary",
+    "stochastic_binary",
+    "ternary",
+    "stochastic_ternary",
     "bernoulli",
 }
 _HELPERS = {
     # initializers
-    "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
-    "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "LecunNormal", "LecunUniform", "Orthogonal",
-    "Identity", "QInitializer",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "GlorotNormal",
+    "GlorotUniform",
+    "HeNormal",
+    "HeUniform",
+    "LecunNormal",
+    "LecunUniform",
+    "Orthogonal",
+    "Identity",
+    "QInitializer",
     # constraints and regularizers
-    "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "RadialConstraint", "Clip", "L1", "L2", "L1L2",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "RadialConstraint",
+    "Clip",
+    "L1",
+    "L2",
+    "L1L2",
     # dtype policies (mixed precision)
-    "Policy", "DTypePolicy",
+    "Policy",
+    "DTypePolicy",
 }
 ALLOWED_CLASSES = frozenset(_LAYERS | _QUANTIZERS | _HELPERS)
 _ACTIVATIONS = {
-    "linear", "relu", "relu6", "sigmoid", "hard_sigmoid", "tanh", "softmax", "softplus", "softsign", "elu",
-    "selu", "exponential", "swish", "silu", "gelu", "leaky_relu",
+    "linear",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "hard_sigmoid",
+    "tanh",
+    "softmax",
+    "softplus",
+    "softsign",
+    "elu",
+    "selu",
+    "exponential",
+    "swish",
+    "silu",
+    "gelu",
+    "leaky_relu",
 }
 _MODULES = ("keras", "tf_keras", "qkeras")
 _NAMED = re.compile(r"(?P<head>[A-Za-z_]\w*)(?:\((?P<args>[\w\s.,=+\-'\"]*)\))?")
@@ -93,7 +197,9 @@ def read_model_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise FileFormatError(path, f"model config is not valid JSON ({err})") from None
     if not isinstance(config, dict):
-        raise FileFormatError(path, f"model config must be a JSON object, got {type(config).__name__}")
+        raise FileFormatError(
+            path, f"model config must be a JSON object, got {type(config).__name__}"
+        )
     return config
 
 
@@ -116,7 +222,10 @@ def _check(obj: Any, path: Path, layer: str, key: str) -> None:
         if key.endswith("quantizer") or key in ("activation", "recurrent_activation"):
             match = _NAMED.fullmatch(obj.replace(" ", ""))
             if match is None or match["head"] not in _QUANTIZERS | _ACTIVATIONS:
-                raise FileFormatError(path, f"{where}: {key} {obj!r} is not a known Keras/QKeras quantizer or activation")
+                raise FileFormatError(
+                    path,
+                    f"{where}: {key} {obj!r} is not a known Keras/QKeras quantizer or activation",
+                )
         return
     if not isinstance(obj, dict):
         return
@@ -128,17 +237,31 @@ def _check(obj: Any, path: Path, layer: str, key: str) -> None:
             where = f"layer {layer!r}"
         if cls in _CODE_LAYERS:
             raise FileFormatError(
-                path, f"{where} is a {cls} layer (code inside a model file): refused, model files never run code"
+                path,
+                f"{where} is a {cls} layer (code inside a model file): refused, model files never run code",
             )
         if cls == "function":  # the .keras format's reference to a built-in activation, by name
-            if not isinstance(inner, str) or inner not in _ACTIVATIONS or "activations" not in str(obj.get("module", "")):
-                raise FileFormatError(path, f"{where}: {key} refers to function {inner!r}, not a Keras activation: refused")
+            if (
+                not isinstance(inner, str)
+                or inner not in _ACTIVATIONS
+                or "activations" not in str(obj.get("module", ""))
+            ):
+                raise FileFormatError(
+                    path,
+                    f"{where}: {key} refers to function {inner!r}, not a Keras activation: refused",
+                )
         elif not isinstance(cls, str) or cls not in ALLOWED_CLASSES:
             what = "has" if is_layer else f"{key} has"
-            raise FileFormatError(path, f"{where} {what} class {cls!r}, not an allowed Keras/QKeras class: refused")
+            raise FileFormatError(
+                path, f"{where} {what} class {cls!r}, not an allowed Keras/QKeras class: refused"
+            )
         module = obj.get("module")
-        if module is not None and (not isinstance(module, str) or module.split(".")[0] not in _MODULES):
-            raise FileFormatError(path, f"{where}: {cls} comes from module {module!r}, not Keras/QKeras: refused")
+        if module is not None and (
+            not isinstance(module, str) or module.split(".")[0] not in _MODULES
+        ):
+            raise FileFormatError(
+                path, f"{where}: {cls} comes from module {module!r}, not Keras/QKeras: refused"
+            )
     for k, value in obj.items():
         if k not in ("class_name", "module", "registered_name"):
             _check(value, path, layer, k)
@@ -156,7 +279,13 @@ def load_keras_model(path: str | os.PathLike[str]) -> Any:
     objects: dict[str, Any] = {}
     _add_supported_quantized_objects(objects)
     try:
-        with serialization_lib.SafeModeScope(True):  # .h5 loading ignores safe_mode=; the scope is what Lambda checks
-            return keras.models.load_model(path, custom_objects=objects, compile=False, safe_mode=True)
+        with serialization_lib.SafeModeScope(
+            True
+        ):  # .h5 loading ignores safe_mode=; the scope is what Lambda checks
+            return keras.models.load_model(
+                path, custom_objects=objects, compile=False, safe_mode=True
+            )
     except (TypeError, KeyError, AttributeError) as err:
-        raise FileFormatError(path, f"cannot rebuild the Keras model ({type(err).__name__}: {err})") from None
+        raise FileFormatError(
+            path, f"cannot rebuild the Keras model ({type(err).__name__}: {err})"
+        ) from None

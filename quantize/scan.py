@@ -39,7 +39,14 @@ from quantize.workflow import (
     train_quantized,
 )
 
-__all__ = ["DEFAULT_BITS", "DEFAULT_SPARSITY", "bit_operations", "pareto_front", "plot_scan", "run_scan"]
+__all__ = [
+    "DEFAULT_BITS",
+    "DEFAULT_SPARSITY",
+    "bit_operations",
+    "pareto_front",
+    "plot_scan",
+    "run_scan",
+]
 
 DEFAULT_BITS = DEFAULT_SCAN_BITS
 DEFAULT_SPARSITY = DEFAULT_SCAN_SPARSITY
@@ -53,7 +60,11 @@ def bit_operations(spec: FirmwareSpec, weights: dict[str, np.ndarray] | None = N
     for i, ae in enumerate(spec.autoencoders):
         t_in = spec.input
         for k, d in enumerate(ae.layers):
-            nnz = d.n_in * d.n_out if weights is None else int(np.count_nonzero(weights[weight_key(i, k, "weight")]))
+            nnz = (
+                d.n_in * d.n_out
+                if weights is None
+                else int(np.count_nonzero(weights[weight_key(i, k, "weight")]))
+            )
             total += nnz * d.weight.width * t_in.width
             t_in = d.activation_result
     return total
@@ -64,7 +75,9 @@ def pareto_front(cost: np.ndarray, merit: np.ndarray) -> np.ndarray:
     cost, merit = np.asarray(cost, dtype=float), np.asarray(merit, dtype=float)
     out = np.ones(len(cost), dtype=bool)
     for j in range(len(cost)):
-        dominated = (cost <= cost[j]) & (merit >= merit[j]) & ((cost < cost[j]) | (merit > merit[j]))
+        dominated = (
+            (cost <= cost[j]) & (merit >= merit[j]) & ((cost < cost[j]) | (merit > merit[j]))
+        )
         out[j] = not dominated.any()
     return out
 
@@ -104,11 +117,15 @@ def run_scan(
     for b, s in tqdm(points, desc="quantization scan", disable=not qat.progress):
         config = base.uniform(b)
         spec = build_spec(fm.architecture, config, fm.preprocessing)
-        _, weights, _ = train_quantized(framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam)
+        _, weights, _ = train_quantized(
+            framework, spec, fm.pair, train, val, replace(qat, sparsity=s), lam
+        )
         cmp = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
         if not rows:  # the float pair's figures are in every comparison; take them once
             dense = sum(d.n_in * d.n_out for ae in spec.autoencoders for d in ae.layers)
-            rows.append(_row("float", FLOAT_BITS, 0.0, dense * FLOAT_BITS * FLOAT_BITS, cmp, "float"))
+            rows.append(
+                _row("float", FLOAT_BITS, 0.0, dense * FLOAT_BITS * FLOAT_BITS, cmp, "float")
+            )
         rows.append(_row("quantized", b, s, bit_operations(spec, weights), cmp, "quantized"))
     frame = pd.DataFrame(rows)
     merit = frame["mean_tpr"] if frame["mean_tpr"].notna().all() else frame["mean_auc"]
@@ -119,7 +136,9 @@ def run_scan(
     return frame
 
 
-def _row(model: str, bits: int, sparsity: float, bops: int, cmp: pd.DataFrame, which: str) -> dict[str, Any]:
+def _row(
+    model: str, bits: int, sparsity: float, bops: int, cmp: pd.DataFrame, which: str
+) -> dict[str, Any]:
     row = {"model": model, "bits": bits, "sparsity": sparsity, "bops": bops}
     for name, r in cmp.iterrows():
         row[f"auc_{name}"] = r[f"auc_{which}"]
@@ -138,7 +157,13 @@ def plot_scan(frame: pd.DataFrame, path: str | os.PathLike[str], rate_khz: float
     for s, group in q.groupby("sparsity"):
         ax.scatter(group["bops"], group[col], label=f"sparsity {s:g}", zorder=3)
         for _, r in group.iterrows():
-            ax.annotate(f"{int(r['bits'])}b", (r["bops"], r[col]), textcoords="offset points", xytext=(4, 4), fontsize=10)
+            ax.annotate(
+                f"{int(r['bits'])}b",
+                (r["bops"], r[col]),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=10,
+            )
     f = frame[frame["model"] == "float"]
     if len(f):
         ax.axhline(float(f[col].iloc[0]), color="gray", ls="--", label="float")

@@ -78,10 +78,21 @@ def quantize_stage(
     """:func:`quantize.workflow.quantize_checkpoint` into ``out_dir``; with ``scan``, also
     :func:`quantize.scan.run_scan` into ``out_dir/scan``."""
     out_dir = Path(out_dir)
-    result = quantize_checkpoint(checkpoint, out_dir, framework, background, signals, quant_config, qat, rate_khz,
-                                 fire_on)
+    result = quantize_checkpoint(
+        checkpoint, out_dir, framework, background, signals, quant_config, qat, rate_khz, fire_on
+    )
     frame = None
     if scan is not None:
-        frame = run_scan(checkpoint, out_dir / SCAN_DIR, dict(signals), framework, background, scan.bits,
-                         scan.sparsity, quant_config, replace(qat, epochs=scan.epochs), rate_khz)
+        frame = run_scan(
+            checkpoint,
+            out_dir / SCAN_DIR,
+            dict(signals),
+            framework,
+            background,
+            scan.bits,
+            scan.sparsity,
+            quant_config,
+            replace(qat, epochs=scan.epochs),
+            rate_khz,
+        )
     return QuantizeStageResult(result, qat, rate_khz, weight_sparsity(result.weights), frame)

@@ -63,10 +63,15 @@ Weights = dict[str, np.ndarray]
 
 def model_inputs(spec: FirmwareSpec, events: Events) -> np.ndarray:
     """The values the quantized models see: the trigger's input mantissas of the events, as floats."""
-    return np.ldexp(input_mantissas(spec, to_hardware(events.features)).astype(np.float64), -spec.input.fractional)
+    return np.ldexp(
+        input_mantissas(spec, to_hardware(events.features)).astype(np.float64),
+        -spec.input.fractional,
+    )
 
 
-def exact_scores(spec: FirmwareSpec, weights: Weights, words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def exact_scores(
+    spec: FirmwareSpec, weights: Weights, words: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """R1, R2 of hardware words (N, 57) as floats on the score grids: the trigger emulator's."""
     out = emulate_trigger(spec, weights, words)
     return out.r1_float, out.r2_float
@@ -104,7 +109,9 @@ def load_float(checkpoint: str | os.PathLike[str]) -> FloatModel:
     arch, train_cfg, raw = load_config(checkpoint)
     pre_path = checkpoint / PREPROCESSING_FILE
     if not pre_path.exists():
-        raise ValueError(f"{pre_path}: the checkpoint has no preprocessing (train it with l1ad train)")
+        raise ValueError(
+            f"{pre_path}: the checkpoint has no preprocessing (train it with l1ad train)"
+        )
     background = raw.get("background")
     return FloatModel(
         pair=load_pair(checkpoint),
@@ -146,7 +153,9 @@ def load_float_with_split(
     ``background`` defaults to the file recorded in the checkpoint.
     """
     fm = load_float(checkpoint)
-    events, split = load_background(background_file(fm, checkpoint, background), fm.seed, fm.fractions)
+    events, split = load_background(
+        background_file(fm, checkpoint, background), fm.seed, fm.fractions
+    )
     return fm, events[split.train], events[split.val], events[split.test]
 
 
@@ -178,13 +187,17 @@ def train_quantized(
         from quantize import brevitas_model as bm
 
         brevitas_pair = bm.BrevitasPair(spec).load_float(float_pair)
-        history = bm.finetune(brevitas_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        history = bm.finetune(
+            brevitas_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam
+        )
         return brevitas_pair, bm.quantized_weights(brevitas_pair), history
     if framework == "qkeras":
         from quantize import qkeras_model as qm
 
         qkeras_pair = qm.QKerasPair(spec).load_float(state)
-        history = qm.finetune(qkeras_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam)
+        history = qm.finetune(
+            qkeras_pair, x_train, train.event_weights, x_val, val.event_weights, qat, lam
+        )
         return qkeras_pair, qm.quantized_weights(qkeras_pair), history
     raise ValueError(f"unknown framework {framework!r}; choose one of {', '.join(FRAMEWORKS)}")
 
@@ -229,10 +242,16 @@ def compare(
             {
                 "signal": name,
                 "auc_float": auc(
-                    combined_score(fb.r1, fb.r2, fb.r1, fb.r2, bw), combined_score(fs.r1, fs.r2, fb.r1, fb.r2, bw), bw, sw
+                    combined_score(fb.r1, fb.r2, fb.r1, fb.r2, bw),
+                    combined_score(fs.r1, fs.r2, fb.r1, fb.r2, bw),
+                    bw,
+                    sw,
                 ),
                 "auc_quantized": auc(
-                    combined_score(qb1, qb2, qb1, qb2, bw), combined_score(q1, q2, qb1, qb2, bw), bw, sw
+                    combined_score(qb1, qb2, qb1, qb2, bw),
+                    combined_score(q1, q2, qb1, qb2, bw),
+                    bw,
+                    sw,
                 ),
                 "tpr_float": f_tpr,
                 "tpr_quantized": q_tpr,
@@ -249,10 +268,14 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     if not len(frame):
         return []
     rows = frame.reset_index().to_dict("records")
-    return [{k: none_if_nan(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+    return [
+        {k: none_if_nan(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows
+    ]
 
 
-def _fires(r1: np.ndarray, r2: np.ndarray, t1: float, t2: float, regions: tuple[str, ...]) -> np.ndarray:
+def _fires(
+    r1: np.ndarray, r2: np.ndarray, t1: float, t2: float, regions: tuple[str, ...]
+) -> np.ndarray:
     a, b = r1 > t1, r2 > t2
     masks = {"A": a & b, "B": a & ~b, "C": ~a & b, "D": ~a & ~b}
     out = np.zeros(len(r1), dtype=bool)
@@ -290,13 +313,22 @@ def quantize_checkpoint(
     lam = fm.lam if qat.lam is None else qat.lam
     # provenance that differs between frameworks (which one, where from) goes to metrics.json, so that
     # both frameworks write byte-identical spec.json files for the same model
-    meta = {"rate_khz": rate_khz, "qat": {k: v for k, v in qat.to_dict().items() if k != "progress"}}
-    draft = build_spec(fm.architecture, quant_config, fm.preprocessing, fire_on=fire_on, metadata=meta)
+    meta = {
+        "rate_khz": rate_khz,
+        "qat": {k: v for k, v in qat.to_dict().items() if k != "progress"},
+    }
+    draft = build_spec(
+        fm.architecture, quant_config, fm.preprocessing, fire_on=fire_on, metadata=meta
+    )
     model, weights, history = train_quantized(framework, draft, fm.pair, train, val, qat, lam)
-    spec = place_thresholds(draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz))
+    spec = place_thresholds(
+        draft, weights, to_hardware(val.features), val.event_weights, rate_to_fpr(rate_khz)
+    )
     t = (spec.trigger.threshold_r1, spec.trigger.threshold_r2)
     comparison = compare(fm.pair, fm.preprocessing, spec, weights, test, sig_events, rate_khz)
-    ratios = {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
+    ratios = (
+        {k: none_if_nan(v) for k, v in comparison["tpr_ratio"].items()} if len(comparison) else {}
+    )
     # the directory appears whole or not at all: a firmware build never picks up half of it
     with atomic_directory(out_dir, kind=QUANTIZE_KIND) as tmp:
         spec_path = out_dir / spec.save(tmp, weights).name
@@ -317,4 +349,6 @@ def quantize_checkpoint(
                 "history": history,
             },
         )
-    return QuantizeResult(out_dir, framework, spec, spec_path, weights, models, comparison, ratios, history)
+    return QuantizeResult(
+        out_dir, framework, spec, spec_path, weights, models, comparison, ratios, history
+    )

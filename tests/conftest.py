@@ -74,7 +74,9 @@ def run_one_step(step, config: dict, run_dir, console=None, **earlier):
     from l1ad.pipeline import RunContext, run_step
     from l1ad.report import Report, add_step
 
-    ctx = RunContext(config=config, run_dir=run_dir, console=console or Console(quiet=True), **earlier)
+    ctx = RunContext(
+        config=config, run_dir=run_dir, console=console or Console(quiet=True), **earlier
+    )
     result = run_step(step, ctx)
     report = Report("t", run_dir)
     figures = add_step(report, step.NAME, result)

@@ -32,28 +32,68 @@ def _signal(n: int, seed: int, process: str) -> Events:
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("ad_cli")
     bkg = write_events(root / "bkg.h5", make_toy_events(3000, seed=31))
-    sig = {p: write_events(root / f"{p}.h5", _signal(400, 40 + i, p)) for i, p in enumerate(SIGNAL_PROCESSES)}
+    sig = {
+        p: write_events(root / f"{p}.h5", _signal(400, 40 + i, p))
+        for i, p in enumerate(SIGNAL_PROCESSES)
+    }
     return root, bkg, sig
 
 
 def test_train_score_abcd_commands(files):
     root, bkg, sig = files
     model = root / "model"
-    result = runner.invoke(app, ["train", str(bkg), "--out", str(model), "--epochs", "3", "--batch-size", "500",
-                                 "--lambda", "50", "--no-progress", "--seed", "2"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(bkg),
+            "--out",
+            str(model),
+            "--epochs",
+            "3",
+            "--batch-size",
+            "500",
+            "--lambda",
+            "50",
+            "--no-progress",
+            "--seed",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (model / "model.safetensors").exists() and (model / "preprocessing.json").exists()
 
-    result = runner.invoke(app, ["score", str(model), str(sig["Ato4l"]), "--out", str(root / "s.h5"),
-                                 "--chunk-size", "150"])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            str(model),
+            str(sig["Ato4l"]),
+            "--out",
+            str(root / "s.h5"),
+            "--chunk-size",
+            "150",
+        ],
+    )
     assert result.exit_code == 0, result.output
     scores = read_scores(root / "s.h5")
     assert len(scores) == 400 and np.isfinite(scores.r1).all() and (scores.labels == 4).all()
     result = runner.invoke(app, ["score", str(model), str(bkg), "--out", str(root / "b.h5")])
     assert result.exit_code == 0, result.output
 
-    result = runner.invoke(app, ["abcd", str(root / "b.h5"), "--signal", f"Ato4l={root / 's.h5'}",
-                                 "--out", str(root / "abcd"), "--min-region-events", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "abcd",
+            str(root / "b.h5"),
+            "--signal",
+            f"Ato4l={root / 's.h5'}",
+            "--out",
+            str(root / "abcd"),
+            "--min-region-events",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Ato4l" in result.output
     metrics = json.loads((root / "abcd" / "metrics.json").read_text())
@@ -65,11 +105,29 @@ def test_train_score_abcd_commands(files):
 def test_lambda_scan_command_tabulates_dcor_and_auc(files):
     root, bkg, sig = files
     out = root / "scan"
-    result = runner.invoke(app, ["train", str(bkg), "--out", str(out), "--epochs", "2", "--batch-size", "500",
-                                 "--no-progress", "--lambda-scan", "0,100", "--signal", f"Ato4l={sig['Ato4l']}"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(bkg),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "500",
+            "--no-progress",
+            "--lambda-scan",
+            "0,100",
+            "--signal",
+            f"Ato4l={sig['Ato4l']}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     text = (out / "lambda_scan.csv").read_text()
-    assert text.splitlines()[0] == "lambda,dcor_background,auc_Ato4l" and len(text.splitlines()) == 3
+    assert (
+        text.splitlines()[0] == "lambda,dcor_background,auc_Ato4l" and len(text.splitlines()) == 3
+    )
     assert (out / "lambda_scan.png").exists()
 
 
@@ -96,19 +154,34 @@ def test_bad_inputs_print_one_line_errors(files, args, message):
 
 def test_pipeline_stage_fills_summary_report_and_artifacts(files, tmp_path):
     _, bkg, sig = files
-    config = {"seed": 3, NAME: {**ad.DEFAULTS, "epochs": 3, "batch_size": 500, "min_region_events": 5}}
-    result, figures, text = run_one_step(ad, config, tmp_path, events=SimpleNamespace(background=bkg, signals=sig))
+    config = {
+        "seed": 3,
+        NAME: {**ad.DEFAULTS, "epochs": 3, "batch_size": 500, "min_region_events": 5},
+    }
+    result, figures, text = run_one_step(
+        ad, config, tmp_path, events=SimpleNamespace(background=bkg, signals=sig)
+    )
     json.dumps(figures, allow_nan=False)
     assert set(figures["ad"]["auc"]) == set(SIGNAL_PROCESSES)
     assert all(v > 0.5 for v in figures["ad"]["auc"].values())
-    assert all(v is None for v in figures["ad"]["tpr_at_fpr_1e-5"].values())  # 600 test events cannot resolve 1e-5
+    assert all(
+        v is None for v in figures["ad"]["tpr_at_fpr_1e-5"].values()
+    )  # 600 test events cannot resolve 1e-5
     held_out = read_scores(result.scores["background_test"])
-    assert figures["ad"]["dcor_background"] == pytest.approx(_textbook_dcor(held_out.r1, held_out.r2, held_out.weights), rel=1e-9)
+    assert figures["ad"]["dcor_background"] == pytest.approx(
+        _textbook_dcor(held_out.r1, held_out.r2, held_out.weights), rel=1e-9
+    )
     assert set(figures["abcd"]["significance"]) == set(SIGNAL_PROCESSES)
     # Three epochs leave R1 and R2 almost fully dependent, so region C is empty at every ε_B: a pull
     # from an empty region would be meaningless and none is quoted (the toy test above checks real pulls).
-    assert figures["ad"]["dcor_background"] > 0.9 and figures["abcd"]["max_abs_closure_pull"] is None
-    assert result.preprocessing.exists() and result.checkpoint.is_dir() and result.scores["Ato4l"].exists()
+    assert (
+        figures["ad"]["dcor_background"] > 0.9 and figures["abcd"]["max_abs_closure_pull"] is None
+    )
+    assert (
+        result.preprocessing.exists()
+        and result.checkpoint.is_dir()
+        and result.scores["Ato4l"].exists()
+    )
     assert "ABCD background estimate" in text and "roc.png" in text and "loss.png" in text
 
 

@@ -137,7 +137,9 @@ def test_blocked_disco_equals_dense_definition_with_weights(monkeypatch, block_e
     x, y, w = _weighted_pair(1500, 7)
     assert float(disco_sq(x, y, w)) == pytest.approx(float(dense_disco_sq(x, y, w)), abs=1e-12)
     # float32 (what training uses): within 1e-6 of the float64 dense value
-    assert float(disco_sq(x.float(), y.float(), w.float())) == pytest.approx(float(dense_disco_sq(x, y, w)), abs=1e-7)
+    assert float(disco_sq(x.float(), y.float(), w.float())) == pytest.approx(
+        float(dense_disco_sq(x, y, w)), abs=1e-7
+    )
 
 
 def test_dense_reference_matches_dcor_package():
@@ -193,5 +195,7 @@ def test_cuda_disco_at_batch_ten_thousand_under_bf16_autocast_matches_cpu():
     xr = x.clone().requires_grad_(True)
     ref = disco_sq(xr, y, w)
     ref.backward()
-    assert d.dtype == torch.float32 and float(d.detach()) == pytest.approx(float(ref.detach()), abs=1e-6)
+    assert d.dtype == torch.float32 and float(d.detach()) == pytest.approx(
+        float(ref.detach()), abs=1e-6
+    )
     torch.testing.assert_close(xc.grad.cpu(), xr.grad, rtol=1e-3, atol=1e-7)

@@ -23,11 +23,15 @@ def _biased_exponentials(n: int, rng: np.random.Generator):
 
 def test_threshold_value_and_bootstrap_error_cover_the_known_answer_over_toys():
     eps = 2.5e-4  # 10 kHz of 40 MHz
-    truth = 0.5 * math.log(1 / eps)  # both thresholds: P(R1 > x) = sqrt(eps), then P(R2 > y) = sqrt(eps)
+    truth = 0.5 * math.log(
+        1 / eps
+    )  # both thresholds: P(R1 > x) = sqrt(eps), then P(R2 > y) = sqrt(eps)
     rng = np.random.default_rng(2026)
     values, sigmas = [], []
     for toy in range(80):
-        point = operating_point(_biased_exponentials(20_000, rng), None, eps, bootstrap=60, seed=toy)
+        point = operating_point(
+            _biased_exponentials(20_000, rng), None, eps, bootstrap=60, seed=toy
+        )
         assert point.resolved
         values.append(point.threshold)
         sigmas.append(point.threshold_sigma)
@@ -65,7 +69,9 @@ def test_tpr_per_signal_at_each_rate_and_unresolved_rates_say_what_they_need():
     rng = np.random.default_rng(7)
     bkg = rng.exponential(1.0, (2, 50_000))
     sig = rng.exponential(4.0, (2, 2_000))
-    points = rate_points((bkg[0], bkg[1], None), {"wide": (sig[0], sig[1], None)}, (0.4, 400.0), bootstrap=20)
+    points = rate_points(
+        (bkg[0], bkg[1], None), {"wide": (sig[0], sig[1], None)}, (0.4, 400.0), bootstrap=20
+    )
     low, high = points[0.4], points[400.0]
     # FPR 1e-5 on 5e4 unit-weight events: half an event in the tail
     assert not low.resolved and low.to_dict()["note"].startswith("not resolved: needs")
@@ -76,7 +82,9 @@ def test_tpr_per_signal_at_each_rate_and_unresolved_rates_say_what_they_need():
     assert high.tpr["wide"].value == truth
     assert high.tpr["wide"].sigma == pytest.approx(math.sqrt(truth * (1 - truth) / 2000), rel=1e-9)
     payload = high.to_dict()
-    assert set(payload["tpr"]["wide"]) == {"value", "sigma"} and payload["threshold_sigma"]["r1"] > 0
+    assert (
+        set(payload["tpr"]["wide"]) == {"value", "sigma"} and payload["threshold_sigma"]["r1"] > 0
+    )
 
 
 def test_evaluation_summary_gains_rates_with_errors_and_the_report_table(tmp_path):
@@ -91,14 +99,22 @@ def test_evaluation_summary_gains_rates_with_errors_and_the_report_table(tmp_pat
         r = rng.exponential(scale, (2, k))
         return Scores(r[0], r[1], np.ones(k), np.zeros(k, np.int32))
 
-    summary = evaluate_scores(scores(1.0, n), {"toy": scores(3.0, m)}, bootstrap=20, dcor_max_events=2000)["summary"]
+    summary = evaluate_scores(
+        scores(1.0, n), {"toy": scores(3.0, m)}, bootstrap=20, dcor_max_events=2000
+    )["summary"]
     rates = summary["rates"]
     assert set(rates) == {"1", "5", "10"}
     assert not rates["1"]["resolved"] and rates["1"]["tail_ess"] < 10  # 2.5 events expected beyond
     ten = rates["10"]
     assert ten["resolved"] and ten["tail_ess"] == pytest.approx(25, rel=0.4)
-    assert ten["threshold"]["r1"] == pytest.approx(0.5 * math.log(4000), abs=5 * ten["threshold_sigma"]["r1"])
-    assert ten["tpr"]["toy"]["sigma"] > 0 and ten["rate_khz_achieved"]["value"] == pytest.approx(10, rel=0.3)
+    assert ten["threshold"]["r1"] == pytest.approx(
+        0.5 * math.log(4000), abs=5 * ten["threshold_sigma"]["r1"]
+    )
+    assert ten["tpr"]["toy"]["sigma"] > 0 and ten["rate_khz_achieved"]["value"] == pytest.approx(
+        10, rel=0.3
+    )
     assert not summary["fpr_1e-5"]["resolved"] and "needs" in summary["fpr_1e-5"]["note"]
     table = rates_frame(rates)
-    assert "±" in table.loc["10", "TPR toy"] and table.loc["1", "x (R1)"].startswith("not resolved: needs")
+    assert "±" in table.loc["10", "TPR toy"] and table.loc["1", "x (R1)"].startswith(
+        "not resolved: needs"
+    )

@@ -37,21 +37,37 @@ def _checkpoint(files, tmp_path):
 
 
 def _config(**kw):
-    return TrainConfig(**{"epochs": 2, "batch_size": 200, "patience": 100, "progress": False, "seed": 4,
-                          "lam": 20.0, "shuffle_chunk": 150, "shuffle_group": 3, **kw})
+    return TrainConfig(
+        **{
+            "epochs": 2,
+            "batch_size": 200,
+            "patience": 100,
+            "progress": False,
+            "seed": 4,
+            "lam": 20.0,
+            "shuffle_chunk": 150,
+            "shuffle_group": 3,
+            **kw,
+        }
+    )
 
 
 def test_chunk_order_visits_every_event_once_per_epoch_and_reshuffles():
     orders = []
     for epoch in (0, 1):
-        positions = [np.concatenate([np.arange(c * 7, min(c * 7 + 7, 50)) for c in ids])[perm]
-                     for ids, perm in chunk_order(50, 7, 3, seed=1, epoch=epoch)]
+        positions = [
+            np.concatenate([np.arange(c * 7, min(c * 7 + 7, 50)) for c in ids])[perm]
+            for ids, perm in chunk_order(50, 7, 3, seed=1, epoch=epoch)
+        ]
         order = np.concatenate(positions)
         assert sorted(order.tolist()) == list(range(50))
         orders.append(order)
     assert not np.array_equal(orders[0], orders[1])
     again = [p for _, p in chunk_order(50, 7, 3, seed=1, epoch=0)]
-    assert all(np.array_equal(a, b) for a, b in zip(again, [p for _, p in chunk_order(50, 7, 3, 1, 0)], strict=True))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(again, [p for _, p in chunk_order(50, 7, 3, 1, 0)], strict=True)
+    )
 
 
 def test_file_source_reads_the_same_rows_as_memory(files):
@@ -64,18 +80,25 @@ def test_file_source_reads_the_same_rows_as_memory(files):
     memory = ArraySource(inputs(events[split.train], pre), events[split.train].event_weights)
     streamed = EventFileSource(files / "a.h5", split.train, pre)
     for ids in ([0], [3, 1], [len(split.train) // 150]):
-        for a, b in zip(load_chunks(memory, np.array(ids), 150), load_chunks(streamed, np.array(ids), 150),
-                        strict=True):
+        for a, b in zip(
+            load_chunks(memory, np.array(ids), 150),
+            load_chunks(streamed, np.array(ids), 150),
+            strict=True,
+        ):
             np.testing.assert_array_equal(a, b)
 
 
 def test_streamed_training_equals_in_memory_training(files, tmp_path):
     memory = train_from_file(files / "a.h5", tmp_path / "memory", _config())
     streamed = train_from_file(files / "a.h5", tmp_path / "streamed", _config(), stream=True)
-    assert (tmp_path / "memory" / "preprocessing.json").read_text() == \
-        (tmp_path / "streamed" / "preprocessing.json").read_text()
+    assert (tmp_path / "memory" / "preprocessing.json").read_text() == (
+        tmp_path / "streamed" / "preprocessing.json"
+    ).read_text()
     assert memory.history == streamed.history  # same batches, same losses, exactly
-    a, b = load_pair(tmp_path / "memory").state_dict(), load_pair(tmp_path / "streamed").state_dict()
+    a, b = (
+        load_pair(tmp_path / "memory").state_dict(),
+        load_pair(tmp_path / "streamed").state_dict(),
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
     # and it trained: weights left the seeded initialisation
     torch.manual_seed(4)
@@ -93,8 +116,13 @@ def test_streaming_needs_a_shuffle_chunk(files, tmp_path):
 def test_resume_after_interrupt_is_bit_identical_when_streamed(files, tmp_path):
     train_from_file(files / "a.h5", tmp_path / "straight", _config(epochs=2), stream=True)
     train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=1), stream=True)
-    train_from_file(files / "a.h5", tmp_path / "resumed", _config(epochs=2), resume=True, stream=True)
-    a, b = load_pair(tmp_path / "straight").state_dict(), load_pair(tmp_path / "resumed").state_dict()
+    train_from_file(
+        files / "a.h5", tmp_path / "resumed", _config(epochs=2), resume=True, stream=True
+    )
+    a, b = (
+        load_pair(tmp_path / "straight").state_dict(),
+        load_pair(tmp_path / "resumed").state_dict(),
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -116,19 +144,33 @@ def test_resume_refuses_other_inputs_or_settings_and_writes_nothing(files, tmp_p
     before = _snapshot(ckpt)
     background = files / change.get("background", "a.h5")
     with pytest.raises(ValueError, match=match):
-        train_from_file(background, ckpt, _config(epochs=2, **change.get("settings", {})), resume=True)
+        train_from_file(
+            background, ckpt, _config(epochs=2, **change.get("settings", {})), resume=True
+        )
     assert _snapshot(ckpt) == before
 
 
 def test_resume_accepts_more_epochs_another_device_and_no_progress_bar(files, tmp_path):
     ckpt = _checkpoint(files, tmp_path)
-    train_from_file(files / "a.h5", ckpt, _config(epochs=2, progress=False, device="cpu"), resume=True)
+    train_from_file(
+        files / "a.h5", ckpt, _config(epochs=2, progress=False, device="cpu"), resume=True
+    )
     assert read_json(ckpt / "state.json")["epoch"] == 1
 
 
 def test_cli_resume_on_another_file_is_one_line_and_leaves_the_checkpoint(files, tmp_path):
     out = tmp_path / "ckpt"
-    args = ["--out", str(out), "--epochs", "1", "--batch-size", "200", "--no-progress", "--lambda", "20"]
+    args = [
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "200",
+        "--no-progress",
+        "--lambda",
+        "20",
+    ]
     assert runner.invoke(app, ["train", str(files / "a.h5"), *args]).exit_code == 0
     before = _snapshot(out)
     result = runner.invoke(app, ["train", str(files / "b.h5"), *args, "--resume"])
@@ -138,8 +180,23 @@ def test_cli_resume_on_another_file_is_one_line_and_leaves_the_checkpoint(files,
 
 def test_streamed_cli_training_runs(files, tmp_path):
     out = tmp_path / "s"
-    result = runner.invoke(app, ["train", str(files / "a.h5"), "--out", str(out), "--epochs", "1",
-                                 "--batch-size", "200", "--no-progress", "--stream", "--shuffle-chunk", "256"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(files / "a.h5"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "200",
+            "--no-progress",
+            "--stream",
+            "--shuffle-chunk",
+            "256",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert read_json(out / "config.json")["train"]["shuffle_chunk"] == 256
 
@@ -151,9 +208,13 @@ def test_checkpoint_with_non_finite_weights_is_refused_naming_file_and_tensor(fi
     tensors = load_file(str(weights))
     tensors["ae2.layers.1.weight"][0, 0] = float(bad)
     save_file(tensors, str(weights))
-    with pytest.raises(ValueError, match=r"model\.safetensors: .*tensor 'ae2\.layers\.1\.weight' holds NaN or inf"):
+    with pytest.raises(
+        ValueError, match=r"model\.safetensors: .*tensor 'ae2\.layers\.1\.weight' holds NaN or inf"
+    ):
         load_pair(ckpt)
-    result = runner.invoke(app, ["score", str(ckpt), str(files / "a.h5"), "--out", str(tmp_path / "s.h5")])
+    result = runner.invoke(
+        app, ["score", str(ckpt), str(files / "a.h5"), "--out", str(tmp_path / "s.h5")]
+    )
     assert result.exit_code == 1 and "ae2.layers.1.weight" in result.output
     assert not (tmp_path / "s.h5").exists()
 

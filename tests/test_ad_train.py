@@ -28,11 +28,22 @@ def data():
     events = make_toy_events(2400, seed=11)
     pre = fit_preprocessing(events[:1500])
     x, w = inputs(events, pre), events.event_weights
-    return {"train": (x[:1500], w[:1500]), "val": (x[1500:1800], w[1500:1800]), "test": (x[1800:], w[1800:])}
+    return {
+        "train": (x[:1500], w[:1500]),
+        "val": (x[1500:1800], w[1500:1800]),
+        "test": (x[1800:], w[1800:]),
+    }
 
 
 def _train(data, out, **kw):
-    settings = {"epochs": 12, "batch_size": 250, "patience": 100, "progress": False, "seed": 5, **kw}
+    settings = {
+        "epochs": 12,
+        "batch_size": 250,
+        "patience": 100,
+        "progress": False,
+        "seed": 5,
+        **kw,
+    }
     return train_pair(*data["train"], *data["val"], TrainConfig(**settings), out)
 
 
@@ -52,7 +63,14 @@ def test_lambda_lowers_held_out_distance_correlation(data, tmp_path):
 
 def test_checkpoint_holds_config_weights_metrics_and_plot(data, tmp_path):
     result = _train(data, tmp_path, epochs=3, lam=10.0)
-    for name in ("config.json", "model.safetensors", "last.safetensors", "state.json", "metrics.json", "loss.png"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "last.safetensors",
+        "state.json",
+        "metrics.json",
+        "loss.png",
+    ):
         assert (tmp_path / name).exists(), name
     arch, cfg, _ = load_config(tmp_path)
     assert arch == preset("firmware") and cfg.lam == 10.0
@@ -66,22 +84,32 @@ def test_checkpoint_holds_config_weights_metrics_and_plot(data, tmp_path):
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(data, tmp_path):
     _train(data, tmp_path / "straight", epochs=3, lam=10.0)
     _train(data, tmp_path / "resumed", epochs=2, lam=10.0)
-    result = train_pair(*data["train"], *data["val"],
-                        TrainConfig(epochs=3, batch_size=250, patience=100, progress=False, seed=5, lam=10.0),
-                        tmp_path / "resumed", resume=True)
+    result = train_pair(
+        *data["train"],
+        *data["val"],
+        TrainConfig(epochs=3, batch_size=250, patience=100, progress=False, seed=5, lam=10.0),
+        tmp_path / "resumed",
+        resume=True,
+    )
     assert result.epochs_run == 3
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     with pytest.raises(ValueError, match="cannot resume, lam"):
-        train_pair(*data["train"], *data["val"],
-                   TrainConfig(epochs=4, batch_size=250, progress=False, seed=5, lam=1.0), tmp_path / "resumed",
-                   resume=True)
+        train_pair(
+            *data["train"],
+            *data["val"],
+            TrainConfig(epochs=4, batch_size=250, progress=False, seed=5, lam=1.0),
+            tmp_path / "resumed",
+            resume=True,
+        )
 
 
 def test_early_stopping_stops_after_patience_without_improvement(data, tmp_path):
     result = _train(data, tmp_path, epochs=20, patience=2, min_delta=1e9)
-    assert result.stopped_early and result.epochs_run == 3  # epoch 0 sets the best, 2 more without gain
+    assert (
+        result.stopped_early and result.epochs_run == 3
+    )  # epoch 0 sets the best, 2 more without gain
     assert result.best_epoch == 0
 
 
@@ -139,7 +167,14 @@ def test_missing_or_mismatched_checkpoint_is_reported(tmp_path):
 def test_too_few_events_for_a_batch_is_an_error(tmp_path):
     x = np.zeros((1, 57), np.float32)
     with pytest.raises(ValueError, match="too few"):
-        train_pair(x, np.ones(1), np.zeros((4, 57), np.float32), np.ones(4), TrainConfig(progress=False), tmp_path)
+        train_pair(
+            x,
+            np.ones(1),
+            np.zeros((4, 57), np.float32),
+            np.ones(4),
+            TrainConfig(progress=False),
+            tmp_path,
+        )
 
 
 @pytest.mark.gpu

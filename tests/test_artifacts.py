@@ -12,7 +12,9 @@ import pytest
 from offline.artifacts import MARKER_FILE, atomic_directory, check_replaceable, plain_name
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../escaped", "a/b", "a\\b", "nul\0byte", ".hidden", "/abs"])
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "../escaped", "a/b", "a\\b", "nul\0byte", ".hidden", "/abs"]
+)
 def test_plain_name_refuses_anything_but_one_path_component(name):
     with pytest.raises(ValueError, match=r"--name must be a plain name") as err:
         plain_name(name, "--name")
@@ -40,11 +42,17 @@ def test_success_replaces_an_earlier_output_of_the_same_kind_and_marks_the_new_o
         with atomic_directory(tmp_path / "out", kind="abcd") as tmp:
             (tmp / "metrics.json").write_text(text)
     assert (tmp_path / "out" / "metrics.json").read_text() == "second"
-    assert _files(tmp_path) == {"out", "out/metrics.json", f"out/{MARKER_FILE}"}  # no lock, .old or .partial left
+    assert _files(tmp_path) == {
+        "out",
+        "out/metrics.json",
+        f"out/{MARKER_FILE}",
+    }  # no lock, .old or .partial left
 
 
 @pytest.mark.parametrize("existing", ["foreign", "other-kind", "file"])
-def test_an_existing_path_that_l1ad_did_not_write_as_this_kind_is_never_replaced(tmp_path, existing):
+def test_an_existing_path_that_l1ad_did_not_write_as_this_kind_is_never_replaced(
+    tmp_path, existing
+):
     target = tmp_path / "out"
     if existing == "file":
         target.write_text("the user's notes")
@@ -86,18 +94,27 @@ def test_a_target_that_is_not_a_directory_name_is_refused(tmp_path, monkeypatch,
 def test_a_second_writer_of_the_same_output_fails_at_once_while_the_first_holds_it(tmp_path):
     target = tmp_path / "twin"
     ready = tmp_path / "ready"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time, pathlib\n"
-        "from offline.artifacts import atomic_directory\n"
-        f"with atomic_directory({str(target)!r}, kind='run') as tmp:\n"
-        "    (tmp / 'summary.json').write_text('{}')\n"
-        f"    pathlib.Path({str(ready)!r}).touch()\n"
-        "    time.sleep(3)\n"
-    )], cwd=Path(__file__).parent.parent)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time, pathlib\n"
+                "from offline.artifacts import atomic_directory\n"
+                f"with atomic_directory({str(target)!r}, kind='run') as tmp:\n"
+                "    (tmp / 'summary.json').write_text('{}')\n"
+                f"    pathlib.Path({str(ready)!r}).touch()\n"
+                "    time.sleep(3)\n"
+            ),
+        ],
+        cwd=Path(__file__).parent.parent,
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
-            assert holder.poll() is None and time.monotonic() < deadline, "lock holder did not start"
+            assert holder.poll() is None and time.monotonic() < deadline, (
+                "lock holder did not start"
+            )
             time.sleep(0.05)
         with pytest.raises(ValueError, match=r"twin: another l1ad process is writing it now"):
             with atomic_directory(target, kind="run"):

@@ -45,11 +45,15 @@ def test_top_level_help_lists_every_command_with_an_explanation():
 def test_every_command_has_help_with_its_explanation_and_options(path):
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
-    assert f"{' '.join(path)} [OPTIONS]" in " ".join(result.output.split())  # the usage line of this command
+    assert f"{' '.join(path)} [OPTIONS]" in " ".join(
+        result.output.split()
+    )  # the usage line of this command
     command = typer.main.get_command(app)
     for name in path:
         command = command.commands[name]
-    assert command.help and command.help.split("\n")[0].strip()[:30] in " ".join(result.output.split())
+    assert command.help and command.help.split("\n")[0].strip()[:30] in " ".join(
+        result.output.split()
+    )
     assert "Traceback" not in result.output
 
 
@@ -63,7 +67,10 @@ def test_inspect_summarises_a_file_written_by_h5py_directly(tmp_path, toy_events
     assert "2000 events" in result.output
     assert "weights: none" in result.output
     assert sorted(p.name for p in plots.glob("*.png")) == [
-        "adc2021_eta.png", "adc2021_multiplicity.png", "adc2021_phi.png", "adc2021_pt.png",
+        "adc2021_eta.png",
+        "adc2021_multiplicity.png",
+        "adc2021_phi.png",
+        "adc2021_pt.png",
     ]
 
 

@@ -26,7 +26,10 @@ ROOT = Path(__file__).parent.parent
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
-    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def _error_line(result) -> str:
@@ -68,34 +71,53 @@ def workspace(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", [".", "", "..", "../escaped", "a/b", ".hidden"])
-def test_run_refuses_a_name_that_is_not_one_plain_path_component_and_deletes_nothing(workspace, name):
+def test_run_refuses_a_name_that_is_not_one_plain_path_component_and_deletes_nothing(
+    workspace, name
+):
     before = _snapshot(workspace)
     result = runner.invoke(app, ["run", "--name", name])
     assert result.exit_code == 1
     line = _error_line(result)
-    assert line.startswith("error: run name (--name or the config's 'name') must be a plain name") and repr(name) in line
+    assert (
+        line.startswith("error: run name (--name or the config's 'name') must be a plain name")
+        and repr(name) in line
+    )
     assert _snapshot(workspace) == before
 
 
 def test_run_refuses_a_firmware_project_name_that_would_escape_hls_projects(workspace, monkeypatch):
-    firmware = _step("firmware", lambda ctx: pytest.fail("the name is checked before any step"), {"name": None})
+    firmware = _step(
+        "firmware", lambda ctx: pytest.fail("the name is checked before any step"), {"name": None}
+    )
     monkeypatch.setattr(pipeline, "STEPS", (firmware,))
     (workspace / "c.yaml").write_text("name: fine\nfirmware:\n  name: ../escaped\n")
     before = _snapshot(workspace)
     result = runner.invoke(app, ["run", "--config", "c.yaml"])
     assert result.exit_code == 1
-    assert "firmware.name in the run config must be a plain name" in _error_line(result) and "'../escaped'" in result.output
+    assert (
+        "firmware.name in the run config must be a plain name" in _error_line(result)
+        and "'../escaped'" in result.output
+    )
     assert _snapshot(workspace) == before
 
 
 def test_run_refuses_a_signal_name_that_would_become_a_path_outside_the_run(workspace, monkeypatch):
-    events = _step("events", lambda ctx: pytest.fail("the names are checked before any step"), {"signal_files": {}})
+    events = _step(
+        "events",
+        lambda ctx: pytest.fail("the names are checked before any step"),
+        {"signal_files": {}},
+    )
     monkeypatch.setattr(pipeline, "STEPS", (events,))
-    (workspace / "c.yaml").write_text("name: fine\nevents:\n  signal_files:\n    ../../../x: sig.h5\n")
+    (workspace / "c.yaml").write_text(
+        "name: fine\nevents:\n  signal_files:\n    ../../../x: sig.h5\n"
+    )
     before = _snapshot(workspace)
     result = runner.invoke(app, ["run", "--config", "c.yaml"])
     assert result.exit_code == 1
-    assert "a signal name in events.signal_files must be a plain name without '/', got '../../../x'" in _error_line(result)
+    assert (
+        "a signal name in events.signal_files must be a plain name without '/', got '../../../x'"
+        in _error_line(result)
+    )
     assert _snapshot(workspace) == before
 
 
@@ -105,21 +127,32 @@ def test_run_never_replaces_a_folder_it_did_not_write(workspace):
     before = _snapshot(workspace)
     result = runner.invoke(app, ["run", "--name", "mine"])
     assert result.exit_code == 1
-    assert "runs/mine: exists and is not an l1ad output, not an l1ad 'run' output; refusing" in _error_line(result)
+    assert (
+        "runs/mine: exists and is not an l1ad output, not an l1ad 'run' output; refusing"
+        in _error_line(result)
+    )
     assert _snapshot(workspace) == before
 
 
 def test_a_second_run_of_the_same_name_stops_at_once_with_a_clear_line(workspace):
     # the first run: another process inside run_pipeline's atomic_directory of runs/twin
     ready = workspace / "ready"
-    first = subprocess.Popen([sys.executable, "-c", (
-        "import pathlib, time\n"
-        "from offline.artifacts import atomic_directory\n"
-        "with atomic_directory('runs/twin', kind='run') as tmp:\n"
-        "    (tmp / 'summary.json').write_text('{\"first\": true}')\n"
-        f"    pathlib.Path({str(ready)!r}).touch()\n"
-        "    time.sleep(3)\n"
-    )], cwd=workspace, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import pathlib, time\n"
+                "from offline.artifacts import atomic_directory\n"
+                "with atomic_directory('runs/twin', kind='run') as tmp:\n"
+                "    (tmp / 'summary.json').write_text('{\"first\": true}')\n"
+                f"    pathlib.Path({str(ready)!r}).touch()\n"
+                "    time.sleep(3)\n"
+            ),
+        ],
+        cwd=workspace,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+    )
     try:
         deadline = time.monotonic() + 60
         while not ready.exists():
@@ -142,10 +175,18 @@ def _kill_self(signum):
 
 @pytest.mark.parametrize(
     "swallowed",
-    [False, pytest.param(True, marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"))],
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+        ),
+    ],
     ids=["plain", "inside-a-finalizer"],
 )
-def test_sigterm_during_a_step_exits_143_and_keeps_the_earlier_run(workspace, monkeypatch, swallowed):
+def test_sigterm_during_a_step_exits_143_and_keeps_the_earlier_run(
+    workspace, monkeypatch, swallowed
+):
     class Finalizer:
         def __del__(self):
             _kill_self(signal.SIGTERM)  # the exception raised here is printed and dropped by Python
@@ -159,13 +200,20 @@ def test_sigterm_during_a_step_exits_143_and_keeps_the_earlier_run(workspace, mo
             _kill_self(signal.SIGTERM)
         return {"step": {"finished": True}}  # a swallowed signal lets the step finish
 
-    monkeypatch.setattr(pipeline, "STEPS", (_step("step", step), _step("never", lambda ctx: pytest.fail("ran on"))))
+    monkeypatch.setattr(
+        pipeline, "STEPS", (_step("step", step), _step("never", lambda ctx: pytest.fail("ran on")))
+    )
     before = _snapshot(workspace)
     result = runner.invoke(app, ["run", "--name", "earlier"])
     assert result.exit_code == 128 + signal.SIGTERM, result.output
-    assert "interrupted by SIGTERM: runs/earlier was not written (an earlier run of that name is kept)" in result.output
+    assert (
+        "interrupted by SIGTERM: runs/earlier was not written (an earlier run of that name is kept)"
+        in result.output
+    )
     assert _snapshot(workspace) == before
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler does not outlive the command
+    assert (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    )  # the handler does not outlive the command
 
 
 def _quantized_dir(root: Path) -> Path:
@@ -174,8 +222,12 @@ def _quantized_dir(root: Path) -> Path:
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        seed=2, n_fit=500, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
+        seed=2,
+        n_fit=500,
+        quantile=0.9,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4),
+        score_outputs=(0, 3),
     )
     spec.save(root / "quantized", weights)
     return root / "quantized"
@@ -185,17 +237,25 @@ def _quantized_dir(root: Path) -> Path:
     ("args", "message"),
     [
         (["--name", "../escaped"], "--name must be a plain name without '/', got '../escaped'"),
-        (["--name", "."], "--name must be a plain name (not empty, not starting with '.'), got '.'"),
+        (
+            ["--name", "."],
+            "--name must be a plain name (not empty, not starting with '.'), got '.'",
+        ),
         (["--name", ""], "--name must be a plain name (not empty, not starting with '.'), got ''"),
         (["--name", "other"], "hls_projects/other: exists and is not an l1ad output"),
-        (["--name", "p", "--latency-budget", "-1"], "--latency-budget must be a positive number, got -1.0 ns"),
+        (
+            ["--name", "p", "--latency-budget", "-1"],
+            "--latency-budget must be a positive number, got -1.0 ns",
+        ),
     ],
     ids=["escape", "dot", "empty", "foreign-project", "negative-budget"],
 )
 def test_firmware_refuses_bad_names_and_options_before_writing_anything(workspace, args, message):
     qdir = _quantized_dir(workspace / "in")
     before = _snapshot(workspace)
-    result = runner.invoke(app, ["firmware", "--quantized", str(qdir), "--no-yosys", "--no-verilator", *args])
+    result = runner.invoke(
+        app, ["firmware", "--quantized", str(qdir), "--no-yosys", "--no-verilator", *args]
+    )
     assert result.exit_code in (1, 2), result.output  # 2: an option refused while parsing
     assert message in result.output, result.output
     assert _snapshot(workspace) == before
@@ -210,10 +270,30 @@ def test_shower_train_never_deletes_a_folder_it_did_not_write(tmp_path):
     out.mkdir()
     (out / "thesis.tex").write_text("months of work")
     before = _snapshot(tmp_path)
-    result = runner.invoke(app, ["shower", "train", "--data", str(tmp_path / "s.h5"), "--out", str(out),
-                                 "--epochs", "1", "--steps", "2", "--distill", "", "--device", "cpu"])
+    result = runner.invoke(
+        app,
+        [
+            "shower",
+            "train",
+            "--data",
+            str(tmp_path / "s.h5"),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--steps",
+            "2",
+            "--distill",
+            "",
+            "--device",
+            "cpu",
+        ],
+    )
     assert result.exit_code == 1
-    assert "results: exists and is not an l1ad output, not an l1ad 'shower-model' output; refusing" in _error_line(result)
+    assert (
+        "results: exists and is not an l1ad output, not an l1ad 'shower-model' output; refusing"
+        in _error_line(result)
+    )
     assert _snapshot(tmp_path) == before
 
 
@@ -223,20 +303,45 @@ def test_abcd_that_fails_while_writing_leaves_no_output_directory(tmp_path, monk
 
     rng = np.random.default_rng(0)
     n = 2000
-    write_scores(tmp_path / "b.h5", Scores(rng.exponential(size=n), rng.exponential(size=n), np.ones(n),
-                                           np.zeros(n, dtype=np.int32)))
+    write_scores(
+        tmp_path / "b.h5",
+        Scores(
+            rng.exponential(size=n),
+            rng.exponential(size=n),
+            np.ones(n),
+            np.zeros(n, dtype=np.int32),
+        ),
+    )
 
     def broken(*args, **kwargs):
         raise ValueError("closure plot: no space left on device")
 
     monkeypatch.setattr(workflow, "plot_closure", broken)
-    result = runner.invoke(app, ["abcd", str(tmp_path / "b.h5"), "--out", str(tmp_path / "abcd"),
-                                 "--min-region-events", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "abcd",
+            str(tmp_path / "b.h5"),
+            "--out",
+            str(tmp_path / "abcd"),
+            "--min-region-events",
+            "10",
+        ],
+    )
     assert result.exit_code == 1 and "no space left on device" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]
     monkeypatch.undo()
-    result = runner.invoke(app, ["abcd", str(tmp_path / "b.h5"), "--out", str(tmp_path / "abcd"),
-                                 "--min-region-events", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "abcd",
+            str(tmp_path / "b.h5"),
+            "--out",
+            str(tmp_path / "abcd"),
+            "--min-region-events",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "abcd" / MARKER_FILE).read_text()) == {"kind": "abcd"}
 
@@ -247,17 +352,37 @@ def test_sigterm_in_any_command_unwinds_its_atomic_output(tmp_path, monkeypatch)
 
     rng = np.random.default_rng(1)
     n = 2000
-    write_scores(tmp_path / "b.h5", Scores(rng.exponential(size=n), rng.exponential(size=n), np.ones(n),
-                                           np.zeros(n, dtype=np.int32)))
-    monkeypatch.setattr(workflow, "plot_closure", lambda *args, **kwargs: _kill_self(signal.SIGTERM))
-    result = runner.invoke(app, ["abcd", str(tmp_path / "b.h5"), "--out", str(tmp_path / "abcd"),
-                                 "--min-region-events", "10"])
+    write_scores(
+        tmp_path / "b.h5",
+        Scores(
+            rng.exponential(size=n),
+            rng.exponential(size=n),
+            np.ones(n),
+            np.zeros(n, dtype=np.int32),
+        ),
+    )
+    monkeypatch.setattr(
+        workflow, "plot_closure", lambda *args, **kwargs: _kill_self(signal.SIGTERM)
+    )
+    result = runner.invoke(
+        app,
+        [
+            "abcd",
+            str(tmp_path / "b.h5"),
+            "--out",
+            str(tmp_path / "abcd"),
+            "--min-region-events",
+            "10",
+        ],
+    )
     assert result.exit_code == 128 + signal.SIGTERM
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5"]  # no .abcd.*.partial, no lock
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_unfold_that_fails_while_writing_leaves_no_output_and_never_replaces_a_foreign_folder(tmp_path, monkeypatch):
+def test_unfold_that_fails_while_writing_leaves_no_output_and_never_replaces_a_foreign_folder(
+    tmp_path, monkeypatch
+):
     import torch
 
     from offline.unfold import plots
@@ -280,5 +405,7 @@ def test_unfold_that_fails_while_writing_leaves_no_output_and_never_replaces_a_f
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     result = runner.invoke(app, [*args, str(tmp_path / "mine")])
     assert result.exit_code == 1
-    assert "mine: exists and is not an l1ad output, not an l1ad 'unfold' output" in _error_line(result)
+    assert "mine: exists and is not an l1ad output, not an l1ad 'unfold' output" in _error_line(
+        result
+    )
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

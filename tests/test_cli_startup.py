@@ -8,14 +8,43 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "tensorflow", "hls4ml", "sklearn", "brevitas", "qkeras", "da4ml", "pythia8", "fastjet",
-         "matplotlib", "pandas", "dask", "scipy")
-COMMANDS = ("generate", "train", "score", "abcd", "quantize", "firmware", "emulate", "inspect", "unfold", "run")
+HEAVY = (
+    "torch",
+    "tensorflow",
+    "hls4ml",
+    "sklearn",
+    "brevitas",
+    "qkeras",
+    "da4ml",
+    "pythia8",
+    "fastjet",
+    "matplotlib",
+    "pandas",
+    "dask",
+    "scipy",
+)
+COMMANDS = (
+    "generate",
+    "train",
+    "score",
+    "abcd",
+    "quantize",
+    "firmware",
+    "emulate",
+    "inspect",
+    "unfold",
+    "run",
+)
 
 
 def _python(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
 
 
 def test_importing_the_cli_loads_no_heavy_library():

@@ -72,7 +72,15 @@ def _run(args: list[str], cwd: Path) -> None:
 
 
 def _torchrun(script: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        *args,
+    ]
 
 
 @pytest.mark.slow
@@ -95,7 +103,9 @@ def test_shower_diffusion_under_torchrun_trains_one_model_on_every_rank(tmp_path
     script = tmp_path / "showers.py"
     script.write_text(SHOWERS)
     _run(_torchrun(script, str(tmp_path / "two"), "32"), tmp_path)
-    _run([sys.executable, str(script), str(tmp_path / "one"), "64"], tmp_path)  # the same global batch
+    _run(
+        [sys.executable, str(script), str(tmp_path / "one"), "64"], tmp_path
+    )  # the same global batch
     ranks = [load_file(tmp_path / f"two_rank{r}.safetensors") for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()
     for key in ranks[0]:  # DDP keeps the ranks' EMA models identical

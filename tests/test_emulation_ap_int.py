@@ -62,7 +62,9 @@ def _keras_dense_with_halfway_weights():
     rng = np.random.default_rng(5)
     for layer in ("dense0", "dense1"):
         w, b = model.get_layer(layer).get_weights()
-        model.get_layer(layer).set_weights([rng.integers(-48, 48, w.shape) / 4, rng.integers(-16, 32, b.shape) / 4])
+        model.get_layer(layer).set_weights(
+            [rng.integers(-48, 48, w.shape) / 4, rng.integers(-16, 32, b.shape) / 4]
+        )
     return model
 
 
@@ -72,7 +74,9 @@ def int_project(request, tmp_path_factory):
         model = _keras_dense_with_halfway_weights()
     else:
         model = build_qkeras_dense([N_IN, 6, 3], seed=7, weight_bits=(6, 2))
-    sim = write_qkeras_project(model, tmp_path_factory.mktemp(request.param) / "prj", precision=PROJECTS[request.param])
+    sim = write_qkeras_project(
+        model, tmp_path_factory.mktemp(request.param) / "prj", precision=PROJECTS[request.param]
+    )
     return request.param, sim
 
 
@@ -87,14 +91,23 @@ def test_ap_int_projects_are_bit_exact_against_csim(int_project):
         assert project.layers[0].result_type == FixedType.int_type(10)
     else:
         dense0 = project.layers[0]
-        assert (dense0.weight_type, dense0.bias_type) == (FixedType.int_type(4), FixedType.int_type(3, signed=False))
-        tokens = [int(t) for t in (sim.path / "firmware" / "weights" / "w2.txt").read_text().split(",")]
-        assert max(abs(t) for t in tokens) > 7  # literals beyond ap_int<4>: wrapped as the C simulation does
+        assert (dense0.weight_type, dense0.bias_type) == (
+            FixedType.int_type(4),
+            FixedType.int_type(3, signed=False),
+        )
+        tokens = [
+            int(t) for t in (sim.path / "firmware" / "weights" / "w2.txt").read_text().split(",")
+        ]
+        assert (
+            max(abs(t) for t in tokens) > 7
+        )  # literals beyond ap_int<4>: wrapped as the C simulation does
     x = _events(3000, seed=len(which))
     expected = sim.predict(x)
     result = emulate_project(project, x)
     differ = np.any(result.outputs != expected, axis=1)
-    assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    assert differ.sum() == 0, (
+        f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    )
     # The events reach both the truncation and the wrapping of the integer type.
     assert result.overflows.total > 0
     integer_path = emulate_project(project, x, float_path=False)
@@ -102,6 +115,7 @@ def test_ap_int_projects_are_bit_exact_against_csim(int_project):
 
     if which == "weights_ap_int4":
         return
+
     # Read as ap_fixed<W,W> (rounding toward -inf), the same project is wrong: the events see the difference.
     def as_fixed(t: FixedType) -> FixedType:
         return FixedType(t.width, t.width, t.signed) if t.is_integer else t
@@ -122,8 +136,12 @@ def test_types_wider_than_64_bits_are_bit_exact_against_csim(tmp_path):
     project = load_hls_project(sim.path)
     assert project.layers[0].accum_type.width == 72 and project.layers[-1].accum_type.width == 80
     rng = np.random.default_rng(9)
-    x = np.concatenate([rng.normal(0, 8, (1500, N_IN)), rng.uniform(-40, 40, (500, N_IN)), np.zeros((10, N_IN))])
+    x = np.concatenate(
+        [rng.normal(0, 8, (1500, N_IN)), rng.uniform(-40, 40, (500, N_IN)), np.zeros((10, N_IN))]
+    )
     expected = sim.predict(x)
     result = emulate_project(project, x)
     differ = np.any(result.outputs != expected, axis=1)
-    assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    assert differ.sum() == 0, (
+        f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    )

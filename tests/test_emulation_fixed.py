@@ -61,7 +61,9 @@ class Case:
         return self.d
 
 
-def _draw_type(rng: random.Random, family: str, widths=(1, 24), q="AP_TRN", o="AP_WRAP", min_int=-4) -> FixedType:
+def _draw_type(
+    rng: random.Random, family: str, widths=(1, 24), q="AP_TRN", o="AP_WRAP", min_int=-4
+) -> FixedType:
     w = rng.randint(*widths)
     if family in ("int", "uint"):
         return FixedType.int_type(w, family == "int")
@@ -77,7 +79,9 @@ def _supported(src: FixedType, dst: FixedType) -> bool:
     return src.fractional - dst.fractional <= src.width
 
 
-def _cast_case(rng, group, src_families, dst_family, widths=(1, 24), q="AP_TRN", o="AP_WRAP") -> Case:
+def _cast_case(
+    rng, group, src_families, dst_family, widths=(1, 24), q="AP_TRN", o="AP_WRAP"
+) -> Case:
     while True:
         src = _draw_type(rng, rng.choice(src_families), widths)
         dst = _draw_type(rng, dst_family, widths, q, o)
@@ -103,27 +107,47 @@ def _cases() -> list[Case]:
                 cases.append(Case("mulcast", "mode", a, b, dst))
                 break
         while True:
-            b, dst = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(fixed), q=q, o=o)
+            b, dst = (
+                _draw_type(rng, rng.choice(FAMILIES)),
+                _draw_type(rng, rng.choice(fixed), q=q, o=o),
+            )
             if _supported(plus_type(dst, b), dst):
                 cases.append(Case("acc", "mode", None, b, dst))
                 break
     for dst_family in ("int", "uint"):
-        for src in (FixedType(6, 0), FixedType(7, 1), FixedType(5, 0, False), FixedType(4, 9)):  # I = 0, 1, > W
+        for src in (
+            FixedType(6, 0),
+            FixedType(7, 1),
+            FixedType(5, 0, False),
+            FixedType(4, 9),
+        ):  # I = 0, 1, > W
             cases.append(Case("cast", "int", src, None, _draw_type(rng, dst_family, (1, 8))))
         for _ in range(12):  # fixed -> int
             cases.append(_cast_case(rng, "int", ("fixed", "ufixed"), dst_family))
         for _ in range(8):  # int -> int
             cases.append(_cast_case(rng, "int", ("int", "uint"), dst_family))
         for w in (1, 2, 8, 12, 31, 53, 61):
-            cases.append(Case("double", "int", None, None, FixedType.int_type(w, dst_family == "int")))
+            cases.append(
+                Case("double", "int", None, None, FixedType.int_type(w, dst_family == "int"))
+            )
         for _ in range(3):  # products into an integer (an ap_int accumulator)
             a, b = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(FAMILIES))
             while not _supported(product_type(a, b), FixedType.int_type(20)):
                 a, b = _draw_type(rng, rng.choice(FAMILIES)), _draw_type(rng, rng.choice(FAMILIES))
             cases.append(Case("mulcast", "int", a, b, _draw_type(rng, dst_family)))
-            cases.append(Case("acc", "int", None, _draw_type(rng, rng.choice(("int", "uint"))), _draw_type(rng, dst_family)))
+            cases.append(
+                Case(
+                    "acc",
+                    "int",
+                    None,
+                    _draw_type(rng, rng.choice(("int", "uint"))),
+                    _draw_type(rng, dst_family),
+                )
+            )
     wide = (62, 130)
-    for q, o in zip(QUANTIZATION_MODES, itertools.cycle(OVERFLOW_MODES)):  # wider than int64: Python integers
+    for q, o in zip(
+        QUANTIZATION_MODES, itertools.cycle(OVERFLOW_MODES)
+    ):  # wider than int64: Python integers
         for src_w, dst_w in ((wide, (1, 24)), ((1, 24), wide), (wide, wide)):
             while True:
                 src = _draw_type(rng, rng.choice(FAMILIES), src_w)
@@ -131,7 +155,15 @@ def _cases() -> list[Case]:
                 if _supported(src, dst):
                     cases.append(Case("cast", "wide", src, None, dst))
                     break
-        cases.append(Case("double", "wide", None, None, _draw_type(rng, rng.choice(("fixed", "ufixed")), wide, q, o)))
+        cases.append(
+            Case(
+                "double",
+                "wide",
+                None,
+                None,
+                _draw_type(rng, rng.choice(("fixed", "ufixed")), wide, q, o),
+            )
+        )
     for family in ("int", "uint"):
         for _ in range(3):
             cases.append(_cast_case(rng, "wide", FAMILIES, family, wide))
@@ -171,8 +203,8 @@ def _cpp_source() -> str:
         "template<class A, class B, class D> std::string do_mulcast(const char* a, const char* b){ D d = mk<A>(a) * mk<B>(b); return bits(d); }",
         "template<class D, class B> std::string do_acc(const char* a, const char* b){ D d = mk<D>(a); d += mk<B>(b); return bits(d); }",
         "int main(int argc, char** argv){",
-        "  FILE* f = fopen(argv[1], \"r\"); int c; static char sa[512], sb[512];",
-        "  while (fscanf(f, \"%d %511s %511s\", &c, sa, sb) == 3) {",
+        '  FILE* f = fopen(argv[1], "r"); int c; static char sa[512], sb[512];',
+        '  while (fscanf(f, "%d %511s %511s", &c, sa, sb) == 3) {',
         "    std::string r;",
         "    switch (c) {",
     ]
@@ -214,7 +246,15 @@ def ap_reference() -> Path:
         (folder / "apref.cpp").write_text(source)
         tmp = folder / f"apref.{random.randrange(1 << 30)}"
         subprocess.run(
-            ["g++", "-O0", "-std=c++14", f"-I{_ap_types_dir()}", str(folder / "apref.cpp"), "-o", str(tmp)],
+            [
+                "g++",
+                "-O0",
+                "-std=c++14",
+                f"-I{_ap_types_dir()}",
+                str(folder / "apref.cpp"),
+                "-o",
+                str(tmp),
+            ],
             check=True,
         )
         tmp.replace(binary)
@@ -240,7 +280,9 @@ def _run(binary: Path, rows: list[tuple[int, str, str]]) -> list[int]:
 
 def _mantissas(t: FixedType) -> st.SearchStrategy[int]:
     lo, hi = t.min_int, t.max_int
-    return st.one_of(st.integers(lo, hi), st.sampled_from(sorted({lo, hi, 0, min(hi, 1), max(lo, -1)})))
+    return st.one_of(
+        st.integers(lo, hi), st.sampled_from(sorted({lo, hi, 0, min(hi, 1), max(lo, -1)}))
+    )
 
 
 def _doubles(t: FixedType) -> st.SearchStrategy[float]:
@@ -252,7 +294,21 @@ def _doubles(t: FixedType) -> st.SearchStrategy[float]:
         st.sampled_from([0.0, 0.5, -0.5, 0.25, 0.75, 1e-9, -1e-9, 0.5 + 1e-12, 0.5 - 1e-12]),
     )
     anything = st.floats(allow_nan=False, allow_infinity=False)
-    special = st.sampled_from([-0.3, -0.5, -0.49999999999999994, -5e-324, -1e-300, -0.0, 0.5, -1.5, -2.5, 2.0**63, -(2.0**64)])
+    special = st.sampled_from(
+        [
+            -0.3,
+            -0.5,
+            -0.49999999999999994,
+            -5e-324,
+            -1e-300,
+            -0.0,
+            0.5,
+            -1.5,
+            -2.5,
+            2.0**63,
+            -(2.0**64),
+        ]
+    )
     return st.one_of(grid, anything, st.floats(-1e-300, 1e-300), special)
 
 
@@ -293,7 +349,9 @@ def _emulate(case: Case, a, b) -> np.ndarray:
 
 
 def _check(binary: Path, vectors) -> None:
-    rows = [(n, float(a).hex() if CASES[n].kind == "double" else str(a), str(b)) for n, a, b in vectors]
+    rows = [
+        (n, float(a).hex() if CASES[n].kind == "double" else str(a), str(b)) for n, a, b in vectors
+    ]
     expected = _run(binary, rows)
     for n in {v[0] for v in vectors}:
         sel = [i for i, v in enumerate(vectors) if v[0] == n]
@@ -312,27 +370,53 @@ def _check(binary: Path, vectors) -> None:
 
 
 def _ids(group: str, **match) -> list[int]:
-    return [n for n, c in enumerate(CASES) if c.group == group and all(getattr(c, k) == v for k, v in match.items())]
+    return [
+        n
+        for n, c in enumerate(CASES)
+        if c.group == group and all(getattr(c, k) == v for k, v in match.items())
+    ]
 
 
 @pytest.mark.hls
 @pytest.mark.parametrize(("rounding", "overflow"), MODES)
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
-def test_casts_and_double_conversion_match_ap_fixed_for_every_mode(ap_reference, rounding, overflow, data):
-    ids = [n for n in _ids("mode") if (CASES[n].d.rounding, CASES[n].d.overflow) == (rounding, overflow)]
+def test_casts_and_double_conversion_match_ap_fixed_for_every_mode(
+    ap_reference, rounding, overflow, data
+):
+    ids = [
+        n
+        for n in _ids("mode")
+        if (CASES[n].d.rounding, CASES[n].d.overflow) == (rounding, overflow)
+    ]
     vectors = data.draw(st.lists(_vector(ids), min_size=1, max_size=150))
     _check(ap_reference, vectors)
 
 
 def _int_pair(case: Case) -> str:
-    src = "double" if case.kind == "double" else "int" if case.a is not None and case.a.is_integer else "fixed"
-    return f"{src}->{'int' if case.d.is_integer else 'fixed'}" if case.kind in ("cast", "double") else case.kind
+    src = (
+        "double"
+        if case.kind == "double"
+        else "int"
+        if case.a is not None and case.a.is_integer
+        else "fixed"
+    )
+    return (
+        f"{src}->{'int' if case.d.is_integer else 'fixed'}"
+        if case.kind in ("cast", "double")
+        else case.kind
+    )
 
 
 @pytest.mark.hls
-@pytest.mark.parametrize("pair", ["double->int", "fixed->int", "int->int", "int->fixed", "mulcast", "acc"])
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.parametrize(
+    "pair", ["double->int", "fixed->int", "int->int", "int->fixed", "mulcast", "acc"]
+)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_ap_int_conversions_match_ap_types(ap_reference, pair, data):
     # ap_int truncates toward zero, wraps, and has ap_types' own rules for (-0.5, 0) doubles
@@ -345,7 +429,9 @@ def test_ap_int_conversions_match_ap_types(ap_reference, pair, data):
 
 
 @pytest.mark.hls
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_types_wider_than_64_bits_stay_exact(ap_reference, data):
     vectors = data.draw(st.lists(_vector(_ids("wide")), min_size=1, max_size=150))
@@ -353,7 +439,9 @@ def test_types_wider_than_64_bits_stay_exact(ap_reference, data):
 
 
 @pytest.mark.hls
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_exact_products_and_sums_match_ap_fixed_result_types(ap_reference, data):
     vectors = data.draw(st.lists(_vector(_ids("arith")), min_size=1, max_size=200))
@@ -373,7 +461,13 @@ def test_exhaustive_small_casts_match_ap_fixed(ap_reference):
 
 def test_types_parse_format_and_widths():
     t = FixedType.parse("ap_ufixed<8,3,AP_RND_CONV,AP_SAT,0>")
-    assert (t.width, t.integer, t.signed, t.rounding, t.overflow) == (8, 3, False, "AP_RND_CONV", "AP_SAT")
+    assert (t.width, t.integer, t.signed, t.rounding, t.overflow) == (
+        8,
+        3,
+        False,
+        "AP_RND_CONV",
+        "AP_SAT",
+    )
     assert FixedType.parse(str(t)) == t
     i6 = FixedType.parse("ap_int<6>")
     assert i6 == FixedType.int_type(6) and i6.is_integer and str(i6) == "ap_int<6>"
@@ -442,11 +536,23 @@ def _reference_round(num: int, den: int, mode: str) -> int:
 @given(
     st.lists(st.integers(-(2**20), 2**20), min_size=1, max_size=20),
     st.integers(0, 6),
-    st.sampled_from(["AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV"]),
+    st.sampled_from(
+        [
+            "AP_TRN",
+            "AP_TRN_ZERO",
+            "AP_RND",
+            "AP_RND_ZERO",
+            "AP_RND_MIN_INF",
+            "AP_RND_INF",
+            "AP_RND_CONV",
+        ]
+    ),
     st.sampled_from(["AP_WRAP", "AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO"]),
     st.booleans(),
 )
-def test_cast_matches_exact_rational_rounding_and_overflow_without_a_compiler(mants, shift, rounding, overflow, signed):
+def test_cast_matches_exact_rational_rounding_and_overflow_without_a_compiler(
+    mants, shift, rounding, overflow, signed
+):
     # the g++-free check of cast (the ap_fixed comparisons above need the hls marker)
     t = FixedType(10, 4, signed, rounding, overflow)
     frac_in = t.fractional + shift

@@ -27,7 +27,13 @@ MODES = list(itertools.product(QUANTIZATION_MODES, OVERFLOW_MODES))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_every_cast_equals_the_integer_cast(rounding, overflow, dtype):
     """All mantissas of the source (so every tie and every overflow) through each cast."""
-    sources = [FixedType(10, 4), FixedType(9, 2, False), FixedType(12, 8), FixedType(7, 0), FixedType(8, 9)]
+    sources = [
+        FixedType(10, 4),
+        FixedType(9, 2, False),
+        FixedType(12, 8),
+        FixedType(7, 0),
+        FixedType(8, 9),
+    ]
     targets = [FixedType(6, 3, True, rounding, overflow), FixedType(5, 1, False, rounding, overflow),
                FixedType(9, 6, True, rounding, overflow), FixedType(14, 7, True, rounding, overflow)]  # fmt: skip
     checked = 0
@@ -48,11 +54,23 @@ def test_every_cast_equals_the_integer_cast(rounding, overflow, dtype):
 
 
 def test_cast_into_ap_int_types():
-    for src in [FixedType(6, 0), FixedType(9, 3), FixedType(7, 7), FixedType(5, 0, False), FixedType(12, 14)]:
+    for src in [
+        FixedType(6, 0),
+        FixedType(9, 3),
+        FixedType(7, 7),
+        FixedType(5, 0, False),
+        FixedType(12, 14),
+    ]:
         m = np.arange(src.min_int, src.max_int + 1)
-        for dst in [FixedType.int_type(3), FixedType.int_type(5, signed=False), FixedType.int_type(1)]:
+        for dst in [
+            FixedType.int_type(3),
+            FixedType.int_type(5, signed=False),
+            FixedType.int_type(1),
+        ]:
             for dtype in ("float32", "float64"):
-                assert np.array_equal(cast_float(m.astype(dtype), src, dst, None, "c"), cast(m, src, dst)), (src, dst)
+                assert np.array_equal(
+                    cast_float(m.astype(dtype), src, dst, None, "c"), cast(m, src, dst)
+                ), (src, dst)
 
 
 # ----------------------------------------------------------------------------- graphs
@@ -120,7 +138,9 @@ def test_chain_on_float32_and_float64_equals_integer_path(rounding, overflow):
     for dtypes in (("float32", "float64"), ("float64",)):
         program = FloatGraph(graph, dtypes)
         assert program.all_float
-        assert set(program.dtypes) == {dtypes[0]}  # small types: every layer in the first float type allowed
+        assert set(program.dtypes) == {
+            dtypes[0]
+        }  # small types: every layer in the first float type allowed
         _assert_same(graph, x, program)
 
 
@@ -165,8 +185,16 @@ def test_wide_events_overflow_event_by_event_like_the_integer_path(overflow):
 
     rng = np.random.default_rng(13)
     n = ROW_WISE_WIDTH + 36
-    src, dst = FixedType(14, 8, True, "AP_RND", "AP_SAT"), FixedType(7, 3, True, "AP_RND_ZERO", overflow)
-    graph = Graph("wide", (Port("x", src, n),), (Port("y", dst, n),), (_act("linear", "l", "x", "y", src, dst, n),))
+    src, dst = (
+        FixedType(14, 8, True, "AP_RND", "AP_SAT"),
+        FixedType(7, 3, True, "AP_RND_ZERO", overflow),
+    )
+    graph = Graph(
+        "wide",
+        (Port("x", src, n),),
+        (Port("y", dst, n),),
+        (_act("linear", "l", "x", "y", src, dst, n),),
+    )
     x = _inputs(rng, src, n)
     x[::7] *= 0.01  # many events entirely in range, between overflowing ones
     for xp in (None, Torch("cpu")):
@@ -175,15 +203,32 @@ def test_wide_events_overflow_event_by_event_like_the_integer_path(overflow):
 
 def _single_dense(x_t: FixedType, w_t: FixedType, weight: np.ndarray, res_t: FixedType) -> Graph:
     acc_t = FixedType(61, 61 - (x_t.fractional + w_t.fractional))
-    node = _dense("d", "x", "y", x_t, res_t, np.random.default_rng(0), *weight.shape, w_t=w_t, acc_t=acc_t, weight=weight)
+    node = _dense(
+        "d",
+        "x",
+        "y",
+        x_t,
+        res_t,
+        np.random.default_rng(0),
+        *weight.shape,
+        w_t=w_t,
+        acc_t=acc_t,
+        weight=weight,
+    )
     node.params["bias"][:] = 0
-    return Graph("one", (Port("x", x_t, weight.shape[0]),), (Port("y", res_t, weight.shape[1]),), (node,))
+    return Graph(
+        "one", (Port("x", x_t, weight.shape[0]),), (Port("y", res_t, weight.shape[1]),), (node,)
+    )
 
 
-@pytest.mark.parametrize(("bound_bits", "dtype"), [(24, "float32"), (25, "float64"), (53, "float64"), (54, None)])
+@pytest.mark.parametrize(
+    ("bound_bits", "dtype"), [(24, "float32"), (25, "float64"), (53, "float64"), (54, None)]
+)
 def test_layer_just_over_a_bound_falls_back_and_stays_exact(bound_bits, dtype):
     """max|x| * sum|w| just below 2**24 runs in float32, just over in float64; over 2**53 on int64."""
-    x_bits = bound_bits - 8  # inputs up to 2**(x_bits) - 1 (signed), 8 weights of 2**5 - 1: sum|w| < 2**8
+    x_bits = (
+        bound_bits - 8
+    )  # inputs up to 2**(x_bits) - 1 (signed), 8 weights of 2**5 - 1: sum|w| < 2**8
     x_t = FixedType(x_bits + 1, x_bits + 1 - 4)  # 4 fractional bits, as the bias
     w_t = FixedType(6, 6)
     weight = np.full((8, 3), 31, dtype=np.int64)
@@ -236,11 +281,21 @@ def test_conv_on_the_float_path_equals_integer_kernel(geometry, form, monkeypatc
     graph = Graph("cnn", (Port("x", in_t, n_in),), (Port("y", act_t, n_out),), (conv, relu))
     program = FloatGraph(graph)
     assert program.all_float and len(program.steps) == 1  # ReLU fused into the conv's casts
-    if form == "segments":  # every segment width (one product row per 1, 2, ... output pixels of a row)
-        chosen = float_path._conv_segments  # and every granule (gathered runs of 1, 2, ... input pixels)
+    if (
+        form == "segments"
+    ):  # every segment width (one product row per 1, 2, ... output pixels of a row)
+        chosen = (
+            float_path._conv_segments
+        )  # and every granule (gathered runs of 1, 2, ... input pixels)
         for seg in (d for d in range(1, out_shape[1] + 1) if out_shape[1] % d == 0):
-            for q in (q for q in range(1, in_shape[1] + 1) if in_shape[1] % q == 0 and seg * stride[1] % q == 0):
-                monkeypatch.setattr(float_path, "_conv_segments", functools.partial(chosen, seg=seg, pixels=q))
+            for q in (
+                q
+                for q in range(1, in_shape[1] + 1)
+                if in_shape[1] % q == 0 and seg * stride[1] % q == 0
+            ):
+                monkeypatch.setattr(
+                    float_path, "_conv_segments", functools.partial(chosen, seg=seg, pixels=q)
+                )
                 forced = FloatGraph(graph)
                 assert len(forced.steps[0].columns) == out_shape[0] * out_shape[1] // seg
                 assert forced.steps[0].granule == q * c
@@ -261,7 +316,9 @@ def test_unprovable_nodes_run_on_their_integer_kernels_between_float_ones():
     d2 = graph.nodes[2]
     narrow = dict(d2.params, accum_type=FixedType(9, 5, True, "AP_TRN", "AP_SAT"))
     nodes = list(graph.nodes)
-    nodes[2] = Node("dense", "d2", d2.inputs, d2.output, d2.input_types, d2.result_type, d2.size, narrow)
+    nodes[2] = Node(
+        "dense", "d2", d2.inputs, d2.output, d2.input_types, d2.result_type, d2.size, narrow
+    )
     graph = Graph(graph.name, graph.inputs, graph.outputs, tuple(nodes))
     program = FloatGraph(graph)
     assert None in program.dtypes and "float32" in program.dtypes
@@ -276,7 +333,11 @@ POOLS = {  # in_shape, n_filt, pool, stride, pad (top, bottom, left, right)
 
 
 @pytest.mark.parametrize("pool", list(POOLS))
-@pytest.mark.parametrize("acc", [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")], ids=str)
+@pytest.mark.parametrize(
+    "acc",
+    [FixedType(9, 4, True, "AP_TRN", "AP_SAT"), FixedType(6, 2, True, "AP_RND", "AP_WRAP")],
+    ids=str,
+)
 def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypatch):
     from emulation import float_path
     from emulation.layers.pooling import pool_windows
@@ -297,7 +358,9 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypa
     _assert_same(graph, _inputs(rng, in_t, n_in), program, Torch("cpu"))
     monkeypatch.setattr(float_path, "_pixel_windows", lambda windows, n_chan: None)
     floats = FloatGraph(graph)  # windows over floats: strided views without padding, else a gather
-    assert floats.steps[0].granule == 1 and (floats.steps[0].slices is not None) == (pool != "padded")
+    assert floats.steps[0].granule == 1 and (floats.steps[0].slices is not None) == (
+        pool != "padded"
+    )
     _assert_same(graph, _inputs(rng, in_t, n_in), floats)
     _assert_same(graph, _inputs(rng, in_t, n_in), floats, Torch("cpu"))
 
@@ -307,7 +370,9 @@ def test_max_pooling_on_the_float_path_equals_integer_kernel(acc, pool, monkeypa
                                                     ("AP_RND_ZERO", "AP_SAT"), ("AP_RND", "AP_WRAP")])  # fmt: skip
 @pytest.mark.parametrize("pool", ["2x2", "overlapping_3x2"])
 @pytest.mark.parametrize("pixels", [True, False], ids=["pixel_gather", "float_views"])
-def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, overflow, act, pixels, monkeypatch):
+def test_conv_casts_after_max_pooling_equal_integer_kernels(
+    pool, rounding, overflow, act, pixels, monkeypatch
+):
     """conv (+ activation) -> max pooling: saturating casts run after the pooling (they are monotone),
     their overflow counts come from thresholds on the products; wrapping ones stay before it."""
     from emulation import float_path
@@ -319,13 +384,34 @@ def test_conv_casts_after_max_pooling_equal_integer_kernels(pool, rounding, over
     in_shape, f, size, stride, pad = POOLS[pool]
     conv_in, c = (in_shape[0] + 2, in_shape[1] + 2), 2
     in_t = FixedType(10, 4, True, "AP_TRN", "AP_SAT")
-    res_t = FixedType(20, 10, True, rounding, overflow) if act is not None else FixedType(6, 2, True, rounding, overflow)
+    res_t = (
+        FixedType(20, 10, True, rounding, overflow)
+        if act is not None
+        else FixedType(6, 2, True, rounding, overflow)
+    )
     act_t = FixedType(6, 2, act != "relu", rounding, overflow)
     cols = im2col(conv_in, c, (3, 3), (1, 1), (0, 0), (1, 1), in_shape)
     n_in, n_mid = conv_in[0] * conv_in[1] * c, in_shape[0] * in_shape[1] * f
     conv = _dense("c", "x", "h", in_t, res_t, rng, cols.shape[1], f)
-    geometry = dict(in_shape=conv_in, n_chan=c, filt=(3, 3), stride=(1, 1), pad=(0, 0), dilation=(1, 1), out_shape=in_shape)
-    conv = Node("conv", "c", ("x",), "h", (in_t,), res_t, n_mid, {**conv.params, "columns": cols, "n_filt": f, "geometry": geometry})
+    geometry = dict(
+        in_shape=conv_in,
+        n_chan=c,
+        filt=(3, 3),
+        stride=(1, 1),
+        pad=(0, 0),
+        dilation=(1, 1),
+        out_shape=in_shape,
+    )
+    conv = Node(
+        "conv",
+        "c",
+        ("x",),
+        "h",
+        (in_t,),
+        res_t,
+        n_mid,
+        {**conv.params, "columns": cols, "n_filt": f, "geometry": geometry},
+    )
     nodes, pool_t = [conv], res_t
     if act is not None:
         nodes.append(_act(act, "a", "h", "r", res_t, act_t, n_mid))
@@ -363,10 +449,17 @@ def test_trigger_on_torch_cpu_is_bit_equal_to_numpy_and_the_integer_loops():
     spec, weights, words = _trigger_case()
     numpy_out = TriggerEmulator(spec, weights)(words, OverflowCounter(), keep_intermediates=True)
     c_torch = OverflowCounter()
-    torch_out = TriggerEmulator(spec, weights, device="torch-cpu")(words, c_torch, keep_intermediates=True)
-    integer = TriggerEmulator(spec, weights, float_path=False)(words, OverflowCounter(), keep_intermediates=True)
+    torch_out = TriggerEmulator(spec, weights, device="torch-cpu")(
+        words, c_torch, keep_intermediates=True
+    )
+    integer = TriggerEmulator(spec, weights, float_path=False)(
+        words, OverflowCounter(), keep_intermediates=True
+    )
     assert not numpy_out.mismatches(torch_out).any() and not numpy_out.mismatches(integer).any()
-    assert all(np.array_equal(a, b) for a, b in zip(torch_out.reconstructions, integer.reconstructions, strict=True))
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(torch_out.reconstructions, integer.reconstructions, strict=True)
+    )
     assert c_torch.as_dict() == integer.overflows.as_dict()
 
 

@@ -36,19 +36,30 @@ FAMILIES = {
     "int": "int<10>",
     "uint": "uint<8>",
 }
-FAST = {"activations": "fixed_rnd_conv_sat", "merges": "fixed_trn_wrap", "dense_resource": "fixed_rnd_conv_sat",
-        "conv": "fixed_rnd_min_inf_sat"}
+FAST = {
+    "activations": "fixed_rnd_conv_sat",
+    "merges": "fixed_trn_wrap",
+    "dense_resource": "fixed_rnd_conv_sat",
+    "conv": "fixed_rnd_min_inf_sat",
+}
 
 
 # hls4ml shrinks a softmax table to the 2**8 values of an 8-bit input (uint<8>) and warns;
 # the emulator reads the size the project states.
-SHRUNK_SOFTMAX_TABLE = pytest.mark.filterwarnings("ignore:Softmax layer .* table size is too large:UserWarning")
+SHRUNK_SOFTMAX_TABLE = pytest.mark.filterwarnings(
+    "ignore:Softmax layer .* table size is too large:UserWarning"
+)
 # hls4ml's pointwise pass re-sets a Resource layer's strategy in lower case, and warns about its own change.
-POINTWISE_STRATEGY_CASE = pytest.mark.filterwarnings("ignore:Overriding attribute 'strategy' of layer:UserWarning")
+POINTWISE_STRATEGY_CASE = pytest.mark.filterwarnings(
+    "ignore:Overriding attribute 'strategy' of layer:UserWarning"
+)
 
 
 def _matrix(group: str) -> list:
-    return [pytest.param(family, marks=[] if FAST[group] == family else [pytest.mark.slow], id=family) for family in FAMILIES]
+    return [
+        pytest.param(family, marks=[] if FAST[group] == family else [pytest.mark.slow], id=family)
+        for family in FAMILIES
+    ]
 
 
 def _hls_type(text: str) -> FixedType:
@@ -72,7 +83,8 @@ def events(n: int, n_in: int, t: FixedType, seed: int) -> np.ndarray:
     return np.concatenate(
         [
             np.zeros((k, n_in)),
-            rng.choice([-1.0, 1.0], (k, n_in)) * rng.uniform(t.max_value, 50 * t.max_value + 100, (k, n_in)),
+            rng.choice([-1.0, 1.0], (k, n_in))
+            * rng.uniform(t.max_value, 50 * t.max_value + 100, (k, n_in)),
             grid,
             grid + lsb / 2,
             rng.normal(0, max(t.max_value / 3, 1.0), (k, n_in)),
@@ -81,7 +93,9 @@ def events(n: int, n_in: int, t: FixedType, seed: int) -> np.ndarray:
     )
 
 
-def convert(model, path, result: str, layer_config: dict | None = None, backend: str = "Vitis", edit=None):
+def convert(
+    model, path, result: str, layer_config: dict | None = None, backend: str = "Vitis", edit=None
+):
     """hls4ml model of a Keras model, every result (and the input) typed ``result``, compiled.
 
     ``edit(firmware_dir)`` changes the written project before it is compiled (a hand-edited project).
@@ -121,7 +135,9 @@ def assert_bit_exact(hls_model, path, inputs: list[np.ndarray]) -> dict[str, int
     # the fast path (float32/float64 where proven exact) gives the same bits and overflow counts
     fast_counter = OverflowCounter()
     fast = FloatGraph(graph).emulate(inputs, fast_counter)
-    assert all(np.array_equal(a, b) for a, b in zip(got, fast, strict=True)), "float path differs from the integer path"
+    assert all(np.array_equal(a, b) for a, b in zip(got, fast, strict=True)), (
+        "float path differs from the integer path"
+    )
     assert fast_counter.as_dict() == counter.as_dict()
     writers = {node.output: node.name for node in graph.nodes}
     problems = []
@@ -148,7 +164,9 @@ def activation_model(seed: int):
     keras.utils.set_random_seed(seed)
     layers = keras.layers
     x = keras.Input((8,), name="x")
-    d = layers.Dense(8, name="d0", kernel_initializer=keras.initializers.RandomUniform(-2, 2, seed=seed))(x)
+    d = layers.Dense(
+        8, name="d0", kernel_initializer=keras.initializers.RandomUniform(-2, 2, seed=seed)
+    )(x)
     outputs = [
         layers.BatchNormalization(name="bn", beta_initializer="random_uniform", gamma_initializer="random_uniform",
                                   moving_mean_initializer="random_uniform", moving_variance_initializer="ones")(x),
@@ -172,12 +190,23 @@ def activation_model(seed: int):
 
 # hls4ml 1.3 takes table types from layer-config keys ending in _t ("table" in Precision is ignored)
 ACTIVATION_CONFIG = {
-    **{f"softmax_{impl}": {"Implementation": impl} for impl in ("latency", "stable", "legacy", "argmax")},
+    **{
+        f"softmax_{impl}": {"Implementation": impl}
+        for impl in ("latency", "stable", "legacy", "argmax")
+    },
     "sigmoid": {"TableSize": 512, "table_t": "fixed<12,2,RND_CONV,SAT>"},
     "tanh": {"TableSize": 2048, "table_t": "fixed<16,2,RND,SAT>"},
     "elu": {"table_t": "fixed<10,1,RND,SAT_SYM>"},
-    "softmax_latency": {"Implementation": "latency", "exp_table_t": "fixed<16,6,RND_CONV,SAT>", "Precision": {"accum": "fixed<14,6,RND,SAT>"}},
-    "softmax_stable": {"Implementation": "stable", "TableSize": 256, "inv_table_t": "fixed<14,4,TRN,SAT>"},
+    "softmax_latency": {
+        "Implementation": "latency",
+        "exp_table_t": "fixed<16,6,RND_CONV,SAT>",
+        "Precision": {"accum": "fixed<14,6,RND,SAT>"},
+    },
+    "softmax_stable": {
+        "Implementation": "stable",
+        "TableSize": 256,
+        "inv_table_t": "fixed<14,4,TRN,SAT>",
+    },
     "softmax_legacy": {"Implementation": "legacy", "table_t": "fixed<14,7,RND,SAT>"},
 }
 
@@ -187,8 +216,14 @@ def _hand_edited(firmware) -> None:
     import re
 
     top = firmware / "myproject.cpp"
-    text = re.sub(r"nnet::hard_sigmoid<([^;]*;[ \t]*// hard_tanh)", r"nnet::hard_tanh<\1", top.read_text())
-    text = re.sub(r"nnet::relu<([\w:]+), ([\w:]+), ([\w:]+)>([^;]*;[ \t]*// relu_max)", r"nnet::relu_max<\1, \2, 3, \3>\4", text)
+    text = re.sub(
+        r"nnet::hard_sigmoid<([^;]*;[ \t]*// hard_tanh)", r"nnet::hard_tanh<\1", top.read_text()
+    )
+    text = re.sub(
+        r"nnet::relu<([\w:]+), ([\w:]+), ([\w:]+)>([^;]*;[ \t]*// relu_max)",
+        r"nnet::relu_max<\1, \2, 3, \3>\4",
+        text,
+    )
     top.write_text(text)
 
 
@@ -196,13 +231,28 @@ def _hand_edited(firmware) -> None:
 @pytest.mark.parametrize("family", _matrix("activations"))
 def test_activations_normalize_and_softmax_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
-    hls_model = convert(activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited)
+    hls_model = convert(
+        activation_model(seed=3), tmp_path / "prj", result, ACTIVATION_CONFIG, edit=_hand_edited
+    )
     project = load_hls_project(tmp_path / "prj")
     nodes = {node.name: node for node in project.graph.nodes}
-    assert str(nodes["tanh"].params["table_type"]) == "ap_fixed<16,2,AP_RND,AP_SAT>"  # the configured table types are used
+    assert (
+        str(nodes["tanh"].params["table_type"]) == "ap_fixed<16,2,AP_RND,AP_SAT>"
+    )  # the configured table types are used
     assert str(nodes["softmax_stable"].params["inv_type"]) == "ap_fixed<14,4,AP_TRN,AP_SAT>"
     kinds = {node.kind for node in project.graph.nodes}
-    assert {"normalize", "leaky_relu", "prelu", "elu", "selu", "lut", "hard_sigmoid", "hard_tanh", "relu_max", "softmax"} <= kinds
+    assert {
+        "normalize",
+        "leaky_relu",
+        "prelu",
+        "elu",
+        "selu",
+        "lut",
+        "hard_sigmoid",
+        "hard_tanh",
+        "relu_max",
+        "softmax",
+    } <= kinds
     x = events(N_EVENTS, 8, _hls_type(result), seed=4)
     assert_bit_exact(hls_model, tmp_path / "prj", [x])
     # what `l1ad emulate` runs: the outputs side by side, in chunks
@@ -223,7 +273,9 @@ def merge_model(seed: int):
     layers = keras.layers
     a = keras.Input((6,), name="a")
     b = keras.Input((6,), name="b")
-    d = layers.Dense(6, name="skip_dense", kernel_initializer=keras.initializers.RandomUniform(-1, 1, seed=seed))(a)
+    d = layers.Dense(
+        6, name="skip_dense", kernel_initializer=keras.initializers.RandomUniform(-1, 1, seed=seed)
+    )(a)
     a2, b2 = layers.Reshape((3, 2), name="ra")(a), layers.Reshape((3, 2), name="rb")(b)
     outputs = [
         layers.Add(name="add")([a, b]),
@@ -244,7 +296,9 @@ def merge_model(seed: int):
 @pytest.mark.parametrize("family", _matrix("merges"))
 def test_merges_and_skip_connections_are_bit_exact(family, tmp_path):
     result = FAMILIES[family]
-    hls_model = convert(merge_model(seed=5), tmp_path / "prj", result, {"dot": {"Precision": {"accum": result}}})
+    hls_model = convert(
+        merge_model(seed=5), tmp_path / "prj", result, {"dot": {"Precision": {"accum": result}}}
+    )
     t = _hls_type(result)
     xa, xb = events(N_EVENTS, 6, t, seed=6), events(N_EVENTS, 6, t, seed=7)
     xb[: N_EVENTS // 6] = xa[: N_EVENTS // 6]  # equal operands: ties for maximum/minimum
@@ -255,7 +309,9 @@ def test_merges_and_skip_connections_are_bit_exact(family, tmp_path):
 
     both = np.concatenate([xa, xb], axis=1)[:500]
     sim = CSimulation(tmp_path / "prj")
-    assert np.array_equal(sim.predict(both), emulate_project(load_hls_project(tmp_path / "prj"), both).outputs)
+    assert np.array_equal(
+        sim.predict(both), emulate_project(load_hls_project(tmp_path / "prj"), both).outputs
+    )
 
 
 # ----------------------------------------------------------------------------- dense Resource
@@ -286,12 +342,18 @@ def _rf20_by_hand(firmware) -> None:
     import re
 
     top = firmware / "myproject.cpp"
-    top.write_text(re.sub(r"nnet::dense<([^;]*;[ \t]*// rf20)", r"nnet::dense_resource<\1", top.read_text()))
+    top.write_text(
+        re.sub(r"nnet::dense<([^;]*;[ \t]*// rf20)", r"nnet::dense_resource<\1", top.read_text())
+    )
     params = firmware / "parameters.h"
     text = params.read_text()
     start = text.index("// rf20")
     end = text.index("};", start)
-    params.write_text(text[:start] + text[start:end].replace("reuse_factor = 24", "reuse_factor = 20") + text[end:])
+    params.write_text(
+        text[:start]
+        + text[start:end].replace("reuse_factor = 24", "reuse_factor = 20")
+        + text[end:]
+    )
 
 
 @pytest.mark.parametrize("family", _matrix("dense_resource"))
@@ -300,10 +362,20 @@ def test_dense_resource_any_reuse_factor_is_bit_exact(family, tmp_path):
     # saturating, rounding accumulators make the order of the additions visible
     accum = "fixed<13,5,RND,SAT>" if "fixed" in family else result
     layer_config = {
-        name: {"Strategy": "Resource", "ReuseFactor": rf, "Precision": {"accum": accum, "weight": "fixed<8,3>", "bias": "fixed<8,3>"}}
+        name: {
+            "Strategy": "Resource",
+            "ReuseFactor": rf,
+            "Precision": {"accum": accum, "weight": "fixed<8,3>", "bias": "fixed<8,3>"},
+        }
         for name, (_, rf) in RESOURCE.items()
     }
-    hls_model = convert(dense_model(seed=8, layers=RESOURCE), tmp_path / "prj", result, layer_config, edit=_rf20_by_hand)
+    hls_model = convert(
+        dense_model(seed=8, layers=RESOURCE),
+        tmp_path / "prj",
+        result,
+        layer_config,
+        edit=_rf20_by_hand,
+    )
     project = load_hls_project(tmp_path / "prj")
     dense = {n.name: n.params for n in project.graph.nodes if n.kind == "dense"}
     assert {name: (p["strategy"], p["reuse_factor"]) for name, p in dense.items()} == {
@@ -314,7 +386,15 @@ def test_dense_resource_any_reuse_factor_is_bit_exact(family, tmp_path):
 
 
 def test_resource_schedule_visits_every_weight_once():
-    for n_in, n_out, rf in [(12, 8, 1), (12, 8, 3), (12, 8, 12), (12, 8, 24), (12, 8, 32), (7, 5, 7), (16, 4, 8)]:
+    for n_in, n_out, rf in [
+        (12, 8, 1),
+        (12, 8, 3),
+        (12, 8, 12),
+        (12, 8, 24),
+        (12, 8, 32),
+        (7, 5, 7),
+        (16, 4, 8),
+    ]:
         schedule = resource_schedule(n_in, n_out, rf)
         seen = sorted(w for ops in schedule.rounds for _, w, _ in ops)
         assert seen == list(range(n_in * n_out)), (n_in, n_out, rf)
@@ -333,16 +413,32 @@ def conv_model(seed: int):
     s = keras.Input((16, 3), name="s")  # a sequence, channels last
     im = keras.Input((6, 6, 2), name="im")  # an image, channels last
     outputs = [
-        layers.Conv1D(4, 3, name="conv1d", kernel_initializer=init, bias_initializer="random_uniform")(s),
-        layers.Conv1D(3, 3, strides=2, padding="same", name="conv1d_same", kernel_initializer=init)(s),
-        layers.Conv1D(4, 3, name="conv1d_resource", kernel_initializer=init, bias_initializer="random_uniform")(s),
+        layers.Conv1D(
+            4, 3, name="conv1d", kernel_initializer=init, bias_initializer="random_uniform"
+        )(s),
+        layers.Conv1D(3, 3, strides=2, padding="same", name="conv1d_same", kernel_initializer=init)(
+            s
+        ),
+        layers.Conv1D(
+            4, 3, name="conv1d_resource", kernel_initializer=init, bias_initializer="random_uniform"
+        )(s),
         layers.MaxPooling1D(2, name="maxpool1d")(s),
         layers.AveragePooling1D(3, strides=2, padding="same", name="avgpool1d")(s),
         layers.GlobalAveragePooling1D(name="global_avg1d")(s),
         layers.ZeroPadding1D((1, 2), name="zeropad1d")(s),
-        layers.Conv2D(3, (3, 3), name="conv2d", kernel_initializer=init, bias_initializer="random_uniform")(im),
-        layers.Conv2D(2, (3, 3), strides=2, padding="same", name="conv2d_same", kernel_initializer=init)(im),
-        layers.Conv2D(3, (3, 3), name="conv2d_resource", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.Conv2D(
+            3, (3, 3), name="conv2d", kernel_initializer=init, bias_initializer="random_uniform"
+        )(im),
+        layers.Conv2D(
+            2, (3, 3), strides=2, padding="same", name="conv2d_same", kernel_initializer=init
+        )(im),
+        layers.Conv2D(
+            3,
+            (3, 3),
+            name="conv2d_resource",
+            kernel_initializer=init,
+            bias_initializer="random_uniform",
+        )(im),
         layers.MaxPooling2D((2, 2), name="maxpool2d")(im),
         layers.AveragePooling2D((2, 3), strides=(2, 2), padding="same", name="avgpool2d")(im),
         layers.GlobalMaxPooling2D(name="global_max2d")(im),
@@ -350,39 +446,96 @@ def conv_model(seed: int):
         layers.Permute((2, 1, 3), name="transpose")(im),
     ]
     pooled = layers.MaxPooling2D((2, 2), name="maxpool2d_b")(im)
-    strided = layers.Conv2D(2, (3, 3), strides=2, padding="same", name="conv2d_b", kernel_initializer=init)(im)
+    strided = layers.Conv2D(
+        2, (3, 3), strides=2, padding="same", name="conv2d_b", kernel_initializer=init
+    )(im)
     outputs += [
         layers.Concatenate(axis=-1, name="concatenate3d")([pooled, strided]),
         layers.Concatenate(axis=1, name="concatenate3d_rows")([pooled, strided]),
-        layers.Activation("softmax", name="softmax_channels")(layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)),
+        layers.Activation("softmax", name="softmax_channels")(
+            layers.Conv1D(4, 3, name="conv1d_b", kernel_initializer=init)(s)
+        ),
         # pointwise (kernel 1): hls4ml writes nnet::pointwise_conv_{1,2}d_cl
-        layers.Conv1D(4, 1, name="pointwise1d", kernel_initializer=init, bias_initializer="random_uniform")(s),
-        layers.Conv1D(3, 1, strides=2, name="pointwise1d_batched", kernel_initializer=init, bias_initializer="random_uniform")(s),
-        layers.Conv1D(4, 1, name="pointwise1d_resource", kernel_initializer=init, bias_initializer="random_uniform")(s),
-        layers.Conv2D(3, 1, name="pointwise2d", kernel_initializer=init, bias_initializer="random_uniform")(im),
-        layers.Conv2D(2, 1, strides=2, name="pointwise2d_resource", kernel_initializer=init, bias_initializer="random_uniform")(im),
+        layers.Conv1D(
+            4, 1, name="pointwise1d", kernel_initializer=init, bias_initializer="random_uniform"
+        )(s),
+        layers.Conv1D(
+            3,
+            1,
+            strides=2,
+            name="pointwise1d_batched",
+            kernel_initializer=init,
+            bias_initializer="random_uniform",
+        )(s),
+        layers.Conv1D(
+            4,
+            1,
+            name="pointwise1d_resource",
+            kernel_initializer=init,
+            bias_initializer="random_uniform",
+        )(s),
+        layers.Conv2D(
+            3, 1, name="pointwise2d", kernel_initializer=init, bias_initializer="random_uniform"
+        )(im),
+        layers.Conv2D(
+            2,
+            1,
+            strides=2,
+            name="pointwise2d_resource",
+            kernel_initializer=init,
+            bias_initializer="random_uniform",
+        )(im),
     ]
     # softmax over a (6, 8) tensor: over all 48 values as hls4ml 1.3 converts Keras 2 models (flattened),
     # and along one axis, nnet::softmax_multidim, with the slicing hls4ml's Keras 3 front end gives
     # (converters/keras_v3/core.py: n_outer, n_inner; set through the layer config here, see CONV_CONFIG)
     rows = layers.Reshape((6, 8), name="rows")(s)
-    outputs += [layers.Activation("softmax", name=name)(rows) for name in ("softmax_flat", "softmax_last_axis", "softmax_first_axis")]
+    outputs += [
+        layers.Activation("softmax", name=name)(rows)
+        for name in ("softmax_flat", "softmax_last_axis", "softmax_first_axis")
+    ]
     # Flatten writes no call in io_parallel: the dense layer reads the image array as it is
-    outputs.append(layers.Dense(3, name="dense_flattened", kernel_initializer=init)(layers.Flatten(name="flatten")(im)))
+    outputs.append(
+        layers.Dense(3, name="dense_flattened", kernel_initializer=init)(
+            layers.Flatten(name="flatten")(im)
+        )
+    )
     return keras.Model([s, im], outputs)
 
 
 CONV_CONFIG = {
-    "conv1d_resource": {"Strategy": "Resource", "ReuseFactor": 3, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
-    "conv2d_resource": {"Strategy": "Resource", "ReuseFactor": 6, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "conv1d_resource": {
+        "Strategy": "Resource",
+        "ReuseFactor": 3,
+        "Precision": {"accum": "fixed<12,4,RND,SAT>"},
+    },
+    "conv2d_resource": {
+        "Strategy": "Resource",
+        "ReuseFactor": 6,
+        "Precision": {"accum": "fixed<12,4,RND,SAT>"},
+    },
     "conv1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "avgpool2d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
     "pointwise1d": {"Precision": {"accum": "fixed<12,4,RND,SAT>"}},
-    "pointwise1d_batched": {"ParallelizationFactor": 8},  # one partition: nnet::BatchedDenseForConv1D
-    "pointwise1d_resource": {"Strategy": "Resource", "ReuseFactor": 3, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
-    "pointwise2d_resource": {"Strategy": "Resource", "ReuseFactor": 2, "Precision": {"accum": "fixed<12,4,RND,SAT>"}},
+    "pointwise1d_batched": {
+        "ParallelizationFactor": 8
+    },  # one partition: nnet::BatchedDenseForConv1D
+    "pointwise1d_resource": {
+        "Strategy": "Resource",
+        "ReuseFactor": 3,
+        "Precision": {"accum": "fixed<12,4,RND,SAT>"},
+    },
+    "pointwise2d_resource": {
+        "Strategy": "Resource",
+        "ReuseFactor": 2,
+        "Precision": {"accum": "fixed<12,4,RND,SAT>"},
+    },
     "softmax_last_axis": {"n_outer": 6, "n_inner": 1},  # Softmax(axis=-1) on (6, 8)
-    "softmax_first_axis": {"n_outer": 1, "n_inner": 8, "Implementation": "latency"},  # Softmax(axis=1) on (6, 8)
+    "softmax_first_axis": {
+        "n_outer": 1,
+        "n_inner": 8,
+        "Implementation": "latency",
+    },  # Softmax(axis=1) on (6, 8)
 }
 
 
@@ -398,13 +551,25 @@ def test_conv_pooling_padding_transpose_are_bit_exact(family, tmp_path):
     assert strategies["pointwise1d_resource"] == strategies["pointwise2d_resource"] == "resource"
     assert strategies["conv2d"] == strategies["pointwise1d_batched"] == "latency"
     top = (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
-    assert "nnet::pointwise_conv_1d_cl" in top and "nnet::pointwise_conv_2d_cl" in top and "nnet::softmax_multidim" in top
+    assert (
+        "nnet::pointwise_conv_1d_cl" in top
+        and "nnet::pointwise_conv_2d_cl" in top
+        and "nnet::softmax_multidim" in top
+    )
     assert "BatchedDenseForConv1D" in (tmp_path / "prj" / "firmware" / "parameters.h").read_text()
-    softmax = {n.name: (n.params["n_outer"], n.params["n_slice"], n.params["n_inner"]) for n in project.graph.nodes if n.kind == "softmax"}
+    softmax = {
+        n.name: (n.params["n_outer"], n.params["n_slice"], n.params["n_inner"])
+        for n in project.graph.nodes
+        if n.kind == "softmax"
+    }
     assert softmax["softmax_flat"] == (1, 48, 1) and softmax["softmax_last_axis"] == (6, 8, 1)
     assert softmax["softmax_first_axis"] == (1, 6, 8)
     t = _hls_type(result)
-    assert_bit_exact(hls_model, tmp_path / "prj", [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)])
+    assert_bit_exact(
+        hls_model,
+        tmp_path / "prj",
+        [events(N_EVENTS, 48, t, seed=12), events(N_EVENTS, 72, t, seed=13)],
+    )
 
 
 # ----------------------------------------------------------------------------- lookup tables vs g++
@@ -451,10 +616,14 @@ def test_lookup_table_values_equal_nnet_activation_compiled_by_gxx(tmp_path, mon
     subprocess.run(["g++", "-O3", "-std=c++14", f"-I{templates}", f"-I{templates / 'ap_types'}", str(tmp_path / "tables.cpp"),
                     "-o", str(exe)], check=True)  # fmt: skip
     expected: dict[str, list[float]] = {}
-    for line in subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines():
+    for line in subprocess.run(
+        [str(exe)], check=True, capture_output=True, text=True
+    ).stdout.splitlines():
         name, _, value = line.split()
         expected.setdefault(name, []).append(float.fromhex(value))
-    monkeypatch.setattr(tables, "to_table_type", lambda values, t: np.asarray(values, dtype=np.float64))
+    monkeypatch.setattr(
+        tables, "to_table_type", lambda values, t: np.asarray(values, dtype=np.float64)
+    )
     ours = {
         "tanh": tables.tanh_table(1024, None), "sigmoid": tables.sigmoid_table(1024, None),
         "softplus": tables.softplus_table(1024, None), "softsign": tables.softsign_table(1024, None),
@@ -517,7 +686,9 @@ def _hand_project(root, top: str = HAND_TOP, defines: str = HAND_DEFINES, s2: st
 
 
 # s2 read from weights/s2.txt, as hls4ml 1.x projects load their weights for the C simulation
-TXT_TOP = HAND_TOP.replace("{\n", '{\n    nnet::load_weights_from_txt<bn_scale_t, N_IN>(s2, "s2.txt");\n', 1)
+TXT_TOP = HAND_TOP.replace(
+    "{\n", '{\n    nnet::load_weights_from_txt<bn_scale_t, N_IN>(s2, "s2.txt");\n', 1
+)
 
 
 @pytest.mark.parametrize(
@@ -557,12 +728,23 @@ def test_reader_names_file_line_and_reason(tmp_path, edit, message):
 
 
 # x * scale (a 40 x 30-bit product: 70 bits) + bias: wider than int64, computed in Python integers
-@pytest.mark.parametrize(("defines", "input_frac"), [(NARROW_DEFINES, 8), (HAND_DEFINES, 20)], ids=["12-bit", "70-bit-product"])
-def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(tmp_path, defines, input_frac):
+@pytest.mark.parametrize(
+    ("defines", "input_frac"),
+    [(NARROW_DEFINES, 8), (HAND_DEFINES, 20)],
+    ids=["12-bit", "70-bit-product"],
+)
+def test_hand_written_project_with_named_sizes_is_read_and_run_exactly(
+    tmp_path, defines, input_frac
+):
     from fractions import Fraction
 
     # #if on a name no #define defines reads it as 0, as the C preprocessor does
-    _hand_project(tmp_path, defines=defines.replace("#define N_IN 4", "#if N_UNDEFINED\n#define N_IN 3\n#else\n#define N_IN 4\n#endif"))
+    _hand_project(
+        tmp_path,
+        defines=defines.replace(
+            "#define N_IN 4", "#if N_UNDEFINED\n#define N_IN 3\n#else\n#define N_IN 4\n#endif"
+        ),
+    )
     project = load_hls_project(tmp_path)
     (node,) = project.graph.nodes
     assert node.kind == "normalize" and project.n_inputs == 4

@@ -60,8 +60,16 @@ def _to_legacy_layout(prj) -> None:
 
     params = fw / "parameters.h"
     text = params.read_text()
-    text = re.sub(r"(static const unsigned n_(?:in|out) = )(\d+);", lambda m: m.group(1) + NAMES[int(m.group(2))] + ";", text)
-    text, n_kernels = re.subn(r"\n\s*template<class data_T, class res_T, class CONFIG_T>\n\s*using kernel = [^;]+;", "", text)
+    text = re.sub(
+        r"(static const unsigned n_(?:in|out) = )(\d+);",
+        lambda m: m.group(1) + NAMES[int(m.group(2))] + ";",
+        text,
+    )
+    text, n_kernels = re.subn(
+        r"\n\s*template<class data_T, class res_T, class CONFIG_T>\n\s*using kernel = [^;]+;",
+        "",
+        text,
+    )
     assert n_kernels == 3 and text.count("static const unsigned strategy = nnet::latency;") == 3
     params.write_text(text)
 
@@ -85,7 +93,9 @@ def _to_legacy_layout(prj) -> None:
         txt.unlink()
     for header in (fw / "weights").glob("*.h"):
         text = header.read_text()
-        text, n = re.subn(r"#ifndef __SYNTHESIS__\n[^\n]*;\n#else\n([^\n]*\n)\n?#endif\n", r"\1", text)
+        text, n = re.subn(
+            r"#ifndef __SYNTHESIS__\n[^\n]*;\n#else\n([^\n]*\n)\n?#endif\n", r"\1", text
+        )
         assert n == 1, header
         header.write_text(text)
     cpp = fw / "myproject.cpp"
@@ -114,7 +124,9 @@ def _to_legacy_layout(prj) -> None:
 def legacy_project(tmp_path_factory):
     model = build_qkeras_dense(SIZES, seed=11, output_bits=(12, 5))
     precision = {"dense1": {"accum": "fixed<18,7,RND,SAT>", "result": "fixed<14,6,RND_CONV,SAT>"}}
-    prj = write_qkeras_project(model, tmp_path_factory.mktemp("legacy") / "prj", precision=precision, compile=False)
+    prj = write_qkeras_project(
+        model, tmp_path_factory.mktemp("legacy") / "prj", precision=precision, compile=False
+    )
     _to_legacy_layout(prj)
     return CSimulation(prj)  # hls4ml's build_lib.sh compiles the rewritten C++
 
@@ -122,7 +134,10 @@ def legacy_project(tmp_path_factory):
 @pytest.mark.hls
 def test_legacy_layout_is_read_and_emulated_exactly(legacy_project):
     fw = legacy_project.path / "firmware"
-    assert not list((fw / "weights").glob("*.txt")) and "using kernel" not in (fw / "parameters.h").read_text()
+    assert (
+        not list((fw / "weights").glob("*.txt"))
+        and "using kernel" not in (fw / "parameters.h").read_text()
+    )
     assert "input_t x[N_INPUT_1_1]" in (fw / "myproject.cpp").read_text()
     project = load_hls_project(legacy_project.path)
     assert project.top == TOP and (project.n_inputs, project.n_outputs) == (12, 5)
@@ -134,7 +149,9 @@ def test_legacy_layout_is_read_and_emulated_exactly(legacy_project):
     expected = legacy_project.predict(x)
     result = emulate_project(project, x)
     differ = np.any(result.outputs != expected, axis=1)
-    assert differ.sum() == 0, f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    assert differ.sum() == 0, (
+        f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    )
 
 
 def _events(n_in: int, lsb: float, seed: int) -> np.ndarray:
@@ -145,7 +162,9 @@ def _events(n_in: int, lsb: float, seed: int) -> np.ndarray:
 
 def _assert_equal(result: np.ndarray, expected: np.ndarray) -> None:
     differ = np.any(result != expected, axis=1)
-    assert differ.sum() == 0, f"{differ.sum()} of {len(result)} events differ, first {np.flatnonzero(differ)[:5]}"
+    assert differ.sum() == 0, (
+        f"{differ.sum()} of {len(result)} events differ, first {np.flatnonzero(differ)[:5]}"
+    )
 
 
 @pytest.mark.hls
@@ -188,12 +207,19 @@ def test_edited_legacy_projects_name_file_line_and_reason_or_are_read(legacy_pro
     c_text = cpp.read_text()
     line = next(k for k, s in enumerate(c_text.splitlines(), 1) if f"void {TOP}(" in s)
     cpp.write_text(c_text.replace("input_t x[N_INPUT_1_1]", "hls::stream<input_t> &x"))
-    with pytest.raises(ValueError, match=rf"myproject\.cpp:{line + 1}: argument .* is an hls::stream: an io_stream project"):
+    with pytest.raises(
+        ValueError,
+        match=rf"myproject\.cpp:{line + 1}: argument .* is an hls::stream: an io_stream project",
+    ):
         load_hls_project(copy)
 
     # a second input no layer reads: the chain reader declines, the graph reads it and runs
     # the network on the first input, as the compiled function does
-    cpp.write_text(c_text.replace("input_t x[N_INPUT_1_1],", "input_t x[N_INPUT_1_1], input_t x2[N_INPUT_1_1],"))
+    cpp.write_text(
+        c_text.replace(
+            "input_t x[N_INPUT_1_1],", "input_t x[N_INPUT_1_1], input_t x2[N_INPUT_1_1],"
+        )
+    )
     project = load_hls_project(copy)
     assert [p.name for p in project.graph.inputs] == ["x", "x2"] and project.n_inputs == 24
     x = _events(12, project.input_type.lsb, 4)
@@ -203,14 +229,21 @@ def test_edited_legacy_projects_name_file_line_and_reason_or_are_read(legacy_pro
 
     # hls4ml 1.x's nnet_dense.h dispatches through the kernel typedef, which this config lacks
     shutil.copy(legacy_project.path.parent / "nnet_dense_1x.h", fw / "nnet_utils" / "nnet_dense.h")
-    with pytest.raises(ValueError, match=r"parameters\.h:\d+: config config2 has no kernel typedef"):
+    with pytest.raises(
+        ValueError, match=r"parameters\.h:\d+: config config2 has no kernel typedef"
+    ):
         load_hls_project(copy)
-    shutil.copy(legacy_project.path / "firmware" / "nnet_utils" / "nnet_dense.h", fw / "nnet_utils" / "nnet_dense.h")
+    shutil.copy(
+        legacy_project.path / "firmware" / "nnet_utils" / "nnet_dense.h",
+        fw / "nnet_utils" / "nnet_dense.h",
+    )
 
     header = sorted((fw / "weights").glob("w*.h"))[0]
     h_text = header.read_text()
     header.write_text(re.sub(r" = \{[^}]*\}", "", h_text))
-    with pytest.raises(ValueError, match=rf"{header.name}:\d+: weights '{header.stem}' are declared without values"):
+    with pytest.raises(
+        ValueError, match=rf"{header.name}:\d+: weights '{header.stem}' are declared without values"
+    ):
         load_hls_project(copy)
 
 
@@ -223,7 +256,9 @@ def test_resolve_size_reads_literals_constants_and_expressions(tmp_path):
     )
     macros: dict[str, str] = {}
     source = read_source(header, macros)
-    assert "N_OUT 3" not in source.text and source.text.count("\n") == header.read_text().count("\n")
+    assert "N_OUT 3" not in source.text and source.text.count("\n") == header.read_text().count(
+        "\n"
+    )
     assert resolve_size("N_HIDDEN", macros) == 112
     assert resolve_size("N_OUT", macros) == 4  # the C simulation's branch: __SYNTHESIS__ undefined
     assert resolve_size("DIV_ROUNDUP(N_INPUT_1_1, 8)", macros) == 8

@@ -46,7 +46,10 @@ def _cpp_type(t: FixedType) -> str:
 def _dense_source() -> str:
     """One program, one nnet::dense_latency instantiation per accumulator type (hls4ml's header, unmodified)."""
     lines = ['#include "ap_fixed.h"', '#include "nnet_utils/nnet_dense.h"', "#include <cstdio>"]
-    lines += [f"typedef {_cpp_type(t)} {n}_t;" for n, t in (("x", XT), ("w", WT), ("b", BT), ("res", RES_T))]
+    lines += [
+        f"typedef {_cpp_type(t)} {n}_t;"
+        for n, t in (("x", XT), ("w", WT), ("b", BT), ("res", RES_T))
+    ]
     for k, acc in enumerate(ACCUMULATORS):
         lines.append(
             f"struct config{k} : nnet::dense_config {{ static const unsigned n_in = {N_IN}; "
@@ -56,17 +59,17 @@ def _dense_source() -> str:
     lines += [
         "template<class C> void run(FILE* f, long n) {",
         f"  w_t w[{N_IN * N_OUT}]; b_t b[{N_OUT}]; x_t x[{N_IN}]; res_t r[{N_OUT}]; long long v;",
-        f"  for (int i = 0; i < {N_IN * N_OUT}; i++) {{ fscanf(f, \"%lld\", &v); w[i].V = v; }}",
-        f"  for (int i = 0; i < {N_OUT}; i++) {{ fscanf(f, \"%lld\", &v); b[i].V = v; }}",
+        f'  for (int i = 0; i < {N_IN * N_OUT}; i++) {{ fscanf(f, "%lld", &v); w[i].V = v; }}',
+        f'  for (int i = 0; i < {N_OUT}; i++) {{ fscanf(f, "%lld", &v); b[i].V = v; }}',
         "  for (long e = 0; e < n; e++) {",
-        f"    for (int i = 0; i < {N_IN}; i++) {{ fscanf(f, \"%lld\", &v); x[i].V = v; }}",
+        f'    for (int i = 0; i < {N_IN}; i++) {{ fscanf(f, "%lld", &v); x[i].V = v; }}',
         "    nnet::dense_latency<x_t, res_t, C>(x, r, w, b);",
-        f"    for (int j = 0; j < {N_OUT}; j++) printf(\"%lld\\n\", (long long)r[j].V);",
+        f'    for (int j = 0; j < {N_OUT}; j++) printf("%lld\\n", (long long)r[j].V);',
         "  }",
         "}",
         "int main(int argc, char** argv) {",
-        "  FILE* f = fopen(argv[1], \"r\"); int c; long n;",
-        "  if (fscanf(f, \"%d %ld\", &c, &n) != 2) return 1;",
+        '  FILE* f = fopen(argv[1], "r"); int c; long n;',
+        '  if (fscanf(f, "%d %ld", &c, &n) != 2) return 1;',
         "  switch (c) {",
         *[f"    case {k}: run<config{k}>(f, n); break;" for k in range(len(ACCUMULATORS))],
         "  }",
@@ -87,7 +90,10 @@ def hls4ml_dense() -> Path:
     assert spec is not None and spec.origin is not None
     templates = Path(spec.origin).parent / "templates" / "vivado"
     source = _dense_source()
-    folder = Path(tempfile.gettempdir()) / f"l1ad_dense_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    folder = (
+        Path(tempfile.gettempdir())
+        / f"l1ad_dense_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    )
     binary = folder / "dense"
     if not binary.exists():
         folder.mkdir(parents=True, exist_ok=True)
@@ -105,7 +111,11 @@ def hls4ml_dense() -> Path:
 def _hls4ml_dense(binary: Path, case: int, x, w, b) -> np.ndarray:
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write(f"{case} {len(x)}\n")
-        for block in (w.reshape(-1), b, x.reshape(-1)):  # weights row-major (n_in, n_out), as hls4ml stores them
+        for block in (
+            w.reshape(-1),
+            b,
+            x.reshape(-1),
+        ):  # weights row-major (n_in, n_out), as hls4ml stores them
             f.write(" ".join(map(str, block.tolist())) + "\n")
         path = f.name
     try:
@@ -129,7 +139,9 @@ def test_dense_fast_paths_equal_hls4ml_dense_latency(case, hls4ml_dense):
     got = dense_latency(x, XT, w, WT, b, BT, acc_t, RES_T, counter, "d")
     expected = _hls4ml_dense(hls4ml_dense, case, x, w, b)
     differ = np.any(got != expected, axis=1)
-    assert not differ.any(), f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    assert not differ.any(), (
+        f"{differ.sum()} of {len(x)} events differ, first {np.flatnonzero(differ)[:5]}"
+    )
     if acc_t.overflow in ("AP_SAT", "AP_SAT_SYM") and acc_t.width == 14:
         assert counter.overflows("d.accum") > 0  # the case really saturates
 
@@ -139,7 +151,9 @@ def test_activations_cast_into_their_result_type():
     x = np.array([[-100, -1, 0, 1, 63, 2047]])
     r = relu(x, t, FixedType(6, 2, False, "AP_RND_CONV", "AP_SAT"))
     assert r.tolist() == [[0, 0, 0, 0, 16, 63]]  # 63/64 -> 15.75/4 rounds to 16; 2047 saturates
-    assert linear(x, t, FixedType(8, 2, True, "AP_RND", "AP_WRAP")).tolist() == [[-100, -1, 0, 1, 63, -1]]
+    assert linear(x, t, FixedType(8, 2, True, "AP_RND", "AP_WRAP")).tolist() == [
+        [-100, -1, 0, 1, 63, -1]
+    ]
 
 
 def _project(rng, result_types) -> HLSProject:
@@ -176,7 +190,10 @@ def test_float_path_equals_integer_path(rounding):
 def test_threaded_chunks_equal_one_worker(float_path):
     """Chunks on several threads write disjoint rows and merge their overflow counts exactly."""
     rng = np.random.default_rng(11)
-    project = _project(rng, [FixedType(8, 3, False, "AP_RND", "AP_SAT"), FixedType(9, 4, True, "AP_TRN", "AP_WRAP")])
+    project = _project(
+        rng,
+        [FixedType(8, 3, False, "AP_RND", "AP_SAT"), FixedType(9, 4, True, "AP_TRN", "AP_WRAP")],
+    )
     x = np.concatenate([rng.normal(0, 4, (5000, 10)), rng.uniform(-200, 200, (1003, 10))])
     one = emulate_project(project, x, chunk_size=500, workers=1, float_path=float_path)
     many = emulate_project(project, x, chunk_size=500, workers=3, float_path=float_path)
@@ -185,10 +202,17 @@ def test_threaded_chunks_equal_one_worker(float_path):
     assert one.overflows.overflows("input") > 0  # the counts being merged are not all zero
 
 
-INT_RESULTS = [FixedType.int_type(10), FixedType.int_type(6, signed=False), FixedType.int_type(4), FixedType.int_type(7)]
+INT_RESULTS = [
+    FixedType.int_type(10),
+    FixedType.int_type(6, signed=False),
+    FixedType.int_type(4),
+    FixedType.int_type(7),
+]
 
 
-@pytest.mark.parametrize("input_type", [FixedType.int_type(12), FixedType.int_type(10, signed=False)], ids=str)
+@pytest.mark.parametrize(
+    "input_type", [FixedType.int_type(12), FixedType.int_type(10, signed=False)], ids=str
+)
 def test_float_path_equals_integer_path_for_ap_int_types(input_type):
     # ap_int inputs (C++ conversion from double: truncation toward zero, (-0.5, 0) -> +1)
     # and ap_int results (truncation toward zero, wrapping) on both paths.
@@ -197,7 +221,13 @@ def test_float_path_equals_integer_path_for_ap_int_types(input_type):
     project = HLSProject(project.path, project.top, "x", input_type, 10, project.output_type, project.n_outputs,
                          tuple(_retyped(project.layers, input_type)))  # fmt: skip
     assert compile_project(project).all_float
-    x = np.concatenate([rng.normal(0, 300, (2000, 10)), rng.uniform(-0.6, 0.1, (500, 10)), rng.uniform(-5e3, 5e3, (500, 10))])
+    x = np.concatenate(
+        [
+            rng.normal(0, 300, (2000, 10)),
+            rng.uniform(-0.6, 0.1, (500, 10)),
+            rng.uniform(-5e3, 5e3, (500, 10)),
+        ]
+    )
     fast = emulate_project(project, x)
     exact = emulate_project(project, x, float_path=False)
     assert np.array_equal(fast.outputs, exact.outputs)
@@ -218,9 +248,19 @@ def _retyped(layers, input_type):
 def test_cast_float_equals_cast_into_ap_int():
     from emulation.float_path import cast_float
 
-    for src in [FixedType(6, 0), FixedType(9, 3), FixedType(7, 7), FixedType(5, 0, False), FixedType(12, 14)]:
+    for src in [
+        FixedType(6, 0),
+        FixedType(9, 3),
+        FixedType(7, 7),
+        FixedType(5, 0, False),
+        FixedType(12, 14),
+    ]:
         m = np.arange(src.min_int, src.max_int + 1)
-        for dst in [FixedType.int_type(3), FixedType.int_type(5, signed=False), FixedType.int_type(1)]:
+        for dst in [
+            FixedType.int_type(3),
+            FixedType.int_type(5, signed=False),
+            FixedType.int_type(1),
+        ]:
             want = cast(m, src, dst)
             got = cast_float(m.astype(np.float64), src, dst, None, "c")
             assert np.array_equal(got, want), (src, dst)
@@ -241,7 +281,9 @@ def test_dense_wider_than_int64_is_exact():
     # accumulator), then AP_RND (ties up) from 60 to 34 fractional bits, then saturation.
     for e in range(20):
         for j in range(3):
-            exact = (sum(x[e][i] * w[i][j] for i in range(5)) << 12) + (b[j] << 32)  # in 2**-60 units
+            exact = (sum(x[e][i] * w[i][j] for i in range(5)) << 12) + (
+                b[j] << 32
+            )  # in 2**-60 units
             q = (exact + (1 << 25)) >> 26
             q = max(min(q, res_t.max_int), res_t.min_int)
             assert got[e, j] == q

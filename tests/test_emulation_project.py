@@ -41,7 +41,9 @@ def _events(n: int, input_type: FixedType, seed: int = 0) -> np.ndarray:
 def plain_project(tmp_path_factory):
     """hls4ml's defaults (auto accumulators) for a plain QKeras model, odd top-function name."""
     model = build_qkeras_dense([N_IN, 16, 8, 5], seed=1)
-    sim = write_qkeras_project(model, tmp_path_factory.mktemp("plain") / "prj", project_name="anomaly_top")
+    sim = write_qkeras_project(
+        model, tmp_path_factory.mktemp("plain") / "prj", project_name="anomaly_top"
+    )
     return sim
 
 
@@ -70,7 +72,9 @@ def test_emulator_equals_hls4ml_csim_on_12000_events(which, request):
     expected = sim.predict(x)
     result = emulate_project(project, x)
     mismatched = np.any(result.outputs != expected, axis=1)
-    assert mismatched.sum() == 0, f"{mismatched.sum()} of {len(x)} events differ, first {np.flatnonzero(mismatched)[:5]}"
+    assert mismatched.sum() == 0, (
+        f"{mismatched.sum()} of {len(x)} events differ, first {np.flatnonzero(mismatched)[:5]}"
+    )
     # The inputs really exercised overflow (wrapping inputs, saturating layers).
     assert result.overflows.overflows("input") > 0
     if which == "narrow_project":
@@ -93,17 +97,26 @@ def test_project_reader_finds_top_function_namespace_and_header_weights(narrow_p
 @pytest.mark.hls
 def test_unsupported_layer_and_missing_files_give_clear_errors(plain_project, tmp_path):
     copy = tmp_path / "prj"
-    shutil.copytree(plain_project.path / "firmware", copy / "firmware", ignore=shutil.ignore_patterns("*.so", "ap_types", "nnet_utils"))
+    shutil.copytree(
+        plain_project.path / "firmware",
+        copy / "firmware",
+        ignore=shutil.ignore_patterns("*.so", "ap_types", "nnet_utils"),
+    )
     top = copy / "firmware" / "anomaly_top.cpp"
     text = top.read_text()
     top.write_text(text.replace("nnet::relu<", "nnet::layernormalize<", 1))
-    with pytest.raises(ValueError, match=r"layer 'relu0' \(nnet::layernormalize\) is not supported"):
+    with pytest.raises(
+        ValueError, match=r"layer 'relu0' \(nnet::layernormalize\) is not supported"
+    ):
         load_hls_project(copy)
     top.write_text(text)
     weights = sorted((copy / "firmware" / "weights").glob("w*.txt"))[0]
     weights.unlink()
     weights.with_suffix(".h").unlink()
-    with pytest.raises(ValueError, match=rf"weights '{weights.stem}' are declared in no firmware/weights/\*.h header"):
+    with pytest.raises(
+        ValueError,
+        match=rf"weights '{weights.stem}' are declared in no firmware/weights/\*.h header",
+    ):
         load_hls_project(copy)
     (copy / "firmware" / "parameters.h").unlink()
     with pytest.raises(ValueError, match=r"parameters\.h is missing"):
@@ -117,7 +130,9 @@ def test_unsupported_layer_and_missing_files_give_clear_errors(plain_project, tm
 @pytest.mark.hls
 def test_inputs_are_cast_to_input_type_like_the_csim(plain_project):
     project = load_hls_project(plain_project.path)
-    x = np.array([[0.1, -0.1, 1e3, -1e3, 31.99, -32.0, 1e-9, -1e-9, 0.5, 2.0**-11, -(2.0**-11), 7.0]])
+    x = np.array(
+        [[0.1, -0.1, 1e3, -1e3, 31.99, -32.0, 1e-9, -1e-9, 0.5, 2.0**-11, -(2.0**-11), 7.0]]
+    )
     m = from_float(x, project.input_type)
     # ap_fixed<16,6> from double: truncation towards -inf, then wrap
     assert to_float(m, project.input_type)[0, 6] == 0.0
@@ -136,7 +151,15 @@ def test_cli_emulate_writes_exact_outputs_and_compares_with_csim(plain_project, 
     x = _events(3000, project.input_type, seed=5)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "y.npy"
-    args = ["emulate", "--model", str(plain_project.path), "--inputs", str(tmp_path / "x.npy"), "--out", str(out)]
+    args = [
+        "emulate",
+        "--model",
+        str(plain_project.path),
+        "--inputs",
+        str(tmp_path / "x.npy"),
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(app, [*args, "--compare-csim", "300"])
     assert result.exit_code == 0, result.output
     assert "300 events compared, 0 mismatches" in result.output
@@ -145,7 +168,18 @@ def test_cli_emulate_writes_exact_outputs_and_compares_with_csim(plain_project, 
     assert np.array_equal(y[:300], plain_project.predict(x[:300]))
 
     np.save(tmp_path / "bad.npy", x[:, :5])
-    bad = CliRunner().invoke(app, ["emulate", "--model", str(plain_project.path), "--inputs", str(tmp_path / "bad.npy"), "--out", str(out)])
+    bad = CliRunner().invoke(
+        app,
+        [
+            "emulate",
+            "--model",
+            str(plain_project.path),
+            "--inputs",
+            str(tmp_path / "bad.npy"),
+            "--out",
+            str(out),
+        ],
+    )
     assert bad.exit_code == 1 and "expects (N, 12)" in bad.output
     missing = CliRunner().invoke(app, ["emulate", "--model", str(plain_project.path)])
     assert missing.exit_code == 1 and "--inputs and --out are required" in missing.output
@@ -161,15 +195,23 @@ def test_emulate_plain_from_python_matches_csim_and_writes_only_the_output(plain
     x = _events(1200, project.input_type, seed=6)
     np.save(tmp_path / "x.npy", x)
     out = tmp_path / "out" / "y.npy"
-    summary = emulate_plain(str(plain_project.path), str(tmp_path / "x.npy"), out, console=Console(quiet=True))
+    summary = emulate_plain(
+        str(plain_project.path), str(tmp_path / "x.npy"), out, console=Console(quiet=True)
+    )
     assert summary["events_emulated"] == 1200 and summary["events_per_s"] > 0
-    csim = compare_plain_csim(plain_project.path, load_inputs(tmp_path / "x.npy"), np.load(out), 400)
+    csim = compare_plain_csim(
+        plain_project.path, load_inputs(tmp_path / "x.npy"), np.load(out), 400
+    )
     assert csim["csim_events_compared"] == 400 and csim["csim_mismatches"] == 0
     assert summary["overflows"]["input"]["overflows"] > 0  # wrapping inputs were counted
     y = np.load(out)
     assert y.dtype == np.float64 and y.shape == (1200, project.n_outputs)
-    assert np.array_equal(y, plain_project.predict(x))  # every event, not only the 400 compared inside
-    assert [p.name for p in out.parent.iterdir()] == ["y.npy"]  # written atomically: no temporary left
+    assert np.array_equal(
+        y, plain_project.predict(x)
+    )  # every event, not only the 400 compared inside
+    assert [p.name for p in out.parent.iterdir()] == [
+        "y.npy"
+    ]  # written atomically: no temporary left
 
 
 def test_load_inputs_names_missing_unreadable_and_non_numeric_files(tmp_path):

@@ -23,7 +23,15 @@ from offline.preprocess import Preprocessing
 from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
 from quantize.spec import FirmwareSpec, FixedType, weight_key
 
-ROUNDING = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF", "AP_RND_CONV")
+ROUNDING = (
+    "AP_TRN",
+    "AP_TRN_ZERO",
+    "AP_RND",
+    "AP_RND_ZERO",
+    "AP_RND_MIN_INF",
+    "AP_RND_INF",
+    "AP_RND_CONV",
+)
 OVERFLOW = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
 
 
@@ -59,7 +67,9 @@ def _q(value: Fraction, t: FixedType) -> Fraction:
     return Fraction(m, 2**t.fractional)
 
 
-def reference_event(spec: FirmwareSpec, weights: dict, words: list[int]) -> tuple[Fraction, Fraction]:
+def reference_event(
+    spec: FirmwareSpec, weights: dict, words: list[int]
+) -> tuple[Fraction, Fraction]:
     pre = spec.preprocessing
     x = []
     for word, off, sh in zip(words, pre.offsets, pre.shifts, strict=True):
@@ -75,7 +85,9 @@ def reference_event(spec: FirmwareSpec, weights: dict, words: list[int]) -> tupl
             for j in range(d.n_out):
                 acc = _q(Fraction(float(b[j])), d.accumulator) if b is not None else Fraction(0)
                 for i in range(d.n_in):
-                    acc = _q(acc + _q(h[i] * Fraction(float(w[j, i])), d.accumulator), d.accumulator)
+                    acc = _q(
+                        acc + _q(h[i] * Fraction(float(w[j, i])), d.accumulator), d.accumulator
+                    )
                 res = _q(acc, d.result)
                 if d.activation == "relu" and res < 0:
                     res = Fraction(0)
@@ -94,7 +106,9 @@ def reference_event(spec: FirmwareSpec, weights: dict, words: list[int]) -> tupl
 
 
 def _rand_type(rng, width, integer, signed=True) -> FixedType:
-    return FixedType(int(width), int(integer), signed, str(rng.choice(ROUNDING)), str(rng.choice(OVERFLOW)))
+    return FixedType(
+        int(width), int(integer), signed, str(rng.choice(ROUNDING)), str(rng.choice(OVERFLOW))
+    )
 
 
 def random_spec(seed: int, narrow: bool = True) -> tuple[FirmwareSpec, dict]:
@@ -102,7 +116,9 @@ def random_spec(seed: int, narrow: bool = True) -> tuple[FirmwareSpec, dict]:
     types of every rounding/overflow mode, so that casts round, saturate and wrap."""
     rng = np.random.default_rng(seed)
     words = rng.integers(-40, 200, (500, N_FEATURES))
-    spec = build_spec(AEConfig(hidden=(6,), latent=3), QuantConfig(hardware_input=10), Preprocessing.fit(words))
+    spec = build_spec(
+        AEConfig(hidden=(6,), latent=3), QuantConfig(hardware_input=10), Preprocessing.fit(words)
+    )
     weights = random_quantized_weights(spec, seed, sparsity=0.2)
     if narrow:
         aes = []
@@ -111,19 +127,34 @@ def random_spec(seed: int, narrow: bool = True) -> tuple[FirmwareSpec, dict]:
             for d in ae.layers:
                 acc = _rand_type(rng, rng.integers(10, 20), rng.integers(3, 8))
                 res = _rand_type(rng, rng.integers(6, 14), rng.integers(2, 6))
-                act = _rand_type(rng, rng.integers(6, 14), rng.integers(2, 6), signed=d.activation != "relu" or rng.random() < 0.5)
-                layers.append(dataclasses.replace(d, accumulator=acc, result=res, activation_result=act))
+                act = _rand_type(
+                    rng,
+                    rng.integers(6, 14),
+                    rng.integers(2, 6),
+                    signed=d.activation != "relu" or rng.random() < 0.5,
+                )
+                layers.append(
+                    dataclasses.replace(d, accumulator=acc, result=res, activation_result=act)
+                )
             score = dataclasses.replace(
                 ae.score,
                 difference=_rand_type(rng, rng.integers(6, 12), rng.integers(2, 6)),
-                square=_rand_type(rng, rng.integers(8, 14), rng.integers(3, 8), signed=rng.random() < 0.3),
-                score=_rand_type(rng, rng.integers(10, 16), rng.integers(5, 10), signed=rng.random() < 0.3),
-                outputs=tuple(int(i) for i in rng.permutation(N_FEATURES)[: rng.integers(5, N_FEATURES + 1)]),
+                square=_rand_type(
+                    rng, rng.integers(8, 14), rng.integers(3, 8), signed=rng.random() < 0.3
+                ),
+                score=_rand_type(
+                    rng, rng.integers(10, 16), rng.integers(5, 10), signed=rng.random() < 0.3
+                ),
+                outputs=tuple(
+                    int(i) for i in rng.permutation(N_FEATURES)[: rng.integers(5, N_FEATURES + 1)]
+                ),
             )
             aes.append(dataclasses.replace(ae, layers=tuple(layers), score=score))
         hw = _rand_type(rng, 9, 9)
         inp = _rand_type(rng, rng.integers(8, 14), rng.integers(3, 7))
-        inp = dataclasses.replace(inp, width=max(inp.width, inp.integer + max(spec.preprocessing.shifts)))
+        inp = dataclasses.replace(
+            inp, width=max(inp.width, inp.integer + max(spec.preprocessing.shifts))
+        )
         spec = dataclasses.replace(spec, autoencoders=tuple(aes), hardware_input=hw, input=inp)
     return spec, weights
 
@@ -132,7 +163,13 @@ def _words(spec: FirmwareSpec, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     words = rng.integers(-40, 200, (n, N_FEATURES))
     words[rng.random((n, N_FEATURES)) < 0.3] = 0
-    return np.concatenate([words, edge_words(spec, np.random.default_rng(seed), max(8, n // 4)), rng.integers(-2000, 2000, (8, N_FEATURES))])
+    return np.concatenate(
+        [
+            words,
+            edge_words(spec, np.random.default_rng(seed), max(8, n // 4)),
+            rng.integers(-2000, 2000, (8, N_FEATURES)),
+        ]
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -181,7 +218,9 @@ def test_fast_paths_and_chunking_do_not_change_a_bit():
     spec, weights = random_spec(5, narrow=False)
     words = _words(spec, 3000, 5)
     em = TriggerEmulator(spec, weights)
-    assert all(p.all_float for p in em.programs) and all(em.score_dtypes)  # default types: float path
+    assert all(p.all_float for p in em.programs) and all(
+        em.score_dtypes
+    )  # default types: float path
     a = em(words, chunk_size=777, keep_intermediates=True)
     slow = TriggerEmulator(spec, weights, float_path=False)  # the integer loops
     assert not any(p.all_float for p in slow.programs)
@@ -192,11 +231,14 @@ def test_fast_paths_and_chunking_do_not_change_a_bit():
     threaded = em(words, c1, chunk_size=500, workers=2, keep_intermediates=True)
     assert not threaded.mismatches(a).any() and np.array_equal(threaded.inputs, a.inputs)
     em(words, c2, chunk_size=3000)
+
     def per_value(c):  # bias casts are counted once per chunk, everything else once per value
         return {k: v for k, v in c.as_dict().items() if not k.endswith(".bias")}
 
     assert per_value(c1) == per_value(c2)
-    assert all(np.array_equal(x, y) for x, y in zip(a.reconstructions, b.reconstructions, strict=True))
+    assert all(
+        np.array_equal(x, y) for x, y in zip(a.reconstructions, b.reconstructions, strict=True)
+    )
 
 
 def test_input_stage_alone_equals_the_whole_trigger_inputs():
@@ -243,7 +285,11 @@ def test_bad_inputs_give_clear_errors():
     with pytest.raises(ValueError, match=r"shape \(N, 57\)"):
         emulate_trigger(spec, weights, np.zeros((3, 56), dtype=np.int64))
     with pytest.raises(ValueError, match="missing"):
-        emulate_trigger(spec, {k: v for k, v in weights.items() if "ae2" not in k}, np.zeros((1, 57), dtype=np.int64))
+        emulate_trigger(
+            spec,
+            {k: v for k, v in weights.items() if "ae2" not in k},
+            np.zeros((1, 57), dtype=np.int64),
+        )
     with pytest.raises(ValueError, match="FirmwareSpec"):
         emulate_trigger({"not": "a spec"}, weights, np.zeros((1, 57), dtype=np.int64))
     with pytest.raises(ValueError, match="eps_b"):

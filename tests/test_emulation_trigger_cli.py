@@ -38,28 +38,50 @@ def files(tmp_path_factory):
     run = root / "runs" / "toy"
     (run / "quantize").mkdir(parents=True)
     spec.save(run / "quantize", weights)
-    return {"root": root, "run": run, "spec": spec, "weights": weights, "bkg": bkg, "sig": sig, **paths}
+    return {
+        "root": root,
+        "run": run,
+        "spec": spec,
+        "weights": weights,
+        "bkg": bkg,
+        "sig": sig,
+        **paths,
+    }
 
 
 def test_emulate_events_writes_scores_bits_labels_and_measures_rate_and_efficiency(files, tmp_path):
     out = tmp_path / "scores.h5"
-    res = emulate_events(files["run"], [files["background"], files["Ato4l"]], chunk_size=700, out=out)
+    res = emulate_events(
+        files["run"], [files["background"], files["Ato4l"]], chunk_size=700, out=out
+    )
     bkg, sig = files["bkg"], files["sig"]
     with h5py.File(out) as f:
         assert f["r1"].shape == (3500,) and f["regions"].shape == (3500, 4)
-        assert np.array_equal(f["labels"][:3000], bkg.labels) and np.array_equal(f["weights"][3000:], sig.weights)
+        assert np.array_equal(f["labels"][:3000], bkg.labels) and np.array_equal(
+            f["weights"][3000:], sig.weights
+        )
         assert json.loads(f.attrs["files"]) == [str(files["background"]), str(files["Ato4l"])]
         direct = emulate_trigger(files["spec"], files["weights"], to_hardware(bkg.features))
-        assert np.array_equal(f["r1_mantissa"][:3000], direct.r1) and np.array_equal(f["trigger"][:3000], direct.trigger)
+        assert np.array_equal(f["r1_mantissa"][:3000], direct.r1) and np.array_equal(
+            f["trigger"][:3000], direct.trigger
+        )
         fired = f["trigger"][:].astype(bool)
     eff_b, sigma_b = binomial_efficiency(fired[:3000], bkg.weights)
-    assert res.rate_khz == pytest.approx(40000 * eff_b) and res.rate_sigma_khz == pytest.approx(40000 * sigma_b)
-    assert res.rate_khz == pytest.approx(40000 * 0.05, rel=0.3)  # thresholds were placed at eps_B = 5 %
+    assert res.rate_khz == pytest.approx(40000 * eff_b) and res.rate_sigma_khz == pytest.approx(
+        40000 * sigma_b
+    )
+    assert res.rate_khz == pytest.approx(
+        40000 * 0.05, rel=0.3
+    )  # thresholds were placed at eps_B = 5 %
     assert set(res.efficiency) == {"Ato4l"}
-    assert res.efficiency["Ato4l"] == pytest.approx(binomial_efficiency(fired[3000:], sig.weights)[0])
+    assert res.efficiency["Ato4l"] == pytest.approx(
+        binomial_efficiency(fired[3000:], sig.weights)[0]
+    )
     table = res.table
     assert table.loc["wlnu", ["N_A", "N_B", "N_C", "N_D"]].sum() == 3000
-    assert table.loc["Ato4l", "W_A"] == pytest.approx(sig.weights[fired[3000:]].sum())  # fire_on = A
+    assert table.loc["Ato4l", "W_A"] == pytest.approx(
+        sig.weights[fired[3000:]].sum()
+    )  # fire_on = A
     assert res.events == 3500 and res.events_per_s > 0
 
 
@@ -83,7 +105,9 @@ def test_cli_trigger_mode_on_a_run_directory(files, tmp_path):
     ],
 )
 def test_cli_bad_inputs_fail_with_one_clear_line(files, tmp_path, args, message):
-    result = CliRunner().invoke(app, ["emulate", "--model", str(files["run"]), *args, "--out", str(tmp_path / "o.h5")])
+    result = CliRunner().invoke(
+        app, ["emulate", "--model", str(files["run"]), *args, "--out", str(tmp_path / "o.h5")]
+    )
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())  # rich wraps long lines
 
@@ -134,13 +158,29 @@ def test_model_without_spec_or_with_a_broken_spec_is_named(files, tmp_path):
 def test_pipeline_stage_reports_summary_and_overflow_table(files, tmp_path):
     config = {"emulation": dict(step.DEFAULTS), "seed": 0}
     events = SimpleNamespace(background=files["background"], signals={"Ato4l": files["Ato4l"]})
-    result, figures, text = run_one_step(step, config, tmp_path, events=events,
-                                         quantize=SimpleNamespace(out_dir=files["run"] / "quantize"))
+    result, figures, text = run_one_step(
+        step,
+        config,
+        tmp_path,
+        events=events,
+        quantize=SimpleNamespace(out_dir=files["run"] / "quantize"),
+    )
     summary = figures["emulation"]
-    assert set(summary) == {"events_emulated", "events_per_s", "events_per_cpu_s", "speed_events", "csim_events_compared",
-                            "csim_mismatches", "csim_events_per_s", "rate_khz", "efficiency"}
+    assert set(summary) == {
+        "events_emulated",
+        "events_per_s",
+        "events_per_cpu_s",
+        "speed_events",
+        "csim_events_compared",
+        "csim_mismatches",
+        "csim_events_per_s",
+        "rate_khz",
+        "efficiency",
+    }
     assert summary["events_emulated"] == 3500 and summary["csim_events_compared"] == 0
-    assert summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0  # throughput, not start-up
+    assert (
+        summary["speed_events"] >= 100_000 and summary["events_per_s"] > 0
+    )  # throughput, not start-up
     assert set(summary["efficiency"]) == {"Ato4l"} and math.isfinite(summary["rate_khz"])
     assert "Trigger emulation" in text and "C-simulation" in text
     assert result.scores.exists()
@@ -165,11 +205,18 @@ def test_emulate_trigger_files_from_python_returns_the_summary_and_tables(files,
     from emulation import emulate_trigger_files, overflow_table
 
     out = tmp_path / "lib.h5"
-    summary = emulate_trigger_files(str(files["run"]), [str(files["background"]), files["Ato4l"]], out,
-                                    chunk_size=1000, console=Console(quiet=True))
+    summary = emulate_trigger_files(
+        str(files["run"]),
+        [str(files["background"]), files["Ato4l"]],
+        out,
+        chunk_size=1000,
+        console=Console(quiet=True),
+    )
     assert summary["events_emulated"] == 3500 and summary["out"] == str(out) and out.exists()
     assert summary["spec"] == str(files["run"] / "quantize" / "spec.json")
-    assert not any(key.startswith("csim_") for key in summary)  # the C-simulation check is firmware's
+    assert not any(
+        key.startswith("csim_") for key in summary
+    )  # the C-simulation check is firmware's
     assert summary["table"].loc["wlnu", ["N_A", "N_B", "N_C", "N_D"]].sum() == 3000
     direct = emulate_trigger(files["spec"], files["weights"], to_hardware(files["bkg"].features))
     with h5py.File(out) as f:
@@ -186,9 +233,13 @@ def test_background_and_edge_words_are_background_events_then_edge_words(files):
     spec = files["spec"]
     words = background_and_edge_words([files["background"], files["Ato4l"]], 200, spec)
     assert words.shape == (200, 57) and words.dtype == np.int64
-    assert np.array_equal(words[:180], to_hardware(files["bkg"].features)[:180])  # n // 10 edge words
+    assert np.array_equal(
+        words[:180], to_hardware(files["bkg"].features)[:180]
+    )  # n // 10 edge words
     assert (words[180:] == 0).all(axis=1).any()  # all-empty events among the edges
     assert (words[180:] == spec.hardware_input.max_int).any()  # saturating words among the edges
-    short = background_and_edge_words([files["Ato4l"]], 1000, spec)  # fewer events than asked: edge words fill up
+    short = background_and_edge_words(
+        [files["Ato4l"]], 1000, spec
+    )  # fewer events than asked: edge words fill up
     assert short.shape == (1000, 57)
     assert np.array_equal(short[:500], to_hardware(files["sig"].features))

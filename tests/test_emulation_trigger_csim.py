@@ -32,13 +32,19 @@ def _model(narrow_accumulator: bool):
     for ae in spec.autoencoders:
         first = ae.layers[0]
         if narrow_accumulator:
-            acc = dataclasses.replace(first.accumulator, width=12, integer=5, rounding="AP_RND", overflow="AP_SAT")
+            acc = dataclasses.replace(
+                first.accumulator, width=12, integer=5, rounding="AP_RND", overflow="AP_SAT"
+            )
             first = dataclasses.replace(first, accumulator=acc)
-        score = dataclasses.replace(ae.score, score=dataclasses.replace(ae.score.score, width=14, integer=8))
+        score = dataclasses.replace(
+            ae.score, score=dataclasses.replace(ae.score.score, width=14, integer=8)
+        )
         aes.append(dataclasses.replace(ae, layers=(first, *ae.layers[1:]), score=score))
     zero = dataclasses.replace(spec.trigger, threshold_r1=0.0, threshold_r2=0.0)
     spec = dataclasses.replace(spec, autoencoders=tuple(aes), trigger=zero)
-    out = emulate_trigger(spec, weights, _words(spec, 2000))  # thresholds at the medians: every region filled
+    out = emulate_trigger(
+        spec, weights, _words(spec, 2000)
+    )  # thresholds at the medians: every region filled
     t1, t2 = (float(np.quantile(r, 0.5, method="lower")) for r in (out.r1_float, out.r2_float))
     t = dataclasses.replace(spec.trigger, threshold_r1=t1, threshold_r2=t2, fire_on=("A", "B"))
     return dataclasses.replace(spec, trigger=t), weights
@@ -47,7 +53,9 @@ def _model(narrow_accumulator: bool):
 def _words(spec, n):
     from firmware.example import toy_words
 
-    return np.concatenate([toy_words(n - n // 5, 3), edge_words(spec, np.random.default_rng(4), n // 5)])
+    return np.concatenate(
+        [toy_words(n - n // 5, 3), edge_words(spec, np.random.default_rng(4), n // 5)]
+    )
 
 
 @pytest.mark.parametrize("frontend", ["keras", "qonnx"])
@@ -64,8 +72,16 @@ def test_emulator_equals_trigger_csim_on_10k_events_with_empty_and_saturating(fr
     else:
         from quantize.brevitas_model import BrevitasPair, export_qonnx
 
-        net = load_qonnx_pair(list(export_qonnx(BrevitasPair(spec).load_quantized(weights), tmp_path / "qonnx").values()))
-    project = write_project(tmp_path / "prj", spec, weights, net, ConversionSettings(), words[:50], frontend).path
+        net = load_qonnx_pair(
+            list(
+                export_qonnx(
+                    BrevitasPair(spec).load_quantized(weights), tmp_path / "qonnx"
+                ).values()
+            )
+        )
+    project = write_project(
+        tmp_path / "prj", spec, weights, net, ConversionSettings(), words[:50], frontend
+    ).path
     result = compare_trigger_csim(spec, weights, project, words)
     out = emulate_trigger(spec, weights, words, counter := OverflowCounter())
     assert counter.overflows("ae1.score") > 0 and out.regions.any(axis=0).all()  # not vacuous

@@ -44,16 +44,23 @@ def assert_same_bytes(events, reference) -> None:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
 
 
 def test_local_cluster_output_is_byte_identical_to_one_process():
     reference = in_process()
     # Dask's default dashboard port held by someone else (another cluster, a notebook) must not matter
     with contextlib.suppress(OSError), socket.create_server(("0.0.0.0", 8787)):
-        held = generate(PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local")
+        held = generate(
+            PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local"
+        )
         assert_same_bytes(held.events, reference.events)
-    dask = generate(PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local")
+    dask = generate(
+        PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE, scheduler="local"
+    )
     assert dask.metadata["tasks"] == 6 and dask.metadata["scheduler"] == "local"
     assert_same_bytes(dask.events, reference.events)
 
@@ -73,21 +80,60 @@ def test_scheduler_and_two_workers_in_separate_processes_give_identical_bytes(tm
     dask = [sys.executable, "-m", "dask"]  # the `dask` command
     log = tmp_path / "scheduler.log"
     with open(log, "w") as stream:
-        procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                   "--scheduler-file", str(scheduler_file)], env=_env(), stdout=stream, stderr=stream)]
+        procs = [
+            subprocess.Popen(
+                [
+                    *dask,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                ],
+                env=_env(),
+                stdout=stream,
+                stderr=stream,
+            )
+        ]
     try:
         _wait_for(scheduler_file, procs[0], log)
         for _ in range(2):
-            procs.append(subprocess.Popen([*dask, "worker", "--nthreads", "1", "--no-dashboard", "--no-nanny",
-                                           "--host", "127.0.0.1", "--scheduler-file", str(scheduler_file)],
-                                          env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *dask,
+                        "worker",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--no-nanny",
+                        "--host",
+                        "127.0.0.1",
+                        "--scheduler-file",
+                        str(scheduler_file),
+                    ],
+                    env=_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
             pids = set(client.run(os.getpid).values())
         assert pids == {p.pid for p in procs[1:]}, "the two workers are the processes started here"
         assert json.loads(scheduler_file.read_text())["address"].startswith("tcp://127.0.0.1:")
-        remote = generate(PROCESS, EVENTS, SEED, workers=2, progress=False, task_size=TASK_SIZE,
-                          scheduler=str(scheduler_file))
+        remote = generate(
+            PROCESS,
+            EVENTS,
+            SEED,
+            workers=2,
+            progress=False,
+            task_size=TASK_SIZE,
+            scheduler=str(scheduler_file),
+        )
         assert_same_bytes(remote.events, in_process().events)
     finally:
         for p in reversed(procs):
@@ -96,12 +142,33 @@ def test_scheduler_and_two_workers_in_separate_processes_give_identical_bytes(tm
             p.wait(timeout=30)
 
 
-def test_sigterm_stops_generate_cleanly_and_the_rerun_resumes_without_redoing_finished_tasks(tmp_path, monkeypatch):
+def test_sigterm_stops_generate_cleanly_and_the_rerun_resumes_without_redoing_finished_tasks(
+    tmp_path, monkeypatch
+):
     out = tmp_path / "zll.h5"
     parts = parts_directory_for(out)
-    cmd = [sys.executable, "-m", "l1ad", "generate", "--process", PROCESS, "--events", str(EVENTS), "--seed", str(SEED),
-           "--task-size", str(TASK_SIZE), "--workers", "2", "--out", str(out), "--no-progress"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "l1ad",
+        "generate",
+        "--process",
+        PROCESS,
+        "--events",
+        str(EVENTS),
+        "--seed",
+        str(SEED),
+        "--task-size",
+        str(TASK_SIZE),
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 180
     while not list(parts.glob("task-*.npz")):
         assert proc.poll() is None, proc.communicate()
@@ -117,7 +184,9 @@ def test_sigterm_stops_generate_cleanly_and_the_rerun_resumes_without_redoing_fi
     assert len(stderr.strip().splitlines()) == 1 and "interrupted by SIGTERM" in stderr, stderr
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary output left"
-    _, alive = psutil.wait_procs(children, timeout=2)  # the workers are stopped before generate exits
+    _, alive = psutil.wait_procs(
+        children, timeout=2
+    )  # the workers are stopped before generate exits
     assert not alive, f"worker processes outlived generate: {alive}"
 
     kept = sorted(p.name for p in parts.glob("task-*.npz"))
@@ -130,7 +199,9 @@ def test_sigterm_stops_generate_cleanly_and_the_rerun_resumes_without_redoing_fi
         return original(task, progress)
 
     monkeypatch.setattr(generate_module, "run_task", counting)
-    result = generate_to_file(out, PROCESS, EVENTS, SEED, workers=1, progress=False, task_size=TASK_SIZE)
+    result = generate_to_file(
+        out, PROCESS, EVENTS, SEED, workers=1, progress=False, task_size=TASK_SIZE
+    )
     finished = {int(name[5:11]) for name in kept}
     assert sorted(calls) == sorted(set(range(6)) - finished), "only the unfinished tasks ran again"
     assert result.metadata["tasks_resumed"] == len(kept) == read_metadata(out)["tasks_resumed"]
@@ -170,7 +241,9 @@ def test_a_damaged_part_is_regenerated(tmp_path):
     assert store.load(1) is None and store.finished() == {0}
 
 
-@pytest.mark.parametrize(("value", "message"), [(5, "events.scheduler"), ("no-such-file", "events.scheduler")])
+@pytest.mark.parametrize(
+    ("value", "message"), [(5, "events.scheduler"), ("no-such-file", "events.scheduler")]
+)
 def test_events_stage_rejects_a_bad_scheduler(value, message):
     with pytest.raises(ValueError, match=message):
         events_step._check_config(events_step.DEFAULTS | {"scheduler": value})

@@ -148,7 +148,9 @@ def test_background_mixture_matches_adc2021_fractions_and_is_shuffled():
     assert qcd.std() > 0.1
     assert np.allclose(weights[events.labels == process_label("wlnu")], 1.0)
     stats = gen.metadata["components"]
-    assert 0 < stats["qcd"]["preselection_efficiency"] < stats["wlnu"]["preselection_efficiency"] < 1
+    assert (
+        0 < stats["qcd"]["preselection_efficiency"] < stats["wlnu"]["preselection_efficiency"] < 1
+    )
 
 
 def test_l1_objects_are_on_the_hardware_grid_ordered_padded_and_in_acceptance():
@@ -201,8 +203,21 @@ def test_shards_are_independent_slices():
 def test_generate_cli_writes_a_readable_file_with_labels_weights_and_metadata(tmp_path):
     out = tmp_path / "zll.h5"
     result = runner.invoke(
-        app, ["generate", "--process", "zll", "--events", "12", "--seed", "2", "--out", str(out),
-              "--workers", "1", "--no-progress"],
+        app,
+        [
+            "generate",
+            "--process",
+            "zll",
+            "--events",
+            "12",
+            "--seed",
+            "2",
+            "--out",
+            str(out),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
     )
     assert result.exit_code == 0, result.output
     events = read_events(out)

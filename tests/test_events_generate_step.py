@@ -18,7 +18,12 @@ def _context(tmp_path, **overrides) -> RunContext:
     config = resolve_config(None)
     config["cache_dir"] = str(tmp_path / "cache")
     config["seed"] = 5
-    config["events"] |= {"background_events": 30, "signal_events": 8, "signals": ["Ato4l"], "workers": 1}
+    config["events"] |= {
+        "background_events": 30,
+        "signal_events": 8,
+        "signals": ["Ato4l"],
+        "workers": 1,
+    }
     config["events"] |= overrides
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
@@ -60,7 +65,9 @@ def test_events_stage_generates_once_then_reuses_the_cache(tmp_path, monkeypatch
 
 
 def test_events_stage_uses_given_files_instead_of_generating(tmp_path, toy_event_file):
-    ctx = _context(tmp_path, background_file=str(toy_event_file), signal_files={"Ato4l": str(toy_event_file)})
+    ctx = _context(
+        tmp_path, background_file=str(toy_event_file), signal_files={"Ato4l": str(toy_event_file)}
+    )
     samples, summary, _ = _run(ctx)
     assert samples.background == toy_event_file and samples.signals == {"Ato4l": toy_event_file}
     assert summary["counts"] == {"Ato4l": 2000, "background": 2000}
@@ -82,7 +89,11 @@ def test_corrupt_cache_file_is_regenerated(tmp_path, toy_events):
     path.write_bytes(b"not hdf5")
     first = cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"]
     assert first.path == path and not first.from_cache and len(read_events(path)) == 6
-    assert cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"].from_cache
+    assert cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)[
+        "zll"
+    ].from_cache
     write_events(path, toy_events[:5])  # wrong size for this key: regenerated
-    assert not cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)["zll"].from_cache
+    assert not cached_generate(tmp_path, {"zll": 6}, seed=1, workers=1, progress=False)[
+        "zll"
+    ].from_cache
     assert cache_path(tmp_path, "zll", 6, seed=2) != path

@@ -30,7 +30,9 @@ def test_round_trip_keeps_particles_weights_labels_and_metadata_exactly(tmp_path
 def test_chunked_reading_yields_every_event_once_in_order(toy_event_file, toy_events):
     blocks = list(iter_events(toy_event_file, chunk_size=333))
     assert [len(b) for b in blocks] == [333] * 6 + [2]
-    np.testing.assert_array_equal(np.concatenate([b.particles for b in blocks]), toy_events.particles)
+    np.testing.assert_array_equal(
+        np.concatenate([b.particles for b in blocks]), toy_events.particles
+    )
 
 
 def test_features_are_pt_eta_phi_of_the_19_objects_in_row_order(toy_events):
@@ -67,10 +69,24 @@ def test_foreign_adc2021_file_loads_unchanged_without_weights_or_labels(tmp_path
         (lambda p, ev: write_foreign(p, ev.particles.astype(np.int32)), "dtype"),
         (lambda p, ev: write_foreign(p, np.zeros((0, 19, 4), np.float32)), "no events"),
         (lambda p, ev: write_foreign(p, ev.particles, weights=np.ones(5)), "'weights' has shape"),
-        (lambda p, ev: write_foreign(p, ev.particles, labels=np.full(len(ev), 99)), "not a known process"),
-        (lambda p, ev: write_foreign(p, ev.particles, labels=np.ones(len(ev))), "expected integers"),
+        (
+            lambda p, ev: write_foreign(p, ev.particles, labels=np.full(len(ev), 99)),
+            "not a known process",
+        ),
+        (
+            lambda p, ev: write_foreign(p, ev.particles, labels=np.ones(len(ev))),
+            "expected integers",
+        ),
     ],
-    ids=["missing-class-column", "flat", "integer-dtype", "empty", "weights-length", "unknown-label", "float-labels"],
+    ids=[
+        "missing-class-column",
+        "flat",
+        "integer-dtype",
+        "empty",
+        "weights-length",
+        "unknown-label",
+        "float-labels",
+    ],
 )
 def test_malformed_file_is_rejected_with_the_problem_named(tmp_path, toy_events, make, message):
     path = make(tmp_path / "bad.h5", toy_events)

@@ -21,8 +21,12 @@ from offline.events.l1_response import (
 )
 from offline.events.processes import get_process
 
-EXACT = L1Config(egamma_resolution=(0.0, 0.0), muon_resolution=(0.0, 0.0), jet_resolution=(0.0, 0.0),
-                 met_stochastic=0.0)
+EXACT = L1Config(
+    egamma_resolution=(0.0, 0.0),
+    muon_resolution=(0.0, 0.0),
+    jet_resolution=(0.0, 0.0),
+    met_stochastic=0.0,
+)
 
 
 def pythia_batch(process: str, n: int, seed: int):
@@ -33,8 +37,10 @@ def pythia_batch(process: str, n: int, seed: int):
     return pythia.nextBatch(n)
 
 
-@pytest.mark.parametrize(("process", "config"), [("qcd", EXACT), ("wlnu", EXACT),
-                                                 ("wlnu", dataclasses.replace(EXACT, iso_max=1.0))])
+@pytest.mark.parametrize(
+    ("process", "config"),
+    [("qcd", EXACT), ("wlnu", EXACT), ("wlnu", dataclasses.replace(EXACT, iso_max=1.0))],
+)
 def test_preselected_response_equals_the_full_response_of_passing_events(process, config):
     batch = pythia_batch(process, 60, seed=17)
     full = l1_objects(batch, np.random.default_rng(0), config)
@@ -47,5 +53,7 @@ def test_preselected_response_equals_the_full_response_of_passing_events(process
 
 def test_no_event_passing_gives_empty_arrays():
     batch = pythia_batch("qcd", 5, seed=3)
-    fast, selected = preselected_l1_objects(batch, np.random.default_rng(0), L1Config(preselection_pt=1e6))
+    fast, selected = preselected_l1_objects(
+        batch, np.random.default_rng(0), L1Config(preselection_pt=1e6)
+    )
     assert fast.shape == (0, 19, 4) and selected.shape == (0,)

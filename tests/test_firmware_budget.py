@@ -44,7 +44,10 @@ def test_one_bunch_crossing_budget_names_the_blocks_past_it():
     msg = str(err.value)
     assert "latency (ns) 50 exceeds 25" in msg
     assert "blocks past the latency budget (25 ns = 5 cycles of 5 ns = 25 adder levels)" in msg
-    assert "  - ae1: ae1 ae1_dense1 (32x57) (levels 17-28), ae1 score (57 squares) (levels 29-48)" in msg
+    assert (
+        "  - ae1: ae1 ae1_dense1 (32x57) (levels 17-28), ae1 score (57 squares) (levels 29-48)"
+        in msg
+    )
     assert "  - ae2: ae2 score (57 squares) (levels 18-37)" in msg
 
 
@@ -60,7 +63,10 @@ def test_resources_over_the_part_do_not_list_latency_blocks():
     report.add("luts", 2e6, SOURCE)  # more than an xcvu13p holds
     verdict = check_budget(report, 50.0, "xcvu13p", contributors=BLOCKS)
     assert not verdict.within_budget
-    assert "LUTs 2e+06 exceeds" in verdict.error_message() and "blocks past" not in verdict.error_message()
+    assert (
+        "LUTs 2e+06 exceeds" in verdict.error_message()
+        and "blocks past" not in verdict.error_message()
+    )
 
 
 def _traced(ae_hidden: tuple[int, ...], latent: int):

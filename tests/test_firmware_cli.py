@@ -17,27 +17,55 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     from quantize.precision import QuantConfig
 
     spec, weights = default_model(
-        seed=2, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3, 6),
+        seed=2,
+        n_fit=1000,
+        quantile=0.9,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4),
+        score_outputs=(0, 3, 6),
     )
     qdir = tmp_path / "quantized"
     spec.save(qdir, weights)  # no exported model: the QKeras pair is built from the spec
-    args = ["firmware", "--quantized", str(qdir), "--backend", "Vivado", "--clock-period", "1", "--name", "small",
-            "--output-root", str(tmp_path / "hls_projects"), "--csim-events", "400", "--no-yosys", "--no-verilator",
-            "--emulator"]
+    args = [
+        "firmware",
+        "--quantized",
+        str(qdir),
+        "--backend",
+        "Vivado",
+        "--clock-period",
+        "1",
+        "--name",
+        "small",
+        "--output-root",
+        str(tmp_path / "hls_projects"),
+        "--csim-events",
+        "400",
+        "--no-yosys",
+        "--no-verilator",
+        "--emulator",
+    ]
     result = CliRunner(env={"COLUMNS": "200"}).invoke(app, [*args, "--latency-budget", "1"])
     assert result.exit_code == 1, result.output
     assert "latency (ns)" in result.output and "exceeds 1" in result.output
     assert "largest contributors" in result.output
     # over the latency budget: the blocks past it along each chain are named (1 ns = 1 cycle of 1 level)
-    assert "blocks past the latency budget (1 ns = 1 cycles of 1 ns = 1 adder levels)" in result.output
-    assert "  - ae1: preprocessing (levels 1-" in result.output and "  - ae2: preprocessing (levels 1-" in result.output
-    summary = json.loads((tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text())
+    assert (
+        "blocks past the latency budget (1 ns = 1 cycles of 1 ns = 1 adder levels)" in result.output
+    )
+    assert (
+        "  - ae1: preprocessing (levels 1-" in result.output
+        and "  - ae2: preprocessing (levels 1-" in result.output
+    )
+    summary = json.loads(
+        (tmp_path / "hls_projects" / "small" / "cost" / "summary.json").read_text()
+    )
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
     assert "da4ml" in summary["estimate_source"]
     # the hls4mlEmulator::Model library was built and is bit-exact with the emulator
-    assert summary["emulator_mismatches"] == 0 and summary["emulator_library"].endswith("emulator/small.so")
+    assert summary["emulator_mismatches"] == 0 and summary["emulator_library"].endswith(
+        "emulator/small.so"
+    )
     assert (tmp_path / "hls_projects" / "small" / "emulator" / "small.so").is_file()
     assert "emulator library" in result.output
 
@@ -58,26 +86,67 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     names = [s.NAME for s in STEPS]
     assert names.index("quantize") < names.index("firmware") < names.index("emulation")
     spec, weights = default_model(
-        seed=3, n_fit=1000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
+        seed=3,
+        n_fit=1000,
+        quantile=0.9,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4),
+        score_outputs=(0, 3),
     )
     qdir = tmp_path / "run" / "quantize"
     spec.save(qdir, weights)
     monkeypatch.chdir(tmp_path)
-    cfg = {**step.DEFAULTS, "csim_events": 200, "tb_events": 50, "rtl_events": 0, "yosys": False,
-           "latency_budget_ns": 1000.0, "emulator": True}
+    cfg = {
+        **step.DEFAULTS,
+        "csim_events": 200,
+        "tb_events": 50,
+        "rtl_events": 0,
+        "yosys": False,
+        "latency_budget_ns": 1000.0,
+        "emulator": True,
+    }
     quantized = SimpleNamespace(out_dir=qdir, framework="qkeras", models={})
-    result, figures, text = run_one_step(step, {"firmware": cfg, "name": "demo", "seed": 0}, tmp_path / "run",
-                                         Console(file=io.StringIO()), quantize=quantized)
+    result, figures, text = run_one_step(
+        step,
+        {"firmware": cfg, "name": "demo", "seed": 0},
+        tmp_path / "run",
+        Console(file=io.StringIO()),
+        quantize=quantized,
+    )
     out = figures["firmware"]
-    assert set(out) == {"project", "backend", "clock_period_ns", "latency_cycles", "latency_ns", "ii_cycles", "luts",
-                        "ffs", "dsps", "brams", "estimate_source", "latency_budget_ns", "within_budget",
-                        "csim_events", "csim_mismatches", "emulator_library", "emulator_mismatches", "estimate_error"}
+    assert set(out) == {
+        "project",
+        "backend",
+        "clock_period_ns",
+        "latency_cycles",
+        "latency_ns",
+        "ii_cycles",
+        "luts",
+        "ffs",
+        "dsps",
+        "brams",
+        "estimate_source",
+        "latency_budget_ns",
+        "within_budget",
+        "csim_events",
+        "csim_mismatches",
+        "emulator_library",
+        "emulator_mismatches",
+        "estimate_error",
+    }
     assert out["estimate_error"]["hls4ml_latency_model"]["dsps"]["min"] > 0
-    assert out["project"] == "hls_projects/demo" and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
-    assert out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
+    assert (
+        out["project"] == "hls_projects/demo"
+        and (tmp_path / "hls_projects" / "demo" / "build_prj.tcl").exists()
+    )
+    assert (
+        out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
+    )
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
-    assert out["emulator_library"] == "hls_projects/demo/emulator/demo.so" and out["emulator_mismatches"] == 0
+    assert (
+        out["emulator_library"] == "hls_projects/demo/emulator/demo.so"
+        and out["emulator_mismatches"] == 0
+    )
     assert (tmp_path / out["emulator_library"]).is_file()
     assert "Hardware cost by source" in text and "budget verdict: within budget" in text
     assert result.build.project.path.name == "demo"
@@ -94,8 +163,11 @@ def test_event_words_are_file_or_toy_events_then_a_quarter_of_edge_words(tmp_pat
     from tests.conftest import make_toy_events
 
     spec, _ = default_model(
-        seed=4, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(4), score_outputs=(0, 3),
+        seed=4,
+        n_fit=500,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4),
+        score_outputs=(0, 3),
     )
     events = make_toy_events(300, seed=5)
     write_events(tmp_path / "ev.h5", events, {"process": "wlnu"})

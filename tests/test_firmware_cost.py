@@ -23,8 +23,12 @@ def small():
     from quantize.precision import QuantConfig
 
     return default_model(
-        seed=1, n_fit=2000, quantile=0.9, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 3, 27),
+        seed=1,
+        n_fit=2000,
+        quantile=0.9,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(4),
+        score_outputs=(0, 1, 3, 27),
     )
 
 
@@ -36,7 +40,14 @@ def _expected(spec, weights, words):
     ref = emulate_trigger(spec, weights, words)
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
-    return np.column_stack([np.ldexp(ref.r1.astype(float), -f1), np.ldexp(ref.r2.astype(float), -f2), ref.regions, ref.trigger])
+    return np.column_stack(
+        [
+            np.ldexp(ref.r1.astype(float), -f1),
+            np.ldexp(ref.r2.astype(float), -f2),
+            ref.regions,
+            ref.trigger,
+        ]
+    )
 
 
 def test_da4ml_trace_of_whole_trigger_is_bit_exact(small):
@@ -65,14 +76,24 @@ def test_estimate_labels_every_figure_with_its_source(small, tmp_path):
     assert (tmp_path / "rtl" / "src" / "trigger_rtl.v").is_file()
     # Twice the clock period: twice the adder levels per stage, so fewer stages and pipeline
     # registers, and the same logic.
-    slow = estimate(spec, weights, 8.0, tmp_path / "slow", use_verilator=False, use_yosys=False).table()
+    slow = estimate(
+        spec, weights, 8.0, tmp_path / "slow", use_verilator=False, use_yosys=False
+    ).table()
     slow = slow[slow.columns[0]]
-    assert slow["latency_cycles"] == math.ceil(est["adder_depth"] / adders_per_cycle(8.0)) < est["latency_cycles"]
+    assert (
+        slow["latency_cycles"]
+        == math.ceil(est["adder_depth"] / adders_per_cycle(8.0))
+        < est["latency_cycles"]
+    )
     assert slow["ffs"] < est["ffs"] and slow["luts"] == est["luts"]
 
 
-@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator not installed (apt-get install verilator)")
-@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)")
+@pytest.mark.skipif(
+    shutil.which("verilator") is None, reason="verilator not installed (apt-get install verilator)"
+)
+@pytest.mark.skipif(
+    shutil.which("yosys") is None, reason="yosys not installed (apt-get install yosys)"
+)
 def test_rtl_is_bit_exact_in_verilator_and_yosys_maps_it(small, tmp_path):
     spec, weights = small
     words = _words(spec, 2000)
@@ -94,7 +115,13 @@ def test_parse_yosys_stat_counts_cells():
      LUT6                            1
      RAMB18E2                        1
 """
-    assert parse_yosys_stat(text) == {"luts": 5.0, "ffs": 3.0, "carry": 2.0, "dsps": 1.0, "brams": 1.0}
+    assert parse_yosys_stat(text) == {
+        "luts": 5.0,
+        "ffs": 3.0,
+        "carry": 2.0,
+        "dsps": 1.0,
+        "brams": 1.0,
+    }
 
 
 def test_unmeetable_budget_fails_with_what_exceeds_what_and_contributors(small):
@@ -108,7 +135,9 @@ def test_unmeetable_budget_fails_with_what_exceeds_what_and_contributors(small):
     ok = check_budget(report, latency_budget_ns=200.0, part="xcvu13p-flga2577-2-e")
     assert ok.within_budget
     ok.raise_if_over()
-    verdict = check_budget(report, 50.0, "xc7vx690t-ffg1927-2", contributors=breakdown(spec, weights))
+    verdict = check_budget(
+        report, 50.0, "xc7vx690t-ffg1927-2", contributors=breakdown(spec, weights)
+    )
     assert not verdict.within_budget
     with pytest.raises(BudgetError) as err:
         verdict.raise_if_over()
@@ -136,7 +165,9 @@ def test_vendor_reports_are_shown_beside_estimates(tmp_path):
     (tmp_path / "project.tcl").write_text('set project_name "trigger_top"\nset backend "vitis"\n')
     prj = tmp_path / "trigger_top_prj"
     (prj / "solution1" / "syn" / "report").mkdir(parents=True)
-    (prj / "hls.app").write_text('<project><solutions><solution name="solution1"/></solutions></project>')
+    (prj / "hls.app").write_text(
+        '<project><solutions><solution name="solution1"/></solutions></project>'
+    )
     (prj / "solution1" / "syn" / "report" / "trigger_top_csynth.xml").write_text(
         "<profile><UserAssignments><TargetClockPeriod>4.0</TargetClockPeriod></UserAssignments>"
         "<PerformanceEstimates><SummaryOfTimingAnalysis><EstimatedClockPeriod>3.5</EstimatedClockPeriod>"

@@ -52,7 +52,9 @@ def test_dense_count_of_a_hand_built_layer():
     # weights on the 2**-3 grid: column 0 = [0, 1/2 (power of two), 3/8 (2 CSD digits: 4-1), 7/8 (2: 8-1)],
     # column 1 = [5/8 (2: 4+1), 11/8 (3: 8+4-1), 13/8 (3: 16-4+1)... ]
     w = np.array([[0, 5 / 8], [1 / 2, 11 / 8], [3 / 8, 13 / 8], [7 / 8, 0]])
-    c = dense_cost(w, 3, input_width=8, accumulator_width=12, result_width=8, clock_period_ns=5.0, relu=True)
+    c = dense_cost(
+        w, 3, input_width=8, accumulator_width=12, result_width=8, clock_period_ns=5.0, relu=True
+    )
     assert c.products == 6  # two zeros folded away
     assert c.dsps == 2  # 11 = 8+4-1 and 13 = 16-4+1 (3 digits)
     assert c.lut_products == 4
@@ -109,9 +111,22 @@ def test_calibration_ratios_and_committed_table_agree():
     assert "not calibrated" in err["da4ml"]
     with open(CSV) as fh:
         table = list(csv.DictReader(fh))
-    assert set(table[0]) == {"network", "source", "metric", "published", "estimate", "ratio", "notes"}
+    assert set(table[0]) == {
+        "network",
+        "source",
+        "metric",
+        "published",
+        "estimate",
+        "ratio",
+        "notes",
+    }
     for row in table:
-        assert math.isclose(float(row["ratio"]), float(row["estimate"]) / float(row["published"]), rel_tol=2e-3, abs_tol=1e-3)
+        assert math.isclose(
+            float(row["ratio"]),
+            float(row["estimate"]) / float(row["published"]),
+            rel_tol=2e-3,
+            abs_tol=1e-3,
+        )
         assert row["notes"].startswith("estimate: ")
     published = {(p.source, p.metric): p.value for p in PUBLISHED}
     for row in table:
@@ -126,11 +141,18 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
     from quantize.spec import weight_key
 
     spec, weights = default_model(
-        seed=3, n_fit=500, ae_config=AEConfig(hidden=(), latent=2, bias=True),
-        quant_config=QuantConfig().uniform(8), score_outputs=(0, 1, 3, 27),
+        seed=3,
+        n_fit=500,
+        ae_config=AEConfig(hidden=(), latent=2, bias=True),
+        quant_config=QuantConfig().uniform(8),
+        score_outputs=(0, 1, 3, 27),
     )
     table = estimate(spec, weights, 5.0, tmp_path, use_verilator=False, use_yosys=False).table()
-    [da4ml] = [c for c in table.columns if c.startswith("da4ml (estimate of its distributed-arithmetic RTL")]
+    [da4ml] = [
+        c
+        for c in table.columns
+        if c.startswith("da4ml (estimate of its distributed-arithmetic RTL")
+    ]
     [delay] = [c for c in table.columns if c.startswith("delay model (da4ml RTL; Artix-7 -1")]
     [hls] = [c for c in table.columns if c.startswith("hls4ml Latency model")]
     assert "assumed" in da4ml and "uncalibrated" in da4ml and "upper bound" in delay
@@ -140,9 +162,13 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
     dsps = 0
     for a, ae in enumerate(spec.autoencoders):
         for k, d in enumerate(ae.layers):
-            mant = np.rint(np.ldexp(weights[weight_key(a, k, "weight")], d.weight.fractional)).astype(int)
+            mant = np.rint(
+                np.ldexp(weights[weight_key(a, k, "weight")], d.weight.fractional)
+            ).astype(int)
             dsps += sum(oracle[int(m)] > 2 for m in mant.ravel() if m != 0)
         dsps += len(ae.score.outputs)  # one DSP per square
-    assert table.loc["dsps", hls] == dsps > 2 * len(spec.autoencoders[0].score.outputs)  # some weights need DSPs
+    assert (
+        table.loc["dsps", hls] == dsps > 2 * len(spec.autoencoders[0].score.outputs)
+    )  # some weights need DSPs
     assert table.loc["latency_ns", delay] == 5.0 * table.loc["latency_cycles", delay]
     assert table.loc["critical_path_ns", delay] > 0

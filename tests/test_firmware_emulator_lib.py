@@ -50,10 +50,14 @@ def _words(spec, n):
     return np.concatenate([toy_words(n - n // 4, 4), edge_words(spec, rng, n // 4)])
 
 
-def test_library_through_the_model_interface_is_bit_exact_on_10k_events_with_edges(small, package, tmp_path, monkeypatch):
+def test_library_through_the_model_interface_is_bit_exact_on_10k_events_with_edges(
+    small, package, tmp_path, monkeypatch
+):
     spec, weights = small
     library = package[1]
-    assert library.name == "ad_v1.so"  # the model name the experiment's loader dlopen()s, as a C identifier
+    assert (
+        library.name == "ad_v1.so"
+    )  # the model name the experiment's loader dlopen()s, as a C identifier
     words = _words(spec, N_EVENTS + 2000)
     assert (words == 0).all(axis=1).any(), "all-empty events included"
     assert (words[:, 0::3] == spec.hardware_input.max_int).any(), "saturating pT included"
@@ -64,13 +68,17 @@ def test_library_through_the_model_interface_is_bit_exact_on_10k_events_with_edg
     # not vacuous: scores vary, the trigger fires on some events only, every region is populated,
     # and the network's inputs saturate on the edge events
     assert len(np.unique(expected.r1)) > 100 and len(np.unique(expected.r2)) > 100
-    assert expected.trigger.any() and not expected.trigger.all() and expected.regions.any(axis=0).all()
+    assert (
+        expected.trigger.any() and not expected.trigger.all() and expected.regions.any(axis=0).all()
+    )
     assert (TriggerEmulator(spec, weights).inputs(words) == spec.input.max_int).any()
 
 
 def test_library_loads_with_dlopen_like_the_experiments_loader_and_passes_tb_data(package):
     directory, _ = package
-    done = subprocess.run(["make", "-s", "-C", str(directory), "check"], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["make", "-s", "-C", str(directory), "check"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ad_v1 emulator: 60 events, 0 mismatches" in done.stdout
     nn = (directory / "NN" / "trigger_nets.cpp").read_text()
@@ -78,7 +86,9 @@ def test_library_loads_with_dlopen_like_the_experiments_loader_and_passes_tb_dat
     assert "__SYNTHESIS__" not in (directory / "NN" / "weights" / "w2.h").read_text()
 
 
-def test_interface_header_declares_the_documented_model_and_inputs_of_the_wrong_type_are_refused(package, tmp_path):
+def test_interface_header_declares_the_documented_model_and_inputs_of_the_wrong_type_are_refused(
+    package, tmp_path
+):
     """Compiled against the package's headers: the documented hls4mlEmulator::Model API, then the
     library used through it from C++ with a wrong input type."""
     directory, library = package
@@ -115,11 +125,19 @@ int main(int, char **argv) {
 }
 """
     )
-    flags = ["-std=c++17", "-w", f"-I{directory}", f"-I{directory / 'NN'}", f"-I{directory.parent / 'firmware' / 'ap_types'}"]
+    flags = [
+        "-std=c++17",
+        "-w",
+        f"-I{directory}",
+        f"-I{directory / 'NN'}",
+        f"-I{directory.parent / 'firmware' / 'ap_types'}",
+    ]
     built = subprocess.run(["g++", *flags, str(source), "-o", str(tmp_path / "api"), "-ldl"], capture_output=True,
                            text=True, timeout=600)  # fmt: skip
     assert built.returncode == 0, built.stderr
-    run = subprocess.run([str(tmp_path / "api"), str(library.resolve())], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [str(tmp_path / "api"), str(library.resolve())], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "refused 2" in run.stdout
     assert re.search(r"ad_v1: prepare_input takes a hw_word_t\* to 57 hardware words", run.stdout)
@@ -131,9 +149,13 @@ def test_a_changed_weight_in_the_library_is_caught(small, package, tmp_path):
 
     spec, weights = small
     directory = tmp_path / "emulator"
-    shutil.copytree(package[0], directory, ignore=shutil.ignore_patterns("build", "*.so", "emulator_check"))
+    shutil.copytree(
+        package[0], directory, ignore=shutil.ignore_patterns("build", "*.so", "emulator_check")
+    )
     (directory / "Makefile").write_text(
-        (directory / "Makefile").read_text().replace("../firmware/ap_types", str(package[0].parent / "firmware/ap_types"))
+        (directory / "Makefile")
+        .read_text()
+        .replace("../firmware/ap_types", str(package[0].parent / "firmware/ap_types"))
     )
     header = directory / "NN" / "weights" / "w2.h"
     text = header.read_text()
@@ -156,7 +178,9 @@ def test_model_names_are_c_identifiers():
 def test_a_directory_that_is_no_trigger_project_gets_no_emulator(small, tmp_path):
     spec, _ = small
     (tmp_path / "prj" / "firmware").mkdir(parents=True)
-    with pytest.raises(ValueError, match=r"no trigger_top\.h; not a trigger project written by l1ad"):
+    with pytest.raises(
+        ValueError, match=r"no trigger_top\.h; not a trigger project written by l1ad"
+    ):
         write_emulator(tmp_path / "prj", spec)
     assert not (tmp_path / "prj" / "emulator").exists()
     assert [p.name for p in (tmp_path / "prj").iterdir()] == ["firmware"]

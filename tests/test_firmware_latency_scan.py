@@ -45,13 +45,17 @@ def test_feature_order_puts_constant_features_last():
                             quant_config=QuantConfig().uniform(4), score_outputs=(0, 1, 2, 4))  # fmt: skip
     words = np.zeros((100, 57), dtype=np.int64)
     rng = np.random.default_rng(0)
-    words[:, 2] = rng.integers(-50, 50, 100) << spec.preprocessing.shifts[2]  # widest spread once shifted
+    words[:, 2] = (
+        rng.integers(-50, 50, 100) << spec.preprocessing.shifts[2]
+    )  # widest spread once shifted
     words[:, 0] = rng.integers(-5, 5, 100) << spec.preprocessing.shifts[0]
     # features 1 and 4 never vary: last, by index; feature 3 is not in the scores
     assert feature_order(spec, words) == [2, 0, 1, 4]
 
 
-def test_scan_trades_latency_for_efficiency_and_counts_the_signal_like_a_second_implementation(small):
+def test_scan_trades_latency_for_efficiency_and_counts_the_signal_like_a_second_implementation(
+    small,
+):
     spec, weights = small
     bkg = toy_words(3000, 11)
     sig = {"hot": _signal_words(500, 12)}
@@ -75,7 +79,9 @@ def test_scan_trades_latency_for_efficiency_and_counts_the_signal_like_a_second_
 def test_scan_rejects_a_feature_count_outside_the_scores(small):
     spec, weights = small
     with pytest.raises(ValueError, match=r"feature count 13 is not in 1\.\.12"):
-        scan_latency(spec, weights, toy_words(100, 1), {"s": toy_words(10, 2)}, 5.0, feature_counts=(13,))
+        scan_latency(
+            spec, weights, toy_words(100, 1), {"s": toy_words(10, 2)}, 5.0, feature_counts=(13,)
+        )
 
 
 def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path):
@@ -106,7 +112,12 @@ def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path)
     assert data["rate_khz"] == 400.0 and data["clock_period_ns"] == 5.0
     assert all(0.0 <= r["efficiency_hot"] <= 1.0 for r in data["rows"])
     assert (out / "scan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "scan.csv").read_text().splitlines()[0].startswith("features,adder_levels,latency_cycles,latency_ns")
+    assert (
+        (out / "scan.csv")
+        .read_text()
+        .splitlines()[0]
+        .startswith("features,adder_levels,latency_cycles,latency_ns")
+    )
     assert "efficiency_hot" in result.output and "scan.png" in result.output
     # the same efficiency as the library computes from the words and event weights of the same files
     from offline.events.io import read_events
@@ -115,18 +126,28 @@ def test_cli_scan_latency_writes_csv_json_png_and_needs_signals(small, tmp_path)
     frame = scan_latency(spec, weights, to_hardware(b.features), {"hot": to_hardware(s.features)}, 5.0,
                          feature_counts=(12, 6, 3), rate_khz=400.0, background_weights=b.event_weights,
                          signal_weights={"hot": s.event_weights})  # fmt: skip
-    assert [r["efficiency_hot"] for r in data["rows"]] == pytest.approx(list(frame["efficiency_hot"]))
+    assert [r["efficiency_hot"] for r in data["rows"]] == pytest.approx(
+        list(frame["efficiency_hot"])
+    )
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--scan-features", "12,x"], "error: --scan-features expects comma-separated integers, got '12,x'"),
+        (
+            ["--scan-features", "12,x"],
+            "error: --scan-features expects comma-separated integers, got '12,x'",
+        ),
         (["--rate", "0"], "error: --rate must be in (0, 40000) kHz, got 0"),
-        (["--scan-features", "13"], "error: feature count 13 is not in 1..12 (the scores' features)"),
+        (
+            ["--scan-features", "13"],
+            "error: feature count 13 is not in 1..12 (the scores' features)",
+        ),
     ],
 )
-def test_cli_scan_latency_bad_options_are_one_line_and_write_nothing(small, tmp_path, extra, message):
+def test_cli_scan_latency_bad_options_are_one_line_and_write_nothing(
+    small, tmp_path, extra, message
+):
     spec, weights = small
     qdir = tmp_path / "quantized"
     spec.save(qdir, weights)

@@ -61,12 +61,18 @@ def test_bad_option_is_one_line_exit_1_and_nothing_written(quantized, tmp_path, 
     assert not root.exists(), "nothing is created before the options are checked"
 
 
-def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_written(small, tmp_path):
+def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_written(
+    small, tmp_path
+):
     spec, weights = small
     ae = spec.autoencoders[1]
     wide = FixedType(60, 40, False, "AP_TRN", "AP_SAT")
     bad = dataclasses.replace(
-        spec, autoencoders=(spec.autoencoders[0], dataclasses.replace(ae, score=dataclasses.replace(ae.score, score=wide)))
+        spec,
+        autoencoders=(
+            spec.autoencoders[0],
+            dataclasses.replace(ae, score=dataclasses.replace(ae.score, score=wide)),
+        ),
     )
     qdir = tmp_path / "wide"
     bad.save(qdir, weights)
@@ -88,18 +94,28 @@ def test_weights_wider_than_a_double_are_refused(small):
     layer = dataclasses.replace(ae.layers[0], weight=FixedType(54, 2, True, "AP_TRN", "AP_WRAP"))
     bad = dataclasses.replace(spec, autoencoders=(dataclasses.replace(ae, layers=(layer, *ae.layers[1:])),
                                                   spec.autoencoders[1]))  # fmt: skip
-    with pytest.raises(SpecError, match=r"'autoencoders\[0\]\.layers\[0\]\.weight': .* 54 bits wide; hls4ml writes"):
+    with pytest.raises(
+        SpecError, match=r"'autoencoders\[0\]\.layers\[0\]\.weight': .* 54 bits wide; hls4ml writes"
+    ):
         check_spec_types(bad)
     check_spec_types(spec)  # the default types pass
 
 
 def test_library_check_returns_settings_and_names_the_option_as_the_caller_spells_it():
     settings = check_options("Vivado", "xcvu9p-flga2104-2L-e", 4.0, 4.0, names=CLI_NAMES)
-    assert (settings.backend, settings.part, settings.clock_period_ns) == ("Vivado", "xcvu9p-flga2104-2L-e", 4.0)
+    assert (settings.backend, settings.part, settings.clock_period_ns) == (
+        "Vivado",
+        "xcvu9p-flga2104-2L-e",
+        4.0,
+    )
     names = {k: f"firmware.{k}" for k in CLI_NAMES}
-    with pytest.raises(ValueError, match=r"^firmware\.latency_budget_ns 2 ns is under one clock period"):
+    with pytest.raises(
+        ValueError, match=r"^firmware\.latency_budget_ns 2 ns is under one clock period"
+    ):
         check_options("Vitis", "xcvu13p", 5.0, 2.0, names=names)
-    with pytest.raises(ValueError, match=r"^firmware\.clock_period_ns must be a number, got 'fast'"):
+    with pytest.raises(
+        ValueError, match=r"^firmware\.clock_period_ns must be a number, got 'fast'"
+    ):
         check_options("Vitis", "xcvu13p", "fast", 50.0, names=names)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^reuse factor: reuse factor 9 must be in 1\.\.5"):
         check_options("Vitis", "xcvu13p", 5.0, 50.0, reuse_factor=9)
@@ -112,12 +128,18 @@ def test_a_build_that_fails_after_writing_leaves_no_project(small, tmp_path, mon
     from firmware.example import toy_words
 
     spec, weights = small
-    quantized = build.QuantizedModel(spec, weights, build.qkeras_pair_from_spec(spec, weights), "keras", "test")
+    quantized = build.QuantizedModel(
+        spec, weights, build.qkeras_pair_from_spec(spec, weights), "keras", "test"
+    )
 
     def broken_compiler(*args, **kwargs):
         raise ValueError("building the C simulation failed: g++ exploded")
 
     monkeypatch.setattr(build, "CSim", broken_compiler)
     with pytest.raises(ValueError, match="g\\+\\+ exploded"):
-        build.build_firmware(quantized, tmp_path / "hls_projects" / "p", ConversionSettings(), toy_words(30, 1))
-    assert list((tmp_path / "hls_projects").iterdir()) == [], "neither the project nor a partial directory is left"
+        build.build_firmware(
+            quantized, tmp_path / "hls_projects" / "p", ConversionSettings(), toy_words(30, 1)
+        )
+    assert list((tmp_path / "hls_projects").iterdir()) == [], (
+        "neither the project nor a partial directory is left"
+    )

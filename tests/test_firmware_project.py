@@ -52,11 +52,20 @@ def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, 
     spec, weights = default
     words = _words(spec, 50)
     settings = ConversionSettings(backend=backend, clock_period_ns=4.0)
-    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words, frontend)
+    project = write_project(
+        tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words, frontend
+    )
     root = project.path
-    for rel in ("firmware/trigger_top.cpp", "firmware/trigger_top.h", "firmware/trigger_nets.cpp",
-                "trigger_top_test.cpp", "build_prj.tcl", "Makefile", "tb_data/tb_input_features.dat",
-                "tb_data/tb_output_predictions.dat"):
+    for rel in (
+        "firmware/trigger_top.cpp",
+        "firmware/trigger_top.h",
+        "firmware/trigger_nets.cpp",
+        "trigger_top_test.cpp",
+        "build_prj.tcl",
+        "Makefile",
+        "tb_data/tb_input_features.dat",
+        "tb_data/tb_output_predictions.dat",
+    ):
         assert (root / rel).is_file(), rel
     assert not list(tmp_path.glob(".prj.*")), "no partial directory left behind"
     assert 'set project_name "trigger_top"' in (root / "project.tcl").read_text()
@@ -77,19 +86,25 @@ def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, 
 
 @pytest.mark.hls
 @pytest.mark.parametrize(("frontend", "backend"), [("keras", "Vitis"), ("qonnx", "Vivado")])
-def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(default, exported, frontend, backend, tmp_path):
+def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(
+    default, exported, frontend, backend, tmp_path
+):
     spec, weights = default
     words = _words(spec, N_CSIM)
     assert (words == 0).all(axis=1).any(), "all-empty events included"
     assert (words[:, 0::3] == spec.hardware_input.max_int).any(), "saturating pT included"
     settings = ConversionSettings(backend=backend)
     reference = TriggerEmulator(spec, weights)
-    project = write_project(tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words[:300], frontend)
+    project = write_project(
+        tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words[:300], frontend
+    )
     got = CSim(project.path, spec)(words)
     expected = reference(words)
     assert compare(got, expected) == 0
     # the comparison is not vacuous: both regions and scores vary over the sample
-    assert len(np.unique(expected.r1)) > 100 and expected.trigger.any() and not expected.trigger.all()
+    assert (
+        len(np.unique(expected.r1)) > 100 and expected.trigger.any() and not expected.trigger.all()
+    )
     assert expected.regions.any(axis=0).all()
     # the C testbench (g++, no vendor tools) passes on the written tb_data
     done = build_testbench(project.path)
@@ -139,12 +154,16 @@ def test_project_refuses_weights_that_do_not_fit_the_spec(default, tmp_path):
     assert not (tmp_path / "prj").exists()
 
 
-def test_conversion_repeats_until_every_layer_has_a_spec_type(default, exported, tmp_path, monkeypatch):
+def test_conversion_repeats_until_every_layer_has_a_spec_type(
+    default, exported, tmp_path, monkeypatch
+):
     """A layer the probe does not show (an hls4ml optimizer can hide one) gets its type on a second pass;
     one that never gets a type is an error naming it."""
     import importlib
 
-    conv = importlib.import_module("firmware.convert")  # the module (the package exports a function of that name)
+    conv = importlib.import_module(
+        "firmware.convert"
+    )  # the module (the package exports a function of that name)
 
     spec, _ = default
     real = conv.precision_config
@@ -157,9 +176,12 @@ def test_conversion_repeats_until_every_layer_has_a_spec_type(default, exported,
             if len(calls) <= hidden_for:
                 config.pop(hidden)
             return config
+
         return precision_config
 
-    probe_config = real(spec, conv.convert(_model(exported, "keras"), spec, tmp_path / "p0", ConversionSettings()))
+    probe_config = real(
+        spec, conv.convert(_model(exported, "keras"), spec, tmp_path / "p0", ConversionSettings())
+    )
     hidden = sorted(probe_config)[0]
     monkeypatch.setattr(conv, "precision_config", hiding(1))
     hls_model = conv.convert(_model(exported, "keras"), spec, tmp_path / "p1", ConversionSettings())

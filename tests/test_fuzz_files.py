@@ -32,8 +32,12 @@ from quantize import QuantConfig, build_spec, random_quantized_weights
 from quantize.spec import FirmwareSpec, load_spec, load_weights, preprocess_type
 
 USER_ERRORS = (ValueError, OSError)  # what l1ad/errors.py turns into one line and exit 1
-FUZZ = settings(max_examples=80, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 SECONDS = 20  # a read that takes longer than this counts as a hang
 
 
@@ -56,7 +60,9 @@ def no_hang(seconds: int = SECONDS):
 POSITION = st.integers(0, 2**24)
 CORRUPTION = st.one_of(
     st.tuples(st.just("truncate"), POSITION),
-    st.tuples(st.just("flip"), st.lists(st.tuples(POSITION, st.integers(0, 7)), min_size=1, max_size=4)),
+    st.tuples(
+        st.just("flip"), st.lists(st.tuples(POSITION, st.integers(0, 7)), min_size=1, max_size=4)
+    ),
     st.tuples(st.just("overwrite"), st.tuples(POSITION, st.binary(min_size=1, max_size=64))),
 )
 
@@ -136,12 +142,18 @@ def test_corrupt_event_file_is_a_clear_error_or_read_exactly(tmp_path, event_byt
 
 @pytest.fixture(scope="module")
 def spec_files(tmp_path_factory):
-    spec = build_spec(preset("firmware"), QuantConfig(), Preprocessing(tuple(range(57)), tuple([6] * 57)),
-                      thresholds=(12.5, 7.25))
+    spec = build_spec(
+        preset("firmware"),
+        QuantConfig(),
+        Preprocessing(tuple(range(57)), tuple([6] * 57)),
+        thresholds=(12.5, 7.25),
+    )
     weights = random_quantized_weights(spec, seed=3, sparsity=0.5)
     root = tmp_path_factory.mktemp("spec")
     spec.save(root, weights)
-    return Original((root / "spec.json").read_bytes()), Original((root / "weights.safetensors").read_bytes())
+    return Original((root / "spec.json").read_bytes()), Original(
+        (root / "weights.safetensors").read_bytes()
+    )
 
 
 WORDS = np.random.default_rng(0).integers(-300, 300, size=(16, 57))

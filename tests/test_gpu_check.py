@@ -39,9 +39,13 @@ def test_every_check_has_tolerances_for_figures_it_returns(gpu_check):
 
 
 def test_run_check_compares_every_figure_and_catches_a_device_that_differs(gpu_check, monkeypatch):
-    monkeypatch.setitem(gpu_check.CHECKS, "disco_batch_10000", functools.partial(gpu_check.check_disco, n=2000))
+    monkeypatch.setitem(
+        gpu_check.CHECKS, "disco_batch_10000", functools.partial(gpu_check.check_disco, n=2000)
+    )
     rows, info = gpu_check.run_check("disco_batch_10000", "cpu")
-    assert {r.figure for r in rows} == set(gpu_check.TOLERANCES["disco_batch_10000"]) and all(r.ok for r in rows)
+    assert {r.figure for r in rows} == set(gpu_check.TOLERANCES["disco_batch_10000"]) and all(
+        r.ok for r in rows
+    )
     assert info["cpu_seconds"] > 0 and info["device_seconds"] > 0
 
     def off_by_one_percent(device):
@@ -66,7 +70,13 @@ def test_disco_and_autocast_forward_on_cpu_are_exact_math(gpu_check):
     y = 0.3 * x + rng.exponential(1.0, 1500)
     w = rng.uniform(0.5, 1.5, 1500)
     exact = float(disco_sq(*(torch.tensor(v, dtype=torch.float64) for v in (x, y, w))))
-    assert gpu_check.compare("d", "disco_sq", exact, got["disco_sq"], *gpu_check.TOLERANCES["disco_batch_10000"]["disco_sq"]).ok
+    assert gpu_check.compare(
+        "d",
+        "disco_sq",
+        exact,
+        got["disco_sq"],
+        *gpu_check.TOLERANCES["disco_batch_10000"]["disco_sq"],
+    ).ok
     forward = gpu_check.check_ae_forward("cpu", n=256)
     assert all(math.isfinite(v) and v > 0 for v in forward.values())
 
@@ -76,9 +86,14 @@ def test_training_omnifold_and_diffusion_checks_run_on_cpu(gpu_check):
     training = gpu_check.check_ae_training("cpu", n=2000, epochs=2)
     assert math.isfinite(training["val_loss_cpu_fp32"]) and 0 <= training["val_disco"] <= 1
     unfolded = gpu_check.check_omnifold("cpu", n=6000, epochs=10)
-    assert abs(unfolded["unfolded_mean"] - 0.4) < 0.15  # moved from the prior (0) to the truth (0.4)
+    assert (
+        abs(unfolded["unfolded_mean"] - 0.4) < 0.15
+    )  # moved from the prior (0) to the truth (0.4)
     showers = gpu_check.check_diffusion("cpu", n=300, epochs=2, iterations=10)
-    assert 0 < showers["teacher_deposit_fraction"] <= 1 and 0 < showers["distilled_1_deposit_fraction"] <= 1
+    assert (
+        0 < showers["teacher_deposit_fraction"] <= 1
+        and 0 < showers["distilled_1_deposit_fraction"] <= 1
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
@@ -89,15 +104,34 @@ def test_without_cuda_it_says_so_exits_0_and_writes_nothing(gpu_check, tmp_path,
 
 
 def test_cpu_against_cpu_writes_the_results_file(gpu_check, tmp_path, monkeypatch):
-    monkeypatch.setitem(gpu_check.CHECKS, "disco_batch_10000", functools.partial(gpu_check.check_disco, n=1000))
+    monkeypatch.setitem(
+        gpu_check.CHECKS, "disco_batch_10000", functools.partial(gpu_check.check_disco, n=1000)
+    )
     out = tmp_path / "r.json"
-    assert gpu_check.main(["--device", "cpu", "--only", "disco_batch_10000", "--out", str(out)]) == 0
+    assert (
+        gpu_check.main(["--device", "cpu", "--only", "disco_batch_10000", "--out", str(out)]) == 0
+    )
     import json
 
     record = json.loads(out.read_text())
-    assert record["all_ok"] is True and {c["figure"] for c in record["comparisons"]} == {"disco_sq", "grad_norm", "grad_first"}
+    assert record["all_ok"] is True and {c["figure"] for c in record["comparisons"]} == {
+        "disco_sq",
+        "grad_norm",
+        "grad_first",
+    }
 
 
 @pytest.mark.gpu
 def test_gpu_check_passes_on_cuda(gpu_check, tmp_path):
-    assert gpu_check.main(["--only", "disco_batch_10000", "ae_forward_autocast", "--out", str(tmp_path / "r.json")]) == 0
+    assert (
+        gpu_check.main(
+            [
+                "--only",
+                "disco_batch_10000",
+                "ae_forward_autocast",
+                "--out",
+                str(tmp_path / "r.json"),
+            ]
+        )
+        == 0
+    )

@@ -31,8 +31,10 @@ def _wait_for(condition, process: subprocess.Popen, timeout: float = 300) -> Non
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            raise AssertionError(f"the process ended (exit {process.returncode}) before it was interrupted:\n"
-                                 f"{process.stderr.read()[-3000:]}")
+            raise AssertionError(
+                f"the process ended (exit {process.returncode}) before it was interrupted:\n"
+                f"{process.stderr.read()[-3000:]}"
+            )
         if time.monotonic() > deadline:
             process.kill()
             raise AssertionError("timed out waiting for the process to get going")
@@ -47,11 +49,18 @@ def _interrupt(process: subprocess.Popen, signum: int) -> tuple[int, str]:
 
 def _leftovers(root: Path) -> list[str]:
     """Temporary files and directories of the atomic writers, anywhere under root."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if ".partial" in p.name or p.name.endswith(".tmp"))
+    return sorted(
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if ".partial" in p.name or p.name.endswith(".tmp")
+    )
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
-                         ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],
+    ids=["SIGTERM", "SIGINT"],
+)
 def test_interrupted_run_exits_non_zero_and_leaves_no_run_directory(tmp_path, signum):
     config = tiny_workspace(tmp_path)
     process = _start(["run", "--config", str(config)], tmp_path)
@@ -63,14 +72,33 @@ def test_interrupted_run_exits_non_zero_and_leaves_no_run_directory(tmp_path, si
         assert code == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     runs = tmp_path / "runs"
-    assert (sorted(p.name for p in runs.iterdir()) if runs.exists() else []) == []  # no run, no latest
+    assert (
+        sorted(p.name for p in runs.iterdir()) if runs.exists() else []
+    ) == []  # no run, no latest
     assert not (tmp_path / "hls_projects").exists()
     assert _leftovers(tmp_path) == []
 
 
 def _train_args(background: Path, out: Path, epochs: int) -> list[str]:
-    return ["train", str(background), "--out", str(out), "--epochs", str(epochs), "--batch-size", "100",
-            "--patience", "1000", "--lambda", "50", "--seed", "2", "--device", "cpu", "--no-progress"]
+    return [
+        "train",
+        str(background),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "100",
+        "--patience",
+        "1000",
+        "--lambda",
+        "50",
+        "--seed",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
 
 
 def _epoch(state: Path) -> int:
@@ -81,12 +109,20 @@ def _epoch(state: Path) -> int:
 
 
 @pytest.mark.slow
-def test_interrupted_training_leaves_a_consistent_checkpoint_and_resume_reproduces_the_full_run(tmp_path):
+def test_interrupted_training_leaves_a_consistent_checkpoint_and_resume_reproduces_the_full_run(
+    tmp_path,
+):
     background = write_events(tmp_path / "bkg.h5", make_toy_events(1200, seed=21))
     epochs = 6
 
-    full = subprocess.run([sys.executable, "-m", "l1ad", *_train_args(background, tmp_path / "full", epochs)],
-                          cwd=tmp_path, env=l1ad_env(), capture_output=True, text=True, timeout=600)
+    full = subprocess.run(
+        [sys.executable, "-m", "l1ad", *_train_args(background, tmp_path / "full", epochs)],
+        cwd=tmp_path,
+        env=l1ad_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert full.returncode == 0, full.stderr[-3000:]
 
     out = tmp_path / "interrupted"
@@ -101,8 +137,14 @@ def test_interrupted_training_leaves_a_consistent_checkpoint_and_resume_reproduc
     load_file(out / "last.safetensors")  # whole: the checkpoint files are replaced atomically
     load_file(out / "model.safetensors")
 
-    resumed = subprocess.run([sys.executable, "-m", "l1ad", *_train_args(background, out, epochs), "--resume"],
-                             cwd=tmp_path, env=l1ad_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "l1ad", *_train_args(background, out, epochs), "--resume"],
+        cwd=tmp_path,
+        env=l1ad_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     history = json.loads((out / "state.json").read_text())["history"]
     assert [row["epoch"] for row in history] == list(range(epochs))
@@ -111,4 +153,6 @@ def test_interrupted_training_leaves_a_consistent_checkpoint_and_resume_reproduc
         got, expected = load_file(out / name), load_file(tmp_path / "full" / name)
         assert got.keys() == expected.keys()
         for key in expected:
-            assert (got[key] == expected[key]).all(), f"{name}: {key} differs from the uninterrupted run"
+            assert (got[key] == expected[key]).all(), (
+                f"{name}: {key} differs from the uninterrupted run"
+            )

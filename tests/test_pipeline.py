@@ -31,7 +31,9 @@ def test_a_step_run_without_what_it_needs_names_the_missing_step(tmp_path):
 
 @pytest.mark.parametrize("step", [s for s in PIPELINE if s.NEEDS], ids=lambda s: s.NAME)
 def test_every_step_that_needs_another_refuses_to_run_without_it(step, tmp_path):
-    with pytest.raises(ValueError, match=rf"^step '{step.NAME}' needs '{step.NEEDS[0]}' to have run first$"):
+    with pytest.raises(
+        ValueError, match=rf"^step '{step.NAME}' needs '{step.NEEDS[0]}' to have run first$"
+    ):
         run_step(step, _context(tmp_path))
 
 
@@ -95,7 +97,9 @@ def test_every_cli_option_default_is_the_pipeline_default_of_the_same_name():
                 key = CONFIG_KEY.get(name, name)
                 if key not in defaults or (step.NAME, key) in DIFFERENT_ON_PURPOSE:
                     continue
-                default = param.default  # typer's Annotated style: the Python default is the option's
+                default = (
+                    param.default
+                )  # typer's Annotated style: the Python default is the option's
                 if (step.NAME, key) in FROM_FILE and default is None:
                     continue
                 assert _as_config_value(default, defaults[key]) == defaults[key], (
@@ -104,8 +108,18 @@ def test_every_cli_option_default_is_the_pipeline_default_of_the_same_name():
                 )
                 compared.append(f"{step.NAME}.{key}")
     # the options the two share (a guard that the comparison above is not vacuous)
-    for key in ("ad.min_region_events", "ad.device", "ad.lam", "ad.epochs", "quantize.scan_bits", "quantize.rate_khz",
-                "firmware.clock_period_ns", "firmware.csim_events", "emulation.chunk_size", "events.seed"):
+    for key in (
+        "ad.min_region_events",
+        "ad.device",
+        "ad.lam",
+        "ad.epochs",
+        "quantize.scan_bits",
+        "quantize.rate_khz",
+        "firmware.clock_period_ns",
+        "firmware.csim_events",
+        "emulation.chunk_size",
+        "events.seed",
+    ):
         assert key in compared, key
 
 
@@ -115,7 +129,15 @@ def test_the_option_defaults_that_used_to_differ_are_one_value():
     from offline.ad.workflow import evaluate_scores
     from quantize.precision import QuantConfig
 
-    assert quantize.DEFAULTS["precision"] == QuantConfig().to_dict()  # `l1ad quantize` without --precision
+    assert (
+        quantize.DEFAULTS["precision"] == QuantConfig().to_dict()
+    )  # `l1ad quantize` without --precision
     assert ad.DEFAULTS["min_region_events"] == DEFAULT_MIN_REGION_EVENTS
-    assert inspect.signature(ad.abcd).parameters["min_region_events"].default == DEFAULT_MIN_REGION_EVENTS
-    assert inspect.signature(evaluate_scores).parameters["min_region_events"].default == DEFAULT_MIN_REGION_EVENTS
+    assert (
+        inspect.signature(ad.abcd).parameters["min_region_events"].default
+        == DEFAULT_MIN_REGION_EVENTS
+    )
+    assert (
+        inspect.signature(evaluate_scores).parameters["min_region_events"].default
+        == DEFAULT_MIN_REGION_EVENTS
+    )

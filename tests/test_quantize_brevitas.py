@@ -52,13 +52,18 @@ def test_weights_and_activations_lie_on_their_grids_and_equal_the_emulator(train
             assert d.weight.on_grid(weights[f"ae{i + 1}.layers.{k}.weight"]).all()
             assert d.bias.on_grid(weights[f"ae{i + 1}.layers.{k}.bias"]).all()
         with torch.no_grad():
-            acts = [a.double().numpy() for a in model.autoencoders[i].trace(torch.tensor(x, dtype=torch.float32))]
+            acts = [
+                a.double().numpy()
+                for a in model.autoencoders[i].trace(torch.tensor(x, dtype=torch.float32))
+            ]
         assert np.array_equal(acts[0], x)
         ref = _layer_outputs(spec, weights, xm, i)
         for k, (got, mant) in enumerate(zip(acts[1:], ref, strict=True)):
             t = ae.layers[k].activation_result
             assert t.on_grid(got).all(), f"{ae.name} layer {k} off the grid of {t}"
-            assert np.array_equal(got, to_float(mant, t)), f"{ae.name} layer {k} differs from the emulator"
+            assert np.array_equal(got, to_float(mant, t)), (
+                f"{ae.name} layer {k} differs from the emulator"
+            )
 
 
 def test_qonnx_export_executes_equal_to_brevitas_with_weights_on_grid(trained, tmp_path):
@@ -75,12 +80,17 @@ def test_qonnx_export_executes_equal_to_brevitas_with_weights_on_grid(trained, t
     with torch.no_grad():
         expected = model.ae1(torch.tensor(x[:12], dtype=torch.float32)).numpy()
     for row in range(12):
-        ctx = execute_onnx(wrapper, {inp: x[row : row + 1].astype(np.float32)}, return_full_exec_context=True)
+        ctx = execute_onnx(
+            wrapper, {inp: x[row : row + 1].astype(np.float32)}, return_full_exec_context=True
+        )
         assert np.array_equal(ctx[out], expected[row : row + 1])
         if row == 0:
             for k, node in enumerate(matmuls):
                 w = ctx[node.input[1]].T  # MatMul holds (in, out)
-                assert np.array_equal(w, weights[f"ae1.layers.{k}.weight"]) and ae.layers[k].weight.on_grid(w).all()
+                assert (
+                    np.array_equal(w, weights[f"ae1.layers.{k}.weight"])
+                    and ae.layers[k].weight.on_grid(w).all()
+                )
 
 
 def test_qat_restores_the_best_validation_epoch_not_the_last(toy_events, monkeypatch):
@@ -110,6 +120,10 @@ def test_qat_restores_the_best_validation_epoch_not_the_last(toy_events, monkeyp
     assert len(calls) == qat.epochs and history[-1]["val_loss"] > 1000
     with torch.no_grad():
         r1, r2 = model(torch.as_tensor(x[1600:], dtype=torch.float32))
-        restored = float(pair_loss(r1, r2, torch.as_tensor(w[1600:], dtype=torch.float32), 10.0).total)
+        restored = float(
+            pair_loss(r1, r2, torch.as_tensor(w[1600:], dtype=torch.float32), 10.0).total
+        )
     assert restored == pytest.approx(history[1]["val_loss"], rel=1e-6)
-    assert restored != pytest.approx(history[-1]["val_loss"] - 1000.0, rel=1e-4)  # not the last epoch's weights
+    assert restored != pytest.approx(
+        history[-1]["val_loss"] - 1000.0, rel=1e-4
+    )  # not the last epoch's weights

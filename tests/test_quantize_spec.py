@@ -36,7 +36,9 @@ def spec():
 def test_layer_chain_names_and_types_follow_the_architecture(spec):
     for i, ae in enumerate(spec.autoencoders):
         assert [d.name for d in ae.layers] == [f"ae{i + 1}_dense{k}" for k in range(6)]
-        assert [(d.n_in, d.n_out) for d in ae.layers] == list(zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57), strict=True))
+        assert [(d.n_in, d.n_out) for d in ae.layers] == list(
+            zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57), strict=True)
+        )
         assert [d.activation for d in ae.layers] == ["relu"] * 5 + ["linear"]
         for d in ae.layers[:-1]:
             assert str(d.activation_result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"
@@ -69,7 +71,10 @@ def test_random_weights_are_on_grid_and_reach_sparsity(spec):
     for ae in spec.autoencoders:
         for k, d in enumerate(ae.layers):
             w = weights[f"{ae.name}.layers.{k}.weight"]
-            assert d.weight.on_grid(w).all() and d.bias.on_grid(weights[f"{ae.name}.layers.{k}.bias"]).all()
+            assert (
+                d.weight.on_grid(w).all()
+                and d.bias.on_grid(weights[f"{ae.name}.layers.{k}.bias"]).all()
+            )
             assert (w == 0).mean() >= 0.6 - 1 / w.size
     assert weight_sparsity(weights) >= 0.6 - 0.01
 
@@ -105,7 +110,11 @@ L0 = ("autoencoders", 0, "layers", 0)
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
-        ((*L0, "weight"), "ap_fixed<1025,3>", "autoencoders[0].layers[0].weight"),  # ap_types stops at 1024
+        (
+            (*L0, "weight"),
+            "ap_fixed<1025,3>",
+            "autoencoders[0].layers[0].weight",
+        ),  # ap_types stops at 1024
         ((*L0, "accumulator"), "ap_fixed<31,18,AP_FLOOR>", "autoencoders[0].layers[0].accumulator"),
         (("autoencoders", 1, "layers", 2, "n_in"), 17, "autoencoders[1].layers[2].n_in"),
         (("trigger", "threshold_r1"), 12.5 + 2**-10, "trigger.threshold_r1"),
@@ -133,7 +142,9 @@ def test_weights_off_grid_fail_to_load_naming_the_tensor(tmp_path, spec):
     from safetensors.numpy import save_file
 
     weights["ae2.layers.3.weight"] = weights["ae2.layers.3.weight"] + 2**-9
-    save_file({k: v.astype(np.float32) for k, v in weights.items()}, str(tmp_path / "weights.safetensors"))
+    save_file(
+        {k: v.astype(np.float32) for k, v in weights.items()}, str(tmp_path / "weights.safetensors")
+    )
     with pytest.raises(ValueError, match=r"ae2\.layers\.3\.weight.*not on the grid"):
         load_weights(load_spec(tmp_path), tmp_path)
 
@@ -148,8 +159,13 @@ def test_emulated_score_of_a_hand_computed_network():
     """Identity then 0.5 * identity: xhat = relu(x)/2, R = sum (x - xhat)^2 with the declared casts."""
     arch = AEConfig(hidden=(), latent=57, bias=True)
     # weights 1.0 and inputs with 8 fractional bits: not the (narrower) default types
-    wide = QuantConfig(default=LayerPrecision((8, 3), (8, 3), (8, 3)), input=(16, 8), difference=(12, 6),
-                       square=(16, 10), score=(18, 12))
+    wide = QuantConfig(
+        default=LayerPrecision((8, 3), (8, 3), (8, 3)),
+        input=(16, 8),
+        difference=(12, 6),
+        square=(16, 10),
+        score=(18, 12),
+    )
     spec = build_spec(arch, wide, PRE)
     d = spec.autoencoders[0].layers
     assert len(d) == 2

@@ -38,13 +38,19 @@ def tiny_workspace(root: Path, name: str = "tiny", quantize: dict | None = None)
     toy = make_toy_events(N_SIGNAL, seed=40, process="Ato4l")
     particles = toy.particles.copy()
     particles[:, :, 0] *= 3.0  # harder objects: separable from the background
-    write_events(root / "Ato4l.h5", Events(particles, toy.weights, toy.labels), {"process": "Ato4l"})
+    write_events(
+        root / "Ato4l.h5", Events(particles, toy.weights, toy.labels), {"process": "Ato4l"}
+    )
     config = {
         "name": name,
         "seed": 3,
         "runs_dir": "runs",
         "cache_dir": "cache",
-        "events": {"background_file": "bkg.h5", "signal_files": {"Ato4l": "Ato4l.h5"}, "signals": ["Ato4l"]},
+        "events": {
+            "background_file": "bkg.h5",
+            "signal_files": {"Ato4l": "Ato4l.h5"},
+            "signals": ["Ato4l"],
+        },
         "ad": {"epochs": 3, "batch_size": 500, "min_region_events": 5},
         "quantize": {"qat": {"epochs": 2, "batch_size": 500}, **(quantize or {})},
         "firmware": {"csim_events": 300, "tb_events": 50, "rtl_events": 0},
@@ -59,8 +65,14 @@ def tiny_workspace(root: Path, name: str = "tiny", quantize: dict | None = None)
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     config = tiny_workspace(root)
-    done = subprocess.run([sys.executable, "-m", "l1ad", "run", "--config", str(config)], cwd=root,
-                          env=l1ad_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "l1ad", "run", "--config", str(config)],
+        cwd=root,
+        env=l1ad_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     return root, done
 
@@ -76,7 +88,9 @@ def test_run_writes_every_step_into_a_finished_run_directory(tiny_run):
     assert summary["ad"]["auc"]["Ato4l"] > 0.7  # the toy signal's objects are three times harder
     # paths recorded by the steps point into the finished directory, not the temporary one
     assert (root / summary["quantize"]["spec"]).is_file()
-    assert str(run_dir.name) in summary["quantize"]["spec"] and ".partial" not in json.dumps(summary)
+    assert str(run_dir.name) in summary["quantize"]["spec"] and ".partial" not in json.dumps(
+        summary
+    )
     report = (run_dir / "report.md").read_text()
     for section in ("Anomaly detection", "ABCD background estimate"):
         assert section in report
@@ -93,12 +107,45 @@ SUMMARY_KEYS = {
     "abcd": {"max_abs_closure_pull", "significance"},
     "rates": {"1", "5", "10"},
     "fpr_1e-5": None,  # an operating point: its keys depend on whether the sample resolves it
-    "quantize": {"framework", "rate_khz", "spec", "thresholds", "tpr_ratio_vs_float", "weight_sparsity"},
-    "firmware": {"backend", "brams", "clock_period_ns", "csim_events", "csim_mismatches", "dsps", "emulator_library",
-                 "emulator_mismatches", "estimate_error", "estimate_source", "ffs", "ii_cycles", "latency_budget_ns",
-                 "latency_cycles", "latency_ns", "luts", "project", "within_budget"},
-    "emulation": {"csim_events_compared", "csim_events_per_s", "csim_mismatches", "efficiency", "events_emulated",
-                  "events_per_cpu_s", "events_per_s", "rate_khz", "speed_events"},
+    "quantize": {
+        "framework",
+        "rate_khz",
+        "spec",
+        "thresholds",
+        "tpr_ratio_vs_float",
+        "weight_sparsity",
+    },
+    "firmware": {
+        "backend",
+        "brams",
+        "clock_period_ns",
+        "csim_events",
+        "csim_mismatches",
+        "dsps",
+        "emulator_library",
+        "emulator_mismatches",
+        "estimate_error",
+        "estimate_source",
+        "ffs",
+        "ii_cycles",
+        "latency_budget_ns",
+        "latency_cycles",
+        "latency_ns",
+        "luts",
+        "project",
+        "within_budget",
+    },
+    "emulation": {
+        "csim_events_compared",
+        "csim_events_per_s",
+        "csim_mismatches",
+        "efficiency",
+        "events_emulated",
+        "events_per_cpu_s",
+        "events_per_s",
+        "rate_khz",
+        "speed_events",
+    },
 }
 
 
@@ -140,7 +187,9 @@ def test_every_trigger_bit_of_the_run_equals_the_c_simulation_of_its_project(tin
 
     root, _ = tiny_run
     spec = load_spec(root / "runs" / "tiny" / "quantize" / "spec.json")
-    words = np.concatenate([to_hardware(read_events(root / f).features) for f in ("bkg.h5", "Ato4l.h5")])
+    words = np.concatenate(
+        [to_hardware(read_events(root / f).features) for f in ("bkg.h5", "Ato4l.h5")]
+    )
     csim = CSim(root / "hls_projects" / "tiny", spec)(words)
     with h5py.File(root / "runs" / "tiny" / "emulation" / "trigger.h5") as f:
         trigger, regions = f["trigger"][:], f["regions"][:]
@@ -148,7 +197,9 @@ def test_every_trigger_bit_of_the_run_equals_the_c_simulation_of_its_project(tin
     assert len(trigger) == len(words)
     assert np.array_equal(r1, csim.r1) and np.array_equal(r2, csim.r2)
     assert np.array_equal(regions, csim.regions) and np.array_equal(trigger, csim.trigger)
-    assert 0 < trigger[:N_BACKGROUND].mean() < trigger[N_BACKGROUND:].mean()  # fires, more often on signal
+    assert (
+        0 < trigger[:N_BACKGROUND].mean() < trigger[N_BACKGROUND:].mean()
+    )  # fires, more often on signal
     # the rate the run reports is the background trigger fraction at 40 MHz
     summary = json.loads((root / "runs" / "tiny" / "summary.json").read_text())
     with h5py.File(root / "runs" / "tiny" / "emulation" / "trigger.h5") as f:
@@ -161,12 +212,23 @@ def test_every_trigger_bit_of_the_run_equals_the_c_simulation_of_its_project(tin
 @pytest.mark.slow
 def test_qkeras_through_the_pipeline_gives_a_keras_frontend_project_equal_to_its_csim(tmp_path):
     config = tiny_workspace(tmp_path, name="qk", quantize={"framework": "qkeras"})
-    done = subprocess.run([sys.executable, "-m", "l1ad", "run", "--config", str(config)], cwd=tmp_path,
-                          env=l1ad_env(), capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "l1ad", "run", "--config", str(config)],
+        cwd=tmp_path,
+        env=l1ad_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads((tmp_path / "runs" / "qk" / "summary.json").read_text())
     assert summary["quantize"]["framework"] == "qkeras"
-    assert sorted(p.name for p in (tmp_path / "runs" / "qk" / "quantize").glob("*.h5")) == ["ae1.h5", "ae2.h5"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "qk" / "quantize").glob("*.h5")) == [
+        "ae1.h5",
+        "ae2.h5",
+    ]
     assert "keras frontend" in done.stderr
-    assert summary["firmware"]["csim_mismatches"] == 0 and summary["emulation"]["csim_mismatches"] == 0
+    assert (
+        summary["firmware"]["csim_mismatches"] == 0 and summary["emulation"]["csim_mismatches"] == 0
+    )
     assert summary["emulation"]["csim_events_compared"] == 300

@@ -26,7 +26,15 @@ from offline.generative import (
 from offline.generative.io import deposits_as_float32
 
 TINY = DiffusionConfig(
-    layer_width=32, layer_depth=2, voxel_width=64, voxel_depth=2, steps=8, epochs=12, batch_size=64, lr=3e-3, ema=0.9
+    layer_width=32,
+    layer_depth=2,
+    voxel_width=64,
+    voxel_depth=2,
+    steps=8,
+    epochs=12,
+    batch_size=64,
+    lr=3e-3,
+    ema=0.9,
 )
 
 
@@ -61,8 +69,13 @@ def test_transform_round_trip_conserves_layer_and_total_energy(tiny_data):
     assert noisy.min() >= 0
     generated = tf.latent_layer_energies(energies, noise_l)
     assert generated.min() >= 0
-    sums = np.stack([[math.fsum(row) for row in noisy[:, DATASET1_PHOTONS.layer_slice(i)].astype(np.float64)]
-                     for i in range(DATASET1_PHOTONS.n_layers)], axis=1)
+    sums = np.stack(
+        [
+            [math.fsum(row) for row in noisy[:, DATASET1_PHOTONS.layer_slice(i)].astype(np.float64)]
+            for i in range(DATASET1_PHOTONS.n_layers)
+        ],
+        axis=1,
+    )
     np.testing.assert_allclose(sums, generated, rtol=2 * noisy.shape[1] * 2.0**-24, atol=1e-30)
     _assert_float32_deposits_within(noisy, energies)
 
@@ -89,11 +102,21 @@ def test_float32_deposits_never_exceed_the_incident_energy_in_any_summation_orde
     x = rng.exponential(size=(400, DATASET1_PHOTONS.n_voxels)) ** 3
     x = x / x.sum(axis=1, keepdims=True) * energies[:, None]
     naive = x.astype(np.float32)
-    assert np.mean([sum(map(Fraction, r.tolist())) > Fraction(float(e)) for r, e in zip(naive, energies, strict=True)]) > 0.2
+    assert (
+        np.mean(
+            [
+                sum(map(Fraction, r.tolist())) > Fraction(float(e))
+                for r, e in zip(naive, energies, strict=True)
+            ]
+        )
+        > 0.2
+    )
     out = deposits_as_float32(x, energies)
     _assert_float32_deposits_within(out, energies)
     # the squeeze is tiny (V float32 roundings), and showers well below E are not touched
-    np.testing.assert_allclose(out.sum(axis=1, dtype=np.float64), energies, rtol=3 * x.shape[1] * 2.0**-24)
+    np.testing.assert_allclose(
+        out.sum(axis=1, dtype=np.float64), energies, rtol=3 * x.shape[1] * 2.0**-24
+    )
     half = deposits_as_float32(x / 2, energies)
     np.testing.assert_array_equal(half, (x / 2).astype(np.float32))
 
@@ -148,7 +171,15 @@ def test_progressive_distillation_reaches_each_target_by_halving(tiny_model, tin
 
 @pytest.mark.gpu
 def test_cuda_training_with_autocast_samples_valid_showers(tiny_data):
-    config = DiffusionConfig(layer_width=32, layer_depth=1, voxel_width=64, voxel_depth=1, steps=4, epochs=3, batch_size=64)
+    config = DiffusionConfig(
+        layer_width=32,
+        layer_depth=1,
+        voxel_width=64,
+        voxel_depth=1,
+        steps=4,
+        epochs=3,
+        batch_size=64,
+    )
     model, history = train_diffusion(*tiny_data, config, device="cuda")
     assert next(model.parameters()).device.type == "cuda"
     assert np.all(np.isfinite(history))
@@ -182,7 +213,11 @@ def test_calibrated_sampler_reproduces_training_sparsity(tiny_model, tiny_data):
 
 def test_model_file_from_before_the_gaussianisation_is_refused_with_a_clear_error(tiny_data):
     energies, showers = tiny_data
-    tensors = {k: v for k, v in ShowerTransform.fit(energies, showers).to_tensors().items() if not k.startswith("voxels")}
+    tensors = {
+        k: v
+        for k, v in ShowerTransform.fit(energies, showers).to_tensors().items()
+        if not k.startswith("voxels")
+    }
     with pytest.raises(ValueError, match=r"older l1ad.*retrain"):
         ShowerTransform.from_tensors(tensors)
 
@@ -199,7 +234,9 @@ def test_independent_latents_already_light_up_voxels_as_the_layer_energy_demands
     sl = DATASET1_PHOTONS.layer_slice(1)
 
     def occupancy_vs_energy(x: np.ndarray) -> float:
-        return float(np.corrcoef((x[:, sl] > 0).sum(axis=1), np.log(x[:, sl].sum(axis=1) + 1e-3))[0, 1])
+        return float(
+            np.corrcoef((x[:, sl] > 0).sum(axis=1), np.log(x[:, sl].sum(axis=1) + 1e-3))[0, 1]
+        )
 
     reference = occupancy_vs_energy(showers)
     assert reference > 0.5
@@ -216,7 +253,9 @@ def test_discrete_energy_ladder_of_the_calochallenge_gets_one_table_per_energy()
     lx, vx = tf.forward(energies, showers, DATASET1_PHOTONS)
     assert np.all(np.abs(lx.std(axis=0) - 1) < 0.05)
     rng = np.random.default_rng(23)
-    generated = tf.inverse(energies, rng.normal(size=lx.shape), rng.normal(size=vx.shape), DATASET1_PHOTONS)
+    generated = tf.inverse(
+        energies, rng.normal(size=lx.shape), rng.normal(size=vx.shape), DATASET1_PHOTONS
+    )
     for e in ladder:  # the deposited fraction at every rung, from Gaussian latents alone
         sel = energies == e
         assert abs(generated[sel].sum(axis=1).mean() - showers[sel].sum(axis=1).mean()) < 3e-3 * e

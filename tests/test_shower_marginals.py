@@ -14,7 +14,9 @@ def _sparse_values(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     cond = rng.uniform(-1, 1, n)
     p_empty = 0.2 + 0.3 * (cond + 1) / 2
-    values = rng.exponential(np.exp(cond[:, None]), (n, 8)) * (rng.random((n, 8)) > p_empty[:, None])
+    values = rng.exponential(np.exp(cond[:, None]), (n, 8)) * (
+        rng.random((n, 8)) > p_empty[:, None]
+    )
     values[:, 4:] *= 10.0  # second ring: another scale
     return cond, values
 
@@ -57,7 +59,9 @@ def test_calibration_maps_a_distorted_sampler_back_to_standard_normal():
     distorted = 0.2 * cond[:, None] + (0.6 + 0.1 * cond[:, None]) * rng.normal(size=(30_000, 8))
     calibration = LatentCalibration.fit(cond, distorted, RINGS, centres)
     fresh_cond = rng.uniform(-1, 1, 30_000)
-    fresh = 0.2 * fresh_cond[:, None] + (0.6 + 0.1 * fresh_cond[:, None]) * rng.normal(size=(30_000, 8))
+    fresh = 0.2 * fresh_cond[:, None] + (0.6 + 0.1 * fresh_cond[:, None]) * rng.normal(
+        size=(30_000, 8)
+    )
     z = calibration.apply(fresh_cond, fresh, RINGS).ravel()
     assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.03
     assert abs(np.mean(z < ndtri(0.1)) - 0.1) < 0.01
@@ -66,7 +70,9 @@ def test_calibration_maps_a_distorted_sampler_back_to_standard_normal():
 def test_calibration_is_monotone_so_it_keeps_the_order_of_latents():
     rng = np.random.default_rng(6)
     cond = rng.uniform(-1, 1, 5_000)
-    calibration = LatentCalibration.fit(cond, rng.normal(size=(5_000, 8)) ** 3, RINGS, condition_bins(cond, 4))
+    calibration = LatentCalibration.fit(
+        cond, rng.normal(size=(5_000, 8)) ** 3, RINGS, condition_bins(cond, 4)
+    )
     y = np.tile(np.linspace(-8, 8, 401)[:, None], (1, 8))
     mapped = calibration.apply(np.zeros(401), y, RINGS)
     assert np.all(np.diff(mapped, axis=0) > 0)
@@ -86,7 +92,10 @@ def test_voxels_of_a_ring_share_one_table(bins):
 
 @pytest.mark.parametrize(
     "values",
-    [np.resize(np.arange(5.0), 20_000), np.concatenate([np.zeros(15_000), np.linspace(1, 2, 5_000)])],
+    [
+        np.resize(np.arange(5.0), 20_000),
+        np.concatenate([np.zeros(15_000), np.linspace(1, 2, 5_000)]),
+    ],
     ids=["ladder", "tied"],
 )
 def test_condition_bins_are_distinct_even_for_discrete_or_tied_conditions(values):

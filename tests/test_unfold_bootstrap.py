@@ -28,8 +28,9 @@ def test_bootstrap_spread_of_the_unfolded_mean_matches_the_data_statistics():
     torch.set_num_threads(1)
     try:
         problem = gaussian_toy(SIM, n_data=DATA, seed=21)
-        config = OmniFoldConfig(iterations=1, classifier_options={"hidden": (32, 32)},
-                                batch_size=1024, seed=2)
+        config = OmniFoldConfig(
+            iterations=1, classifier_options={"hidden": (32, 32)}, batch_size=1024, seed=2
+        )
         central = omnifold(**problem.omnifold_inputs(), config=config)
         replicas = bootstrap(**problem.omnifold_inputs(), replicas=REPLICAS, config=config, seed=40)
     finally:

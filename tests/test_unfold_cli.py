@@ -102,7 +102,9 @@ def jets_cache(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["mlp", "deepsets", "transformer"])
-def test_unfold_jets_example_runs_with_each_model(model, jets_cache, tmp_path, monkeypatch, one_thread):
+def test_unfold_jets_example_runs_with_each_model(
+    model, jets_cache, tmp_path, monkeypatch, one_thread
+):
     monkeypatch.setenv("L1AD_CACHE", str(jets_cache))  # the Pythia sample is generated once
     out = tmp_path / "unf"
     args = ["unfold", "--example", "jets", "--events", "160", "--iterations", "1"]
@@ -124,8 +126,18 @@ def test_unfold_jets_example_runs_with_each_model(model, jets_cache, tmp_path, m
 
 def test_particle_models_need_particles_and_unknown_models_are_named(tmp_path):
     result = runner.invoke(
-        app, ["unfold", "--example", "gaussian", "--events", "100", "--model", "transformer",
-              "--out", str(tmp_path / "t")]
+        app,
+        [
+            "unfold",
+            "--example",
+            "gaussian",
+            "--events",
+            "100",
+            "--model",
+            "transformer",
+            "--out",
+            str(tmp_path / "t"),
+        ],
     )
     assert result.exit_code == 1
     assert "--model transformer: needs per-particle inputs" in result.output
@@ -152,13 +164,18 @@ def test_unfold_particle_model_on_hdf5_particle_sets(tmp_path, one_thread):
     config = tmp_path / "unfold.yaml"
     config.write_text(f"unfold:\n  input: {arrays}\n  iterations: 1\n  epochs: 1\n")
     out = tmp_path / "o"
-    result = runner.invoke(app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(out)])
+    result = runner.invoke(
+        app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     with h5py.File(out / "weights.h5") as f:
         assert f["weights"].shape == (n,) and np.isfinite(f["weights"][()]).all()
     with h5py.File(arrays, "a") as f:
         del f["sim_gen_particles"]
-    result = runner.invoke(app, ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(tmp_path / "m")])
+    result = runner.invoke(
+        app,
+        ["unfold", "--config", str(config), "--model", "deepsets", "--out", str(tmp_path / "m")],
+    )
     assert result.exit_code == 1
     assert "but not sim_gen_particles (particle sets: all or none)" in result.output
 

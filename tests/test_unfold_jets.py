@@ -56,12 +56,21 @@ def test_unknown_tune_is_rejected():
 
 def test_leading_jet_particles_match_the_observables_at_both_levels(jets):
     for level in ("gen", "reco"):
-        particles, mask, ok = jets[f"{level}_particles"], jets[f"{level}_mask"], jets[f"pass_{level}"]
-        assert particles.dtype == np.float32 and particles.shape[1:] == (MAX_PARTICLES, len(PARTICLE_FEATURES))
+        particles, mask, ok = (
+            jets[f"{level}_particles"],
+            jets[f"{level}_mask"],
+            jets[f"pass_{level}"],
+        )
+        assert particles.dtype == np.float32 and particles.shape[1:] == (
+            MAX_PARTICLES,
+            len(PARTICLE_FEATURES),
+        )
         col = {name: particles[..., i] for i, name in enumerate(PARTICLE_FEATURES)}
         multiplicity = jets[level][:, OBSERVABLES.index("multiplicity")]
         # one real particle per constituent (up to the cap), padding all zero, failing events empty
-        np.testing.assert_array_equal(mask.sum(axis=1)[ok], np.minimum(multiplicity[ok], MAX_PARTICLES))
+        np.testing.assert_array_equal(
+            mask.sum(axis=1)[ok], np.minimum(multiplicity[ok], MAX_PARTICLES)
+        )
         assert not mask[~ok].any() and not particles[~mask].any()
         # hardest first; the pT fractions of an uncapped jet add up to ~1 (vector vs scalar sum)
         assert (np.diff(col["pt_fraction"][ok], axis=1) <= 0).all()  # padding (0) last

@@ -89,7 +89,11 @@ def test_unfolded_mean_moves_to_the_truth_by_the_predicted_amount(unfolded):
         # how much: the shift from the prior is the predicted shift of iteration k, measured
         # from this sample's prior mean (the simulation's own fluctuation cancels)
         predicted_shift = expected[k - 1] - PRIOR[0]
-        assert abs((mean_k - prior_mean) - predicted_shift) < 3 * sigma, (k, mean_k, expected[k - 1])
+        assert abs((mean_k - prior_mean) - predicted_shift) < 3 * sigma, (
+            k,
+            mean_k,
+            expected[k - 1],
+        )
     final, _ = weighted_moments(x, result.weights)
     assert abs(final - truth_mean) < 3 * sigma
     assert abs(final - truth_mean) < abs(prior_mean - truth_mean) / 5

@@ -28,7 +28,9 @@ def _jets(n: int = 6, p: int = 9, real: tuple[int, ...] = (9, 5, 2, 1, 7, 3), se
 @pytest.fixture(params=PARTICLE_CLASSIFIERS)
 def model(request):
     torch.manual_seed(1)
-    return make_classifier(request.param, (9, len(PARTICLE_FEATURES)), **SMALL[request.param]).eval()
+    return make_classifier(
+        request.param, (9, len(PARTICLE_FEATURES)), **SMALL[request.param]
+    ).eval()
 
 
 def test_permuting_particles_within_a_jet_leaves_the_output_unchanged(model):
@@ -136,8 +138,13 @@ def test_bf16_autocast_training_path_runs_on_cpu(kind):
     """The autocast branch the CUDA runs take, exercised with CPU bf16 autocast."""
     reco, gen, data = _particle_problem()
     config = OmniFoldConfig(
-        iterations=1, classifier=kind, classifier_options=SMALL[kind], epochs=1,
-        batch_size=64, autocast=True, device="cpu",
+        iterations=1,
+        classifier=kind,
+        classifier_options=SMALL[kind],
+        epochs=1,
+        batch_size=64,
+        autocast=True,
+        device="cpu",
     )
     result = omnifold(reco, gen, data, config=config)
     assert np.isfinite(result.weights).all() and (result.weights > 0).all()
@@ -148,8 +155,12 @@ def test_bf16_autocast_training_path_runs_on_cpu(kind):
 def test_particle_classifiers_train_on_cuda_under_bf16_autocast(kind):
     reco, gen, data = _particle_problem(n=4000)
     config = OmniFoldConfig(
-        iterations=2, classifier=kind, classifier_options=SMALL[kind], epochs=3,
-        batch_size=512, device="cuda",
+        iterations=2,
+        classifier=kind,
+        classifier_options=SMALL[kind],
+        epochs=3,
+        batch_size=512,
+        device="cuda",
     )
     result = omnifold(reco, gen, data, config=config)
     assert np.isfinite(result.weights).all() and (result.weights > 0).all()

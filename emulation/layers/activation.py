@@ -50,8 +50,14 @@ def lut_index(m: np.ndarray, t: FixedType, n: int, divisor: int, offset: int,
     scale_num = n << max(-f, 0)
     den = abs(divisor) << max(f, 0)
     if max(-t.min_int, t.max_int) * scale_num // den + abs(offset) < 2**31:  # the int never wraps
-        limit = (abs(divisor) * (n + abs(offset) + 1) << max(f, 0)) // max(n, 1) + 1  # |value| beyond: saturated
-        dtype = np.dtype(np.int64) if limit.bit_length() + scale_num.bit_length() < 62 else np.dtype(object)
+        limit = (abs(divisor) * (n + abs(offset) + 1) << max(f, 0)) // max(
+            n, 1
+        ) + 1  # |value| beyond: saturated
+        dtype = (
+            np.dtype(np.int64)
+            if limit.bit_length() + scale_num.bit_length() < 62
+            else np.dtype(object)
+        )
         q = trunc_div(np.clip(widths.widened(m, dtype), -limit, limit) * scale_num, den)
         if divisor < 0:
             q = -q
@@ -113,7 +119,14 @@ def run_relu_max(node: Node, xs, counter):
     """``x < 0 ? 0 : x > MAX ? MAX : x``; MAX is an int assigned to res_T (its modes apply)."""
     x, t = xs[0], node.input_types[0]
     res, top_value, f = node.result_type, node.params["max"], t.fractional
-    above = x > (top_value << f) if f >= 0 else (widths.widened(x, widths.holding(widths.Bits(t.integer + 1, t.integer + 1, True))) << -f) > top_value
+    above = (
+        x > (top_value << f)
+        if f >= 0
+        else (
+            widths.widened(x, widths.holding(widths.Bits(t.integer + 1, t.integer + 1, True))) << -f
+        )
+        > top_value
+    )
     y = cast(np.maximum(x, 0), t, res, counter, node.name)
     top = cast(np.array([node.params["max"]]), 0, res)[0]
     return np.where(above, top, y)
@@ -134,7 +147,16 @@ def _param_call(call) -> tuple[FixedType, FixedType, FixedType]:
 def _read_leaky(call) -> Node:
     data_t, param_t, res_t = _param_call(call)
     value = from_float(np.array([call.literal(call.args[1])]), param_t)[0]
-    return call.node(call.function, [call.args[0]], call.args[2], [data_t], res_t, _n(call), param=int(value), param_type=param_t)
+    return call.node(
+        call.function,
+        [call.args[0]],
+        call.args[2],
+        [data_t],
+        res_t,
+        _n(call),
+        param=int(value),
+        param_type=param_t,
+    )
 
 
 @kernel("leaky_relu")
@@ -164,7 +186,9 @@ def _read_prelu(call) -> Node:
     data_t, param_t, res_t = _param_call(call)
     n = _n(call)
     alpha = call.weights(call.args[1], param_t, n)
-    return call.node("prelu", [call.args[0]], call.args[2], [data_t], res_t, n, alpha=alpha, param_type=param_t)
+    return call.node(
+        "prelu", [call.args[0]], call.args[2], [data_t], res_t, n, alpha=alpha, param_type=param_t
+    )
 
 
 @kernel("prelu")
@@ -206,7 +230,15 @@ def run_lut(node: Node, xs, counter):
     """``res_T(table[clip(int(x * N / divisor) + offset)])``."""
     p = node.params
     table = p["table"]
-    idx = lut_index(xs[0], node.input_types[0], len(table), p["divisor"], p["offset"], counter, f"{node.name}.index")
+    idx = lut_index(
+        xs[0],
+        node.input_types[0],
+        len(table),
+        p["divisor"],
+        p["offset"],
+        counter,
+        f"{node.name}.index",
+    )
     return cast(table[idx], p["table_type"], node.result_type, counter, node.name)
 
 
@@ -234,7 +266,9 @@ def _read_elu(call) -> Node:
                      table=tables.elu_table(n_table, table_t), table_type=table_t)  # fmt: skip
 
 
-def _negative_index(m: np.ndarray, t: FixedType, n: int, counter: OverflowCounter | None, name: str) -> np.ndarray:
+def _negative_index(
+    m: np.ndarray, t: FixedType, n: int, counter: OverflowCounter | None, name: str
+) -> np.ndarray:
     """``int index = x * N / -8`` for x < 0, clipped to [0, N-1].
 
     An ``int`` that wraps to a negative index reads outside the table in the C++
@@ -249,7 +283,12 @@ def run_elu(node: Node, xs, counter):
     """``x >= 0 ? res_T(x) : res_T(alpha * table[int(x * N / -8)])``."""
     x, t, p = xs[0], node.input_types[0], node.params
     idx = _negative_index(x, t, len(p["table"]), counter, node.name)
-    product = widths.widened(p["table"][idx], widths.holding(widths.product(p["table_type"], p["param_type"]))) * p["param"]
+    product = (
+        widths.widened(
+            p["table"][idx], widths.holding(widths.product(p["table_type"], p["param_type"]))
+        )
+        * p["param"]
+    )
     neg = cast(product, p["table_type"].fractional + p["param_type"].fractional, node.result_type)
     return np.where(x >= 0, cast(x, t, node.result_type, counter, node.name), neg)
 
@@ -263,7 +302,13 @@ def run_selu(node: Node, xs, counter):
     x, t, p = xs[0], node.input_types[0], node.params
     lam = int(from_float(np.array([1.0507009873554805]), SELU_LAMBDA_TYPE)[0])
     idx = _negative_index(x, t, len(p["table"]), counter, node.name)
-    pos = cast(widths.widened(x, widths.holding(widths.product(t, SELU_LAMBDA_TYPE))) * lam, t.fractional + SELU_LAMBDA_TYPE.fractional, node.result_type, counter, node.name)
+    pos = cast(
+        widths.widened(x, widths.holding(widths.product(t, SELU_LAMBDA_TYPE))) * lam,
+        t.fractional + SELU_LAMBDA_TYPE.fractional,
+        node.result_type,
+        counter,
+        node.name,
+    )
     return np.where(x >= 0, pos, cast(p["table"][idx], p["table_type"], node.result_type))
 
 
@@ -293,8 +338,12 @@ def run_hard(node: Node, xs, counter):
     prod_t = widths.product(p["slope_type"], t)
     sum_t = widths.plus(prod_t, p["shift_type"])
     f = sum_t.fractional
-    x = widths.widened(x, widths.holding(widths.Bits(sum_t.width + 1, sum_t.integer + 1, True)))  # also 2 * s
-    s = (x * p["slope"] << (f - prod_t.fractional)) + (p["shift"] << (f - p["shift_type"].fractional))
+    x = widths.widened(
+        x, widths.holding(widths.Bits(sum_t.width + 1, sum_t.integer + 1, True))
+    )  # also 2 * s
+    s = (x * p["slope"] << (f - prod_t.fractional)) + (
+        p["shift"] << (f - p["shift_type"].fractional)
+    )
     one = int(cast(np.array([1]), 0, FixedType(*sum_t))[0])
     s = np.where(s > (1 << f), one, np.where(s < 0, 0, s))
     if node.kind == "hard_tanh":
@@ -333,7 +382,9 @@ def _read_softmax(call) -> Node:
         params.update(exp_table=tables.exp_table_legacy(n_exp, table_t), inv_table=tables.invert_table_legacy(n_inv, table_t),
                       table_type=table_t)  # fmt: skip
     elif impl != "argmax":
-        raise call.fail(f"softmax implementation {impl!r} is not one of latency, stable, legacy, argmax")
+        raise call.fail(
+            f"softmax implementation {impl!r} is not one of latency, stable, legacy, argmax"
+        )
     n = n_in if call.function == "softmax_multidim" else n_slice
     return call.node("softmax", [call.args[0]], call.args[1], [data_t], res_t, n, **params)
 
@@ -342,7 +393,9 @@ def top_bits(m: np.ndarray, t: FixedType, n: int) -> np.ndarray:
     """``softmax_idx_from_real_val``: the top ceillog2(n) bits of the raw two's-complement word."""
     bits = tables.ceillog2(n)
     if m.dtype == object:  # Python integers: the same bit operations, then a small int64 index
-        return ((m & ((1 << t.width) - 1)) >> (t.width - bits)).astype(np.int64) & np.int64((1 << bits) - 1)
+        return ((m & ((1 << t.width) - 1)) >> (t.width - bits)).astype(np.int64) & np.int64(
+            (1 << bits) - 1
+        )
     raw = m & np.int64((1 << t.width) - 1)
     return (raw >> np.int64(t.width - bits)) & np.int64((1 << bits) - 1)
 
@@ -358,7 +411,9 @@ def tree_sum(cols: list[np.ndarray], f: int, acc_t: FixedType) -> np.ndarray:
     return cast(tree_sum(cols[:left], f, acc_t) + tree_sum(cols[left:], f, acc_t), f, acc_t)
 
 
-def _softmax_slice(x: np.ndarray, t: FixedType, node: Node, counter: OverflowCounter | None) -> np.ndarray:
+def _softmax_slice(
+    x: np.ndarray, t: FixedType, node: Node, counter: OverflowCounter | None
+) -> np.ndarray:
     p = node.params
     res_t = node.result_type
     impl = p["implementation"]
@@ -381,7 +436,11 @@ def _softmax_slice(x: np.ndarray, t: FixedType, node: Node, counter: OverflowCou
                 if i == j:
                     term = np.full(len(x), one, dtype=acc.dtype)
                 else:
-                    term = exp_table[lut_index(x[:, j] - x[:, i], t, len(exp_table), 16, 8 * len(exp_table) // 16)]
+                    term = exp_table[
+                        lut_index(
+                            x[:, j] - x[:, i], t, len(exp_table), 16, 8 * len(exp_table) // 16
+                        )
+                    ]
                 acc[:, i] = cast(acc[:, i] + term, f, table_t)
         idx = lut_index(acc, table_t, len(inv_table), 64, 0)
         return cast(inv_table[idx], table_t, res_t, counter, node.name)
@@ -396,7 +455,13 @@ def _softmax_slice(x: np.ndarray, t: FixedType, node: Node, counter: OverflowCou
     total = cast(total, acc_t, inv_inp_t)
     inv = p["inv_table"][top_bits(total, inv_inp_t, len(p["inv_table"]))]
     dtype = widths.holding(widths.product(acc_t, p["inv_type"]))
-    return cast(widths.widened(exp_res, dtype) * widths.widened(inv, dtype)[:, None], acc_t.fractional + p["inv_type"].fractional, res_t, counter, node.name)
+    return cast(
+        widths.widened(exp_res, dtype) * widths.widened(inv, dtype)[:, None],
+        acc_t.fractional + p["inv_type"].fractional,
+        res_t,
+        counter,
+        node.name,
+    )
 
 
 @kernel("softmax")

@@ -31,7 +31,14 @@ from emulation.layers.registry import kernel, reader
 def im2col(in_shape: tuple[int, int], n_chan: int, filt: tuple[int, int], stride: tuple[int, int],
            pad: tuple[int, int], dilation: tuple[int, int], out_shape: tuple[int, int]) -> np.ndarray:  # fmt: skip
     """(pixels, taps) input indices of a channels-last image, -1 where the tap is padding."""
-    (ih, iw), (fh, fw), (sh, sw), (pt, pl), (dh, dw), (oh, ow) = in_shape, filt, stride, pad, dilation, out_shape
+    (ih, iw), (fh, fw), (sh, sw), (pt, pl), (dh, dw), (oh, ow) = (
+        in_shape,
+        filt,
+        stride,
+        pad,
+        dilation,
+        out_shape,
+    )
     cols = np.full((oh * ow, fh * fw * n_chan), -1, dtype=np.int64)
     for oy in range(oh):
         for ox in range(ow):
@@ -40,7 +47,9 @@ def im2col(in_shape: tuple[int, int], n_chan: int, filt: tuple[int, int], stride
                     y, x = oy * sh + ky * dh - pt, ox * sw + kx * dw - pl
                     if 0 <= y < ih and 0 <= x < iw:
                         tap = (ky * fw + kx) * n_chan
-                        cols[oy * ow + ox, tap : tap + n_chan] = (y * iw + x) * n_chan + np.arange(n_chan)
+                        cols[oy * ow + ox, tap : tap + n_chan] = (y * iw + x) * n_chan + np.arange(
+                            n_chan
+                        )
     return cols
 
 
@@ -48,15 +57,28 @@ _KERNELS = {"Conv1DLatency": "latency", "Conv2DLatency": "latency", "BatchedDens
             "Conv1DResource": "resource", "Conv2DResource": "resource"}  # fmt: skip
 
 
-@reader("conv_1d_cl", "conv_2d_cl", "pointwise_conv_1d_cl", "pointwise_conv_2d_cl", template_args=3, args=4)
+@reader(
+    "conv_1d_cl",
+    "conv_2d_cl",
+    "pointwise_conv_1d_cl",
+    "pointwise_conv_2d_cl",
+    template_args=3,
+    args=4,
+)
 def _read_conv(call) -> Node:
     targs = call.template_args
     data_t, res_t = call.type(targs[0]), call.type(targs[1])
     c = call.const
     two_d = call.function.endswith("conv_2d_cl")
     if two_d:
-        in_shape, filt = (int(c("in_height")), int(c("in_width"))), (int(c("filt_height")), int(c("filt_width")))
-        stride, pad = (int(c("stride_height")), int(c("stride_width"))), (int(c("pad_top")), int(c("pad_left")))
+        in_shape, filt = (
+            (int(c("in_height")), int(c("in_width"))),
+            (int(c("filt_height")), int(c("filt_width"))),
+        )
+        stride, pad = (
+            (int(c("stride_height")), int(c("stride_width"))),
+            (int(c("pad_top")), int(c("pad_left"))),
+        )
         dilation = (int(c("dilation_height", 1)), int(c("dilation_width", 1)))
         out_shape = (int(c("out_height")), int(c("out_width")))
     else:
@@ -65,18 +87,24 @@ def _read_conv(call) -> Node:
         dilation, out_shape = (1, int(c("dilation", 1))), (1, int(c("out_width")))
     n_chan, n_filt = int(c("n_chan")), int(c("n_filt"))
     if call.function.startswith("pointwise") and filt != (1, 1):
-        raise call.fail(f"a pointwise convolution needs a 1-wide filter, the config has {filt[0]}x{filt[1]}")
+        raise call.fail(
+            f"a pointwise convolution needs a 1-wide filter, the config has {filt[0]}x{filt[1]}"
+        )
     n_taps = filt[0] * filt[1] * n_chan
     alias = re.search(r"using\s+conv_kernel\s*=\s*([\w:]+)", call.text)
     if alias is not None:
         name = alias.group(1).split("::")[-1]
         if name not in _KERNELS:
-            raise call.fail(f"conv kernel {alias.group(1)} is not supported (Latency and Resource are)")
+            raise call.fail(
+                f"conv kernel {alias.group(1)} is not supported (Latency and Resource are)"
+            )
         strategy = _KERNELS[name]
     else:
         strategy = str(c("strategy", "latency"))
         if strategy not in ("latency", "resource"):
-            raise call.fail(f"conv strategy {strategy!r} is not supported (latency and resource are)")
+            raise call.fail(
+                f"conv strategy {strategy!r} is not supported (latency and resource are)"
+            )
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
     flat = call.weights(call.args[2], w_t, n_taps * n_filt)
     bias = call.weights(call.args[3], b_t, n_filt)
@@ -91,7 +119,9 @@ def _read_conv(call) -> Node:
         params.update(resource_params(flat, n_taps, n_filt, rf, "rf_leq_nin", call.fail))
         params["order_free"] = cannot_saturate(data_t, params["weight"], w_t, bias, b_t, acc_t)
     n_pixels = out_shape[0] * out_shape[1]
-    return call.node("conv", [call.args[0]], call.args[1], [data_t], res_t, n_pixels * n_filt, **params)
+    return call.node(
+        "conv", [call.args[0]], call.args[1], [data_t], res_t, n_pixels * n_filt, **params
+    )
 
 
 @kernel("conv")
@@ -101,5 +131,7 @@ def run_conv(node: Node, xs, counter):
     cols = p["columns"]
     padded = np.concatenate([x, np.zeros((len(x), 1), dtype=np.int64)], axis=1)  # index -1: a zero
     patches = padded[:, cols].reshape(-1, cols.shape[1])  # (events * pixels, taps)
-    y = dense_apply(patches, node.input_types[0], p, node.result_type, p["n_filt"], counter, node.name)
+    y = dense_apply(
+        patches, node.input_types[0], p, node.result_type, p["n_filt"], counter, node.name
+    )
     return y.reshape(len(x), -1)

@@ -36,10 +36,14 @@ class ResourceSchedule:
     grouped: bool
 
 
-def resource_schedule(n_in: int, n_out: int, rf: int, variant: str | None = None) -> ResourceSchedule:
+def resource_schedule(
+    n_in: int, n_out: int, rf: int, variant: str | None = None
+) -> ResourceSchedule:
     """The index sequence of ``dense_resource`` (nnet_dense_resource.h), loop for loop."""
     if variant is None:
-        variant = "rf_leq_nin" if rf <= n_in else "rf_gt_nin_rem0" if rf % n_in == 0 else "rf_gt_nin"
+        variant = (
+            "rf_leq_nin" if rf <= n_in else "rf_gt_nin_rem0" if rf % n_in == 0 else "rf_gt_nin"
+        )
     n = n_in * n_out
     block = -(-n // rf)
     rounds = []
@@ -129,7 +133,14 @@ def _read_dense(call) -> Node:
     w_t, b_t, acc_t = call.type("weight_t"), call.type("bias_t"), call.type("accum_t")
     flat = call.weights(call.args[2], w_t, n_in * n_out)
     bias = call.weights(call.args[3], b_t, n_out)
-    params = dict(weight_type=w_t, bias=bias, bias_type=b_t, accum_type=acc_t, strategy=strategy, weight_flat=flat)
+    params = dict(
+        weight_type=w_t,
+        bias=bias,
+        bias_type=b_t,
+        accum_type=acc_t,
+        strategy=strategy,
+        weight_flat=flat,
+    )
     if strategy == "latency":
         params["weight"] = flat.reshape(n_in, n_out)
     else:
@@ -139,7 +150,14 @@ def _read_dense(call) -> Node:
     return call.node("dense", [call.args[0]], call.args[1], [data_t], res_t, n_out, **params)
 
 
-def cannot_saturate(x_t: FixedType, weight: np.ndarray, w_t: FixedType, bias: np.ndarray, b_t: FixedType, acc_t: FixedType) -> bool:
+def cannot_saturate(
+    x_t: FixedType,
+    weight: np.ndarray,
+    w_t: FixedType,
+    bias: np.ndarray,
+    b_t: FixedType,
+    acc_t: FixedType,
+) -> bool:
     """Whether no partial sum of any order can leave accum_t (or accum_t wraps): order-free."""
     if acc_t.overflow == "AP_WRAP":
         return True
@@ -149,27 +167,43 @@ def cannot_saturate(x_t: FixedType, weight: np.ndarray, w_t: FixedType, bias: np
         return False  # rounded products: bound them loosely, use the ordered loop
     x_max = max(-x_t.min_int, x_t.max_int)
     b = np.abs(bias).astype(object) * (1 << max(acc_t.fractional - b_t.fractional, 0))
-    column = np.abs(np.asarray(weight).astype(object)).sum(axis=0)  # Python integers: no sum overflows
+    column = np.abs(np.asarray(weight).astype(object)).sum(
+        axis=0
+    )  # Python integers: no sum overflows
     bound = int(b.max(initial=0)) + ((x_max * int(column.max(initial=0))) << shift)
     return bound <= acc_t.max_int and acc_t.signed
 
 
 @kernel("dense")
 def run_dense(node: Node, xs, counter):
-    return dense_apply(xs[0], node.input_types[0], node.params, node.result_type, node.size, counter, node.name)
+    return dense_apply(
+        xs[0], node.input_types[0], node.params, node.result_type, node.size, counter, node.name
+    )
 
 
-def dense_apply(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int, counter, name: str) -> np.ndarray:
+def dense_apply(
+    x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int, counter, name: str
+) -> np.ndarray:
     """A dense layer's arithmetic (params as documented above) on mantissas x (N, n_in)."""
     from emulation.network import dense_latency
 
-    args = (p["weight_type"], p["bias"], p["bias_type"], p["accum_type"], result_type, counter, name)
+    args = (
+        p["weight_type"],
+        p["bias"],
+        p["bias_type"],
+        p["accum_type"],
+        result_type,
+        counter,
+        name,
+    )
     if p["strategy"] == "latency" or p["order_free"]:
         return dense_latency(x, x_t, p["weight"], *args)
     return _resource_loop(x, x_t, p, result_type, n_out)
 
 
-def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int) -> np.ndarray:
+def _resource_loop(
+    x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_out: int
+) -> np.ndarray:
     """The additions of ``dense_resource`` one by one, each cast to accum_t."""
     acc_t: FixedType = p["accum_type"]
     prod_t = widths.product(x_t, p["weight_type"])
@@ -181,13 +215,17 @@ def _resource_loop(x: np.ndarray, x_t: FixedType, p, result_type: FixedType, n_o
     for ops in schedule.rounds:
         target = np.zeros_like(acc) if schedule.grouped else acc
         for i, w, j in ops:
-            target[:, j] = cast(target[:, j] + cast(x[:, i] * flat[w], pf, acc_t), acc_t.fractional, acc_t)
+            target[:, j] = cast(
+                target[:, j] + cast(x[:, i] * flat[w], pf, acc_t), acc_t.fractional, acc_t
+            )
         if schedule.grouped:
             acc = cast(acc + target, acc_t.fractional, acc_t)
     return cast(acc, acc_t, result_type)
 
 
-def resource_params(flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: str | None, fail) -> dict:
+def resource_params(
+    flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: str | None, fail
+) -> dict:
     """``weight`` (n_in, n_out) and ``schedule`` of a Resource layer from the flat weight array."""
     schedule = resource_schedule(n_in, n_out, rf, variant)
     weight = np.zeros((n_in, n_out), dtype=flat.dtype)
@@ -197,5 +235,7 @@ def resource_params(flat: np.ndarray, n_in: int, n_out: int, rf: int, variant: s
             weight[i, j] = flat[w]
             seen[i, j] += 1
     if not np.all(seen == 1):
-        raise fail(f"reuse factor {rf} does not visit every weight once (n_in={n_in}, n_out={n_out})")
+        raise fail(
+            f"reuse factor {rf} does not visit every weight once (n_in={n_in}, n_out={n_out})"
+        )
     return dict(weight=weight, schedule=schedule, reuse_factor=rf)

@@ -24,10 +24,14 @@ def _read_elementwise(call) -> Node:
     t1, t2, res_t = (call.type(a) for a in call.template_args[:3])
     n = int(call.const("n_elem"))
     n1, n2 = int(call.const("n_elem1", n)), int(call.const("n_elem2", n))
-    return call.node(call.function, call.args[:2], call.args[2], [t1, t2], res_t, n, n_elem1=n1, n_elem2=n2)
+    return call.node(
+        call.function, call.args[:2], call.args[2], [t1, t2], res_t, n, n_elem1=n1, n_elem2=n2
+    )
 
 
-def _aligned(a: np.ndarray, ta: FixedType, b: np.ndarray, tb: FixedType) -> tuple[np.ndarray, np.ndarray, int]:
+def _aligned(
+    a: np.ndarray, ta: FixedType, b: np.ndarray, tb: FixedType
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Both operands in the finer of their two LSBs (exact)."""
     f = max(ta.fractional, tb.fractional)
     return a << np.int64(f - ta.fractional), b << np.int64(f - tb.fractional), f
@@ -41,7 +45,9 @@ def run_elementwise(node: Node, xs, counter):
     ta, tb = node.input_types
     res = node.result_type
     # the exact result (and, for maximum/minimum, both operands in the finer LSB) fits this
-    dtype = widths.holding(widths.product(ta, tb) if node.kind == "multiply" else widths.plus(ta, tb))
+    dtype = widths.holding(
+        widths.product(ta, tb) if node.kind == "multiply" else widths.plus(ta, tb)
+    )
     a, b = widths.widened(a, dtype), widths.widened(b, dtype)
     if node.kind == "multiply":
         return cast(a * b, ta.fractional + tb.fractional, res, counter, node.name)
@@ -104,6 +110,10 @@ def _read_concat(call) -> Node:
 def run_concatenate(node: Node, xs, counter):
     p = node.params
     n = len(xs[0])
-    a = cast(xs[0], node.input_types[0], node.result_type, counter, node.name).reshape(n, *p["shape1"])
-    b = cast(xs[1], node.input_types[1], node.result_type, counter, node.name).reshape(n, *p["shape2"])
+    a = cast(xs[0], node.input_types[0], node.result_type, counter, node.name).reshape(
+        n, *p["shape1"]
+    )
+    b = cast(xs[1], node.input_types[1], node.result_type, counter, node.name).reshape(
+        n, *p["shape2"]
+    )
     return np.concatenate([a, b], axis=1 + p["axis"]).reshape(n, -1)

@@ -46,5 +46,7 @@ def run_normalize(node: Node, xs, counter):
     f = max(prod_t.fractional, p["bias_type"].fractional)
     scale, bias = (widths.widened(p[k][p["index"]], dtype) for k in ("scale", "bias"))
     prod = widths.widened(xs[0], dtype) * scale[None, :]
-    total = (prod << np.int64(f - prod_t.fractional)) + (bias << np.int64(f - p["bias_type"].fractional))[None, :]
+    total = (prod << np.int64(f - prod_t.fractional)) + (
+        bias << np.int64(f - p["bias_type"].fractional)
+    )[None, :]
     return cast(total, f, node.result_type, counter, node.name)

@@ -20,7 +20,9 @@ from emulation.layers.activation import trunc_div
 from emulation.layers.registry import kernel, reader
 
 
-def pool_windows(in_shape, n_filt, pool, stride, pad, count_pad: bool) -> tuple[np.ndarray, np.ndarray]:
+def pool_windows(
+    in_shape, n_filt, pool, stride, pad, count_pad: bool
+) -> tuple[np.ndarray, np.ndarray]:
     (ih, iw), (ph, pw), (sh, sw), (pt, pb, pl, pr) = in_shape, pool, stride, pad
     full_h, full_w = ih + pt + pb, iw + pl + pr
     rows = list(range(0, (full_h - ph) // sh * sh + 1, sh))
@@ -43,7 +45,14 @@ def pool_windows(in_shape, n_filt, pool, stride, pad, count_pad: bool) -> tuple[
     return np.array(windows, dtype=np.int64), np.array(divisors, dtype=np.int64)
 
 
-@reader("pooling1d_cl", "pooling2d_cl", "global_pooling1d_cl", "global_pooling2d_cl", template_args=3, args=2)
+@reader(
+    "pooling1d_cl",
+    "pooling2d_cl",
+    "global_pooling1d_cl",
+    "global_pooling2d_cl",
+    template_args=3,
+    args=2,
+)
 def _read_pooling(call) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     c = call.const
@@ -52,12 +61,24 @@ def _read_pooling(call) -> Node:
         raise call.fail(f"pool_op {op!r} is not supported (Max and Average are)")
     n_filt = int(c("n_filt"))
     if call.function == "pooling1d_cl":
-        in_shape, pool, stride = (1, int(c("n_in"))), (1, int(c("pool_width"))), (1, int(c("stride_width")))
+        in_shape, pool, stride = (
+            (1, int(c("n_in"))),
+            (1, int(c("pool_width"))),
+            (1, int(c("stride_width"))),
+        )
         pad = (0, 0, int(c("pad_left", 0)), int(c("pad_right", 0)))
     elif call.function == "pooling2d_cl":
         in_shape = (int(c("in_height")), int(c("in_width")))
-        pool, stride = (int(c("pool_height")), int(c("pool_width"))), (int(c("stride_height")), int(c("stride_width")))
-        pad = (int(c("pad_top", 0)), int(c("pad_bottom", 0)), int(c("pad_left", 0)), int(c("pad_right", 0)))
+        pool, stride = (
+            (int(c("pool_height")), int(c("pool_width"))),
+            (int(c("stride_height")), int(c("stride_width"))),
+        )
+        pad = (
+            int(c("pad_top", 0)),
+            int(c("pad_bottom", 0)),
+            int(c("pad_left", 0)),
+            int(c("pad_right", 0)),
+        )
     elif call.function == "global_pooling1d_cl":
         in_shape = (1, int(c("n_in")))
         pool, stride, pad = in_shape, in_shape, (0, 0, 0, 0)

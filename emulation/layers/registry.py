@@ -26,7 +26,9 @@ Kernel = Callable[[Node, list[np.ndarray], OverflowCounter | None], np.ndarray]
 KERNELS: dict[str, Kernel] = {}
 Reader = Callable[["LayerCall"], Node]
 READERS: dict[str, Reader] = {}
-ARITY: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # function -> (template argument counts, argument counts)
+ARITY: dict[
+    str, tuple[tuple[int, ...], tuple[int, ...]]
+] = {}  # function -> (template argument counts, argument counts)
 
 
 def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
@@ -38,7 +40,9 @@ def kernel(*kinds: str) -> Callable[[Kernel], Kernel]:
     return register
 
 
-def reader(*functions: str, template_args: int | tuple[int, ...], args: int | tuple[int, ...]) -> Callable[[Reader], Reader]:
+def reader(
+    *functions: str, template_args: int | tuple[int, ...], args: int | tuple[int, ...]
+) -> Callable[[Reader], Reader]:
     """Register ``fn`` for ``nnet::function<template_args...>(args...)`` (either count may be a tuple of choices)."""
 
     def counts(n: int | tuple[int, ...]) -> tuple[int, ...]:

@@ -18,7 +18,10 @@ from emulation.layers.registry import kernel, reader
 
 
 def _array(call, member: str) -> list[int]:
-    m = re.search(rf"\b{re.escape(call.config_name)}_{member}\s*\[[^\]]*\]\s*=\s*\{{([^}}]*)\}}", call.parameters)
+    m = re.search(
+        rf"\b{re.escape(call.config_name)}_{member}\s*\[[^\]]*\]\s*=\s*\{{([^}}]*)\}}",
+        call.parameters,
+    )
     if m is None:
         raise call.fail(f"{call.config_name}_{member} is not defined in parameters.h")
     return [int(v) for v in m.group(1).split(",") if v.strip()]
@@ -46,7 +49,12 @@ def _read_zeropad(call) -> Node:
         in_h, in_w, top, left = 1, int(c("in_width")), 0, int(c("pad_left"))
         out_h, out_w = 1, int(c("out_width"))
     else:
-        in_h, in_w, top, left = int(c("in_height")), int(c("in_width")), int(c("pad_top")), int(c("pad_left"))
+        in_h, in_w, top, left = (
+            int(c("in_height")),
+            int(c("in_width")),
+            int(c("pad_top")),
+            int(c("pad_left")),
+        )
         out_h, out_w = int(c("out_height")), int(c("out_width"))
     source = np.arange(in_h * in_w * n_chan)
     if call.function.endswith("_cl"):
@@ -55,12 +63,16 @@ def _read_zeropad(call) -> Node:
     else:
         image = np.full((n_chan, out_h, out_w), -1, dtype=np.int64)
         image[:, top : top + in_h, left : left + in_w] = source.reshape(n_chan, in_h, in_w)
-    return call.node("gather", [call.args[0]], call.args[1], [data_t], res_t, image.size, index=image.ravel())
+    return call.node(
+        "gather", [call.args[0]], call.args[1], [data_t], res_t, image.size, index=image.ravel()
+    )
 
 
 @kernel("gather")
 def run_gather(node: Node, xs, counter):
     x = xs[0]
     y = cast(x, node.input_types[0], node.result_type, counter, node.name)
-    y = np.concatenate([y, np.zeros((len(x), 1), dtype=np.int64)], axis=1)  # index -1: a zero of res_T
+    y = np.concatenate(
+        [y, np.zeros((len(x), 1), dtype=np.int64)], axis=1
+    )  # index -1: a zero of res_T
     return y[:, node.params["index"]]

@@ -114,7 +114,10 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 def selu_table(n: int, t: FixedType) -> np.ndarray:
     """``init_selu_table``: ``float(lambda * (alpha * (std::exp(in_val) - 1.)))`` in double after expf."""
     m = _libm()
-    vals = [_f32(SELU_LAMBDA * (SELU_ALPHA * (m.expf(_f32(-8.0 * ii / float(n))) - 1.0))) for ii in range(n)]
+    vals = [
+        _f32(SELU_LAMBDA * (SELU_ALPHA * (m.expf(_f32(-8.0 * ii / float(n))) - 1.0)))
+        for ii in range(n)
+    ]
     return to_table_type(vals, t)
 
 
@@ -132,7 +135,9 @@ def real_val_from_idx(i: int, data_t: FixedType, n: int) -> float:
     return _f32(math.ldexp(raw, -data_t.fractional))
 
 
-def exp_table(n: int, data_t: FixedType, exp_scale: float, t: FixedType, negative: bool) -> np.ndarray:
+def exp_table(
+    n: int, data_t: FixedType, exp_scale: float, t: FixedType, negative: bool
+) -> np.ndarray:
     """``init_exp_table``: ``float x = real_val(i) * exp_scale`` (float product), negated, ``expf``."""
     m = _libm()
     vals = []

@@ -39,7 +39,9 @@ def plus(a: FixedType | Bits, b: FixedType | Bits) -> Bits:
     ia = a.integer + (b.signed and not a.signed)
     ib = b.integer + (a.signed and not b.signed)
     integer = max(ia, ib) + 1
-    return Bits(integer + max(a.width - a.integer, b.width - b.integer), integer, a.signed or b.signed)
+    return Bits(
+        integer + max(a.width - a.integer, b.width - b.integer), integer, a.signed or b.signed
+    )
 
 
 def holding(*results: FixedType | Bits) -> np.dtype:

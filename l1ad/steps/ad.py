@@ -74,29 +74,51 @@ def _lambdas(text: str) -> list[float]:
 
 
 def train(
-    background: Annotated[Path, typer.Argument(help="Background event file (ADC2021 HDF5 layout).")],
+    background: Annotated[
+        Path, typer.Argument(help="Background event file (ADC2021 HDF5 layout).")
+    ],
     out: Annotated[Path, typer.Option(help="Checkpoint directory.")] = Path("ad_model"),
-    preset: Annotated[str, typer.Option(help="Architecture: firmware or paper.")] = DEFAULTS["preset"],
+    preset: Annotated[str, typer.Option(help="Architecture: firmware or paper.")] = DEFAULTS[
+        "preset"
+    ],
     lam: Annotated[float, typer.Option("--lambda", help="DisCo weight λ.")] = DEFAULTS["lam"],
     epochs: Annotated[int, typer.Option(help="Maximum epochs.", min=1)] = DEFAULTS["epochs"],
-    batch_size: Annotated[int, typer.Option(help="Global batch size (all processes together).", min=2)] = DEFAULTS["batch_size"],
-    lr: Annotated[float, typer.Option(help="Adam learning rate.", callback=options.positive)] = DEFAULTS["lr"],
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs).", min=1)] = DEFAULTS["patience"],
-    seed: Annotated[int, typer.Option(help="Seed of the split, the initial weights and the batches.")]
-    = GLOBAL_DEFAULTS["seed"],
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)]
-    = DEFAULTS["device"],
+    batch_size: Annotated[
+        int, typer.Option(help="Global batch size (all processes together).", min=2)
+    ] = DEFAULTS["batch_size"],
+    lr: Annotated[
+        float, typer.Option(help="Adam learning rate.", callback=options.positive)
+    ] = DEFAULTS["lr"],
+    patience: Annotated[
+        int, typer.Option(help="Early-stopping patience (epochs).", min=1)
+    ] = DEFAULTS["patience"],
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split, the initial weights and the batches.")
+    ] = GLOBAL_DEFAULTS["seed"],
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)
+    ] = DEFAULTS["device"],
     resume: Annotated[bool, typer.Option(help="Continue from the checkpoint in --out.")] = False,
     lambda_scan_values: Annotated[
-        str | None, typer.Option("--lambda-scan", help="Comma-separated λ values: train one pair each, tabulate.")
+        str | None,
+        typer.Option(
+            "--lambda-scan", help="Comma-separated λ values: train one pair each, tabulate."
+        ),
     ] = None,
-    signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal file for the λ scan's AUC.")] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option(help="NAME=PATH signal file for the λ scan's AUC.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
-    stream: Annotated[bool, typer.Option(help="Stream the background file in chunks (files larger than memory).")]
-    = False,
-    shuffle_chunk: Annotated[int | None, typer.Option(
-        help=f"Shuffle contiguous chunks of this many events (0: every event; default {STREAM_CHUNK} with --stream, "
-             "else 0).")] = None,
+    stream: Annotated[
+        bool, typer.Option(help="Stream the background file in chunks (files larger than memory).")
+    ] = False,
+    shuffle_chunk: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Shuffle contiguous chunks of this many events (0: every event; default {STREAM_CHUNK} with --stream, "
+            "else 0)."
+        ),
+    ] = None,
 ) -> None:
     """Train the DisCo-decorrelated autoencoder pair on background (works under torchrun for DDP)."""
     from offline import distributed
@@ -104,11 +126,23 @@ def train(
     from offline.ad.workflow import lambda_scan, train_from_file
 
     chunk = (STREAM_CHUNK if stream else 0) if shuffle_chunk is None else shuffle_chunk
-    config = TrainConfig(preset=preset, lam=lam, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
-                         seed=seed, device=device, progress=progress, shuffle_chunk=chunk)
+    config = TrainConfig(
+        preset=preset,
+        lam=lam,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        seed=seed,
+        device=device,
+        progress=progress,
+        shuffle_chunk=chunk,
+    )
     console = Console(stderr=True, markup=False)
     if lambda_scan_values is not None:
-        frame = lambda_scan(background, named_paths(signal), out, _lambdas(lambda_scan_values), config)
+        frame = lambda_scan(
+            background, named_paths(signal), out, _lambdas(lambda_scan_values), config
+        )
         console.print(frame.to_string(index=False))
         console.print(f"wrote {out / 'lambda_scan.csv'} and {out / 'lambda_scan.png'}")
         return
@@ -125,11 +159,16 @@ def train(
 def score(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint directory written by l1ad train.")],
     events: Annotated[Path, typer.Argument(help="Event file to score.")],
-    out: Annotated[Path, typer.Option(help="Output HDF5 with R1, R2, weights, labels.")] = Path("scores.h5"),
-    preprocessing: Annotated[Path | None, typer.Option(help="preprocessing.json (default: the checkpoint's).")] = None,
+    out: Annotated[Path, typer.Option(help="Output HDF5 with R1, R2, weights, labels.")] = Path(
+        "scores.h5"
+    ),
+    preprocessing: Annotated[
+        Path | None, typer.Option(help="preprocessing.json (default: the checkpoint's).")
+    ] = None,
     chunk_size: Annotated[int, typer.Option(help="Events per chunk.", min=1)] = 200_000,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=options.device)]
-    = DEFAULTS["device"],
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda or cuda:N.", callback=options.device)
+    ] = DEFAULTS["device"],
 ) -> None:
     """Compute R1, R2 for every event of a file, in chunks."""
     from offline.ad.score import score_file
@@ -140,15 +179,30 @@ def score(
 
 
 def abcd(
-    background: Annotated[Path, typer.Argument(help="Scores file of held-out background (l1ad score).")],
-    signal: Annotated[list[str] | None, typer.Option(help="NAME=SCORES.h5 of a signal, repeatable.")] = None,
-    out: Annotated[Path, typer.Option(help="Directory for tables, plots and metrics.json.")] = Path("abcd"),
-    working_eps_b: Annotated[float, typer.Option(help="ε_B of the quoted significance.")] = DEFAULTS["working_eps_b"],
-    injection: Annotated[float, typer.Option(help="Injected signal fraction of the background.")]
-    = DEFAULTS["injection"],
-    min_region_events: Annotated[int, typer.Option(help="Skip ε_B points with a region below this.", min=0)]
-    = DEFAULTS["min_region_events"],
-    rate_khz: Annotated[float, typer.Option(help="L1 rate [kHz at 40 MHz] for the TPR working point.", callback=options.positive)] = DEFAULTS["rate_khz"],
+    background: Annotated[
+        Path, typer.Argument(help="Scores file of held-out background (l1ad score).")
+    ],
+    signal: Annotated[
+        list[str] | None, typer.Option(help="NAME=SCORES.h5 of a signal, repeatable.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Directory for tables, plots and metrics.json.")] = Path(
+        "abcd"
+    ),
+    working_eps_b: Annotated[
+        float, typer.Option(help="ε_B of the quoted significance.")
+    ] = DEFAULTS["working_eps_b"],
+    injection: Annotated[
+        float, typer.Option(help="Injected signal fraction of the background.")
+    ] = DEFAULTS["injection"],
+    min_region_events: Annotated[
+        int, typer.Option(help="Skip ε_B points with a region below this.", min=0)
+    ] = DEFAULTS["min_region_events"],
+    rate_khz: Annotated[
+        float,
+        typer.Option(
+            help="L1 rate [kHz at 40 MHz] for the TPR working point.", callback=options.positive
+        ),
+    ] = DEFAULTS["rate_khz"],
 ) -> None:
     """ABCD scan over ε_B: closure on background, significance of each signal injected; ROC/AUC and dCor."""
     import pandas as pd
@@ -160,8 +214,15 @@ def abcd(
 
     bkg = read_scores(background)
     sigs = {name: read_scores(path) for name, path in named_paths(signal).items()}
-    result = evaluate_scores(bkg, sigs, out, working_eps_b=working_eps_b, injection=injection,
-                             min_region_events=min_region_events, rate_khz=rate_khz)
+    result = evaluate_scores(
+        bkg,
+        sigs,
+        out,
+        working_eps_b=working_eps_b,
+        injection=injection,
+        min_region_events=min_region_events,
+        rate_khz=rate_khz,
+    )
     console = Console(markup=False)
     scan = result["abcd"]
     table = Table(title="ABCD: pull = (N_A - N_B N_C / N_D) / σ")
@@ -169,12 +230,19 @@ def abcd(
         table.add_column(col, justify="right")
     for _, row in scan.iterrows():
         pull = "—" if pd.isna(row["pull"]) else f"{row['pull']:+.2f}"
-        table.add_row(f"{row['eps_b']:.4f}", row["sample"], f"{row['n_a']:.1f}",
-                      f"{row['predicted']:.1f} ± {row['predicted_sigma']:.1f}", pull)
+        table.add_row(
+            f"{row['eps_b']:.4f}",
+            row["sample"],
+            f"{row['n_a']:.1f}",
+            f"{row['predicted']:.1f} ± {row['predicted_sigma']:.1f}",
+            pull,
+        )
     console.print(table)
     s = result["summary"]
-    console.print(f"dCor(R1, R2) background: {s['ad']['dcor_background']:.4f}; "
-                  f"max |closure pull|: {s['abcd']['max_abs_closure_pull']}")
+    console.print(
+        f"dCor(R1, R2) background: {s['ad']['dcor_background']:.4f}; "
+        f"max |closure pull|: {s['abcd']['max_abs_closure_pull']}"
+    )
     console.print(rates_frame({**s["rates"], "FPR 1e-5": s["fpr_1e-5"]}).to_string())
     if not result["metrics"].empty:
         console.print(f"rate {rate_khz:g} kHz at 40 MHz = FPR {rate_to_fpr(rate_khz):.3g}")
@@ -194,12 +262,31 @@ def run(ctx: RunContext, events: EventSamples) -> ADStageResult:
     from offline.ad.train import TrainConfig
 
     cfg = ctx.config[NAME]
-    config = TrainConfig(preset=cfg["preset"], lam=float(cfg["lam"]), epochs=int(cfg["epochs"]),
-                         batch_size=int(cfg["batch_size"]), lr=float(cfg["lr"]), patience=int(cfg["patience"]),
-                         seed=ctx.seed, device=cfg["device"])
-    evaluation = Evaluation(eps_b=tuple(cfg["eps_b"]), working_eps_b=float(cfg["working_eps_b"]),
-                            injection=float(cfg["injection"]), min_region_events=int(cfg["min_region_events"]),
-                            rate_khz=float(cfg["rate_khz"]), rates_khz=tuple(float(r) for r in cfg["rates_khz"]),
-                            bootstrap=int(cfg["bootstrap"]))
-    return train_and_evaluate(events.background, events.signals, ctx.step_dir(NAME), config, tuple(cfg["split"]),
-                              evaluation, tuple(float(v) for v in cfg["lambda_scan"]))
+    config = TrainConfig(
+        preset=cfg["preset"],
+        lam=float(cfg["lam"]),
+        epochs=int(cfg["epochs"]),
+        batch_size=int(cfg["batch_size"]),
+        lr=float(cfg["lr"]),
+        patience=int(cfg["patience"]),
+        seed=ctx.seed,
+        device=cfg["device"],
+    )
+    evaluation = Evaluation(
+        eps_b=tuple(cfg["eps_b"]),
+        working_eps_b=float(cfg["working_eps_b"]),
+        injection=float(cfg["injection"]),
+        min_region_events=int(cfg["min_region_events"]),
+        rate_khz=float(cfg["rate_khz"]),
+        rates_khz=tuple(float(r) for r in cfg["rates_khz"]),
+        bootstrap=int(cfg["bootstrap"]),
+    )
+    return train_and_evaluate(
+        events.background,
+        events.signals,
+        ctx.step_dir(NAME),
+        config,
+        tuple(cfg["split"]),
+        evaluation,
+        tuple(float(v) for v in cfg["lambda_scan"]),
+    )

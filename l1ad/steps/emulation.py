@@ -33,8 +33,16 @@ class Device(StrEnum):
 
 
 # speed_events: the emulator's speed is measured on at least this many events (the test set repeated)
-DEFAULTS: dict[str, Any] = {"compare_csim_events": 10000, "chunk_size": 200000, "workers": 1, "speed_events": 100000}
-NEEDS = ("events", "quantize")  # and the firmware step's project, when it ran, for the C-simulation check
+DEFAULTS: dict[str, Any] = {
+    "compare_csim_events": 10000,
+    "chunk_size": 200000,
+    "workers": 1,
+    "speed_events": 100000,
+}
+NEEDS = (
+    "events",
+    "quantize",
+)  # and the firmware step's project, when it ran, for the C-simulation check
 
 
 def _print_table(console: Console, frame, title: str) -> None:
@@ -42,23 +50,58 @@ def _print_table(console: Console, frame, title: str) -> None:
     table.add_column(frame.index.name or "")
     for col in frame.columns:
         table.add_column(str(col), justify="right")
-    for idx, *row in frame.itertuples(name=None):  # keeps each column's type (iterrows upcasts ints)
+    for idx, *row in frame.itertuples(
+        name=None
+    ):  # keeps each column's type (iterrows upcasts ints)
         table.add_row(str(idx), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
 
 
 def emulate(
-    model: Annotated[Path, typer.Option(help="Run directory (runs/NAME), directory with spec.json (trigger mode) or hls4ml project (plain mode).")],
-    events: Annotated[list[Path] | None, typer.Option(help="Event files (HDF5) to emulate the trigger on; repeat or list after it.")] = None,
-    more_events: Annotated[list[Path] | None, typer.Argument(help="More event files.", show_default=False)] = None,
-    inputs: Annotated[Path | None, typer.Option(help="Plain mode: float inputs (N, n_in) as .npy; cast to input_t like the C simulation.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output: per-event scores and bits (.h5, trigger mode) or outputs (.npy, plain mode).")] = None,
-    compare_csim: Annotated[int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)] = 0,
-    project: Annotated[Path | None, typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's).")] = None,
-    chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS["chunk_size"],
-    workers: Annotated[int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)]
-    = DEFAULTS["workers"],
-    device: Annotated[Device, typer.Option(help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present).")] = Device.cpu,
+    model: Annotated[
+        Path,
+        typer.Option(
+            help="Run directory (runs/NAME), directory with spec.json (trigger mode) or hls4ml project (plain mode)."
+        ),
+    ],
+    events: Annotated[
+        list[Path] | None,
+        typer.Option(help="Event files (HDF5) to emulate the trigger on; repeat or list after it."),
+    ] = None,
+    more_events: Annotated[
+        list[Path] | None, typer.Argument(help="More event files.", show_default=False)
+    ] = None,
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Plain mode: float inputs (N, n_in) as .npy; cast to input_t like the C simulation."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Output: per-event scores and bits (.h5, trigger mode) or outputs (.npy, plain mode)."
+        ),
+    ] = None,
+    compare_csim: Annotated[
+        int, typer.Option(help="Also run the C simulation on N events and count mismatches.", min=0)
+    ] = 0,
+    project: Annotated[
+        Path | None,
+        typer.Option(help="Trigger mode: the firmware project to C-simulate (default: the run's)."),
+    ] = None,
+    chunk_size: Annotated[int, typer.Option(help="Events read per block.", min=1)] = DEFAULTS[
+        "chunk_size"
+    ],
+    workers: Annotated[
+        int, typer.Option(help="Threads emulating each block (more pays off on idle cores).", min=1)
+    ] = DEFAULTS["workers"],
+    device: Annotated[
+        Device,
+        typer.Option(
+            help="Where the exact float path runs: cpu (numpy), cuda (torch on the GPU), auto (CUDA when present)."
+        ),
+    ] = Device.cpu,
 ) -> None:
     """Emulate the trigger bit-accurately on event files, or an hls4ml dense/ReLU project on inputs."""
     from emulation import emulate_plain, emulate_trigger_files, load_inputs, overflow_table
@@ -67,16 +110,24 @@ def emulate(
     files = list(events or []) + list(more_events or [])
     if inputs is not None:
         if files:
-            raise ValueError("give either --events (trigger mode) or --inputs (plain network mode), not both")
+            raise ValueError(
+                "give either --events (trigger mode) or --inputs (plain network mode), not both"
+            )
         if out is None:
             raise ValueError("--inputs and --out are required to emulate a plain hls4ml project")
-        summary = emulate_plain(model, inputs, out, Console(stderr=True, markup=False), device.value)
+        summary = emulate_plain(
+            model, inputs, out, Console(stderr=True, markup=False), device.value
+        )
         if compare_csim > 0:
             import numpy as np
 
             from firmware.csim import compare_plain_csim
 
-            summary.update(compare_plain_csim(model, load_inputs(inputs), np.load(out, allow_pickle=False), compare_csim))
+            summary.update(
+                compare_plain_csim(
+                    model, load_inputs(inputs), np.load(out, allow_pickle=False), compare_csim
+                )
+            )
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
@@ -93,22 +144,37 @@ def emulate(
         if compare_csim > 0:
             from firmware.trigger_csim import compare_trigger_files_csim
 
-            summary.update(compare_trigger_files_csim(model, files, compare_csim, project, Console(stderr=True, markup=False)))
+            summary.update(
+                compare_trigger_files_csim(
+                    model, files, compare_csim, project, Console(stderr=True, markup=False)
+                )
+            )
         console.print(
             f"emulated {summary['events_emulated']} events ({summary['events_per_s']:.3g} events/s) -> {out}"
         )
         if summary["rate_khz"] is not None:
-            console.print(f"trigger rate {summary['rate_khz']:.4g} ± {summary['rate_sigma_khz']:.2g} kHz at 40 MHz")
+            console.print(
+                f"trigger rate {summary['rate_khz']:.4g} ± {summary['rate_sigma_khz']:.2g} kHz at 40 MHz"
+            )
         for name, eff in summary["efficiency"].items():
             console.print(f"efficiency {name}: {eff:.4g}")
         if len(summary["table"]):
             frame = summary["table"]
             compact = frame[["events", "N_A", "N_B", "N_C", "N_D"]].copy()
-            compact.insert(1, "fired", [f"{v:.4g} ± {e:.2g}" for v, e in zip(frame["fired"], frame["fired_sigma"], strict=True)])
+            compact.insert(
+                1,
+                "fired",
+                [
+                    f"{v:.4g} ± {e:.2g}"
+                    for v, e in zip(frame["fired"], frame["fired_sigma"], strict=True)
+                ],
+            )
             _print_table(console, compact, "per process: fired fraction (weighted) and ABCD events")
         over = overflow_table(summary["overflows"])
         if len(over):
-            _print_table(console, over, "overflows (values outside the target type: wrapped or saturated)")
+            _print_table(
+                console, over, "overflows (values outside the target type: wrapped or saturated)"
+            )
         else:
             console.print("no overflows")
     else:
@@ -134,9 +200,19 @@ def run(ctx: RunContext, events: EventSamples, quantize: QuantizeStageResult) ->
 
     cfg = ctx.config[NAME]
     project = ctx.firmware.build.project.path if ctx.firmware is not None else None
-    files = [events.background, *events.signals.values()]  # background first: the C simulation takes its events
-    result = emulate_stage(quantize.out_dir, files, ctx.step_dir(NAME) / "trigger.h5", int(cfg["chunk_size"]),
-                           ctx.console, int(cfg["workers"]), int(cfg.get("speed_events", DEFAULTS["speed_events"])))
+    files = [
+        events.background,
+        *events.signals.values(),
+    ]  # background first: the C simulation takes its events
+    result = emulate_stage(
+        quantize.out_dir,
+        files,
+        ctx.step_dir(NAME) / "trigger.h5",
+        int(cfg["chunk_size"]),
+        ctx.console,
+        int(cfg["workers"]),
+        int(cfg.get("speed_events", DEFAULTS["speed_events"])),
+    )
     n_csim = int(cfg["compare_csim_events"])
     if project is None or n_csim <= 0:
         return result

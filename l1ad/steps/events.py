@@ -46,16 +46,28 @@ NEEDS: tuple[str, ...] = ()
 def generate(
     process: Annotated[str, typer.Option(help=f"Process: {', '.join(GENERATABLE)}.")],
     events: Annotated[int, typer.Option(help="Events to write (after the pre-selection).")],
-    out: Annotated[Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")],
-    seed: Annotated[int, typer.Option(help="Master seed; every task's seed derives from it.")] = GLOBAL_DEFAULTS["seed"],
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: every CPU core).")] = DEFAULTS["workers"],
-    shard: Annotated[str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")] = "0/1",
-    scheduler: Annotated[str | None, typer.Option(
-        help="Where tasks run: 'local' (a Dask LocalCluster of --workers processes), a Dask scheduler "
-             "address (tcp://host:8786) or scheduler file. Default: in-process for 1 worker, else 'local'.")]
-    = DEFAULTS["scheduler"],
-    task_size: Annotated[int, typer.Option(help="Accepted events per task (the unit of work and of resuming).")]
-    = DEFAULT_TASK_SIZE,
+    out: Annotated[
+        Path, typer.Option(help="Output HDF5 file (ADC2021 layout + labels, weights, metadata).")
+    ],
+    seed: Annotated[
+        int, typer.Option(help="Master seed; every task's seed derives from it.")
+    ] = GLOBAL_DEFAULTS["seed"],
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: every CPU core).")
+    ] = DEFAULTS["workers"],
+    shard: Annotated[
+        str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")
+    ] = "0/1",
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Where tasks run: 'local' (a Dask LocalCluster of --workers processes), a Dask scheduler "
+            "address (tcp://host:8786) or scheduler file. Default: in-process for 1 worker, else 'local'."
+        ),
+    ] = DEFAULTS["scheduler"],
+    task_size: Annotated[
+        int, typer.Option(help="Accepted events per task (the unit of work and of resuming).")
+    ] = DEFAULT_TASK_SIZE,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Generate pp events at 13 TeV with Pythia 8, cluster jets with FastJet, apply the L1 response.
@@ -71,13 +83,18 @@ def generate(
     console = Console(stderr=True, markup=False)
     try:
         with handling_interrupts():
-            result = generate_to_file(out, process, events, seed, workers, shard_tuple, progress, task_size,
-                                      scheduler)
+            result = generate_to_file(
+                out, process, events, seed, workers, shard_tuple, progress, task_size, scheduler
+            )
     except Interrupted as stop:
         parts = parts_directory_for(out)
         kept = len(list(parts.glob("task-*.npz"))) if parts.is_dir() else 0
-        console.print(f"{stop}: {out} not written; {kept} finished tasks kept in {parts}, "
-                      "rerun the same command to resume", highlight=False, soft_wrap=True)
+        console.print(
+            f"{stop}: {out} not written; {kept} finished tasks kept in {parts}, "
+            "rerun the same command to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(stop.exit_code) from None
     meta = result.metadata
     for name, stats in meta["components"].items():
@@ -85,9 +102,17 @@ def generate(
             f"{name}: {stats['events']} events, pre-selection efficiency {stats['preselection_efficiency']:.3g}, "
             f"{stats['events_per_cpu_s']:.3g} events/s per core"
         )
-    resumed = f", {meta['tasks_resumed']} of {meta['tasks']} tasks resumed" if meta["tasks_resumed"] else ""
-    console.print(f"wrote {out}: {meta['events']} events, {meta['events_per_s']:.3g} events/s{resumed}",
-                  markup=False, highlight=False, soft_wrap=True)
+    resumed = (
+        f", {meta['tasks_resumed']} of {meta['tasks']} tasks resumed"
+        if meta["tasks_resumed"]
+        else ""
+    )
+    console.print(
+        f"wrote {out}: {meta['events']} events, {meta['events_per_s']:.3g} events/s{resumed}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -99,16 +124,22 @@ def _check_config(cfg: dict[str, Any]) -> None:
         if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] <= 0:
             raise ValueError(f"events.{key} must be a positive integer, got {cfg[key]!r}")
     if cfg["workers"] is not None and (not isinstance(cfg["workers"], int) or cfg["workers"] < 1):
-        raise ValueError(f"events.workers must be a positive integer or null, got {cfg['workers']!r}")
+        raise ValueError(
+            f"events.workers must be a positive integer or null, got {cfg['workers']!r}"
+        )
     if cfg["scheduler"] is not None and not isinstance(cfg["scheduler"], str):
-        raise ValueError(f"events.scheduler must be 'local', a Dask scheduler address or null, got {cfg['scheduler']!r}")
+        raise ValueError(
+            f"events.scheduler must be 'local', a Dask scheduler address or null, got {cfg['scheduler']!r}"
+        )
     try:
         check_scheduler(cfg["scheduler"])
     except ValueError as err:
         raise ValueError(f"events.{err}") from None
     for name in cfg["signals"]:
         if name not in SIGNAL_PROCESSES:
-            raise ValueError(f"events.signals: unknown signal {name!r}; known: {', '.join(SIGNAL_PROCESSES)}")
+            raise ValueError(
+                f"events.signals: unknown signal {name!r}; known: {', '.join(SIGNAL_PROCESSES)}"
+            )
 
 
 def run(ctx: RunContext) -> EventSamples:
@@ -120,5 +151,14 @@ def run(ctx: RunContext) -> EventSamples:
     given = {p: Path(f) for p, f in cfg["signal_files"].items()}
     if cfg["background_file"]:
         given["background"] = Path(cfg["background_file"])
-    return prepare_samples(ctx.step_dir(NAME), ctx.cache_dir, ctx.seed, cfg["background_events"],
-                           cfg["signal_events"], list(cfg["signals"]), given, cfg["workers"], cfg["scheduler"])
+    return prepare_samples(
+        ctx.step_dir(NAME),
+        ctx.cache_dir,
+        ctx.seed,
+        cfg["background_events"],
+        cfg["signal_events"],
+        list(cfg["signals"]),
+        given,
+        cfg["workers"],
+        cfg["scheduler"],
+    )

@@ -45,33 +45,69 @@ HLS_PROJECTS = Path("hls_projects")
 
 
 def firmware(
-    quantized: Annotated[Path, typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5).")],
-    backend: Annotated[str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")] = DEFAULTS["backend"],
+    quantized: Annotated[
+        Path,
+        typer.Option(help="Quantized model directory (spec.json, weights, ae*.onnx or ae*.h5)."),
+    ],
+    backend: Annotated[
+        str, typer.Option(help=f"hls4ml backend: {', '.join(BACKENDS)}.")
+    ] = DEFAULTS["backend"],
     part: Annotated[str, typer.Option(help="FPGA part.")] = DEFAULTS["part"],
     # clock and budget are checked together (firmware.options.check_options: one line, before anything is written)
-    clock_period: Annotated[float, typer.Option("--clock-period", help="Clock period in ns.")] = DEFAULTS["clock_period_ns"],
-    name: Annotated[str | None, typer.Option(help="Project name: writes hls_projects/NAME.")] = None,
+    clock_period: Annotated[
+        float, typer.Option("--clock-period", help="Clock period in ns.")
+    ] = DEFAULTS["clock_period_ns"],
+    name: Annotated[
+        str | None, typer.Option(help="Project name: writes hls_projects/NAME.")
+    ] = None,
     latency_budget: Annotated[
-        float, typer.Option("--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50).")
+        float,
+        typer.Option(
+            "--latency-budget", help="Latency budget in ns (L1 goal for this algorithm: 50)."
+        ),
     ] = DEFAULTS["latency_budget_ns"],
-    framework: Annotated[str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")] = None,
-    events: Annotated[Path | None, typer.Option(help="Event file for tb_data and the C simulation (default: toy events).")] = None,
-    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.", min=1)] = DEFAULTS["csim_events"],
+    framework: Annotated[
+        str | None, typer.Option(help="brevitas or qkeras (default: what the directory holds).")
+    ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(help="Event file for tb_data and the C simulation (default: toy events)."),
+    ] = None,
+    csim_events: Annotated[int, typer.Option(help="Events to C-simulate.", min=1)] = DEFAULTS[
+        "csim_events"
+    ],
     yosys: Annotated[bool, typer.Option(help="Synthesise with Yosys when installed.")] = True,
-    verilator: Annotated[bool, typer.Option(help="Simulate the RTL with Verilator when installed.")] = True,
+    verilator: Annotated[
+        bool, typer.Option(help="Simulate the RTL with Verilator when installed.")
+    ] = True,
     emulator: Annotated[
-        bool, typer.Option(help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/).")
+        bool,
+        typer.Option(
+            help="Also write, build and check the hls4mlEmulator::Model library (NAME/emulator/)."
+        ),
     ] = DEFAULTS["emulator"],
     output_root: Annotated[Path, typer.Option(help="Where projects go.")] = HLS_PROJECTS,
     scan_latency: Annotated[
-        bool, typer.Option("--scan-latency", help="Instead of a project: latency vs trigger efficiency per signal "
-                           "over the score-feature knob (needs --events and --signal); writes OUTPUT_ROOT/NAME-latency-scan.")
+        bool,
+        typer.Option(
+            "--scan-latency",
+            help="Instead of a project: latency vs trigger efficiency per signal "
+            "over the score-feature knob (needs --events and --signal); writes OUTPUT_ROOT/NAME-latency-scan.",
+        ),
     ] = False,
-    signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal events for --scan-latency, repeatable.")] = None,
-    scan_features: Annotated[
-        str | None, typer.Option(help="Score feature counts for --scan-latency, e.g. 57,28,14 (default: halving).")
+    signal: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=PATH signal events for --scan-latency, repeatable."),
     ] = None,
-    rate: Annotated[float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)] = DEFAULT_RATE_KHZ,
+    scan_features: Annotated[
+        str | None,
+        typer.Option(
+            help="Score feature counts for --scan-latency, e.g. 57,28,14 (default: halving)."
+        ),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="Working trigger rate in kHz for --scan-latency.", min=0)
+    ] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
     from firmware.build import build_firmware, load_quantized
@@ -85,7 +121,9 @@ def firmware(
     # every option is checked before anything is loaded or written
     settings = check_options(backend, part, clock_period, latency_budget, names=CLI_NAMES)
     if name is None:
-        project_name = plain_name(quantized.resolve().name, "--name (default: the --quantized directory's name)")
+        project_name = plain_name(
+            quantized.resolve().name, "--name (default: the --quantized directory's name)"
+        )
     else:
         project_name = plain_name(name, "--name")
     check_replaceable(output_root / project_name, PROJECT_KIND)
@@ -97,12 +135,20 @@ def firmware(
     check_spec_types(model.spec, str(quantized / "spec.json"))
     words = event_words(events, csim_events, model.spec)
     result = build_firmware(
-        model, output_root / project_name, settings, words, latency_budget, use_verilator=verilator, use_yosys=yosys,
+        model,
+        output_root / project_name,
+        settings,
+        words,
+        latency_budget,
+        use_verilator=verilator,
+        use_yosys=yosys,
         emulator=emulator,
     )
     print_result(result, console)
     if result.csim_mismatches:
-        raise ValueError(f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events")
+        raise ValueError(
+            f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events"
+        )
     if result.emulator_mismatches:
         raise ValueError(
             f"{result.project.path}: the emulator library differs from the emulator in {result.emulator_mismatches} events"
@@ -120,11 +166,15 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
 
     signals = named_paths(signal)
     if events is None or not signals:
-        raise ValueError("--scan-latency needs background events (--events FILE) and at least one --signal NAME=PATH")
+        raise ValueError(
+            "--scan-latency needs background events (--events FILE) and at least one --signal NAME=PATH"
+        )
     try:
         counts = None if features is None else [int(k) for k in features.split(",")]
     except ValueError:
-        raise ValueError(f"--scan-features expects comma-separated integers, got {features!r}") from None
+        raise ValueError(
+            f"--scan-features expects comma-separated integers, got {features!r}"
+        ) from None
     if not 0 < rate_khz < BUNCH_CROSSING_KHZ:
         raise ValueError(f"--rate must be in (0, {BUNCH_CROSSING_KHZ:g}) kHz, got {rate_khz:g}")
 
@@ -144,7 +194,9 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
 
 
 def firmware_reports(
-    project: Annotated[Path, typer.Argument(help="Project written by l1ad firmware (hls_projects/NAME).")],
+    project: Annotated[
+        Path, typer.Argument(help="Project written by l1ad firmware (hls_projects/NAME).")
+    ],
 ) -> None:
     """Put the Vivado/Vitis reports of a built project beside l1ad's estimates (cost/cost.csv), with their ratio."""
     from firmware.cost import add_vendor_report, read_cost_table
@@ -152,7 +204,9 @@ def firmware_reports(
 
     summary_path = project / "cost" / "summary.json"
     if not summary_path.is_file():
-        raise ValueError(f"{summary_path}: no cost summary; run l1ad firmware for this project first")
+        raise ValueError(
+            f"{summary_path}: no cost summary; run l1ad firmware for this project first"
+        )
     summary = read_json(summary_path)
     report = read_cost_table(project, float(summary["clock_period_ns"]))
     if not add_vendor_report(report, project):
@@ -185,9 +239,16 @@ def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
     from offline.artifacts import plain_name
 
     cfg = ctx.config[NAME]
-    names = {k: f"{NAME}.{k}" for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")}
-    settings = check_options(cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names)
-    name = plain_name(cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)")
+    names = {
+        k: f"{NAME}.{k}"
+        for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")
+    }
+    settings = check_options(
+        cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names
+    )
+    name = plain_name(
+        cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)"
+    )
     return firmware_stage(
         quantize.out_dir,
         HLS_PROJECTS / name,

@@ -16,7 +16,9 @@ run = None  # not a pipeline step
 
 def inspect(
     file: Annotated[Path, typer.Argument(help="Event file in the ADC2021 HDF5 layout.")],
-    plots: Annotated[Path | None, typer.Option(help="Write PNG histograms (pT, eta, phi, multiplicity) here.")] = None,
+    plots: Annotated[
+        Path | None, typer.Option(help="Write PNG histograms (pT, eta, phi, multiplicity) here.")
+    ] = None,
 ) -> None:
     """Summarise an event file: events, object multiplicities, pT/eta/phi ranges, labels, weights."""
     from offline.events.summary import plot_summary, summarize
@@ -38,11 +40,15 @@ def inspect(
     else:
         console.print("weights: none (every event counts 1)")
     if summary.label_counts:
-        console.print("labels: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.label_counts.items())))
+        console.print(
+            "labels: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.label_counts.items()))
+        )
     else:
         console.print("labels: none")
     if summary.metadata:
-        console.print(f"generator: {summary.metadata.get('process', '?')}, seed {summary.metadata.get('seed', '?')}")
+        console.print(
+            f"generator: {summary.metadata.get('process', '?')}, seed {summary.metadata.get('seed', '?')}"
+        )
     if plots is not None:
         for path in plot_summary(summary, plots):
             console.print(f"wrote {path}")

@@ -61,25 +61,54 @@ def _floats(text: str, what: str) -> list[float]:
 
 
 def quantize(
-    checkpoint: Annotated[Path | None, typer.Option(help="Float checkpoint directory (l1ad train).")] = None,
-    run: Annotated[Path | None, typer.Option("--run", help="A finished run directory: its ad checkpoint and signals.")] = None,
-    events: Annotated[Path | None, typer.Option(help="Background events (default: the checkpoint's).")] = None,
-    signal: Annotated[list[str] | None, typer.Option(help="NAME=PATH signal events, repeatable.")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Float checkpoint directory (l1ad train).")
+    ] = None,
+    run: Annotated[
+        Path | None,
+        typer.Option("--run", help="A finished run directory: its ad checkpoint and signals."),
+    ] = None,
+    events: Annotated[
+        Path | None, typer.Option(help="Background events (default: the checkpoint's).")
+    ] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option(help="NAME=PATH signal events, repeatable.")
+    ] = None,
     framework: Annotated[str, typer.Option(help="brevitas or qkeras.")] = DEFAULTS["framework"],
-    out: Annotated[Path, typer.Option(help="Output directory (spec.json, weights, exported models).")] = Path("quantized"),
-    precision: Annotated[Path | None, typer.Option(help="JSON file of a QuantConfig (bit widths per layer).")] = None,
-    weight_bits: Annotated[int | None, typer.Option(help="Uniform weight/activation width (integer bits kept).", min=1)] = None,
+    out: Annotated[
+        Path, typer.Option(help="Output directory (spec.json, weights, exported models).")
+    ] = Path("quantized"),
+    precision: Annotated[
+        Path | None, typer.Option(help="JSON file of a QuantConfig (bit widths per layer).")
+    ] = None,
+    weight_bits: Annotated[
+        int | None, typer.Option(help="Uniform weight/activation width (integer bits kept).", min=1)
+    ] = None,
     epochs: Annotated[int, typer.Option(help="QAT epochs.", min=1)] = DEFAULTS["qat"]["epochs"],
-    sparsity: Annotated[float, typer.Option(help="Magnitude-pruning target (fraction of zero weights).", min=0.0, max=1.0)] = DEFAULTS[
-        "qat"
-    ]["sparsity"],
-    lr: Annotated[float, typer.Option(help="QAT learning rate.", callback=options.positive)] = DEFAULTS["qat"]["lr"],
-    batch_size: Annotated[int, typer.Option(help="QAT batch size.", min=1)] = DEFAULTS["qat"]["batch_size"],
-    rate_khz: Annotated[float, typer.Option(help="L1 rate (kHz at 40 MHz) of the thresholds.", callback=options.positive)] = DEFAULT_RATE_KHZ,
-    scan: Annotated[bool, typer.Option("--scan", help="Scan bit widths x sparsity instead (table + Pareto plot).")]
-    = DEFAULTS["scan"],
-    scan_bits: Annotated[str, typer.Option(help="Bit widths of the scan.")] = _joined(DEFAULTS["scan_bits"]),
-    scan_sparsity: Annotated[str, typer.Option(help="Sparsities of the scan.")] = _joined(DEFAULTS["scan_sparsity"]),
+    sparsity: Annotated[
+        float,
+        typer.Option(help="Magnitude-pruning target (fraction of zero weights).", min=0.0, max=1.0),
+    ] = DEFAULTS["qat"]["sparsity"],
+    lr: Annotated[
+        float, typer.Option(help="QAT learning rate.", callback=options.positive)
+    ] = DEFAULTS["qat"]["lr"],
+    batch_size: Annotated[int, typer.Option(help="QAT batch size.", min=1)] = DEFAULTS["qat"][
+        "batch_size"
+    ],
+    rate_khz: Annotated[
+        float,
+        typer.Option(help="L1 rate (kHz at 40 MHz) of the thresholds.", callback=options.positive),
+    ] = DEFAULT_RATE_KHZ,
+    scan: Annotated[
+        bool,
+        typer.Option("--scan", help="Scan bit widths x sparsity instead (table + Pareto plot)."),
+    ] = DEFAULTS["scan"],
+    scan_bits: Annotated[str, typer.Option(help="Bit widths of the scan.")] = _joined(
+        DEFAULTS["scan_bits"]
+    ),
+    scan_sparsity: Annotated[str, typer.Option(help="Sparsities of the scan.")] = _joined(
+        DEFAULTS["scan_sparsity"]
+    ),
     seed: Annotated[int, typer.Option(help="QAT seed.")] = GLOBAL_DEFAULTS["seed"],
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -94,18 +123,34 @@ def quantize(
         signals = {**run_signals, **signals}
     if checkpoint is None:
         raise ValueError("pass --checkpoint or --run")
-    qconf = QuantConfig.from_dict(read_json(precision, "--precision file")) if precision else QuantConfig()
+    qconf = (
+        QuantConfig.from_dict(read_json(precision, "--precision file"))
+        if precision
+        else QuantConfig()
+    )
     if weight_bits is not None:
         try:
             qconf = qconf.uniform(weight_bits)
         except ValueError as err:
             raise ValueError(f"--weight-bits {weight_bits}: {err}") from None
-    qat = QATConfig(epochs=epochs, sparsity=sparsity, lr=lr, batch_size=batch_size, seed=seed, progress=progress)
+    qat = QATConfig(
+        epochs=epochs, sparsity=sparsity, lr=lr, batch_size=batch_size, seed=seed, progress=progress
+    )
     if scan:
         from quantize.scan import run_scan
 
-        frame = run_scan(checkpoint, out, signals, framework, events, tuple(int(b) for b in _floats(scan_bits, "--scan-bits")),
-                         tuple(_floats(scan_sparsity, "--scan-sparsity")), qconf, qat, rate_khz)
+        frame = run_scan(
+            checkpoint,
+            out,
+            signals,
+            framework,
+            events,
+            tuple(int(b) for b in _floats(scan_bits, "--scan-bits")),
+            tuple(_floats(scan_sparsity, "--scan-sparsity")),
+            qconf,
+            qat,
+            rate_khz,
+        )
         console.print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         console.print(f"wrote {out / 'scan.csv'} and {out / 'scan.png'}")
         return
@@ -113,8 +158,12 @@ def quantize(
     if len(result.comparison):
         console.print(result.comparison.to_string(float_format=lambda v: f"{v:.4g}"))
     t = result.spec.trigger
-    console.print(f"thresholds R1 > {t.threshold_r1:g}, R2 > {t.threshold_r2:g} (regions {', '.join(t.fire_on)})")
-    console.print(f"wrote {result.spec_path} and {', '.join(str(p) for p in result.models.values())}")
+    console.print(
+        f"thresholds R1 > {t.threshold_r1:g}, R2 > {t.threshold_r2:g} (regions {', '.join(t.fire_on)})"
+    )
+    console.print(
+        f"wrote {result.spec_path} and {', '.join(str(p) for p in result.models.values())}"
+    )
 
 
 def register(app) -> None:
@@ -126,9 +175,29 @@ def run(ctx: RunContext, events: EventSamples, ad: ADStageResult) -> QuantizeSta
     from quantize.stage import ScanSettings, quantize_stage
 
     cfg = ctx.config[NAME]
-    rate = cfg["rate_khz"] if cfg["rate_khz"] is not None else ctx.config.get("ad", {}).get("rate_khz", DEFAULT_RATE_KHZ)
-    scan = ScanSettings(tuple(int(b) for b in cfg["scan_bits"]), tuple(float(s) for s in cfg["scan_sparsity"]),
-                        int(cfg["scan_epochs"])) if cfg["scan"] else None
-    return quantize_stage(ad.checkpoint, ctx.step_dir(NAME), cfg["framework"], events.background, events.signals,
-                          QuantConfig.from_dict(cfg["precision"]), QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed}),
-                          float(rate), tuple(cfg["fire_on"]), scan)
+    rate = (
+        cfg["rate_khz"]
+        if cfg["rate_khz"] is not None
+        else ctx.config.get("ad", {}).get("rate_khz", DEFAULT_RATE_KHZ)
+    )
+    scan = (
+        ScanSettings(
+            tuple(int(b) for b in cfg["scan_bits"]),
+            tuple(float(s) for s in cfg["scan_sparsity"]),
+            int(cfg["scan_epochs"]),
+        )
+        if cfg["scan"]
+        else None
+    )
+    return quantize_stage(
+        ad.checkpoint,
+        ctx.step_dir(NAME),
+        cfg["framework"],
+        events.background,
+        events.signals,
+        QuantConfig.from_dict(cfg["precision"]),
+        QATConfig.from_dict({**cfg["qat"], "seed": ctx.seed}),
+        float(rate),
+        tuple(cfg["fire_on"]),
+        scan,
+    )

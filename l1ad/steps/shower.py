@@ -34,7 +34,12 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     e_min: Annotated[float, typer.Option(help="Lowest incident energy [MeV].")] = 1e3,
     e_max: Annotated[float, typer.Option(help="Highest incident energy [MeV].")] = 1e6,
-    discrete: Annotated[bool, typer.Option(help="Draw from the DS1 ladder 2^8..2^22 MeV in [e_min, e_max] instead of log-uniform.")] = False,
+    discrete: Annotated[
+        bool,
+        typer.Option(
+            help="Draw from the DS1 ladder 2^8..2^22 MeV in [e_min, e_max] instead of log-uniform."
+        ),
+    ] = False,
 ) -> None:
     """Simulate photon showers with GFlash in the CaloChallenge dataset-1 geometry."""
     import numpy as np
@@ -53,7 +58,14 @@ def simulate(
         for start in range(0, events, chunk):
             parts.append(sim.simulate(energies[start : start + chunk], rng))
             progress.update(task, advance=min(chunk, events - start))
-    meta = {"generator": "gflash", "material": sim.material.name, "seed": seed, "e_min_mev": e_min, "e_max_mev": e_max, "discrete": discrete}
+    meta = {
+        "generator": "gflash",
+        "material": sim.material.name,
+        "seed": seed,
+        "e_min_mev": e_min,
+        "e_max_mev": e_max,
+        "discrete": discrete,
+    }
     write_showers(out, Showers(energies, np.concatenate(parts)), meta)
     console.print(f"wrote {events} showers to {out}")
 
@@ -65,13 +77,27 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     batch_size: Annotated[int, typer.Option(min=1)] = 256,
     lr: Annotated[float, typer.Option(callback=options.positive)] = 1e-3,
-    steps: Annotated[int, typer.Option(help="Sampling steps of the full (teacher) model; a power of two for distillation.", min=1)] = 64,
-    distill: Annotated[str, typer.Option(help="Comma-separated distillation targets (steps); empty for none.")] = "8,1",
-    distill_iterations: Annotated[int, typer.Option(help="Optimiser steps per halving round.", min=1)] = 2000,
+    steps: Annotated[
+        int,
+        typer.Option(
+            help="Sampling steps of the full (teacher) model; a power of two for distillation.",
+            min=1,
+        ),
+    ] = 64,
+    distill: Annotated[
+        str, typer.Option(help="Comma-separated distillation targets (steps); empty for none.")
+    ] = "8,1",
+    distill_iterations: Annotated[
+        int, typer.Option(help="Optimiser steps per halving round.", min=1)
+    ] = 2000,
     voxel_width: Annotated[int, typer.Option(min=1)] = 512,
     voxel_depth: Annotated[int, typer.Option(min=1)] = 4,
-    max_events: Annotated[int | None, typer.Option(help="Use at most this many showers.", min=1)] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)] = "auto",
+    max_events: Annotated[
+        int | None, typer.Option(help="Use at most this many showers.", min=1)
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto, cpu, cuda, cuda:1 ...", callback=options.device)
+    ] = "auto",
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Train the diffusion surrogate (layer + voxel models), then distil it (run under torchrun for DDP)."""
@@ -82,12 +108,22 @@ def train(
     targets = options.halving_targets(distill, steps)
     showers = read_showers(data, max_events=max_events)
     config = DiffusionConfig(
-        voxel_width=voxel_width, voxel_depth=voxel_depth, steps=steps, epochs=epochs,
-        batch_size=batch_size, lr=lr, seed=seed,
+        voxel_width=voxel_width,
+        voxel_depth=voxel_depth,
+        steps=steps,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
     )
     quiet = int(os.environ.get("RANK", "0")) != 0
     result = train_and_distill(
-        showers, out, config, targets, distill_iterations, device,
+        showers,
+        out,
+        config,
+        targets,
+        distill_iterations,
+        device,
         log=(lambda _msg: None) if quiet else (lambda msg: console.print(msg)),
     )
     if result is not None:
@@ -98,9 +134,18 @@ def train(
 def sample(
     model: Annotated[Path, typer.Option(help="Model directory from `l1ad shower train`.")],
     out: Annotated[Path, typer.Option(help="Output HDF5 file (CaloChallenge layout).")],
-    sampler: Annotated[str, typer.Option(help="full, or distilled_N for a distilled student.")] = "full",
-    energies: Annotated[Path | None, typer.Option(help="Take incident energies from this shower file.")] = None,
-    events: Annotated[int | None, typer.Option(help="Otherwise draw this many log-uniform energies (or take the first N).", min=1)] = None,
+    sampler: Annotated[
+        str, typer.Option(help="full, or distilled_N for a distilled student.")
+    ] = "full",
+    energies: Annotated[
+        Path | None, typer.Option(help="Take incident energies from this shower file.")
+    ] = None,
+    events: Annotated[
+        int | None,
+        typer.Option(
+            help="Otherwise draw this many log-uniform energies (or take the first N).", min=1
+        ),
+    ] = None,
     e_min: Annotated[float, typer.Option(help="[MeV]")] = 1e3,
     e_max: Annotated[float, typer.Option(help="[MeV]")] = 1e6,
     seed: Annotated[int, typer.Option()] = 0,
@@ -124,17 +169,32 @@ def sample(
         raise ValueError("give --energies FILE or --events N")
     m = samplers[sampler]
     showers, ms = timed(lambda: m.sample(e, seed=seed), len(e), next(m.parameters()).device)
-    write_showers(out, Showers(e, showers), {"generator": f"diffusion:{sampler}", "steps": m.steps, "seed": seed})
-    console.print(f"wrote {len(e)} showers ({sampler}, {m.steps} steps, {ms:.3f} ms/shower) to {out}")
+    write_showers(
+        out,
+        Showers(e, showers),
+        {"generator": f"diffusion:{sampler}", "steps": m.steps, "seed": seed},
+    )
+    console.print(
+        f"wrote {len(e)} showers ({sampler}, {m.steps} steps, {ms:.3f} ms/shower) to {out}"
+    )
 
 
 @_command
 def evaluate(
-    reference: Annotated[Path, typer.Option(help="Held-out reference showers (CaloChallenge layout).")],
+    reference: Annotated[
+        Path, typer.Option(help="Held-out reference showers (CaloChallenge layout).")
+    ],
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and plots.")],
-    model: Annotated[Path | None, typer.Option(help="Model directory; every sampler in it is evaluated.")] = None,
-    generated: Annotated[list[Path] | None, typer.Option(help="Already generated shower files to evaluate too (name = file stem).")] = None,
-    max_events: Annotated[int | None, typer.Option(help="Use at most this many reference showers.", min=1)] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory; every sampler in it is evaluated.")
+    ] = None,
+    generated: Annotated[
+        list[Path] | None,
+        typer.Option(help="Already generated shower files to evaluate too (name = file stem)."),
+    ] = None,
+    max_events: Annotated[
+        int | None, typer.Option(help="Use at most this many reference showers.", min=1)
+    ] = None,
     classifier_epochs: Annotated[int, typer.Option(min=1)] = 30,
     device: Annotated[str, typer.Option(callback=options.device)] = "auto",
     seed: Annotated[int, typer.Option()] = 1,
@@ -152,14 +212,24 @@ def evaluate(
     gen = generate_all(ref.incident_energies, samplers, seed=seed)
     for path in generated or []:
         other = read_showers(path, max_events=len(ref))
-        if len(other) != len(ref) or not np.allclose(other.incident_energies, ref.incident_energies, rtol=1e-5):
-            raise ValueError(f"{path}: incident energies differ from the reference's (generate with --energies REFERENCE)")
+        if len(other) != len(ref) or not np.allclose(
+            other.incident_energies, ref.incident_energies, rtol=1e-5
+        ):
+            raise ValueError(
+                f"{path}: incident energies differ from the reference's (generate with --energies REFERENCE)"
+            )
         gen[path.stem] = (other.showers, None, None)
     metrics = evaluate_generated(
-        ref, gen, out, ClassifierConfig(epochs=classifier_epochs, device=device, seed=seed),
-        log=lambda msg: console.print(msg), plots=plots,
+        ref,
+        gen,
+        out,
+        ClassifierConfig(epochs=classifier_epochs, device=device, seed=seed),
+        log=lambda msg: console.print(msg),
+        plots=plots,
     )
-    console.print(f"wrote {out / 'metrics.json'} ({len(metrics)} samplers)" + (" and plots" if plots else ""))
+    console.print(
+        f"wrote {out / 'metrics.json'} ({len(metrics)} samplers)" + (" and plots" if plots else "")
+    )
 
 
 def register(app_: typer.Typer) -> None:

@@ -41,26 +41,39 @@ DEFAULTS: dict = {
 }
 run = None  # a command of its own, not a pipeline stage
 
+
 def unfold(
     config: Annotated[
         Path | None,
         typer.Option(help="YAML/JSON file; its 'unfold' mapping sets any DEFAULTS key."),
     ] = None,
-    example: Annotated[str | None, typer.Option(help="Built-in example: gaussian, jets (two Pythia tunes) or jets-vincia (Pythia vs Vincia shower).")] = None,
-    events: Annotated[int | None, typer.Option(help="Events per sample for an example.", min=1)] = None,
-    iterations: Annotated[int | None, typer.Option(help="OmniFold (and IBU) iterations.", min=1)] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            help="Built-in example: gaussian, jets (two Pythia tunes) or jets-vincia (Pythia vs Vincia shower)."
+        ),
+    ] = None,
+    events: Annotated[
+        int | None, typer.Option(help="Events per sample for an example.", min=1)
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="OmniFold (and IBU) iterations.", min=1)
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
             help="Classifier: mlp (on the observables), deepsets or transformer (on the jets' particles)."
         ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Most training epochs per step.", min=1)] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Most training epochs per step.", min=1)
+    ] = None,
     ensembles: Annotated[
         int | None, typer.Option(help="Independent OmniFold runs to average.", min=1)
     ] = None,
     bootstrap_replicas: Annotated[
-        int | None, typer.Option("--bootstrap", help="Poisson bootstrap replicas of the data.", min=0)
+        int | None,
+        typer.Option("--bootstrap", help="Poisson bootstrap replicas of the data.", min=0),
     ] = None,
     clip: Annotated[
         float | None,

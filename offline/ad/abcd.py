@@ -28,12 +28,16 @@ import pandas as pd
 from offline.ad.defaults import DEFAULT_EPS_B
 
 
-def check_scores(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_scores(
+    r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     r1 = np.asarray(r1, dtype=np.float64)
     r2 = np.asarray(r2, dtype=np.float64)
     w = np.ones_like(r1) if w is None else np.asarray(w, dtype=np.float64)
     if r1.ndim != 1 or r1.shape != r2.shape or w.shape != r1.shape:
-        raise ValueError(f"R1, R2 and weights must be 1-d of one length, got {r1.shape}, {r2.shape}, {w.shape}")
+        raise ValueError(
+            f"R1, R2 and weights must be 1-d of one length, got {r1.shape}, {r2.shape}, {w.shape}"
+        )
     if len(r1) == 0:
         raise ValueError("no events for ABCD")
     if not (np.isfinite(r1).all() and np.isfinite(r2).all() and np.isfinite(w).all()):
@@ -43,8 +47,9 @@ def check_scores(r1: np.ndarray, r2: np.ndarray, w: np.ndarray | None) -> tuple[
     return r1, r2, w
 
 
-def upper_threshold(values: np.ndarray, weights: np.ndarray, efficiency: float,
-                    order: np.ndarray | None = None) -> float:
+def upper_threshold(
+    values: np.ndarray, weights: np.ndarray, efficiency: float, order: np.ndarray | None = None
+) -> float:
     """Threshold t such that the weighted fraction of ``values > t`` is as close as possible to ``efficiency``.
 
     ``order`` (``np.argsort(values, kind="stable")``) may be passed to skip the sort.
@@ -58,14 +63,17 @@ def upper_threshold(values: np.ndarray, weights: np.ndarray, efficiency: float,
     return float(v[i])
 
 
-def thresholds(r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, eps_b: float) -> tuple[float, float]:
+def thresholds(
+    r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, eps_b: float
+) -> tuple[float, float]:
     """(x, y) on background: x keeps √ε_B, then y among R1 > x so that A keeps ε_B."""
     r1, r2, w = check_scores(r1, r2, weights)
     return thresholds_presorted(r1, r2, w, eps_b, np.argsort(r1, kind="stable"))
 
 
-def thresholds_presorted(r1: np.ndarray, r2: np.ndarray, w: np.ndarray, eps_b: float,
-                         order1: np.ndarray) -> tuple[float, float]:
+def thresholds_presorted(
+    r1: np.ndarray, r2: np.ndarray, w: np.ndarray, eps_b: float, order1: np.ndarray
+) -> tuple[float, float]:
     """:func:`thresholds` on checked arrays with R1's sort order given (bootstrap replicas reuse it)."""
     root = math.sqrt(eps_b)
     x = upper_threshold(r1, w, root, order1)
@@ -112,7 +120,9 @@ def region_masks(r1: np.ndarray, r2: np.ndarray, x: float, y: float) -> dict[str
     return {"A": hi1 & hi2, "B": hi1 & ~hi2, "C": ~hi1 & hi2, "D": ~hi1 & ~hi2}
 
 
-def count_regions(r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, x: float, y: float) -> RegionCounts:
+def count_regions(
+    r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, x: float, y: float
+) -> RegionCounts:
     r1, r2, w = check_scores(r1, r2, weights)
     masks = region_masks(r1, r2, x, y)
     return RegionCounts(
@@ -140,17 +150,36 @@ class ABCDPoint:
 
 
 def abcd_point(
-    r1: np.ndarray, r2: np.ndarray, weights: np.ndarray | None, x: float, y: float, eps_b: float, min_events: int
+    r1: np.ndarray,
+    r2: np.ndarray,
+    weights: np.ndarray | None,
+    x: float,
+    y: float,
+    eps_b: float,
+    min_events: int,
 ) -> ABCDPoint:
     c = count_regions(r1, r2, weights, x, y)
     smallest = min(c.raw.values())
     pull = c.pull if smallest >= min_events and math.isfinite(c.pull) else None
-    return ABCDPoint(eps_b, x, y, c.n["A"], c.n["B"], c.n["C"], c.n["D"], c.predicted, c.predicted_sigma,
-                     pull, smallest)
+    return ABCDPoint(
+        eps_b,
+        x,
+        y,
+        c.n["A"],
+        c.n["B"],
+        c.n["C"],
+        c.n["D"],
+        c.predicted,
+        c.predicted_sigma,
+        pull,
+        smallest,
+    )
 
 
 def inject(
-    bkg: tuple[np.ndarray, np.ndarray, np.ndarray], sig: tuple[np.ndarray, np.ndarray, np.ndarray], fraction: float
+    bkg: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sig: tuple[np.ndarray, np.ndarray, np.ndarray],
+    fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Background plus every signal event, signal weights scaled to ``fraction`` of the background weight.
 
@@ -184,9 +213,13 @@ def abcd_scan(
     rows = []
     for eps in eps_b:
         x, y = thresholds(r1, r2, w, eps)
-        rows.append({"sample": "background", **asdict(abcd_point(r1, r2, w, x, y, eps, min_events))})
+        rows.append(
+            {"sample": "background", **asdict(abcd_point(r1, r2, w, x, y, eps, min_events))}
+        )
         for name, (s1, s2, sw) in (signals or {}).items():
-            d1, d2, dw = inject((r1, r2, w), (s1, s2, np.ones_like(np.asarray(s1)) if sw is None else sw), injection)
+            d1, d2, dw = inject(
+                (r1, r2, w), (s1, s2, np.ones_like(np.asarray(s1)) if sw is None else sw), injection
+            )
             point = abcd_point(d1, d2, dw, x, y, eps, min_events)
             rows.append({"sample": name, **asdict(point)})
     frame = pd.DataFrame(rows)

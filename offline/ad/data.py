@@ -39,7 +39,9 @@ class Split:
 def split_indices(n: int, seed: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> Split:
     """Deterministic random split of n events (same n, seed, fractions -> same split)."""
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions}")
+        raise ValueError(
+            f"split fractions must be three positive numbers summing to 1, got {fractions}"
+        )
     if n < 10:
         raise ValueError(f"need at least 10 background events to split, got {n}")
     perm = np.random.default_rng(seed).permutation(n)
@@ -80,13 +82,17 @@ class ArraySource:
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.w):
-            raise ValueError(f"features and weights differ in length ({len(self.x)} and {len(self.w)})")
+            raise ValueError(
+                f"features and weights differ in length ({len(self.x)} and {len(self.w)})"
+            )
 
     def __len__(self) -> int:
         return len(self.x)
 
     def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.x[start:stop], dtype=np.float32), np.asarray(self.w[start:stop], dtype=np.float64)
+        return np.asarray(self.x[start:stop], dtype=np.float32), np.asarray(
+            self.w[start:stop], dtype=np.float64
+        )
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,9 @@ class EventFileSource:
         return inputs(block, self.preprocessing), block.event_weights
 
 
-def chunk_order(n: int, chunk: int, group: int, seed: int, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def chunk_order(
+    n: int, chunk: int, group: int, seed: int, epoch: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One epoch's visiting order in chunks: (chunk ids, permutation of their concatenated events) per group.
 
     Chunk c holds positions [c·chunk, (c+1)·chunk). The chunk order is shuffled, chunks are taken
@@ -146,8 +154,9 @@ def file_sha256(path: str | os.PathLike[str], chunk: int = DEFAULT_CHUNK) -> str
     return digest.hexdigest()
 
 
-def fit_preprocessing_streamed(path: str | os.PathLike[str], file_rows: np.ndarray,
-                               chunk: int = DEFAULT_CHUNK) -> Preprocessing:
+def fit_preprocessing_streamed(
+    path: str | os.PathLike[str], file_rows: np.ndarray, chunk: int = DEFAULT_CHUNK
+) -> Preprocessing:
     """:func:`fit_preprocessing` on the rows ``file_rows`` of a file, in two passes of bounded memory."""
     path = Path(path)
 

@@ -52,7 +52,9 @@ def _blocks(n: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
-def _centred_block(v: torch.Tensor, r: torch.Tensor, g: torch.Tensor, s: slice) -> tuple[torch.Tensor, torch.Tensor]:
+def _centred_block(
+    v: torch.Tensor, r: torch.Tensor, g: torch.Tensor, s: slice
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows ``s`` of the distance matrix |v_j - v_k| double-centred with weighted means, and the signs."""
     d = v[s, None] - v
     return d.abs() - r[s, None] - r + g, torch.sign(d)
@@ -85,11 +87,15 @@ class _DCovSums(torch.autograd.Function):
         gy: torch.Tensor,
     ) -> torch.Tensor:
         ctx.save_for_backward(x, y, w, rx, ry, gx, gy)
-        sums = torch.zeros(3, dtype=torch.float64, device=x.device)  # block totals add up in float64
+        sums = torch.zeros(
+            3, dtype=torch.float64, device=x.device
+        )  # block totals add up in float64
         for s in _blocks(len(x)):
             a, _ = _centred_block(x, rx, gx, s)
             b, _ = _centred_block(y, ry, gy, s)
-            sums += torch.stack([w[s] @ ((a * b) @ w), w[s] @ ((a * a) @ w), w[s] @ ((b * b) @ w)]).double()
+            sums += torch.stack(
+                [w[s] @ ((a * b) @ w), w[s] @ ((a * a) @ w), w[s] @ ((b * b) @ w)]
+            ).double()
         return sums.to(x.dtype)
 
     @staticmethod
@@ -117,7 +123,9 @@ def disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = No
     at least (half precision loses too much), also under autocast; weights get no gradient.
     """
     if x.ndim != 1 or y.shape != x.shape:
-        raise ValueError(f"disco_sq needs two 1-d tensors of one length, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"disco_sq needs two 1-d tensors of one length, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     if len(x) < 2:
         raise ValueError("disco_sq needs at least 2 events")
     # bf16 autocast (training on CUDA) would run the block products in bfloat16: keep float32 sums
@@ -136,12 +144,16 @@ def _disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) ->
     with torch.no_grad():  # centring constants in float64: O(N), and the error budget is 1e-6
         rx, ry = _row_means(x.double(), w.double()), _row_means(y.double(), w.double())
         gx, gy = (w * rx).mean(), (w * ry).mean()
-    ab, aa, bb = _DCovSums.apply(x, y, w, rx.to(dtype), ry.to(dtype), gx.to(dtype), gy.to(dtype)) / n**2
+    ab, aa, bb = (
+        _DCovSums.apply(x, y, w, rx.to(dtype), ry.to(dtype), gx.to(dtype), gy.to(dtype)) / n**2
+    )
     # tiny keeps a constant input (aa = 0) from producing NaN gradients
     return ab / torch.sqrt(aa * bb + torch.finfo(dtype).tiny)
 
 
-def dense_disco_sq(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def dense_disco_sq(
+    x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """DisCo² straight from its definition with the N×N double-centred matrices (O(N²) memory).
 
     The reference for :func:`disco_sq` (tests, benchmarks); same conventions (float32 at
@@ -183,7 +195,9 @@ def distance_correlation(
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"distance_correlation needs two 1-d arrays of one length, got {x.shape} and {y.shape}")
+        raise ValueError(
+            f"distance_correlation needs two 1-d arrays of one length, got {x.shape} and {y.shape}"
+        )
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != x.shape:
         raise ValueError(f"weights have shape {w.shape}, expected {x.shape}")

@@ -54,7 +54,9 @@ def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
-def weighted_cdf(reference: np.ndarray, weights: np.ndarray | None = None) -> Callable[[np.ndarray], np.ndarray]:
+def weighted_cdf(
+    reference: np.ndarray, weights: np.ndarray | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """The weighted empirical CDF of ``reference`` as a function (fraction of weight <= v)."""
     ref = np.asarray(reference, dtype=np.float64)
     w = _weights(ref, weights)
@@ -69,7 +71,11 @@ def weighted_cdf(reference: np.ndarray, weights: np.ndarray | None = None) -> Ca
 
 
 def combined_score(
-    r1: np.ndarray, r2: np.ndarray, bkg_r1: np.ndarray, bkg_r2: np.ndarray, bkg_w: np.ndarray | None = None
+    r1: np.ndarray,
+    r2: np.ndarray,
+    bkg_r1: np.ndarray,
+    bkg_r2: np.ndarray,
+    bkg_w: np.ndarray | None = None,
 ) -> np.ndarray:
     """s = min(F1(R1), F2(R2)), Fi the background CDFs (see module docstring)."""
     return np.minimum(weighted_cdf(bkg_r1, bkg_w)(r1), weighted_cdf(bkg_r2, bkg_w)(r2))
@@ -90,14 +96,22 @@ def _labelled(
     return y, s, w
 
 
-def auc(bkg: np.ndarray, sig: np.ndarray, bkg_w: np.ndarray | None = None, sig_w: np.ndarray | None = None) -> float:
+def auc(
+    bkg: np.ndarray,
+    sig: np.ndarray,
+    bkg_w: np.ndarray | None = None,
+    sig_w: np.ndarray | None = None,
+) -> float:
     """Weighted ROC AUC (scikit-learn), signal = positive class."""
     y, s, w = _labelled(bkg, sig, bkg_w, sig_w)
     return float(roc_auc_score(y, s, sample_weight=w))
 
 
 def roc(
-    bkg: np.ndarray, sig: np.ndarray, bkg_w: np.ndarray | None = None, sig_w: np.ndarray | None = None
+    bkg: np.ndarray,
+    sig: np.ndarray,
+    bkg_w: np.ndarray | None = None,
+    sig_w: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, thresholds) with weights (scikit-learn)."""
     y, s, w = _labelled(bkg, sig, bkg_w, sig_w)
@@ -180,7 +194,9 @@ def trigger_efficiency_at_rate(
     x, y = thresholds(bkg_r1, bkg_r2, bw, fpr)
     b = count_regions(bkg_r1, bkg_r2, bw, x, y)
     s = count_regions(sig_r1, sig_r2, sig_w, x, y)
-    return WorkingPoint(fpr, rate_khz, x, b.n["A"] / sum(b.n.values()), s.n["A"] / sum(s.n.values()), True)
+    return WorkingPoint(
+        fpr, rate_khz, x, b.n["A"] / sum(b.n.values()), s.n["A"] / sum(s.n.values()), True
+    )
 
 
 def none_if_nan(value: float | None) -> float | None:

@@ -41,7 +41,12 @@ class AEConfig:
         if not isinstance(data, dict):
             raise ValueError(f"architecture must be an object, got {type(data).__name__}")
         try:
-            hidden, latent, bias, n_inputs = data["hidden"], data["latent"], data["bias"], data["n_inputs"]
+            hidden, latent, bias, n_inputs = (
+                data["hidden"],
+                data["latent"],
+                data["bias"],
+                data["n_inputs"],
+            )
         except KeyError as err:
             raise ValueError(f"architecture: missing field {err}") from None
 
@@ -49,7 +54,9 @@ class AEConfig:
             return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
         if not isinstance(hidden, list) or not all(positive(h) for h in hidden):
-            raise ValueError(f"architecture.hidden must be a list of positive integers, got {hidden!r}")
+            raise ValueError(
+                f"architecture.hidden must be a list of positive integers, got {hidden!r}"
+            )
         for key, value in (("latent", latent), ("n_inputs", n_inputs)):
             if not positive(value):
                 raise ValueError(f"architecture.{key} must be a positive integer, got {value!r}")
@@ -70,7 +77,9 @@ def preset(name: str) -> AEConfig:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown architecture preset {name!r}; known: {', '.join(PRESETS)}") from None
+        raise ValueError(
+            f"unknown architecture preset {name!r}; known: {', '.join(PRESETS)}"
+        ) from None
 
 
 class Autoencoder(nn.Module):
@@ -80,7 +89,9 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.config = config
         w = config.widths
-        self.layers = nn.ModuleList(nn.Linear(a, b, bias=config.bias) for a, b in itertools.pairwise(w))
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=config.bias) for a, b in itertools.pairwise(w)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for k, layer in enumerate(self.layers):

@@ -28,7 +28,9 @@ def plot_loss_curves(history: list[dict[str, float]], path: str | os.PathLike[st
     return save_figure(fig, path)
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path, rate_fpr: float | None = None) -> Path:
+def plot_roc(
+    curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path, rate_fpr: float | None = None
+) -> Path:
     """ROC per signal: curves = {name: (fpr, tpr, auc)}; background efficiency on a log axis."""
     fig, ax = new_figure(figsize=(9, 8))
     for name, (fpr, tpr, auc) in curves.items():
@@ -44,8 +46,12 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path, rate
 
 
 def plot_abcd_plane(
-    bkg: tuple[np.ndarray, np.ndarray], signals: dict[str, tuple[np.ndarray, np.ndarray]], x: float, y: float,
-    eps_b: float, path,
+    bkg: tuple[np.ndarray, np.ndarray],
+    signals: dict[str, tuple[np.ndarray, np.ndarray]],
+    x: float,
+    y: float,
+    eps_b: float,
+    path,
 ) -> Path:
     """Background R1-R2 density with the thresholds (regions A-D) and signal contours."""
     fig, ax = new_figure(figsize=(9, 8))
@@ -68,8 +74,12 @@ def plot_abcd_plane(
     ax.axvline(x, color="red")
     ax.axhline(y, color="red")
     mid = np.sqrt  # geometric midpoints on log axes
-    for label, px, py in (("A", mid(x * lim1), mid(y * lim2)), ("B", mid(x * lim1), mid(y * low2)),
-                          ("C", mid(x * low1), mid(y * lim2)), ("D", mid(x * low1), mid(y * low2))):
+    for label, px, py in (
+        ("A", mid(x * lim1), mid(y * lim2)),
+        ("B", mid(x * lim1), mid(y * low2)),
+        ("C", mid(x * low1), mid(y * lim2)),
+        ("D", mid(x * low1), mid(y * low2)),
+    ):
         ax.text(px, py, label, color="red", fontsize=20, ha="center", va="center")
     ax.set_xlabel("R$_1$")
     ax.set_ylabel("R$_2$")
@@ -82,9 +92,13 @@ def plot_abcd_plane(
 def plot_closure(scan: pd.DataFrame, path) -> Path:
     """Observed vs predicted N_A on background (top) and the pull (bottom), over ε_B."""
     b = scan[scan["sample"] == "background"]
-    fig, (ax, ax2) = new_figure(2, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    fig, (ax, ax2) = new_figure(
+        2, 1, figsize=(9, 9), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     ax.plot(b["eps_b"], b["n_a"], "o-", label="observed $N_A$")
-    ax.errorbar(b["eps_b"], b["predicted"], yerr=b["predicted_sigma"], fmt="s--", label="$N_B N_C / N_D$")
+    ax.errorbar(
+        b["eps_b"], b["predicted"], yerr=b["predicted_sigma"], fmt="s--", label="$N_B N_C / N_D$"
+    )
     ax.set_ylabel("events in A")
     ax.set_xscale("log")
     ax.legend()
@@ -104,7 +118,13 @@ def plot_significance(scan: pd.DataFrame, path, injection: float) -> Path:
         ax.plot(group["eps_b"], group["pull"], "o-", label=name)
     ax.axhline(0, color="black", lw=1)
     if usable.empty:
-        ax.text(0.5, 0.5, "no ε_B point with enough events per region", transform=ax.transAxes, ha="center")
+        ax.text(
+            0.5,
+            0.5,
+            "no ε_B point with enough events per region",
+            transform=ax.transAxes,
+            ha="center",
+        )
     else:
         ax.set_xscale("log")
         ax.legend(fontsize="small")

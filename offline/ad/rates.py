@@ -76,16 +76,26 @@ class RatePoint:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: thresholds as {r1, r2}; an unresolved point says how many events it needs."""
-        out: dict[str, Any] = {"eps_b": self.eps_b, "resolved": self.resolved, "tail_ess": self.tail_ess}
+        out: dict[str, Any] = {
+            "eps_b": self.eps_b,
+            "resolved": self.resolved,
+            "tail_ess": self.tail_ess,
+        }
         if not self.resolved:
             out["note"] = f"not resolved: needs {self.needs_events} events"
             out["needs_events"] = self.needs_events
             return out
-        assert self.threshold is not None and self.threshold_sigma is not None and self.background is not None
+        assert (
+            self.threshold is not None
+            and self.threshold_sigma is not None
+            and self.background is not None
+        )
         out["threshold"] = {"r1": self.threshold[0], "r2": self.threshold[1]}
         out["threshold_sigma"] = {"r1": self.threshold_sigma[0], "r2": self.threshold_sigma[1]}
-        out["rate_khz_achieved"] = {"value": fpr_to_rate(self.background.value),
-                                    "sigma": fpr_to_rate(self.background.sigma)}
+        out["rate_khz_achieved"] = {
+            "value": fpr_to_rate(self.background.value),
+            "sigma": fpr_to_rate(self.background.sigma),
+        }
         out["tpr"] = {k: v.to_dict() for k, v in self.tpr.items()}
         return out
 
@@ -114,7 +124,11 @@ def operating_point(
         tail_ess = 0.0
     if tail_ess < min_tail_ess:
         per_event = eps_b * effective_events(w) / len(w)  # effective tail events per raw event
-        needs = math.ceil(min_tail_ess / per_event) if tail_ess <= 0 else math.ceil(len(w) * min_tail_ess / tail_ess)
+        needs = (
+            math.ceil(min_tail_ess / per_event)
+            if tail_ess <= 0
+            else math.ceil(len(w) * min_tail_ess / tail_ess)
+        )
         return RatePoint(rate, eps_b, False, tail_ess, needs_events=needs)
     rng = np.random.default_rng(seed)
     replicas = []
@@ -125,14 +139,24 @@ def operating_point(
         except ValueError:
             continue
     if len(replicas) < 2:
-        return RatePoint(rate, eps_b, False, tail_ess, needs_events=math.ceil(len(w) * min_tail_ess / tail_ess))
+        return RatePoint(
+            rate, eps_b, False, tail_ess, needs_events=math.ceil(len(w) * min_tail_ess / tail_ess)
+        )
     sigma = np.asarray(replicas).std(axis=0, ddof=1)
     tpr = {}
     for name, (s1, s2, sw) in (signals or {}).items():
         s1, s2, sw = check_scores(s1, s2, sw)
         tpr[name] = weighted_efficiency(region_masks(s1, s2, x, y)["A"], sw)
-    return RatePoint(rate, eps_b, True, tail_ess, (x, y), (float(sigma[0]), float(sigma[1])),
-                     weighted_efficiency(tail, w), tpr)
+    return RatePoint(
+        rate,
+        eps_b,
+        True,
+        tail_ess,
+        (x, y),
+        (float(sigma[0]), float(sigma[1])),
+        weighted_efficiency(tail, w),
+        tpr,
+    )
 
 
 def rate_points(
@@ -144,4 +168,7 @@ def rate_points(
     min_tail_ess: float = MIN_TAIL_ESS,
 ) -> dict[float, RatePoint]:
     """:func:`operating_point` at each rate [kHz of 40 MHz]."""
-    return {r: operating_point(bkg, signals, rate_to_fpr(r), bootstrap, seed, min_tail_ess) for r in rates_khz}
+    return {
+        r: operating_point(bkg, signals, rate_to_fpr(r), bootstrap, seed, min_tail_ess)
+        for r in rates_khz
+    }

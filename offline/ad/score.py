@@ -60,14 +60,23 @@ def score_inputs(
 
 
 def score_events(
-    model: nn.Module, preprocessing: Preprocessing, events: Events, device: str | torch.device = "cpu"
+    model: nn.Module,
+    preprocessing: Preprocessing,
+    events: Events,
+    device: str | torch.device = "cpu",
 ) -> Scores:
     r1, r2 = score_inputs(model, inputs(events, preprocessing), device=device)
-    labels = np.full(len(events), -1, np.int32) if events.labels is None else events.labels.astype(np.int32)
+    labels = (
+        np.full(len(events), -1, np.int32)
+        if events.labels is None
+        else events.labels.astype(np.int32)
+    )
     return Scores(r1, r2, events.event_weights, labels)
 
 
-def write_scores(path: str | os.PathLike[str], scores: Scores, attrs: dict[str, Any] | None = None) -> Path:
+def write_scores(
+    path: str | os.PathLike[str], scores: Scores, attrs: dict[str, Any] | None = None
+) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("R1", data=scores.r1.astype(np.float64))
@@ -88,7 +97,12 @@ def read_scores(path: str | os.PathLike[str]) -> Scores:
             if missing:
                 raise ValueError(f"{path}: not a scores file, missing {', '.join(missing)}")
             data = {d: f[d][:] for d in SCORE_DATASETS}
-    except (OSError, RuntimeError, KeyError, TypeError) as err:  # HDF5's ways of reporting a damaged file
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+    ) as err:  # HDF5's ways of reporting a damaged file
         raise ValueError(f"{path}: not a readable HDF5 file: {err}") from None
     if len({len(v) for v in data.values()}) != 1:
         raise ValueError(f"{path}: R1, R2, weights and labels differ in length")
@@ -131,7 +145,12 @@ def score_file(
                 start = stop
                 bar.update(len(s))
         f.attrs["l1ad_scores"] = json.dumps(
-            {"events": str(events_path), "checkpoint": str(checkpoint), "preprocessing": str(pre_path)}, sort_keys=True
+            {
+                "events": str(events_path),
+                "checkpoint": str(checkpoint),
+                "preprocessing": str(pre_path),
+            },
+            sort_keys=True,
         )
     return out_path
 
@@ -140,4 +159,6 @@ def _find_preprocessing(checkpoint: Path) -> Path:
     for candidate in (checkpoint / "preprocessing.json", checkpoint.parent / "preprocessing.json"):
         if candidate.exists():
             return candidate
-    raise ValueError(f"{checkpoint}: no preprocessing.json beside the checkpoint; pass one explicitly")
+    raise ValueError(
+        f"{checkpoint}: no preprocessing.json beside the checkpoint; pass one explicitly"
+    )

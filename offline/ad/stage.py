@@ -107,21 +107,46 @@ def train_and_evaluate(
     scores_dir = out_dir / "scores"
     device = str(distributed.pick_device(config.device))
     bkg = held_out_scores(model_dir, background, config.seed, fractions, device=device)
-    write_scores(scores_dir / f"{BACKGROUND_TEST}.h5", bkg, {"events": str(background), "split": "test"})
+    write_scores(
+        scores_dir / f"{BACKGROUND_TEST}.h5", bkg, {"events": str(background), "split": "test"}
+    )
     score_paths = {BACKGROUND_TEST: scores_dir / f"{BACKGROUND_TEST}.h5"}
     sigs = {}
     for name, path in signals.items():
-        score_paths[name] = score_file(model_dir, path, scores_dir / f"{name}.h5", device=device, progress=False)
+        score_paths[name] = score_file(
+            model_dir, path, scores_dir / f"{name}.h5", device=device, progress=False
+        )
         sigs[name] = read_scores(score_paths[name])
 
-    ev = evaluate_scores(bkg, sigs, out_dir / "evaluation", evaluation.eps_b, evaluation.working_eps_b,
-                         evaluation.injection, evaluation.min_region_events, evaluation.rate_khz,
-                         rates_khz=evaluation.rates_khz, bootstrap=evaluation.bootstrap)
+    ev = evaluate_scores(
+        bkg,
+        sigs,
+        out_dir / "evaluation",
+        evaluation.eps_b,
+        evaluation.working_eps_b,
+        evaluation.injection,
+        evaluation.min_region_events,
+        evaluation.rate_khz,
+        rates_khz=evaluation.rates_khz,
+        bootstrap=evaluation.bootstrap,
+    )
     scan = None
     if lambdas:
-        scan = lambda_scan(background, dict(signals), out_dir / "lambda_scan", list(lambdas), config, fractions)
+        scan = lambda_scan(
+            background, dict(signals), out_dir / "lambda_scan", list(lambdas), config, fractions
+        )
     return ADStageResult(
-        out_dir=out_dir, checkpoint=model_dir, config=config, fractions=fractions, evaluation=evaluation,
-        training=training, scores=score_paths, background_test_events=len(bkg), metrics=ev["metrics"],
-        abcd_scan=ev["abcd"], summary=ev["summary"], plots=ev["plots"], lambda_scan=scan,
+        out_dir=out_dir,
+        checkpoint=model_dir,
+        config=config,
+        fractions=fractions,
+        evaluation=evaluation,
+        training=training,
+        scores=score_paths,
+        background_test_events=len(bkg),
+        metrics=ev["metrics"],
+        abcd_scan=ev["abcd"],
+        summary=ev["summary"],
+        plots=ev["plots"],
+        lambda_scan=scan,
     )

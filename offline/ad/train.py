@@ -90,14 +90,18 @@ class TrainConfig:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2 (DisCo needs pairs of events), got {self.batch_size}")
+            raise ValueError(
+                f"batch_size must be >= 2 (DisCo needs pairs of events), got {self.batch_size}"
+            )
         if not self.lr > 0:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if self.shuffle_chunk < 0 or self.shuffle_group < 1:
-            raise ValueError(f"shuffle_chunk must be >= 0 and shuffle_group >= 1, got {self.shuffle_chunk} and "
-                             f"{self.shuffle_group}")
+            raise ValueError(
+                f"shuffle_chunk must be >= 0 and shuffle_group >= 1, got {self.shuffle_chunk} and "
+                f"{self.shuffle_group}"
+            )
         preset(self.preset)  # raises on unknown names
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,12 +117,16 @@ class TrainConfig:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         for key, value in data.items():
             default = known[key].default
-            kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default), (bool,))
+            kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(
+                type(default), (bool,)
+            )
             if (default is None and value is None) or (
                 isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
             ):
                 continue
-            raise ValueError(f"training setting {key!r} has the wrong type ({type(value).__name__}): {value!r}")
+            raise ValueError(
+                f"training setting {key!r} has the wrong type ({type(value).__name__}): {value!r}"
+            )
         return cls(**data)
 
 
@@ -165,11 +173,17 @@ class TrainResult:
     events_per_second: float = 0.0
 
 
-def save_config(out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
+def save_config(
+    out_dir: Path, architecture: AEConfig, config: TrainConfig, extra: dict[str, Any] | None = None
+) -> None:
     write_json(
         out_dir / CONFIG_FILE,
-        {"format_version": FORMAT_VERSION, "architecture": architecture.to_dict(), "train": config.to_dict(),
-         **(extra or {})},
+        {
+            "format_version": FORMAT_VERSION,
+            "architecture": architecture.to_dict(),
+            "train": config.to_dict(),
+            **(extra or {}),
+        },
     )
 
 
@@ -180,7 +194,9 @@ def load_config(path: str | Path) -> tuple[AEConfig, TrainConfig, dict[str, Any]
     data = read_json_object(file, "checkpoint config")
     try:
         if data["format_version"] != FORMAT_VERSION:
-            raise ValueError(f"{file}: format_version {data['format_version']!r} is not {FORMAT_VERSION}")
+            raise ValueError(
+                f"{file}: format_version {data['format_version']!r} is not {FORMAT_VERSION}"
+            )
         return AEConfig.from_dict(data["architecture"]), TrainConfig.from_dict(data["train"]), data
     except KeyError as err:
         raise ValueError(f"{file}: missing field {err}") from None
@@ -195,16 +211,24 @@ def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
     weights = path / which
     model = AutoencoderPair(arch)
     # refuses a truncated or foreign file and NaN/inf weights (they would score every event NaN)
-    state = {k: v for k, v in load_tensors(weights, "checkpoint weights").items() if not k.startswith("optim.")}
+    state = {
+        k: v
+        for k, v in load_tensors(weights, "checkpoint weights").items()
+        if not k.startswith("optim.")
+    }
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
         detail = " ".join(str(err).split())  # load_state_dict's report spans lines
-        raise ValueError(f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {detail}") from None
+        raise ValueError(
+            f"{weights}: weights do not match the architecture in {CONFIG_FILE}: {detail}"
+        ) from None
     return model.eval()
 
 
-def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+def _save_weights(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if optimizer is not None:
         for idx, st in optimizer.state_dict()["state"].items():
@@ -214,7 +238,9 @@ def _save_weights(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer
         save_file(tensors, str(tmp))
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]
+) -> None:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -223,7 +249,9 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int) -> Iterator[torch.Tensor]:
+def _batches(
+    n: int, batch: int, epoch: int, seed: int, rank: int, world: int
+) -> Iterator[torch.Tensor]:
     """Index tensors of this rank's share of each global batch (see module docstring)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n, generator=gen)
@@ -233,8 +261,15 @@ def _batches(n: int, batch: int, epoch: int, seed: int, rank: int, world: int) -
         yield perm[start : start + local]
 
 
-def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainConfig, rank: int, world: int,
-                     dev: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _chunked_batches(
+    source: BatchSource,
+    batch: int,
+    epoch: int,
+    config: TrainConfig,
+    rank: int,
+    world: int,
+    dev: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(inputs, weights) tensors of this rank's share of each global batch, read chunk group by chunk group.
 
     The next group is read in a background thread while the current one trains. Leftover events
@@ -249,21 +284,33 @@ def _chunked_batches(source: BatchSource, batch: int, epoch: int, config: TrainC
         for g, (_, perm) in enumerate(groups):
             assert pending is not None  # submitted for every group
             x, w = pending.result()
-            pending = pool.submit(load_chunks, source, groups[g + 1][0], chunk) if g + 1 < len(groups) else None
+            pending = (
+                pool.submit(load_chunks, source, groups[g + 1][0], chunk)
+                if g + 1 < len(groups)
+                else None
+            )
             x, w = x[perm], w[perm]
             if len(carry_w):
                 x, w = np.concatenate([carry_x, x]), np.concatenate([carry_w, w])
             full = len(w) // batch
             for b in range(full):
                 start = b * batch + rank * local
-                yield (torch.as_tensor(x[start : start + local], device=dev),
-                       torch.as_tensor(w[start : start + local], dtype=torch.float32, device=dev))
+                yield (
+                    torch.as_tensor(x[start : start + local], device=dev),
+                    torch.as_tensor(w[start : start + local], dtype=torch.float32, device=dev),
+                )
             carry_x, carry_w = x[full * batch :], w[full * batch :]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, source: BatchSource, lam: float, batch: int, amp: bool,
-             device: torch.device | str = "cpu") -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    source: BatchSource,
+    lam: float,
+    batch: int,
+    amp: bool,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
     """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² over batches."""
     s1 = s2 = sw = 0.0
     discos = []
@@ -297,15 +344,25 @@ def fit(
     extra_config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train any module whose forward returns (R1, R2) per event on in-memory arrays; see :func:`fit_sources`."""
-    return fit_sources(model, ArraySource(train_x, train_w), ArraySource(val_x, val_w), config, out_dir, resume,
-                       architecture, extra_config)
+    return fit_sources(
+        model,
+        ArraySource(train_x, train_w),
+        ArraySource(val_x, val_w),
+        config,
+        out_dir,
+        resume,
+        architecture,
+        extra_config,
+    )
 
 
 # settings that may change when resuming: they do not change what the next epoch computes
 RESUMABLE_CHANGES = ("epochs", "progress", "device")
 
 
-def inputs_fingerprint(train: BatchSource, val: BatchSource, chunk: int = 1 << 16) -> dict[str, Any]:
+def inputs_fingerprint(
+    train: BatchSource, val: BatchSource, chunk: int = 1 << 16
+) -> dict[str, Any]:
     """sha256 of the training and validation inputs and weights exactly as training reads them."""
     out = {}
     for name, source in (("train", train), ("val", val)):
@@ -318,7 +375,9 @@ def inputs_fingerprint(train: BatchSource, val: BatchSource, chunk: int = 1 << 1
     return out
 
 
-def check_resume(out_dir: str | Path, config: TrainConfig, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+def check_resume(
+    out_dir: str | Path, config: TrainConfig, fingerprint: dict[str, Any]
+) -> dict[str, Any] | None:
     """The checkpoint's state if ``out_dir`` holds one to resume; raises if its inputs or settings differ.
 
     One line names the first difference: an input (file, event count, content) or a training setting.
@@ -331,17 +390,23 @@ def check_resume(out_dir: str | Path, config: TrainConfig, fingerprint: dict[str
         raise ValueError(f"{out_dir / STATE_FILE}: not a training state (expected a JSON object)")
     saved_inputs = state.get("inputs")
     if saved_inputs is None:
-        raise ValueError(f"{out_dir}: cannot resume, {STATE_FILE} records no input fingerprint "
-                         "(written by an older l1ad); train into a new --out")
+        raise ValueError(
+            f"{out_dir}: cannot resume, {STATE_FILE} records no input fingerprint "
+            "(written by an older l1ad); train into a new --out"
+        )
     for key in sorted(set(saved_inputs) | set(fingerprint)):
         if saved_inputs.get(key) != fingerprint.get(key):
-            raise ValueError(f"{out_dir}: cannot resume, the {key} inputs differ from the checkpoint's: "
-                             f"{_short(saved_inputs.get(key))} then, {_short(fingerprint.get(key))} now")
+            raise ValueError(
+                f"{out_dir}: cannot resume, the {key} inputs differ from the checkpoint's: "
+                f"{_short(saved_inputs.get(key))} then, {_short(fingerprint.get(key))} now"
+            )
     saved = state.get("train", {})
     now = config.to_dict()
     for key in now:
         if key not in RESUMABLE_CHANGES and saved.get(key) != now[key]:
-            raise ValueError(f"{out_dir}: cannot resume, {key} was {saved.get(key)!r}, now {now[key]!r}")
+            raise ValueError(
+                f"{out_dir}: cannot resume, {key} was {saved.get(key)!r}, now {now[key]!r}"
+            )
     return state
 
 
@@ -371,7 +436,11 @@ def fit_sources(
     """
     out_dir = Path(out_dir)
     info = distributed.setup(config.device)
-    amp = (info.device.type == "cuda") if config.amp is None else bool(config.amp and info.device.type == "cuda")
+    amp = (
+        (info.device.type == "cuda")
+        if config.amp is None
+        else bool(config.amp and info.device.type == "cuda")
+    )
     batch = _global_batch(train, val, config, info)
     fingerprint = inputs_fingerprint(train, val) if fingerprint is None else fingerprint
     loader = _EpochBatches(train, batch, config, info)
@@ -379,34 +448,58 @@ def fit_sources(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     progress = _start(model, optimizer, out_dir, config, fingerprint, resume, info)
     if info.is_main:
-        arch: AEConfig = architecture if architecture is not None else getattr(model, "config", AEConfig())
+        arch: AEConfig = (
+            architecture if architecture is not None else getattr(model, "config", AEConfig())
+        )
         save_config(out_dir, arch, config, extra_config)
     net: nn.Module = model
     if info.distributed:
         dev = info.device
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
 
     t0 = time.perf_counter()
-    bar = tqdm(range(progress.start_epoch, config.epochs), desc="train",
-               disable=not (config.progress and info.is_main), initial=progress.start_epoch, total=config.epochs)
+    bar = tqdm(
+        range(progress.start_epoch, config.epochs),
+        desc="train",
+        disable=not (config.progress and info.is_main),
+        initial=progress.start_epoch,
+        total=config.epochs,
+    )
     for epoch in bar:
         model.train()
-        train_means = _train_epoch(net, optimizer, loader.epoch(epoch), config.lam, amp, info, progress)
+        train_means = _train_epoch(
+            net, optimizer, loader.epoch(epoch), config.lam, amp, info, progress
+        )
         model.eval()
         val_parts = evaluate(model, val, config.lam, batch, amp, info.device)
         val_loss = distributed.broadcast_float(val_parts["loss"])
-        improved = progress.record({"epoch": epoch, **{f"train_{k}": v for k, v in train_means.items()},
-                                    **{f"val_{k}": v for k, v in val_parts.items()}}, val_loss, config)
+        improved = progress.record(
+            {
+                "epoch": epoch,
+                **{f"train_{k}": v for k, v in train_means.items()},
+                **{f"val_{k}": v for k, v in val_parts.items()},
+            },
+            val_loss,
+            config,
+        )
         if info.is_main:
             _checkpoint(out_dir, model, optimizer, progress, improved, config, fingerprint)
-        bar.set_postfix(loss=f"{train_means['loss']:.4g}", val=f"{val_loss:.4g}", disco=f"{val_parts['disco']:.3f}")
+        bar.set_postfix(
+            loss=f"{train_means['loss']:.4g}",
+            val=f"{val_loss:.4g}",
+            disco=f"{val_parts['disco']:.3f}",
+        )
         if progress.stopped:
             break
     bar.close()
     return _finish(out_dir, progress, time.perf_counter() - t0, config, info, amp)
 
 
-def _global_batch(train: BatchSource, val: BatchSource, config: TrainConfig, info: distributed.DistInfo) -> int:
+def _global_batch(
+    train: BatchSource, val: BatchSource, config: TrainConfig, info: distributed.DistInfo
+) -> int:
     """The global batch: ``config.batch_size`` cut to the training set and to a multiple of the processes."""
     n = len(train)
     if len(val) < 2:
@@ -414,9 +507,13 @@ def _global_batch(train: BatchSource, val: BatchSource, config: TrainConfig, inf
     batch = min(config.batch_size, n)
     batch -= batch % info.world_size
     if batch < 2 * info.world_size:
-        raise ValueError(f"{n} training events are too few for a batch on {info.world_size} process(es)")
+        raise ValueError(
+            f"{n} training events are too few for a batch on {info.world_size} process(es)"
+        )
     if config.batch_size % info.world_size:
-        raise ValueError(f"batch_size {config.batch_size} must divide by the {info.world_size} processes")
+        raise ValueError(
+            f"batch_size {config.batch_size} must divide by the {info.world_size} processes"
+        )
     if config.shuffle_chunk == 0 and not isinstance(train, ArraySource):
         raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0")
     return batch
@@ -425,7 +522,9 @@ def _global_batch(train: BatchSource, val: BatchSource, config: TrainConfig, inf
 class _EpochBatches:
     """This rank's (inputs, weights) batches of each epoch: from tensors on the device, or chunk by chunk."""
 
-    def __init__(self, train: BatchSource, batch: int, config: TrainConfig, info: distributed.DistInfo) -> None:
+    def __init__(
+        self, train: BatchSource, batch: int, config: TrainConfig, info: distributed.DistInfo
+    ) -> None:
         self.train, self.batch, self.config, self.info = train, batch, config, info
         if config.shuffle_chunk == 0 and isinstance(train, ArraySource):  # the only kind it takes
             self.x = torch.as_tensor(np.asarray(train.x, dtype=np.float32), device=info.device)
@@ -434,8 +533,12 @@ class _EpochBatches:
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info, config = self.info, self.config
         if config.shuffle_chunk > 0:
-            return _chunked_batches(self.train, self.batch, epoch, config, info.rank, info.world_size, info.device)
-        order = _batches(len(self.train), self.batch, epoch, config.seed, info.rank, info.world_size)
+            return _chunked_batches(
+                self.train, self.batch, epoch, config, info.rank, info.world_size, info.device
+            )
+        order = _batches(
+            len(self.train), self.batch, epoch, config.seed, info.rank, info.world_size
+        )
         return ((self.x[i], self.w[i]) for i in (idx.to(info.device) for idx in order))
 
 
@@ -463,8 +566,15 @@ class _Progress:
         return improved
 
 
-def _start(model: nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path, config: TrainConfig,
-           fingerprint: dict[str, Any], resume: bool, info: distributed.DistInfo) -> _Progress:
+def _start(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    out_dir: Path,
+    config: TrainConfig,
+    fingerprint: dict[str, Any],
+    resume: bool,
+    info: distributed.DistInfo,
+) -> _Progress:
     """A fresh start, or the model, optimizer and progress of the checkpoint in ``out_dir`` when resuming."""
     state = check_resume(out_dir, config, fingerprint) if resume else None
     if state is None:
@@ -473,17 +583,30 @@ def _start(model: nn.Module, optimizer: torch.optim.Optimizer, out_dir: Path, co
         return _Progress()
     tensors = load_tensors(out_dir / LAST_FILE, "resume checkpoint")
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
-    _restore_optimizer(optimizer, {k: v.to(info.device) for k, v in tensors.items()}, state["param_groups"])
-    progress = _Progress(state["epoch"] + 1, state["best_epoch"], state["best_val_loss"], state["bad_epochs"],
-                         state["history"])
+    _restore_optimizer(
+        optimizer, {k: v.to(info.device) for k, v in tensors.items()}, state["param_groups"]
+    )
+    progress = _Progress(
+        state["epoch"] + 1,
+        state["best_epoch"],
+        state["best_val_loss"],
+        state["bad_epochs"],
+        state["history"],
+    )
     if progress.bad_epochs >= config.patience:
         progress.start_epoch = config.epochs  # it had already stopped early
     return progress
 
 
-def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer,
-                 batches: Iterator[tuple[torch.Tensor, torch.Tensor]], lam: float, amp: bool,
-                 info: distributed.DistInfo, progress: _Progress) -> dict[str, float]:
+def _train_epoch(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    lam: float,
+    amp: bool,
+    info: distributed.DistInfo,
+    progress: _Progress,
+) -> dict[str, float]:
     """One pass over the epoch's batches; the mean loss and parts per batch."""
     sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
     nb = 0
@@ -503,35 +626,73 @@ def _train_epoch(net: nn.Module, optimizer: torch.optim.Optimizer,
     return {k: v / max(nb, 1) for k, v in sums.items()}
 
 
-def _checkpoint(out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, progress: _Progress,
-                improved: bool, config: TrainConfig, fingerprint: dict[str, Any]) -> None:
+def _checkpoint(
+    out_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    progress: _Progress,
+    improved: bool,
+    config: TrainConfig,
+    fingerprint: dict[str, Any],
+) -> None:
     """The best weights (when ``improved``), the last weights with the Adam state, and state.json."""
     if improved:
         _save_weights(out_dir / BEST_FILE, model)
     _save_weights(out_dir / LAST_FILE, model, optimizer)
-    write_json(out_dir / STATE_FILE, {
-        "epoch": progress.history[-1]["epoch"], "best_epoch": progress.best_epoch, "best_val_loss": progress.best_val,
-        "bad_epochs": progress.bad_epochs, "history": progress.history, "train": config.to_dict(),
-        "inputs": fingerprint, "param_groups": optimizer.state_dict()["param_groups"],
-    })
+    write_json(
+        out_dir / STATE_FILE,
+        {
+            "epoch": progress.history[-1]["epoch"],
+            "best_epoch": progress.best_epoch,
+            "best_val_loss": progress.best_val,
+            "bad_epochs": progress.bad_epochs,
+            "history": progress.history,
+            "train": config.to_dict(),
+            "inputs": fingerprint,
+            "param_groups": optimizer.state_dict()["param_groups"],
+        },
+    )
 
 
-def _finish(out_dir: Path, progress: _Progress, seconds: float, config: TrainConfig, info: distributed.DistInfo,
-            amp: bool) -> TrainResult:
+def _finish(
+    out_dir: Path,
+    progress: _Progress,
+    seconds: float,
+    config: TrainConfig,
+    info: distributed.DistInfo,
+    amp: bool,
+) -> TrainResult:
     """The result; rank 0 writes metrics.json and loss.png."""
     distributed.barrier()
     stopped = progress.stopped or progress.bad_epochs >= config.patience
-    result = TrainResult(out_dir, progress.best_epoch, progress.best_val, len(progress.history), progress.stopped,
-                         progress.history, seconds, progress.events_seen / seconds if seconds > 0 else 0.0)
+    result = TrainResult(
+        out_dir,
+        progress.best_epoch,
+        progress.best_val,
+        len(progress.history),
+        progress.stopped,
+        progress.history,
+        seconds,
+        progress.events_seen / seconds if seconds > 0 else 0.0,
+    )
     if info.is_main:
         from offline.ad.plots import plot_loss_curves
 
-        write_json(out_dir / "metrics.json", {
-            "best_epoch": progress.best_epoch, "best_val_loss": progress.best_val,
-            "epochs_run": len(progress.history), "stopped_early": stopped, "seconds": seconds,
-            "events_per_second": result.events_per_second, "world_size": info.world_size,
-            "device": str(info.device), "amp": amp, "history": progress.history,
-        })
+        write_json(
+            out_dir / "metrics.json",
+            {
+                "best_epoch": progress.best_epoch,
+                "best_val_loss": progress.best_val,
+                "epochs_run": len(progress.history),
+                "stopped_early": stopped,
+                "seconds": seconds,
+                "events_per_second": result.events_per_second,
+                "world_size": info.world_size,
+                "device": str(info.device),
+                "amp": amp,
+                "history": progress.history,
+            },
+        )
         plot_loss_curves(progress.history, out_dir / "loss.png")
     distributed.barrier()
     return result

@@ -103,11 +103,15 @@ def train_from_file(
     """
     out_dir = Path(out_dir)
     if stream and config.shuffle_chunk == 0:
-        raise ValueError("streamed training reads contiguous chunks: set shuffle_chunk > 0 (--shuffle-chunk)")
+        raise ValueError(
+            "streamed training reads contiguous chunks: set shuffle_chunk > 0 (--shuffle-chunk)"
+        )
     n = event_count(background)
     split = split_indices(n, config.seed, tuple(fractions))
-    fingerprint = {"background": {"events": n, "sha256": file_sha256(background)},
-                   "split": {"seed": config.seed, "fractions": [float(f) for f in fractions]}}
+    fingerprint = {
+        "background": {"events": n, "sha256": file_sha256(background)},
+        "split": {"seed": config.seed, "fractions": [float(f) for f in fractions]},
+    }
     if resume:
         check_resume(out_dir, config, fingerprint)
     info = distributed.setup(config.device)
@@ -124,8 +128,15 @@ def train_from_file(
     if info.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         pre.save(out_dir / PREPROCESSING_FILE)
-        write_json(out_dir / SPLIT_FILE, {"background": str(background), "seed": config.seed,
-                                          "fractions": list(fractions), "events": n})
+        write_json(
+            out_dir / SPLIT_FILE,
+            {
+                "background": str(background),
+                "seed": config.seed,
+                "fractions": list(fractions),
+                "events": n,
+            },
+        )
     extra = {"background": str(background), "split_fractions": list(fractions)}
     arch, model = build_pair(config)
     return fit_sources(model, train, val, config, out_dir, resume, arch, extra, fingerprint)
@@ -169,18 +180,22 @@ def evaluate_scores(
         curves[name] = (fpr, tpr, a)
         low = tpr_at_fpr(sb, ss, 1e-5, bw, s.weights)
         at_rate = trigger_efficiency_at_rate(b1, b2, s.r1, s.r2, rate_khz, bw, s.weights)
-        rows.append({
-            "signal": name,
-            "events": len(s),
-            "auc": a,
-            "auc_r1": auc(b1, s.r1, bw, s.weights),
-            "auc_r2": auc(b2, s.r2, bw, s.weights),
-            "tpr_at_fpr_1e-5": low.tpr,
-            f"tpr_at_{rate_khz:g}kHz": at_rate.tpr,
-        })
+        rows.append(
+            {
+                "signal": name,
+                "events": len(s),
+                "auc": a,
+                "auc_r1": auc(b1, s.r1, bw, s.weights),
+                "auc_r2": auc(b2, s.r2, bw, s.weights),
+                "tpr_at_fpr_1e-5": low.tpr,
+                f"tpr_at_{rate_khz:g}kHz": at_rate.tpr,
+            }
+        )
     metrics = pd.DataFrame(rows).set_index("signal") if rows else pd.DataFrame()
     dcor_bkg = distance_correlation(b1, b2, bw, max_events=dcor_max_events)
-    scan = abcd_scan(b1, b2, bw, {k: _tuple(v) for k, v in signals.items()}, eps_b, injection, min_region_events)
+    scan = abcd_scan(
+        b1, b2, bw, {k: _tuple(v) for k, v in signals.items()}, eps_b, injection, min_region_events
+    )
     signif = significance_at(scan, working_eps_b)
     sig_tuples = {k: _tuple(v) for k, v in signals.items()}
     rates = rate_points((b1, b2, bw), sig_tuples, tuple(rates_khz), bootstrap)
@@ -188,8 +203,14 @@ def evaluate_scores(
     summary = {
         "ad": {
             "auc": {k: none_if_nan(v) for k, v in metrics["auc"].items()} if rows else {},
-            "tpr_at_fpr_1e-5": {k: none_if_nan(v) for k, v in metrics["tpr_at_fpr_1e-5"].items()} if rows else {},
-            "tpr_at_rate": {k: none_if_nan(v) for k, v in metrics[f"tpr_at_{rate_khz:g}kHz"].items()} if rows else {},
+            "tpr_at_fpr_1e-5": {k: none_if_nan(v) for k, v in metrics["tpr_at_fpr_1e-5"].items()}
+            if rows
+            else {},
+            "tpr_at_rate": {
+                k: none_if_nan(v) for k, v in metrics[f"tpr_at_{rate_khz:g}kHz"].items()
+            }
+            if rows
+            else {},
             "rate_khz": rate_khz,
             "fpr_at_rate": fpr_rate,
             "dcor_background": none_if_nan(dcor_bkg),
@@ -214,13 +235,23 @@ def evaluate_scores(
                 plots["roc"] = plot_roc(curves, tmp / "roc.png", fpr_rate)
             scan.to_csv(tmp / "abcd_scan.csv", index=False)
             x, y = thresholds(b1, b2, bw, working_eps_b)
-            plots["abcd_plane"] = plot_abcd_plane((b1, b2), {k: (v.r1, v.r2) for k, v in signals.items()}, x, y,
-                                                  working_eps_b, tmp / "abcd_plane.png")
+            plots["abcd_plane"] = plot_abcd_plane(
+                (b1, b2),
+                {k: (v.r1, v.r2) for k, v in signals.items()},
+                x,
+                y,
+                working_eps_b,
+                tmp / "abcd_plane.png",
+            )
             plots["closure"] = plot_closure(scan, tmp / "abcd_closure.png")
             if signals:
-                plots["significance"] = plot_significance(scan, tmp / "abcd_significance.png", injection)
-            write_json(tmp / "metrics.json", {**summary, "per_signal": metrics.reset_index().to_dict("records")
-                                              if rows else []})
+                plots["significance"] = plot_significance(
+                    scan, tmp / "abcd_significance.png", injection
+                )
+            write_json(
+                tmp / "metrics.json",
+                {**summary, "per_signal": metrics.reset_index().to_dict("records") if rows else []},
+            )
         plots = {k: out_dir / Path(p).name for k, p in plots.items()}
     return {"metrics": metrics, "abcd": scan, "summary": summary, "plots": plots}
 
@@ -246,11 +277,17 @@ def lambda_scan(
         pre = Preprocessing.load(sub / PREPROCESSING_FILE)
         bkg = score_events(model, pre, test)
         sig = {k: score_events(model, pre, v) for k, v in sig_events.items()}
-        row: dict[str, Any] = {"lambda": float(lam),
-                               "dcor_background": distance_correlation(bkg.r1, bkg.r2, bkg.weights)}
+        row: dict[str, Any] = {
+            "lambda": float(lam),
+            "dcor_background": distance_correlation(bkg.r1, bkg.r2, bkg.weights),
+        }
         for k, s in sig.items():
-            row[f"auc_{k}"] = auc(combined_score(bkg.r1, bkg.r2, bkg.r1, bkg.r2, bkg.weights),
-                                  combined_score(s.r1, s.r2, bkg.r1, bkg.r2, bkg.weights), bkg.weights, s.weights)
+            row[f"auc_{k}"] = auc(
+                combined_score(bkg.r1, bkg.r2, bkg.r1, bkg.r2, bkg.weights),
+                combined_score(s.r1, s.r2, bkg.r1, bkg.r2, bkg.weights),
+                bkg.weights,
+                s.weights,
+            )
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame.to_csv(out_dir / "lambda_scan.csv", index=False)
@@ -258,8 +295,13 @@ def lambda_scan(
     return frame
 
 
-def held_out_scores(checkpoint_dir: str | os.PathLike[str], background: str | os.PathLike[str], seed: int,
-                fractions: Sequence[float] = DEFAULT_FRACTIONS, device: str = "cpu") -> Scores:
+def held_out_scores(
+    checkpoint_dir: str | os.PathLike[str],
+    background: str | os.PathLike[str],
+    seed: int,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    device: str = "cpu",
+) -> Scores:
     """Scores of the held-out test background of ``background`` (the split training used)."""
     checkpoint_dir = Path(checkpoint_dir)
     events, split = load_background(background, seed, fractions)

@@ -1,6 +1,5 @@
 """Event files in the ADC2021 layout, and where events come from."""
 
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

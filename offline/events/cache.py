@@ -29,8 +29,9 @@ class CachedFile:
     metadata: dict[str, Any]
 
 
-def cache_key(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
-              l1: L1Config = DEFAULT_L1) -> str:
+def cache_key(
+    process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1), l1: L1Config = DEFAULT_L1
+) -> str:
     """Short hash of everything that determines a generated file."""
     components = list(MIX_FRACTIONS) if process == "background" else [process]
     payload = {
@@ -46,8 +47,14 @@ def cache_key(process: str, events: int, seed: int, shard: tuple[int, int] = (0,
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cache_path(cache_dir: str | os.PathLike[str], process: str, events: int, seed: int,
-               shard: tuple[int, int] = (0, 1), l1: L1Config = DEFAULT_L1) -> Path:
+def cache_path(
+    cache_dir: str | os.PathLike[str],
+    process: str,
+    events: int,
+    seed: int,
+    shard: tuple[int, int] = (0, 1),
+    l1: L1Config = DEFAULT_L1,
+) -> Path:
     key = cache_key(process, events, seed, shard, l1)
     return Path(cache_dir) / "events" / f"{process}_n{events}_seed{seed}_{key}.h5"
 
@@ -62,12 +69,21 @@ def _usable(path: Path, events: int) -> bool:
 def parts_path(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int) -> Path:
     """The parts directory of the job generating these requests (finished tasks, for resuming)."""
     keys = sorted(cache_key(p, n, seed) for p, n in requests.items())
-    return Path(cache_dir) / "events" / f"job_{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.parts"
+    return (
+        Path(cache_dir)
+        / "events"
+        / f"job_{hashlib.sha256(''.join(keys).encode()).hexdigest()[:16]}.parts"
+    )
 
 
-def cached_generate(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int,
-                    workers: int | None = None, progress: bool = True,
-                    scheduler: str | None = None) -> dict[str, CachedFile]:
+def cached_generate(
+    cache_dir: str | os.PathLike[str],
+    requests: dict[str, int],
+    seed: int,
+    workers: int | None = None,
+    progress: bool = True,
+    scheduler: str | None = None,
+) -> dict[str, CachedFile]:
     """Event files for each (process, events) request: from the cache, or generated in one job and cached.
 
     Finished tasks of the job are kept until every file is written, so an interrupted run resumes.
@@ -75,8 +91,11 @@ def cached_generate(cache_dir: str | os.PathLike[str], requests: dict[str, int],
     paths = {p: cache_path(cache_dir, p, n, seed) for p, n in requests.items()}
     missing = {p: n for p, n in requests.items() if not _usable(paths[p], n)}
     parts = parts_path(cache_dir, missing, seed)
-    generated = generate_many(missing, seed, workers, progress=progress, scheduler=scheduler,
-                              parts=parts) if missing else {}
+    generated = (
+        generate_many(missing, seed, workers, progress=progress, scheduler=scheduler, parts=parts)
+        if missing
+        else {}
+    )
     out = {}
     for process, path in paths.items():
         if process in generated:

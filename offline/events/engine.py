@@ -70,8 +70,10 @@ class PartStore:
         manifest = self.directory / MANIFEST
         if self.directory.exists():
             if not self.directory.is_dir() or not manifest.is_file():
-                raise ValueError(f"{self.directory}: exists and is not an l1ad parts directory (no {MANIFEST}); "
-                                 "move it away or choose another output")
+                raise ValueError(
+                    f"{self.directory}: exists and is not an l1ad parts directory (no {MANIFEST}); "
+                    "move it away or choose another output"
+                )
             try:
                 same = json.loads(manifest.read_text()) == self.job
             except (OSError, ValueError):
@@ -100,7 +102,11 @@ class PartStore:
         try:
             with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
                 particles, weights, stats = data["particles"], data["weights"], data["stats"]
-            if particles.ndim != 3 or weights.shape != (len(particles),) or stats.shape != (len(_STATS),):
+            if (
+                particles.ndim != 3
+                or weights.shape != (len(particles),)
+                or stats.shape != (len(_STATS),)
+            ):
                 raise ValueError("wrong shapes")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)
@@ -135,11 +141,15 @@ def check_scheduler(scheduler: str | None) -> None:
     if scheduler is None or scheduler == "local":
         return
     if not isinstance(scheduler, str) or not scheduler:
-        raise ValueError(f"scheduler must be 'local', a scheduler address or a scheduler file, got {scheduler!r}")
+        raise ValueError(
+            f"scheduler must be 'local', a scheduler address or a scheduler file, got {scheduler!r}"
+        )
     if "://" in scheduler or re.fullmatch(r"[\w.-]+:\d+", scheduler) or Path(scheduler).is_file():
         return
-    raise ValueError(f"scheduler {scheduler!r} is neither 'local', an address (tcp://host:8786) "
-                     "nor an existing scheduler file")
+    raise ValueError(
+        f"scheduler {scheduler!r} is neither 'local', an address (tcp://host:8786) "
+        "nor an existing scheduler file"
+    )
 
 
 @contextlib.contextmanager
@@ -152,8 +162,13 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         if scheduler is None or scheduler == "local":
             # any free port: None still binds the HTTP server to 8787, and a cluster already there (a
             # notebook, another job) would stop this one
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+            )
             client = Client(cluster)
         elif Path(scheduler).is_file():
             client = Client(scheduler_file=scheduler)
@@ -167,7 +182,9 @@ def dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
         # interrupted or failed: what follows is teardown, whose log lines (forgotten keys) say nothing
         logging.getLogger("distributed").setLevel(logging.CRITICAL)
         if cluster is not None:
-            _kill_workers(cluster)  # interrupted: don't wait for tasks in flight (closing would, 5 s each)
+            _kill_workers(
+                cluster
+            )  # interrupted: don't wait for tasks in flight (closing would, 5 s each)
         raise
     finally:
         if cluster is not None:
@@ -181,9 +198,17 @@ def _kill_workers(cluster: Any) -> None:
             os.kill(nanny.pid, signal.SIGKILL)
 
 
-def execute(run: Callable[..., TaskResult], tasks: Sequence[Any], *, workers: int, scheduler: str | None,
-            store: PartStore | None, priority: Sequence[float], advance: Callable[[int], None],
-            events: Callable[[Any], int]) -> tuple[list[TaskResult], int]:
+def execute(
+    run: Callable[..., TaskResult],
+    tasks: Sequence[Any],
+    *,
+    workers: int,
+    scheduler: str | None,
+    store: PartStore | None,
+    priority: Sequence[float],
+    advance: Callable[[int], None],
+    events: Callable[[Any], int],
+) -> tuple[list[TaskResult], int]:
     """Run ``run(task)`` (in-process: ``run(task, advance)``) for every task not in ``store``.
 
     Returns the results in task order, and how many of them were resumed from ``store``.
@@ -213,8 +238,16 @@ def execute(run: Callable[..., TaskResult], tasks: Sequence[Any], *, workers: in
         from distributed import as_completed
 
         with dask_client(scheduler, min(workers, len(pending))) as client:
-            futures = {client.submit(run, tasks[i], key=f"l1ad-task-{i}-{os.urandom(4).hex()}",
-                                     priority=priority[i], pure=False): i for i in pending}
+            futures = {
+                client.submit(
+                    run,
+                    tasks[i],
+                    key=f"l1ad-task-{i}-{os.urandom(4).hex()}",
+                    priority=priority[i],
+                    pure=False,
+                ): i
+                for i in pending
+            }
             for future in as_completed(futures):
                 i = futures[future]
                 keep(i, future.result())

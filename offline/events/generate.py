@@ -73,8 +73,16 @@ from offline.events.schema import process_label
 # Bump when anything changes the generated events (settings, L1 response, seeding): it keys the cache.
 GENERATOR_VERSION = "2"  # 2: MET and jets only for events passing the pre-selection
 # events per CPU second measured here (see above): only orders the tasks, longest first
-_EXPECTED_RATE = {"wlnu": 54, "qcd": 12.8, "zll": 46, "ttbar": 52, "Ato4l": 40, "leptoquark": 44,
-                  "hToTauTau": 19.5, "hChToTauNu": 6.6}
+_EXPECTED_RATE = {
+    "wlnu": 54,
+    "qcd": 12.8,
+    "zll": 46,
+    "ttbar": 52,
+    "Ato4l": 40,
+    "leptoquark": 44,
+    "hToTauTau": 19.5,
+    "hChToTauNu": 6.6,
+}
 _MAX_TRIES_WITHOUT_PASS = 20_000
 
 
@@ -86,13 +94,17 @@ class Task:
     seed: int
     shard: tuple[int, int]
     l1: L1Config = DEFAULT_L1
-    stream: int = 0  # 0: a standalone sample, 1: part of the background mixture (never the same events)
+    stream: int = (
+        0  # 0: a standalone sample, 1: part of the background mixture (never the same events)
+    )
     # generator version 1 (benchmarks only): the full L1 response of every event, then the pre-selection
     baseline: bool = False
 
     def seeds(self) -> tuple[int, np.random.SeedSequence]:
         """Pythia's seed (1..900 000 000) and the L1 response's seed sequence, both from the task's key."""
-        seq = np.random.SeedSequence(self.seed, spawn_key=(*self.shard, self.stream, process_label(self.process), self.index))
+        seq = np.random.SeedSequence(
+            self.seed, spawn_key=(*self.shard, self.stream, process_label(self.process), self.index)
+        )
         pythia_seq, response_seq = seq.spawn(2)
         return int(pythia_seq.generate_state(1)[0]) % 900_000_000 + 1, response_seq
 
@@ -121,8 +133,12 @@ def _hook_class():
         def doVetoProcessLevel(self, process) -> bool:
             for i in range(process.size()):
                 particle = process[i]
-                if (particle.isFinal() and particle.idAbs() in self.pt_min
-                        and particle.pT() > self.pt_min[particle.idAbs()] and abs(particle.eta()) < self.eta_max):
+                if (
+                    particle.isFinal()
+                    and particle.idAbs() in self.pt_min
+                    and particle.pT() > self.pt_min[particle.idAbs()]
+                    and abs(particle.eta()) < self.eta_max
+                ):
                     return False
             self.vetoed += 1
             return True
@@ -146,8 +162,12 @@ def _silence_fastjet_banner() -> None:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 1)
-            parts = ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D")
-            fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)).inclusive_jets()
+            parts = ak.Array(
+                [[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D"
+            )
+            fastjet.ClusterSequence(
+                parts, fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4)
+            ).inclusive_jets()
     finally:
         os.dup2(saved, 1)
         os.close(saved)
@@ -201,13 +221,27 @@ def run_task(task: Task, progress: Callable[[int], None] | None = None) -> TaskR
             raise RuntimeError(f"{task.process}: no event in {generated} passes the pre-selection")
     vetoed = hook.vetoed if hook is not None else 0
     sigma = float(pythia.infoPython().sigmaGen())
-    return TaskResult(np.concatenate(kept_particles), np.concatenate(kept_weights), generated + vetoed, vetoed,
-                      passed, sigma, time.process_time() - started)
+    return TaskResult(
+        np.concatenate(kept_particles),
+        np.concatenate(kept_weights),
+        generated + vetoed,
+        vetoed,
+        passed,
+        sigma,
+        time.process_time() - started,
+    )
 
 
-def make_tasks(process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1),
-               task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1, stream: int = 0,
-               baseline: bool = False) -> list[Task]:
+def make_tasks(
+    process: str,
+    events: int,
+    seed: int,
+    shard: tuple[int, int] = (0, 1),
+    task_size: int = DEFAULT_TASK_SIZE,
+    l1: L1Config = DEFAULT_L1,
+    stream: int = 0,
+    baseline: bool = False,
+) -> list[Task]:
     """The tasks that generate ``events`` events of one process (not ``background``)."""
     get_process(process)
     n_tasks = math.ceil(events / task_size)
@@ -215,7 +249,9 @@ def make_tasks(process: str, events: int, seed: int, shard: tuple[int, int] = (0
     return [Task(process, i, n, seed, shard, l1, stream, baseline) for i, n in enumerate(sizes)]
 
 
-def check_request(process: str, events: int, seed: int, workers: int | None, shard: tuple[int, int]) -> None:
+def check_request(
+    process: str, events: int, seed: int, workers: int | None, shard: tuple[int, int]
+) -> None:
     """Validate user input; raises ValueError naming the bad value."""
     if process not in GENERATABLE:
         raise ValueError(f"unknown process {process!r}; known: {', '.join(GENERATABLE)}")
@@ -246,8 +282,14 @@ def _shard_events(events: int, shard: tuple[int, int]) -> int:
     return events // count + (index < events % count)
 
 
-def _execute(tasks: list[Task], workers: int, progress: bool, description: str, scheduler: str | None,
-             store: PartStore | None) -> tuple[list[TaskResult], int]:
+def _execute(
+    tasks: list[Task],
+    workers: int,
+    progress: bool,
+    description: str,
+    scheduler: str | None,
+    store: PartStore | None,
+) -> tuple[list[TaskResult], int]:
     """Run the tasks (in-process, or on Dask) with a progress bar over accepted events; results in task order."""
     from rich.console import Console
     from rich.progress import (
@@ -258,13 +300,28 @@ def _execute(tasks: list[Task], workers: int, progress: bool, description: str, 
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True, markup=False), disable=not progress) as bar:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(
+        *columns, console=Console(stderr=True, markup=False), disable=not progress
+    ) as bar:
         job = bar.add_task(description, total=sum(t.events for t in tasks))
         # longest tasks first, so that no long task starts last while the other workers idle
         priority = [t.events / _EXPECTED_RATE[t.process] for t in tasks]
-        return execute(run_task, tasks, workers=workers, scheduler=scheduler, store=store, priority=priority,
-                       advance=lambda k: bar.advance(job, k), events=lambda t: t.events)
+        return execute(
+            run_task,
+            tasks,
+            workers=workers,
+            scheduler=scheduler,
+            store=store,
+            priority=priority,
+            advance=lambda k: bar.advance(job, k),
+            events=lambda t: t.events,
+        )
 
 
 def _package_versions() -> dict[str, str]:
@@ -275,8 +332,14 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
-def job_description(requests: dict[str, int], seed: int, shard: tuple[int, int], task_size: int,
-                    l1: L1Config, tasks: list[Task]) -> dict[str, Any]:
+def job_description(
+    requests: dict[str, int],
+    seed: int,
+    shard: tuple[int, int],
+    task_size: int,
+    l1: L1Config,
+    tasks: list[Task],
+) -> dict[str, Any]:
     """Everything that decides a job's events: the manifest of its parts directory."""
     components = sorted({t.process for t in tasks})
     return {
@@ -291,11 +354,18 @@ def job_description(requests: dict[str, int], seed: int, shard: tuple[int, int],
     }
 
 
-def generate_many(requests: dict[str, int], seed: int, workers: int | None = None,
-                  shard: tuple[int, int] = (0, 1), progress: bool = True,
-                  task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
-                  scheduler: str | None = None, parts: str | os.PathLike[str] | None = None,
-                  baseline: bool = False) -> dict[str, Generated]:
+def generate_many(
+    requests: dict[str, int],
+    seed: int,
+    workers: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    task_size: int = DEFAULT_TASK_SIZE,
+    l1: L1Config = DEFAULT_L1,
+    scheduler: str | None = None,
+    parts: str | os.PathLike[str] | None = None,
+    baseline: bool = False,
+) -> dict[str, Generated]:
     """Generate several processes (``background`` = the ADC2021 mixture) as one job of tasks.
 
     ``baseline``: generator version 1 (full L1 response of every event), kept to benchmark
@@ -328,27 +398,50 @@ def generate_many(requests: dict[str, int], seed: int, workers: int | None = Non
     if parts is not None:
         store = PartStore(parts, job_description(requests, seed, shard, task_size, l1, tasks))
     started = time.perf_counter()
-    results, resumed = _execute(tasks, workers, progress, f"generating {', '.join(requests)}", scheduler, store)
+    results, resumed = _execute(
+        tasks, workers, progress, f"generating {', '.join(requests)}", scheduler, store
+    )
     wall = time.perf_counter() - started
     rate = sum(t.events for t in tasks) / wall
-    run = {"workers": workers, "scheduler": scheduler, "baseline": baseline, "wall": wall, "rate": rate,
-           "tasks": len(tasks), "tasks_resumed": resumed}
+    run = {
+        "workers": workers,
+        "scheduler": scheduler,
+        "baseline": baseline,
+        "wall": wall,
+        "rate": rate,
+        "tasks": len(tasks),
+        "tasks_resumed": resumed,
+    }
     return {
-        process: _assemble(process, [(o[1], r) for o, r in zip(owners, results, strict=True) if o[0] == process],
-                           seed, shard, run, l1)
+        process: _assemble(
+            process,
+            [(o[1], r) for o, r in zip(owners, results, strict=True) if o[0] == process],
+            seed,
+            shard,
+            run,
+            l1,
+        )
         for process in parts_of
     }
 
 
-def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, shard: tuple[int, int],
-              run: dict[str, Any], l1: L1Config) -> Generated:
+def _assemble(
+    process: str,
+    results: list[tuple[str, TaskResult]],
+    seed: int,
+    shard: tuple[int, int],
+    run: dict[str, Any],
+    l1: L1Config,
+) -> Generated:
     blocks, stats = [], {}
     for component in dict.fromkeys(c for c, _ in results):
         mine = [r for c, r in results if c == component]
         particles = np.concatenate([r.particles for r in mine])
         weights = np.concatenate([r.weights for r in mine])
         weights *= len(weights) / weights.sum()  # mean weight 1 within each process
-        blocks.append(Events(particles, weights, np.full(len(particles), process_label(component), np.int32)))
+        blocks.append(
+            Events(particles, weights, np.full(len(particles), process_label(component), np.int32))
+        )
         tried, passed = sum(r.tried for r in mine), sum(r.passed for r in mine)
         seconds = sum(r.cpu_seconds for r in mine)
         stats[component] = {
@@ -356,7 +449,8 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
             "generated": tried,
             "prefilter_vetoed": sum(r.vetoed for r in mine),
             "preselection_efficiency": passed / tried,
-            "sigma_mb": float(np.mean([r.sigma_mb for r in mine])) or None,  # 0 when Pythia has no estimate
+            "sigma_mb": float(np.mean([r.sigma_mb for r in mine]))
+            or None,  # 0 when Pythia has no estimate
             "cpu_seconds": seconds,
             "events_per_cpu_s": len(particles) / seconds,
             "effective_events": float(weights.sum() ** 2 / (weights**2).sum()),
@@ -368,7 +462,9 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
         np.concatenate([b.labels for b in blocks]),
     )
     if len(blocks) > 1:  # shuffle the mixture so that any slice of the file is representative
-        order = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*shard, 99))).permutation(len(events))
+        order = np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(*shard, 99))
+        ).permutation(len(events))
         events = events[order]
     meta = {
         "process": process,
@@ -379,7 +475,9 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
         "workers": run["workers"],
         "scheduler": run["scheduler"],
         "tasks": run["tasks"],
-        "tasks_resumed": run["tasks_resumed"],  # finished tasks taken from the parts directory of a killed job
+        "tasks_resumed": run[
+            "tasks_resumed"
+        ],  # finished tasks taken from the parts directory of a killed job
         "events": len(events),
         "components": stats,
         "mix_fractions": MIX_FRACTIONS if process == "background" else None,
@@ -388,24 +486,50 @@ def _assemble(process: str, results: list[tuple[str, TaskResult]], seed: int, sh
         "l1_config": l1.to_dict(),
         "package_versions": _package_versions(),
         "wall_seconds": run["wall"],
-        "events_per_s": run["rate"],  # accepted events per wall-clock second of the whole generation call
+        "events_per_s": run[
+            "rate"
+        ],  # accepted events per wall-clock second of the whole generation call
     }
     return Generated(events, meta)
 
 
-def generate(process: str, events: int, seed: int, workers: int | None = None,
-             shard: tuple[int, int] = (0, 1), progress: bool = True,
-             task_size: int = DEFAULT_TASK_SIZE, l1: L1Config = DEFAULT_L1,
-             scheduler: str | None = None, baseline: bool = False) -> Generated:
+def generate(
+    process: str,
+    events: int,
+    seed: int,
+    workers: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    task_size: int = DEFAULT_TASK_SIZE,
+    l1: L1Config = DEFAULT_L1,
+    scheduler: str | None = None,
+    baseline: bool = False,
+) -> Generated:
     """Generate ``events`` events of one process (or the ``background`` mixture)."""
-    return generate_many({process: events}, seed, workers, shard, progress, task_size, l1, scheduler,
-                         baseline=baseline)[process]
+    return generate_many(
+        {process: events},
+        seed,
+        workers,
+        shard,
+        progress,
+        task_size,
+        l1,
+        scheduler,
+        baseline=baseline,
+    )[process]
 
 
-def generate_to_file(out: str | os.PathLike[str], process: str, events: int, seed: int,
-                     workers: int | None = None, shard: tuple[int, int] = (0, 1),
-                     progress: bool = True, task_size: int = DEFAULT_TASK_SIZE,
-                     scheduler: str | None = None) -> Generated:
+def generate_to_file(
+    out: str | os.PathLike[str],
+    process: str,
+    events: int,
+    seed: int,
+    workers: int | None = None,
+    shard: tuple[int, int] = (0, 1),
+    progress: bool = True,
+    task_size: int = DEFAULT_TASK_SIZE,
+    scheduler: str | None = None,
+) -> Generated:
     """Generate and write one event file (atomically), keeping finished tasks in ``OUT.parts`` until then."""
     out = Path(out)
     check_request(process, events, seed, workers, shard)
@@ -415,8 +539,9 @@ def generate_to_file(out: str | os.PathLike[str], process: str, events: int, see
     if isinstance(task_size, bool) or not isinstance(task_size, int) or task_size < 1:
         raise ValueError(f"task size must be a positive integer, got {task_size!r}")
     parts = parts_directory_for(out)
-    result = generate_many({process: events}, seed, workers, shard, progress, task_size, DEFAULT_L1,
-                           scheduler, parts)[process]
+    result = generate_many(
+        {process: events}, seed, workers, shard, progress, task_size, DEFAULT_L1, scheduler, parts
+    )[process]
     write_events(out, result.events, result.metadata)
     remove_parts(parts)
     return result

@@ -75,7 +75,9 @@ class Events:
 def flatten_features(particles: np.ndarray) -> np.ndarray:
     """(N, 19, 4) particles -> (N, 57) features, dropping the class column."""
     if particles.ndim != 3 or particles.shape[1:] != (N_OBJECTS, N_COLUMNS):
-        raise ValueError(f"particles must have shape (N, {N_OBJECTS}, {N_COLUMNS}), got {particles.shape}")
+        raise ValueError(
+            f"particles must have shape (N, {N_OBJECTS}, {N_COLUMNS}), got {particles.shape}"
+        )
     return particles[:, :, :3].reshape(len(particles), N_FEATURES)
 
 
@@ -118,18 +120,26 @@ def _check_layout(path: Path, f: h5py.File) -> int:
         raise EventFileError(path, f"{PARTICLES_DATASET!r} is a group, expected a dataset")
     if ds.ndim != 3 or ds.shape[1:] != (N_OBJECTS, N_COLUMNS):
         raise EventFileError(
-            path, f"dataset {PARTICLES_DATASET!r} has shape {ds.shape}, expected (N, {N_OBJECTS}, {N_COLUMNS})"
+            path,
+            f"dataset {PARTICLES_DATASET!r} has shape {ds.shape}, expected (N, {N_OBJECTS}, {N_COLUMNS})",
         )
     if ds.dtype.kind != "f":
-        raise EventFileError(path, f"dataset {PARTICLES_DATASET!r} has dtype {ds.dtype}, expected float32")
+        raise EventFileError(
+            path, f"dataset {PARTICLES_DATASET!r} has dtype {ds.dtype}, expected float32"
+        )
     n = ds.shape[0]
     if n == 0:
         raise EventFileError(path, "file holds no events (Particles has 0 rows)")
     for name in (WEIGHTS_DATASET, LABELS_DATASET):
         if name in f and f[name].shape != (n,):
-            raise EventFileError(path, f"dataset {name!r} has shape {f[name].shape}, expected ({n},)")
+            raise EventFileError(
+                path, f"dataset {name!r} has shape {f[name].shape}, expected ({n},)"
+            )
     if LABELS_DATASET in f and f[LABELS_DATASET].dtype.kind not in "iu":
-        raise EventFileError(path, f"dataset {LABELS_DATASET!r} has dtype {f[LABELS_DATASET].dtype}, expected integers")
+        raise EventFileError(
+            path,
+            f"dataset {LABELS_DATASET!r} has dtype {f[LABELS_DATASET].dtype}, expected integers",
+        )
     return n
 
 
@@ -149,7 +159,9 @@ def _read_block(path: Path, f: h5py.File, start: int, stop: int) -> Events:
         bad = (labels < 0) | (labels >= len(PROCESSES))
         if bad.any():
             first = start + int(np.flatnonzero(bad)[0])
-            raise EventFileError(path, f"label {labels[bad][0]} of event {first} is not a known process")
+            raise EventFileError(
+                path, f"label {labels[bad][0]} of event {first} is not a known process"
+            )
     return Events(particles, weights, labels)
 
 
@@ -177,7 +189,12 @@ def physics_problems(particles: np.ndarray) -> tuple[int, str] | None:
         ("pT", 0, lambda v: v < 0, "is negative"),
         ("eta", 1, lambda v: np.abs(v) > ETA_LIMIT, f"is outside [-{ETA_LIMIT:g}, {ETA_LIMIT:g}]"),
         ("phi", 2, lambda v: np.abs(v) > np.pi + PHI_TOLERANCE, "is outside [-pi, pi]"),
-        ("class", 3, lambda v: ~np.isin(v, CLASS_CODES), f"is not one of {', '.join(map(str, CLASS_CODES))}"),
+        (
+            "class",
+            3,
+            lambda v: ~np.isin(v, CLASS_CODES),
+            f"is not one of {', '.join(map(str, CLASS_CODES))}",
+        ),
     )
     for field, column, is_bad, problem in checks:
         bad = is_bad(particles[..., column])
@@ -191,7 +208,9 @@ def _check_physical(path: Path, particles: np.ndarray, start: int) -> None:
     found = physics_problems(particles)
     if found is not None:
         event, problem = found
-        raise EventFileError(path, f"event {start + event}: {problem} (dataset {PARTICLES_DATASET!r})")
+        raise EventFileError(
+            path, f"event {start + event}: {problem} (dataset {PARTICLES_DATASET!r})"
+        )
 
 
 def event_count(path: str | os.PathLike[str]) -> int:
@@ -202,7 +221,10 @@ def event_count(path: str | os.PathLike[str]) -> int:
 
 
 def iter_events(
-    path: str | os.PathLike[str], chunk_size: int = DEFAULT_CHUNK, start: int = 0, stop: int | None = None
+    path: str | os.PathLike[str],
+    chunk_size: int = DEFAULT_CHUNK,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[Events]:
     """Yield validated blocks of at most ``chunk_size`` events from ``path``."""
     path = Path(path)
@@ -231,7 +253,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, TypeError) as err:
-        raise EventFileError(path, f"attribute {METADATA_ATTR!r} is not valid JSON: {err}") from None
+        raise EventFileError(
+            path, f"attribute {METADATA_ATTR!r} is not valid JSON: {err}"
+        ) from None
     if not isinstance(data, dict):
         raise EventFileError(path, f"attribute {METADATA_ATTR!r} must hold a JSON object")
     return data
@@ -241,7 +265,9 @@ def validate_events(events: Events, where: str = "events") -> None:
     """Check shapes and values before writing; raises ValueError naming the problem."""
     p = events.particles
     if p.ndim != 3 or p.shape[1:] != (N_OBJECTS, N_COLUMNS):
-        raise ValueError(f"{where}: particles must have shape (N, {N_OBJECTS}, {N_COLUMNS}), got {p.shape}")
+        raise ValueError(
+            f"{where}: particles must have shape (N, {N_OBJECTS}, {N_COLUMNS}), got {p.shape}"
+        )
     if not np.isfinite(p).all():
         raise ValueError(f"{where}: particles hold NaN or inf")
     found = physics_problems(p)
@@ -265,16 +291,31 @@ def write_events(
         # Checksums make damage a read error instead of wrong values: Fletcher-32 on every data
         # chunk, and the HDF5 1.10 file format (libver "v110"): checksummed metadata and chunk indexes.
         with h5py.File(tmp, "w", libver="v110") as f:
-            f.create_dataset(PARTICLES_DATASET, data=events.particles.astype(np.float32), chunks=True,
-                             compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
+            f.create_dataset(
+                PARTICLES_DATASET,
+                data=events.particles.astype(np.float32),
+                chunks=True,
+                compression="gzip",
+                compression_opts=4,
+                shuffle=True,
+                fletcher32=True,
+            )
             f.create_dataset("Particles_Names", data=np.array(COLUMN_NAMES, dtype="S"))
             f.create_dataset("Particles_Classes", data=np.array(CLASS_NAMES, dtype="S"))
             if events.weights is not None:
-                f.create_dataset(WEIGHTS_DATASET, data=events.weights.astype(np.float64), chunks=True,
-                                 fletcher32=True)
+                f.create_dataset(
+                    WEIGHTS_DATASET,
+                    data=events.weights.astype(np.float64),
+                    chunks=True,
+                    fletcher32=True,
+                )
             if events.labels is not None:
-                f.create_dataset(LABELS_DATASET, data=events.labels.astype(np.int32), chunks=True,
-                                 fletcher32=True)
+                f.create_dataset(
+                    LABELS_DATASET,
+                    data=events.labels.astype(np.int32),
+                    chunks=True,
+                    fletcher32=True,
+                )
                 f.attrs["label_names"] = json.dumps(list(PROCESSES))
             if metadata is not None:
                 f.attrs[METADATA_ATTR] = json.dumps(metadata, sort_keys=True)

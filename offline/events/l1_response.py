@@ -124,7 +124,9 @@ class _Flat:
         return _Flat(self.event[mask], self.pt[mask], self.eta[mask], self.phi[mask])
 
 
-def _kinematics(px: np.ndarray, py: np.ndarray, pz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _kinematics(
+    px: np.ndarray, py: np.ndarray, pz: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pt = np.hypot(px, py)
     eta = np.arcsinh(np.divide(pz, pt, out=np.zeros_like(pz), where=pt > 0))
     return pt, eta, np.arctan2(py, px)
@@ -153,7 +155,9 @@ def _cluster(parts: ak.Array, radius: float, min_pt: float) -> _Flat:
 def _momenta(p4: tuple[np.ndarray, ...], event: np.ndarray, mask: np.ndarray, n: int) -> ak.Array:
     """Jagged (per-event) four-momenta of the masked flat particles, for FastJet."""
     fields = {name: c[mask] for name, c in zip(("px", "py", "pz", "E"), p4, strict=True)}
-    return ak.unflatten(ak.zip(fields, with_name="Momentum4D"), np.bincount(event[mask], minlength=n))
+    return ak.unflatten(
+        ak.zip(fields, with_name="Momentum4D"), np.bincount(event[mask], minlength=n)
+    )
 
 
 def _isolation(objects: _Flat, cands: _Flat, offsets: np.ndarray, cone: float) -> np.ndarray:
@@ -163,19 +167,29 @@ def _isolation(objects: _Flat, cands: _Flat, offsets: np.ndarray, cone: float) -
     start, stop = offsets[objects.event], offsets[objects.event + 1]
     sizes = stop - start
     obj_index = np.repeat(np.arange(len(objects.pt)), sizes)
-    part_index = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(start, sizes)
+    part_index = (
+        np.arange(sizes.sum())
+        - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        + np.repeat(start, sizes)
+    )
     deta = objects.eta[obj_index] - cands.eta[part_index]
     dphi = _delta_phi(objects.phi[obj_index], cands.phi[part_index])
     inside = deta * deta + dphi * dphi < cone * cone
-    return np.bincount(obj_index[inside], weights=cands.pt[part_index][inside], minlength=len(objects.pt))
+    return np.bincount(
+        obj_index[inside], weights=cands.pt[part_index][inside], minlength=len(objects.pt)
+    )
 
 
-def relative_isolation(objects: _Flat, cands: _Flat, offsets: np.ndarray, cone: float) -> np.ndarray:
+def relative_isolation(
+    objects: _Flat, cands: _Flat, offsets: np.ndarray, cone: float
+) -> np.ndarray:
     """(sum pT within the cone - own pT) / own pT."""
     return (_isolation(objects, cands, offsets, cone) - objects.pt) / np.maximum(objects.pt, 1e-9)
 
 
-def _isolated(objects: _Flat, cands: _Flat | None, offsets: np.ndarray | None, config: L1Config) -> _Flat:
+def _isolated(
+    objects: _Flat, cands: _Flat | None, offsets: np.ndarray | None, config: L1Config
+) -> _Flat:
     if config.iso_max is None or cands is None or offsets is None:
         return objects
     return objects[relative_isolation(objects, cands, offsets, config.iso_cone) < config.iso_max]
@@ -217,8 +231,14 @@ def _fill_rows(out: np.ndarray, obj: str, objects: _Flat) -> None:
     out[e, r, 3] = code
 
 
-def _respond(objects: _Flat, resolution: tuple[float, float], pt_min: float, eta_max: float,
-             config: L1Config, rng: np.random.Generator) -> _Flat:
+def _respond(
+    objects: _Flat,
+    resolution: tuple[float, float],
+    pt_min: float,
+    eta_max: float,
+    config: L1Config,
+    rng: np.random.Generator,
+) -> _Flat:
     """Smear, quantise, then apply threshold and acceptance."""
     pt = quantize(_smear(objects.pt, resolution, rng), config.lsb["pt"])
     eta = quantize(objects.eta, config.lsb["eta"])
@@ -247,15 +267,30 @@ class _FinalState:
         absid = np.abs(ak.to_numpy(ak.flatten(final.id)))
         px, py, pz, e = (ak.to_numpy(ak.flatten(final.p[c])) for c in ("px", "py", "pz", "e"))
         pt, eta, phi = _kinematics(px, py, pz)
-        return cls(len(batch), np.repeat(np.arange(len(batch)), counts), absid, (px, py, pz, e), pt, eta, phi)
+        return cls(
+            len(batch),
+            np.repeat(np.arange(len(batch)), counts),
+            absid,
+            (px, py, pz, e),
+            pt,
+            eta,
+            phi,
+        )
 
     def select(self, events: np.ndarray) -> _FinalState:
         """The particles of the given events (sorted indices), renumbered 0..len(events)-1."""
         new_index = np.full(self.n, -1)
         new_index[events] = np.arange(len(events))
         keep = new_index[self.event] >= 0
-        return _FinalState(len(events), new_index[self.event[keep]], self.absid[keep],
-                           tuple(c[keep] for c in self.p4), self.pt[keep], self.eta[keep], self.phi[keep])
+        return _FinalState(
+            len(events),
+            new_index[self.event[keep]],
+            self.absid[keep],
+            tuple(c[keep] for c in self.p4),
+            self.pt[keep],
+            self.eta[keep],
+            self.phi[keep],
+        )
 
     @property
     def visible(self) -> np.ndarray:
@@ -287,29 +322,45 @@ def _leptons(fs: _FinalState, config: L1Config, rng: np.random.Generator) -> tup
     # isolation cone contents: visible particles near the central region, grouped by event
     iso_parts = iso_offsets = None
     if config.iso_max is not None:
-        iso_mask = fs.visible & (np.abs(fs.eta) < max(config.egamma_eta_max, config.muon_eta_max) + config.iso_cone)
+        iso_mask = fs.visible & (
+            np.abs(fs.eta) < max(config.egamma_eta_max, config.muon_eta_max) + config.iso_cone
+        )
         iso_parts = fs.flat(iso_mask)
         iso_offsets = np.concatenate([[0], np.cumsum(np.bincount(iso_parts.event, minlength=fs.n))])
     is_muon = fs.absid == 13
-    mu_mask = is_muon & (np.abs(fs.eta) < config.muon_eta_max + 0.1) & (fs.pt > 0.5 * config.muon_pt_min)
+    mu_mask = (
+        is_muon & (np.abs(fs.eta) < config.muon_eta_max + 0.1) & (fs.pt > 0.5 * config.muon_pt_min)
+    )
     muons = _isolated(fs.flat(mu_mask), iso_parts, iso_offsets, config)
-    muons = _respond(muons, config.muon_resolution, config.muon_pt_min, config.muon_eta_max, config, rng)
+    muons = _respond(
+        muons, config.muon_resolution, config.muon_pt_min, config.muon_eta_max, config, rng
+    )
     is_em = (fs.absid == 11) | (fs.absid == 22)
     em_mask = is_em & (np.abs(fs.eta) < config.egamma_eta_max + config.egamma_cluster_r)
-    clusters = _cluster(_momenta(fs.p4, fs.event, em_mask, fs.n), config.egamma_cluster_r, 0.5 * config.egamma_pt_min)
+    clusters = _cluster(
+        _momenta(fs.p4, fs.event, em_mask, fs.n),
+        config.egamma_cluster_r,
+        0.5 * config.egamma_pt_min,
+    )
     clusters = _isolated(clusters, iso_parts, iso_offsets, config)
-    clusters = _respond(clusters, config.egamma_resolution, config.egamma_pt_min, config.egamma_eta_max, config, rng)
+    clusters = _respond(
+        clusters, config.egamma_resolution, config.egamma_pt_min, config.egamma_eta_max, config, rng
+    )
     return muons, clusters
 
 
 def _jets(fs: _FinalState, config: L1Config, rng: np.random.Generator) -> _Flat:
     """L1 jets: anti-kT R = 0.4 on visible particles but muons, smeared, quantised, in acceptance."""
     jet_mask = fs.visible & (fs.absid != 13) & (np.abs(fs.eta) < config.calo_eta_max)
-    jets = _cluster(_momenta(fs.p4, fs.event, jet_mask, fs.n), config.jet_r, 0.5 * config.jet_pt_min)
+    jets = _cluster(
+        _momenta(fs.p4, fs.event, jet_mask, fs.n), config.jet_r, 0.5 * config.jet_pt_min
+    )
     return _respond(jets, config.jet_resolution, config.jet_pt_min, config.jet_eta_max, config, rng)
 
 
-def l1_objects(batch: ak.Array, rng: np.random.Generator, config: L1Config = DEFAULT_L1) -> np.ndarray:
+def l1_objects(
+    batch: ak.Array, rng: np.random.Generator, config: L1Config = DEFAULT_L1
+) -> np.ndarray:
     """Pythia events (``nextBatch`` output) -> L1 objects, (N, 19, 4) float32 in the ADC2021 layout.
 
     Every event gets its full response. The generator uses :func:`preselected_l1_objects`,
@@ -328,8 +379,9 @@ def l1_objects(batch: ak.Array, rng: np.random.Generator, config: L1Config = DEF
     return out
 
 
-def preselected_l1_objects(batch: ak.Array, rng: np.random.Generator,
-                           config: L1Config = DEFAULT_L1) -> tuple[np.ndarray, np.ndarray]:
+def preselected_l1_objects(
+    batch: ak.Array, rng: np.random.Generator, config: L1Config = DEFAULT_L1
+) -> tuple[np.ndarray, np.ndarray]:
     """L1 objects of the events passing the pre-selection, and those events' indices in the batch.
 
     The pre-selection needs only the e/gamma and muon objects, so they are made first, for
@@ -342,8 +394,12 @@ def preselected_l1_objects(batch: ak.Array, rng: np.random.Generator,
     if fs.n == 0:
         return np.zeros((0, N_OBJECTS, N_COLUMNS), dtype=np.float32), np.zeros(0, dtype=np.int64)
     muons, clusters = _leptons(fs, config, rng)
-    hard = np.concatenate([muons.event[muons.pt > config.preselection_pt],
-                           clusters.event[clusters.pt > config.preselection_pt]])
+    hard = np.concatenate(
+        [
+            muons.event[muons.pt > config.preselection_pt],
+            clusters.event[clusters.pt > config.preselection_pt],
+        ]
+    )
     passed = np.unique(hard)
     old_to_new = np.full(fs.n, -1)
     old_to_new[passed] = np.arange(len(passed))

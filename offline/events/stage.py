@@ -56,7 +56,11 @@ def prepare_samples(
         event_count(path)  # validates the file, names it if bad
     requests = {BACKGROUND: background_events} | {s: signal_events for s in signals}
     requests = {p: n for p, n in requests.items() if p not in given}
-    files = cached_generate(cache_dir, requests, seed, workers, progress=True, scheduler=scheduler) if requests else {}
+    files = (
+        cached_generate(cache_dir, requests, seed, workers, progress=True, scheduler=scheduler)
+        if requests
+        else {}
+    )
     paths = {p: f.path for p, f in files.items()} | given
 
     out_dir = Path(out_dir)
@@ -71,18 +75,24 @@ def prepare_samples(
         counts[sample] = summary.events
         components = meta.get("components", {})
         for name, stats in components.items():
-            rows.append({
-                "sample": sample,
-                "process": name,
-                "events": stats["events"],
-                "generated": stats["generated"],
-                "pre-selection efficiency": stats["preselection_efficiency"],
-                "events/s per core": stats["events_per_cpu_s"],
-                "effective events": stats["effective_events"],
-                "source": "cache" if sample in files and files[sample].from_cache else "generated",
-            })
+            rows.append(
+                {
+                    "sample": sample,
+                    "process": name,
+                    "events": stats["events"],
+                    "generated": stats["generated"],
+                    "pre-selection efficiency": stats["preselection_efficiency"],
+                    "events/s per core": stats["events_per_cpu_s"],
+                    "effective events": stats["effective_events"],
+                    "source": "cache"
+                    if sample in files and files[sample].from_cache
+                    else "generated",
+                }
+            )
         if not components:
-            rows.append({"sample": sample, "process": "-", "events": summary.events, "source": str(path)})
+            rows.append(
+                {"sample": sample, "process": "-", "events": summary.events, "source": str(path)}
+            )
         if "events_per_s" in meta:
             time_per_event += summary.events / meta["events_per_s"]
         plots[sample] = plot_summary(summary, out_dir, label=sample)
@@ -95,6 +105,9 @@ def prepare_samples(
         plots=plots,
         events_per_s=sum(counts.values()) / time_per_event if time_per_event else None,
         from_cache=all(f.from_cache for f in files.values()) if files else None,
-        preselection_efficiency={r["process"]: r["pre-selection efficiency"] for r in rows
-                                 if "pre-selection efficiency" in r},
+        preselection_efficiency={
+            r["process"]: r["pre-selection efficiency"]
+            for r in rows
+            if "pre-selection efficiency" in r
+        },
     )

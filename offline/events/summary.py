@@ -23,7 +23,12 @@ BINS = {
     "phi": (np.arange(-18, 19) - 0.5 / 4) * _PHI_STEP,
 }
 COLUMNS = {"pt": 0, "eta": 1, "phi": 2}
-_COLORS = ("black", "tab:orange", "tab:blue", "tab:green")  # one colour per object type in every plot
+_COLORS = (
+    "black",
+    "tab:orange",
+    "tab:blue",
+    "tab:green",
+)  # one colour per object type in every plot
 
 
 @dataclass
@@ -37,7 +42,9 @@ class EventSummary:
     weight_max: float = -np.inf
     has_weights: bool = False
     label_counts: dict[str, int] = field(default_factory=dict)
-    multiplicity: dict[str, np.ndarray] = field(default_factory=dict)  # counts of events with k objects
+    multiplicity: dict[str, np.ndarray] = field(
+        default_factory=dict
+    )  # counts of events with k objects
     minimum: dict[tuple[str, str], float] = field(default_factory=dict)
     maximum: dict[tuple[str, str], float] = field(default_factory=dict)
     histograms: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
@@ -51,7 +58,9 @@ class EventSummary:
             row = {
                 "object": obj,
                 "max per event": count,
-                "mean multiplicity": float((mult * np.arange(count + 1)).sum() / max(self.events, 1)),
+                "mean multiplicity": float(
+                    (mult * np.arange(count + 1)).sum() / max(self.events, 1)
+                ),
                 "events with >=1": int(mult[1:].sum()),
             }
             for var in COLUMNS:
@@ -79,7 +88,9 @@ def summarize(path: str | os.PathLike[str], chunk_size: int = 200_000) -> EventS
         if block.labels is not None:
             ids, counts = np.unique(block.labels, return_counts=True)
             for i, c in zip(ids, counts, strict=True):
-                summary.label_counts[PROCESSES[i]] = summary.label_counts.get(PROCESSES[i], 0) + int(c)
+                summary.label_counts[PROCESSES[i]] = summary.label_counts.get(
+                    PROCESSES[i], 0
+                ) + int(c)
         for obj, (first, count, _) in OBJECT_ROWS.items():
             rows = block.particles[:, first : first + count]
             present = rows[:, :, 0] > 0
@@ -89,13 +100,19 @@ def summarize(path: str | os.PathLike[str], chunk_size: int = 200_000) -> EventS
                 values = rows[:, :, col][present]
                 if values.size:
                     key = (obj, var)
-                    summary.minimum[key] = min(summary.minimum.get(key, np.inf), float(values.min()))
-                    summary.maximum[key] = max(summary.maximum.get(key, -np.inf), float(values.max()))
+                    summary.minimum[key] = min(
+                        summary.minimum.get(key, np.inf), float(values.min())
+                    )
+                    summary.maximum[key] = max(
+                        summary.maximum.get(key, -np.inf), float(values.max())
+                    )
                     summary.histograms[key] += np.histogram(values, BINS[var], weights=weights)[0]
     return summary
 
 
-def plot_summary(summary: EventSummary, out_dir: str | os.PathLike[str], label: str | None = None) -> list[Path]:
+def plot_summary(
+    summary: EventSummary, out_dir: str | os.PathLike[str], label: str | None = None
+) -> list[Path]:
     """PNG histograms: pT, eta, phi and multiplicity of each object type."""
     import mplhep
 
@@ -120,7 +137,9 @@ def plot_summary(summary: EventSummary, out_dir: str | os.PathLike[str], label: 
     fig, ax = new_figure()
     for color, (obj, (_, count, _)) in zip(_COLORS, OBJECT_ROWS.items(), strict=True):
         if obj != "met":
-            mplhep.histplot(summary.multiplicity[obj], np.arange(count + 2) - 0.5, ax=ax, label=obj, color=color)
+            mplhep.histplot(
+                summary.multiplicity[obj], np.arange(count + 2) - 0.5, ax=ax, label=obj, color=color
+            )
     ax.set_xlabel("objects per event")
     ax.set_ylabel("events")
     ax.set_title(label, fontsize=14)

@@ -87,7 +87,9 @@ def alpha_permutations(geometry: Geometry) -> np.ndarray:
     """
     n_alpha = {layer.n_alpha for layer in geometry.layers if layer.n_alpha > 1}
     if len(n_alpha) > 1:
-        raise ValueError(f"{geometry.name}: layers have different α binnings {sorted(n_alpha)}; cannot rotate them together")
+        raise ValueError(
+            f"{geometry.name}: layers have different α binnings {sorted(n_alpha)}; cannot rotate them together"
+        )
     na = n_alpha.pop() if n_alpha else 1
     perms = []
     for reflect in (False, True):
@@ -104,7 +106,9 @@ def alpha_permutations(geometry: Geometry) -> np.ndarray:
 
 def layer_energies(showers: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(N, n_layers) energy per layer."""
-    return np.stack([showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1)
+    return np.stack(
+        [showers[:, geometry.layer_slice(i)].sum(axis=1) for i in range(geometry.n_layers)], axis=1
+    )
 
 
 def _layer_rings(geometry: Geometry, i: int) -> np.ndarray:
@@ -147,7 +151,9 @@ class ShowerTransform:
     log_e_max: float
     layers: ConditionalMarginals  # of the layer vector, one "ring" per dimension, given E
     voxels: list[ConditionalMarginals]  # per layer: its voxel fractions per (r) ring, given E_i
-    layer_calibration: LatentCalibration | None = None  # of a sampler's latents (ShowerDiffusion.calibrate)
+    layer_calibration: LatentCalibration | None = (
+        None  # of a sampler's latents (ShowerDiffusion.calibrate)
+    )
     voxel_calibration: list[LatentCalibration] | None = None
 
     @staticmethod
@@ -160,7 +166,9 @@ class ShowerTransform:
         return np.log10(np.maximum(layer_energy, 1e-3))
 
     @classmethod
-    def fit(cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS) -> ShowerTransform:
+    def fit(
+        cls, energies: np.ndarray, showers: np.ndarray, geometry: Geometry = DATASET1_PHOTONS
+    ) -> ShowerTransform:
         data = validate_showers(energies, showers, geometry, where="training showers")
         energies, showers = data.incident_energies, data.showers
         log_e = np.log(energies)
@@ -170,14 +178,21 @@ class ShowerTransform:
         el, values, frac = _model_values(energies, showers, geometry)
         layers = ConditionalMarginals.fit(cond, values, np.arange(geometry.n_layers), bins)
         voxels = [
-            ConditionalMarginals.fit(cls.layer_condition(el[:, i]), frac[:, geometry.layer_slice(i)], _layer_rings(geometry, i), bins)
+            ConditionalMarginals.fit(
+                cls.layer_condition(el[:, i]),
+                frac[:, geometry.layer_slice(i)],
+                _layer_rings(geometry, i),
+                bins,
+            )
             for i in range(geometry.n_layers)
         ]
         return cls(geometry.n_layers, lo, hi, layers, voxels)
 
     def condition(self, energies: np.ndarray) -> np.ndarray:
         """ln E scaled to [-1, 1] over the training range, shape (N, 1)."""
-        return self._scaled_log_e(np.asarray(energies, dtype=np.float64), self.log_e_min, self.log_e_max).reshape(-1, 1)
+        return self._scaled_log_e(
+            np.asarray(energies, dtype=np.float64), self.log_e_min, self.log_e_max
+        ).reshape(-1, 1)
 
     def forward(
         self, energies: np.ndarray, showers: np.ndarray, geometry: Geometry, seed: int = 0
@@ -189,7 +204,9 @@ class ShowerTransform:
         vx = np.empty_like(frac)
         for i, table in enumerate(self.voxels):
             sl = geometry.layer_slice(i)
-            vx[:, sl] = table.to_latent(self.layer_condition(el[:, i]), frac[:, sl], _layer_rings(geometry, i), rng)
+            vx[:, sl] = table.to_latent(
+                self.layer_condition(el[:, i]), frac[:, sl], _layer_rings(geometry, i), rng
+            )
         return lx, vx
 
     def latent_layer_energies(self, energies: np.ndarray, layer_x: np.ndarray) -> np.ndarray:
@@ -210,14 +227,20 @@ class ShowerTransform:
         el[:, -1] = rest
         return el
 
-    def inverse(self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry) -> np.ndarray:
+    def inverse(
+        self, energies: np.ndarray, layer_x: np.ndarray, voxel_x: np.ndarray, geometry: Geometry
+    ) -> np.ndarray:
         """Back to voxel energies in MeV: non-negative, per-layer sums = layer energies, Σ = E_tot ≤ E
         (the float32 result, summed in any order: :func:`deposits_as_float32`)."""
         energies = np.asarray(energies, dtype=np.float64).reshape(-1)
         el = self.latent_layer_energies(energies, layer_x)
         out = np.empty(voxel_x.shape)
         for i, table in enumerate(self.voxels):
-            sl, rings, c = geometry.layer_slice(i), _layer_rings(geometry, i), self.layer_condition(el[:, i])
+            sl, rings, c = (
+                geometry.layer_slice(i),
+                _layer_rings(geometry, i),
+                self.layer_condition(el[:, i]),
+            )
             x = voxel_x[:, sl]
             if self.voxel_calibration is not None:
                 x = self.voxel_calibration[i].apply(c, x, rings)
@@ -228,13 +251,24 @@ class ShowerTransform:
         return deposits_as_float32(out, energies)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
-        d = {"scalars": torch.tensor([self.n_layers, self.log_e_min, self.log_e_max], dtype=torch.float64)}
+        d = {
+            "scalars": torch.tensor(
+                [self.n_layers, self.log_e_min, self.log_e_max], dtype=torch.float64
+            )
+        }
         tables = {"layers": self.layers, "layer_calibration": self.layer_calibration}
         tables.update({f"voxels{i}": t for i, t in enumerate(self.voxels)})
-        tables.update({f"voxel_calibration{i}": t for i, t in enumerate(self.voxel_calibration or [])})
+        tables.update(
+            {f"voxel_calibration{i}": t for i, t in enumerate(self.voxel_calibration or [])}
+        )
         for name, table in tables.items():
             if table is not None:
-                d.update({f"{name}.{k}": torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in asdict(table).items()})
+                d.update(
+                    {
+                        f"{name}.{k}": torch.as_tensor(np.asarray(v, dtype=np.float64))
+                        for k, v in asdict(table).items()
+                    }
+                )
         return d
 
     @classmethod
@@ -242,10 +276,14 @@ class ShowerTransform:
         s = d["scalars"].tolist()
         n_layers = int(s[0])
         if f"voxels{n_layers - 1}.empty" not in d:
-            raise ValueError("shower model saved by an older l1ad (no per-layer Gaussianisation tables); retrain it")
+            raise ValueError(
+                "shower model saved by an older l1ad (no per-layer Gaussianisation tables); retrain it"
+            )
 
         def table(name: str, kind: type[_Table]) -> _Table | None:
-            fields = {k.split(".", 1)[1]: v.numpy() for k, v in d.items() if k.startswith(name + ".")}
+            fields = {
+                k.split(".", 1)[1]: v.numpy() for k, v in d.items() if k.startswith(name + ".")
+            }
             return kind(**fields) if fields else None
 
         def marginals(name: str) -> ConditionalMarginals:
@@ -257,9 +295,13 @@ class ShowerTransform:
         calibration = [table(f"voxel_calibration{i}", LatentCalibration) for i in range(n_layers)]
         calibrated = [c for c in calibration if c is not None]
         return cls(
-            n_layers, s[1], s[2],
-            marginals("layers"), [marginals(f"voxels{i}") for i in range(n_layers)],
-            table("layer_calibration", LatentCalibration), calibrated if len(calibrated) == n_layers else None,
+            n_layers,
+            s[1],
+            s[2],
+            marginals("layers"),
+            [marginals(f"voxels{i}") for i in range(n_layers)],
+            table("layer_calibration", LatentCalibration),
+            calibrated if len(calibrated) == n_layers else None,
         )
 
 
@@ -271,7 +313,6 @@ def autocast_for(device: torch.device) -> contextlib.AbstractContextManager[Any]
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
 
 
 def alpha_sigma(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,10 +340,16 @@ class ScoreMLP(nn.Module):
 
     freqs: torch.Tensor  # a buffer
 
-    def __init__(self, dim: int, cond_dim: int, width: int = 256, depth: int = 4, n_freq: int = 16) -> None:
+    def __init__(
+        self, dim: int, cond_dim: int, width: int = 256, depth: int = 4, n_freq: int = 16
+    ) -> None:
         super().__init__()
-        self.register_buffer("freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), n_freq)), persistent=False)
-        self.embed = nn.Sequential(nn.Linear(2 * n_freq + cond_dim, width), nn.SiLU(), nn.Linear(width, width))
+        self.register_buffer(
+            "freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), n_freq)), persistent=False
+        )
+        self.embed = nn.Sequential(
+            nn.Linear(2 * n_freq + cond_dim, width), nn.SiLU(), nn.Linear(width, width)
+        )
         self.inp = nn.Linear(dim, width)
         self.blocks = nn.ModuleList(_Block(width) for _ in range(depth))
         self.out = nn.Sequential(nn.LayerNorm(width), nn.SiLU(), nn.Linear(width, dim))
@@ -325,7 +372,9 @@ class DiffusionConfig:
     layer_depth: int = 3
     voxel_width: int = 512
     voxel_depth: int = 4
-    steps: int = 64  # DDIM: 16 and 64 steps sample equally well (10k showers, 20 epochs: AUC 0.769 / 0.767)
+    steps: int = (
+        64  # DDIM: 16 and 64 steps sample equally well (10k showers, 20 epochs: AUC 0.769 / 0.767)
+    )
     epochs: int = 100
     batch_size: int = 256
     lr: float = 1e-3
@@ -334,12 +383,22 @@ class DiffusionConfig:
     augment: bool = True  # random α rotation/reflection of each training shower (voxel model)
 
     def __post_init__(self) -> None:
-        for name in ("layer_width", "layer_depth", "voxel_width", "voxel_depth", "steps", "epochs", "batch_size"):
+        for name in (
+            "layer_width",
+            "layer_depth",
+            "voxel_width",
+            "voxel_depth",
+            "steps",
+            "epochs",
+            "batch_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in ("lr", "ema"):
-            if not isinstance(getattr(self, name), int | float) or isinstance(getattr(self, name), bool):
+            if not isinstance(getattr(self, name), int | float) or isinstance(
+                getattr(self, name), bool
+            ):
                 raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
@@ -350,7 +409,13 @@ class DiffusionConfig:
 class ShowerDiffusion(nn.Module):
     """Layer model + voxel model + the fitted transform; ``steps`` is its sampling step count."""
 
-    def __init__(self, config: DiffusionConfig, transform: ShowerTransform, geometry: Geometry = DATASET1_PHOTONS, steps: int | None = None) -> None:
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        transform: ShowerTransform,
+        geometry: Geometry = DATASET1_PHOTONS,
+        steps: int | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.transform = transform
@@ -361,11 +426,15 @@ class ShowerDiffusion(nn.Module):
         self.voxel_net = ScoreMLP(nv, 1 + nl, config.voxel_width, config.voxel_depth)
 
     # -- diffusion pieces, shared by training, sampling and distillation
-    def predict_v(self, which: str, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def predict_v(
+        self, which: str, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
         net = self.layer_net if which == "layer" else self.voxel_net
         return net(z, t, cond)
 
-    def ddim_step(self, which: str, z: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def ddim_step(
+        self, which: str, z: torch.Tensor, t: torch.Tensor, s: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
         """Deterministic DDIM update z_t -> z_s (s < t); x̂ is clamped to the training range."""
         a_t, s_t = alpha_sigma(t.reshape(-1, 1))
         a_s, s_s = alpha_sigma(s.reshape(-1, 1))
@@ -375,10 +444,15 @@ class ShowerDiffusion(nn.Module):
         eps_hat = (z - a_t * x_hat) / s_t.clamp_min(1e-8)
         return a_s * x_hat + s_s * eps_hat
 
-    def loss(self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(
+        self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond_e: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """v-prediction MSE of both models at uniformly drawn t (voxel model conditioned on true layers)."""
         out = []
-        for which, x, cond in (("layer", layer_x, cond_e), ("voxel", voxel_x, torch.cat([cond_e, layer_x], dim=1))):
+        for which, x, cond in (
+            ("layer", layer_x, cond_e),
+            ("voxel", voxel_x, torch.cat([cond_e, layer_x], dim=1)),
+        ):
             t = torch.rand(len(x), device=x.device)
             a, s = alpha_sigma(t.reshape(-1, 1))
             eps = torch.randn_like(x)
@@ -388,7 +462,9 @@ class ShowerDiffusion(nn.Module):
         return out[0], out[1]
 
     @torch.no_grad()
-    def sample_latent(self, which: str, cond: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_latent(
+        self, which: str, cond: torch.Tensor, steps: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         dim = self.geometry.n_layers if which == "layer" else self.geometry.n_voxels
         z = torch.randn(len(cond), dim, device=cond.device, generator=generator)
         grid = torch.linspace(1.0, 0.0, steps + 1, device=cond.device)
@@ -410,7 +486,9 @@ class ShowerDiffusion(nn.Module):
         device = torch.device(device) if device is not None else next(self.parameters()).device
         self.to(device).eval()
         gen = torch.Generator(device=device)
-        gen.manual_seed(int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item()))
+        gen.manual_seed(
+            int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        )
         e = np.asarray(energies, dtype=np.float64).reshape(-1)
         cond = torch.as_tensor(self.transform.condition(e), dtype=torch.float32, device=device)
         with autocast_for(device):
@@ -434,7 +512,14 @@ class ShowerDiffusion(nn.Module):
         for k, start in enumerate(range(0, len(energies), batch_size)):
             e = energies[start : start + batch_size]
             lx, vx = self.sample_latents(e, steps, seed + k, device)
-            out.append(self.transform.inverse(e, lx.cpu().numpy().astype(np.float64), vx.cpu().numpy().astype(np.float64), self.geometry))
+            out.append(
+                self.transform.inverse(
+                    e,
+                    lx.cpu().numpy().astype(np.float64),
+                    vx.cpu().numpy().astype(np.float64),
+                    self.geometry,
+                )
+            )
         return np.concatenate(out) if out else np.zeros((0, self.geometry.n_voxels), np.float32)
 
     @torch.no_grad()
@@ -455,10 +540,15 @@ class ShowerDiffusion(nn.Module):
         layer_latents, voxel_latents = self.sample_latents(energies, seed=seed)
         lx, vx = layer_latents.cpu().double().numpy(), voxel_latents.cpu().double().numpy()
         t.layer_calibration = LatentCalibration.fit(c, lx, np.arange(t.n_layers), t.layers.centres)
-        el = t.latent_layer_energies(energies, lx)  # the voxel tables' condition, from the calibrated layers
+        el = t.latent_layer_energies(
+            energies, lx
+        )  # the voxel tables' condition, from the calibrated layers
         t.voxel_calibration = [
             LatentCalibration.fit(
-                t.layer_condition(el[:, i]), vx[:, self.geometry.layer_slice(i)], _layer_rings(self.geometry, i), table.centres
+                t.layer_condition(el[:, i]),
+                vx[:, self.geometry.layer_slice(i)],
+                _layer_rings(self.geometry, i),
+                table.centres,
             )
             for i, table in enumerate(t.voxels)
         ]
@@ -466,7 +556,9 @@ class ShowerDiffusion(nn.Module):
     # -- persistence: safetensors (weights + transform) and JSON (config)
     def save(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        tensors = {
+            f"model.{k}": v.detach().cpu().contiguous() for k, v in self.state_dict().items()
+        }
         tensors.update({f"transform.{k}": v for k, v in self.transform.to_tensors().items()})
         meta = {"config": json.dumps(asdict(self.config)), "steps": str(self.steps)}
         with atomic_path(path) as tmp:
@@ -474,18 +566,29 @@ class ShowerDiffusion(nn.Module):
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], geometry: Geometry = DATASET1_PHOTONS, device: str | torch.device = "cpu") -> ShowerDiffusion:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        geometry: Geometry = DATASET1_PHOTONS,
+        device: str | torch.device = "cpu",
+    ) -> ShowerDiffusion:
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
-        tensors = load_tensors(path, "shower model")  # refuses missing, truncated, foreign files and NaN
+        tensors = load_tensors(
+            path, "shower model"
+        )  # refuses missing, truncated, foreign files and NaN
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
         except (SafetensorError, OSError) as err:
-            raise FileFormatError(path, f"shower model is not a readable safetensors file: {err}") from None
+            raise FileFormatError(
+                path, f"shower model is not a readable safetensors file: {err}"
+            ) from None
         if "config" not in meta:
-            raise FileFormatError(path, "not a shower diffusion model (no config in the safetensors metadata)")
+            raise FileFormatError(
+                path, "not a shower diffusion model (no config in the safetensors metadata)"
+            )
         try:
             settings = json.loads(meta["config"])
             if not isinstance(settings, dict):
@@ -495,14 +598,22 @@ class ShowerDiffusion(nn.Module):
             if steps < 1:
                 raise ValueError(f"steps {steps} must be positive")
             transform = ShowerTransform.from_tensors(
-                {k.removeprefix("transform."): v for k, v in tensors.items() if k.startswith("transform.")}
+                {
+                    k.removeprefix("transform."): v
+                    for k, v in tensors.items()
+                    if k.startswith("transform.")
+                }
             )
             model = cls(config, transform, geometry, steps=steps)
-            model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+            model.load_state_dict(
+                {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+            )
         except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as err:
             # garbage metadata, missing tables, tensors of the wrong shape: a damaged or foreign file
             detail = " ".join(str(err).split())  # load_state_dict's report spans lines
-            raise FileFormatError(path, f"not a valid shower diffusion model ({type(err).__name__}: {detail})") from None
+            raise FileFormatError(
+                path, f"not a valid shower diffusion model ({type(err).__name__}: {detail})"
+            ) from None
         return model.to(device).eval()
 
 
@@ -521,14 +632,18 @@ class TrainingData:
         return len(self.cond)
 
     @classmethod
-    def build(cls, model: ShowerDiffusion, energies: np.ndarray, showers: np.ndarray, device: torch.device) -> TrainingData:
+    def build(
+        cls, model: ShowerDiffusion, energies: np.ndarray, showers: np.ndarray, device: torch.device
+    ) -> TrainingData:
         lx, vx = model.transform.forward(energies, showers, model.geometry)
         c = model.transform.condition(energies)
         f = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         return cls(f(lx), f(vx), f(c))
 
 
-def _batches(n: int, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
+def _batches(
+    n: int, batch_size: int, gen: torch.Generator, rank: int = 0, world: int = 1
+) -> Iterator[torch.Tensor]:
     perm = torch.randperm(n, generator=gen)
     perm = perm[rank::world]
     for start in range(0, len(perm) - batch_size + 1 if len(perm) >= batch_size else 1, batch_size):
@@ -567,7 +682,8 @@ def train_diffusion(
     train_model: nn.Module = model
     if info.distributed:
         train_model = nn.parallel.DistributedDataParallel(
-            _LossModule(model), device_ids=[info.device.index] if info.device.type == "cuda" else None
+            _LossModule(model),
+            device_ids=[info.device.index] if info.device.type == "cuda" else None,
         )
     else:
         train_model = _LossModule(model)
@@ -622,7 +738,8 @@ class _LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, layer_x: torch.Tensor, voxel_x: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
         lo, vo = self.model.loss(layer_x, voxel_x, cond)
         return lo + vo
-

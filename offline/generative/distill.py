@@ -34,7 +34,9 @@ def distill_round(
 ) -> tuple[ShowerDiffusion, list[float]]:
     """One halving: returns a student with ``teacher.steps // 2`` steps and its loss per iteration."""
     if teacher.steps < 2 or teacher.steps % 2:
-        raise ValueError(f"distillation halves the step count; the teacher has {teacher.steps} steps")
+        raise ValueError(
+            f"distillation halves the step count; the teacher has {teacher.steps} steps"
+        )
     device = data.cond.device
     teacher = teacher.to(device).eval()
     student = copy.deepcopy(teacher).train()
@@ -116,7 +118,9 @@ def progressive_distillation(
         current, _ = distill_round(current, data, iterations, batch_size, lr, seed + round_)
         round_ += 1
         if current.steps in targets:
-            current.calibrate(data.cond, seed=seed)  # each sampler distorts the marginals its own way
+            current.calibrate(
+                data.cond, seed=seed
+            )  # each sampler distorts the marginals its own way
             kept[current.steps] = current
         if progress is not None:
             progress(round_, current.steps)

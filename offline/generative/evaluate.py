@@ -55,7 +55,9 @@ def high_level_features(
     return feats
 
 
-def w1_distances(reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> dict[str, float]:
+def w1_distances(
+    reference: dict[str, np.ndarray], generated: dict[str, np.ndarray]
+) -> dict[str, float]:
     """Wasserstein-1 distance of every feature (same keys as the inputs)."""
     return {k: float(wasserstein_distance(reference[k], generated[k])) for k in reference}
 
@@ -83,7 +85,9 @@ class ClassifierConfig:
     device: str = "auto"
 
 
-def classifier_auc(reference: np.ndarray, generated: np.ndarray, config: ClassifierConfig | None = None) -> float:
+def classifier_auc(
+    reference: np.ndarray, generated: np.ndarray, config: ClassifierConfig | None = None
+) -> float:
     """ROC AUC of an MLP separating reference (0) from generated (1) rows on a held-out 20 %.
 
     Both samples are cut to the same size; 60/20/20 train/validation/test; inputs
@@ -96,7 +100,12 @@ def classifier_auc(reference: np.ndarray, generated: np.ndarray, config: Classif
     if n < 10:
         raise ValueError(f"classifier test needs at least 10 showers per sample, got {n}")
     rng = np.random.default_rng(config.seed)
-    x = np.concatenate([reference[rng.permutation(len(reference))[:n]], generated[rng.permutation(len(generated))[:n]]])
+    x = np.concatenate(
+        [
+            reference[rng.permutation(len(reference))[:n]],
+            generated[rng.permutation(len(generated))[:n]],
+        ]
+    )
     y = np.concatenate([np.zeros(n), np.ones(n)])
     perm = rng.permutation(2 * n)
     x, y = x[perm], y[perm]
@@ -154,10 +163,14 @@ def evaluate_sample(
     gen_f = high_level_features(energies, showers, geometry)
     return {
         "auc_low_level": classifier_auc(
-            low_level_inputs(reference_energies, reference_showers), low_level_inputs(energies, showers), classifier
+            low_level_inputs(reference_energies, reference_showers),
+            low_level_inputs(energies, showers),
+            classifier,
         ),
         "auc_high_level": classifier_auc(
-            high_level_inputs(reference_energies, ref_f), high_level_inputs(energies, gen_f), classifier
+            high_level_inputs(reference_energies, ref_f),
+            high_level_inputs(energies, gen_f),
+            classifier,
         ),
         "w1": w1_distances(ref_f, gen_f),
         "ms_per_shower": ms_per_shower,

@@ -105,9 +105,7 @@ class Geometry:
         return np.where(inside, self.offsets[layer] + a_bin * spec.n_r + r_bin, -1)
 
 
-def read_binning_xml(
-    path: str | os.PathLike[str], particle: str = "photon"
-) -> Geometry:
+def read_binning_xml(path: str | os.PathLike[str], particle: str = "photon") -> Geometry:
     """Read a CaloChallenge binning XML; layers with a single edge (no bins) are skipped."""
     root = ET.parse(path).getroot()
     for bin_ in root:

@@ -105,7 +105,9 @@ class Material:
         return ES_MEV * self.x0_mm / self.critical_energy_mev
 
 
-def _mixture(name: str, parts: dict[str, tuple[float, float, int]], density: float, x0: float) -> Material:
+def _mixture(
+    name: str, parts: dict[str, tuple[float, float, int]], density: float, x0: float
+) -> Material:
     """parts: element -> (Z, A, atoms per formula unit); Z, A weighted by mass fraction."""
     mass = sum(a * n for _, a, n in parts.values())
     z = sum(zz * a * n / mass for zz, a, n in parts.values())
@@ -227,7 +229,9 @@ class GFlashSimulator:
         grid = np.arange(depths[0], depths[-1], self.step_x0)
         self._edges = np.unique(np.concatenate([grid, depths]))
 
-    def simulate(self, energies_mev: np.ndarray, rng: np.random.Generator | int | None = None) -> np.ndarray:
+    def simulate(
+        self, energies_mev: np.ndarray, rng: np.random.Generator | int | None = None
+    ) -> np.ndarray:
         rng = np.random.default_rng(rng)
         energies = np.asarray(energies_mev, dtype=np.float64).reshape(-1)
         if energies.size and (not np.all(np.isfinite(energies)) or energies.min() <= 0):
@@ -276,7 +280,9 @@ class GFlashSimulator:
         spot_energy = step_energy[shower, step] / occupancy[shower, step]
 
         # radial position of each spot
-        r_core, r_tail, p = radial_parameters(depth / t_max[shower], energies[shower] / 1000.0, mat.Z)
+        r_core, r_tail, p = radial_parameters(
+            depth / t_max[shower], energies[shower] / 1000.0, mat.Z
+        )
         radius = np.where(rng.random(depth.size) < p, r_core, r_tail)
         u = rng.random(depth.size)
         r_mm = mat.moliere_radius_mm * radius * np.sqrt(u / (1.0 - u))

@@ -79,7 +79,9 @@ def validate_showers(
     if e.ndim == 2 and e.shape[1] == 1:
         e = e[:, 0]
     if e.ndim != 1:
-        raise ValueError(f"{where}: incident energies must have shape (N,) or (N, 1), got {e.shape}")
+        raise ValueError(
+            f"{where}: incident energies must have shape (N,) or (N, 1), got {e.shape}"
+        )
     x = np.asarray(showers, dtype=np.float32)
     if x.ndim != 2:
         raise ValueError(f"{where}: showers must have shape (N, voxels), got {x.shape}")
@@ -91,13 +93,17 @@ def validate_showers(
     if len(e) != len(x):
         raise ValueError(f"{where}: {len(e)} incident energies but {len(x)} showers")
     if not np.all(np.isfinite(e)):
-        raise ValueError(f"{where}: incident energies contain NaN or inf ({np.count_nonzero(~np.isfinite(e))} values)")
+        raise ValueError(
+            f"{where}: incident energies contain NaN or inf ({np.count_nonzero(~np.isfinite(e))} values)"
+        )
     if e.size and e.min() <= 0:
         raise ValueError(f"{where}: incident energies must be positive (MeV), min is {e.min():.6g}")
     bad = ~np.isfinite(x)
     if bad.any():
         row = int(np.nonzero(bad.any(axis=1))[0][0])
-        raise ValueError(f"{where}: showers contain NaN or inf ({int(bad.sum())} voxels, first in shower {row})")
+        raise ValueError(
+            f"{where}: showers contain NaN or inf ({int(bad.sum())} voxels, first in shower {row})"
+        )
     if x.size and x.min() < 0:
         row, col = map(int, np.unravel_index(int(np.argmin(x)), x.shape))
         raise ValueError(
@@ -120,11 +126,18 @@ def read_showers(
         with h5py.File(path, "r") as f:
             for key in (ENERGY_KEY, SHOWER_KEY):
                 if key not in f:
-                    raise ShowerFileError(path, f"missing dataset {key!r} (found {sorted(f.keys())})")
+                    raise ShowerFileError(
+                        path, f"missing dataset {key!r} (found {sorted(f.keys())})"
+                    )
             sl = slice(None) if max_events is None else slice(0, max_events)
             e = f[ENERGY_KEY][sl]
             x = f[SHOWER_KEY][sl]
-    except (OSError, RuntimeError, KeyError, TypeError) as err:  # HDF5's ways of reporting a damaged file
+    except (
+        OSError,
+        RuntimeError,
+        KeyError,
+        TypeError,
+    ) as err:  # HDF5's ways of reporting a damaged file
         raise ShowerFileError(path, f"not a readable HDF5 file ({err})") from None
     try:
         return validate_showers(e, x, geometry, where=str(path))
@@ -151,7 +164,9 @@ def write_showers(
     path = Path(path)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset(ENERGY_KEY, data=data.incident_energies.reshape(-1, 1), compression="gzip")
+            f.create_dataset(
+                ENERGY_KEY, data=data.incident_energies.reshape(-1, 1), compression="gzip"
+            )
             f.create_dataset(SHOWER_KEY, data=data.showers, compression="gzip", shuffle=True)
             if metadata:
                 f.attrs[METADATA_ATTR] = json.dumps(metadata)

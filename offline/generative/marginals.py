@@ -78,7 +78,9 @@ def _at(table: np.ndarray, b: np.ndarray, w: np.ndarray, monotone: bool = False)
     """table (K, ...) interpolated at every shower's condition: (N, ...); ``monotone`` along the last axis."""
     shape = (-1,) + (1,) * (table.ndim - 1)
     out = (1 - w).reshape(shape) * table[b] + w.reshape(shape) * table[b + (len(table) > 1)]
-    return np.maximum.accumulate(out, axis=-1) if monotone else out  # extrapolation can break the order
+    return (
+        np.maximum.accumulate(out, axis=-1) if monotone else out
+    )  # extrapolation can break the order
 
 
 def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
@@ -90,7 +92,11 @@ def _interp_rows(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
         xs, xps = x[s], xp[s]
         i = np.clip((xps[:, None, :] <= xs[:, :, None]).sum(axis=2) - 1, 0, j - 2)
         lo, hi = np.take_along_axis(xps, i, 1), np.take_along_axis(xps, i + 1, 1)
-        t = np.clip(np.divide(xs - lo, hi - lo, out=np.zeros_like(xs, dtype=np.float64), where=hi > lo), 0.0, 1.0)
+        t = np.clip(
+            np.divide(xs - lo, hi - lo, out=np.zeros_like(xs, dtype=np.float64), where=hi > lo),
+            0.0,
+            1.0,
+        )
         out[s] = fp[i] + t * (fp[i + 1] - fp[i])
     return out
 
@@ -101,10 +107,14 @@ class ConditionalMarginals:
 
     centres: np.ndarray  # (K,) bin centres in the condition
     empty: np.ndarray  # (K, R) probability that a voxel of the ring is empty
-    quantiles: np.ndarray  # (K, R, LEVELS) quantiles of its non-zero values at linspace(0, 1, LEVELS)
+    quantiles: (
+        np.ndarray
+    )  # (K, R, LEVELS) quantiles of its non-zero values at linspace(0, 1, LEVELS)
 
     @classmethod
-    def fit(cls, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, bins: int) -> ConditionalMarginals:
+    def fit(
+        cls, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, bins: int
+    ) -> ConditionalMarginals:
         centres = condition_bins(cond, bins)
         nearest = _assign(cond, centres)
         n_rings = int(rings.max()) + 1
@@ -122,7 +132,9 @@ class ConditionalMarginals:
                     quantiles[b, r] = np.quantile(nonzero, levels)
         return cls(centres, empty, quantiles)
 
-    def to_latent(self, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def to_latent(
+        self, cond: np.ndarray, values: np.ndarray, rings: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Standard-normal latents (N, V) of voxel values (N, V); empty voxels are randomised."""
         p0, table = self._tables(cond)
         levels = np.linspace(0, 1, LEVELS)
@@ -132,7 +144,9 @@ class ConditionalMarginals:
             v = values[:, cols]
             q = _interp_rows(v, table[:, r], levels)
             p = p0[:, r : r + 1]
-            u[:, cols] = np.where(v > 0, p + (1 - p) * q, p * (1 - EMPTY_MARGIN) * rng.random(v.shape))
+            u[:, cols] = np.where(
+                v > 0, p + (1 - p) * q, p * (1 - EMPTY_MARGIN) * rng.random(v.shape)
+            )
         return ndtri(np.clip(u, U_EPS, 1 - U_EPS))
 
     def from_latent(self, cond: np.ndarray, latent: np.ndarray, rings: np.ndarray) -> np.ndarray:
@@ -147,13 +161,17 @@ class ConditionalMarginals:
             i = np.minimum(q.astype(np.int64), LEVELS - 2)
             row = table[:, r]
             lo, hi = np.take_along_axis(row, i, 1), np.take_along_axis(row, i + 1, 1)
-            out[:, cols] = np.where(u[:, cols] < p * (1 - EMPTY_MARGIN / 2), 0.0, lo + (q - i) * (hi - lo))
+            out[:, cols] = np.where(
+                u[:, cols] < p * (1 - EMPTY_MARGIN / 2), 0.0, lo + (q - i) * (hi - lo)
+            )
         return out
 
     def _tables(self, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(empty) (N, R) and non-zero quantiles (N, R, LEVELS) at every shower's condition."""
         b, w = _interpolation(cond, self.centres)
-        return np.clip(_at(self.empty, b, w), 0.0, 1.0), np.maximum(_at(self.quantiles, b, w, monotone=True), 0.0)
+        return np.clip(_at(self.empty, b, w), 0.0, 1.0), np.maximum(
+            _at(self.quantiles, b, w, monotone=True), 0.0
+        )
 
 
 @dataclass
@@ -161,14 +179,18 @@ class LatentCalibration:
     """Maps a sampler's latents onto N(0, 1), per (bin, ring) (see the module docstring)."""
 
     centres: np.ndarray  # (K,)
-    quantiles: np.ndarray  # (K, R, LEVELS) the sampler's latent quantiles at Φ(linspace(-Z, Z, LEVELS))
+    quantiles: (
+        np.ndarray
+    )  # (K, R, LEVELS) the sampler's latent quantiles at Φ(linspace(-Z, Z, LEVELS))
 
     @staticmethod
     def targets() -> np.ndarray:
         return np.linspace(-CALIBRATION_Z, CALIBRATION_Z, LEVELS)
 
     @classmethod
-    def fit(cls, cond: np.ndarray, latent: np.ndarray, rings: np.ndarray, centres: np.ndarray) -> LatentCalibration:
+    def fit(
+        cls, cond: np.ndarray, latent: np.ndarray, rings: np.ndarray, centres: np.ndarray
+    ) -> LatentCalibration:
         nearest = _assign(cond, centres)
         n_rings = int(rings.max()) + 1
         levels = ndtr(cls.targets())

@@ -29,8 +29,11 @@ def plot_average_images(
     vmin = max(positive.min() if positive.size else 1e-3, 1e-3)
     vmax = max(positive.max() if positive.size else 1.0, vmin * 10)
     fig, axes = new_figure(
-        len(names), geometry.n_layers, figsize=(3.2 * geometry.n_layers, 3.2 * len(names)),
-        subplot_kw={"projection": "polar"}, squeeze=False,
+        len(names),
+        geometry.n_layers,
+        figsize=(3.2 * geometry.n_layers, 3.2 * len(names)),
+        subplot_kw={"projection": "polar"},
+        squeeze=False,
     )
     mesh = None
     for row, name in enumerate(names):
@@ -43,16 +46,22 @@ def plot_average_images(
             alpha = np.linspace(-np.pi, np.pi, layer.n_alpha * sub + 1)
             radius = np.log10(1.0 + np.asarray(layer.r_edges))
             aa, rr = np.meshgrid(alpha, radius, indexing="ij")
-            mesh = ax.pcolormesh(aa, rr, np.where(img > 0, img, np.nan), norm=LogNorm(vmin, vmax), cmap="viridis")
+            mesh = ax.pcolormesh(
+                aa, rr, np.where(img > 0, img, np.nan), norm=LogNorm(vmin, vmax), cmap="viridis"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             ax.grid(False)
             if row == 0:
                 ax.set_title(f"layer {layer.id}", fontsize=14)
             if col == 0:
-                ax.text(-0.25, 0.5, name, transform=ax.transAxes, rotation=90, va="center", fontsize=14)
+                ax.text(
+                    -0.25, 0.5, name, transform=ax.transAxes, rotation=90, va="center", fontsize=14
+                )
     if mesh is not None:
-        fig.colorbar(mesh, ax=axes.ravel().tolist(), shrink=0.6, label="mean energy per voxel [MeV]")
+        fig.colorbar(
+            mesh, ax=axes.ravel().tolist(), shrink=0.6, label="mean energy per voxel [MeV]"
+        )
     return save_figure(fig, path)
 
 
@@ -70,8 +79,11 @@ def plot_feature_histograms(
     ncols = 6
     nrows = int(np.ceil(len(names) / ncols))
     fig, axes = new_figure(
-        2 * nrows, ncols, figsize=(4.0 * ncols, 4.2 * nrows),
-        gridspec_kw={"height_ratios": [3, 1] * nrows, "hspace": 0.12, "wspace": 0.35}, squeeze=False,
+        2 * nrows,
+        ncols,
+        figsize=(4.0 * ncols, 4.2 * nrows),
+        gridspec_kw={"height_ratios": [3, 1] * nrows, "hspace": 0.12, "wspace": 0.35},
+        squeeze=False,
     )
     for k, name in enumerate(names):
         r, c = divmod(k, ncols)

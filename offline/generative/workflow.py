@@ -57,7 +57,11 @@ def train_and_distill(
     check_targets(config.steps, targets)
     t0 = time.perf_counter()
     model, history = train_diffusion(
-        data.incident_energies, data.showers, config, geometry, device,
+        data.incident_energies,
+        data.showers,
+        config,
+        geometry,
+        device,
         progress=lambda ep, loss: log(f"epoch {ep + 1}/{config.epochs}: loss {loss:.4f}"),
     )
     train_s = time.perf_counter() - t0
@@ -70,7 +74,12 @@ def train_and_distill(
     if targets:
         tdata = TrainingData.build(model, data.incident_energies, data.showers, info.device)
         students = progressive_distillation(
-            model, tdata, targets, distill_iterations, config.batch_size, seed=config.seed,
+            model,
+            tdata,
+            targets,
+            distill_iterations,
+            config.batch_size,
+            seed=config.seed,
             progress=lambda r, steps: log(f"distillation round {r}: {steps} steps"),
         )
     distill_s = time.perf_counter() - t1
@@ -97,7 +106,9 @@ def train_and_distill(
     return out_dir
 
 
-def load_samplers(model_dir: str | os.PathLike[str], device: str = "auto") -> dict[str, ShowerDiffusion]:
+def load_samplers(
+    model_dir: str | os.PathLike[str], device: str = "auto"
+) -> dict[str, ShowerDiffusion]:
     """{"full": teacher, "distilled_8": ..., "distilled_1": ...} from a model directory."""
     from offline.distributed import pick_device
 
@@ -106,14 +117,18 @@ def load_samplers(model_dir: str | os.PathLike[str], device: str = "auto") -> di
         raise ValueError(f"{model_dir}: no {TEACHER_FILE} (train a model with `l1ad shower train`)")
     dev = pick_device(device)
     out = {"full": ShowerDiffusion.load(model_dir / TEACHER_FILE, device=dev)}
-    files = [p for p in model_dir.glob("distilled_*.safetensors") if p.stem.split("_", 1)[1].isdigit()]
+    files = [
+        p for p in model_dir.glob("distilled_*.safetensors") if p.stem.split("_", 1)[1].isdigit()
+    ]
     files.sort(key=lambda p: -int(p.stem.split("_", 1)[1]))
     for path in files:
         out[path.stem] = ShowerDiffusion.load(path, device=dev)
     return out
 
 
-def timed(fn: Callable[[], np.ndarray], n: int, device: torch.device | None = None) -> tuple[np.ndarray, float]:
+def timed(
+    fn: Callable[[], np.ndarray], n: int, device: torch.device | None = None
+) -> tuple[np.ndarray, float]:
     """Run ``fn`` and return (result, ms per shower for n showers)."""
     if device is not None and device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -162,12 +177,20 @@ def evaluate_generated(
     metrics: dict[str, dict] = {}
     for name, (showers, ms, steps) in generated.items():
         entry = evaluate_sample(
-            reference.incident_energies, reference.showers, reference.incident_energies, showers, ms, geometry, classifier
+            reference.incident_energies,
+            reference.showers,
+            reference.incident_energies,
+            showers,
+            ms,
+            geometry,
+            classifier,
         )
         entry["steps"] = steps
         metrics[name] = entry
         rate = "" if ms is None else f", {ms:.3f} ms/shower"
-        log(f"{name}: AUC low {entry['auc_low_level']:.3f}, high {entry['auc_high_level']:.3f}{rate}")
+        log(
+            f"{name}: AUC low {entry['auc_low_level']:.3f}, high {entry['auc_high_level']:.3f}{rate}"
+        )
     if out_dir is None:
         return metrics
     with atomic_directory(out_dir, kind=EVALUATION_KIND) as tmp:

@@ -126,7 +126,9 @@ JET_BINS = {
 }
 
 
-def _cached_jets(n: int, tune: str, seed: int, cache_dir: Path | None, progress: bool) -> dict[str, np.ndarray]:
+def _cached_jets(
+    n: int, tune: str, seed: int, cache_dir: Path | None, progress: bool
+) -> dict[str, np.ndarray]:
     if cache_dir is None:
         return generate_jets(n, tune, seed, progress=progress)
     # v2: with the particle arrays; files of the observables-only layout are not read
@@ -140,7 +142,9 @@ def _cached_jets(n: int, tune: str, seed: int, cache_dir: Path | None, progress:
     return sample
 
 
-def jet_problem(name: str, sim: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> UnfoldingProblem:
+def jet_problem(
+    name: str, sim: dict[str, np.ndarray], data: dict[str, np.ndarray]
+) -> UnfoldingProblem:
     """An unfolding problem from two jet samples as :func:`generate_jets` returns them."""
     # events failing both levels carry no information for either step
     keep_sim = sim["pass_reco"] | sim["pass_gen"]
@@ -203,8 +207,12 @@ def vincia_jets_example(
     """
     from offline.unfold.production import produce_jets
 
-    sim = produce_jets(n, "simulation", seed, cache_dir, workers=workers, scheduler=scheduler, progress=progress)
-    data = produce_jets(n, "vincia", seed + 1, cache_dir, workers=workers, scheduler=scheduler, progress=progress)
+    sim = produce_jets(
+        n, "simulation", seed, cache_dir, workers=workers, scheduler=scheduler, progress=progress
+    )
+    data = produce_jets(
+        n, "vincia", seed + 1, cache_dir, workers=workers, scheduler=scheduler, progress=progress
+    )
     return jet_problem("jets-vincia", sim, data)
 
 

@@ -60,7 +60,9 @@ def weighted_moments(values: np.ndarray, weights: np.ndarray | None = None) -> t
     return mean, float(np.sqrt(var))
 
 
-def metric_table(problem: UnfoldingProblem, weights: dict[str, np.ndarray], iterations: int) -> pd.DataFrame:
+def metric_table(
+    problem: UnfoldingProblem, weights: dict[str, np.ndarray], iterations: int
+) -> pd.DataFrame:
     """Triangular discriminator ×10³ against the truth, one row per observable.
 
     Columns: each entry of ``weights`` (unfolded particle-level weights of the simulated

@@ -146,7 +146,9 @@ def _check_finite(name: str, arr: np.ndarray) -> None:
         )
 
 
-def _vector(name: str, array: ArrayLike | None, n: int, n_name: str, default: float | bool) -> np.ndarray:
+def _vector(
+    name: str, array: ArrayLike | None, n: int, n_name: str, default: float | bool
+) -> np.ndarray:
     if array is None:
         return np.full(n, default, dtype=bool if isinstance(default, bool) else np.float64)
     arr = np.asarray(array)
@@ -389,8 +391,10 @@ def _run_member(
     n = len(prior)
     push = np.ones(n)
     pushes, pulls, records = [], [], []
-    models = {1: (model1, fresh1, split1, "x1", "y1", "sim_reco_pass"),
-              2: (model2, fresh2, split2, "x2", "y2", "sim_gen_pass")}
+    models = {
+        1: (model1, fresh1, split1, "x1", "y1", "sim_reco_pass"),
+        2: (model2, fresh2, split2, "x2", "y2", "sim_gen_pass"),
+    }
 
     def step(it: int, number: int, weights: np.ndarray) -> tuple[np.ndarray, int, _Fit]:
         """Train step ``number``'s classifier on ``weights``; the likelihood ratio on the passing events."""
@@ -399,14 +403,24 @@ def _run_member(
             model.load_state_dict(fresh)
         w = torch.as_tensor(weights, dtype=torch.float32, device=device)
         fit = _fit(model, tensors[x], tensors[y], w, split, config, generator)
-        ratio, clipped = _ratio(model, tensors[passing], config.clip, f"iteration {it} step {number}")
+        ratio, clipped = _ratio(
+            model, tensors[passing], config.clip, f"iteration {it} step {number}"
+        )
         return ratio, clipped, fit
 
-    def record(it: int, number: int, weights: np.ndarray, clipped: int, fit: _Fit, t0: float) -> None:
+    def record(
+        it: int, number: int, weights: np.ndarray, clipped: int, fit: _Fit, t0: float
+    ) -> None:
         records.append(
             StepDiagnostics.from_weights(
-                weights, iteration=it, step=number, member=member, epochs=fit.epochs,
-                val_loss=fit.val_loss, clipped=clipped, seconds=time.perf_counter() - t0,
+                weights,
+                iteration=it,
+                step=number,
+                member=member,
+                epochs=fit.epochs,
+                val_loss=fit.val_loss,
+                clipped=clipped,
+                seconds=time.perf_counter() - t0,
             )
         )
 
@@ -512,7 +526,10 @@ def omnifold(
 
 
 def _gather(
-    member_push: np.ndarray, member_pull: np.ndarray, records: list[StepDiagnostics], device: torch.device
+    member_push: np.ndarray,
+    member_pull: np.ndarray,
+    records: list[StepDiagnostics],
+    device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray, list[StepDiagnostics]]:
     """Sum the per-rank member weights (disjoint rows) and collect diagnostics on every rank."""
     both = torch.as_tensor(np.stack([member_push, member_pull]), dtype=torch.float64, device=device)

@@ -38,7 +38,9 @@ def particle_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return (x != 0).any(dim=-1)
     if mask.shape != x.shape[:-1]:
-        raise ValueError(f"mask: shape {tuple(mask.shape)} does not match particles {tuple(x.shape)}")
+        raise ValueError(
+            f"mask: shape {tuple(mask.shape)} does not match particles {tuple(x.shape)}"
+        )
     return mask.bool()
 
 

@@ -53,7 +53,9 @@ def task_seed(seed: int, index: int) -> int:
 def run_task(task: JetTask, advance=None) -> dict[str, np.ndarray]:
     """Generate one task's events; its arrays (``ARRAYS``) and ``cpu_seconds``."""
     start = time.process_time()
-    sample = generate_jets(task.events, task.configuration, task.seed, max_particles=task.max_particles)
+    sample = generate_jets(
+        task.events, task.configuration, task.seed, max_particles=task.max_particles
+    )
     out = {key: sample[key] for key in ARRAYS}
     out["cpu_seconds"] = np.float64(time.process_time() - start)
     if advance is not None:
@@ -66,7 +68,9 @@ class JetPartStore(PartStore):
 
     def save(self, index: int, result: dict[str, np.ndarray]) -> None:  # type: ignore[override]
         with atomic_path(self.path(index)) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, allow_pickle=False, **result)  # the particle padding compresses well
+            np.savez_compressed(
+                f, allow_pickle=False, **result
+            )  # the particle padding compresses well
 
     def load(self, index: int) -> dict[str, np.ndarray] | None:  # type: ignore[override]
         """A finished task, or None (and the part removed) if it does not read back whole."""
@@ -106,13 +110,18 @@ def produce_jets(
     ``workers``/``scheduler``: as for the event generator (:mod:`offline.events.engine`).
     """
     if configuration not in CONFIGURATIONS:
-        raise ValueError(f"unknown jet configuration {configuration!r} (known: {', '.join(CONFIGURATIONS)})")
+        raise ValueError(
+            f"unknown jet configuration {configuration!r} (known: {', '.join(CONFIGURATIONS)})"
+        )
     if events < 1:
         raise ValueError(f"events must be >= 1, got {events}")
     if task_events < 1:
         raise ValueError(f"task_events must be >= 1, got {task_events}")
     n_tasks = math.ceil(events / task_events)
-    tasks = [JetTask(configuration, i, task_seed(seed, i), task_events, max_particles) for i in range(n_tasks)]
+    tasks = [
+        JetTask(configuration, i, task_seed(seed, i), task_events, max_particles)
+        for i in range(n_tasks)
+    ]
     store = None
     if cache_dir is not None:
         import pythia8mc
@@ -132,8 +141,14 @@ def produce_jets(
     with _progress(progress, configuration, n_tasks * task_events) as advance:
         # the engine's TaskResult is the generator's part; a jet task returns its arrays instead
         finished, resumed = execute(
-            cast(Callable[..., Any], run_task), tasks, workers=workers, scheduler=scheduler, store=store,
-            priority=[0.0] * n_tasks, advance=advance, events=lambda task: task.events,
+            cast(Callable[..., Any], run_task),
+            tasks,
+            workers=workers,
+            scheduler=scheduler,
+            store=store,
+            priority=[0.0] * n_tasks,
+            advance=advance,
+            events=lambda task: task.events,
         )
     results = cast(list[dict[str, np.ndarray]], finished)
     out = {key: np.concatenate([r[key] for r in results]) for key in ARRAYS}

@@ -65,11 +65,15 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
             datasets = (*ARRAYS, *OPTIONAL, *PARTICLE_ARRAYS)
             arrays = {k: np.asarray(f[k][()]) for k in datasets if k in f}
     except (OSError, RuntimeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}") from None
+        raise ValueError(
+            f"{path}: not a readable HDF5 file (truncated or corrupt?): {err}"
+        ) from None
     for key, values in arrays.items():
         # real numbers only: strings, complex numbers and records have no place in a classifier input
         if values.dtype.kind not in "biuf":
-            raise ValueError(f"{path}: dataset {key!r} has dtype {values.dtype}, expected real numbers")
+            raise ValueError(
+                f"{path}: dataset {key!r} has dtype {values.dtype}, expected real numbers"
+            )
     for key in ("sim_reco", "sim_gen", "data_reco", "data_gen"):
         if key in arrays and arrays[key].ndim == 1:
             arrays[key] = arrays[key][:, None]
@@ -84,7 +88,9 @@ def read_arrays(path: Path, observables: list[str] | None, n_bins: int) -> Unfol
     if given:
         if len(given) < len(PARTICLE_ARRAYS):
             missing = ", ".join(k for k in PARTICLE_ARRAYS if k not in arrays)
-            raise ValueError(f"{path}: has {', '.join(given)} but not {missing} (particle sets: all or none)")
+            raise ValueError(
+                f"{path}: has {', '.join(given)} but not {missing} (particle sets: all or none)"
+            )
         for key in PARTICLE_ARRAYS:
             rows = len(arrays[key.removesuffix("_particles")])
             if arrays[key].ndim != 3 or len(arrays[key]) != rows:
@@ -218,7 +224,12 @@ def run_unfold(settings: dict[str, Any], console: Console | None = None) -> dict
         return {}
     with atomic_directory(out, kind=UNFOLD_KIND) as tmp:  # whole or not at all
         metrics = _write_outputs(tmp, problem, result, boot, config, settings, seconds, console)
-    console.print(Text.assemble(("wrote", "bold green"), f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)"))
+    console.print(
+        Text.assemble(
+            ("wrote", "bold green"),
+            f" {out}/metrics.json, weights.h5, plots ({seconds:.1f} s of unfolding)",
+        )
+    )
     return metrics
 
 
