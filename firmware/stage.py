@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from firmware.budget import BudgetError
 from firmware.build import FirmwareResult, build_firmware, load_quantized
 from firmware.calibration import estimate_error
 from firmware.convert import ConversionSettings
@@ -66,6 +65,7 @@ def firmware_stage(
     seed: int = 0,
     tb_events: int = 1000,
     rtl_events: int = 2000,
+    use_verilator: bool = True,
     use_yosys: bool = True,
     emulator: bool = False,
     fail_over_budget: bool = False,
@@ -89,6 +89,7 @@ def firmware_stage(
         latency_budget_ns,
         tb_events=tb_events,
         rtl_events=rtl_events,
+        use_verilator=use_verilator,
         use_yosys=use_yosys,
         emulator=emulator,
     )
@@ -103,6 +104,6 @@ def firmware_stage(
             f"firmware: {result.project.path}: the emulator library differs from the emulator in "
             f"{result.emulator_mismatches} events"
         )
-    if not result.verdict.within_budget and fail_over_budget:
-        raise BudgetError(result.verdict.error_message())
+    if fail_over_budget:
+        result.verdict.raise_if_over()
     return FirmwareStageResult(result, model.frontend, model.origin, estimate_error())

@@ -110,11 +110,9 @@ def firmware(
     ] = DEFAULT_RATE_KHZ,
 ) -> None:
     """Write the HLS project of the whole trigger, check it bit for bit, estimate its cost, check the budget."""
-    from firmware.build import build_firmware, load_quantized
-    from firmware.example import event_words
-    from firmware.options import CLI_NAMES, check_options, check_spec_types
+    from firmware.options import CLI_NAMES, check_options
     from firmware.project import PROJECT_KIND
-    from firmware.stage import print_result
+    from firmware.stage import firmware_stage
     from offline.artifacts import check_replaceable, plain_name
 
     console = Console(markup=False)
@@ -131,29 +129,20 @@ def firmware(
         _scan(quantized, framework, events, signal, scan_features, rate, settings.clock_period_ns, latency_budget,
               output_root / f"{project_name}-latency-scan", console)  # fmt: skip
         return
-    model = load_quantized(quantized, framework)
-    check_spec_types(model.spec, str(quantized / "spec.json"))
-    words = event_words(events, csim_events, model.spec)
-    result = build_firmware(
-        model,
+    firmware_stage(
+        quantized,
         output_root / project_name,
         settings,
-        words,
         latency_budget,
+        framework=framework,
+        events=events,
+        csim_events=csim_events,
         use_verilator=verilator,
         use_yosys=yosys,
         emulator=emulator,
+        fail_over_budget=True,
+        console=console,
     )
-    print_result(result, console)
-    if result.csim_mismatches:
-        raise ValueError(
-            f"{result.project.path}: C simulation differs from the emulator in {result.csim_mismatches} events"
-        )
-    if result.emulator_mismatches:
-        raise ValueError(
-            f"{result.project.path}: the emulator library differs from the emulator in {result.emulator_mismatches} events"
-        )
-    result.verdict.raise_if_over()
 
 
 def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
