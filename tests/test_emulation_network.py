@@ -17,7 +17,6 @@ from emulation.fixed import (
     QUANTIZATION_MODES,
     FixedType,
     OverflowCounter,
-    cast,
 )
 from emulation.float_path import compile_project
 from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
@@ -243,27 +242,6 @@ def _retyped(layers, input_type):
     second = layers[1]
     yield ActivationLayer(second.name, second.kind, second.n, acc, second.result_type)
     yield from layers[2:]
-
-
-def test_cast_float_equals_cast_into_ap_int():
-    from emulation.float_path import cast_float
-
-    for src in [
-        FixedType(6, 0),
-        FixedType(9, 3),
-        FixedType(7, 7),
-        FixedType(5, 0, False),
-        FixedType(12, 14),
-    ]:
-        m = np.arange(src.min_int, src.max_int + 1)
-        for dst in [
-            FixedType.int_type(3),
-            FixedType.int_type(5, signed=False),
-            FixedType.int_type(1),
-        ]:
-            want = cast(m, src, dst)
-            got = cast_float(m.astype(np.float64), src, dst, None, "c")
-            assert np.array_equal(got, want), (src, dst)
 
 
 def test_dense_wider_than_int64_is_exact():
