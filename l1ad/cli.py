@@ -60,10 +60,18 @@ def run(
     name: Annotated[
         str | None, typer.Option(help="Run name (directory under runs/); overrides the config.")
     ] = None,
+    steps: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these steps, comma-separated (e.g. events,ad); each needs the steps it reads from."
+        ),
+    ] = None,
 ) -> None:
     """Run every stage in order into runs/NAME/ (summary.json, report.md, plots); runs/latest points at it."""
-    from l1ad.pipeline import resolve_config, run_pipeline
+    from l1ad.pipeline import pipeline_steps, resolve_config, run_pipeline
 
+    selected = None if steps is None else [s.strip() for s in steps.split(",") if s.strip()]
+    pipeline_steps(selected)  # an unknown step stops here, before the config is read
     resolved = resolve_config(config)
     if name is not None:
         resolved["name"] = name
@@ -71,7 +79,7 @@ def run(
     run_dir = None
     with handling_interrupts():
         try:
-            run_dir = run_pipeline(resolved, err_console)
+            run_dir = run_pipeline(resolved, err_console, selected)
             raise_if_interrupted()
         except Interrupted as err:
             if run_dir is None:

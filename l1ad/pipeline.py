@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -90,9 +91,25 @@ def resolve_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     return load_config(path, step_defaults())
 
 
-def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path:
-    """Run every step; returns the finished run directory (``runs/NAME``)."""
+def pipeline_steps(names: Sequence[str] | None = None) -> list[ModuleType]:
+    """The pipeline's steps in order; with ``names``, only those (each checked by name)."""
+    steps = [step for step in STEPS if step.run is not None]
+    if names is None:
+        return steps
+    known = [step.NAME for step in steps]
+    for name in names:
+        if name not in known:
+            raise ValueError(f"unknown step {name!r} (steps: {', '.join(known)})")
+    return [step for step in steps if step.NAME in names]
+
+
+def run_pipeline(
+    config: dict[str, Any], console: Console | None = None, steps: Sequence[str] | None = None
+) -> Path:
+    """Run every step, or only ``steps`` (in pipeline order; a step whose inputs did not run
+    stops with one line); returns the finished run directory (``runs/NAME``)."""
     console = console or Console(stderr=True, markup=False)
+    selected = pipeline_steps(steps)
     check_names(config)
     runs_dir = Path(config["runs_dir"])
     final_dir = runs_dir / config["name"]
@@ -106,9 +123,7 @@ def run_pipeline(config: dict[str, Any], console: Console | None = None) -> Path
     with atomic_directory(final_dir, kind=RUN_KIND) as run_dir:
         report = Report(f"l1ad run `{config['name']}`", run_dir)
         ctx = RunContext(config=config, run_dir=run_dir, console=console)
-        for step in STEPS:
-            if step.run is None:
-                continue
+        for step in selected:
             raise_if_interrupted()
             console.rule(Text(step.NAME, style="bold"))
             t0 = time.perf_counter()

@@ -111,10 +111,19 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
         f"{training.epochs_run} epochs, best epoch {training.best_epoch}"
         f"{' (early stop)' if training.stopped_early else ''}, {training.events_per_second:,.0f} training events/s. "
         f"dCor(R1, R2) on {ad.background_test_events} held-out background events: "
-        f"{_fmt(summary['ad']['dcor_background'])}. "
+        f"{_fmt(summary['ad']['dcor_background'])} ± {_fmt(summary['ad']['dcor_background_sigma'])} "
+        "(Poisson bootstrap). "
         f"ROC score: min of the two background-CDF-transformed errors (the ABCD signal-region family). "
         f"TPR at FPR 1e-5 is '—' when the test sample cannot resolve it; the rate working point is "
         f"{ev.rate_khz:g} kHz at 40 MHz (FPR {rate_to_fpr(ev.rate_khz):.3g}), trigger = region A.",
+    )
+    limits = summary["statistically_limited"]
+    report.section(
+        "Statistically limited figures",
+        "The sample is too small for these figures; they need more events, not a better model:\n\n"
+        + "\n".join(f"- {line}" for line in limits)
+        if limits
+        else "None: every figure below is resolved by the sample.",
     )
     report.figure(ad.loss_plot, "Loss per epoch (top) and DisCo² (bottom)")
     if not ad.metrics.empty:
@@ -167,8 +176,17 @@ def ad_figures(ad: ADStageResult) -> dict[str, Any]:
     return {
         "ad": {
             k: s["ad"][k]
-            for k in ("auc", "tpr_at_fpr_1e-5", "dcor_background", "tpr_at_rate", "rate_khz")
+            for k in (
+                "auc",
+                "auc_sigma",
+                "tpr_at_fpr_1e-5",
+                "dcor_background",
+                "dcor_background_sigma",
+                "tpr_at_rate",
+                "rate_khz",
+            )
         },
+        "statistically_limited": s["statistically_limited"],
         "abcd": {k: s["abcd"][k] for k in ("max_abs_closure_pull", "significance")},
         "rates": s["rates"],
         "fpr_1e-5": s["fpr_1e-5"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import h5py
 import pytest
 import typer
@@ -105,3 +107,36 @@ def test_config_file_overrides_defaults_and_is_resolved(tmp_path):
     config.write_text(f"name: mine\nseed: 5\nruns_dir: {tmp_path / 'runs'}\n")
     resolved = resolve_config(config)
     assert resolved["name"] == "mine" and resolved["seed"] == 5
+
+
+def test_scale_config_asks_for_the_scale_the_trigger_needs():
+    """configs/scale.yaml resolves (no unknown key) and asks for >= 1e6 background and >= 1e5
+    events per signal, an ABCD scan down to eps_B = 1e-4 and the 1/5/10 kHz operating points."""
+    from l1ad.pipeline import resolve_config
+
+    config = resolve_config(Path(__file__).resolve().parent.parent / "configs" / "scale.yaml")
+    events, ad = config["events"], config["ad"]
+    assert events["background_events"] >= 1_000_000 and events["signal_events"] >= 100_000
+    assert min(ad["eps_b"]) <= 1e-4 and max(ad["eps_b"]) >= 5e-2
+    assert ad["rates_khz"] == [1.0, 5.0, 10.0]
+    # >= 1 000 injected signal events in the test split
+    test_events = events["background_events"] * ad["split"][2]
+    assert test_events * ad["injection"] >= 1000
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ("events,bogus", "unknown step 'bogus' (steps: events, ad, quantize, firmware, emulation)"),
+        ("ad", "step 'ad' needs 'events' to have run first"),
+    ],
+)
+def test_run_of_chosen_steps_checks_them_and_leaves_no_run_behind(tmp_path, steps, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"name: part\nruns_dir: {tmp_path / 'runs'}\ncache_dir: {tmp_path / 'cache'}\n"
+    )
+    result = runner.invoke(app, ["run", "--config", str(config), "--steps", steps])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not (tmp_path / "runs" / "part").exists()

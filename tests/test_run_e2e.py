@@ -103,9 +103,18 @@ def test_run_writes_every_step_into_a_finished_run_directory(tiny_run):
 # tiny config changes values only). Tools read these: a change here is a change of format.
 SUMMARY_KEYS = {
     "events": {"counts", "events_per_s", "from_cache", "preselection_efficiency"},
-    "ad": {"auc", "dcor_background", "rate_khz", "tpr_at_fpr_1e-5", "tpr_at_rate"},
+    "ad": {
+        "auc",
+        "auc_sigma",
+        "dcor_background",
+        "dcor_background_sigma",
+        "rate_khz",
+        "tpr_at_fpr_1e-5",
+        "tpr_at_rate",
+    },
     "abcd": {"max_abs_closure_pull", "significance"},
-    "rates": {"1", "5", "10"},
+    "rates": {"1", "5", "10", "400"},  # the target rates and the working rate
+    "statistically_limited": None,  # sentences: which ones depends on the sample
     "fpr_1e-5": None,  # an operating point: its keys depend on whether the sample resolves it
     "quantize": {
         "framework",

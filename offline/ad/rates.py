@@ -24,7 +24,7 @@ ratio of effective to raw events).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,35 @@ def weighted_efficiency(passed: np.ndarray, weights: np.ndarray | None = None) -
     eff = float(w[passed].sum() / total)
     var = ((1 - eff) ** 2 * (w[passed] ** 2).sum() + eff**2 * (w[~passed] ** 2).sum()) / total**2
     return Efficiency(eff, float(math.sqrt(var)))
+
+
+def poisson_bootstrap(
+    statistic: Callable[..., Any],
+    weights: Sequence[np.ndarray],
+    replicas: int,
+    seed: int = 0,
+) -> np.ndarray:
+    """Values of ``statistic(*reweighted)`` over ``replicas`` Poisson-bootstrap replicas: every
+    event's weight in each of ``weights`` times an independent Poisson(1) count. Replicas where the
+    statistic is undefined (raises ValueError, e.g. too few events left) are dropped."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(replicas):
+        reweighted = [w * rng.poisson(1.0, len(w)) for w in weights]
+        try:
+            values.append(statistic(*reweighted))
+        except ValueError:
+            continue
+    return np.asarray(values, dtype=np.float64)
+
+
+def bootstrap_sigma(
+    statistic: Callable[..., float], weights: Sequence[np.ndarray], replicas: int, seed: int = 0
+) -> float | None:
+    """Standard deviation of a scalar ``statistic`` over :func:`poisson_bootstrap` replicas (None
+    when fewer than 2 replicas are defined)."""
+    values = poisson_bootstrap(statistic, weights, replicas, seed)
+    return float(values.std(ddof=1)) if len(values) >= 2 else None
 
 
 @dataclass(frozen=True)
@@ -130,14 +159,9 @@ def operating_point(
             else math.ceil(len(w) * min_tail_ess / tail_ess)
         )
         return RatePoint(rate, eps_b, False, tail_ess, needs_events=needs)
-    rng = np.random.default_rng(seed)
-    replicas = []
-    for _ in range(bootstrap):
-        wb = w * rng.poisson(1.0, len(w))
-        try:
-            replicas.append(thresholds_presorted(r1, r2, wb, eps_b, order1))
-        except ValueError:
-            continue
+    replicas = poisson_bootstrap(
+        lambda wb: thresholds_presorted(r1, r2, wb, eps_b, order1), [w], bootstrap, seed
+    )
     if len(replicas) < 2:
         return RatePoint(
             rate, eps_b, False, tail_ess, needs_events=math.ceil(len(w) * min_tail_ess / tail_ess)

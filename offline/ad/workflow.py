@@ -5,6 +5,7 @@ These are what ``l1ad train|score|abcd`` and the ``ad`` pipeline stage call.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -59,7 +60,7 @@ from offline.ad.plots import (
     plot_roc,
     plot_significance,
 )
-from offline.ad.rates import operating_point, rate_points
+from offline.ad.rates import bootstrap_sigma, operating_point, rate_points
 from offline.ad.score import Scores, score_events
 from offline.ad.train import (
     TrainConfig,
@@ -76,6 +77,9 @@ from offline.preprocess import Preprocessing
 SPLIT_FILE = "split.json"
 PREPROCESSING_FILE = "preprocessing.json"
 ABCD_KIND = "abcd"  # atomic_directory replaces only earlier abcd outputs
+DCOR_BOOTSTRAP = 20  # replicas of the O(N²) dCor error
+LIMITED_RELATIVE_ERROR = 0.3  # a TPR known to worse than 30 % is called statistically limited
+MIN_INJECTED = 1000  # injected signal events the issue's significance figure asks for
 
 
 def load_background(
@@ -173,9 +177,16 @@ def evaluate_scores(
     rows, curves = [], {}
     fpr_rate = rate_to_fpr(rate_khz)
     sb = combined_score(b1, b2, b1, b2, bw)
+    auc_sigma: dict[str, float | None] = {}
     for name, s in signals.items():
         ss = combined_score(s.r1, s.r2, b1, b2, bw)
         a = auc(sb, ss, bw, s.weights)
+        # the combined score's background CDFs stay fixed: the error of the AUC given them
+        auc_sigma[name] = bootstrap_sigma(
+            lambda wb, ws, ss=ss: auc(sb, ss, wb, ws),
+            [_ones(bw, b1), _ones(s.weights, s.r1)],
+            bootstrap,
+        )
         fpr, tpr, _ = roc(sb, ss, bw, s.weights)
         curves[name] = (fpr, tpr, a)
         low = tpr_at_fpr(sb, ss, 1e-5, bw, s.weights)
@@ -193,12 +204,19 @@ def evaluate_scores(
         )
     metrics = pd.DataFrame(rows).set_index("signal") if rows else pd.DataFrame()
     dcor_bkg = distance_correlation(b1, b2, bw, max_events=dcor_max_events)
+    # O(N²) per replica: fewer replicas than the cheap statistics get
+    dcor_sigma = bootstrap_sigma(
+        lambda wb: distance_correlation(b1, b2, wb, max_events=dcor_max_events),
+        [_ones(bw, b1)],
+        min(bootstrap, DCOR_BOOTSTRAP),
+    )
     scan = abcd_scan(
         b1, b2, bw, {k: _tuple(v) for k, v in signals.items()}, eps_b, injection, min_region_events
     )
     signif = significance_at(scan, working_eps_b)
     sig_tuples = {k: _tuple(v) for k, v in signals.items()}
-    rates = rate_points((b1, b2, bw), sig_tuples, tuple(rates_khz), bootstrap)
+    # the headline working rate gets the same errors as the target rates
+    rates = rate_points((b1, b2, bw), sig_tuples, tuple(sorted({*rates_khz, rate_khz})), bootstrap)
     fpr_low = operating_point((b1, b2, bw), sig_tuples, 1e-5, bootstrap)
     summary = {
         "ad": {
@@ -213,7 +231,9 @@ def evaluate_scores(
             else {},
             "rate_khz": rate_khz,
             "fpr_at_rate": fpr_rate,
+            "auc_sigma": auc_sigma,
             "dcor_background": none_if_nan(dcor_bkg),
+            "dcor_background_sigma": dcor_sigma,
             "background_test_events": len(background),
         },
         "abcd": {
@@ -226,6 +246,7 @@ def evaluate_scores(
         "rates": {f"{r:g}": p.to_dict() for r, p in rates.items()},
         "fpr_1e-5": fpr_low.to_dict(),
     }
+    summary["statistically_limited"] = statistical_limits(summary, scan, len(background))
     plots: dict[str, Path] = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -254,6 +275,47 @@ def evaluate_scores(
             )
         plots = {k: out_dir / Path(p).name for k, p in plots.items()}
     return {"metrics": metrics, "abcd": scan, "summary": summary, "plots": plots}
+
+
+def _ones(weights: np.ndarray | None, like: np.ndarray) -> np.ndarray:
+    return np.ones(len(like)) if weights is None else np.asarray(weights, dtype=np.float64)
+
+
+def statistical_limits(
+    summary: dict[str, Any], scan: pd.DataFrame, background_events: int
+) -> list[str]:
+    """Plain sentences naming the figures of :func:`evaluate_scores` that the sample's size limits:
+    unresolved operating points, TPRs with a relative error above
+    ``LIMITED_RELATIVE_ERROR``, closure that stops above the smallest ε_B asked for, and
+    significances from fewer than ``MIN_INJECTED`` injected signal events."""
+    limits = []
+    for rate, point in summary["rates"].items():
+        if not point["resolved"]:
+            limits.append(f"trigger at {rate} kHz: {point['note']}")
+            continue
+        for signal, tpr in point["tpr"].items():
+            if tpr["value"] == 0 or tpr["sigma"] > LIMITED_RELATIVE_ERROR * tpr["value"]:
+                limits.append(
+                    f"TPR of {signal} at {rate} kHz: {tpr['value']:.3g} ± {tpr['sigma']:.2g}"
+                )
+    if not summary["fpr_1e-5"]["resolved"]:
+        limits.append(f"TPR at FPR 1e-5: {summary['fpr_1e-5']['note']}")
+    closure = scan[(scan["sample"] == "background")]
+    resolved = closure[closure["pull"].notna()]
+    if len(resolved) < len(closure):
+        smallest = f"{resolved['eps_b'].min():g}" if len(resolved) else "no ε_B"
+        limits.append(
+            f"ABCD closure: a region holds fewer than {summary['abcd']['min_region_events']} "
+            f"events below ε_B = {smallest} (of {closure['eps_b'].min():g} asked for)"
+        )
+    injected = summary["abcd"]["injection"] * background_events
+    if summary["abcd"]["significance"] and injected < MIN_INJECTED:
+        limits.append(
+            f"significance: {injected:.0f} injected signal events per signal "
+            f"({summary['abcd']['injection']:.2%} of {background_events} test events; "
+            f"{MIN_INJECTED} needs {math.ceil(MIN_INJECTED / summary['abcd']['injection'])})"
+        )
+    return limits
 
 
 def lambda_scan(

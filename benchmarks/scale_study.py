@@ -1,0 +1,173 @@
+"""The scale study (issue 13): ``l1ad run`` on ``configs/scale.yaml``, or on a fraction of it.
+
+Usage: python benchmarks/scale_study.py [--config configs/scale.yaml]
+           [--background-events N] [--signal-events M] [--set ad.batch_size=1000 ...]
+           [--steps events ad] [--project-workers 16 64 256]
+
+Runs the pipeline on the config with the sample sizes given (the config's own by default),
+then writes ``benchmarks/results/scale_study.json`` and copies the report's figures (closure
+against ε_B, ABCD plane, significance, ROC, training curves) to
+``benchmarks/results/scale_study/``. The JSON states the sample sizes actually used and projects
+the wall time of the full config's event production on N Dask workers from the CPU time per
+accepted event that this run's production measured, process by process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from l1ad.pipeline import resolve_config, run_pipeline
+from offline.events.defaults import DEFAULT_TASK_SIZE
+from offline.events.processes import MIX_FRACTIONS
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = {
+    "ad/evaluation/abcd_closure.png": "closure.png",
+    "ad/evaluation/abcd_plane.png": "abcd_plane.png",
+    "ad/evaluation/abcd_significance.png": "significance.png",
+    "ad/evaluation/roc.png": "roc.png",
+    "ad/model/loss.png": "training_curves.png",
+}
+
+
+def apply_setting(config: dict[str, Any], setting: str) -> None:
+    """``step.key=value`` (value parsed as YAML) into the resolved config, keys checked."""
+    key, sep, text = setting.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {setting!r}: expected step.key=value")
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise SystemExit(f"--set {setting!r}: no section {part!r} in the config")
+        node = node[part]
+    if leaf not in node:
+        raise SystemExit(f"--set {setting!r}: unknown key {leaf!r}")
+    node[leaf] = yaml.safe_load(text)
+
+
+def cpu_seconds_per_event(events_csv: Path) -> dict[str, float]:
+    """CPU seconds per accepted event of each sample, as this run's production measured them
+    (the background as the ADC2021 mixture of its components)."""
+    table = pd.read_csv(events_csv)
+    per_event = {}
+    for sample, rows in table.groupby("sample"):
+        rate = dict(zip(rows["process"], rows["events/s per core"], strict=True))
+        if sample == "background":
+            total = sum(MIX_FRACTIONS.values())
+            per_event[str(sample)] = sum(f / total / rate[p] for p, f in MIX_FRACTIONS.items())
+        else:
+            per_event[str(sample)] = 1.0 / float(rate[str(sample)])
+    return per_event
+
+
+def projected_production(
+    per_event: dict[str, float], counts: dict[str, int], workers: list[int]
+) -> dict[str, Any]:
+    """Wall time of producing ``counts`` on N single-threaded Dask workers: the CPU time spread
+    over the workers, plus one task's time for the last, unevenly filled round."""
+    cpu = {s: counts[s] * per_event[s] for s in counts}
+    total = sum(cpu.values())
+    longest_task = max(DEFAULT_TASK_SIZE * t for t in per_event.values())
+    return {
+        "events": counts,
+        "cpu_hours": {s: c / 3600 for s, c in cpu.items()} | {"total": total / 3600},
+        "wall_hours_on_workers": {
+            str(n): (total / n + longest_task) / 3600 for n in workers if n >= 1
+        },
+        "assumes": f"{DEFAULT_TASK_SIZE}-event tasks, one single-threaded worker per core, "
+        "the per-event CPU time measured by this run's production",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "configs" / "scale.yaml"))
+    parser.add_argument("--background-events", type=int)
+    parser.add_argument("--signal-events", type=int)
+    parser.add_argument("--set", action="append", default=[], metavar="STEP.KEY=VALUE")
+    parser.add_argument("--name", default="scale")
+    parser.add_argument(
+        "--steps", nargs="+", help="only these pipeline steps (e.g. events ad); default: all"
+    )
+    parser.add_argument("--project-workers", type=int, nargs="+", default=[1, 16, 64, 256])
+    args = parser.parse_args()
+
+    full = resolve_config(args.config)
+    config = json.loads(json.dumps(full))
+    if args.background_events:
+        config["events"]["background_events"] = args.background_events
+    if args.signal_events:
+        config["events"]["signal_events"] = args.signal_events
+    for setting in args.set:
+        apply_setting(config, setting)
+    config["name"] = args.name
+
+    run_dir = run_pipeline(config, steps=args.steps)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    scan = pd.read_csv(run_dir / "ad" / "evaluation" / "abcd_scan.csv")
+    closure = scan[(scan["sample"] == "background") & scan["pull"].notna()]
+
+    full_counts = {"background": full["events"]["background_events"]} | {
+        s: full["events"]["signal_events"] for s in full["events"]["signals"]
+    }
+    per_event = cpu_seconds_per_event(run_dir / "events" / "events.csv")
+    counts = summary["events"]["counts"]
+    result = {
+        "config": str(Path(args.config).resolve().relative_to(ROOT)),
+        "settings_changed": {
+            "background_events": config["events"]["background_events"],
+            "signal_events": config["events"]["signal_events"],
+            "set": args.set,
+        },
+        "background_events": counts["background"],
+        "signal_events": {s: n for s, n in counts.items() if s != "background"},
+        "test_background_events": round(counts["background"] * config["ad"]["split"][2]),
+        "dcor_background": summary["ad"]["dcor_background"],
+        "auc": summary["ad"]["auc"],
+        "max_abs_closure_pull": summary["abcd"]["max_abs_closure_pull"],
+        "min_eps_b": float(closure["eps_b"].min()) if len(closure) else None,
+        "closure": closure[["eps_b", "pull"]].to_dict(orient="records"),
+        "rates": summary["rates"],
+        "significance": summary["abcd"]["significance"],
+        "injection": config["ad"]["injection"],
+        "statistically_limited": summary["statistically_limited"],
+        "steps": args.steps or "all",
+        "firmware": {
+            k: summary["firmware"].get(k) for k in ("latency_ns", "luts", "csim_mismatches")
+        }
+        if "firmware" in summary
+        else None,
+        "emulation": summary.get("emulation"),
+        "run_seconds": summary["seconds"],
+        "projected_full_production": projected_production(
+            per_event, full_counts, args.project_workers
+        ),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale_study.json").write_text(json.dumps(result, indent=1) + "\n")
+    figures = RESULTS / "scale_study"
+    figures.mkdir(exist_ok=True)
+    for source, target in FIGURES.items():
+        if (run_dir / source).exists():
+            shutil.copyfile(run_dir / source, figures / target)
+    hours = result["projected_full_production"]["wall_hours_on_workers"]
+    print(
+        f"scale study on {counts['background']} background events: dCor "
+        f"{result['dcor_background']:.3f}, max |pull| {result['max_abs_closure_pull']:.2f} "
+        f"(eps_B >= {result['min_eps_b']}); full production: "
+        + ", ".join(f"{h:.1f} h on {n}" for n, h in hours.items())
+        + " workers"
+    )
+
+
+if __name__ == "__main__":
+    main()
