@@ -91,52 +91,84 @@ def train_one(
     }
 
 
-def _mean(rows: list[dict[str, Any]], key: str, signal: str | None = None) -> float:
-    values = [r[key][signal] if signal else r[key] for r in rows]
-    return float(np.mean([v for v in values if v is not None]))
+def _values(rows: list[dict[str, Any]], key: str, signal: str | None) -> np.ndarray:
+    return np.array(
+        [np.nan if (v := r[key][signal] if signal else r[key]) is None else v for r in rows]
+    )
+
+
+def _figures(report: dict[str, Any]) -> list[tuple[str, str, str | None, int]]:
+    """(label, key, signal, decimals) of every row of the table."""
+    sigs = report["signals"]
+    return ([(f"AUC {s}", "auc", s, 3) for s in sigs]
+            + [(f"TPR {s} at {report['runs'][0]['rate_khz']:g} kHz", "tpr_at_rate", s, 3) for s in sigs]
+            + [("dCor(R1, R2) held-out background", "dcor_background", None, 3),
+               ("max abs ABCD closure pull", "max_abs_closure_pull", None, 2)])  # fmt: skip
 
 
 def markdown(report: dict[str, Any]) -> str:
+    """Mean ± s.d. over seeds per architecture, and the new default minus the old one, paired by seed
+    (mean ± standard error)."""
     rows, seeds = report["runs"], report["seeds"]
-    rate = rows[0]["rate_khz"]
+    old, new = "57-32-16-4", "57-16-4"
+    archs = [a for a in ARCHITECTURES if any(r["architecture"] == a for r in rows)]
+    by_arch = {
+        a: sorted((r for r in rows if r["architecture"] == a), key=lambda r: r["seed"])
+        for a in archs
+    }
     lines = [
-        "# Firmware margin: physics of 57-32-16-4 vs 57-16-4 autoencoders",
+        "# Firmware margin: physics of the autoencoder choices",
         "",
-        f"`ad` step, default settings, float training, seeds {', '.join(map(str, seeds))}; "
-        f"background {report['background_events']} events (test {rows[0]['background_test_events']}), "
-        f"signals {', '.join(f'{k} {v}' for k, v in report['signal_events'].items())} events. "
-        f"Mean over seeds (each seed's value in the JSON). TPR at {rate:g} kHz.",
+        f"`ad` step (`offline.ad.stage.train_and_evaluate`), default settings (λ = {report['settings']['lam']:g}, "
+        f"{report['settings']['epochs']} epochs, patience {report['settings']['patience']}), float training, "
+        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}); background {report['background_events']} events "
+        f"(held-out test {rows[0]['background_test_events']}), signals "
+        f"{', '.join(f'{k} {v}' for k, v in report['signal_events'].items())} events. Mean ± s.d. over "
+        f"seeds (each seed in the JSON); last column: {new} − {old} paired by seed, mean ± s.e.",
         "",
-        "| figure | " + " | ".join(ARCHITECTURES) + " |",
-        "|---|" + "---|" * len(ARCHITECTURES),
-    ]
-    by_arch = {a: [r for r in rows if r["architecture"] == a] for a in ARCHITECTURES}
-    for sig in report["signals"]:
+        "| figure | " + " | ".join(archs) + f" | {new} − {old} |",
+        "|---|" + "---|" * (len(archs) + 1),
+    ]  # fmt: skip
+    for label, key, sig, d in _figures(report):
+        cells = []
+        for a in archs:
+            v = _values(by_arch[a], key, sig)
+            cells.append(
+                f"{np.nanmean(v):.{d}f} ± {np.nanstd(v, ddof=1) if len(v) > 1 else 0:.{d}f}"
+            )
+        diff = _values(by_arch[new], key, sig) - _values(by_arch[old], key, sig)
+        se = np.nanstd(diff, ddof=1) / np.sqrt(np.isfinite(diff).sum()) if len(diff) > 1 else 0.0
         lines.append(
-            f"| AUC {sig} | "
-            + " | ".join(f"{_mean(by_arch[a], 'auc', sig):.4f}" for a in ARCHITECTURES)
-            + " |"
+            f"| {label} | " + " | ".join(cells) + f" | {np.nanmean(diff):+.{d}f} ± {se:.{d}f} |"
         )
-    for sig in report["signals"]:
-        lines.append(f"| TPR {sig} | " + " | ".join(f"{_mean(by_arch[a], 'tpr_at_rate', sig):.4f}" for a in ARCHITECTURES) + " |")  # fmt: skip
-    lines.append("| dCor(R1,R2) bkg | " + " | ".join(f"{_mean(by_arch[a], 'dcor_background'):.4f}" for a in ARCHITECTURES) + " |")  # fmt: skip
-    lines.append("| max abs closure pull | " + " | ".join(f"{_mean(by_arch[a], 'max_abs_closure_pull'):.2f}" for a in ARCHITECTURES) + " |")  # fmt: skip
     lat = report["da4ml_estimate"]
-    lines.append("| da4ml adder levels / ns | " + " | ".join(f"{lat[a]['adder_levels']:.0f} / {lat[a]['latency_ns']:g}" for a in ARCHITECTURES) + " |")  # fmt: skip
-    lines.append("| da4ml LUTs | " + " | ".join(f"{lat[a]['luts'] / 1e3:.1f}k" for a in ARCHITECTURES) + " |")  # fmt: skip
+    lines.append("| da4ml adder levels / latency | " + " | ".join(
+        f"{lat[a]['adder_levels']:.0f} / {lat[a]['latency_ns']:g} ns" for a in archs) + " | |")  # fmt: skip
+    lines.append(
+        "| da4ml LUTs | " + " | ".join(f"{lat[a]['luts'] / 1e3:.1f}k" for a in archs) + " | |"
+    )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=Path, required=True, help="folder of cached event files")
+    parser.add_argument("--events", type=Path, help="folder of cached event files")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1234])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=RESULTS / "firmware_margin_physics.json")
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="rewrite the .md from the JSON"
+    )
     args = parser.parse_args()
+    if args.markdown_only:
+        args.output.with_suffix(".md").write_text(markdown(json.loads(args.output.read_text())))
+        return
     torch.set_num_threads(args.threads)
 
     from offline.events.io import event_count
+
+    if args.events is None:
+        parser.error("--events is required")
 
     background = _one_file(args.events, "background")
     signals = {s: _one_file(args.events, s) for s in SIGNALS}

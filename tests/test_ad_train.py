@@ -54,7 +54,7 @@ def _weights(path):
 def test_lambda_lowers_held_out_distance_correlation(data, tmp_path):
     dcors = {}
     for lam in (0.0, 100.0):
-        _train(data, tmp_path / str(lam), lam=lam, epochs=4, lr=3e-3)
+        _train(data, tmp_path / str(lam), lam=lam, epochs=8, lr=3e-3)
         r1, r2 = score_inputs(load_pair(tmp_path / str(lam)), data["test"][0])
         dcors[lam] = distance_correlation(r1, r2, data["test"][1])
     assert dcors[0.0] > 0.8

@@ -14,7 +14,7 @@ DEFAULT_RATE_KHZ = 400.0
 DEFAULT_RATES_KHZ = (1.0, 5.0, 10.0)
 DEFAULT_BOOTSTRAP = 100
 # R is a sum over 57 features, not the paper's per-feature mean (where λ = 10), so λ is larger.
-# On toy events (30k background, firmware preset) λ = 100 / 1000 / 3000 gave held-out
+# On toy events (30k background, the firmware preset of then, 57-32-16-4) λ = 100 / 1000 / 3000 gave held-out
 # dCor(R1, R2) 0.15 / 0.05 / 0.03 at unchanged AUC; `l1ad train --lambda-scan` redoes this.
 DEFAULT_LAMBDA = 1000.0
 # training (one pair; the pipeline's `ad` mapping and `l1ad train` share these). Small batches: a
