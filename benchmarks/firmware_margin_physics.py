@@ -147,6 +147,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append(
         "| da4ml LUTs | " + " | ".join(f"{lat[a]['luts'] / 1e3:.1f}k" for a in archs) + " | |"
     )
+    lines += [
+        "",
+        "dCor(R1, R2) per seed (a seed whose held-out split does not decorrelate pulls the mean):",
+        "",
+    ]
+    for a in archs:
+        dcor = _values(by_arch[a], "dcor_background", None)
+        lines.append(
+            f"- {a}: {', '.join(f'{v:.3f}' for v in dcor)} (median {np.nanmedian(dcor):.3f})"
+        )
     return "\n".join(lines) + "\n"
 
 
