@@ -1,7 +1,7 @@
 """Emulator vs hls4ml C simulation on a plain dense network project, single-threaded, per CPU second.
 
-Builds a QKeras 57-32-16-4-16-32-57 dense/ReLU network (the trigger autoencoder's
-shape, random weights), writes and compiles it with hls4ml (io_parallel, Latency),
+Builds a QKeras 57-32-16-4-16-32-57 dense/ReLU network (the firmware preset's
+shape before the 40 ns margin made it 57-16-4-16-57; random weights), writes and compiles it with hls4ml (io_parallel, Latency),
 emulates --events events (BLAS limited to one thread) and runs hls4ml's ``predict()`` (one
 thread) on a sample of the same events. Prints events per CPU second of both (fastest of
 --repeat timings), their ratio (target >= 100x) and the mismatch count (0); writes

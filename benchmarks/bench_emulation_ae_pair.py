@@ -1,7 +1,7 @@
 """Emulator vs hls4ml C simulation on the autoencoder pair, single-threaded, per CPU second.
 
-Two QKeras 57-32-16-4-16-32-57 dense/ReLU autoencoders (the trigger pair's shape, random
-weights, seeds 0 and 1), each written and compiled by hls4ml (io_parallel, Latency) as its
+Two QKeras 57-32-16-4-16-32-57 dense/ReLU autoencoders (the firmware preset's shape before
+the 40 ns margin made it 57-16-4-16-57; random weights, seeds 0 and 1), each written and compiled by hls4ml (io_parallel, Latency) as its
 own project. An event is both networks on the same 57 inputs: the emulator runs --events
 events through both (BLAS on one thread), hls4ml's ``predict()`` (one thread) a sample
 through both. Prints events per CPU second of the pair on both sides, the ratio (target >=

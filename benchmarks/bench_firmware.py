@@ -1,6 +1,6 @@
 """Hardware cost of the default firmware model without vendor tools.
 
-Traces the whole trigger (preprocessing, both 57-32-16-4-16-32-57 autoencoders at the default
+Traces the whole trigger (preprocessing, both ``PRESETS["firmware"]`` autoencoders (57-16-4-16-57) at the default
 QuantConfig, scores, thresholds, ABCD and trigger bits) with da4ml, pipelines it for the clock,
 checks the RTL with Verilator against the integer emulator (``emulation``) and synthesises it with Yosys.
 Prints the cost table and the ratio da4ml estimate / Yosys mapped cells (the baseline,

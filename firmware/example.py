@@ -1,7 +1,7 @@
 """Toy inputs and the default firmware model with random on-grid weights, for tests and benchmarks,
 and the words ``l1ad firmware`` simulates (:func:`event_words`: events or toy events, then edge values).
 
-``default_model`` is the shape of ``offline.ad.model.PRESETS["firmware"]`` (57-32-16-4-16-32-57
+``default_model`` is the shape of ``offline.ad.model.PRESETS["firmware"]`` (57-16-4-16-57
 with bias, twice) at the default ``quantize.QuantConfig``, so the firmware can be exercised
 and costed before (or without) a trained quantized model; ``quantize`` makes the real one.
 """

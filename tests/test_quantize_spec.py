@@ -35,11 +35,11 @@ def spec():
 
 def test_layer_chain_names_and_types_follow_the_architecture(spec):
     for i, ae in enumerate(spec.autoencoders):
-        assert [d.name for d in ae.layers] == [f"ae{i + 1}_dense{k}" for k in range(6)]
+        assert [d.name for d in ae.layers] == [f"ae{i + 1}_dense{k}" for k in range(4)]
         assert [(d.n_in, d.n_out) for d in ae.layers] == list(
-            zip((57, 32, 16, 4, 16, 32), (32, 16, 4, 16, 32, 57), strict=True)
+            zip((57, 16, 4, 16), (16, 4, 16, 57), strict=True)
         )
-        assert [d.activation for d in ae.layers] == ["relu"] * 5 + ["linear"]
+        assert [d.activation for d in ae.layers] == ["relu"] * 3 + ["linear"]
         for d in ae.layers[:-1]:
             assert str(d.activation_result) == "ap_ufixed<8,3,AP_RND_CONV,AP_SAT>"
         assert ae.layers[-1].activation_result == ae.layers[-1].accumulator

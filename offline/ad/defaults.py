@@ -14,8 +14,9 @@ DEFAULT_RATE_KHZ = 400.0
 DEFAULT_RATES_KHZ = (1.0, 5.0, 10.0)
 DEFAULT_BOOTSTRAP = 100
 # R is a sum over 57 features, not the paper's per-feature mean (where λ = 10), so λ is larger.
-# On toy events (30k background, firmware preset) λ = 100 / 1000 / 3000 gave held-out
-# dCor(R1, R2) 0.15 / 0.05 / 0.03 at unchanged AUC; `l1ad train --lambda-scan` redoes this.
+# On toy events (30k background, the firmware preset of then, 57-32-16-4) λ = 100 / 1000 / 3000
+# gave held-out dCor(R1, R2) 0.15 / 0.05 / 0.03 at unchanged AUC; `l1ad train --lambda-scan`
+# redoes this. The 57-16-4 preset at λ = 1000 on the demo samples: benchmarks/results/firmware_margin_physics.md
 DEFAULT_LAMBDA = 1000.0
 # training (one pair; the pipeline's `ad` mapping and `l1ad train` share these). Small batches: a
 # default run trains on ~3000 events, and DisCo needs many steps to act (the paper used 10 000 on

@@ -22,14 +22,14 @@ from offline.events.schema import N_FEATURES
 class AEConfig:
     """Architecture of one autoencoder: encoder widths, latent width, decoder mirrors them."""
 
-    hidden: tuple[int, ...] = (32, 16)
+    hidden: tuple[int, ...] = (16,)
     latent: int = 4
     bias: bool = True
     n_inputs: int = N_FEATURES
 
     @property
     def widths(self) -> tuple[int, ...]:
-        """Every layer boundary, input to output, e.g. (57, 32, 16, 4, 16, 32, 57)."""
+        """Every layer boundary, input to output, e.g. (57, 16, 4, 16, 57)."""
         return (self.n_inputs, *self.hidden, self.latent, *reversed(self.hidden), self.n_inputs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,8 +66,9 @@ class AEConfig:
 
 
 PRESETS: dict[str, AEConfig] = {
-    # small enough for L1 at II=1 (AXOL1TL v1 is 57-32-16-13)
-    "firmware": AEConfig(hidden=(32, 16), latent=4, bias=True),
+    # small enough for L1 at II=1 (AXOL1TL v1 is 57-32-16-13), and shallow enough for a 40 ns
+    # estimate (8 cycles at 5 ns, where 57-32-16-4 needs 11): benchmarks/results/firmware_margin*.json
+    "firmware": AEConfig(hidden=(16,), latent=4, bias=True),
     # Mikuni, Nachman, Shih (arXiv 2111.06417) / ViniciusMikuni/DoubleAE
     "paper": AEConfig(hidden=(256, 128, 64, 32), latent=5, bias=False),
 }
