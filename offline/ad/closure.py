@@ -69,7 +69,7 @@ def soft_region_counts(
     b = (w * s1 * (1 - s2)).sum(0)
     c = (w * (1 - s1) * s2).sum(0)
     d = (w * (1 - s1) * (1 - s2)).sum(0)
-    return torch.stack([a, b, c, d])
+    return torch.stack([a, b, c, d]).reshape(4, *torch.broadcast_shapes(log_x.shape, log_y.shape))
 
 
 def relative_nonclosure(counts: torch.Tensor) -> torch.Tensor:
