@@ -60,6 +60,7 @@ def run_setting(
     seed: int,
     min_region_events: int,
     work: Path,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     from offline.ad.abcd import abcd_scan, max_abs_closure_pull
     from offline.ad.disco import distance_correlation
@@ -75,9 +76,14 @@ def run_setting(
         epochs=epochs, patience=patience, seed=seed, device="cpu", progress=False, **settings
     )
     out = work / name
-    t0 = time.perf_counter()
-    training = train_from_file(background, out, config)
-    seconds = time.perf_counter() - t0
+    if reuse and (out / "metrics.json").exists():  # a finished training of this setting
+        done = json.loads((out / "metrics.json").read_text())
+        epochs_run, best_epoch, seconds = done["epochs_run"], done["best_epoch"], done["seconds"]
+    else:
+        t0 = time.perf_counter()
+        training = train_from_file(background, out, config)
+        seconds = time.perf_counter() - t0
+        epochs_run, best_epoch = training.epochs_run, training.best_epoch
     bkg = held_out_scores(out, background, seed)
     model, pre = load_pair(out), Preprocessing.load(out / PREPROCESSING_FILE)
     sb = combined_score(bkg.r1, bkg.r2, bkg.r1, bkg.r2, bkg.weights)
@@ -92,11 +98,23 @@ def run_setting(
         **settings,
         "epochs": epochs,
         "patience": patience,
-        "epochs_run": training.epochs_run,
-        "best_epoch": training.best_epoch,
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
         "train_seconds": seconds,
         "background_test_events": len(bkg),
         "dcor_background": distance_correlation(bkg.r1, bkg.r2, bkg.weights),
+        # the same scores with R2 shuffled against R1: the dCor of independent scores with these
+        # marginals on this many events (the floor the measured dCor cannot go below)
+        "dcor_shuffled": float(
+            np.mean(
+                [
+                    distance_correlation(
+                        bkg.r1, np.random.default_rng(k).permutation(bkg.r2), bkg.weights
+                    )
+                    for k in range(5)
+                ]
+            )
+        ),
         "max_abs_closure_pull": max_abs_closure_pull(scan),
         "min_eps_b_resolved": float(usable["eps_b"].min()) if len(usable) else None,
         "closure_scan": [
@@ -152,16 +170,16 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {sample}: {entry['background_events']} background events "
             f"(train {entry['train_events']}, test {entry['test_events']})",
             "",
-            "| setting | λ | batch | closure_lam | epochs run | dCor | max pull | "
+            "| setting | λ | batch | closure_lam | epochs run | dCor | dCor shuffled | max pull | "
             "min ε_B resolved | " + " | ".join(f"AUC {s}" for s in sigs) + " | train s |",
-            "|" + "---|" * (9 + len(sigs)),
+            "|" + "---|" * (10 + len(sigs)),
         ]
         for name, r in entry["settings"].items():
             pull = r["max_abs_closure_pull"]
             eps = r["min_eps_b_resolved"]
             lines.append(
                 f"| {name} | {r['lam']:g} | {r['batch_size']} | {r['closure_lam']:g} | "
-                f"{r['epochs_run']} | {r['dcor_background']:.3f} | "
+                f"{r['epochs_run']} | {r['dcor_background']:.3f} | {r.get('dcor_shuffled', float('nan')):.3f} | "
                 f"{'—' if pull is None else f'{pull:.2f}'} | {'—' if eps is None else f'{eps:.2g}'} | "
                 + " | ".join(f"{r['auc'].get(s, float('nan')):.3f}" for s in sigs)
                 + f" | {r['train_seconds']:.0f} |"
@@ -185,6 +203,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT_JSON)
     parser.add_argument("--work", type=Path, help="checkpoint directory (default: temporary)")
     parser.add_argument("--plot", action="store_true", help="only redraw the figure and table")
+    parser.add_argument(
+        "--reuse", action="store_true", help="evaluate finished trainings found in --work again"
+    )
     args = parser.parse_args()
 
     import torch
@@ -231,6 +252,7 @@ def main() -> None:
                     args.seed,
                     args.min_region_events,
                     work,
+                    args.reuse,
                 )
                 entry["test_events"] = r["background_test_events"]
                 entry["settings"][name] = r
