@@ -75,7 +75,7 @@ def run_setting(
     config = TrainConfig(
         epochs=epochs, patience=patience, seed=seed, device="cpu", progress=False, **settings
     )
-    out = work / name
+    out = work / (name if seed == 1234 else f"{name}_s{seed}")
     if reuse and (out / "metrics.json").exists():  # a finished training of this setting
         done = json.loads((out / "metrics.json").read_text())
         epochs_run, best_epoch, seconds = done["epochs_run"], done["best_epoch"], done["seconds"]
@@ -98,6 +98,7 @@ def run_setting(
         **settings,
         "epochs": epochs,
         "patience": patience,
+        "seed": seed,
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
         "train_seconds": seconds,
@@ -133,25 +134,31 @@ def run_setting(
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
+    """Closure pull vs ε_B per setting (seed 1234 only), one panel per background sample."""
     from offline.plotting import new_figure, save_figure
 
     samples = list(results["samples"])
-    fig, axes = new_figure(1, len(samples), figsize=(9 * len(samples), 7), squeeze=False)
+    fig, axes = new_figure(1, len(samples), figsize=(11 * len(samples), 10), squeeze=False)
     for ax, sample in zip(axes[0], samples, strict=True):
         entry = results["samples"][sample]
         for name, r in entry["settings"].items():
             pts = [(p["eps_b"], p["pull"]) for p in r["closure_scan"] if p["pull"] is not None]
-            if pts:
-                e, p = zip(*pts, strict=True)
-                ax.plot(e, p, "o-", label=f"{name} (dCor {r['dcor_background']:.3f})")
+            if not pts or r.get("seed", 1234) != 1234:
+                continue
+            e, p = zip(*pts, strict=True)
+            style = "o--" if r["closure_lam"] > 0 else "s-"
+            ax.plot(e, p, style, label=f"{name}: dCor {r['dcor_background']:.3f}")
         ax.axhspan(-2, 2, color="grey", alpha=0.2)
         ax.axhline(0, color="black", lw=1)
         ax.set_xscale("log")
         ax.set_xlim(8e-5, 6e-2)
+        ax.set_ylim(-6, 6)
         ax.set_xlabel("background efficiency $\\varepsilon_B$")
         ax.set_ylabel("closure pull on held-out background")
-        ax.set_title(f"{entry['background_events']} bkg events ({entry['test_events']} test)")
-        ax.legend(fontsize="small")
+        ax.set_title(
+            f"{entry['background_events']} bkg events ({entry['test_events']} test)", fontsize=18
+        )
+        ax.legend(fontsize=13, loc="lower left", ncol=2)
     save_figure(fig, path)
 
 
@@ -255,7 +262,8 @@ def main() -> None:
                     args.reuse,
                 )
                 entry["test_events"] = r["background_test_events"]
-                entry["settings"][name] = r
+                key = name if args.seed == 1234 else f"{name}_s{args.seed}"
+                entry["settings"][key] = {**r, "seed": args.seed}
                 print(
                     f"  dCor {r['dcor_background']:.4f}, max |pull| {r['max_abs_closure_pull']}, "
                     f"AUC {', '.join(f'{k} {v:.3f}' for k, v in r['auc'].items())}, "
