@@ -135,19 +135,24 @@ def run_setting(
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Closure pull vs ε_B per setting (seed 1234 only), one panel per background sample."""
+    from matplotlib import colormaps
+
     from offline.plotting import new_figure, save_figure
 
     samples = list(results["samples"])
     fig, axes = new_figure(1, len(samples), figsize=(11 * len(samples), 10), squeeze=False)
     for ax, sample in zip(axes[0], samples, strict=True):
         entry = results["samples"][sample]
-        for name, r in entry["settings"].items():
+        shown = {name: r for name, r in entry["settings"].items() if r.get("seed", 1234) == 1234}
+        cmap = colormaps["tab10" if len(shown) <= 10 else "tab20"]
+        colors = [cmap(i) for i in range(len(shown))]
+        for (name, r), color in zip(shown.items(), colors, strict=False):
             pts = [(p["eps_b"], p["pull"]) for p in r["closure_scan"] if p["pull"] is not None]
-            if not pts or r.get("seed", 1234) != 1234:
+            if not pts:
                 continue
             e, p = zip(*pts, strict=True)
             style = "o--" if r["closure_lam"] > 0 else "s-"
-            ax.plot(e, p, style, label=f"{name}: dCor {r['dcor_background']:.3f}")
+            ax.plot(e, p, style, color=color, label=f"{name}: dCor {r['dcor_background']:.3f}")
         ax.axhspan(-2, 2, color="grey", alpha=0.2)
         ax.axhline(0, color="black", lw=1)
         ax.set_xscale("log")
