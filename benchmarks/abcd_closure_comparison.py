@@ -216,6 +216,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="checkpoint directory (default: temporary)")
     parser.add_argument("--plot", action="store_true", help="only redraw the figure and table")
     parser.add_argument(
+        "--merge", type=Path, action="append", default=[], help="add the runs of another --out file"
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="evaluate finished trainings found in --work again"
     )
     args = parser.parse_args()
@@ -228,6 +231,13 @@ def main() -> None:
         if args.out.exists()
         else {"min_region_events": args.min_region_events, "eps_b": list(EPS_B), "samples": {}}
     )
+    for other in args.merge:  # runs made in parallel into separate files
+        for sample, entry in json.loads(other.read_text())["samples"].items():
+            mine = results["samples"].setdefault(sample, {**entry, "settings": {}})
+            mine["settings"].update(entry["settings"])
+            mine["test_events"] = entry["test_events"]
+    if args.merge:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
     if not args.plot:
         from offline.events.io import event_count
 
