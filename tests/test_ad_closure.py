@@ -163,3 +163,16 @@ def test_train_command_takes_closure_lam(tmp_path):
     result = runner.invoke(app, [*args, "--closure-lam", "-1"])
     assert result.exit_code == 1 and "closure_lam" in result.output
     assert "Traceback" not in result.output
+
+
+def test_checkpoints_written_before_closure_lam_resume_only_without_it(tmp_path):
+    from offline.ad.train import LAST_FILE, STATE_FILE, check_resume
+
+    fingerprint = {"background": {"events": 10, "sha256": "ab"}}
+    old = TrainConfig().to_dict()
+    del old["closure_lam"]  # as an l1ad without the option wrote it
+    (tmp_path / STATE_FILE).write_text(json.dumps({"inputs": fingerprint, "train": old}))
+    (tmp_path / LAST_FILE).write_bytes(b"")
+    assert check_resume(tmp_path, TrainConfig(), fingerprint) is not None
+    with pytest.raises(ValueError, match=r"closure_lam was None, now 5\.0"):
+        check_resume(tmp_path, TrainConfig(closure_lam=5.0), fingerprint)
