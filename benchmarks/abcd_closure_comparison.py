@@ -33,6 +33,7 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 OUT_JSON = RESULTS / "abcd_closure_comparison.json"
+NOTES = "<!-- findings: kept when the tables are rewritten -->"
 EPS_B = tuple(float(v) for v in np.geomspace(1e-4, 5e-2, 16))
 SETTING = re.compile(r"^(disco|closure)_l(?P<lam>[\d.e+]+)_b(?P<batch>\d+)(_c(?P<clam>[\d.e+]+))?$")
 
@@ -107,6 +108,18 @@ def run_setting(
         # ABCD regions depend only on the ranks; dCor of raw R is dominated by a handful of
         # events with R ~ 10⁴ × the median (both autoencoders fail on them), dCor of log R is not
         "dcor_log_background": distance_correlation(np.log(bkg.r1), np.log(bkg.r2), bkg.weights),
+        "dcor_log_shuffled": float(
+            np.mean(
+                [
+                    distance_correlation(
+                        np.log(bkg.r1),
+                        np.log(np.random.default_rng(k).permutation(bkg.r2)),
+                        bkg.weights,
+                    )
+                    for k in range(5)
+                ]
+            )
+        ),
         # the same scores with R2 shuffled against R1: the dCor of independent scores with these
         # marginals on this many events (the floor the measured dCor cannot go below)
         "dcor_shuffled": float(
@@ -185,9 +198,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {sample}: {entry['background_events']} background events "
             f"(train {entry['train_events']}, test {entry['test_events']})",
             "",
-            "| setting | λ | batch | closure_lam | epochs run | dCor | dCor shuffled | dCor(log R) | max pull | "
+            "| setting | λ | batch | closure_lam | epochs run | dCor | dCor shuffled | dCor(log R) | shuffled | max pull | "
             "min ε_B resolved | " + " | ".join(f"AUC {s}" for s in sigs) + " | train s |",
-            "|" + "---|" * (11 + len(sigs)),
+            "|" + "---|" * (12 + len(sigs)),
         ]
         for name, r in entry["settings"].items():
             pull = r["max_abs_closure_pull"]
@@ -196,12 +209,42 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {name} | {r['lam']:g} | {r['batch_size']} | {r['closure_lam']:g} | "
                 f"{r['epochs_run']} | {r['dcor_background']:.3f} | {r.get('dcor_shuffled', float('nan')):.3f} | "
                 f"{r.get('dcor_log_background', float('nan')):.3f} | "
+                f"{r.get('dcor_log_shuffled', float('nan')):.3f} | "
                 f"{'—' if pull is None else f'{pull:.2f}'} | {'—' if eps is None else f'{eps:.2g}'} | "
                 + " | ".join(f"{r['auc'].get(s, float('nan')):.3f}" for s in sigs)
                 + f" | {r['train_seconds']:.0f} |"
             )
-        lines.append("")
+        lines += ["", *_across_seeds(entry["settings"], sigs), ""]
     return "\n".join(lines)
+
+
+def _across_seeds(settings: dict[str, Any], sigs: list[str]) -> list[str]:
+    """Mean (± standard error) over the seeds (splits) of every setting run with more than one."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for name, r in settings.items():
+        base = name if r.get("seed", 1234) == 1234 else name.rsplit("_s", 1)[0]
+        groups.setdefault(base, []).append(r)
+    lines = [
+        "Across seeds (each seed its own split, so its own 1/5 of the file as test sample):",
+        "",
+        "| setting | seeds | dCor median | dCor range | dCor(log R) mean ± se | max pull mean | "
+        "seeds with max pull ≤ 2 | " + " | ".join(f"AUC {s}" for s in sigs) + " |",
+        "|" + "---|" * (7 + len(sigs)),
+    ]
+    for base, runs in groups.items():
+        if len(runs) < 2:
+            continue
+        dcor = np.array([r["dcor_background"] for r in runs])
+        log = np.array([r["dcor_log_background"] for r in runs])
+        pulls = np.array([r["max_abs_closure_pull"] for r in runs], dtype=float)
+        lines.append(
+            f"| {base} | {len(runs)} | {np.median(dcor):.3f} | {dcor.min():.3f}–{dcor.max():.3f} | "
+            f"{log.mean():.3f} ± {log.std(ddof=1) / np.sqrt(len(runs)):.3f} | "
+            f"{np.nanmean(pulls):.2f} | {int((pulls <= 2).sum())}/{len(runs)} | "
+            + " | ".join(f"{np.mean([r['auc'][s] for r in runs]):.3f}" for s in sigs)
+            + " |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -292,7 +335,9 @@ def main() -> None:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(results, indent=1) + "\n")
     plot(results, args.out.with_name(args.out.stem + "_pull.png"))
-    args.out.with_suffix(".md").write_text(markdown(results))
+    md = args.out.with_suffix(".md")
+    notes = md.read_text().partition(NOTES)[2] if md.exists() else ""  # hand-written findings
+    md.write_text(markdown(results) + (NOTES + notes if notes else ""))
 
 
 if __name__ == "__main__":
