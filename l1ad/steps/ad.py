@@ -16,6 +16,7 @@ from l1ad.options import named_paths
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BOOTSTRAP,
+    DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
     DEFAULT_EPS_B,
@@ -41,6 +42,7 @@ NAME = "ad"
 DEFAULTS: dict[str, Any] = {
     "preset": DEFAULT_PRESET,
     "lam": DEFAULT_LAMBDA,
+    "closure_lam": DEFAULT_CLOSURE_LAM,  # ABCD non-closure penalty (ABCDisCoTEC); 0: DisCo alone
     "epochs": DEFAULT_EPOCHS,
     "batch_size": DEFAULT_BATCH_SIZE,
     "lr": DEFAULT_LR,
@@ -82,6 +84,13 @@ def train(
         "preset"
     ],
     lam: Annotated[float, typer.Option("--lambda", help="DisCo weight λ.")] = DEFAULTS["lam"],
+    closure_lam: Annotated[
+        float,
+        typer.Option(
+            "--closure-lam",
+            help="Weight of the ABCD non-closure penalty (ABCDisCoTEC); 0 trains with DisCo alone.",
+        ),
+    ] = DEFAULTS["closure_lam"],
     epochs: Annotated[int, typer.Option(help="Maximum epochs.", min=1)] = DEFAULTS["epochs"],
     batch_size: Annotated[
         int, typer.Option(help="Global batch size (all processes together).", min=2)
@@ -129,6 +138,7 @@ def train(
     config = TrainConfig(
         preset=preset,
         lam=lam,
+        closure_lam=closure_lam,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
@@ -265,6 +275,7 @@ def run(ctx: RunContext, events: EventSamples) -> ADStageResult:
     config = TrainConfig(
         preset=cfg["preset"],
         lam=float(cfg["lam"]),
+        closure_lam=float(cfg["closure_lam"]),
         epochs=int(cfg["epochs"]),
         batch_size=int(cfg["batch_size"]),
         lr=float(cfg["lr"]),

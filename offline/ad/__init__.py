@@ -3,7 +3,8 @@
 For quantization-aware training and the float-vs-quantized comparison:
 :func:`pair_loss` (the training loss), :func:`fit` (the training loop for any module
 returning (R1, R2)), :func:`trigger_efficiency_at_rate` / :func:`tpr_at_rate` (signal
-efficiency at an L1 rate at 40 MHz) and :func:`thresholds` (the ABCD thresholds x, y).
+efficiency at an L1 rate at 40 MHz), :func:`thresholds` (the ABCD thresholds x, y) and
+:func:`closure_penalty` (the differentiable ABCD non-closure that ``closure_lam`` weights).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
         significance_at,
         thresholds,
     )
+    from offline.ad.closure import closure_penalty
     from offline.ad.data import (
         ArraySource,
         BatchSource,
@@ -122,6 +124,7 @@ __all__ = [
     "WorkingPoint",
     "abcd_scan",
     "auc",
+    "closure_penalty",
     "combined_score",
     "count_regions",
     "dense_disco_sq",
@@ -177,6 +180,7 @@ _EXPORTS = {
     "region_masks": "offline.ad.abcd",
     "significance_at": "offline.ad.abcd",
     "thresholds": "offline.ad.abcd",
+    "closure_penalty": "offline.ad.closure",
     "DEFAULT_FRACTIONS": "offline.ad.defaults",
     "ArraySource": "offline.ad.data",
     "BatchSource": "offline.ad.data",

@@ -18,6 +18,8 @@ DEFAULT_BOOTSTRAP = 100
 # gave held-out dCor(R1, R2) 0.15 / 0.05 / 0.03 at unchanged AUC; `l1ad train --lambda-scan`
 # redoes this. The 57-16-4 preset at λ = 1000 on the demo samples: benchmarks/results/firmware_margin_physics.md
 DEFAULT_LAMBDA = 1000.0
+# weight of the ABCD non-closure penalty of ABCDisCoTEC (offline/ad/closure.py); 0: DisCo alone
+DEFAULT_CLOSURE_LAM = 0.0
 # training (one pair; the pipeline's `ad` mapping and `l1ad train` share these). Small batches: a
 # default run trains on ~3000 events, and DisCo needs many steps to act (the paper used 10 000 on
 # millions of events; raise it for large samples)

@@ -1,4 +1,7 @@
-"""Training of the autoencoder pair: L = <R1> + <R2> + λ·DisCo²(R1, R2) on background.
+"""Training of the autoencoder pair: L = <R1> + <R2> + λ·DisCo²(R1, R2) [+ λ_c·closure] on background.
+
+The optional closure term (``closure_lam`` > 0) is the ABCD non-closure penalty of
+ABCDisCoTEC (:func:`offline.ad.closure.closure_penalty`).
 
 One loop serves one CPU, one GPU, or many processes under ``torchrun``:
 
@@ -42,9 +45,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from offline import distributed
+from offline.ad.closure import closure_penalty
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
     DEFAULT_LAMBDA,
@@ -83,10 +88,13 @@ class TrainConfig:
     # shuffle_group chunks (offline.ad.data.chunk_order); needed to stream from files.
     shuffle_chunk: int = 0
     shuffle_group: int = 8
+    closure_lam: float = DEFAULT_CLOSURE_LAM  # weight of the ABCD non-closure penalty
 
     def __post_init__(self) -> None:
         if self.lam < 0 or not math.isfinite(self.lam):
             raise ValueError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if self.closure_lam < 0 or not math.isfinite(self.closure_lam):
+            raise ValueError(f"closure_lam must be a finite number >= 0, got {self.closure_lam}")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 2:
@@ -138,12 +146,20 @@ class LossParts:
     r1: float
     r2: float
     disco: float
+    closure: float = 0.0
 
 
-def pair_loss(r1: torch.Tensor, r2: torch.Tensor, weights: torch.Tensor, lam: float) -> LossParts:
-    """L = <R1>_w + <R2>_w + λ·DisCo²(R1, R2) on the global batch (see module docstring for DDP).
+def pair_loss(
+    r1: torch.Tensor,
+    r2: torch.Tensor,
+    weights: torch.Tensor,
+    lam: float,
+    closure_lam: float = 0.0,
+) -> LossParts:
+    """L = <R1>_w + <R2>_w + λ·DisCo²(R1, R2) + λ_c·closure on the global batch (see module docstring for DDP).
 
-    The quantization-aware training in ``quantize`` uses this same function.
+    The closure term (:func:`offline.ad.closure.closure_penalty`) is computed only when
+    ``closure_lam`` > 0. The quantization-aware training in ``quantize`` uses this same function.
     """
     r1 = distributed.all_gather_with_grad(r1.float())
     r2 = distributed.all_gather_with_grad(r2.float())
@@ -154,9 +170,13 @@ def pair_loss(r1: torch.Tensor, r2: torch.Tensor, weights: torch.Tensor, lam: fl
     total = m1 + m2
     d = disco_sq(r1, r2, w) if lam > 0 else torch.zeros((), device=r1.device)
     total = total + lam * d
+    c = closure_penalty(r1, r2, w) if closure_lam > 0 else torch.zeros((), device=r1.device)
+    total = total + closure_lam * c
     # No rescaling under DDP: the gather's backward sums the (identical) gradients of all
     # ranks (x world size) and DDP's averaging divides by world size again.
-    return LossParts(total, float(m1.detach()), float(m2.detach()), float(d.detach()))
+    return LossParts(
+        total, float(m1.detach()), float(m2.detach()), float(d.detach()), float(c.detach())
+    )
 
 
 @dataclass
@@ -310,10 +330,12 @@ def evaluate(
     batch: int,
     amp: bool,
     device: torch.device | str = "cpu",
+    closure_lam: float = 0.0,
 ) -> dict[str, float]:
-    """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² over batches."""
+    """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² (and
+    closure penalty, when ``closure_lam`` > 0) over batches."""
     s1 = s2 = sw = 0.0
-    discos = []
+    discos, closures = [], []
     dev = torch.device(device)
     for start in range(0, len(source), batch):
         xn, wn = source.rows(start, start + batch)
@@ -327,8 +349,17 @@ def evaluate(
         sw += float(wb.sum())
         if len(xb) >= 2:
             discos.append(float(disco_sq(r1, r2, wb)))
+            if closure_lam > 0:
+                closures.append(float(closure_penalty(r1, r2, wb)))
     d = float(np.mean(discos)) if discos else 0.0
-    return {"r1": s1 / sw, "r2": s2 / sw, "disco": d, "loss": s1 / sw + s2 / sw + lam * d}
+    c = float(np.mean(closures)) if closures else 0.0
+    return {
+        "r1": s1 / sw,
+        "r2": s2 / sw,
+        "disco": d,
+        "closure": c,
+        "loss": s1 / sw + s2 / sw + lam * d + closure_lam * c,
+    }
 
 
 def fit(
@@ -402,8 +433,10 @@ def check_resume(
             )
     saved = state.get("train", {})
     now = config.to_dict()
+    # a setting added after the checkpoint was written (closure_lam) had its default's effect then
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key in now:
-        if key not in RESUMABLE_CHANGES and saved.get(key) != now[key]:
+        if key not in RESUMABLE_CHANGES and saved.get(key, defaults[key]) != now[key]:
             raise ValueError(
                 f"{out_dir}: cannot resume, {key} was {saved.get(key)!r}, now {now[key]!r}"
             )
@@ -469,11 +502,9 @@ def fit_sources(
     )
     for epoch in bar:
         model.train()
-        train_means = _train_epoch(
-            net, optimizer, loader.epoch(epoch), config.lam, amp, info, progress
-        )
+        train_means = _train_epoch(net, optimizer, loader.epoch(epoch), config, amp, info, progress)
         model.eval()
-        val_parts = evaluate(model, val, config.lam, batch, amp, info.device)
+        val_parts = evaluate(model, val, config.lam, batch, amp, info.device, config.closure_lam)
         val_loss = distributed.broadcast_float(val_parts["loss"])
         improved = progress.record(
             {
@@ -602,18 +633,18 @@ def _train_epoch(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
     batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
-    lam: float,
+    config: TrainConfig,
     amp: bool,
     info: distributed.DistInfo,
     progress: _Progress,
 ) -> dict[str, float]:
     """One pass over the epoch's batches; the mean loss and parts per batch."""
-    sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0}
+    sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0, "closure": 0.0}
     nb = 0
     for xb, wb in batches:
         with torch.autocast(device_type=info.device.type, dtype=torch.bfloat16, enabled=amp):
             r1, r2 = net(xb)
-        parts = pair_loss(r1, r2, wb, lam)
+        parts = pair_loss(r1, r2, wb, config.lam, config.closure_lam)
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()
@@ -621,6 +652,7 @@ def _train_epoch(
         sums["r1"] += parts.r1
         sums["r2"] += parts.r2
         sums["disco"] += parts.disco
+        sums["closure"] += parts.closure
         nb += 1
         progress.events_seen += len(wb) * info.world_size
     return {k: v / max(nb, 1) for k, v in sums.items()}
