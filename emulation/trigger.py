@@ -55,11 +55,14 @@ from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
 from emulation.network import keep_freed_memory, run_layers
 from emulation.project_graph import project_graph
 from emulation.spec import (
+    LATENT_NORM,
     REGIONS,
     AutoencoderSpec,
     FirmwareSpec,
     check_weights,
+    preprocess_type,
     sum_type,
+    sums_in_one_go,
     weight_key,
 )
 from offline.events.schema import N_FEATURES
@@ -187,16 +190,26 @@ def _as_project(spec: FirmwareSpec, ae: int, weights: dict[str, np.ndarray]) -> 
     )
 
 
-def _sum_in_one_go(sq: np.ndarray, square: FixedType, score: FixedType) -> bool:
-    """Whether ``score += square_j`` one by one equals one exact sum cast once (see module docstring)."""
-    if score.fractional < square.fractional:
-        return False  # every addition rounds
-    if score.overflow == "AP_WRAP":
-        return True  # arithmetic mod 2**W: wrap once
-    if score.overflow in ("AP_SAT", "AP_SAT_SYM") and score.min_int <= 0:
-        # non-negative terms: partial sums only grow, once saturated at max they stay there
-        return sq.size == 0 or int(sq.min()) >= 0
-    return False
+def _terms(
+    aspec: AutoencoderSpec,
+    x: np.ndarray,
+    x_type: FixedType,
+    xhat: np.ndarray,
+    xhat_type: FixedType,
+    counter: OverflowCounter | None,
+    name: str,
+) -> np.ndarray:
+    """Mantissas (of ``aspec.term_type``) of the values the score squares, at its ``outputs``."""
+    s = aspec.score
+    cols = np.asarray(s.outputs, dtype=np.int64)
+    if s.kind == LATENT_NORM:
+        return xhat[:, cols]
+    assert s.difference is not None  # validated: a reconstruction has a difference type
+    frac = max(x_type.fractional, xhat_type.fractional)
+    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
+        xhat[:, cols] << np.int64(frac - xhat_type.fractional)
+    )
+    return cast(diff, frac, s.difference, counter, f"{name}.difference")
 
 
 def score_mantissas(
@@ -208,24 +221,21 @@ def score_mantissas(
     counter: OverflowCounter | None = None,
     name: str = "ae",
 ) -> np.ndarray:
-    """Reconstruction error (mantissas of ``score``) of input/output mantissas (N, 57)."""
+    """The score (mantissas of ``score``) of input/output mantissas (N, 57) and (N, n_out):
+    the reconstruction error, or the latent norm of the output (``x`` unused)."""
     s = aspec.score
-    cols = np.asarray(s.outputs, dtype=np.int64)
-    frac = max(x_type.fractional, xhat_type.fractional)
-    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
-        xhat[:, cols] << np.int64(frac - xhat_type.fractional)
-    )
-    diff = cast(diff, frac, s.difference, counter, f"{name}.difference")
-    prod, prod_t = multiply(diff, s.difference, diff, s.difference)
+    term = _terms(aspec, x, x_type, xhat, xhat_type, counter, name)
+    t = aspec.term_type
+    prod, prod_t = multiply(term, t, term, t)
     sq = cast(prod, prod_t, s.square, counter, f"{name}.square")
     frac = max(s.score.fractional, s.square.fractional)
-    if _sum_in_one_go(sq, s.square, s.score):
+    if sums_in_one_go(s):
         # the exact sum fits int64: |square| < 2**61 and at most 57 terms are checked by the width limits
         total = sq.sum(axis=1, dtype=np.int64) << np.int64(frac - s.square.fractional)
         return cast(total, frac, s.score, counter, f"{name}.score")
-    acc = np.zeros(len(x), dtype=np.int64)
-    hit = np.zeros(len(x), dtype=bool)
-    for j in range(len(cols)):  # the literal loop: score_t acc; acc += sq
+    acc = np.zeros(len(term), dtype=np.int64)
+    hit = np.zeros(len(term), dtype=bool)
+    for j in range(sq.shape[1]):  # the literal loop: score_t acc; acc += sq
         exact = (acc << np.int64(frac - s.score.fractional)) + (
             sq[:, j] << np.int64(frac - s.square.fractional)
         )
@@ -239,17 +249,19 @@ def score_mantissas(
 def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> str | None:
     """The float type :func:`score_float` is exact in for these types (float32 first), or None."""
     s = aspec.score
-    diff_t = plus_type(x_type, xhat_type)
-    prod_t = product_type(s.difference, s.difference)
+    t = aspec.term_type
+    prod_t = product_type(t, t)
     sum_t = sum_type(s.square, len(s.outputs))
-    types = (x_type, xhat_type, diff_t, prod_t, sum_t, s.difference, s.square, s.score)
-    if s.score.fractional < s.square.fractional or any(t.width > MAX_FLOAT_WIDTH for t in types):
+    casts = [(prod_t, s.square), (sum_t, s.score)]
+    types = [xhat_type, prod_t, sum_t, s.square, s.score]
+    if s.difference is not None:
+        diff_t = plus_type(x_type, xhat_type)
+        casts.append((diff_t, s.difference))
+        types += [x_type, diff_t, s.difference]
+    if not sums_in_one_go(s) or any(t.width > MAX_FLOAT_WIDTH for t in types):
         return None
     for dtype, bits in (("float32", 23), ("float64", MAX_FLOAT_WIDTH)):
-        if all(t.width <= bits for t in types) and all(
-            float_ok(a, b, dtype)
-            for a, b in ((diff_t, s.difference), (prod_t, s.square), (sum_t, s.score))
-        ):
+        if all(t.width <= bits for t in types) and all(float_ok(a, b, dtype) for a, b in casts):
             return dtype
     return None
 
@@ -270,24 +282,28 @@ def score_float(
     same exact value, one pass fewer).
     """
     s = aspec.score
-    cols = list(s.outputs)
-    if cols != list(range(x.shape[1])):
-        index = np.asarray(cols)
-        x, xhat = xp.take_cols(x, index), xp.take_cols(xhat, index)
-    diff_t = plus_type(x_type, xhat_type)
-    ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
-    k = 1.0
-    while ops and ops[0].kind == "scale":
-        k *= ops.pop(0).value
-    d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
-    d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
-    d = apply_ops(d, ops, counter, xp)
-    d *= d
-    sq = cast_float(
-        d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp
-    )
-    if not _sum_in_one_go(sq, s.square, s.score):
+    if not sums_in_one_go(s):
         return None
+    cols = list(s.outputs)
+    if cols != list(range(xhat.shape[1])):
+        index = np.asarray(cols)
+        xhat = xp.take_cols(xhat, index)
+        if s.difference is not None:
+            x = xp.take_cols(x, index)
+    if s.difference is None:  # latent_norm: the output itself
+        d = xhat * 1.0
+    else:
+        diff_t = plus_type(x_type, xhat_type)
+        ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
+        k = 1.0
+        while ops and ops[0].kind == "scale":
+            k *= ops.pop(0).value
+        d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
+        d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
+        d = apply_ops(d, ops, counter, xp)
+    d *= d
+    t = aspec.term_type
+    sq = cast_float(d, product_type(t, t), s.square, counter, f"{name}.square", xp)
     total = sq.sum(1)
     return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score", xp)
 
@@ -300,21 +316,14 @@ class _InputStage:
         pre = spec.preprocessing
         hw = spec.hardware_input
         shifts = np.asarray(pre.shifts, dtype=np.int64)
-        # (value - offset) * 2**-shift exactly with F fractional bits: F >= shift + max(hw.fractional, 0)
-        self.pre_frac = max(0, int(shifts.max()) + max(hw.fractional, 0))
+        # (value - offset) * 2**-shift, exact in the spec's preprocessing type (the wrapper's pre_t)
+        pre_type = preprocess_type(spec)
+        self.pre_frac = pre_type.fractional
         self._word_shift = self.pre_frac - shifts - hw.fractional  # >= 0 unless hw.fractional < 0
         self._offsets = np.asarray(pre.offsets, dtype=np.int64)
         self._offset_shift = self.pre_frac - shifts
-        # float path of the inputs: exact while (word - offset) << (F - shift) stays below 2**52
-        span = max(abs(hw.min_int), hw.max_int)
-        bound = max(
-            (span << int(a)) + (abs(int(o)) << int(b))
-            for a, o, b in zip(self._word_shift, self._offsets, self._offset_shift, strict=True)
-        )
-        width = bound.bit_length() + 1
-        self._pre_type = (
-            FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
-        )
+        # float path of the inputs: exact while the preprocessed mantissas stay below 2**52
+        self._pre_type = pre_type if pre_type.width <= MAX_FLOAT_WIDTH else None
         self._float_inputs = (
             hw.fractional == 0
             and self._pre_type is not None
