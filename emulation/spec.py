@@ -1,22 +1,29 @@
 """The FirmwareSpec: the single source of truth for the trigger's fixed-point behaviour.
 
-One JSON file (``spec.json``) beside the quantized weights (``weights.safetensors``,
+One JSON file (``spec.json``, version 2) beside the quantized weights (``weights.safetensors``,
 float32 values that lie exactly on their declared grids, keys ``ae{i}.layers.{k}.weight``
-/ ``.bias`` with torch's (out, in) layout). It holds:
+/ ``.bias`` with torch's (out, in) layout, ``i`` the score, ``k`` the dense node). It holds:
 
 - ``hardware_input``: type of the integer L1 words (pT, eta, phi) entering the trigger;
 - ``preprocessing``: the per-feature ``(x - offset) >> shift`` (offline.preprocess);
-- ``input``: type the preprocessed features are cast to, the autoencoders' input;
-- ``autoencoders``: two, each a list of dense layers (weight, bias, accumulator,
-  result types, activation and its result type) and its score: ``difference = x - xhat``,
-  ``square = difference**2``, ``score = sum of squares`` over ``outputs``, each cast to
-  its own type;
+- ``input``: type the preprocessed features are cast to, the networks' input;
+- ``scores``: two (R1, R2), each ``{name, nodes}``: dense nodes (weight, bias, accumulator,
+  result types, activation and its result type) from the 57 inputs, then one reduction node:
+  ``reconstruction`` (``difference = x - xhat``, ``square = difference**2``, ``score`` = sum of
+  squares over ``outputs``, each cast to its own type; the network is an autoencoder) or
+  ``latent_norm`` (``square = mu**2``, ``score`` = their sum over ``outputs``; the network is an
+  encoder whose output is the latent mean mu);
 - ``trigger``: thresholds on R1 and R2 and which ABCD regions fire the trigger bit:
   A = R1 > t1 & R2 > t2, B = R1 > t1 & R2 <= t2, C = R1 <= t1 & R2 > t2, D = the rest.
 
+In Python a score is an :class:`AutoencoderSpec` (its dense layers and its :class:`ScoreSpec`,
+whose ``kind`` is the reduction) in ``FirmwareSpec.autoencoders``. Version-1 files (two
+``autoencoders``, always the reconstruction error) load through :mod:`emulation.spec_v1`.
+The derived types (preprocessing, the score's term and sum types) are computed here only.
+
 Score semantics in detail (what ``emulation.trigger`` implements and the firmware must
-match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference,
-``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
+match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference (for
+``latent_norm`` the term is ``mu_j`` itself), ``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
 ``score = cast<score>(score + square_j)`` one output at a time in the order of ``outputs``
 (``score_t acc; acc += sq``). With the default types (score and square share their fractional
 bits, AP_SAT, non-negative terms) this equals ``min(sum_j square_j, max(score))`` in any order.

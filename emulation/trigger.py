@@ -8,7 +8,8 @@ Executes a FirmwareSpec and its quantized weights in the order the firmware comp
 3. each dense layer as ``nnet::dense_latency`` (every product cast to the accumulator,
    added in input order; :func:`emulation.network.dense_latency`), cast to ``result``,
    then ReLU/linear cast to ``activation_result``;
-4. per autoencoder ``difference_j = cast(x_j - xhat_j)``, ``square_j = cast(difference_j**2)``,
+4. per score ``difference_j = cast(x_j - xhat_j)`` (``reconstruction``; for ``latent_norm``
+   the term is the encoder's output ``mu_j``), ``square_j = cast(term_j**2)``,
    ``score = cast(score + square_j)`` one output at a time in ``outputs`` order;
 5. ``A = R1 > t1 & R2 > t2``, B, C, D, and the trigger bit = OR of ``fire_on``.
 
