@@ -36,7 +36,6 @@ from emulation.fixed import (
     FixedType,
     OverflowCounter,
     cast,
-    from_float,
     multiply,
     plus_type,
     product_type,
@@ -52,9 +51,8 @@ from emulation.float_path import (
     float_ok,
     namespace,
 )
-from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
-from emulation.network import keep_freed_memory, run_layers
-from emulation.project_graph import project_graph
+from emulation.graph import Graph, run_graph
+from emulation.network import keep_freed_memory
 from emulation.spec import (
     LATENT_NORM,
     REGIONS,
@@ -64,8 +62,8 @@ from emulation.spec import (
     preprocess_type,
     sum_type,
     sums_in_one_go,
-    weight_key,
 )
+from emulation.spec_graph import network_graph
 from offline.events.schema import N_FEATURES
 
 __all__ = [
@@ -139,56 +137,6 @@ def threshold_mantissas(spec: FirmwareSpec) -> tuple[int, int]:
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
     return int(math.ldexp(t.threshold_r1, f1)), int(math.ldexp(t.threshold_r2, f2))
-
-
-def _as_project(spec: FirmwareSpec, ae: int, weights: dict[str, np.ndarray]) -> HLSProject:
-    """One autoencoder as the layer graph :mod:`emulation.network` runs (hls4ml's own layer split)."""
-    layers: list[DenseLayer | ActivationLayer] = []
-    t = spec.input
-    for k, d in enumerate(spec.autoencoders[ae].layers):
-        w = from_float(
-            np.asarray(weights[weight_key(ae, k, "weight")], dtype=np.float64).T, d.weight
-        )
-        if d.bias is None:  # no bias: zeros that enter the accumulator exactly
-            b, b_t = np.zeros(d.n_out, dtype=np.int64), d.accumulator
-        else:
-            b, b_t = (
-                from_float(
-                    np.asarray(weights[weight_key(ae, k, "bias")], dtype=np.float64), d.bias
-                ),
-                d.bias,
-            )
-        layers.append(
-            DenseLayer(
-                d.name,
-                d.n_in,
-                d.n_out,
-                t,
-                np.ascontiguousarray(w),
-                d.weight,
-                b,
-                b_t,
-                d.accumulator,
-                d.result,
-            )
-        )
-        layers.append(
-            ActivationLayer(
-                f"{d.name}_{d.activation}", d.activation, d.n_out, d.result, d.activation_result
-            )
-        )
-        t = d.activation_result
-    last = spec.autoencoders[ae].layers[-1]
-    return HLSProject(
-        path=None,  # type: ignore[arg-type]  # a network from the spec, not read from a project
-        top=spec.autoencoders[ae].name,
-        input_name="x",
-        input_type=spec.input,
-        n_inputs=N_FEATURES,
-        output_type=last.activation_result,
-        n_outputs=last.n_out,
-        layers=tuple(layers),
-    )
 
 
 def _terms(
@@ -407,13 +355,16 @@ class TriggerEmulator:
             raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
         check_weights(spec, weights)
         self.spec = spec
-        self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
-        # Each autoencoder on the float path (float32/float64 per layer where provably exact).
+        self.graphs: tuple[Graph, Graph] = (
+            network_graph(spec, 0, weights),
+            network_graph(spec, 1, weights),
+        )
+        # Each network on the float path (float32/float64 per layer where provably exact).
         dtypes = ("float32", "float64") if float_path else ()
-        self.programs = tuple(FloatGraph(project_graph(p), dtypes) for p in self.projects)
+        self.programs = tuple(FloatGraph(g, dtypes) for g in self.graphs)
         self.score_dtypes = tuple(
-            _score_dtype(a, spec.input, p.output_type) if prog.all_float and float_path else None
-            for prog, a, p in zip(self.programs, spec.autoencoders, self.projects, strict=True)
+            _score_dtype(a, spec.input, a.output_type) if prog.all_float and float_path else None
+            for prog, a in zip(self.programs, spec.autoencoders, strict=True)
         )
         self.thresholds = threshold_mantissas(spec)
         self._inputs = _InputStage(spec)
@@ -434,7 +385,7 @@ class TriggerEmulator:
         program = self.programs[ae]
         if program.all_float:
             return np.asarray(program.run([x], counter)[0]).astype(np.int64)
-        return run_layers(self.projects[ae], x, counter)
+        return run_graph(self.graphs[ae], [x], counter)[0]
 
     def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> _Chunk:
         """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
@@ -463,7 +414,7 @@ class TriggerEmulator:
         scores: list[np.ndarray] = []
         recos: list[np.ndarray | None] = []
         for ae, aspec in enumerate(self.spec.autoencoders):
-            program, project = self.programs[ae], self.projects[ae]
+            program, graph = self.programs[ae], self.graphs[ae]
             score: np.ndarray | None = None
             xhat: np.ndarray | None = None
             if not program.all_float or keep:
@@ -485,7 +436,7 @@ class TriggerEmulator:
                         x_d,
                         self.spec.input,
                         xhat_d,
-                        project.output_type,
+                        aspec.output_type,
                         sub,
                         aspec.name,
                         xp,
@@ -497,7 +448,7 @@ class TriggerEmulator:
                 if score is None or keep:
                     xhat = xp.to_numpy(xhat_f).astype(np.int64)
             else:
-                xhat = run_layers(project, integers(), counter)
+                xhat = run_graph(graph, [integers()], counter)[0]
             if score is None:
                 assert xhat is not None  # both paths above reconstruct when they give no score
                 score = score_mantissas(
@@ -505,7 +456,7 @@ class TriggerEmulator:
                     integers(),
                     self.spec.input,
                     xhat,
-                    project.output_type,
+                    aspec.output_type,
                     counter,
                     aspec.name,
                 )

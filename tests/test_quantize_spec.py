@@ -180,7 +180,7 @@ def test_emulated_score_of_a_hand_computed_network():
     x[1, :] = 1 << 7  # 0.5 everywhere -> diff 0.25, square 0.0625 -> 57 * 0.0625 = 3.5625
     x[2, 0] = -(5 << 8)  # relu kills it: xhat 0, diff -5, square 25
     emulator = TriggerEmulator(spec, w)
-    out_type = emulator.projects[0].output_type
+    out_type = emulator.graphs[0].outputs[0].type
     assert out_type == spec.autoencoders[0].layers[-1].activation_result
     r = []
     for ae, aspec in enumerate(spec.autoencoders):
