@@ -147,18 +147,19 @@ def _terms(
     xhat_type: FixedType,
     counter: OverflowCounter | None,
     name: str,
-) -> np.ndarray:
-    """Mantissas (of ``aspec.term_type``) of the values the score squares, at its ``outputs``."""
+) -> tuple[np.ndarray, FixedType]:
+    """Mantissas and type of the values the score squares, at its ``outputs``: the cast differences,
+    or the network's output itself (``latent_norm``)."""
     s = aspec.score
     cols = np.asarray(s.outputs, dtype=np.int64)
     if s.kind == LATENT_NORM:
-        return xhat[:, cols]
+        return xhat[:, cols], xhat_type
     assert s.difference is not None  # validated: a reconstruction has a difference type
     frac = max(x_type.fractional, xhat_type.fractional)
     diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
         xhat[:, cols] << np.int64(frac - xhat_type.fractional)
     )
-    return cast(diff, frac, s.difference, counter, f"{name}.difference")
+    return cast(diff, frac, s.difference, counter, f"{name}.difference"), s.difference
 
 
 def score_mantissas(
@@ -173,8 +174,7 @@ def score_mantissas(
     """The score (mantissas of ``score``) of input/output mantissas (N, 57) and (N, n_out):
     the reconstruction error, or the latent norm of the output (``x`` unused)."""
     s = aspec.score
-    term = _terms(aspec, x, x_type, xhat, xhat_type, counter, name)
-    t = aspec.term_type
+    term, t = _terms(aspec, x, x_type, xhat, xhat_type, counter, name)
     prod, prod_t = multiply(term, t, term, t)
     sq = cast(prod, prod_t, s.square, counter, f"{name}.square")
     frac = max(s.score.fractional, s.square.fractional)
@@ -198,7 +198,7 @@ def score_mantissas(
 def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> str | None:
     """The float type :func:`score_float` is exact in for these types (float32 first), or None."""
     s = aspec.score
-    t = aspec.term_type
+    t = xhat_type if s.difference is None else s.difference
     prod_t = product_type(t, t)
     sum_t = sum_type(s.square, len(s.outputs))
     casts = [(prod_t, s.square), (sum_t, s.score)]
@@ -251,7 +251,7 @@ def score_float(
         d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
         d = apply_ops(d, ops, counter, xp)
     d *= d
-    t = aspec.term_type
+    t = xhat_type if s.difference is None else s.difference
     sq = cast_float(d, product_type(t, t), s.square, counter, f"{name}.square", xp)
     total = sq.sum(1)
     return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score", xp)
