@@ -6,8 +6,9 @@
 // (0 = pT in units of ${pt_lsb} GeV, 1 = eta in units of ${eta_lsb}, 2 = phi in units of
 // ${phi_lsb} rad), each a two's-complement integer word of type hw_word_t.
 //
-// Outputs: r1, r2 = the two scores (${score_kinds}: sum of squared differences over the
-// score's features, or sum of the squared latent means, in fixed point); region_a..d = ABCD region bits
+// Outputs: r1, r2 = the two scores (${score_kinds}), in fixed point: a reconstruction score
+// sums the squared differences over its features, a latent_norm score the squared latent
+// means over its outputs; region_a..d = ABCD region bits
 // (A: r1 > t1 & r2 > t2, B: r1 > t1 & r2 <= t2, C: r1 <= t1 & r2 > t2, D: the rest);
 // trigger = OR of the regions ${fire_on}.
 #ifndef TRIGGER_TOP_H_
