@@ -61,7 +61,7 @@ def default_model(
     (:func:`emulation.emulate_trigger`). ``ae_config``/``quant_config``/``score_outputs`` shrink the
     model (tests: a small network, a score over a few features)."""
     from offline.ad.model import PRESETS
-    from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
+    from quantize.precision import QuantConfig, build_spec, random_quantized_weights
 
     words = toy_words(n_fit, seed)
     spec = build_spec(
@@ -76,13 +76,25 @@ def default_model(
         )
         spec = dataclasses.replace(spec, autoencoders=(first, second))
     weights = random_quantized_weights(spec, seed)
+    return _thresholds_at(spec, weights, words, quantile), weights
+
+
+def _thresholds_at(
+    spec: FirmwareSpec, weights: dict[str, np.ndarray], words: np.ndarray, quantile: float,
+    fire_on: tuple[str, ...] | None = None,
+) -> FirmwareSpec:  # fmt: skip
+    """The spec with R1 and R2 thresholds at ``quantile`` of the emulated scores of ``words``."""
+    from quantize.precision import snap_to_grid
+
     ref = emulate_trigger(spec, weights, words)
     t = []
     for ae, r in enumerate((ref.r1, ref.r2)):
         score_t = spec.autoencoders[ae].score.score
         t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
     trig = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
-    return dataclasses.replace(spec, trigger=trig), weights
+    if fire_on is not None:
+        trig = dataclasses.replace(trig, fire_on=fire_on)
+    return dataclasses.replace(spec, trigger=trig)
 
 
 def latent_norm_model(
@@ -102,7 +114,7 @@ def latent_norm_model(
     The default types round and saturate mu and saturate the squares and the sum, so edge words
     exercise every cast of the latent-norm score."""
     from offline.ad.model import AEConfig
-    from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
+    from quantize.precision import QuantConfig, build_spec, random_quantized_weights
 
     spec, _ = default_model(seed, n_fit, ae_config=ae_config or AEConfig(hidden=(8,), latent=3))
     hidden = encoder_widths[1:-1]
@@ -123,15 +135,7 @@ def latent_norm_model(
     zero = dataclasses.replace(spec.trigger, threshold_r2=0.0)  # placed below, on R2's own grid
     spec = dataclasses.replace(spec, autoencoders=(spec.autoencoders[0], encoder), trigger=zero)
     weights = random_quantized_weights(spec, seed)
-    ref = emulate_trigger(spec, weights, toy_words(n_fit, seed))
-    t = []
-    for ae, r in enumerate((ref.r1, ref.r2)):
-        score_t = spec.autoencoders[ae].score.score
-        t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
-    trig = dataclasses.replace(
-        spec.trigger, threshold_r1=t[0], threshold_r2=t[1], fire_on=("A", "B")
-    )
-    return dataclasses.replace(spec, trigger=trig), weights
+    return _thresholds_at(spec, weights, toy_words(n_fit, seed), quantile, ("A", "B")), weights
 
 
 def event_words(
