@@ -233,8 +233,7 @@ def check_emulation(device: str, n: int = 200_000) -> dict[str, float]:
     must give the very same bits (tolerance 0), and both must equal the integer loops."""
     from emulation.events import edge_words
     from emulation.float_path import FloatGraph, namespace
-    from emulation.network import run_layers
-    from emulation.project_graph import project_graph
+    from emulation.graph import run_graph
     from emulation.trigger import TriggerEmulator
     from firmware.example import default_model, toy_words
 
@@ -247,7 +246,7 @@ def check_emulation(device: str, n: int = 200_000) -> dict[str, float]:
     reference = TriggerEmulator(spec, weights, float_path=False)(words[:20_000])
     xp = namespace(device)
     x = on_device.inputs(words[:20_000])
-    f64 = FloatGraph(project_graph(on_device.projects[0]), ("float64",))
+    f64 = FloatGraph(on_device.graphs[0], ("float64",))
     reco = np.asarray(xp.to_numpy(f64.run([x], None, xp)[0])).astype(np.int64)
     return {
         "mismatches_vs_integer_loops": float(
@@ -262,7 +261,7 @@ def check_emulation(device: str, n: int = 200_000) -> dict[str, float]:
         "fired": float(out.trigger.sum()),
         "float64_reconstruction_checksum": float(reco.astype(np.float64).sum()),
         "float64_mismatches_vs_integer_loops": float(
-            np.count_nonzero(reco != run_layers(on_device.projects[0], x))
+            np.count_nonzero(reco != run_graph(on_device.graphs[0], [x])[0])
         ),
     }
 

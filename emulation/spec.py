@@ -1,22 +1,29 @@
 """The FirmwareSpec: the single source of truth for the trigger's fixed-point behaviour.
 
-One JSON file (``spec.json``) beside the quantized weights (``weights.safetensors``,
+One JSON file (``spec.json``, version 2) beside the quantized weights (``weights.safetensors``,
 float32 values that lie exactly on their declared grids, keys ``ae{i}.layers.{k}.weight``
-/ ``.bias`` with torch's (out, in) layout). It holds:
+/ ``.bias`` with torch's (out, in) layout, ``i`` the score, ``k`` the dense node). It holds:
 
 - ``hardware_input``: type of the integer L1 words (pT, eta, phi) entering the trigger;
 - ``preprocessing``: the per-feature ``(x - offset) >> shift`` (offline.preprocess);
-- ``input``: type the preprocessed features are cast to, the autoencoders' input;
-- ``autoencoders``: two, each a list of dense layers (weight, bias, accumulator,
-  result types, activation and its result type) and its score: ``difference = x - xhat``,
-  ``square = difference**2``, ``score = sum of squares`` over ``outputs``, each cast to
-  its own type;
+- ``input``: type the preprocessed features are cast to, the networks' input;
+- ``scores``: two (R1, R2), each ``{name, nodes}``: dense nodes (weight, bias, accumulator,
+  result types, activation and its result type) from the 57 inputs, then one reduction node:
+  ``reconstruction`` (``difference = x - xhat``, ``square = difference**2``, ``score`` = sum of
+  squares over ``outputs``, each cast to its own type; the network is an autoencoder) or
+  ``latent_norm`` (``square = mu**2``, ``score`` = their sum over ``outputs``; the network is an
+  encoder whose output is the latent mean mu);
 - ``trigger``: thresholds on R1 and R2 and which ABCD regions fire the trigger bit:
   A = R1 > t1 & R2 > t2, B = R1 > t1 & R2 <= t2, C = R1 <= t1 & R2 > t2, D = the rest.
 
+In Python a score is an :class:`AutoencoderSpec` (its dense layers and its :class:`ScoreSpec`,
+whose ``kind`` is the reduction) in ``FirmwareSpec.autoencoders``. Version-1 files (two
+``autoencoders``, always the reconstruction error) load through :mod:`emulation.spec_v1`.
+The derived types (preprocessing, the score's term and sum types) are computed here only.
+
 Score semantics in detail (what ``emulation.trigger`` implements and the firmware must
-match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference,
-``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
+match): ``difference_j = cast<difference>(x_j - xhat_j)`` from the exact difference (for
+``latent_norm`` the term is ``mu_j`` itself), ``square_j = cast<square>(difference_j * difference_j)``, and ``score`` starts at 0 and takes
 ``score = cast<score>(score + square_j)`` one output at a time in the order of ``outputs``
 (``score_t acc; acc += sq``). With the default types (score and square share their fractional
 bits, AP_SAT, non-negative terms) this equals ``min(sum_j square_j, max(score))`` in any order.
@@ -35,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +52,7 @@ from offline.artifacts import atomic_path, read_json, write_json
 from offline.events.schema import N_FEATURES
 from offline.preprocess import Preprocessing
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2
 SPEC_FILE = "spec.json"
 WEIGHTS_FILE = "weights.safetensors"
 ROUNDING_MODES = (
@@ -59,6 +66,11 @@ ROUNDING_MODES = (
 )
 OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
 ACTIVATIONS = ("relu", "linear")
+RECONSTRUCTION = "reconstruction"  # sum of (x - xhat)**2: the network is an autoencoder
+LATENT_NORM = (
+    "latent_norm"  # sum of mu**2: the network is an encoder whose output is the latent mean
+)
+SCORE_KINDS = (RECONSTRUCTION, LATENT_NORM)
 REGIONS = ("A", "B", "C", "D")
 MAX_WIDTH = 1024  # AP_INT_MAX_W, the widest ap_int/ap_fixed ap_types allows by default
 # float64 significand: hls4ml carries weights as numpy float64 until it prints them into the
@@ -244,19 +256,42 @@ class DenseSpec:
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """R = sum over ``outputs`` of cast(square, cast(difference, x - xhat)**2), summed in ``score``."""
+    """The score reduction of a network's output, each step cast to its own type.
 
-    difference: FixedType
+    ``reconstruction``: R = sum over ``outputs`` of cast(square, cast(difference, x - xhat)**2)
+    (``outputs`` index the 57 features). ``latent_norm``: R = sum over ``outputs`` of
+    cast(square, mu**2), mu the network's output (``outputs`` index it; no ``difference``).
+    Either sum is taken in ``score`` one term at a time (see :func:`score_sum_type`).
+    """
+
+    difference: FixedType | None
     square: FixedType
     score: FixedType
     outputs: tuple[int, ...] = tuple(range(N_FEATURES))
+    kind: str = RECONSTRUCTION
 
 
 @dataclass(frozen=True)
 class AutoencoderSpec:
+    """One score's network (dense layers from the 57 inputs) and its reduction: an autoencoder
+    for ``reconstruction``, an encoder (its output the latent mean) for ``latent_norm``."""
+
     name: str
     layers: tuple[DenseSpec, ...]
     score: ScoreSpec
+
+    @property
+    def output_type(self) -> FixedType:
+        """Type of the network's output (xhat or mu): the last layer's activation result."""
+        return self.layers[-1].activation_result
+
+    @property
+    def term_type(self) -> FixedType:
+        """Type of the values the score squares: ``difference`` or the latent mean's own type."""
+        if self.score.kind == LATENT_NORM:
+            return self.output_type
+        assert self.score.difference is not None  # validated: reconstruction has a difference
+        return self.score.difference
 
 
 @dataclass(frozen=True)
@@ -283,70 +318,18 @@ class FirmwareSpec:
 
     # ---- (de)serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        def layer(d: DenseSpec) -> dict[str, Any]:
-            out = asdict(d)
-            for key in ("weight", "bias", "accumulator", "result", "activation_result"):
-                out[key] = None if getattr(d, key) is None else str(getattr(d, key))
-            return out
+        """The version-2 JSON form (:func:`emulation.spec_json.spec_to_dict`)."""
+        from emulation.spec_json import spec_to_dict
 
-        return {
-            "version": self.version,
-            "hardware_input": str(self.hardware_input),
-            "preprocessing": self.preprocessing.to_dict(),
-            "input": str(self.input),
-            "autoencoders": [
-                {
-                    "name": ae.name,
-                    "layers": [layer(d) for d in ae.layers],
-                    "score": {
-                        "difference": str(ae.score.difference),
-                        "square": str(ae.score.square),
-                        "score": str(ae.score.score),
-                        "outputs": list(ae.score.outputs),
-                    },
-                }
-                for ae in self.autoencoders
-            ],
-            "trigger": {
-                "threshold_r1": self.trigger.threshold_r1,
-                "threshold_r2": self.trigger.threshold_r2,
-                "fire_on": list(self.trigger.fire_on),
-            },
-            "metadata": self.metadata,
-        }
+        return spec_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> FirmwareSpec:
-        reader = _Reader(data, "")
-        version = reader.get("version", int)
-        if version != SPEC_VERSION:
-            raise SpecError(
-                "version", f"{version} is not supported (this l1ad reads version {SPEC_VERSION})"
-            )
-        try:
-            preprocessing = Preprocessing.from_dict(reader.get("preprocessing", dict))
-        except ValueError as err:
-            raise SpecError("preprocessing", str(err)) from None
-        aes = reader.get("autoencoders", list)
-        if len(aes) != 2:
-            raise SpecError("autoencoders", f"must hold 2 autoencoders, found {len(aes)}")
-        trig = reader.child("trigger")
-        ae1, ae2 = (
-            _read_autoencoder(reader.child(f"autoencoders[{i}]", ae)) for i, ae in enumerate(aes)
-        )
-        return cls(
-            hardware_input=reader.type("hardware_input"),
-            preprocessing=preprocessing,
-            input=reader.type("input"),
-            autoencoders=(ae1, ae2),
-            trigger=TriggerSpec(
-                threshold_r1=trig.get("threshold_r1", (int, float)),
-                threshold_r2=trig.get("threshold_r2", (int, float)),
-                fire_on=tuple(trig.get("fire_on", list)),
-            ),
-            version=version,
-            metadata=data.get("metadata", {}) if isinstance(data, dict) else {},
-        )
+        """Read a version-2 dict, or a version-1 one through :func:`emulation.spec_v1.v1_to_v2`
+        (:func:`emulation.spec_json.spec_from_dict`)."""
+        from emulation.spec_json import spec_from_dict
+
+        return spec_from_dict(data)
 
     def save(self, directory: str | os.PathLike[str], weights: dict[str, np.ndarray]) -> Path:
         """Write ``spec.json`` and ``weights.safetensors`` into ``directory`` (checked first)."""
@@ -420,7 +403,7 @@ def check_weights(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
                 if ftype is None:
                     if key in weights:
                         raise SpecError(
-                            f"autoencoders[{i}].layers[{k}].bias", "is null but weights hold a bias"
+                            f"scores[{i}].nodes[{k}].bias", "is null but weights hold a bias"
                         )
                     continue
                 if key not in weights:
@@ -436,70 +419,17 @@ def check_weights(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> None:
                     )
 
 
-# ---- validation ---------------------------------------------------------------
-
-
-class _Reader:
-    """Reads typed fields from nested JSON, raising SpecError with the field's path."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise SpecError(path or "<root>", f"must be an object, got {type(data).__name__}")
-        self.data, self.path = data, path
-
-    def _name(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(self, key: str, kind: type | tuple[type, ...]) -> Any:
-        if key not in self.data:
-            raise SpecError(self._name(key), "is missing")
-        value = self.data[key]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise SpecError(self._name(key), f"has the wrong type ({type(value).__name__})")
-        return value
-
-    def child(self, key: str, value: Any = None) -> _Reader:
-        if value is None:
-            return _Reader(self.get(key, dict), self._name(key))
-        return _Reader(value, self._name(key))
-
-    def type(self, key: str) -> FixedType:
-        return FixedType.parse(self.get(key, str), self._name(key))
-
-    def optional_type(self, key: str) -> FixedType | None:
-        return None if self.data.get(key, ...) is None else self.type(key)
-
-
-def _read_autoencoder(reader: _Reader) -> AutoencoderSpec:
-    layers = []
-    for k, raw in enumerate(reader.get("layers", list)):
-        r = reader.child(f"layers[{k}]", raw)
-        layers.append(
-            DenseSpec(
-                name=r.get("name", str),
-                n_in=r.get("n_in", int),
-                n_out=r.get("n_out", int),
-                weight=r.type("weight"),
-                bias=r.optional_type("bias"),
-                accumulator=r.type("accumulator"),
-                result=r.type("result"),
-                activation=r.get("activation", str),
-                activation_result=r.type("activation_result"),
-            )
-        )
-    s = reader.child("score")
-    score = ScoreSpec(
-        s.type("difference"), s.type("square"), s.type("score"), tuple(s.get("outputs", list))
-    )
-    return AutoencoderSpec(reader.get("name", str), tuple(layers), score)
+# ---- derived types and validation ---------------------------------------------
 
 
 def preprocess_type(spec: FirmwareSpec) -> FixedType:
-    """Exact type of ``(word - offset) >> shift`` (the firmware wrapper's ``pre_t``) before the cast
-    to the input type; a SpecError on ``preprocessing`` when it is wider than ``DOUBLE_BITS`` bits."""
+    """Exact type of ``(word - offset) >> shift`` (the firmware wrapper's ``pre_t``, the emulator's
+    preprocessing stage) before the cast to the input type; a SpecError on ``preprocessing`` when it
+    is wider than ``DOUBLE_BITS`` bits."""
     pre = spec.preprocessing
     hw = spec.hardware_input
-    frac = pre.fractional_bits
+    # value * 2**-shift keeps the word's own fractional bits too
+    frac = max(0, max(pre.shifts) + max(hw.fractional, 0))
     left = max(0, *(-s for s in pre.shifts))
     span = max(abs(o) for o in pre.offsets)
     # word - offset needs one bit more than the wider of the word and the offset
@@ -511,6 +441,87 @@ def preprocess_type(spec: FirmwareSpec) -> FixedType:
             f"{int_bits + frac} bits, more than the {DOUBLE_BITS} the firmware trace holds exactly",
         )
     return FixedType(int_bits + frac, int_bits, True)
+
+
+def require_reconstruction(spec: FirmwareSpec, what: str) -> None:
+    """A ValueError naming the first ``latent_norm`` score, for code that trains autoencoder pairs only."""
+    for i, ae in enumerate(spec.autoencoders):
+        if ae.score.kind != RECONSTRUCTION:
+            raise ValueError(
+                f"{what} supports reconstruction scores only; FirmwareSpec score {i + 1} "
+                f"({ae.name!r}) is {ae.score.kind}"
+            )
+
+
+def squares_non_negative(square: FixedType) -> bool:
+    """Whether every cast of a square (>= 0) to ``square`` stays >= 0: unsigned, or saturating."""
+    return not square.signed or square.overflow in ("AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO")
+
+
+def sums_in_one_go(s: ScoreSpec) -> bool:
+    """Whether the exact sum of the squares cast once to ``score`` equals the one-by-one additions
+    (see :func:`score_sum_type`)."""
+    wraps = s.score.overflow == "AP_WRAP"
+    saturates = s.score.overflow in ("AP_SAT", "AP_SAT_SYM") and squares_non_negative(s.square)
+    return s.score.fractional >= s.square.fractional and (wraps or saturates)
+
+
+def score_sum_type(s: ScoreSpec) -> FixedType:
+    """Type the squares are added in: the exact sum (cast once to ``score``) where that equals
+    the spec's one-by-one additions in ``score``, else ``score`` itself (the literal chain).
+
+    Exact and one-by-one agree when no addition rounds (score.fractional >= square.fractional)
+    and either ``score`` wraps (arithmetic mod 2**W) or it saturates (AP_SAT, AP_SAT_SYM) and the
+    squares are never negative (a saturated partial sum stays saturated). The firmware wrapper
+    adds in this type (an adder tree instead of a chain) and the emulator sums in one go.
+    """
+    if not sums_in_one_go(s):
+        return s.score
+    exact = sum_type(s.square, len(s.outputs))
+    extra = s.score.fractional - s.square.fractional
+    return FixedType(exact.width + extra, exact.integer, exact.signed)
+
+
+def _validate_network(i: int, ae: AutoencoderSpec, names: set[str]) -> None:
+    where = f"scores[{i}].nodes"
+    if not ae.layers:
+        raise SpecError(where, "has no dense node before the reduction")
+    width = N_FEATURES
+    for k, d in enumerate(ae.layers):
+        lw = f"{where}[{k}]"
+        if d.name in names:
+            raise SpecError(
+                f"{lw}.name", f"{d.name!r} is used twice (hls4ml layer names must be unique)"
+            )
+        names.add(d.name)
+        if d.n_in != width:
+            raise SpecError(f"{lw}.n_in", f"is {d.n_in} but the previous layer gives {width}")
+        if d.n_out < 1:
+            raise SpecError(f"{lw}.n_out", f"must be positive, got {d.n_out}")
+        if d.activation not in ACTIVATIONS:
+            raise SpecError(
+                f"{lw}.activation", f"{d.activation!r} is not one of {', '.join(ACTIVATIONS)}"
+            )
+        width = d.n_out
+    s = ae.score
+    rw = f"{where}[{len(ae.layers)}]"
+    if s.kind not in SCORE_KINDS:
+        raise SpecError(f"{rw}.op", f"{s.kind!r} is not one of {', '.join(SCORE_KINDS)}")
+    if (s.difference is None) != (s.kind == LATENT_NORM):
+        raise SpecError(
+            f"{rw}.difference",
+            f"a {s.kind} score {'has no' if s.difference is not None else 'needs a'} difference type",
+        )
+    if s.kind == RECONSTRUCTION and width != N_FEATURES:
+        raise SpecError(
+            f"{where}[{len(ae.layers) - 1}].n_out",
+            f"is {width}, a reconstruction's output must be {N_FEATURES}",
+        )
+    valid = all(
+        isinstance(o, int) and not isinstance(o, bool) and 0 <= o < width for o in s.outputs
+    )
+    if not s.outputs or not valid or len(set(s.outputs)) != len(s.outputs):
+        raise SpecError(f"{rw}.outputs", f"must be distinct output indices in 0..{width - 1}")
 
 
 def _validate(spec: FirmwareSpec) -> None:
@@ -527,41 +538,9 @@ def _validate(spec: FirmwareSpec) -> None:
             "input", f"{spec.input} must be signed with at least 1 integer bit (the sign)"
         )
     preprocess_type(spec)
-    names = set()
+    names: set[str] = set()
     for i, ae in enumerate(spec.autoencoders):
-        where = f"autoencoders[{i}]"
-        if not ae.layers:
-            raise SpecError(f"{where}.layers", "is empty")
-        width = N_FEATURES
-        for k, d in enumerate(ae.layers):
-            lw = f"{where}.layers[{k}]"
-            if d.name in names:
-                raise SpecError(
-                    f"{lw}.name", f"{d.name!r} is used twice (hls4ml layer names must be unique)"
-                )
-            names.add(d.name)
-            if d.n_in != width:
-                raise SpecError(f"{lw}.n_in", f"is {d.n_in} but the previous layer gives {width}")
-            if d.n_out < 1:
-                raise SpecError(f"{lw}.n_out", f"must be positive, got {d.n_out}")
-            if d.activation not in ACTIVATIONS:
-                raise SpecError(
-                    f"{lw}.activation", f"{d.activation!r} is not one of {', '.join(ACTIVATIONS)}"
-                )
-            width = d.n_out
-        if width != N_FEATURES:
-            raise SpecError(
-                f"{where}.layers[{len(ae.layers) - 1}].n_out",
-                f"is {width}, the output must be {N_FEATURES}",
-            )
-        outs = ae.score.outputs
-        valid = all(
-            isinstance(o, int) and not isinstance(o, bool) and 0 <= o < N_FEATURES for o in outs
-        )
-        if not outs or not valid or len(set(outs)) != len(outs):
-            raise SpecError(
-                f"{where}.score.outputs", f"must be distinct feature indices in 0..{N_FEATURES - 1}"
-            )
+        _validate_network(i, ae, names)
     t = spec.trigger
     for key, value, score in (
         ("threshold_r1", t.threshold_r1, spec.autoencoders[0].score.score),

@@ -8,7 +8,8 @@ Executes a FirmwareSpec and its quantized weights in the order the firmware comp
 3. each dense layer as ``nnet::dense_latency`` (every product cast to the accumulator,
    added in input order; :func:`emulation.network.dense_latency`), cast to ``result``,
    then ReLU/linear cast to ``activation_result``;
-4. per autoencoder ``difference_j = cast(x_j - xhat_j)``, ``square_j = cast(difference_j**2)``,
+4. per score ``difference_j = cast(x_j - xhat_j)`` (``reconstruction``; for ``latent_norm``
+   the term is the encoder's output ``mu_j``), ``square_j = cast(term_j**2)``,
    ``score = cast(score + square_j)`` one output at a time in ``outputs`` order;
 5. ``A = R1 > t1 & R2 > t2``, B, C, D, and the trigger bit = OR of ``fire_on``.
 
@@ -35,7 +36,6 @@ from emulation.fixed import (
     FixedType,
     OverflowCounter,
     cast,
-    from_float,
     multiply,
     plus_type,
     product_type,
@@ -51,17 +51,19 @@ from emulation.float_path import (
     float_ok,
     namespace,
 )
-from emulation.hls_project import ActivationLayer, DenseLayer, HLSProject
-from emulation.network import keep_freed_memory, run_layers
-from emulation.project_graph import project_graph
+from emulation.graph import Graph, run_graph
+from emulation.network import keep_freed_memory
 from emulation.spec import (
+    LATENT_NORM,
     REGIONS,
     AutoencoderSpec,
     FirmwareSpec,
     check_weights,
+    preprocess_type,
     sum_type,
-    weight_key,
+    sums_in_one_go,
 )
+from emulation.spec_graph import network_graph
 from offline.events.schema import N_FEATURES
 
 __all__ = [
@@ -137,66 +139,27 @@ def threshold_mantissas(spec: FirmwareSpec) -> tuple[int, int]:
     return int(math.ldexp(t.threshold_r1, f1)), int(math.ldexp(t.threshold_r2, f2))
 
 
-def _as_project(spec: FirmwareSpec, ae: int, weights: dict[str, np.ndarray]) -> HLSProject:
-    """One autoencoder as the layer graph :mod:`emulation.network` runs (hls4ml's own layer split)."""
-    layers: list[DenseLayer | ActivationLayer] = []
-    t = spec.input
-    for k, d in enumerate(spec.autoencoders[ae].layers):
-        w = from_float(
-            np.asarray(weights[weight_key(ae, k, "weight")], dtype=np.float64).T, d.weight
-        )
-        if d.bias is None:  # no bias: zeros that enter the accumulator exactly
-            b, b_t = np.zeros(d.n_out, dtype=np.int64), d.accumulator
-        else:
-            b, b_t = (
-                from_float(
-                    np.asarray(weights[weight_key(ae, k, "bias")], dtype=np.float64), d.bias
-                ),
-                d.bias,
-            )
-        layers.append(
-            DenseLayer(
-                d.name,
-                d.n_in,
-                d.n_out,
-                t,
-                np.ascontiguousarray(w),
-                d.weight,
-                b,
-                b_t,
-                d.accumulator,
-                d.result,
-            )
-        )
-        layers.append(
-            ActivationLayer(
-                f"{d.name}_{d.activation}", d.activation, d.n_out, d.result, d.activation_result
-            )
-        )
-        t = d.activation_result
-    last = spec.autoencoders[ae].layers[-1]
-    return HLSProject(
-        path=None,  # type: ignore[arg-type]  # a network from the spec, not read from a project
-        top=spec.autoencoders[ae].name,
-        input_name="x",
-        input_type=spec.input,
-        n_inputs=N_FEATURES,
-        output_type=last.activation_result,
-        n_outputs=last.n_out,
-        layers=tuple(layers),
+def _terms(
+    aspec: AutoencoderSpec,
+    x: np.ndarray,
+    x_type: FixedType,
+    xhat: np.ndarray,
+    xhat_type: FixedType,
+    counter: OverflowCounter | None,
+    name: str,
+) -> tuple[np.ndarray, FixedType]:
+    """Mantissas and type of the values the score squares, at its ``outputs``: the cast differences,
+    or the network's output itself (``latent_norm``)."""
+    s = aspec.score
+    cols = np.asarray(s.outputs, dtype=np.int64)
+    if s.kind == LATENT_NORM:
+        return xhat[:, cols], xhat_type
+    assert s.difference is not None  # validated: a reconstruction has a difference type
+    frac = max(x_type.fractional, xhat_type.fractional)
+    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
+        xhat[:, cols] << np.int64(frac - xhat_type.fractional)
     )
-
-
-def _sum_in_one_go(sq: np.ndarray, square: FixedType, score: FixedType) -> bool:
-    """Whether ``score += square_j`` one by one equals one exact sum cast once (see module docstring)."""
-    if score.fractional < square.fractional:
-        return False  # every addition rounds
-    if score.overflow == "AP_WRAP":
-        return True  # arithmetic mod 2**W: wrap once
-    if score.overflow in ("AP_SAT", "AP_SAT_SYM") and score.min_int <= 0:
-        # non-negative terms: partial sums only grow, once saturated at max they stay there
-        return sq.size == 0 or int(sq.min()) >= 0
-    return False
+    return cast(diff, frac, s.difference, counter, f"{name}.difference"), s.difference
 
 
 def score_mantissas(
@@ -208,24 +171,20 @@ def score_mantissas(
     counter: OverflowCounter | None = None,
     name: str = "ae",
 ) -> np.ndarray:
-    """Reconstruction error (mantissas of ``score``) of input/output mantissas (N, 57)."""
+    """The score (mantissas of ``score``) of input/output mantissas (N, 57) and (N, n_out):
+    the reconstruction error, or the latent norm of the output (``x`` unused)."""
     s = aspec.score
-    cols = np.asarray(s.outputs, dtype=np.int64)
-    frac = max(x_type.fractional, xhat_type.fractional)
-    diff = (x[:, cols] << np.int64(frac - x_type.fractional)) - (
-        xhat[:, cols] << np.int64(frac - xhat_type.fractional)
-    )
-    diff = cast(diff, frac, s.difference, counter, f"{name}.difference")
-    prod, prod_t = multiply(diff, s.difference, diff, s.difference)
+    term, t = _terms(aspec, x, x_type, xhat, xhat_type, counter, name)
+    prod, prod_t = multiply(term, t, term, t)
     sq = cast(prod, prod_t, s.square, counter, f"{name}.square")
     frac = max(s.score.fractional, s.square.fractional)
-    if _sum_in_one_go(sq, s.square, s.score):
+    if sums_in_one_go(s):
         # the exact sum fits int64: |square| < 2**61 and at most 57 terms are checked by the width limits
         total = sq.sum(axis=1, dtype=np.int64) << np.int64(frac - s.square.fractional)
         return cast(total, frac, s.score, counter, f"{name}.score")
-    acc = np.zeros(len(x), dtype=np.int64)
-    hit = np.zeros(len(x), dtype=bool)
-    for j in range(len(cols)):  # the literal loop: score_t acc; acc += sq
+    acc = np.zeros(len(term), dtype=np.int64)
+    hit = np.zeros(len(term), dtype=bool)
+    for j in range(sq.shape[1]):  # the literal loop: score_t acc; acc += sq
         exact = (acc << np.int64(frac - s.score.fractional)) + (
             sq[:, j] << np.int64(frac - s.square.fractional)
         )
@@ -239,17 +198,19 @@ def score_mantissas(
 def _score_dtype(aspec: AutoencoderSpec, x_type: FixedType, xhat_type: FixedType) -> str | None:
     """The float type :func:`score_float` is exact in for these types (float32 first), or None."""
     s = aspec.score
-    diff_t = plus_type(x_type, xhat_type)
-    prod_t = product_type(s.difference, s.difference)
+    t = xhat_type if s.difference is None else s.difference
+    prod_t = product_type(t, t)
     sum_t = sum_type(s.square, len(s.outputs))
-    types = (x_type, xhat_type, diff_t, prod_t, sum_t, s.difference, s.square, s.score)
-    if s.score.fractional < s.square.fractional or any(t.width > MAX_FLOAT_WIDTH for t in types):
+    casts = [(prod_t, s.square), (sum_t, s.score)]
+    types = [xhat_type, prod_t, sum_t, s.square, s.score]
+    if s.difference is not None:
+        diff_t = plus_type(x_type, xhat_type)
+        casts.append((diff_t, s.difference))
+        types += [x_type, diff_t, s.difference]
+    if not sums_in_one_go(s) or any(t.width > MAX_FLOAT_WIDTH for t in types):
         return None
     for dtype, bits in (("float32", 23), ("float64", MAX_FLOAT_WIDTH)):
-        if all(t.width <= bits for t in types) and all(
-            float_ok(a, b, dtype)
-            for a, b in ((diff_t, s.difference), (prod_t, s.square), (sum_t, s.score))
-        ):
+        if all(t.width <= bits for t in types) and all(float_ok(a, b, dtype) for a, b in casts):
             return dtype
     return None
 
@@ -270,24 +231,28 @@ def score_float(
     same exact value, one pass fewer).
     """
     s = aspec.score
-    cols = list(s.outputs)
-    if cols != list(range(x.shape[1])):
-        index = np.asarray(cols)
-        x, xhat = xp.take_cols(x, index), xp.take_cols(xhat, index)
-    diff_t = plus_type(x_type, xhat_type)
-    ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
-    k = 1.0
-    while ops and ops[0].kind == "scale":
-        k *= ops.pop(0).value
-    d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
-    d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
-    d = apply_ops(d, ops, counter, xp)
-    d *= d
-    sq = cast_float(
-        d, product_type(s.difference, s.difference), s.square, counter, f"{name}.square", xp
-    )
-    if not _sum_in_one_go(sq, s.square, s.score):
+    if not sums_in_one_go(s):
         return None
+    cols = list(s.outputs)
+    if cols != list(range(xhat.shape[1])):
+        index = np.asarray(cols)
+        xhat = xp.take_cols(xhat, index)
+        if s.difference is not None:
+            x = xp.take_cols(x, index)
+    if s.difference is None:  # latent_norm: the output itself
+        d = xhat * 1.0
+    else:
+        diff_t = plus_type(x_type, xhat_type)
+        ops = list(cast_ops(diff_t, s.difference, f"{name}.difference"))
+        k = 1.0
+        while ops and ops[0].kind == "scale":
+            k *= ops.pop(0).value
+        d = x * (2.0 ** (diff_t.fractional - x_type.fractional) * k)
+        d -= xhat * (2.0 ** (diff_t.fractional - xhat_type.fractional) * k)
+        d = apply_ops(d, ops, counter, xp)
+    d *= d
+    t = xhat_type if s.difference is None else s.difference
+    sq = cast_float(d, product_type(t, t), s.square, counter, f"{name}.square", xp)
     total = sq.sum(1)
     return cast_float(total, sum_type(s.square, len(cols)), s.score, counter, f"{name}.score", xp)
 
@@ -300,21 +265,14 @@ class _InputStage:
         pre = spec.preprocessing
         hw = spec.hardware_input
         shifts = np.asarray(pre.shifts, dtype=np.int64)
-        # (value - offset) * 2**-shift exactly with F fractional bits: F >= shift + max(hw.fractional, 0)
-        self.pre_frac = max(0, int(shifts.max()) + max(hw.fractional, 0))
+        # (value - offset) * 2**-shift, exact in the spec's preprocessing type (the wrapper's pre_t)
+        pre_type = preprocess_type(spec)
+        self.pre_frac = pre_type.fractional
         self._word_shift = self.pre_frac - shifts - hw.fractional  # >= 0 unless hw.fractional < 0
         self._offsets = np.asarray(pre.offsets, dtype=np.int64)
         self._offset_shift = self.pre_frac - shifts
-        # float path of the inputs: exact while (word - offset) << (F - shift) stays below 2**52
-        span = max(abs(hw.min_int), hw.max_int)
-        bound = max(
-            (span << int(a)) + (abs(int(o)) << int(b))
-            for a, o, b in zip(self._word_shift, self._offsets, self._offset_shift, strict=True)
-        )
-        width = bound.bit_length() + 1
-        self._pre_type = (
-            FixedType(width, width - self.pre_frac, True) if width <= MAX_FLOAT_WIDTH else None
-        )
+        # float path of the inputs: exact while the preprocessed mantissas stay below 2**52
+        self._pre_type = pre_type if pre_type.width <= MAX_FLOAT_WIDTH else None
         self._float_inputs = (
             hw.fractional == 0
             and self._pre_type is not None
@@ -397,13 +355,16 @@ class TriggerEmulator:
             raise ValueError(f"expected a FirmwareSpec, got {type(spec).__name__}")
         check_weights(spec, weights)
         self.spec = spec
-        self.projects = tuple(_as_project(spec, ae, weights) for ae in range(2))
-        # Each autoencoder on the float path (float32/float64 per layer where provably exact).
+        self.graphs: tuple[Graph, Graph] = (
+            network_graph(spec, 0, weights),
+            network_graph(spec, 1, weights),
+        )
+        # Each network on the float path (float32/float64 per layer where provably exact).
         dtypes = ("float32", "float64") if float_path else ()
-        self.programs = tuple(FloatGraph(project_graph(p), dtypes) for p in self.projects)
+        self.programs = tuple(FloatGraph(g, dtypes) for g in self.graphs)
         self.score_dtypes = tuple(
-            _score_dtype(a, spec.input, p.output_type) if prog.all_float and float_path else None
-            for prog, a, p in zip(self.programs, spec.autoencoders, self.projects, strict=True)
+            _score_dtype(a, spec.input, a.output_type) if prog.all_float and float_path else None
+            for prog, a in zip(self.programs, spec.autoencoders, strict=True)
         )
         self.thresholds = threshold_mantissas(spec)
         self._inputs = _InputStage(spec)
@@ -424,7 +385,7 @@ class TriggerEmulator:
         program = self.programs[ae]
         if program.all_float:
             return np.asarray(program.run([x], counter)[0]).astype(np.int64)
-        return run_layers(self.projects[ae], x, counter)
+        return run_graph(self.graphs[ae], [x], counter)[0]
 
     def _chunk(self, block: np.ndarray, counter: OverflowCounter | None, keep: bool) -> _Chunk:
         """(R1, R2, input mantissas, reconstructions) of one block of words (the last two only with ``keep``)."""
@@ -453,7 +414,7 @@ class TriggerEmulator:
         scores: list[np.ndarray] = []
         recos: list[np.ndarray | None] = []
         for ae, aspec in enumerate(self.spec.autoencoders):
-            program, project = self.programs[ae], self.projects[ae]
+            program, graph = self.programs[ae], self.graphs[ae]
             score: np.ndarray | None = None
             xhat: np.ndarray | None = None
             if not program.all_float or keep:
@@ -475,7 +436,7 @@ class TriggerEmulator:
                         x_d,
                         self.spec.input,
                         xhat_d,
-                        project.output_type,
+                        aspec.output_type,
                         sub,
                         aspec.name,
                         xp,
@@ -487,7 +448,7 @@ class TriggerEmulator:
                 if score is None or keep:
                     xhat = xp.to_numpy(xhat_f).astype(np.int64)
             else:
-                xhat = run_layers(project, integers(), counter)
+                xhat = run_graph(graph, [integers()], counter)[0]
             if score is None:
                 assert xhat is not None  # both paths above reconstruct when they give no score
                 score = score_mantissas(
@@ -495,7 +456,7 @@ class TriggerEmulator:
                     integers(),
                     self.spec.input,
                     xhat,
-                    project.output_type,
+                    aspec.output_type,
                     counter,
                     aspec.name,
                 )

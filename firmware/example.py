@@ -1,6 +1,9 @@
 """Toy inputs and the default firmware model with random on-grid weights, for tests and benchmarks,
 and the words ``l1ad firmware`` simulates (:func:`event_words`: events or toy events, then edge values).
 
+``latent_norm_model`` replaces R2 by the latent norm of an encoder (the deployed
+variational triggers' score): the second score architecture, through the same firmware path.
+
 ``default_model`` is the shape of ``offline.ad.model.PRESETS["firmware"]`` (57-16-4-16-57
 with bias, twice) at the default ``quantize.QuantConfig``, so the firmware can be exercised
 and costed before (or without) a trained quantized model; ``quantize`` makes the real one.
@@ -15,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from emulation.events import edge_words
-from emulation.spec import FirmwareSpec
+from emulation.spec import LATENT_NORM, AutoencoderSpec, FirmwareSpec, FixedType, ScoreSpec
 from emulation.trigger import emulate_trigger
 from offline.events.io import read_events
 from offline.events.schema import N_FEATURES
@@ -58,7 +61,7 @@ def default_model(
     (:func:`emulation.emulate_trigger`). ``ae_config``/``quant_config``/``score_outputs`` shrink the
     model (tests: a small network, a score over a few features)."""
     from offline.ad.model import PRESETS
-    from quantize.precision import QuantConfig, build_spec, random_quantized_weights, snap_to_grid
+    from quantize.precision import QuantConfig, build_spec, random_quantized_weights
 
     words = toy_words(n_fit, seed)
     spec = build_spec(
@@ -73,13 +76,66 @@ def default_model(
         )
         spec = dataclasses.replace(spec, autoencoders=(first, second))
     weights = random_quantized_weights(spec, seed)
+    return _thresholds_at(spec, weights, words, quantile), weights
+
+
+def _thresholds_at(
+    spec: FirmwareSpec, weights: dict[str, np.ndarray], words: np.ndarray, quantile: float,
+    fire_on: tuple[str, ...] | None = None,
+) -> FirmwareSpec:  # fmt: skip
+    """The spec with R1 and R2 thresholds at ``quantile`` of the emulated scores of ``words``."""
+    from quantize.precision import snap_to_grid
+
     ref = emulate_trigger(spec, weights, words)
     t = []
     for ae, r in enumerate((ref.r1, ref.r2)):
         score_t = spec.autoencoders[ae].score.score
         t.append(snap_to_grid(float(np.quantile(r, quantile)) * 2.0**-score_t.fractional, score_t))
     trig = dataclasses.replace(spec.trigger, threshold_r1=t[0], threshold_r2=t[1])
-    return dataclasses.replace(spec, trigger=trig), weights
+    if fire_on is not None:
+        trig = dataclasses.replace(trig, fire_on=fire_on)
+    return dataclasses.replace(spec, trigger=trig)
+
+
+def latent_norm_model(
+    seed: int = 0,
+    n_fit: int = 3000,
+    ae_config: Any = None,
+    encoder_widths: tuple[int, ...] = (57, 16, 4),
+    mu_type: FixedType | None = None,
+    square_type: FixedType | None = None,
+    score_type: FixedType | None = None,
+    quantile: float = 0.5,
+) -> tuple[FirmwareSpec, dict[str, np.ndarray]]:
+    """R1 = the reconstruction error of ``default_model``'s first autoencoder, R2 = sum of mu**2
+    over an encoder ``encoder_widths`` (ReLU hidden layers, a linear last layer whose output, cast
+    to ``mu_type``, is the latent mean), random on-grid weights, thresholds at ``quantile``.
+
+    The default types round and saturate mu and saturate the squares and the sum, so edge words
+    exercise every cast of the latent-norm score."""
+    from offline.ad.model import AEConfig
+    from quantize.precision import QuantConfig, build_spec, random_quantized_weights
+
+    spec, _ = default_model(seed, n_fit, ae_config=ae_config or AEConfig(hidden=(8,), latent=3))
+    hidden = encoder_widths[1:-1]
+    # the encoder half of an autoencoder at the default precisions: its layers and exact accumulators
+    shape = AEConfig(hidden=tuple(hidden), latent=encoder_widths[-1])
+    half = build_spec(shape, QuantConfig(), spec.preprocessing).autoencoders[1].layers
+    layers = list(half[: len(encoder_widths) - 1])
+    mu_t = mu_type or FixedType(10, 4, True, "AP_RND_CONV", "AP_SAT")
+    layers[-1] = dataclasses.replace(layers[-1], activation="linear", activation_result=mu_t)
+    score = ScoreSpec(
+        None,
+        square_type or FixedType(12, 6, False, "AP_TRN", "AP_SAT"),
+        score_type or FixedType(12, 7, False, "AP_TRN", "AP_SAT"),
+        tuple(range(encoder_widths[-1])),
+        LATENT_NORM,
+    )
+    encoder = AutoencoderSpec("enc2", tuple(layers), score)
+    zero = dataclasses.replace(spec.trigger, threshold_r2=0.0)  # placed below, on R2's own grid
+    spec = dataclasses.replace(spec, autoencoders=(spec.autoencoders[0], encoder), trigger=zero)
+    weights = random_quantized_weights(spec, seed)
+    return _thresholds_at(spec, weights, toy_words(n_fit, seed), quantile, ("A", "B")), weights
 
 
 def event_words(

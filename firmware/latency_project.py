@@ -160,10 +160,10 @@ def trigger_cost(spec, weights: dict[str, np.ndarray], clock_period_ns: float) -
         score = LatencyCost(
             dsps=n, products=n, adders=2 * n - 1
         )  # n differences, n squares, n - 1 sums
-        score.luts = n * s.difference.width + (n - 1) * s.score.width
+        score.luts = n * ae.term_type.width + (n - 1) * s.score.width
         cycles, _ = _tree_cycles(math.ceil(math.log2(max(n, 2))), s.score.width, clock_period_ns)
         score.latency_cycles = 1 + 1 + cycles  # differences, squares (DSP), the sum
-        score.ffs = float(n * s.difference.width + n * s.square.width + s.score.width)
+        score.ffs = float(n * ae.term_type.width + n * s.square.width + s.score.width)
         chain = chain.then(score)
         total = chain if total is None else total.beside(chain)
     assert total is not None

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from emulation.spec import FirmwareSpec
+from emulation.spec import RECONSTRUCTION, FirmwareSpec
 from emulation.trigger import emulate_trigger
 
 COLUMNS = (
@@ -45,15 +45,19 @@ def feature_order(spec: FirmwareSpec, background_words: np.ndarray) -> list[int]
     words = np.asarray(background_words, dtype=np.float64)
     scaled = words * np.exp2(-np.asarray(spec.preprocessing.shifts, dtype=np.float64))
     variance = scaled.var(axis=0)
-    used = sorted(set().union(*(ae.score.outputs for ae in spec.autoencoders)))
+    recon = [ae.score.outputs for ae in spec.autoencoders if ae.score.kind == RECONSTRUCTION]
+    used = sorted(set().union(*recon))
     return sorted(used, key=lambda j: (-variance[j], j))
 
 
 def with_score_features(spec: FirmwareSpec, features: Sequence[int]) -> FirmwareSpec:
-    """The spec with both scores over ``features`` (ascending)."""
+    """The spec with its reconstruction scores over ``features`` (ascending); a latent-norm score,
+    whose outputs index the latent mean, not the features, is kept."""
     outputs = tuple(sorted(int(j) for j in features))
     first, second = (
         dataclasses.replace(ae, score=dataclasses.replace(ae.score, outputs=outputs))
+        if ae.score.kind == RECONSTRUCTION
+        else ae
         for ae in spec.autoencoders
     )
     return dataclasses.replace(spec, autoencoders=(first, second))

@@ -78,13 +78,13 @@ def _types(spec: FirmwareSpec) -> list[tuple[str, FixedType, str]]:
     out = []
     for i, ae in enumerate(spec.autoencoders):
         for k, layer in enumerate(ae.layers):
-            where = f"autoencoders[{i}].layers[{k}]"
+            where = f"scores[{i}].nodes[{k}]"
             out.append((f"{where}.weight", layer.weight, "hls4ml writes weights from float64"))
             if layer.bias is not None:
                 out.append((f"{where}.bias", layer.bias, "hls4ml writes biases from float64"))
         out.append(
             (
-                f"autoencoders[{i}].score.score",
+                f"scores[{i}].nodes[{len(ae.layers)}].score",
                 ae.score.score,
                 "the testbench and C simulation read scores as doubles",
             )

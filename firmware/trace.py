@@ -20,8 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from firmware.wrapper import score_sum_type
-from quantize.spec import FirmwareSpec, FixedType, product_type, weight_key
+from offline.events.schema import N_FEATURES
+from quantize.spec import (
+    LATENT_NORM,
+    AutoencoderSpec,
+    FirmwareSpec,
+    FixedType,
+    product_type,
+    sums_in_one_go,
+    weight_key,
+)
 
 # outputs of the traced logic, in this order
 OUTPUTS = ("r1", "r2", "region_a", "region_b", "region_c", "region_d", "trigger")
@@ -115,6 +123,26 @@ def _tree_sum(x: Any) -> Any:
     return terms[0]
 
 
+def score_logic(ae: AutoencoderSpec, x: Any, h: Any) -> Any:
+    """The score of network output ``h`` (input ``x``): the squares of ``x - h`` or of ``h`` itself,
+    added one by one in the score type, or as an exact adder tree cast once where that is provably
+    the same (``quantize.spec.sums_in_one_go``; the wrapper does the same)."""
+    s = ae.score
+    idx = list(s.outputs)
+    if s.kind == LATENT_NORM:
+        term = h[idx]
+    else:
+        assert s.difference is not None  # validated: a reconstruction has a difference type
+        term = cast(x[idx] - h[idx], s.difference)
+    sq = square(term, ae.term_type, s.square)
+    if sums_in_one_go(s):
+        return cast(_tree_sum(sq), s.score)
+    total = cast(sq[0:1], s.score)
+    for j in range(1, len(idx)):
+        total = cast(total + sq[j : j + 1], s.score)
+    return total
+
+
 def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any) -> Any:
     """Trace the trigger on a FixedVariableArray of 57 hardware words; returns the 7 outputs (OUTPUTS)."""
     pre = spec.preprocessing
@@ -137,18 +165,7 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
                 res = np.maximum(res, 0.0)
             h = cast(res, d.activation_result)
             h_type = d.activation_result
-        s = ae.score
-        idx = list(s.outputs)
-        diff = cast(x[idx] - h[idx], s.difference)
-        sq = square(diff, s.difference, s.square)
-        sum_t = score_sum_type(s)
-        if sum_t == s.score:  # one by one, each addition cast, as the spec says
-            total = cast(sq[0:1], s.score)
-            for j in range(1, len(idx)):
-                total = cast(total + sq[j : j + 1], s.score)
-        else:  # provably the same: an exact adder tree, one cast (see wrapper.score_sum_type)
-            total = cast(_tree_sum(sq), s.score)
-        outs.append(total)
+        outs.append(score_logic(ae, x, h))
     t = spec.trigger
     high1 = outs[0] > t.threshold_r1
     high2 = outs[1] > t.threshold_r2
@@ -205,18 +222,12 @@ def breakdown(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> list[tuple[
             comb = comb_trace(inp, cast(res, d.activation_result))
             rows.append((f"{ae.name} {d.name} ({d.n_in}x{d.n_out})", comb.cost, comb.latency[1]))
             h_type = d.activation_result
-        s = ae.score
-        n = len(s.outputs)
-        inp_x = FixedVariableArrayInput((2 * n,), solver_options=dict(SOLVER_OPTIONS))
-        xv = inp_x[:n].quantize(*kif(spec.input), "WRAP", "TRN")
-        hv = inp_x[n:].quantize(*kif(h_type), "WRAP", "TRN")
-        diff = cast(xv - hv, s.difference)
-        sq = square(diff, s.difference, s.square)
-        comb = comb_trace(
-            inp_x,
-            cast(_tree_sum(sq), s.score)
-            if score_sum_type(s) != s.score
-            else cast(sq[0:1], s.score),
+        n = len(ae.score.outputs)
+        inp_x = FixedVariableArrayInput(
+            (N_FEATURES + ae.layers[-1].n_out,), solver_options=dict(SOLVER_OPTIONS)
         )
+        xv = inp_x[:N_FEATURES].quantize(*kif(spec.input), "WRAP", "TRN")
+        hv = inp_x[N_FEATURES:].quantize(*kif(h_type), "WRAP", "TRN")
+        comb = comb_trace(inp_x, score_logic(ae, xv, hv))
         rows.append((f"{ae.name} score ({n} squares)", comb.cost, comb.latency[1]))
     return rows

@@ -82,7 +82,11 @@ def check_project(project: str | os.PathLike[str], spec: FirmwareSpec) -> Path:
             f"{project}: not a trigger project written by l1ad firmware (no {PROJECT_FILE})"
         )
     written = read_json(meta).get("spec")
-    if not isinstance(written, dict) or _comparable(written) != _comparable(spec.to_dict()):
+    try:  # a project written with a version-1 spec compares through the converter
+        same = _comparable(FirmwareSpec.from_dict(written).to_dict()) == _comparable(spec.to_dict())
+    except ValueError:
+        same = False
+    if not same:
         raise ValueError(f"{project}: written for a different FirmwareSpec than the one emulated")
     return project
 

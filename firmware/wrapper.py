@@ -5,8 +5,8 @@ hardware words (``hw_word_t`` = the spec's ``hardware_input``; column 0 pT in 0.
 steps, 1 eta in 0.0435 steps, 2 phi in 2pi/144 steps, empty objects all zero),
 preprocessing ``(word - offset) >> shift`` written out per feature (constant shifts:
 wiring, one subtractor each), the hls4ml network function holding both autoencoders
-(one call, two outputs), the two reconstruction errors in the spec's difference /
-square / score types, the threshold compare and the ABCD and trigger bits. The
+(one call, two outputs), the two scores (reconstruction error or latent norm) in the
+spec's difference / square / score types, the threshold compare and the ABCD and trigger bits. The
 templates live in ``firmware/templates``; this module only fills them in.
 """
 
@@ -19,7 +19,15 @@ from typing import Any
 
 from firmware.convert import NETS_NAME
 from offline.events.schema import N_FEATURES, N_OBJECTS
-from quantize.spec import REGIONS, FirmwareSpec, FixedType, ScoreSpec, preprocess_type, sum_type
+from quantize.spec import (
+    LATENT_NORM,
+    REGIONS,
+    AutoencoderSpec,
+    FirmwareSpec,
+    FixedType,
+    preprocess_type,
+    score_sum_type,
+)
 
 TOP_NAME = "trigger_top"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -42,26 +50,6 @@ class NetsInterface:
                 f"network function needs 1 input and 2 outputs, has {len(ins)} and {len(outs)}"
             )
         return cls(ins[0].type.name, outs[0].type.name, outs[1].type.name)
-
-
-def score_sum_type(s: ScoreSpec) -> FixedType:
-    """Type the wrapper adds the squares in: exact (then one cast to the score type) when that
-    equals the spec's one-by-one saturating additions, else the score type itself.
-
-    Squares are never negative (unsigned, or saturating), so with a saturating or wrapping
-    score type and no rounding (score.fractional >= square.fractional) every partial sum
-    that saturates stays saturated: sat(sum) == sequential sat. The exact sum is an adder
-    tree of depth log2(N) instead of a chain of N saturating adders.
-    """
-    nonneg = not s.square.signed or s.square.overflow in ("AP_SAT", "AP_SAT_SYM", "AP_SAT_ZERO")
-    ok_overflow = s.score.overflow in ("AP_SAT", "AP_WRAP") and (
-        s.score.overflow == "AP_WRAP" or s.score.min_int <= 0
-    )
-    if not (nonneg and ok_overflow and s.score.fractional >= s.square.fractional):
-        return s.score
-    exact = sum_type(s.square, len(s.outputs))
-    extra = s.score.fractional - s.square.fractional
-    return FixedType(exact.width + extra, exact.integer, exact.signed)
 
 
 def _ctype(t: FixedType) -> str:
@@ -94,9 +82,35 @@ def _literal(value: float) -> str:
     return repr(float(value))
 
 
+def _score_types(i: int, ae: AutoencoderSpec) -> str:
+    """The typedefs of score ``i`` (1 or 2): difference (reconstruction only), square, score, sum."""
+    s = ae.score
+    lines = [] if s.difference is None else [f"typedef {_ctype(s.difference)} diff{i}_t;"]
+    lines += [
+        f"typedef {_ctype(s.square)} square{i}_t;",
+        f"typedef {_ctype(s.score)} score{i}_t;",
+        f"typedef {_ctype(score_sum_type(s))} sum{i}_t;",
+    ]
+    if i == 1:
+        lines[-1] += "          // where the squares are added (see reconstruction_error)"
+    return "\n".join(lines)
+
+
+def _score_call(i: int, ae: AutoencoderSpec, out_t: str) -> str:
+    """The C++ expression of score ``i``: the reconstruction error of x, or the latent norm."""
+    n = len(ae.score.outputs)
+    if ae.score.kind == LATENT_NORM:
+        n_mu = ae.layers[-1].n_out
+        return f"latent_norm<square{i}_t, sum{i}_t, score{i}_t, {out_t}, {n_mu}, {n}>(xhat{i}, features{i})"
+    return (
+        f"reconstruction_error<diff{i}_t, square{i}_t, sum{i}_t, score{i}_t, {out_t}, {n}>"
+        f"(x, xhat{i}, features{i})"
+    )
+
+
 def render(spec: FirmwareSpec, nets: NetsInterface) -> dict[str, str]:
     """``{file name: text}`` of the wrapper: ``trigger_top.h`` and ``trigger_top.cpp`` (under firmware/)."""
-    s1, s2 = spec.autoencoders[0].score, spec.autoencoders[1].score
+    ae1, ae2 = spec.autoencoders
     fire = " || ".join(f"{r.lower()}" for r in spec.trigger.fire_on)
     for r in spec.trigger.fire_on:
         if r not in REGIONS:
@@ -112,18 +126,16 @@ def render(spec: FirmwareSpec, nets: NetsInterface) -> dict[str, str]:
         "hw_word_t": _ctype(spec.hardware_input),
         "pre_t": _ctype(preprocess_type(spec)),
         "input_t": _ctype(spec.input),
-        "diff1_t": _ctype(s1.difference),
-        "square1_t": _ctype(s1.square),
-        "score1_t": _ctype(s1.score),
-        "diff2_t": _ctype(s2.difference),
-        "square2_t": _ctype(s2.square),
-        "score2_t": _ctype(s2.score),
-        "sum1_t": _ctype(score_sum_type(s1)),
-        "sum2_t": _ctype(score_sum_type(s2)),
-        "n_outputs1": len(s1.outputs),
-        "n_outputs2": len(s2.outputs),
-        "outputs1": ", ".join(map(str, s1.outputs)),
-        "outputs2": ", ".join(map(str, s2.outputs)),
+        "score_types": "\n".join(_score_types(i + 1, ae) for i, ae in enumerate((ae1, ae2))),
+        "score_kinds": f"{ae1.score.kind}, {ae2.score.kind}",
+        "score1_call": _score_call(1, ae1, nets.ae1_out_t),
+        "score2_call": _score_call(2, ae2, nets.ae2_out_t),
+        "n_out1": ae1.layers[-1].n_out,
+        "n_out2": ae2.layers[-1].n_out,
+        "n_outputs1": len(ae1.score.outputs),
+        "n_outputs2": len(ae2.score.outputs),
+        "outputs1": ", ".join(map(str, ae1.score.outputs)),
+        "outputs2": ", ".join(map(str, ae2.score.outputs)),
         "threshold_r1": _literal(spec.trigger.threshold_r1),
         "threshold_r2": _literal(spec.trigger.threshold_r2),
         "trigger_expr": fire,

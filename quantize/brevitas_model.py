@@ -43,7 +43,13 @@ from tqdm.auto import tqdm
 from offline.ad.model import AutoencoderPair, reconstruction_error
 from offline.ad.train import pair_loss
 from quantize.qat import QATConfig, magnitude_mask, sparsity_at
-from quantize.spec import AutoencoderSpec, FirmwareSpec, FixedType, weight_key
+from quantize.spec import (
+    AutoencoderSpec,
+    FirmwareSpec,
+    FixedType,
+    require_reconstruction,
+    weight_key,
+)
 
 __all__ = [
     "BrevitasAutoencoder",
@@ -153,6 +159,7 @@ class BrevitasPair(nn.Module):
 
     def __init__(self, spec: FirmwareSpec) -> None:
         super().__init__()
+        require_reconstruction(spec, "the Brevitas pair")
         self.spec = spec
         self.ae1 = BrevitasAutoencoder(spec.autoencoders[0], spec.input)
         self.ae2 = BrevitasAutoencoder(spec.autoencoders[1], spec.input)

@@ -29,7 +29,13 @@ from tqdm.auto import tqdm
 
 from quantize.keras_compat import import_qkeras, use_legacy_keras
 from quantize.qat import QATConfig, magnitude_mask, sparsity_at
-from quantize.spec import AutoencoderSpec, FirmwareSpec, FixedType, weight_key
+from quantize.spec import (
+    AutoencoderSpec,
+    FirmwareSpec,
+    FixedType,
+    require_reconstruction,
+    weight_key,
+)
 
 __all__ = [
     "QKerasPair",
@@ -97,6 +103,7 @@ class QKerasPair:
     """The two Keras autoencoders of a spec; ``__call__`` returns (R1, R2) tensors."""
 
     def __init__(self, spec: FirmwareSpec, models: tuple[Any, Any] | None = None) -> None:
+        require_reconstruction(spec, "the QKeras pair")
         self.spec = spec
         self.models = models or tuple(build_autoencoder(ae, spec.input) for ae in spec.autoencoders)
 

@@ -61,6 +61,22 @@ def test_da4ml_trace_of_whole_trigger_is_bit_exact(small):
     assert comb.cost > 0 and comb.latency[1] > 0
 
 
+def test_da4ml_trace_of_a_latent_norm_trigger_is_bit_exact():
+    """R2 = sum of mu**2 of an encoder (rounded, saturating mu; a score that rounds its additions)."""
+    from firmware.example import latent_norm_model
+    from offline.ad.model import AEConfig
+
+    spec, weights = latent_norm_model(
+        seed=3, n_fit=1000, ae_config=AEConfig(hidden=(), latent=2), encoder_widths=(57, 3)
+    )
+    words = _words(spec, 2000)
+    got = trace_trigger(spec, weights).predict(words.astype(np.float64))
+    expected = _expected(spec, weights, words)
+    assert np.array_equal(got, expected)
+    assert len(np.unique(expected[:, 1])) > 20 and expected[:, 2:6].any(axis=0).all()
+    assert [row[0] for row in breakdown(spec, weights)][-1] == "enc2 score (3 squares)"
+
+
 def test_estimate_labels_every_figure_with_its_source(small, tmp_path):
     spec, weights = small
     report = estimate(spec, weights, 4.0, tmp_path, use_verilator=False, use_yosys=False)

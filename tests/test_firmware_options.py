@@ -81,7 +81,7 @@ def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output
     assert lines[0].startswith(
-        "error: FirmwareSpec field 'autoencoders[1].score.score': ap_ufixed<60,40,AP_TRN,AP_SAT> is 60 bits wide; "
+        "error: FirmwareSpec field 'scores[1].nodes[2].score': ap_ufixed<60,40,AP_TRN,AP_SAT> is 60 bits wide; "
         "the testbench and C simulation read scores as doubles, so at most 53 bits"
     ), lines[0]
     assert f"(in {qdir / 'spec.json'})" in lines[0]
@@ -95,7 +95,7 @@ def test_weights_wider_than_a_double_are_refused(small):
     bad = dataclasses.replace(spec, autoencoders=(dataclasses.replace(ae, layers=(layer, *ae.layers[1:])),
                                                   spec.autoencoders[1]))  # fmt: skip
     with pytest.raises(
-        SpecError, match=r"'autoencoders\[0\]\.layers\[0\]\.weight': .* 54 bits wide; hls4ml writes"
+        SpecError, match=r"'scores\[0\]\.nodes\[0\]\.weight': .* 54 bits wide; hls4ml writes"
     ):
         check_spec_types(bad)
     check_spec_types(spec)  # the default types pass

@@ -494,9 +494,9 @@ def spec():
             "finite number",
         ),
         (
-            lambda d: d["autoencoders"][0]["score"].update(outputs=[[1]]),
-            "autoencoders[0].score.outputs",
-            "distinct feature indices",
+            lambda d: d["scores"][0]["nodes"][-1].update(outputs=[[1]]),
+            "scores[0].nodes[6].outputs",
+            "distinct output indices",
         ),
     ],
     ids=[

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from emulation import TriggerEmulator, input_mantissas, place_thresholds, run_layers, to_float
+from emulation import TriggerEmulator, input_mantissas, place_thresholds, to_float
+from emulation.graph import Port, run_graph
 from offline.ad.disco import disco_sq as torch_disco_sq
 from offline.ad.model import AutoencoderPair, preset
 from offline.preprocess import Preprocessing, to_hardware
@@ -18,9 +19,12 @@ from quantize.qat import QATConfig, weight_sparsity
 
 def _layer_outputs(spec, weights, xm, ae: int) -> list[np.ndarray]:
     """The emulator's mantissas after each dense layer's activation (its layer graph cut after each)."""
-    project = TriggerEmulator(spec, weights).projects[ae]
-    cuts = range(2, len(project.layers) + 1, 2)  # dense, activation, dense, ...
-    return [run_layers(replace(project, layers=project.layers[:n]), xm) for n in cuts]
+    graph = TriggerEmulator(spec, weights).graphs[ae]
+    activations = graph.nodes[1::2]  # dense, activation, dense, ...
+    return [
+        run_graph(replace(graph, outputs=(Port(a.output, a.result_type, a.size),)), [xm])[0]
+        for a in activations
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -104,7 +104,7 @@ def _corrupt(data, path, value):
 
 
 _DELETE = object()
-L0 = ("autoencoders", 0, "layers", 0)
+L0 = ("scores", 0, "nodes", 0)
 
 
 @pytest.mark.parametrize(
@@ -113,17 +113,17 @@ L0 = ("autoencoders", 0, "layers", 0)
         (
             (*L0, "weight"),
             "ap_fixed<1025,3>",
-            "autoencoders[0].layers[0].weight",
+            "scores[0].nodes[0].weight",
         ),  # ap_types stops at 1024
-        ((*L0, "accumulator"), "ap_fixed<31,18,AP_FLOOR>", "autoencoders[0].layers[0].accumulator"),
-        (("autoencoders", 1, "layers", 2, "n_in"), 17, "autoencoders[1].layers[2].n_in"),
+        ((*L0, "accumulator"), "ap_fixed<31,18,AP_FLOOR>", "scores[0].nodes[0].accumulator"),
+        (("scores", 1, "nodes", 2, "n_in"), 17, "scores[1].nodes[2].n_in"),
         (("trigger", "threshold_r1"), 12.5 + 2**-10, "trigger.threshold_r1"),
         (("trigger", "fire_on"), ["E"], "trigger.fire_on"),
-        (("autoencoders", 0, "score", "square"), _DELETE, "autoencoders[0].score.square"),
+        (("scores", 0, "nodes", -1, "square"), _DELETE, "scores[0].nodes[6].square"),
         (("input",), _DELETE, "input"),
         (("version",), 99, "version"),
-        ((*L0, "activation"), "gelu", "autoencoders[0].layers[0].activation"),
-        (("autoencoders", 1, "layers", 1, "name"), "ae1_dense1", "autoencoders[1].layers[1].name"),
+        ((*L0, "activation"), "gelu", "scores[0].nodes[0].activation"),
+        (("scores", 1, "nodes", 1, "name"), "ae1_dense1", "scores[1].nodes[1].name"),
     ],
 )
 def test_corrupted_spec_fails_to_load_naming_the_field(tmp_path, spec, path, value, field):
@@ -180,7 +180,7 @@ def test_emulated_score_of_a_hand_computed_network():
     x[1, :] = 1 << 7  # 0.5 everywhere -> diff 0.25, square 0.0625 -> 57 * 0.0625 = 3.5625
     x[2, 0] = -(5 << 8)  # relu kills it: xhat 0, diff -5, square 25
     emulator = TriggerEmulator(spec, w)
-    out_type = emulator.projects[0].output_type
+    out_type = emulator.graphs[0].outputs[0].type
     assert out_type == spec.autoencoders[0].layers[-1].activation_result
     r = []
     for ae, aspec in enumerate(spec.autoencoders):

@@ -1,6 +1,6 @@
 // Trigger top level (generated from the FirmwareSpec by l1ad firmware.wrapper).
-// Preprocessing, both autoencoders (one hls4ml network function with two outputs),
-// reconstruction errors, thresholds, ABCD region bits and the trigger bit.
+// Preprocessing, both score networks (one hls4ml network function with two outputs),
+// the two scores, thresholds, ABCD region bits and the trigger bit.
 #include "trigger_top.h"
 
 // Reconstruction error: sum over the score's features of cast(square, cast(diff, x - xhat)^2).
@@ -14,6 +14,20 @@ score_T reconstruction_error(const ${nets_input_t} x[N_FEATURES], const xhat_T x
         #pragma HLS UNROLL
         diff_T d = x[features[i]] - xhat[features[i]];
         square_T s = d * d;
+        total += s;
+    }
+    return score_T(total);
+}
+
+// Latent norm: sum over the score's outputs of cast(square, mu^2), mu the encoder's output
+// (the latent mean); sum_T as above.
+template <class square_T, class sum_T, class score_T, class mu_T, int N_MU, int N>
+score_T latent_norm(const mu_T mu[N_MU], const int outputs[N]) {
+    #pragma HLS INLINE
+    sum_T total = 0;
+    for (int i = 0; i < N; i++) {
+        #pragma HLS UNROLL
+        square_T s = mu[outputs[i]] * mu[outputs[i]];
         total += s;
     }
     return score_T(total);
@@ -33,18 +47,18 @@ void trigger_top(
     #pragma HLS ARRAY_PARTITION variable=x complete dim=0
 ${preprocessing}
 
-    // ---- both autoencoders, side by side
-    ${ae1_out_t} xhat1[N_FEATURES];
-    ${ae2_out_t} xhat2[N_FEATURES];
+    // ---- both score networks, side by side
+    ${ae1_out_t} xhat1[${n_out1}];
+    ${ae2_out_t} xhat2[${n_out2}];
     #pragma HLS ARRAY_PARTITION variable=xhat1 complete dim=0
     #pragma HLS ARRAY_PARTITION variable=xhat2 complete dim=0
     ${nets}(x, xhat1, xhat2);
 
-    // ---- reconstruction errors
+    // ---- scores
     static const int features1[${n_outputs1}] = {${outputs1}};
     static const int features2[${n_outputs2}] = {${outputs2}};
-    score1_t e1 = reconstruction_error<diff1_t, square1_t, sum1_t, score1_t, ${ae1_out_t}, ${n_outputs1}>(x, xhat1, features1);
-    score2_t e2 = reconstruction_error<diff2_t, square2_t, sum2_t, score2_t, ${ae2_out_t}, ${n_outputs2}>(x, xhat2, features2);
+    score1_t e1 = ${score1_call};
+    score2_t e2 = ${score2_call};
 
     // ---- thresholds and regions
     const score1_t threshold_r1 = ${threshold_r1};

@@ -6,8 +6,9 @@
 // (0 = pT in units of ${pt_lsb} GeV, 1 = eta in units of ${eta_lsb}, 2 = phi in units of
 // ${phi_lsb} rad), each a two's-complement integer word of type hw_word_t.
 //
-// Outputs: r1, r2 = the two reconstruction errors (sum of squared differences over the
-// score's features, in fixed point); region_a..d = ABCD region bits
+// Outputs: r1, r2 = the two scores (${score_kinds}), in fixed point: a reconstruction score
+// sums the squared differences over its features, a latent_norm score the squared latent
+// means over its outputs; region_a..d = ABCD region bits
 // (A: r1 > t1 & r2 > t2, B: r1 > t1 & r2 <= t2, C: r1 <= t1 & r2 > t2, D: the rest);
 // trigger = OR of the regions ${fire_on}.
 #ifndef TRIGGER_TOP_H_
@@ -24,14 +25,7 @@
 typedef ${hw_word_t} hw_word_t;      // one hardware word
 typedef ${pre_t} pre_t;              // (word - offset) >> shift, exact
 typedef ${input_t} trigger_input_t;  // = hls4ml's ${nets_input_t}: the autoencoders' input
-typedef ${diff1_t} diff1_t;
-typedef ${square1_t} square1_t;
-typedef ${score1_t} score1_t;
-typedef ${sum1_t} sum1_t;          // where the squares are added (see reconstruction_error)
-typedef ${diff2_t} diff2_t;
-typedef ${square2_t} square2_t;
-typedef ${score2_t} score2_t;
-typedef ${sum2_t} sum2_t;
+${score_types}
 
 void trigger_top(
     const hw_word_t objects[N_OBJECTS][3],
