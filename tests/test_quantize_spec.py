@@ -119,7 +119,7 @@ L0 = ("scores", 0, "nodes", 0)
         (("scores", 1, "nodes", 2, "n_in"), 17, "scores[1].nodes[2].n_in"),
         (("trigger", "threshold_r1"), 12.5 + 2**-10, "trigger.threshold_r1"),
         (("trigger", "fire_on"), ["E"], "trigger.fire_on"),
-        (("scores", 0, "nodes", -1, "square"), _DELETE, "scores[0].nodes[6].square"),
+        (("scores", 0, "nodes", -1, "square"), _DELETE, "scores[0].nodes[4].square"),
         (("input",), _DELETE, "input"),
         (("version",), 99, "version"),
         ((*L0, "activation"), "gelu", "scores[0].nodes[0].activation"),
