@@ -7,6 +7,7 @@ from a known distribution.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from offline.ad.disco import distance_correlation
 from offline.ad.metrics import auc
@@ -23,10 +24,10 @@ def _toy(n: int, shift: float, rng: np.random.Generator) -> tuple[np.ndarray, np
     return a[0] + shift, 0.3 * a[0] + np.sqrt(1 - 0.3**2) * a[1] + shift
 
 
-def _spread_and_sigma(statistic, draw, bootstrap: int) -> tuple[float, float]:
+def _spread_and_sigma(statistic, draw, bootstrap: int, toys: int = TOYS) -> tuple[float, float]:
     rng = np.random.default_rng(2026)
     values, sigmas = [], []
-    for toy in range(TOYS):
+    for toy in range(toys):
         arrays = draw(rng)
         ones = [np.ones(len(a)) for a in arrays]
         values.append(statistic(*arrays, *ones))
@@ -46,11 +47,14 @@ def test_auc_bootstrap_error_is_the_spread_over_toys():
     assert 0.75 < sigma / spread < 1.33, (sigma, spread)
 
 
+@pytest.mark.slow  # 40 x 21 O(N²) distance correlations
 def test_dcor_bootstrap_error_is_the_spread_over_toys():
     def draw(rng):
-        return _toy(600, 0.0, rng)
+        return _toy(400, 0.0, rng)
 
-    spread, sigma = _spread_and_sigma(lambda x, y, w, _: distance_correlation(x, y, w), draw, 30)
+    spread, sigma = _spread_and_sigma(
+        lambda x, y, w, _: distance_correlation(x, y, w), draw, 20, toys=40
+    )
     assert 0.7 < sigma / spread < 1.4, (sigma, spread)
 
 
