@@ -303,10 +303,12 @@ def statistical_limits(
     closure = scan[(scan["sample"] == "background")]
     resolved = closure[closure["pull"].notna()]
     if len(resolved) < len(closure):
-        smallest = f"{resolved['eps_b'].min():g}" if len(resolved) else "no ε_B"
+        enough = f"≥ {summary['abcd']['min_region_events']} events in every region"
         limits.append(
-            f"ABCD closure: a region holds fewer than {summary['abcd']['min_region_events']} "
-            f"events below ε_B = {smallest} (of {closure['eps_b'].min():g} asked for)"
+            f"ABCD closure: {enough} only down to ε_B = {resolved['eps_b'].min():g} "
+            f"(of {closure['eps_b'].min():g} asked for)"
+            if len(resolved)
+            else f"ABCD closure: no ε_B of the scan has {enough}"
         )
     injected = summary["abcd"]["injection"] * background_events
     if summary["abcd"]["significance"] and injected < MIN_INJECTED:
