@@ -75,6 +75,7 @@ __all__ = [
     "TriggerOutputs",
     "emulate_trigger",
     "input_mantissas",
+    "mismatching_events",
     "place_thresholds",
     "score_mantissas",
     "threshold_mantissas",
@@ -125,12 +126,23 @@ class TriggerOutputs:
 
     def mismatches(self, other: TriggerBits) -> np.ndarray:
         """Per event: whether R1, R2, a region bit or the trigger bit differ from ``other``."""
-        return (
-            (np.asarray(self.r1) != np.asarray(other.r1))
-            | (np.asarray(self.r2) != np.asarray(other.r2))
-            | (np.asarray(self.regions) != np.asarray(other.regions)).any(axis=1)
-            | (np.asarray(self.trigger) != np.asarray(other.trigger))
-        )
+        return mismatching_events(self, other)
+
+
+def mismatching_events(a: TriggerBits, b: TriggerBits) -> np.ndarray:
+    """Per event: whether R1, R2, a region bit or the trigger bit of ``a`` and ``b`` differ.
+
+    The one comparison of trigger outputs (emulator, C simulation, RTL): R1 and R2 in the
+    same units on both sides (score mantissas, or both as values).
+    """
+    if len(a.r1) != len(b.r1):
+        raise ValueError(f"cannot compare outputs of {len(a.r1)} and {len(b.r1)} events")
+    return np.asarray(
+        (np.asarray(a.r1) != np.asarray(b.r1))
+        | (np.asarray(a.r2) != np.asarray(b.r2))
+        | (np.asarray(a.regions) != np.asarray(b.regions)).any(axis=1)
+        | (np.asarray(a.trigger) != np.asarray(b.trigger))
+    )
 
 
 def threshold_mantissas(spec: FirmwareSpec) -> tuple[int, int]:
