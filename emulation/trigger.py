@@ -11,7 +11,8 @@ Executes a FirmwareSpec and its quantized weights in the order the firmware comp
 4. per score ``difference_j = cast(x_j - xhat_j)`` (``reconstruction``; for ``latent_norm``
    the term is the encoder's output ``mu_j``), ``square_j = cast(term_j**2)``,
    ``score = cast(score + square_j)`` one output at a time in ``outputs`` order;
-5. ``A = R1 > t1 & R2 > t2``, B, C, D, and the trigger bit = OR of ``fire_on``.
+5. ``A = R1 > t1 & R2 > t2``, B, C, D, and the trigger bit = OR of ``fire_on``
+   (:func:`offline.ad.abcd.region_masks`, :func:`offline.ad.abcd.fire_mask`).
 
 Everything is int64 mantissas (or integers carried exactly in float64 on the fast path of
 :mod:`emulation.float_path`), so results are exact by construction. Where a cheaper
@@ -64,6 +65,7 @@ from emulation.spec import (
     sums_in_one_go,
 )
 from emulation.spec_graph import network_graph
+from offline.ad.abcd import fire_mask, region_masks
 from offline.events.schema import N_FEATURES
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "TriggerOutputs",
     "emulate_trigger",
     "input_mantissas",
+    "mismatching_events",
     "place_thresholds",
     "score_mantissas",
     "threshold_mantissas",
@@ -123,12 +126,23 @@ class TriggerOutputs:
 
     def mismatches(self, other: TriggerBits) -> np.ndarray:
         """Per event: whether R1, R2, a region bit or the trigger bit differ from ``other``."""
-        return (
-            (np.asarray(self.r1) != np.asarray(other.r1))
-            | (np.asarray(self.r2) != np.asarray(other.r2))
-            | (np.asarray(self.regions) != np.asarray(other.regions)).any(axis=1)
-            | (np.asarray(self.trigger) != np.asarray(other.trigger))
-        )
+        return mismatching_events(self, other)
+
+
+def mismatching_events(a: TriggerBits, b: TriggerBits) -> np.ndarray:
+    """Per event: whether R1, R2, a region bit or the trigger bit of ``a`` and ``b`` differ.
+
+    The one comparison of trigger outputs (emulator, C simulation, RTL): R1 and R2 in the
+    same units on both sides (score mantissas, or both as values).
+    """
+    if len(a.r1) != len(b.r1):
+        raise ValueError(f"cannot compare outputs of {len(a.r1)} and {len(b.r1)} events")
+    return np.asarray(
+        (np.asarray(a.r1) != np.asarray(b.r1))
+        | (np.asarray(a.r2) != np.asarray(b.r2))
+        | (np.asarray(a.regions) != np.asarray(b.regions)).any(axis=1)
+        | (np.asarray(a.trigger) != np.asarray(b.trigger))
+    )
 
 
 def threshold_mantissas(spec: FirmwareSpec) -> tuple[int, int]:
@@ -368,10 +382,6 @@ class TriggerEmulator:
         )
         self.thresholds = threshold_mantissas(spec)
         self._inputs = _InputStage(spec)
-        fire = np.zeros(4, dtype=bool)
-        for r in spec.trigger.fire_on:
-            fire[REGIONS.index(r)] = True
-        self._fire = fire
 
     # ---- stages --------------------------------------------------------------
     def inputs(self, words: np.ndarray, counter: OverflowCounter | None = None) -> np.ndarray:
@@ -529,9 +539,9 @@ class TriggerEmulator:
         finally:
             if pool is not None:
                 pool.shutdown()
-        hi1, hi2 = r[0] > self.thresholds[0], r[1] > self.thresholds[1]
-        regions = np.stack([hi1 & hi2, hi1 & ~hi2, ~hi1 & hi2, ~hi1 & ~hi2], axis=1)
-        trigger = np.asarray((regions & self._fire).any(axis=1))
+        masks = region_masks(r[0], r[1], *self.thresholds)
+        regions = np.stack([masks[k] for k in REGIONS], axis=1)
+        trigger = fire_mask(masks, self.spec.trigger.fire_on)
         empty = np.zeros((0, N_FEATURES), dtype=np.int64)
         return TriggerOutputs(
             r[0],

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from emulation.spec import FirmwareSpec
-from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs
+from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs, mismatching_events
 from firmware.trace import OUTPUTS, trace_trigger
 
 ADDER_DELAY_NS = 1.0
@@ -296,22 +296,33 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
     report.add("brams", 0.0, src, "weights are constants")
 
 
+@dataclass
+class _Values:
+    """Trigger outputs with R1 and R2 as values (``TriggerBits`` in the units of the traced logic)."""
+
+    r1: np.ndarray
+    r2: np.ndarray
+    regions: np.ndarray
+    trigger: np.ndarray
+
+
 def _mismatches(spec: FirmwareSpec, got: np.ndarray, ref: TriggerBits) -> int:
+    """Events whose traced outputs ``got`` (N, 7: OUTPUTS, scores as values) differ from ``ref``."""
+    if got.ndim != 2 or got.shape[1] != len(OUTPUTS) or len(got) != len(ref.r1):
+        raise ValueError(
+            f"RTL gave outputs of shape {got.shape}, expected {(len(ref.r1), len(OUTPUTS))} "
+            f"({', '.join(OUTPUTS)})"
+        )
     f1 = spec.autoencoders[0].score.score.fractional
     f2 = spec.autoencoders[1].score.score.fractional
-    expected = np.column_stack(
-        [
-            np.ldexp(ref.r1.astype(np.float64), -f1),
-            np.ldexp(ref.r2.astype(np.float64), -f2),
-            ref.regions,
-            ref.trigger,
-        ]
+    as_values = _Values(
+        np.ldexp(ref.r1.astype(np.float64), -f1),
+        np.ldexp(ref.r2.astype(np.float64), -f2),
+        ref.regions,
+        ref.trigger,
     )
-    if got.shape != expected.shape:
-        raise ValueError(
-            f"RTL gave outputs of shape {got.shape}, expected {expected.shape} ({', '.join(OUTPUTS)})"
-        )
-    return int((got != expected).any(axis=1).sum())
+    traced = _Values(got[:, 0], got[:, 1], got[:, 2:6], got[:, 6])
+    return int(mismatching_events(traced, as_values).sum())
 
 
 def compile_verilator(rtl: Any) -> None:

@@ -22,15 +22,9 @@ from typing import Any
 import numpy as np
 
 from quantize.keras_compat import import_qkeras, use_legacy_keras
+from quantize.qkeras_model import qkeras_quantizer
 from quantize.safe_keras import load_keras_model
-from quantize.spec import FirmwareSpec, FixedType, weight_key
-
-
-def _qbits(t: FixedType) -> Any:
-    qkeras = import_qkeras()
-    if t.signed:
-        return qkeras.quantized_bits(t.width, t.integer - 1, alpha=1)
-    return qkeras.quantized_relu(t.width, t.integer)
+from quantize.spec import FirmwareSpec, weight_key
 
 
 def qkeras_pair_from_spec(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> Any:
@@ -45,8 +39,8 @@ def qkeras_pair_from_spec(spec: FirmwareSpec, weights: dict[str, np.ndarray]) ->
             dense = qkeras.QDense(
                 d.n_out,
                 name=d.name,
-                kernel_quantizer=_qbits(d.weight),
-                bias_quantizer=_qbits(d.bias) if d.bias is not None else None,
+                kernel_quantizer=qkeras_quantizer(d.weight),
+                bias_quantizer=qkeras_quantizer(d.bias) if d.bias is not None else None,
                 use_bias=d.bias is not None,
             )
             h = dense(h)
@@ -54,11 +48,7 @@ def qkeras_pair_from_spec(spec: FirmwareSpec, weights: dict[str, np.ndarray]) ->
             if d.bias is not None:
                 w.append(np.asarray(weights[weight_key(a, k, "bias")]))
             dense.set_weights(w)
-            act = d.activation_result
-            if d.activation == "relu":
-                quant = qkeras.quantized_relu(act.width, act.integer)
-            else:
-                quant = qkeras.quantized_bits(act.width, act.integer - 1, alpha=1)
+            quant = qkeras_quantizer(d.activation_result, relu=d.activation == "relu")
             h = qkeras.QActivation(quant, name=f"{d.name}_act")(h)
         outputs.append(h)
     return keras.Model(inp, outputs, name="trigger_nets")

@@ -34,7 +34,7 @@ import numpy as np
 
 from emulation.spec import FirmwareSpec
 from emulation.trigger import TriggerBits as TriggerBits  # re-exported: part of firmware's API
-from emulation.trigger import TriggerEmulator
+from emulation.trigger import TriggerEmulator, mismatching_events
 from firmware.convert import NETS_NAME, ConversionSettings, convert
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
 from offline.artifacts import atomic_directory, write_json
@@ -269,12 +269,4 @@ class CSim:
 
 def compare(a: TriggerBits, b: TriggerBits) -> int:
     """Number of events whose R1, R2, region or trigger bits differ."""
-    if len(a.r1) != len(b.r1):
-        raise ValueError(f"cannot compare outputs of {len(a.r1)} and {len(b.r1)} events")
-    diff = (
-        (a.r1 != b.r1)
-        | (a.r2 != b.r2)
-        | (a.regions != b.regions).any(axis=1)
-        | (a.trigger != b.trigger)
-    )
-    return int(diff.sum())
+    return int(mismatching_events(a, b).sum())

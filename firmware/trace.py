@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from offline.ad.abcd import fire_mask, region_masks
 from offline.events.schema import N_FEATURES
 from quantize.spec import (
     LATENT_NORM,
+    REGIONS,
     AutoencoderSpec,
     FirmwareSpec,
     FixedType,
@@ -167,15 +169,9 @@ def trigger_logic(spec: FirmwareSpec, weights: dict[str, np.ndarray], words: Any
             h_type = d.activation_result
         outs.append(score_logic(ae, x, h))
     t = spec.trigger
-    high1 = outs[0] > t.threshold_r1
-    high2 = outs[1] > t.threshold_r2
-    regions = {"A": high1 & high2, "B": high1 & ~high2, "C": ~high1 & high2, "D": ~high1 & ~high2}
-    fire = regions[t.fire_on[0]]
-    for r in t.fire_on[1:]:
-        fire = fire | regions[r]
-    return np.concatenate(
-        [outs[0], outs[1], regions["A"], regions["B"], regions["C"], regions["D"], fire]
-    )
+    regions = region_masks(outs[0], outs[1], t.threshold_r1, t.threshold_r2)
+    fire = fire_mask(regions, t.fire_on)
+    return np.concatenate([outs[0], outs[1], *(regions[r] for r in REGIONS), fire])
 
 
 def trace_trigger(spec: FirmwareSpec, weights: dict[str, np.ndarray]) -> Any:

@@ -5,7 +5,7 @@ reserved hls4ml name), an input ``QActivation(quantized_bits)``, then per layer 
 ``QDense`` named as the spec's ``DenseSpec.name`` (so hls4ml's per-layer precision keys
 match) and a ``QActivation(quantized_relu)`` ``{ae}_relu{k}`` after hidden layers.
 
-Type mapping (``ap_fixed<W,I>`` counts the sign in I, QKeras does not):
+Type mapping (:func:`qkeras_quantizer`; ``ap_fixed<W,I>`` counts the sign in I, QKeras does not):
 ``quantized_bits(W, I-1, alpha=1)`` for signed types, ``quantized_relu(W, I)`` for
 ``ap_ufixed<W,I>``; both round half to even (``tf.round``) and clip (``AP_RND_CONV,
 AP_SAT``, what hls4ml infers for them).
@@ -42,6 +42,7 @@ __all__ = [
     "disco_sq",
     "finetune",
     "load_keras",
+    "qkeras_quantizer",
     "quantized_weights",
     "save_keras",
 ]
@@ -56,18 +57,28 @@ def _tf():
     return tf
 
 
-def _signed_quantizer(t: FixedType, qkeras):
-    return qkeras.quantized_bits(t.width, t.integer - 1, alpha=1, keep_negative=True)
+def qkeras_quantizer(t: FixedType, relu: bool | None = None) -> Any:
+    """The QKeras quantizer of ``t``, the one FixedType -> QKeras mapping (QAT and firmware).
+
+    ``ap_fixed<W,I>`` counts the sign in I, QKeras does not: ``quantized_bits(W, I-1, alpha=1)``
+    for signed types, ``quantized_relu(W, I)`` for unsigned ones. ``relu`` picks the kind for an
+    activation instead of the sign (hls4ml reads ``quantized_relu`` as a ReLU, ``quantized_bits``
+    as linear): True after a ReLU layer, False after a linear one.
+    """
+    qkeras = import_qkeras()
+    if relu is None:
+        relu = not t.signed
+    if relu:
+        return qkeras.quantized_relu(t.width, t.integer)
+    return qkeras.quantized_bits(t.width, t.integer - 1, alpha=1)
 
 
-def _act_quantizer(t: FixedType, where: str, qkeras):
+def _act_quantizer(t: FixedType, where: str) -> Any:
     if (t.rounding, t.overflow) != _EXACT_ACT:
         raise ValueError(
             f"{where}: QKeras activations round half to even and saturate; {t} is not {_EXACT_ACT}"
         )
-    if t.signed:
-        return _signed_quantizer(t, qkeras)
-    return qkeras.quantized_relu(t.width, t.integer)
+    return qkeras_quantizer(t)
 
 
 def build_autoencoder(spec: AutoencoderSpec, input_type: FixedType) -> Any:
@@ -75,22 +86,22 @@ def build_autoencoder(spec: AutoencoderSpec, input_type: FixedType) -> Any:
     qkeras = import_qkeras()
     keras = use_legacy_keras()
     inp = keras.Input((spec.layers[0].n_in,), name=f"{spec.name}_in")
-    x = qkeras.QActivation(
-        _act_quantizer(input_type, "input", qkeras), name=f"{spec.name}_input_quant"
-    )(inp)
+    x = qkeras.QActivation(_act_quantizer(input_type, "input"), name=f"{spec.name}_input_quant")(
+        inp
+    )
     for k, d in enumerate(spec.layers):
         if d.result != d.accumulator:
             raise ValueError(f"{d.name}: QKeras keeps the exact accumulator as the dense result")
         x = qkeras.QDense(
             d.n_out,
-            kernel_quantizer=_signed_quantizer(d.weight, qkeras),
-            bias_quantizer=_signed_quantizer(d.bias, qkeras) if d.bias is not None else None,
+            kernel_quantizer=qkeras_quantizer(d.weight),
+            bias_quantizer=qkeras_quantizer(d.bias) if d.bias is not None else None,
             use_bias=d.bias is not None,
             name=d.name,
         )(x)
         if d.activation == "relu":
             x = qkeras.QActivation(
-                _act_quantizer(d.activation_result, d.name, qkeras), name=f"{spec.name}_relu{k}"
+                _act_quantizer(d.activation_result, d.name), name=f"{spec.name}_relu{k}"
             )(x)
         elif d.activation_result != d.result:
             raise ValueError(

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from emulation.trigger import emulate_trigger, input_mantissas, place_thresholds
+from offline.ad.abcd import fire_mask, region_masks
 from offline.ad.defaults import DEFAULT_FRACTIONS, DEFAULT_RATE_KHZ
 from offline.ad.metrics import (
     auc,
@@ -237,7 +238,7 @@ def compare(
         sw = ev.event_weights
         f_tpr = trigger_efficiency_at_rate(fb.r1, fb.r2, fs.r1, fs.r2, rate_khz, bw, sw).tpr
         q_tpr = trigger_efficiency_at_rate(qb1, qb2, q1, q2, rate_khz, bw, sw).tpr
-        fired = _fires(q1, q2, t.threshold_r1, t.threshold_r2, t.fire_on)
+        fired = fire_mask(region_masks(q1, q2, t.threshold_r1, t.threshold_r2), t.fire_on)
         rows.append(
             {
                 "signal": name,
@@ -271,17 +272,6 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [
         {k: none_if_nan(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows
     ]
-
-
-def _fires(
-    r1: np.ndarray, r2: np.ndarray, t1: float, t2: float, regions: tuple[str, ...]
-) -> np.ndarray:
-    a, b = r1 > t1, r2 > t2
-    masks = {"A": a & b, "B": a & ~b, "C": ~a & b, "D": ~a & ~b}
-    out = np.zeros(len(r1), dtype=bool)
-    for r in regions:
-        out |= masks[r]
-    return out
 
 
 def quantize_checkpoint(

@@ -19,7 +19,10 @@ uncertainty; ours is the more conservative of the two.)
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -116,8 +119,20 @@ class RegionCounts:
 
 
 def region_masks(r1: np.ndarray, r2: np.ndarray, x: float, y: float) -> dict[str, np.ndarray]:
+    """A = R1 > x & R2 > y, B = R1 > x & R2 <= y, C = R1 <= x & R2 > y, D = the rest.
+
+    The one definition of the regions: offline, in the emulator (on score mantissas) and in
+    the traced firmware logic (any arrays with ``>``, ``&`` and ``~`` do).
+    """
     hi1, hi2 = r1 > x, r2 > y
     return {"A": hi1 & hi2, "B": hi1 & ~hi2, "C": ~hi1 & hi2, "D": ~hi1 & ~hi2}
+
+
+def fire_mask(masks: Mapping[str, np.ndarray], fire_on: Sequence[str]) -> np.ndarray:
+    """The trigger bit: OR of the ``region_masks`` of the regions in ``fire_on`` (not empty)."""
+    if not fire_on:
+        raise ValueError("fire_on must name at least one ABCD region")
+    return functools.reduce(operator.or_, (masks[r] for r in fire_on))
 
 
 def count_regions(
