@@ -129,6 +129,13 @@ def main() -> None:
         ),
         "transformer": ("transformer", problem.omnifold_inputs(particles=True)),
     }
+
+    def show(name: str) -> None:
+        values = methods[name]["triangular_discriminator_x1e3"]
+        print(f"{name:28s}", " ".join(f"{o} {values[o]:6.2f}" for o in obs), flush=True)
+
+    for name in methods:
+        show(name)
     for name in args.methods:
         classifier, inputs = runs[name]
         config = OmniFoldConfig(
@@ -145,9 +152,7 @@ def main() -> None:
             "epochs": [r.epochs for r in result.diagnostics],
             "seconds": time.perf_counter() - start,
         }
-    for name, record in methods.items():
-        values = record["triangular_discriminator_x1e3"]
-        print(f"{name:28s}", " ".join(f"{o} {values[o]:6.2f}" for o in obs), flush=True)
+        show(name)
     write_json(
         args.out,
         {
