@@ -7,7 +7,8 @@ Two phases:
   ``--cpu-budget`` CPU seconds of generation are spent; writes jets per CPU second.
 - ``study``: the comparison of arXiv 2503.09720 on the largest sample both have (binning
   ``STUDY_BINS``): prior, IBU, MultiFold (the six observables as a vector), OmniFold with
-  the MLP, Deep Sets and the point-cloud transformer on the jets' particles, the
+  the MLP, Deep Sets and the point-cloud transformer on the jets' particles (each
+  particle carrying its jet's observables, ``with_event_features``), the
   ``omnifold`` package (MLP on the observables) where it runs, and the statistical floor
   (the discriminator between two independent truth samples of the same size). Ensemble
   and Poisson-bootstrap spreads of the discriminator, and the per-iteration weight
@@ -313,9 +314,15 @@ def study(args: argparse.Namespace) -> None:
     }
     print("ibu", methods["ibu"]["triangular_discriminator_x1e3"], flush=True)
 
+    # the particle classifiers see the jet observables too (``with_event_features``); the
+    # particle MLP gets them once, after the flattened hardest particles
     particles = problem.omnifold_inputs(particles=True)
+    bare = problem.omnifold_inputs(particles=True, event_features=False)
+    observables = problem.omnifold_inputs()
     flat = {
-        k: particles[k][:, : args.mlp_particles].reshape(len(particles[k]), -1)
+        k: np.concatenate(
+            [bare[k][:, : args.mlp_particles].reshape(len(bare[k]), -1), observables[k]], axis=1
+        )
         for k in ("sim_reco", "sim_gen", "data_reco")
     }
     runs = {

@@ -29,7 +29,7 @@ DEFAULTS: dict = {
     "iterations": 4,
     "ensembles": 1,
     "bootstrap": 0,  # Poisson bootstrap replicas (statistical uncertainty)
-    "model": "mlp",  # classifier: mlp (observables), deepsets or transformer (the jets' particles)
+    "model": "mlp",  # classifier: mlp (observables), deepsets or transformer (particles + observables)
     "hidden": [64, 128, 64],  # MLP hidden sizes (GELU)
     "epochs": 100,
     "batch_size": 2048,
@@ -62,7 +62,7 @@ def unfold(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Classifier: mlp (on the observables), deepsets or transformer (on the jets' particles)."
+            help="Classifier: mlp (on the observables), deepsets or transformer (on the jets' particles, each carrying the jet's observables)."
         ),
     ] = None,
     epochs: Annotated[

@@ -21,6 +21,7 @@ from offline.unfold.examples import (
     gaussian_toy,
     jets_example,
     vincia_jets_example,
+    with_event_features,
 )
 from offline.unfold.ibu import Response, ibu, ibu_samples, response
 from offline.unfold.metrics import (
@@ -74,4 +75,5 @@ __all__ = [
     "vincia_jets_example",
     "weighted_histogram",
     "weighted_moments",
+    "with_event_features",
 ]

@@ -6,8 +6,8 @@ are padding (the convention of the event files, kept by OmniFold's standardisati
 Padded rows are zeroed on entry and after every layer, so whatever they hold (even
 NaN) never reaches a real particle or the pooled vector.
 
-- ``DeepSets``: per-particle φ MLP, masked sum, ρ MLP (the Particle Flow Network form of
-  Komiske, Metodiev, Thaler, JHEP 01 (2019) 121).
+- ``DeepSets``: per-particle φ MLP, masked mean and sum, ρ MLP (the Particle Flow Network
+  form of Komiske, Metodiev, Thaler, JHEP 01 (2019) 121).
 - ``PointCloudTransformer``: in the spirit of PET (Mikuni, Nachman, arXiv 2404.16091): an
   embedding, an edge convolution over the k nearest neighbours in (Δη, Δφ) for local
   structure, masked multi-head self-attention layers, masked mean and sum pooling and a
@@ -72,8 +72,10 @@ def masked_pool(h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torc
 class DeepSets(nn.Module):
     """Permutation-invariant classifier on (N, P, F) particle sets -> (N,) logits.
 
-    φ maps each particle to a latent vector, the sum over real particles pools them, and ρ
-    classifies the pooled vector.
+    φ maps each particle to a latent vector, pooled over the real particles as
+    [mean, sum / ``sum_scale``] (as the transformer pools), and ρ classifies that. A plain
+    sum would scale everything with the multiplicity, including event-level features that
+    every particle carries (``examples.with_event_features``); the mean passes them through.
     """
 
     def __init__(
@@ -81,16 +83,18 @@ class DeepSets(nn.Module):
         n_features: int,
         phi: Sequence[int] = (64, 64),
         rho: Sequence[int] = (64, 64),
+        sum_scale: float = 30.0,
         activation: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
+        self.sum_scale = sum_scale
         self.phi = nn.Sequential(dense([n_features, *phi], activation), activation())
-        self.rho = dense([phi[-1], *rho, 1], activation)
+        self.rho = dense([2 * phi[-1], *rho, 1], activation)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = particle_mask(x, mask)
-        latent, _ = masked_pool(self.phi(_zero_padding(x, mask)), mask)
-        return self.rho(latent).squeeze(-1)
+        total, mean = masked_pool(self.phi(_zero_padding(x, mask)), mask)
+        return self.rho(torch.cat([mean, total / self.sum_scale], dim=-1)).squeeze(-1)
 
 
 def knn(coordinates: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

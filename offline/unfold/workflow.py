@@ -200,7 +200,8 @@ def run_unfold(settings: dict[str, Any], console: Console | None = None) -> dict
             console.print(
                 f"unfolding {problem.name}: {len(problem.sim_reco)} simulated, {len(problem.data_reco)} data events, "
                 f"{config.iterations} iterations, {config.ensembles} ensemble member(s), "
-                f"{model} classifier" + (" on the jets' particles" if on_particles else "")
+                f"{model} classifier"
+                + (" on the particles and the event's observables" if on_particles else "")
             )
         start = time.perf_counter()
         result = omnifold(
