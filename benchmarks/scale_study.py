@@ -109,6 +109,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="STEP.KEY=VALUE")
     parser.add_argument("--name", default="scale")
     parser.add_argument(
+        "--tag", default="", help="results go to scale_study_TAG.json and scale_study_TAG/"
+    )
+    parser.add_argument(
         "--steps", nargs="+", help="only these pipeline steps (e.g. events ad); default: all"
     )
     parser.add_argument("--project-workers", type=int, nargs="+", default=[1, 16, 64, 256])
@@ -170,8 +173,9 @@ def main() -> None:
         ),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale_study.json").write_text(json.dumps(result, indent=1) + "\n")
-    figures = RESULTS / "scale_study"
+    stem = f"scale_study_{args.tag}" if args.tag else "scale_study"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=1) + "\n")
+    figures = RESULTS / stem
     figures.mkdir(exist_ok=True)
     for source, target in FIGURES.items():
         if (run_dir / source).exists():
