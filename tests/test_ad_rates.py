@@ -103,7 +103,7 @@ def test_evaluation_summary_gains_rates_with_errors_and_the_report_table(tmp_pat
         scores(1.0, n), {"toy": scores(3.0, m)}, bootstrap=20, dcor_max_events=2000
     )["summary"]
     rates = summary["rates"]
-    assert set(rates) == {"1", "5", "10"}
+    assert set(rates) == {"1", "5", "10", "400"}  # the target rates and the working rate
     assert not rates["1"]["resolved"] and rates["1"]["tail_ess"] < 10  # 2.5 events expected beyond
     ten = rates["10"]
     assert ten["resolved"] and ten["tail_ess"] == pytest.approx(25, rel=0.4)

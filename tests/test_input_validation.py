@@ -495,7 +495,7 @@ def spec():
         ),
         (
             lambda d: d["scores"][0]["nodes"][-1].update(outputs=[[1]]),
-            "scores[0].nodes[6].outputs",
+            "scores[0].nodes[4].outputs",
             "distinct output indices",
         ),
     ],
