@@ -136,10 +136,15 @@ def test_scheduler_and_two_workers_in_separate_processes_give_identical_bytes(tm
         )
         assert_same_bytes(remote.events, in_process().events)
     finally:
+        # workers first, each gone before the scheduler they report to is stopped (a worker
+        # whose scheduler vanished mid-shutdown can wait out its comm timeouts)
         for p in reversed(procs):
             p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 def test_sigterm_stops_generate_cleanly_and_the_rerun_resumes_without_redoing_finished_tasks(
