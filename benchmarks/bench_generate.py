@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from offline.events.generate import make_tasks, run_task
-from offline.events.processes import MIX_FRACTIONS
+from offline.events.processes import MIX_FRACTIONS, mixture_cpu_seconds_per_event
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,8 +38,7 @@ def _rate(process: str, events: int, seed: int, baseline: bool) -> dict[str, flo
 
 
 def mixture_rate(rates: dict[str, float]) -> float:
-    total = sum(MIX_FRACTIONS.values())
-    return 1.0 / sum(f / total / rates[p] for p, f in MIX_FRACTIONS.items())
+    return 1.0 / mixture_cpu_seconds_per_event({p: 1.0 / r for p, r in rates.items()})
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from l1ad.pipeline import resolve_config, run_pipeline
 from offline.ad.disco import distance_correlation
 from offline.ad.score import read_scores
 from offline.events.defaults import DEFAULT_TASK_SIZE
-from offline.events.processes import MIX_FRACTIONS
+from offline.events.processes import mixture_cpu_seconds_per_event
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -65,8 +65,9 @@ def cpu_seconds_per_event(events_csv: Path) -> dict[str, float]:
     for sample, rows in table.groupby("sample"):
         rate = dict(zip(rows["process"], rows["events/s per core"], strict=True))
         if sample == "background":
-            total = sum(MIX_FRACTIONS.values())
-            per_event[str(sample)] = sum(f / total / rate[p] for p, f in MIX_FRACTIONS.items())
+            per_event[str(sample)] = mixture_cpu_seconds_per_event(
+                {p: 1.0 / float(r) for p, r in rate.items()}
+            )
         else:
             per_event[str(sample)] = 1.0 / float(rate[str(sample)])
     return per_event

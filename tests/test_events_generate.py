@@ -244,3 +244,15 @@ def test_generate_cli_rejects_bad_arguments_with_a_clear_error(tmp_path, args, m
     assert result.exit_code == 1
     assert message in result.output
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_mixture_cost_is_the_fraction_weighted_mean_of_per_event_costs():
+    """One mixed event costs Σ f_p · c_p CPU seconds (exact fractions as the oracle)."""
+    from fractions import Fraction
+
+    from offline.events.processes import mixture_cpu_seconds_per_event
+
+    costs = {"wlnu": 0.5, "qcd": 4.0, "zll": 0.25, "ttbar": 2.0}
+    total = sum(Fraction(f) for f in MIX_FRACTIONS.values())
+    expected = sum(Fraction(MIX_FRACTIONS[p]) / total * Fraction(c) for p, c in costs.items())
+    assert mixture_cpu_seconds_per_event(costs) == pytest.approx(float(expected), rel=1e-12)

@@ -50,7 +50,8 @@ def effective_events(weights: np.ndarray) -> float:
     return float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
 
 
-def _weights(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+def weights_or_ones(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``weights`` as float64, or unit weights for each of ``values`` when None."""
     return np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
@@ -59,7 +60,7 @@ def weighted_cdf(
 ) -> Callable[[np.ndarray], np.ndarray]:
     """The weighted empirical CDF of ``reference`` as a function (fraction of weight <= v)."""
     ref = np.asarray(reference, dtype=np.float64)
-    w = _weights(ref, weights)
+    w = weights_or_ones(ref, weights)
     order = np.argsort(ref, kind="stable")
     sorted_ref = ref[order]
     cum = np.concatenate([[0.0], np.cumsum(w[order]) / w.sum()])
@@ -92,7 +93,7 @@ def _labelled(
         raise ValueError("ROC scores hold NaN or inf")
     y = np.concatenate([np.zeros(len(bkg)), np.ones(len(sig))])
     s = np.concatenate([bkg, sig])
-    w = np.concatenate([_weights(bkg, bkg_w), _weights(sig, sig_w)])
+    w = np.concatenate([weights_or_ones(bkg, bkg_w), weights_or_ones(sig, sig_w)])
     return y, s, w
 
 
@@ -146,7 +147,7 @@ def tpr_at_fpr(
     if not 0 < fpr < 1:
         raise ValueError(f"FPR must be in (0, 1), got {fpr}")
     bkg = np.asarray(bkg, dtype=np.float64)
-    bw = _weights(bkg, bkg_w)
+    bw = weights_or_ones(bkg, bkg_w)
     rate = fpr_to_rate(fpr)
     if fpr * effective_events(bw) < min_background:
         return WorkingPoint(fpr, rate, None, None, None, False)
@@ -157,7 +158,7 @@ def tpr_at_fpr(
     t = float(bkg[order][k - 1]) if k >= len(bkg) else float(bkg[order][k])
     achieved = float(bw[bkg > t].sum() / bw.sum())
     sig = np.asarray(sig, dtype=np.float64)
-    sw = _weights(sig, sig_w)
+    sw = weights_or_ones(sig, sig_w)
     return WorkingPoint(fpr, rate, t, achieved, float(sw[sig > t].sum() / sw.sum()), True)
 
 
@@ -188,7 +189,7 @@ def trigger_efficiency_at_rate(
     :func:`offline.ad.abcd.thresholds` for both). This is the float-vs-quantized comparison figure.
     """
     fpr = rate_to_fpr(rate_khz)
-    bw = _weights(np.asarray(bkg_r1), bkg_w)
+    bw = weights_or_ones(np.asarray(bkg_r1), bkg_w)
     if fpr * effective_events(bw) < min_background:
         return WorkingPoint(fpr, rate_khz, None, None, None, False)
     x, y = thresholds(bkg_r1, bkg_r2, bw, fpr)

@@ -52,6 +52,7 @@ from offline.ad.metrics import (
     roc,
     tpr_at_fpr,
     trigger_efficiency_at_rate,
+    weights_or_ones,
 )
 from offline.ad.plots import (
     plot_abcd_plane,
@@ -184,7 +185,7 @@ def evaluate_scores(
         # the combined score's background CDFs stay fixed: the error of the AUC given them
         auc_sigma[name] = bootstrap_sigma(
             lambda wb, ws, ss=ss: auc(sb, ss, wb, ws),
-            [_ones(bw, b1), _ones(s.weights, s.r1)],
+            [weights_or_ones(b1, bw), weights_or_ones(s.r1, s.weights)],
             bootstrap,
         )
         fpr, tpr, _ = roc(sb, ss, bw, s.weights)
@@ -207,7 +208,7 @@ def evaluate_scores(
     # O(N²) per replica: fewer replicas than the cheap statistics get
     dcor_sigma = bootstrap_sigma(
         lambda wb: distance_correlation(b1, b2, wb, max_events=dcor_max_events),
-        [_ones(bw, b1)],
+        [weights_or_ones(b1, bw)],
         min(bootstrap, DCOR_BOOTSTRAP),
     )
     scan = abcd_scan(
@@ -275,10 +276,6 @@ def evaluate_scores(
             )
         plots = {k: out_dir / Path(p).name for k, p in plots.items()}
     return {"metrics": metrics, "abcd": scan, "summary": summary, "plots": plots}
-
-
-def _ones(weights: np.ndarray | None, like: np.ndarray) -> np.ndarray:
-    return np.ones(len(like)) if weights is None else np.asarray(weights, dtype=np.float64)
 
 
 def statistical_limits(

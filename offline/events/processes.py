@@ -179,3 +179,12 @@ def mix_counts(n: int, fractions: dict[str, float] = MIX_FRACTIONS) -> dict[str,
     for k in sorted(exact, key=lambda k: (counts[k] - exact[k], k))[:left]:
         counts[k] += 1
     return counts
+
+
+def mixture_cpu_seconds_per_event(
+    cpu_seconds_per_event: dict[str, float], fractions: dict[str, float] = MIX_FRACTIONS
+) -> float:
+    """CPU seconds per accepted event of the background mixture, from each component's own:
+    the fraction-weighted mean of the per-event costs (not of the rates)."""
+    total = sum(fractions.values())
+    return sum(f / total * cpu_seconds_per_event[p] for p, f in fractions.items())
