@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from offline.artifacts import write_json
 from offline.unfold.examples import jet_problem
-from offline.unfold.ibu import ibu_samples
 from offline.unfold.metrics import triangular_discriminator, weighted_histogram
 from offline.unfold.omnifold import OmniFoldConfig, omnifold
 from offline.unfold.production import produce_jets
@@ -96,24 +95,10 @@ def main() -> None:
         "prior": {"triangular_discriminator_x1e3": discriminators(np.ones(len(pg)))},
         "oracle": {"triangular_discriminator_x1e3": discriminators(true_weights(problem.sim_gen))},
     }
+    unfolded = problem.ibu(args.iterations, data_weights=data_w)
     methods["ibu"] = {
         "triangular_discriminator_x1e3": {
-            o: triangular_discriminator(
-                ibu_samples(
-                    problem.sim_reco[:, j],
-                    problem.sim_gen[:, j],
-                    problem.data_reco[:, j],
-                    problem.bins[o],
-                    problem.bins[o],
-                    args.iterations,
-                    pass_reco=f["pass_reco"],
-                    pass_gen=pg,
-                    data_pass_reco=f["data_pass_reco"],
-                    data_weights=data_w,
-                ),
-                truth[o],
-            )
-            for j, o in enumerate(obs)
+            o: triangular_discriminator(unfolded[o], truth[o]) for o in obs
         }
     }
     runs = {

@@ -209,7 +209,6 @@ def study(args: argparse.Namespace) -> None:
     import torch
 
     from offline.unfold.examples import jet_problem
-    from offline.unfold.ibu import ibu_samples
     from offline.unfold.metrics import triangular_discriminator
     from offline.unfold.omnifold import OmniFoldConfig, bootstrap, omnifold
     from offline.unfold.production import jets_per_cpu_second, produce_jets
@@ -268,21 +267,7 @@ def study(args: argparse.Namespace) -> None:
 
     # IBU per observable, and its Poisson bootstrap
     def ibu_all(data_weights=None) -> dict[str, np.ndarray]:
-        return {
-            obs: ibu_samples(
-                problem.sim_reco[:, j],
-                problem.sim_gen[:, j],
-                problem.data_reco[:, j],
-                problem.bins[obs],
-                problem.bins[obs],
-                args.iterations,
-                pass_reco=f["pass_reco"],
-                pass_gen=pg,
-                data_pass_reco=f["data_pass_reco"],
-                data_weights=data_weights,
-            )
-            for j, obs in enumerate(problem.observables)
-        }
+        return problem.ibu(args.iterations, data_weights=data_weights)
 
     def tri(hists):
         return {

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from offline.artifacts import atomic_path
+from offline.unfold.ibu import ibu_samples
 from offline.unfold.jets import OBSERVABLE_LABELS, OBSERVABLES, generate_jets
 
 
@@ -49,6 +50,27 @@ class UnfoldingProblem:
             "pass_gen": ones(n) if self.pass_gen is None else self.pass_gen,
             "data_pass_reco": ones(m) if self.data_pass_reco is None else self.data_pass_reco,
             "data_pass_gen": ones(m) if self.data_pass_gen is None else self.data_pass_gen,
+        }
+
+    def ibu(self, iterations: int, data_weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """IBU of each observable alone (same bins at reco and gen): the unfolded gen
+        histograms. ``data_weights`` replaces the data's own weights (e.g. a bootstrap)."""
+        f = self.flags()
+        return {
+            obs: ibu_samples(
+                self.sim_reco[:, j],
+                self.sim_gen[:, j],
+                self.data_reco[:, j],
+                self.bins[obs],
+                self.bins[obs],
+                iterations,
+                pass_reco=f["pass_reco"],
+                pass_gen=f["pass_gen"],
+                data_pass_reco=f["data_pass_reco"],
+                sim_weights=self.sim_weights,
+                data_weights=self.data_weights if data_weights is None else data_weights,
+            )
+            for j, obs in enumerate(self.observables)
         }
 
     def omnifold_inputs(

@@ -70,14 +70,13 @@ def metric_table(
     observable alone, ``iterations`` iterations, same bins at reco and gen) and ``prior``
     (the simulation as generated).
     """
-    from offline.unfold.ibu import ibu_samples
-
     f = problem.flags()
     pg, dg = f["pass_gen"], f["data_pass_gen"]
     prior = np.ones(len(problem.sim_gen)) if problem.sim_weights is None else problem.sim_weights
     data_w = (
         np.ones(len(problem.data_gen)) if problem.data_weights is None else problem.data_weights
     )
+    unfolded = problem.ibu(iterations)
     rows = {}
     for j, obs in enumerate(problem.observables):
         bins = problem.bins[obs]
@@ -88,20 +87,7 @@ def metric_table(
             )
             for label, w in weights.items()
         }
-        unfolded = ibu_samples(
-            problem.sim_reco[:, j],
-            problem.sim_gen[:, j],
-            problem.data_reco[:, j],
-            bins,
-            bins,
-            iterations,
-            pass_reco=f["pass_reco"],
-            pass_gen=pg,
-            data_pass_reco=f["data_pass_reco"],
-            sim_weights=prior,
-            data_weights=data_w,
-        )
-        row["ibu"] = triangular_discriminator(unfolded, truth)
+        row["ibu"] = triangular_discriminator(unfolded[obs], truth)
         row["prior"] = triangular_discriminator(
             weighted_histogram(problem.sim_gen[pg, j], bins, prior[pg]), truth
         )
