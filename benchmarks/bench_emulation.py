@@ -1,7 +1,7 @@
 """Emulator vs hls4ml C simulation on a plain dense network project, single-threaded, per CPU second.
 
-Builds a QKeras 57-32-16-4-16-32-57 dense/ReLU network (the firmware preset's
-shape before the 40 ns margin made it 57-16-4-16-57; random weights), writes and compiles it with hls4ml (io_parallel, Latency),
+Builds a QKeras dense/ReLU network of the firmware preset's shape
+(``PRESETS["firmware"]``, 57-16-4-16-57; random weights), writes and compiles it with hls4ml (io_parallel, Latency),
 emulates --events events (BLAS limited to one thread) and runs hls4ml's ``predict()`` (one
 thread) on a sample of the same events. Prints events per CPU second of both (fastest of
 --repeat timings), their ratio (target >= 100x) and the mismatch count (0); writes
@@ -122,8 +122,9 @@ def main() -> None:
     )
     from emulation.float_path import compile_project
     from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
+    from offline.ad.model import PRESETS
 
-    sizes = [57, 32, 16, 4, 16, 32, 57]
+    sizes = list(PRESETS["firmware"].widths)
     with tempfile.TemporaryDirectory(prefix="bench_emulation_") as tmp:
         folder = args.project_dir or Path(tmp) / "prj"
         start = time.perf_counter()

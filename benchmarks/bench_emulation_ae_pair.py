@@ -1,7 +1,7 @@
 """Emulator vs hls4ml C simulation on the autoencoder pair, single-threaded, per CPU second.
 
-Two QKeras 57-32-16-4-16-32-57 dense/ReLU autoencoders (the firmware preset's shape before
-the 40 ns margin made it 57-16-4-16-57; random weights, seeds 0 and 1), each written and compiled by hls4ml (io_parallel, Latency) as its
+Two QKeras dense/ReLU autoencoders of the firmware preset's shape (``PRESETS["firmware"]``,
+57-16-4-16-57; random weights, seeds 0 and 1), each written and compiled by hls4ml (io_parallel, Latency) as its
 own project. An event is both networks on the same 57 inputs: the emulator runs --events
 events through both (BLAS on one thread), hls4ml's ``predict()`` (one thread) a sample
 through both. Prints events per CPU second of the pair on both sides, the ratio (target >=
@@ -19,19 +19,16 @@ from pathlib import Path
 import numpy as np
 from bench_emulation import csim_sample, fastest, parser, report, single_threaded, test_inputs
 
-SIZES = [57, 32, 16, 4, 16, 32, 57]
+from offline.ad.model import PRESETS
+
+SIZES = list(PRESETS["firmware"].widths)
 
 
 def main() -> None:
     args = parser(__doc__, csim_events=10_000).parse_args()
-    from emulation import (
-        CSimulation,
-        build_qkeras_dense,
-        emulate_project,
-        load_hls_project,
-        write_qkeras_project,
-    )
+    from emulation import emulate_project, load_hls_project
     from emulation.float_path import compile_project
+    from firmware.csim import CSimulation, build_qkeras_dense, write_qkeras_project
 
     with tempfile.TemporaryDirectory(prefix="bench_ae_pair_") as tmp:
         root = args.project_dir or Path(tmp)

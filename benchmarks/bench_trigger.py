@@ -1,8 +1,7 @@
 """Trigger emulator vs C simulation of the whole trigger project, single-threaded, per CPU second.
 
 The default firmware model (``firmware.example.default_model``: ``PRESETS["firmware"]`` twice,
-57-16-4-16-57 since the 40 ns margin; ``results/bench_trigger.json`` was measured on 57-32-16-4,
-default QuantConfig types, random on-grid weights, thresholds at the 99 % background
+57-16-4-16-57; default QuantConfig types, random on-grid weights, thresholds at the 99 % background
 quantile), its hls4ml trigger project (QKeras frontend, ``trigger_top`` wrapper, compiled
 with g++ through ``firmware.project.CSim``, which runs a batch in one ctypes call),
 --events toy events (hardware words) of which 2 % are edge words (empty, saturating pT,
