@@ -155,11 +155,11 @@ def test_calibration_ratios_and_committed_table_agree():
         )
         assert row["notes"].startswith("estimate: ")
         assert row["source"].strip() and row["network"].strip()  # every row names its source
-    published = {(p.source, p.metric): p.value for p in PUBLISHED}
-    published |= {(r.source, r.metric): r.published for r in delay_check_rows()}
+    published = {(p.network, p.source, p.metric): p.value for p in PUBLISHED}
+    published |= {(r.network, r.source, r.metric): r.published for r in delay_check_rows()}
     assert any(row["network"].startswith("UltraScale+ -2 per-level") for row in table)
     for row in table:
-        assert published[(row["source"], row["metric"])] == float(row["published"])
+        assert published[(row["network"], row["source"], row["metric"])] == float(row["published"])
 
 
 def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
