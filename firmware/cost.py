@@ -17,10 +17,11 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    levels to the clock period in ns), not a measurement; it places the RTL's registers.
    The headline latency, which the budget check uses, is the **delay model**'s
    (:mod:`firmware.delay_model`): the same logic's critical path from cited Virtex UltraScale+ -2
-   cell and net delays (FloPoCo's Vivado-derived target model; width-aware), registers placed
-   greedily at the clock; its error on an implemented design is not measured (see
-   :mod:`firmware.calibration`), and its column says so. It also times da4ml's own stages
-   (``rtl_slowest_stage_ns``). Beside them, the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
+   cell and net delays (FloPoCo's Vivado-derived target model; width-aware), with which it times
+   each of da4ml's stages (``rtl_slowest_stage_ns``; a stage longer than the clock counts the
+   cycles it needs), and the fewest cycles timing-driven registers would need
+   (``min_latency_ns``). Its error on an implemented design is not measured (see
+   :mod:`firmware.calibration`), and its column says so. Beside them, the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
    project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
    error on published Vivado figures is measured in :mod:`firmware.calibration`.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
@@ -264,24 +265,30 @@ def estimate(
 def add_delay_model(
     report: CostReport, comb: Any, clock_period_ns: float, pipe: Any = None
 ) -> None:
-    """The da4ml logic's critical path from cited UltraScale+ -2 delays (:mod:`firmware.delay_model`),
-    registers placed greedily at the clock: the headline latency. With da4ml's ``pipe``, also the
-    slowest stage of the RTL as da4ml cut it, by the same delays."""
+    """The headline latency from cited UltraScale+ -2 delays (:mod:`firmware.delay_model`): each stage
+    of da4ml's ``pipe`` (the RTL written) timed, a stage longer than the clock counted as the cycles it
+    needs; without ``pipe``, registers placed greedily. Also the unpipelined critical path and the
+    fewest cycles timing-driven registers would need (``min_latency_ns``)."""
     from firmware.calibration import delay_model_error
     from firmware.delay_model import DEFAULT_FABRIC, path_delay, stage_delays, usable_ns
 
     path = path_delay(comb, clock_period_ns)
+    usable = usable_ns(clock_period_ns)
     src = f"delay model (da4ml logic; {DEFAULT_FABRIC.name} delays, FloPoCo; {delay_model_error()})"
     report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
                f"{path.widest_adder_bits} bits")  # fmt: skip
-    report.add("latency_cycles", float(path.stages), src, "registers placed by the delay model")
-    report.add("latency_ns", path.latency_ns, src)
+    cycles, note = path.stages, "registers placed by these delays"
     if pipe is not None:
-        slowest = max(stage_delays(pipe), default=0.0)
-        fits = slowest <= usable_ns(clock_period_ns)
-        report.add("rtl_slowest_stage_ns", round(slowest, 3), src,
-                   f"da4ml's RTL stages by these delays: {'fits' if fits else 'exceeds'} the "
-                   f"{usable_ns(clock_period_ns):.2f} ns a {clock_period_ns:g} ns clock leaves")  # fmt: skip
+        stages = stage_delays(pipe)
+        slowest = max(stages, default=0.0)
+        cycles = sum(max(1, math.ceil(t / usable - 1e-9)) for t in stages)
+        note = (f"da4ml's {len(stages)} RTL stages timed: slowest {slowest:.2f} ns of the "
+                f"{usable:.2f} ns a {clock_period_ns:g} ns clock leaves")  # fmt: skip
+        report.add("rtl_slowest_stage_ns", round(slowest, 3), src, note)
+    report.add("latency_cycles", float(cycles), src, note)
+    report.add("latency_ns", cycles * clock_period_ns, src)
+    report.add("min_latency_ns", path.latency_ns, src,
+               "registers placed by these delays (timing-driven), not da4ml's cut")  # fmt: skip
 
 
 def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],

@@ -160,6 +160,8 @@ def qint_width(qint: Any) -> int:
 
 
 def _deps(op: Any) -> list[int]:
+    if op.opcode in _FREE_OPCODES:  # an input's id0 is its input index, not an operand
+        return []
     deps = [i for i in (op.id0, op.id1) if i >= 0]
     if op.opcode in _MUX_OPCODES:
         deps.append(
