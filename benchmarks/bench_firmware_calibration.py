@@ -5,6 +5,10 @@ factor, part and clock as published; weights drawn, since they were not saved), 
 each published figure and writes ``benchmarks/results/firmware_calibration.csv``
 (network, source, metric, published, estimate, ratio, notes).
 
+Rows "UltraScale+ -2 per-level delay" check the delay model against the cited per-level
+figures (FloPoCo's Vivado-derived UltraScale+ -2 target model); no published post-route
+latency of a distributed-arithmetic design could be rebuilt (``firmware.calibration``).
+
 Rows of the hls4ml Latency model are the calibration (same implementation as published).
 Rows of da4ml and Yosys describe the same network built as distributed arithmetic, a
 different implementation: their ratio shows how far the DA estimate is from the Latency
@@ -31,6 +35,7 @@ from firmware.calibration import (
     INSTANCE,
     PUBLISHED,
     calibration_rows,
+    delay_check_rows,
     glorot_on_grid,
 )
 
@@ -102,7 +107,7 @@ def main() -> None:
             continue
         est = np.array([d[p.metric] for d in da])
         rows.append((p.network, p.source, p.metric, p.value, round(float(est.mean()), 2), round(float(est.mean()) / p.value, 3),
-                     f"estimate: da4ml distributed arithmetic of the same network (1 ns/adder assumption), mean of "
+                     f"estimate: da4ml distributed arithmetic of the same network (da4ml's 1 ns/level convention), mean of "
                      f"{args.draws} draws; a different implementation from the published Latency design"))  # fmt: skip
         key = f"yosys_{p.metric}"
         if key in da[0]:
@@ -111,6 +116,8 @@ def main() -> None:
                          round(float(ys.mean()) / p.value, 3),
                          f"estimate: yosys synth_xilinx -family xcup of da4ml's RTL, mean of {len(ys)} draws; "
                          "a different implementation (distributed arithmetic) from the published Latency design"))  # fmt: skip
+    rows += [(r.network, r.source, r.metric, r.published, round(r.estimate, 4), round(r.ratio, 3), r.notes)
+             for r in delay_check_rows()]  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
     with open(args.output, "w", newline="") as fh:
         writer = csv.writer(fh)

@@ -12,12 +12,16 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    a fully pipelined design takes one event per clock (II = 1). da4ml counts every adder
    as one level whatever its width (``carry_size=-1``), a variable product of W-bit operands
    as W levels and a ROM of a B-bit input as ``max(B - 6, 1)``; the constant matrices are
-   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is an
-   assumption with no calibration behind it (at 5 ns, 5 levels per cycle); this figure
-   drives the budget check, and its column says so.
-   Beside it: the **delay model** (:mod:`firmware.delay_model`), the same logic's critical path
-   from cited 7-series cell delays (width-aware; an upper bound on UltraScale+, uncalibrated),
-   and the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
+   solved for minimal depth (``firmware.trace.SOLVER_OPTIONS``). 1 ns per level is da4ml's own
+   convention (its paper's artifact, calad0i/da4ml-ae ``convert.sh``, sets the latency cutoff in
+   levels to the clock period in ns), not a measurement; it places the RTL's registers.
+   The headline latency, which the budget check uses, is the **delay model**'s
+   (:mod:`firmware.delay_model`): the same logic's critical path from cited Virtex UltraScale+ -2
+   cell and net delays (FloPoCo's Vivado-derived target model; width-aware), with which it times
+   each of da4ml's stages (``rtl_slowest_stage_ns``; a stage longer than the clock counts the
+   cycles it needs), and the fewest cycles timing-driven registers would need
+   (``min_latency_ns``). Its error on an implemented design is not measured (see
+   :mod:`firmware.calibration`), and its column says so. Beside them, the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
    project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
    error on published Vivado figures is measured in :mod:`firmware.calibration`.
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
@@ -56,7 +60,8 @@ RTL_NAME = "trigger_rtl"
 METRICS = ("latency_cycles", "latency_ns", "ii_cycles", "luts", "ffs", "dsps", "brams")
 # sources, best first: what the vendor tools reported, then our estimates
 REPORTED = ("vivado implementation", "vivado synthesis", "vivado/vitis hls")
-ESTIMATED = ("yosys", "da4ml")
+# the delay model before da4ml: its latency (cited delays) is the headline; it gives no resources
+ESTIMATED = ("yosys", "delay model", "da4ml")
 RATIO_COLUMN = "estimate / reported"
 
 
@@ -200,8 +205,8 @@ def estimate(
     cutoff, stages = lat.levels_per_cycle, lat.cycles
     report = CostReport(clock_period_ns, levels_per_cycle=cutoff)
     src = (
-        f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at an assumed "
-        f"{adder_delay_ns:g} ns/adder; uncalibrated)"
+        f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at "
+        f"{adder_delay_ns:g} ns/adder, da4ml's convention; uncalibrated)"
     )
     report.add("adder_depth", float(comb.latency[1]), src)
     report.add("latency_cycles", float(stages), src)
@@ -212,7 +217,7 @@ def estimate(
     report.add("dsps", 0.0, src, "distributed arithmetic: no multipliers")
     report.add("brams", 0.0, src, "weights are constants in logic")
 
-    add_delay_model(report, comb, clock_period_ns)
+    add_delay_model(report, comb, clock_period_ns, pipe)
     add_latency_project(report, spec, weights, clock_period_ns)
 
     if check_words is not None and expected is not None:  # both or neither
@@ -257,19 +262,33 @@ def estimate(
     return report
 
 
-def add_delay_model(report: CostReport, comb: Any, clock_period_ns: float) -> None:
-    """The da4ml logic's critical path from cell delays (:mod:`firmware.delay_model`), pipelined at the clock."""
-    from firmware.delay_model import NET_DELAY_NS, path_delay
+def add_delay_model(
+    report: CostReport, comb: Any, clock_period_ns: float, pipe: Any = None
+) -> None:
+    """The headline latency from cited UltraScale+ -2 delays (:mod:`firmware.delay_model`): each stage
+    of da4ml's ``pipe`` (the RTL written) timed, a stage longer than the clock counted as the cycles it
+    needs; without ``pipe``, registers placed greedily. Also the unpipelined critical path and the
+    fewest cycles timing-driven registers would need (``min_latency_ns``)."""
+    from firmware.calibration import delay_model_error
+    from firmware.delay_model import DEFAULT_FABRIC, path_delay, stage_delays, usable_ns
 
     path = path_delay(comb, clock_period_ns)
-    src = (
-        f"delay model (da4ml RTL; Artix-7 -1 cell delays + assumed {NET_DELAY_NS:g} ns net/op; "
-        f"upper bound, uncalibrated)"
-    )
+    usable = usable_ns(clock_period_ns)
+    src = f"delay model (da4ml logic; {DEFAULT_FABRIC.name} delays, FloPoCo; {delay_model_error()})"
     report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
                f"{path.widest_adder_bits} bits")  # fmt: skip
-    report.add("latency_cycles", float(path.stages), src)
-    report.add("latency_ns", path.latency_ns, src)
+    cycles, note = path.stages, "registers placed by these delays"
+    if pipe is not None:
+        stages = stage_delays(pipe)
+        slowest = max(stages, default=0.0)
+        cycles = sum(max(1, math.ceil(t / usable - 1e-9)) for t in stages)
+        note = (f"da4ml's {len(stages)} RTL stages timed: slowest {slowest:.2f} ns of the "
+                f"{usable:.2f} ns a {clock_period_ns:g} ns clock leaves")  # fmt: skip
+        report.add("rtl_slowest_stage_ns", round(slowest, 3), src, note)
+    report.add("latency_cycles", float(cycles), src, note)
+    report.add("latency_ns", cycles * clock_period_ns, src)
+    report.add("min_latency_ns", path.latency_ns, src,
+               "registers placed by these delays (timing-driven), not da4ml's cut")  # fmt: skip
 
 
 def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],

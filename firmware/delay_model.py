@@ -1,41 +1,53 @@
-"""Critical-path delay of da4ml's traced logic from cell delays: a width-aware replacement for "1 ns per adder".
+"""Critical-path delay of da4ml's traced logic from cited cell and net delays of the target's part family.
 
 da4ml counts every adder as one level whatever its width. On a Xilinx fabric an N-bit
-ripple adder is one LUT (the propagate bit) into a carry chain: the LUT, the carry entry,
-one carry-block hop per further block of bits, the sum output, then a net to the next
-adder. This module walks the ``CombLogic`` operations in order and adds those delays
-along every path; pipeline registers are then placed greedily between operations.
+ripple adder is a LUT per bit (the propagate signal) into a carry chain: the LUT, its net
+to the carry, the carry entry, one hop per further carry block, the sum output, then a net
+to the next operation. This module walks the ``CombLogic`` operations in order and adds
+those delays along every path; pipeline registers are then placed greedily between
+operations, and :func:`stage_delays` checks each stage of a pipeline da4ml already cut.
 
-Cell delays (the only delays here with a source): Artix-7 speed grade -1 figures measured
-by Project X-Ray (SymbiFlow/prjxray-db, ``artix7/timings/CLBLL_L.sdf`` and ``slicel.sdf``),
-as Yosys 0.23 carries them in the ``specify`` blocks of ``techlibs/xilinx/cells_sim.v``:
+Two part families, each a :class:`FabricDelays` with one field per delay and its source:
 
-==========================  =========  ====================================
-LUT6, slowest input I0->O   0.642 ns   slicel.sdf (cells_sim.v, LUT6)
-CARRY4 S[0] -> CO[3]        0.508 ns   CLBLL_L.sdf L11-46 (cells_sim.v, CARRY4)
-CARRY4 CI -> CO[3]          0.114 ns   same (one further 4-bit block)
-CARRY4 CI -> O[3]           0.313 ns   same (sum out of the last block)
-FDRE clock -> Q             0.303 ns   CLBLL_L.sdf L243 (cells_sim.v, FDRE)
-==========================  =========  ====================================
+**Virtex UltraScale+ speed grade -2** (:data:`ULTRASCALE_PLUS_2`, the family of the default
+part ``xcvu13p-flga2577-2-e``): FloPoCo's target model of the xcvu3p-2 (FloPoCo,
+``src/Targets/VirtexUltrascalePlus.hpp``, "copypasted from Vivado timing reports";
+https://gitlab.com/flopoco/flopoco, mirrored at github.com/kammoh/flopoco), with its adder
+formula ``VirtexUltrascalePlus::adderDelay`` (one CARRY8 per 8 bits):
+
+===============================  =========  =============================================
+LUT6 (a logic level)             0.148 ns   ``lut6Delay_``
+LUT2 (an adder's propagate bit)  0.050 ns   ``lut2Delay_``
+LUT output -> CARRY8 S           0.011 ns   ``lut_to_carry_net``
+CARRY8 S -> CO[7] (entry)        0.115 ns   ``initCarryDelay_``
+CARRY8 CI -> CO (each middle)    0.015 ns   ``carry8Delay_``
+CO -> CI between slices         0.026 ns   ``interCarryNetDelay_``
+CARRY8 CI -> O (sum out)         0.116 ns   ``finalCarryDelay_``
+local route to the next cell     0.180 ns   ``typicalLocalRoutingDelay_``
+flip-flop clock -> Q             0.150 ns   ``ffDelay_`` (Vivado ``get_speed_models`` of AFF)
+===============================  =========  =============================================
+
+**Artix-7 speed grade -1** (:data:`ARTIX7_1`, the slowest 7-series grade): Project X-Ray's
+measured cell delays (SymbiFlow/prjxray-db ``artix7/timings/CLBLL_L.sdf``, ``slicel.sdf``) as
+Yosys 0.23 carries them in ``techlibs/xilinx/cells_sim.v`` (LUT6 0.642 ns, CARRY4 S->CO[3]
+0.508 ns, CI->CO[3] 0.114 ns, CI->O[3] 0.313 ns, FDRE clock->Q 0.303 ns), with an assumed
+0.4 ns net per operation (no source: kept for the hls4ml Latency model of
+:mod:`firmware.latency_project`, whose calibration was measured with it).
 
 Assumptions, stated in every figure that uses them:
 
-- **Part family.** Artix-7 -1 is the slowest 7-series grade; no UltraScale+ (DS923) cell
-  delay was available to this project, so the same figures stand for UltraScale+ parts and
-  the result is an upper bound there (UltraScale+ CARRY8 covers 8 bits per slice, counted
-  here as two 4-bit hops).
-- **Net delay.** ``NET_DELAY_NS`` per operation (one local route between slices) has no
-  cited source: it is the free parameter a post-route calibration would fit.
 - **Adders.** Every adder, constant additions included, is a carry chain of its result's
   width, even where da4ml's level count gives it no level of its own.
-- **Non-adder operations** (ReLU, saturation, comparisons, multiplexers) cost one LUT and
+- **Non-adder operations** (ReLU, saturation, comparisons, multiplexers) cost one LUT6 and
   one net when da4ml gives them a level, nothing when it gives them none (wiring); a ROM
   of a B-bit input costs ``max(B - 6, 1)`` LUT levels as in da4ml; a variable product of
   W-bit operands W adders (da4ml's shift-and-add).
+- **Routing.** One typical local route per operation: no fan-out, congestion or
+  SLR-crossing delay; the setup time is taken as 0 (FloPoCo gives none).
 
-No published post-route latency of a distributed-arithmetic design could be rebuilt here
-(see ``benchmarks/bench_firmware_calibration.py``), so this model is not calibrated: its
-figures say so.
+How far these figures are from an implemented design is not measured here: no published
+post-route latency of a distributed-arithmetic design could be rebuilt (see
+:mod:`firmware.calibration`, which states the check that stands in for it).
 """
 
 from __future__ import annotations
@@ -44,36 +56,98 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-LUT_NS = 0.642
-CARRY_ENTRY_NS = 0.508
-CARRY_BLOCK_NS = 0.114
-CARRY_SUM_OUT_NS = 0.313
-CARRY_BLOCK_BITS = 4
-CLOCK_TO_Q_NS = 0.303
-SETUP_NS = 0.0  # prjxray-db's D setup is negative (-46 ps); Yosys clamps it to 0
-NET_DELAY_NS = 0.4  # assumption: one local route per operation (no cited source)
-SOURCE = "Artix-7 -1 cell delays (Project X-Ray prjxray-db via Yosys cells_sim.v)"
+
+@dataclass(frozen=True)
+class FabricDelays:
+    """Delays (ns) of one part family and speed grade, each as its source gives it."""
+
+    name: str
+    lut_ns: float  # a LUT6 logic level
+    adder_lut_ns: float  # the propagate LUT of an adder bit
+    lut_to_carry_ns: float  # net from that LUT into the carry chain
+    carry_entry_ns: float  # first carry block, S -> carry out
+    carry_block_ns: float  # each middle carry block, carry in -> carry out
+    inter_carry_net_ns: float  # carry out -> carry in of the next slice
+    carry_sum_out_ns: float  # last carry block, carry in -> sum out
+    carry_block_bits: int
+    net_ns: float  # one route from an operation to the next
+    clock_to_q_ns: float
+    setup_ns: float
+    source: str
+
+
+ULTRASCALE_PLUS_2 = FabricDelays(
+    name="Virtex UltraScale+ -2",
+    lut_ns=0.148,
+    adder_lut_ns=0.050,
+    lut_to_carry_ns=0.011,
+    carry_entry_ns=0.115,
+    carry_block_ns=0.015,
+    inter_carry_net_ns=0.026,
+    carry_sum_out_ns=0.116,
+    carry_block_bits=8,
+    net_ns=0.180,
+    clock_to_q_ns=0.150,
+    setup_ns=0.0,
+    source=(
+        "Virtex UltraScale+ -2 cell and net delays from Vivado timing reports, as FloPoCo's "
+        "VirtexUltrascalePlus target (xcvu3p-2) gives them (FloPoCo src/Targets/VirtexUltrascalePlus.hpp)"
+    ),
+)
+ARTIX7_1 = FabricDelays(
+    name="Artix-7 -1",
+    lut_ns=0.642,
+    adder_lut_ns=0.642,  # prjxray gives the LUT6 I0->O arc for every LUT
+    lut_to_carry_ns=0.0,
+    carry_entry_ns=0.508,
+    carry_block_ns=0.114,
+    inter_carry_net_ns=0.0,
+    carry_sum_out_ns=0.313,
+    carry_block_bits=4,
+    net_ns=0.4,  # assumption: no cited source
+    clock_to_q_ns=0.303,
+    setup_ns=0.0,  # prjxray-db's D setup is negative (-46 ps); Yosys clamps it to 0
+    source="Artix-7 -1 cell delays (Project X-Ray prjxray-db via Yosys cells_sim.v) + an assumed 0.4 ns net",
+)
+DEFAULT_FABRIC = ULTRASCALE_PLUS_2
+
+# the default family's delays, one constant each (see the table above)
+LUT_NS = ULTRASCALE_PLUS_2.lut_ns
+ADDER_LUT_NS = ULTRASCALE_PLUS_2.adder_lut_ns
+LUT_TO_CARRY_NS = ULTRASCALE_PLUS_2.lut_to_carry_ns
+CARRY_ENTRY_NS = ULTRASCALE_PLUS_2.carry_entry_ns
+CARRY_BLOCK_NS = ULTRASCALE_PLUS_2.carry_block_ns
+INTER_CARRY_NET_NS = ULTRASCALE_PLUS_2.inter_carry_net_ns
+CARRY_SUM_OUT_NS = ULTRASCALE_PLUS_2.carry_sum_out_ns
+CARRY_BLOCK_BITS = ULTRASCALE_PLUS_2.carry_block_bits
+NET_DELAY_NS = ULTRASCALE_PLUS_2.net_ns
+CLOCK_TO_Q_NS = ULTRASCALE_PLUS_2.clock_to_q_ns
+SETUP_NS = ULTRASCALE_PLUS_2.setup_ns
+SOURCE = ULTRASCALE_PLUS_2.source
 
 _ADD_OPCODES = {0, 1, 4, -4}
 _PRODUCT_OPCODE = 7
 _TABLE_OPCODE = 8
 _MUX_OPCODES = {6, -6}
-_FREE_OPCODES = {-1, 5}  # inputs and constants
+_CONST_OPCODE = 5
+_FREE_OPCODES = {-1, _CONST_OPCODE}  # inputs and constants
 
 
-def adder_delay_ns(width: int, net_ns: float = NET_DELAY_NS) -> float:
-    """LUT + carry chain of a ``width``-bit adder + one net."""
-    blocks = max(1, math.ceil(width / CARRY_BLOCK_BITS))
-    carry = (
-        CARRY_ENTRY_NS
-        if blocks == 1
-        else CARRY_ENTRY_NS + (blocks - 2) * CARRY_BLOCK_NS + CARRY_SUM_OUT_NS
-    )
-    return LUT_NS + carry + net_ns
+def adder_delay_ns(width: int, fabric: FabricDelays = DEFAULT_FABRIC) -> float:
+    """A ``width``-bit adder and its output net: propagate LUT, its net into the carry chain,
+    the entry block, one hop per middle block, the sum out of the last block (FloPoCo's
+    ``adderDelay``: entry and sum-out are counted even for a single block)."""
+    f = fabric
+    blocks = max(1, math.ceil(width / f.carry_block_bits))
+    return (
+        f.adder_lut_ns + f.lut_to_carry_ns + f.carry_entry_ns + f.carry_sum_out_ns
+        + (blocks - 1) * f.inter_carry_net_ns + max(blocks - 2, 0) * f.carry_block_ns
+        + f.net_ns
+    )  # fmt: skip
 
 
-def lut_delay_ns(net_ns: float = NET_DELAY_NS) -> float:
-    return LUT_NS + net_ns
+def lut_delay_ns(fabric: FabricDelays = DEFAULT_FABRIC) -> float:
+    return fabric.lut_ns + fabric.net_ns
 
 
 def qint_width(qint: Any) -> int:
@@ -86,6 +160,8 @@ def qint_width(qint: Any) -> int:
 
 
 def _deps(op: Any) -> list[int]:
+    if op.opcode in _FREE_OPCODES:  # an input's id0 is its input index, not an operand
+        return []
     deps = [i for i in (op.id0, op.id1) if i >= 0]
     if op.opcode in _MUX_OPCODES:
         deps.append(
@@ -94,20 +170,20 @@ def _deps(op: Any) -> list[int]:
     return deps
 
 
-def op_delay_ns(op: Any, level_step: float, net_ns: float = NET_DELAY_NS) -> float:
+def op_delay_ns(op: Any, level_step: float, fabric: FabricDelays = DEFAULT_FABRIC) -> float:
     """Delay of one operation; ``level_step`` is the adder levels da4ml gave it (0: wiring)."""
     if op.opcode in _FREE_OPCODES:
         return 0.0
     width = qint_width(op.qint)
     if op.opcode in _ADD_OPCODES:  # every adder is a carry chain, whatever level da4ml gave it
-        return adder_delay_ns(width, net_ns)
+        return adder_delay_ns(width, fabric)
     if level_step <= 0:  # wiring (a quantisation that drops or keeps bits)
         return 0.0
     if op.opcode == _PRODUCT_OPCODE:
-        return level_step * adder_delay_ns(width, net_ns)
+        return level_step * adder_delay_ns(width, fabric)
     if op.opcode == _TABLE_OPCODE:
-        return level_step * lut_delay_ns(net_ns)
-    return lut_delay_ns(net_ns)
+        return level_step * lut_delay_ns(fabric)
+    return lut_delay_ns(fabric)
 
 
 @dataclass(frozen=True)
@@ -122,14 +198,22 @@ class PathDelay:
         return self.stages * self.clock_period_ns
 
 
-def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) -> PathDelay:
-    """Critical path of a da4ml ``CombLogic`` and its stage count when registers go between operations
-    greedily (an operation that does not fit in what is left of a cycle starts the next one)."""
-    usable = clock_period_ns - CLOCK_TO_Q_NS - SETUP_NS
+def usable_ns(clock_period_ns: float, fabric: FabricDelays = DEFAULT_FABRIC) -> float:
+    """What a clock period leaves for logic after the register's clock-to-Q and setup."""
+    usable = clock_period_ns - fabric.clock_to_q_ns - fabric.setup_ns
     if usable <= 0:
         raise ValueError(
             f"clock period {clock_period_ns} ns leaves no time after the register's clock-to-Q"
         )
+    return usable
+
+
+def path_delay(
+    comb: Any, clock_period_ns: float, fabric: FabricDelays = DEFAULT_FABRIC
+) -> PathDelay:
+    """Critical path of a da4ml ``CombLogic`` and its stage count when registers go between operations
+    greedily (an operation that does not fit in what is left of a cycle starts the next one)."""
+    usable = usable_ns(clock_period_ns, fabric)
     ops = comb.ops
     level = [float(op.latency) for op in ops]
     arrival = [0.0] * len(ops)  # unpipelined
@@ -138,10 +222,12 @@ def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) 
     widest = 0
     for i, op in enumerate(ops):
         deps = _deps(op)
+        # levels da4ml gave this operation: above its latest operand (a stage's inputs carry the
+        # level they were registered at; constants carry none)
         step = level[i] - max(
-            (level[d] for d in deps if ops[d].opcode not in _FREE_OPCODES), default=0.0
+            (level[d] for d in deps if ops[d].opcode != _CONST_OPCODE), default=0.0
         )
-        d = op_delay_ns(op, step, net_ns)
+        d = op_delay_ns(op, step, fabric)
         if op.opcode in _ADD_OPCODES and d > 0:
             widest = max(widest, qint_width(op.qint))
         arrival[i] = max((arrival[j] for j in deps), default=0.0) + d
@@ -156,3 +242,9 @@ def path_delay(comb: Any, clock_period_ns: float, net_ns: float = NET_DELAY_NS) 
     crit = max((arrival[i] for i in outs if i >= 0), default=0.0)
     stages = max((stage[i] for i in outs if i >= 0), default=0) + 1
     return PathDelay(crit, stages, clock_period_ns, widest)
+
+
+def stage_delays(pipeline: Any, fabric: FabricDelays = DEFAULT_FABRIC) -> list[float]:
+    """Critical path (ns, without clock-to-Q) of each stage of a da4ml ``Pipeline``: whether the
+    registers da4ml placed let the RTL run at the clock, by these delays."""
+    return [path_delay(stage, math.inf, fabric).critical_ns for stage in pipeline.solutions]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware.delay_model import CLOCK_TO_Q_NS, adder_delay_ns
+from firmware.delay_model import ARTIX7_1, adder_delay_ns
 
 LUT_PRODUCT_MAX_CSD = 2
 SOURCE = "hls4ml Latency model (counted products and adder trees)"
@@ -78,8 +78,9 @@ class LatencyCost:
 
 def _tree_cycles(levels: int, width: int, clock_period_ns: float) -> tuple[int, int]:
     """(cycles, adder levels per cycle) of an adder tree of ``levels`` levels of ``width``-bit adders."""
-    usable = clock_period_ns - CLOCK_TO_Q_NS
-    per_cycle = max(1, math.floor(usable / adder_delay_ns(width)))
+    # the Artix-7 -1 delays this model's calibration (firmware.calibration) was measured with
+    usable = clock_period_ns - ARTIX7_1.clock_to_q_ns
+    per_cycle = max(1, math.floor(usable / adder_delay_ns(width, ARTIX7_1)))
     return (math.ceil(levels / per_cycle) if levels else 0), per_cycle
 
 

@@ -9,17 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from firmware.calibration import PUBLISHED, calibration_rows, estimate_error
-from firmware.delay_model import (
-    CARRY_BLOCK_NS,
-    CARRY_ENTRY_NS,
-    CARRY_SUM_OUT_NS,
-    LUT_NS,
-    NET_DELAY_NS,
-    adder_delay_ns,
-    path_delay,
-    qint_width,
+from firmware.calibration import (
+    DELAY_CHECKS,
+    PUBLISHED,
+    calibration_rows,
+    delay_check_rows,
+    estimate_error,
 )
+from firmware.delay_model import adder_delay_ns, path_delay, qint_width, stage_delays
 from firmware.latency_project import csd_digits, dense_cost
 
 CSV = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "firmware_calibration.csv"
@@ -65,13 +62,25 @@ def test_dense_count_of_a_hand_built_layer():
     assert c.luts == lut_product_luts + tree_luts + 2 * 8
 
 
-def test_adder_delay_is_the_cited_cells_plus_net():
-    assert adder_delay_ns(4) == pytest.approx(LUT_NS + CARRY_ENTRY_NS + NET_DELAY_NS)
-    # 16 bits: entry block, two middle blocks, the last block's sum output
-    assert adder_delay_ns(16) == pytest.approx(
-        LUT_NS + CARRY_ENTRY_NS + 2 * CARRY_BLOCK_NS + CARRY_SUM_OUT_NS + NET_DELAY_NS
-    )
-    assert adder_delay_ns(17) > adder_delay_ns(16) == adder_delay_ns(13)
+# FloPoCo's VirtexUltrascalePlus.hpp constants (ns), written out here as the source gives them
+_LUT2, _LUT_TO_CARRY, _INIT, _FINAL, _INTER_CLB, _CARRY8, _ROUTE = (
+    0.050, 0.011, 0.115, 0.116, 0.026, 0.015, 0.180,
+)  # fmt: skip
+
+
+def _flopoco_adder(width: int) -> float:
+    """FloPoCo's ``VirtexUltrascalePlus::adderDelay(width)`` plus its local routing delay."""
+    clbs = (width - 1) // 8 + 1
+    vertical = (clbs - 1) * _INTER_CLB if clbs > 1 else 0.0
+    chain = (clbs - 2) * _CARRY8 if clbs > 2 else 0.0
+    return vertical + chain + (_FINAL + _INIT + _LUT2 + _LUT_TO_CARRY) + _ROUTE
+
+
+def test_adder_delay_is_flopocos_ultrascale_plus_formula():
+    for width in (1, 4, 8, 9, 16, 17, 23, 24, 25, 32, 64):
+        assert adder_delay_ns(width) == pytest.approx(_flopoco_adder(width)), width
+    assert adder_delay_ns(8) == pytest.approx(0.472)  # one CARRY8
+    assert adder_delay_ns(17) > adder_delay_ns(16) == adder_delay_ns(9)
 
 
 def test_qint_width_matches_the_fixed_point_type():
@@ -82,8 +91,8 @@ def test_qint_width_matches_the_fixed_point_type():
         assert qint_width(v.qint) == k + i + f
 
 
-def test_path_delay_of_a_chain_and_a_tree():
-    from da4ml.trace import FixedVariableArrayInput, comb_trace
+def test_path_delay_of_a_hand_built_chain_reproduces_the_cited_adder_delays():
+    from da4ml.trace import FixedVariableArrayInput, comb_trace, to_pipeline
 
     inp = FixedVariableArrayInput((4,))
     x = inp.quantize(1, 7, 0, "WRAP", "TRN")
@@ -91,14 +100,29 @@ def test_path_delay_of_a_chain_and_a_tree():
     chain = chain + x[2:3]
     chain = chain + x[3:4]
     comb = comb_trace(inp, chain)
-    # three dependent adders of 9, 10 and 10 bits (8-bit operands growing by one bit each)
-    expected = adder_delay_ns(9) + 2 * adder_delay_ns(10)
+    # three dependent adders of 9, 10 and 10 bits (8-bit operands growing by one bit each): two
+    # CARRY8 each, by hand 0.050 + 0.011 + 0.115 + 0.116 + 0.026 + route 0.180 = 0.498 ns apiece
     got = path_delay(comb, 100.0)
-    assert got.critical_ns == pytest.approx(expected)
+    assert got.critical_ns == pytest.approx(3 * 0.498)
     assert got.stages == 1
-    # a clock that fits one adder per cycle: one stage per adder
-    tight = path_delay(comb, adder_delay_ns(10) + 0.31)
-    assert tight.stages == 3
+    # a 0.95 ns clock leaves 0.95 - 0.150 (clock to Q) = 0.80 ns: one adder per cycle
+    assert path_delay(comb, 0.95).stages == 3
+    # da4ml's own pipeline at one level per stage: each stage is one adder
+    stages = stage_delays(to_pipeline(comb, 1, verbose=False))
+    assert sum(stages) == pytest.approx(3 * 0.498) and max(stages) == pytest.approx(0.498)
+
+
+def test_delay_checks_are_the_cited_figures():
+    rows = delay_check_rows()
+    assert len(rows) == len(DELAY_CHECKS) >= 4
+    by_name = {name: value for name, value, _ in DELAY_CHECKS}
+    assert by_name["LUT6 level + local route (logicDelay(6))"] == pytest.approx(0.148 + _ROUTE)
+    for width in (8, 16, 32):
+        assert by_name[f"{width}-bit adder + local route (adderDelay({width}))"] == pytest.approx(
+            _flopoco_adder(width), abs=5e-4
+        )
+    for r in rows:
+        assert r.ratio == pytest.approx(r.estimate / r.published) == pytest.approx(1.0, abs=2e-3)
 
 
 def test_calibration_ratios_and_committed_table_agree():
@@ -109,6 +133,8 @@ def test_calibration_ratios_and_committed_table_agree():
     err = estimate_error(rows)
     assert set(err["hls4ml_latency_model"]) >= {"luts", "ffs", "dsps", "latency_cycles"}
     assert "not calibrated" in err["da4ml"]
+    assert err["delay_model"]["latency_ns"]["designs"] == 0
+    assert err["delay_model"]["latency_ns"]["per_level_checks"] == len(DELAY_CHECKS)
     with open(CSV) as fh:
         table = list(csv.DictReader(fh))
     assert set(table[0]) == {
@@ -128,9 +154,12 @@ def test_calibration_ratios_and_committed_table_agree():
             abs_tol=1e-3,
         )
         assert row["notes"].startswith("estimate: ")
-    published = {(p.source, p.metric): p.value for p in PUBLISHED}
+        assert row["source"].strip() and row["network"].strip()  # every row names its source
+    published = {(p.network, p.source, p.metric): p.value for p in PUBLISHED}
+    published |= {(r.network, r.source, r.metric): r.published for r in delay_check_rows()}
+    assert any(row["network"].startswith("UltraScale+ -2 per-level") for row in table)
     for row in table:
-        assert published[(row["source"], row["metric"])] == float(row["published"])
+        assert published[(row["network"], row["source"], row["metric"])] == float(row["published"])
 
 
 def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
@@ -153,9 +182,12 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
         for c in table.columns
         if c.startswith("da4ml (estimate of its distributed-arithmetic RTL")
     ]
-    [delay] = [c for c in table.columns if c.startswith("delay model (da4ml RTL; Artix-7 -1")]
+    [delay] = [
+        c for c in table.columns if c.startswith("delay model (da4ml logic; Virtex UltraScale+ -2")
+    ]
     [hls] = [c for c in table.columns if c.startswith("hls4ml Latency model")]
-    assert "assumed" in da4ml and "uncalibrated" in da4ml and "upper bound" in delay
+    assert "convention" in da4ml and "uncalibrated" in da4ml
+    assert "FloPoCo" in delay and "not measured" in delay
     assert "estimate/published on the calibration set: luts x" in hls
     # DSPs of the Latency project: products whose weight needs 3+ signed digits (oracle: fewest signed powers of 2)
     oracle = _min_signed_powers(1 << 10)
@@ -172,3 +204,4 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
     )  # some weights need DSPs
     assert table.loc["latency_ns", delay] == 5.0 * table.loc["latency_cycles", delay]
     assert table.loc["critical_path_ns", delay] > 0
+    assert table.loc["rtl_slowest_stage_ns", delay] > 0
