@@ -35,7 +35,8 @@ from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_s
 from firmware.options import check_options, check_spec_types
 from firmware.project import CSim, Project, compare, write_project
 from firmware.trace import breakdown
-from offline.artifacts import write_json
+from firmware.trigger_csim import PROJECT_FILE
+from offline.artifacts import read_json, write_json
 
 
 @dataclass
@@ -233,6 +234,12 @@ def _check_and_cost(
         project=project.path,
         strategy=settings.strategy,
     )
+    kernels = read_json(project.path / PROJECT_FILE).get("da_kernel_luts") or {}
+    if kernels:
+        cost.notes.append(
+            f"this project's {len(kernels)} distributed-arithmetic dense kernels (hls4ml, solved by da4ml): "
+            f"{sum(kernels.values()):.0f} LUTs by da4ml's count (the dense layers alone)"
+        )
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:
         verdict = check_budget(
