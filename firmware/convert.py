@@ -27,6 +27,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,9 @@ NETS_NAME = "trigger_nets"
 BUNCH_SPACING_NS = 25.0
 # hls4ml's spelling of each strategy
 HLS4ML_STRATEGY = {"distributed_arithmetic": "distributed_arithmetic", "latency": "Latency"}
+# how hls4ml 1.3 refuses a layer for DA ("Layer X of type T is not supported by DA optimizer.",
+# "Layer X has rf = N != 1, but has strategy = DA.")
+_DA_REFUSAL = re.compile(r"^Layer \S+ .*(not supported by DA optimizer|but has strategy = )")
 
 
 def cycles_per_bunch_crossing(clock_period_ns: float) -> int:
@@ -217,7 +221,7 @@ def convert(
         # hls4ml prints every layer it converts; keep that for when conversion fails
         chatter = io.StringIO()
         try:
-            with contextlib.redirect_stdout(chatter), _da_solver_options():
+            with contextlib.redirect_stdout(chatter), _da_solver_options(), _da_input_layers():
                 if frontend == "keras":
                     return hls4ml.converters.convert_from_keras_model(
                         model, hls_config=cfg, **common
@@ -225,7 +229,7 @@ def convert(
                 return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
         except Exception as err:
             sys.stderr.write(chatter.getvalue())
-            if settings.strategy == "distributed_arithmetic" and "DA" in str(err):
+            if settings.strategy == "distributed_arithmetic" and _DA_REFUSAL.search(str(err)):
                 # hls4ml names the layer it cannot implement with distributed arithmetic
                 raise ValueError(f"strategy distributed_arithmetic: {err}") from None
             raise
@@ -267,6 +271,29 @@ def convert(
                 f"strategy distributed_arithmetic: hls4ml left dense layers {', '.join(plain)} without DA code"
             )
     return hls_model
+
+
+@contextlib.contextmanager
+def _da_input_layers() -> Iterator[None]:
+    """hls4ml 1.3's DA pass looks a dense layer's input up as a *layer* name, but a layer's inputs
+    are its producers' *output variable* names. Keras graphs name both alike; the QONNX reader does
+    not (layer ``Quant_18_act`` writes ``Quant_18_out0``), and the pass stops with "has input ...
+    which is not in the model". While converting, resolve each input to the layer producing it
+    (the pass only asks whether that layer is a quantizer it can fuse)."""
+    from hls4ml.backends.vivado.passes import distributed_arithmetic as da
+
+    original = da.get_input_layers
+
+    def get_input_layers(layer: Any) -> list[Any]:
+        graph = layer.model.graph
+        producer = {out: node for node in graph.values() for out in node.outputs}
+        return [producer.get(name) or graph[name] for name in layer.inputs]
+
+    da.get_input_layers = get_input_layers
+    try:
+        yield
+    finally:
+        da.get_input_layers = original
 
 
 @contextlib.contextmanager
