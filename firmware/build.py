@@ -3,13 +3,15 @@
 1. load the FirmwareSpec, its weights and the exported model (QONNX ``ae*.onnx`` from
    Brevitas or Keras ``ae*.h5`` from QKeras; without either, the QKeras pair is built
    from the spec itself);
-2. convert with hls4ml and write the project with the trigger wrapper and tb_data;
+2. convert with hls4ml (dense layers in the settings' strategy: distributed arithmetic by
+   default) and write the project with the trigger wrapper and tb_data;
 3. C-simulate the whole trigger (g++) on the events and compare every output bit with
    the integer trigger emulator (:class:`emulation.TriggerEmulator`);
 4. with ``emulator``, build the ``hls4mlEmulator::Model`` library beside the project
    (:mod:`firmware.emulator_lib`) and compare it with the trigger emulator the same way;
-5. estimate the hardware cost (da4ml; Verilator/Yosys when present; vendor reports when
-   present) and check it against the latency budget and the part.
+5. estimate the hardware cost (da4ml; Verilator/Yosys when present; the hls4ml Latency model;
+   vendor reports when present), the estimates of the project's strategy first, and check it
+   against the latency budget and the part.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from firmware.models import load_keras_pair, load_qonnx_pair, qkeras_pair_from_s
 from firmware.options import check_options, check_spec_types
 from firmware.project import CSim, Project, compare, write_project
 from firmware.trace import breakdown
-from offline.artifacts import write_json
+from firmware.trigger_csim import PROJECT_FILE
+from offline.artifacts import read_json, write_json
 
 
 @dataclass
@@ -110,9 +113,15 @@ class FirmwareResult:
             {self.cost.best(m)[1] for m in ("latency_cycles", "luts", "ffs", "dsps", "brams")}
         )
         cycles, ii = best("latency_cycles"), best("ii_cycles")
+        beside = {
+            m: self.cost.beside(m)[0]
+            for m in ("latency_cycles", "latency_ns", "luts", "ffs", "dsps")
+        }
         return {
             "project": str(self.project.path),
             "backend": self.settings.backend,
+            # the dense layers' implementation, which the headline figures below describe
+            "strategy": self.settings.strategy,
             "frontend": self.project.frontend,
             "part": self.settings.part,
             "clock_period_ns": self.settings.clock_period_ns,
@@ -124,6 +133,12 @@ class FirmwareResult:
             "dsps": best("dsps"),
             "brams": best("brams"),
             "estimate_source": "; ".join(sources),
+            # the same trigger written with the other strategy: its estimate, labelled
+            "beside": {
+                "strategy": self.cost.other_strategy,
+                "source": "; ".join(sorted({self.cost.beside(m)[1] for m in beside})),
+                **beside,
+            },
             "latency_budget_ns": self.verdict.latency_budget_ns,
             "within_budget": self.verdict.within_budget,
             "csim_events": self.csim_events,
@@ -163,8 +178,9 @@ def build_firmware(
         settings.clock_period_ns,
         latency_budget_ns,
         settings.reuse_factor,
+        settings.strategy,
     )
-    check_spec_types(quantized.spec)
+    check_spec_types(quantized.spec, strategy=settings.strategy)
     words = np.asarray(words, dtype=np.int64)
     spec = quantized.spec
     project = write_project(
@@ -216,7 +232,14 @@ def _check_and_cost(
         use_verilator=use_verilator,
         use_yosys=use_yosys,
         project=project.path,
+        strategy=settings.strategy,
     )
+    kernels = read_json(project.path / PROJECT_FILE).get("da_kernel_luts") or {}
+    if kernels:
+        cost.notes.append(
+            f"this project's {len(kernels)} distributed-arithmetic dense kernels (hls4ml, solved by da4ml): "
+            f"{sum(kernels.values()):.0f} LUTs by da4ml's count (the dense layers alone)"
+        )
     verdict = check_budget(cost, latency_budget_ns, settings.part)
     if not verdict.within_budget:
         verdict = check_budget(

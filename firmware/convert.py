@@ -10,9 +10,15 @@ the second pass sets every precision by name (``granularity='name'``): input,
 weight, bias, accumulator, result and activation result. Nothing is left to
 ``auto``.
 
-io_parallel, Latency strategy, reuse factor 1 by default: every multiplier exists once
-per weight, so the design accepts one event per clock (II = 1); see
-:class:`ConversionSettings` for the bound a larger reuse factor must respect.
+io_parallel, reuse factor 1 by default: every product exists once per weight, so the design
+accepts one event per clock (II = 1); see :class:`ConversionSettings` for the bound a larger
+reuse factor must respect. The dense layers use hls4ml's ``distributed_arithmetic`` strategy by
+default: da4ml solves each constant matrix-vector product into shift-and-add logic (no DSPs),
+the implementation the headline cost estimate (:mod:`firmware.cost`) describes, solved with the
+same depth option (``firmware.trace.SOLVER_OPTIONS``). It computes every weighted sum exactly and
+ignores the accumulator type, so it equals the Latency strategy (and the emulator) exactly when
+each accumulator holds every sum (:func:`firmware.options.check_spec_types` checks this).
+``strategy="latency"`` writes hls4ml's Latency strategy instead.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ import contextlib
 import io
 import math
 import os
+import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.defaults import BACKENDS, DEFAULT_PART
+from firmware.defaults import BACKENDS, DEFAULT_PART, DEFAULT_STRATEGY, STRATEGIES
 from quantize.keras_compat import import_hls4ml
 from quantize.spec import FirmwareSpec
 
@@ -35,6 +43,7 @@ __all__ = [
     "BUNCH_SPACING_NS",
     "FRONTENDS",
     "NETS_NAME",
+    "STRATEGIES",
     "ConversionSettings",
     "clean_qonnx",
     "convert",
@@ -45,6 +54,11 @@ __all__ = [
 FRONTENDS = ("keras", "qonnx")
 NETS_NAME = "trigger_nets"
 BUNCH_SPACING_NS = 25.0
+# hls4ml's spelling of each strategy
+HLS4ML_STRATEGY = {"distributed_arithmetic": "distributed_arithmetic", "latency": "Latency"}
+# how hls4ml 1.3 refuses a layer for DA ("Layer X of type T is not supported by DA optimizer.",
+# "Layer X has rf = N != 1, but has strategy = DA.")
+_DA_REFUSAL = re.compile(r"^Layer \S+ .*(not supported by DA optimizer|but has strategy = )")
 
 
 def cycles_per_bunch_crossing(clock_period_ns: float) -> int:
@@ -57,29 +71,38 @@ def cycles_per_bunch_crossing(clock_period_ns: float) -> int:
 
 @dataclass(frozen=True)
 class ConversionSettings:
-    """Backend, part, clock and reuse factor.
+    """Backend, part, clock, reuse factor and the dense layers' strategy.
 
     With io_parallel and the Latency strategy the design's II is the reuse factor (in clock
     cycles); a new event arrives every 25 ns, so the reuse factor may be at most
     floor(25 ns / clock). The default 1 (every multiplication in parallel) gives II = 1 and
     the lowest latency, which is what a trigger wants; a larger one trades latency for
-    fewer multipliers.
+    fewer multipliers. ``strategy``: ``distributed_arithmetic`` (da4ml's shift-and-add logic,
+    reuse factor 1 only) or ``latency`` (hls4ml's products and adder trees).
     """
 
     backend: str = "Vitis"
     part: str = DEFAULT_PART
     clock_period_ns: float = 5.0
     reuse_factor: int = 1
+    strategy: str = DEFAULT_STRATEGY
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if not self.clock_period_ns > 0:
             raise ValueError(f"clock period must be positive, got {self.clock_period_ns} ns")
         if not 1 <= self.reuse_factor <= self.max_reuse_factor:
             raise ValueError(
                 f"reuse factor {self.reuse_factor} must be in 1..{self.max_reuse_factor}: II = reuse factor "
                 f"cycles of {self.clock_period_ns:g} ns must fit one bunch crossing ({BUNCH_SPACING_NS:g} ns)"
+            )
+        if self.strategy == "distributed_arithmetic" and self.reuse_factor != 1:
+            raise ValueError(
+                f"reuse factor {self.reuse_factor}: the distributed_arithmetic strategy builds every "
+                "product in logic (reuse factor 1); use strategy latency to share multipliers"
             )
 
     @property
@@ -92,7 +115,7 @@ def _model_config(settings: ConversionSettings) -> dict[str, Any]:
         "Model": {
             "Precision": "ap_fixed<16,6>",  # never used: every layer gets its own below
             "ReuseFactor": settings.reuse_factor,
-            "Strategy": "Latency",
+            "Strategy": HLS4ML_STRATEGY[settings.strategy],
             "BramFactor": 1_000_000_000,  # weights as constants, never BRAM
             "TraceOutput": False,
         },
@@ -198,22 +221,27 @@ def convert(
         # hls4ml prints every layer it converts; keep that for when conversion fails
         chatter = io.StringIO()
         try:
-            with contextlib.redirect_stdout(chatter):
+            with contextlib.redirect_stdout(chatter), _da_solver_options(), _da_input_layers():
                 if frontend == "keras":
                     return hls4ml.converters.convert_from_keras_model(
                         model, hls_config=cfg, **common
                     )
                 return hls4ml.converters.convert_from_onnx_model(model, hls_config=cfg, **common)
-        except Exception:
+        except Exception as err:
             sys.stderr.write(chatter.getvalue())
+            if settings.strategy == "distributed_arithmetic" and _DA_REFUSAL.search(str(err)):
+                # hls4ml names the layer it cannot implement with distributed arithmetic
+                raise ValueError(f"strategy distributed_arithmetic: {err}") from None
             raise
 
     # the probe keeps every linear activation (the casts the spec may need) in the graph
     # (hls4ml drops a linear activation whose type equals its input's, so activations get a distinct one)
     probe_types = {"Precision": {"result": "ap_fixed<60,28>"}}
+    # (and uses the Latency strategy: names do not depend on it, da4ml's solve would be wasted here)
     probe = _convert(
         {
             **config,
+            "Model": {**config["Model"], "Strategy": "Latency"},
             "LayerType": {
                 "Activation": probe_types,
                 "Dense": {"Precision": {"result": "ap_fixed<61,29>"}},
@@ -232,7 +260,58 @@ def convert(
         config["LayerName"].update(precision_config(spec, hls_model))
     else:
         raise ValueError(f"hls4ml layers without a FirmwareSpec type: {', '.join(unset)}")
+    if settings.strategy == "distributed_arithmetic":
+        plain = [
+            layer.name
+            for layer in hls_model.get_layers()
+            if _is_dense(layer) and "da_codegen" not in layer.attributes
+        ]
+        if plain:
+            raise ValueError(
+                f"strategy distributed_arithmetic: hls4ml left dense layers {', '.join(plain)} without DA code"
+            )
     return hls_model
+
+
+@contextlib.contextmanager
+def _da_input_layers() -> Iterator[None]:
+    """hls4ml 1.3's DA pass looks a dense layer's input up as a *layer* name, but a layer's inputs
+    are its producers' *output variable* names. Keras graphs name both alike; the QONNX reader does
+    not (layer ``Quant_18_act`` writes ``Quant_18_out0``), and the pass stops with "has input ...
+    which is not in the model". While converting, resolve each input to the layer producing it
+    (the pass only asks whether that layer is a quantizer it can fuse)."""
+    from hls4ml.backends.vivado.passes import distributed_arithmetic as da
+
+    original = da.get_input_layers
+
+    def get_input_layers(layer: Any) -> list[Any]:
+        graph = layer.model.graph
+        producer = {out: node for node in graph.values() for out in node.outputs}
+        return [producer.get(name) or graph[name] for name in layer.inputs]
+
+    da.get_input_layers = get_input_layers
+    try:
+        yield
+    finally:
+        da.get_input_layers = original
+
+
+@contextlib.contextmanager
+def _da_solver_options() -> Iterator[None]:
+    """hls4ml's DA pass reads da4ml's depth option from ``DA_HARD_DC`` (its default: 2); set it to the
+    estimate's (``firmware.trace.SOLVER_OPTIONS``) so the project's kernels are solved as the cost
+    table assumes, and restore the variable afterwards."""
+    from firmware.trace import SOLVER_OPTIONS
+
+    old = os.environ.get("DA_HARD_DC")
+    os.environ["DA_HARD_DC"] = str(SOLVER_OPTIONS["hard_dc"])
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["DA_HARD_DC"]
+        else:
+            os.environ["DA_HARD_DC"] = old
 
 
 def clean_qonnx(model: Any) -> Any:

@@ -22,8 +22,12 @@ hls4ml gives no latency or resource figure without the vendor tools, so:
    cycles it needs), and the fewest cycles timing-driven registers would need
    (``min_latency_ns``). Its error on an implemented design is not measured (see
    :mod:`firmware.calibration`), and its column says so. Beside them, the **hls4ml Latency model** (:mod:`firmware.latency_project`), the cost of the HLS
-   project ``l1ad firmware`` actually writes, counted from its products and adder trees, whose
+   project written with hls4ml's Latency strategy, counted from its products and adder trees, whose
    error on published Vivado figures is measured in :mod:`firmware.calibration`.
+   Every source label ends with the implementation its figures describe: da4ml, the delay model
+   and Yosys describe a ``distributed_arithmetic`` project (the default strategy, whose dense
+   layers are da4ml's solutions), the Latency model a ``latency`` project. The estimates of the
+   project's own strategy are the headline (``CostReport.best``: summary and budget check).
 2. **Verilator** (when on PATH) compiles da4ml's Verilog and the simulated RTL is
    checked bit for bit against the integer trigger emulator (:class:`emulation.TriggerEmulator`).
 3. **Yosys** (when on PATH) synthesises the same Verilog with
@@ -53,6 +57,7 @@ import numpy as np
 
 from emulation.spec import FirmwareSpec
 from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs, mismatching_events
+from firmware.defaults import DEFAULT_STRATEGY
 from firmware.trace import OUTPUTS, trace_trigger
 
 ADDER_DELAY_NS = 1.0
@@ -63,6 +68,16 @@ REPORTED = ("vivado implementation", "vivado synthesis", "vivado/vitis hls")
 # the delay model before da4ml: its latency (cited delays) is the headline; it gives no resources
 ESTIMATED = ("yosys", "delay model", "da4ml")
 RATIO_COLUMN = "estimate / reported"
+# which implementation each estimate describes (the project's strategy, firmware.convert): da4ml,
+# its delay model and Yosys describe the distributed-arithmetic logic, the Latency model hls4ml's
+# Latency strategy; the estimates of the project's own strategy come first (the headline)
+LATENCY_MODEL = "hls4ml latency model"
+DESCRIBES = {"distributed_arithmetic": ESTIMATED, "latency": (LATENCY_MODEL,)}
+
+
+def tag(strategy: str) -> str:
+    """What a source label appends to say which implementation its figures describe."""
+    return f"[describes a {strategy} project]"
 
 
 @dataclass
@@ -83,6 +98,17 @@ class CostReport:
     rtl_mismatches: int | None = None
     notes: list[str] = field(default_factory=list)
     levels_per_cycle: int | None = None  # da4ml's pipelining: adder levels per clock cycle
+    strategy: str = DEFAULT_STRATEGY  # the project's implementation: its estimates are the headline
+
+    @property
+    def estimated(self) -> tuple[str, ...]:
+        """Estimate sources, best first: those describing the project's strategy, then the other's."""
+        other = tuple(p for s, ps in DESCRIBES.items() if s != self.strategy for p in ps)
+        return DESCRIBES[self.strategy] + other
+
+    @property
+    def other_strategy(self) -> str:
+        return next(s for s in DESCRIBES if s != self.strategy)
 
     def add(self, metric: str, value: float | None, source: str, note: str = "") -> None:
         self.figures.append(CostFigure(metric, value, source, note))
@@ -94,11 +120,13 @@ class CostReport:
         return None
 
     def best(
-        self, metric: str, prefixes: tuple[str, ...] = REPORTED + ESTIMATED
+        self, metric: str, prefixes: tuple[str, ...] | None = None
     ) -> tuple[float | None, str]:
         """The first figure of ``metric`` by source, in the order of ``prefixes``: by default Vivado
-        implementation, Vivado synthesis, the HLS report, then Yosys, then da4ml."""
-        for prefix in prefixes:
+        implementation, Vivado synthesis, the HLS report, then the estimates of the project's
+        strategy (distributed_arithmetic: Yosys, then da4ml; latency: the hls4ml Latency model),
+        then the other strategy's."""
+        for prefix in REPORTED + self.estimated if prefixes is None else prefixes:
             for f in self.figures:
                 if (
                     f.metric == metric
@@ -108,8 +136,13 @@ class CostReport:
                     return f.value, f.source
         return None, "none"
 
+    def beside(self, metric: str) -> tuple[float | None, str]:
+        """The estimate of ``metric`` for the other strategy's project (shown beside the headline)."""
+        return self.best(metric, DESCRIBES[self.other_strategy])
+
     def table(self) -> Any:
-        """pandas DataFrame: one row per metric, one column per source."""
+        """pandas DataFrame: one row per metric, one column per source, the headline estimate's
+        column (the project's strategy) first."""
         import pandas as pd
 
         frame = pd.DataFrame(
@@ -123,13 +156,20 @@ class CostReport:
             m for m in wide.index if m not in METRICS
         ]
         wide = wide.loc[order]
+        rank = {p: i for i, p in enumerate(REPORTED + self.estimated)}
+
+        def first(source: str) -> int:
+            low = source.lower()
+            return min((i for p, i in rank.items() if low.startswith(p)), default=len(rank))
+
+        wide = wide[sorted(wide.columns, key=first)]
         if any(f.source.lower().startswith(REPORTED) for f in self.figures):
             wide[RATIO_COLUMN] = [self.estimate_error(m) for m in wide.index]
         return wide
 
     def estimate_error(self, metric: str) -> float | None:
         """Our best estimate (Yosys, else da4ml) over the best vendor figure, when both exist."""
-        estimated, _ = self.best(metric, ESTIMATED)
+        estimated, _ = self.best(metric, self.estimated)
         reported, _ = self.best(metric, REPORTED)
         if estimated is None or reported is None or reported == 0:
             return None
@@ -187,11 +227,17 @@ def estimate(
     use_verilator: bool = True,
     use_yosys: bool = True,
     project: str | os.PathLike[str] | None = None,
+    strategy: str = DEFAULT_STRATEGY,
 ) -> CostReport:
-    """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available.
+    """Cost of the trigger: da4ml estimate, plus Verilator check and Yosys counts when available,
+    and the hls4ml Latency model beside it.
 
-    With ``check_words``, the da4ml interpreter and the RTL are compared with the trigger emulator
+    ``strategy`` is the project's (``firmware.convert.ConversionSettings.strategy``): the estimates
+    describing it are the headline (``best``), the other's are shown beside them. With
+    ``check_words``, the da4ml interpreter and the RTL are compared with the trigger emulator
     (:class:`emulation.TriggerEmulator` of ``spec`` and ``weights``)."""
+    if strategy not in DESCRIBES:
+        raise ValueError(f"strategy {strategy!r} is not one of {', '.join(DESCRIBES)}")
     from da4ml.codegen import VerilogModel
 
     workdir = Path(workdir)
@@ -203,10 +249,11 @@ def estimate(
         expected = TriggerEmulator(spec, weights)(check_words)
     comb, pipe, lat = da4ml_pipeline(spec, weights, clock_period_ns, adder_delay_ns)
     cutoff, stages = lat.levels_per_cycle, lat.cycles
-    report = CostReport(clock_period_ns, levels_per_cycle=cutoff)
+    report = CostReport(clock_period_ns, levels_per_cycle=cutoff, strategy=strategy)
     src = (
         f"da4ml (estimate of its distributed-arithmetic RTL, {cutoff} adder levels/cycle at "
-        f"{adder_delay_ns:g} ns/adder, da4ml's convention; uncalibrated)"
+        f"{adder_delay_ns:g} ns/adder, da4ml's convention; uncalibrated) "
+        f"{tag('distributed_arithmetic')}"
     )
     report.add("adder_depth", float(comb.latency[1]), src)
     report.add("latency_cycles", float(stages), src)
@@ -249,7 +296,9 @@ def estimate(
         report.notes.append("verilator not on PATH: RTL not simulated (apt-get install verilator)")
     if use_yosys and have["yosys"]:
         counts = yosys_stat(rtl_dir, workdir / "yosys.log")
-        ysrc = "yosys synth_xilinx xcup (mapped cells)"
+        ysrc = (
+            f"yosys synth_xilinx xcup (mapped cells of da4ml's RTL) {tag('distributed_arithmetic')}"
+        )
         report.add("luts", counts["luts"], ysrc)
         report.add("ffs", counts["ffs"], ysrc)
         report.add("dsps", counts["dsps"], ysrc)
@@ -257,6 +306,7 @@ def estimate(
         report.add("carry_cells", counts["carry"], ysrc)
     elif use_yosys:
         report.notes.append("yosys not on PATH: only da4ml's own estimate (apt-get install yosys)")
+    report.notes.append(headline_note(strategy))
     if project is not None:
         add_vendor_report(report, project)
     return report
@@ -274,7 +324,10 @@ def add_delay_model(
 
     path = path_delay(comb, clock_period_ns)
     usable = usable_ns(clock_period_ns)
-    src = f"delay model (da4ml logic; {DEFAULT_FABRIC.name} delays, FloPoCo; {delay_model_error()})"
+    src = (
+        f"delay model (da4ml logic; {DEFAULT_FABRIC.name} delays, FloPoCo; {delay_model_error()}) "
+        f"{tag('distributed_arithmetic')}"
+    )
     report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
                f"{path.widest_adder_bits} bits")  # fmt: skip
     cycles, note = path.stages, "registers placed by these delays"
@@ -303,7 +356,7 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
         f"{m} x{err[m]['min']:g}-{err[m]['max']:g}"
         for m in ("luts", "ffs", "dsps", "latency_cycles")
     )
-    src = f"{SOURCE}; the HLS project as written; estimate/published on the calibration set: {measured}"
+    src = f"{SOURCE}; estimate/published on the calibration set: {measured} {tag('latency')}"
     report.add("latency_cycles", float(cost.latency_cycles), src)
     report.add("latency_ns", cost.latency_cycles * clock_period_ns, src)
     report.add("ii_cycles", 1.0, src, "reuse factor 1")
@@ -313,6 +366,23 @@ def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[st
         "dsps", float(cost.dsps), src, f"{cost.products} products, {cost.lut_products} in LUTs"
     )
     report.add("brams", 0.0, src, "weights are constants")
+
+
+def headline_note(strategy: str) -> str:
+    """The cost table's note on which estimate is the headline and what the others describe."""
+    if strategy == "distributed_arithmetic":
+        return (
+            "headline (summary.json, budget check): da4ml (Yosys where run), which describes this "
+            "project: its dense layers are hls4ml's distributed_arithmetic strategy, da4ml's shift-and-add "
+            "solutions with the estimate's solver options; preprocessing, scores and bits are the same "
+            "C++ in both, and Vitis schedules the HLS project itself. Beside it: the hls4ml Latency model, "
+            "the project --strategy latency would write"
+        )
+    return (
+        "headline (summary.json, budget check): the hls4ml Latency model, which describes this project "
+        "(hls4ml's Latency strategy). Beside it: da4ml (and Yosys, the delay model), which describe the "
+        "project --strategy distributed_arithmetic would write"
+    )
 
 
 @dataclass
@@ -474,16 +544,19 @@ def add_vendor_report(report: CostReport, project: str | os.PathLike[str]) -> bo
     return bool(found)
 
 
-def read_cost_table(project: str | os.PathLike[str], clock_period_ns: float) -> CostReport:
+def read_cost_table(
+    project: str | os.PathLike[str], clock_period_ns: float, strategy: str = "latency"
+) -> CostReport:
     """The estimates ``l1ad firmware`` wrote to ``project/cost/cost.csv`` (vendor columns and the
-    ratio column left out: they are read again from the reports)."""
+    ratio column left out: they are read again from the reports); ``strategy``: the project's
+    (projects written before the option existed used hls4ml's Latency strategy)."""
     import pandas as pd
 
     path = Path(project) / "cost" / "cost.csv"
     if not path.is_file():
         raise ValueError(f"{path}: no cost table; run l1ad firmware for this project first")
     frame = pd.read_csv(path, index_col=0)
-    report = CostReport(clock_period_ns)
+    report = CostReport(clock_period_ns, strategy=strategy)
     for source in frame.columns:
         if source == RATIO_COLUMN or source.lower().startswith(REPORTED):
             continue

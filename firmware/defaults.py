@@ -8,5 +8,9 @@ DEFAULT_PART = "xcvu13p-flga2577-2-e"
 DEFAULT_LATENCY_BUDGET_NS = 50.0
 DEFAULT_BACKEND = "Vitis"
 DEFAULT_CLOCK_PERIOD_NS = 5.0
+# how hls4ml implements the dense layers: da4ml's shift-and-add logic (what the headline cost
+# estimate describes) or hls4ml's Latency strategy (products and adder trees Vitis schedules)
+STRATEGIES = ("distributed_arithmetic", "latency")
+DEFAULT_STRATEGY = "distributed_arithmetic"
 # events C-simulated and compared with the emulator (plus edge-value events)
 DEFAULT_CSIM_EVENTS = 10_000

@@ -1,9 +1,10 @@
-"""Cost of the hls4ml *Latency* project (what ``l1ad firmware`` hands to Vitis), counted from its arithmetic.
+"""Cost of the hls4ml *Latency* project (``l1ad firmware --strategy latency``), counted from its arithmetic.
 
-da4ml's figures describe distributed arithmetic (shift-and-add trees, no DSPs). The HLS project
-is hls4ml's Latency strategy at reuse factor 1: every product ``w_ij * x_i`` written out, summed
-by an adder tree per output, which Vivado/Vitis HLS maps and schedules itself. This module
-counts that implementation, per dense layer:
+da4ml's figures describe distributed arithmetic (shift-and-add trees, no DSPs): the default
+project. With ``--strategy latency`` the HLS project is hls4ml's Latency strategy at reuse
+factor 1: every product ``w_ij * x_i`` written out, summed by an adder tree per output, which
+Vivado/Vitis HLS maps and schedules itself. This module counts that implementation, per dense
+layer:
 
 - **Products.** A zero weight disappears (HLS constant-folds it). A weight whose integer
   mantissa has at most ``LUT_PRODUCT_MAX_CSD`` non-zero canonical-signed-digit (CSD) digits

@@ -1,10 +1,11 @@
 """Checks on everything a firmware build is asked for, run before anything is written.
 
 One function per kind of input, each raising ``ValueError`` (``SpecError`` for the spec) with
-one line that names the option or field: :func:`check_options` for backend, part, clock and
-latency budget (the CLI and the pipeline call it with their own option names), and
-:func:`check_spec_types` for the types a FirmwareSpec may hold but the generated project
-cannot carry exactly.
+one line that names the option or field: :func:`check_options` for backend, part, clock,
+latency budget, reuse factor and strategy (the CLI and the pipeline call it with their own
+option names), and :func:`check_spec_types` for the types a FirmwareSpec may hold but the
+generated project cannot carry exactly (with the distributed_arithmetic strategy: an accumulator
+that rounds or overflows, which DA would not reproduce).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Mapping
 
 from firmware.budget import part_capacity
 from firmware.convert import ConversionSettings
-from quantize.spec import DOUBLE_BITS, FirmwareSpec, FixedType, SpecError
+from firmware.defaults import DEFAULT_STRATEGY
+from quantize.spec import DOUBLE_BITS, FirmwareSpec, FixedType, SpecError, exact_accumulator
 
 __all__ = ["CLI_NAMES", "DOUBLE_BITS", "check_options", "check_spec_types"]
 
@@ -25,6 +27,7 @@ PLAIN_NAMES = {
     "clock_period_ns": "clock period",
     "latency_budget_ns": "latency budget",
     "reuse_factor": "reuse factor",
+    "strategy": "strategy",
 }
 CLI_NAMES = {
     "backend": "--backend",
@@ -32,6 +35,7 @@ CLI_NAMES = {
     "clock_period_ns": "--clock-period",
     "latency_budget_ns": "--latency-budget",
     "reuse_factor": "--reuse-factor",
+    "strategy": "--strategy",
 }
 
 
@@ -51,10 +55,12 @@ def check_options(
     clock_period_ns: float,
     latency_budget_ns: float,
     reuse_factor: int = 1,
+    strategy: str = DEFAULT_STRATEGY,
     names: Mapping[str, str] = PLAIN_NAMES,
 ) -> ConversionSettings:
     """The conversion settings, after checking every option (unknown part, clock period <= 0, a
-    latency budget under one clock period, ...); the first problem raises ``ValueError``."""
+    latency budget under one clock period, an unknown strategy, ...); the first problem raises
+    ``ValueError``."""
     try:
         part_capacity(part)
     except ValueError as err:
@@ -67,9 +73,10 @@ def check_options(
             f"{clock:g} ns): no registered design can meet it"
         )
     try:
-        return ConversionSettings(backend, part, clock, reuse_factor)
+        return ConversionSettings(backend, part, clock, reuse_factor, strategy)
     except ValueError as err:
-        which = "backend" if "backend" in str(err) else "reuse_factor"
+        text = str(err)
+        which = next((k for k in ("backend", "strategy") if text.startswith(k)), "reuse_factor")
         raise ValueError(f"{names[which]}: {err}") from None
 
 
@@ -92,11 +99,37 @@ def _types(spec: FirmwareSpec) -> list[tuple[str, FixedType, str]]:
     return out
 
 
-def check_spec_types(spec: FirmwareSpec, origin: str | None = None) -> None:
-    """Raise ``SpecError`` naming the first type the hls4ml project cannot carry exactly."""
+def _holds(acc: FixedType, exact: FixedType) -> bool:
+    """Whether every value of ``exact`` (signed) is a value of ``acc``."""
+    return acc.signed and acc.fractional >= exact.fractional and acc.integer >= exact.integer
+
+
+def check_spec_types(
+    spec: FirmwareSpec, origin: str | None = None, strategy: str = DEFAULT_STRATEGY
+) -> None:
+    """Raise ``SpecError`` naming the first type the hls4ml project cannot carry exactly.
+
+    With the distributed_arithmetic strategy every dense accumulator must hold each weighted sum
+    exactly: DA computes the exact sum and casts it once to the result type (hls4ml ignores the
+    accumulator type), while the emulator and the Latency strategy round and overflow in the
+    accumulator first; with exact accumulators (what ``quantize`` writes) the two agree bit for bit."""
+    where = f" (in {origin})" if origin else ""
     for field, t, why in _types(spec):
         if t.width > DOUBLE_BITS:
-            where = f" (in {origin})" if origin else ""
             raise SpecError(
                 field, f"{t} is {t.width} bits wide; {why}, so at most {DOUBLE_BITS} bits{where}"
             )
+    if strategy != "distributed_arithmetic":
+        return
+    for i, ae in enumerate(spec.autoencoders):
+        x_type = spec.input
+        for k, layer in enumerate(ae.layers):
+            exact = exact_accumulator(layer.weight, x_type, layer.n_in, layer.bias)
+            if not _holds(layer.accumulator, exact):
+                raise SpecError(
+                    f"scores[{i}].nodes[{k}].accumulator",
+                    f"layer {layer.name}: {layer.accumulator} does not hold every weighted sum "
+                    f"exactly ({exact} would); the distributed_arithmetic strategy computes the exact "
+                    f"sum and would differ from the emulator: use strategy latency{where}",
+                )
+            x_type = layer.activation_result

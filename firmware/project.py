@@ -3,7 +3,9 @@
 Layout (hls4ml's, with the trigger on top):
 
 - ``firmware/trigger_nets.cpp|h``, ``defines.h``, ``parameters.h``, ``weights/``,
-  ``nnet_utils/``, ``ap_types/``: hls4ml's network function (both autoencoders);
+  ``nnet_utils/``, ``ap_types/``: hls4ml's network function (both autoencoders); with the
+  distributed_arithmetic strategy (the default) the dense layers are da4ml's shift-and-add
+  functions in ``nnet_utils/nnet_code_gen.h`` and ``weights/`` stays empty;
 - ``firmware/trigger_top.cpp|h``: the wrapper (:mod:`firmware.wrapper`), the HLS top;
 - ``trigger_top_test.cpp``: C testbench on ``tb_data/`` (hardware words in, R1, R2,
   region and trigger bits expected, as :class:`emulation.TriggerEmulator` gives them);
@@ -36,6 +38,7 @@ from emulation.spec import FirmwareSpec
 from emulation.trigger import TriggerBits as TriggerBits  # re-exported: part of firmware's API
 from emulation.trigger import TriggerEmulator, mismatching_events
 from firmware.convert import NETS_NAME, ConversionSettings, convert
+from firmware.defaults import DEFAULT_STRATEGY
 from firmware.wrapper import TOP_NAME, NetsInterface, render, render_bridge, render_testbench
 from offline.artifacts import atomic_directory, write_json
 from offline.events.schema import N_FEATURES
@@ -88,6 +91,7 @@ class Project:
     backend: str
     frontend: str
     tb_events: int
+    strategy: str = DEFAULT_STRATEGY
 
 
 def write_project(
@@ -103,6 +107,9 @@ def write_project(
     """Convert ``model`` (the two-output pair of ``spec`` with ``weights``) and write the complete trigger
     project at ``directory``; the trigger emulator of ``spec`` and ``weights`` gives tb_data's expected
     outputs. With ``emulator``, the project holds the emulator package too (:mod:`firmware.emulator_lib`)."""
+    from firmware.options import check_spec_types  # imports this module's neighbours
+
+    check_spec_types(spec, strategy=settings.strategy)
     reference = TriggerEmulator(
         spec, weights
     )  # checks the weights against the spec before anything is written
@@ -134,6 +141,13 @@ def write_project(
                 "backend": settings.backend,
                 "part": settings.part,
                 "clock_period_ns": settings.clock_period_ns,
+                "strategy": settings.strategy,
+                # da4ml's LUT estimate of each dense layer's DA kernel, as hls4ml solved it
+                "da_kernel_luts": {
+                    layer.name: float(layer.attributes["da_kernel_cost"])
+                    for layer in hls_model.get_layers()
+                    if "da_kernel_cost" in layer.attributes
+                },
                 "frontend": frontend,
                 "spec": spec.to_dict(),
             },
@@ -142,7 +156,7 @@ def write_project(
             from firmware.emulator_lib import write_emulator  # imports this module
 
             write_emulator(tmp, spec, name=directory.name)
-    return Project(directory, settings.backend, frontend, len(tb_words))
+    return Project(directory, settings.backend, frontend, len(tb_words), settings.strategy)
 
 
 def _retarget_tcl(path: Path) -> None:
@@ -169,7 +183,7 @@ def _build_script() -> str:
 #   make -C PROJECT lib    builds csim/libtrigger.so (ctypes bridge used by l1ad)
 CXX ?= g++
 CXXFLAGS = {flags} -Ifirmware/ap_types -Ifirmware -I. -DWEIGHTS_DIR='"$(CURDIR)/firmware/weights"'
-HEADERS = $(wildcard firmware/*.h firmware/weights/*.h)
+HEADERS = $(wildcard firmware/*.h firmware/weights/*.h firmware/nnet_utils/nnet_code_gen.h)
 
 csim: csim/{TOP_NAME}_test
 	./csim/{TOP_NAME}_test

@@ -32,7 +32,8 @@ def print_result(result: FirmwareResult, console: Console) -> None:
     """What ``l1ad firmware`` prints: the checks, the cost table, its notes and the budget verdict."""
     # console: markup=False (the table holds ap_fixed<...>[...] text rich would parse)
     console.print(
-        f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend)"
+        f"wrote {result.project.path} ({result.settings.backend}, {result.project.frontend} frontend, "
+        f"dense layers: {result.settings.strategy} strategy)"
     )
     console.print(
         f"C simulation (g++) of the whole trigger vs the integer emulator: "
@@ -79,7 +80,7 @@ def firmware_stage(
     and ``BudgetError`` over the budget when ``fail_over_budget``."""
     quantized_dir = Path(quantized_dir)
     model = load_quantized(quantized_dir, framework, models)
-    check_spec_types(model.spec, str(quantized_dir / "spec.json"))
+    check_spec_types(model.spec, str(quantized_dir / "spec.json"), settings.strategy)
     words = event_words(events, csim_events, model.spec, seed)
     result = build_firmware(
         model,

@@ -23,7 +23,7 @@ import numpy as np
 from rich.console import Console
 
 from emulation.events import background_and_edge_words, load_trigger
-from emulation.spec import FirmwareSpec
+from emulation.spec import FirmwareSpec, SpecError
 from emulation.stage import TriggerEmulation
 from emulation.trigger import TriggerEmulator
 from firmware.project import CSim, write_project
@@ -120,15 +120,22 @@ def write_trigger_project(
     directory: str | os.PathLike[str],
     tb_words: np.ndarray,
 ) -> Path:
-    """A trigger project for the spec (QKeras pair built from it, default conversion settings): when a run has none."""
+    """A trigger project for the spec (QKeras pair built from it, default conversion settings): when a run has none.
+
+    The default strategy (distributed arithmetic) refuses an accumulator that rounds or saturates;
+    such a spec gets hls4ml's Latency strategy, which carries it exactly."""
     # late: hls4ml and TensorFlow load with the conversion
     from firmware.convert import ConversionSettings
     from firmware.models import qkeras_pair_from_spec
+    from firmware.options import check_spec_types
 
+    try:
+        check_spec_types(spec)
+        settings = ConversionSettings()
+    except SpecError:
+        settings = ConversionSettings(strategy="latency")
     model = qkeras_pair_from_spec(spec, weights)
-    return write_project(
-        directory, spec, weights, model, ConversionSettings(), np.asarray(tb_words)[:100]
-    ).path
+    return write_project(directory, spec, weights, model, settings, np.asarray(tb_words)[:100]).path
 
 
 def compare_trigger_files_csim(

@@ -258,6 +258,7 @@ def quantize_figures(q: QuantizeStageResult) -> dict[str, Any]:
 FIRMWARE_FIGURES = (
     "project",
     "backend",
+    "strategy",
     "clock_period_ns",
     "latency_cycles",
     "latency_ns",
@@ -267,6 +268,7 @@ FIRMWARE_FIGURES = (
     "dsps",
     "brams",
     "estimate_source",
+    "beside",
     "latency_budget_ns",
     "within_budget",
     "csim_events",
@@ -282,6 +284,7 @@ def render_firmware(report: Report, fw: FirmwareStageResult) -> None:
     report.section(
         "Firmware: hls4ml project of the whole trigger",
         f"`{result.project.path}` ({settings.backend}, part {settings.part}, clock {settings.clock_period_ns:g} ns, "
+        f"dense layers in hls4ml's {settings.strategy} strategy, "
         f"{fw.frontend} frontend from {fw.origin}). Top `trigger_top`: 19 L1 objects as hardware words → "
         f"preprocessing → both autoencoders (one hls4ml function) → reconstruction errors → ABCD and trigger bits. "
         f"C simulation (g++) vs the integer emulator: {result.csim_mismatches} mismatching events of "

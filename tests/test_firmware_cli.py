@@ -61,7 +61,19 @@ def test_firmware_command_writes_checked_project_and_fails_an_unmeetable_budget(
     )
     assert summary["csim_mismatches"] == 0 and summary["csim_events"] == 500
     assert summary["within_budget"] is False and summary["backend"] == "Vivado"
-    assert "da4ml" in summary["estimate_source"]
+    # the default project is distributed arithmetic: da4ml's estimate is the headline, the Latency
+    # model's (a latency project) beside it
+    assert summary["strategy"] == "distributed_arithmetic"
+    assert summary["estimate_source"].startswith("da4ml") and "distributed_arithmetic project" in summary[
+        "estimate_source"]  # fmt: skip
+    assert summary["beside"]["strategy"] == "latency"
+    assert summary["beside"]["source"].startswith("hls4ml Latency model")
+    assert summary["beside"]["source"].endswith("[describes a latency project]")
+    assert (
+        "nnet::dense_da_"
+        in (tmp_path / "hls_projects" / "small" / "firmware" / "trigger_nets.cpp").read_text()
+    )
+    assert "dense layers: distributed_arithmetic strategy" in result.output
     # the hls4mlEmulator::Model library was built and is bit-exact with the emulator
     assert summary["emulator_mismatches"] == 0 and summary["emulator_library"].endswith(
         "emulator/small.so"
@@ -103,6 +115,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
         "rtl_events": 0,
         "yosys": False,
         "latency_budget_ns": 1000.0,
+        "strategy": "latency",
         "emulator": True,
     }
     quantized = SimpleNamespace(out_dir=qdir, framework="qkeras", models={})
@@ -117,6 +130,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
     assert set(out) == {
         "project",
         "backend",
+        "strategy",
         "clock_period_ns",
         "latency_cycles",
         "latency_ns",
@@ -126,6 +140,7 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
         "dsps",
         "brams",
         "estimate_source",
+        "beside",
         "latency_budget_ns",
         "within_budget",
         "csim_events",
@@ -143,6 +158,14 @@ def test_pipeline_stage_reports_cost_table_and_fills_summary(tmp_path, monkeypat
         out["csim_mismatches"] == 0 and out["csim_events"] == 250 and out["within_budget"] is True
     )
     assert out["ii_cycles"] == 1 and out["latency_ns"] == out["latency_cycles"] * 5.0
+    # firmware.strategy: latency, so the Latency model's figures are the headline, da4ml's beside
+    assert out["strategy"] == "latency" and out["estimate_source"].startswith(
+        "hls4ml Latency model"
+    )
+    assert out["beside"]["strategy"] == "distributed_arithmetic"
+    assert out["beside"]["source"].startswith("da4ml") and out["beside"]["dsps"] == 0
+    nets = (tmp_path / "hls_projects" / "demo" / "firmware" / "trigger_nets.cpp").read_text()
+    assert "nnet::dense_da_" not in nets and "nnet::dense<" in nets
     assert (
         out["emulator_library"] == "hls_projects/demo/emulator/demo.so"
         and out["emulator_mismatches"] == 0

@@ -104,6 +104,32 @@ def test_estimate_labels_every_figure_with_its_source(small, tmp_path):
     assert slow["ffs"] < est["ffs"] and slow["luts"] == est["luts"]
 
 
+def test_every_estimate_names_its_implementation_and_the_projects_is_the_headline(small, tmp_path):
+    from firmware.cost import CostReport
+    from firmware.latency_project import SOURCE
+
+    spec, weights = small
+    da = estimate(spec, weights, 4.0, tmp_path, use_verilator=False, use_yosys=False)
+    sources = {f.source for f in da.figures}
+    assert all(s.endswith(("[describes a distributed_arithmetic project]", "[describes a latency project]"))
+               for s in sources), sources  # fmt: skip
+    [latency_model] = [s for s in sources if s.startswith(SOURCE)]
+    assert latency_model.endswith("[describes a latency project]")
+    assert all(s.endswith("distributed_arithmetic project]") for s in sources - {latency_model})
+    # the default project is distributed arithmetic: da4ml's figures are the headline, first column
+    assert da.strategy == "distributed_arithmetic"
+    assert da.best("luts")[1].startswith("da4ml") and da.best("dsps") == (0.0, da.best("luts")[1])
+    assert da.table().columns[0].startswith("da4ml")
+    assert da.beside("luts")[1] == latency_model and any("headline" in n for n in da.notes)
+    # a Latency project: the Latency model is the headline, da4ml's figures stand beside it
+    lat = CostReport(4.0, da.figures, strategy="latency")
+    assert lat.best("luts") == (da.get("luts", latency_model), latency_model)
+    assert lat.best("latency_ns")[1] == latency_model and lat.table().columns[0] == latency_model
+    assert lat.beside("luts") == da.best("luts")
+    with pytest.raises(ValueError, match="strategy 'resource' is not one of"):
+        estimate(spec, weights, 4.0, tmp_path, strategy="resource")
+
+
 @pytest.mark.skipif(
     shutil.which("verilator") is None, reason="verilator not installed (apt-get install verilator)"
 )
@@ -116,8 +142,8 @@ def test_rtl_is_bit_exact_in_verilator_and_yosys_maps_it(small, tmp_path):
     report = estimate(spec, weights, 4.0, tmp_path, check_words=words)
     assert report.rtl_events == len(words)
     assert report.rtl_mismatches == 0
-    assert report.get("luts", "yosys synth_xilinx xcup (mapped cells)") > 0
-    assert report.best("luts")[1].startswith("yosys")
+    luts, source = report.best("luts")
+    assert source.startswith("yosys synth_xilinx xcup") and luts is not None and luts > 0
     assert "0 mismatching events" in report.notes[0]
 
 
@@ -207,8 +233,17 @@ def test_vendor_reports_are_shown_beside_estimates(tmp_path):
 def test_reuse_factor_must_keep_one_event_per_bunch_crossing():
     from firmware.convert import ConversionSettings
 
-    assert ConversionSettings(clock_period_ns=5.0, reuse_factor=5).max_reuse_factor == 5
+    settings = ConversionSettings(clock_period_ns=5.0, reuse_factor=5, strategy="latency")
+    assert settings.max_reuse_factor == 5
     with pytest.raises(ValueError, match="must fit one bunch crossing"):
-        ConversionSettings(clock_period_ns=5.0, reuse_factor=6)
+        ConversionSettings(clock_period_ns=5.0, reuse_factor=6, strategy="latency")
     with pytest.raises(ValueError, match="backend"):
         ConversionSettings(backend="Quartus")
+    # distributed arithmetic builds every product in logic: no multiplier to share
+    assert ConversionSettings().strategy == "distributed_arithmetic"
+    with pytest.raises(ValueError, match="reuse factor 2: the distributed_arithmetic strategy"):
+        ConversionSettings(reuse_factor=2)
+    with pytest.raises(
+        ValueError, match="strategy 'Latency' is not one of distributed_arithmetic, latency"
+    ):
+        ConversionSettings(strategy="Latency")

@@ -35,12 +35,15 @@ def small():
 
 @pytest.fixture(scope="module")
 def package(small, tmp_path_factory):
-    """A project written with its emulator package, and the library built from it."""
+    """A project written with its emulator package, and the library built from it (hls4ml's Latency
+    strategy, whose weight headers the package compiles in; the default distributed-arithmetic project
+    carries its weights in code: tests/test_firmware_cli.py builds and checks its library)."""
     spec, weights = small
     root = tmp_path_factory.mktemp("emulib")
     words = toy_words(60, 9)
+    settings = ConversionSettings(backend="Vitis", strategy="latency")
     project = write_project(root / "ad-v1", spec, weights, qkeras_pair_from_spec(spec, weights),
-                            ConversionSettings(backend="Vitis"), words, emulator=True)  # fmt: skip
+                            settings, words, emulator=True)  # fmt: skip
     directory = project.path / "emulator"
     return directory, build_emulator(directory)
 

@@ -51,6 +51,8 @@ def _firmware(tmp_path, quantized, *args):
         (["--latency-budget", "4", "--clock-period", "5"],
          "error: --latency-budget 4 ns is under one clock period (--clock-period 5 ns): no registered design can meet it"),
         (["--backend", "Quartus"], "error: --backend: backend 'Quartus' is not one of Vitis, Vivado"),
+        (["--strategy", "resource"],
+         "error: --strategy: strategy 'resource' is not one of distributed_arithmetic, latency"),
     ],
 )  # fmt: skip
 def test_bad_option_is_one_line_exit_1_and_nothing_written(quantized, tmp_path, args, message):
@@ -88,6 +90,36 @@ def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_
     assert not root.exists()
 
 
+def _narrow_accumulator(spec):
+    """``spec`` with ae1's first accumulator (and result, as QKeras keeps them equal) rounding and
+    saturating: the Latency strategy and the emulator round there, distributed arithmetic would not."""
+    ae = spec.autoencoders[0]
+    narrow = FixedType(10, 4, True, "AP_RND", "AP_SAT")
+    first = dataclasses.replace(ae.layers[0], accumulator=narrow, result=narrow)
+    ae = dataclasses.replace(ae, layers=(first, *ae.layers[1:]))
+    return dataclasses.replace(spec, autoencoders=(ae, spec.autoencoders[1]))
+
+
+def test_an_accumulator_distributed_arithmetic_would_not_reproduce_is_named(small, tmp_path):
+    spec, weights = small
+    bad = _narrow_accumulator(spec)
+    qdir = tmp_path / "narrow"
+    bad.save(qdir, weights)
+    result, root = _firmware(tmp_path, qdir)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(
+        "error: FirmwareSpec field 'scores[0].nodes[0].accumulator': layer ae1_dense0: "
+        "ap_fixed<10,4,AP_RND,AP_SAT> does not hold every weighted sum exactly"
+    ), lines[0]
+    assert "use strategy latency" in lines[0] and f"(in {qdir / 'spec.json'})" in lines[0]
+    assert not root.exists()
+    # the Latency strategy rounds in the accumulator as the emulator does: accepted
+    check_spec_types(bad, strategy="latency")
+    check_spec_types(spec, strategy="distributed_arithmetic")  # exact accumulators pass
+
+
 def test_weights_wider_than_a_double_are_refused(small):
     spec, _ = small
     ae = spec.autoencoders[0]
@@ -119,6 +151,14 @@ def test_library_check_returns_settings_and_names_the_option_as_the_caller_spell
         check_options("Vitis", "xcvu13p", "fast", 50.0, names=names)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^reuse factor: reuse factor 9 must be in 1\.\.5"):
         check_options("Vitis", "xcvu13p", 5.0, 50.0, reuse_factor=9)
+    assert check_options("Vitis", "xcvu13p", 5.0, 50.0).strategy == "distributed_arithmetic"
+    assert check_options("Vitis", "xcvu13p", 5.0, 50.0, 5, "latency").reuse_factor == 5
+    with pytest.raises(ValueError, match=r"^firmware\.strategy: strategy 'da' is not one of"):
+        check_options("Vitis", "xcvu13p", 5.0, 50.0, strategy="da", names=names)
+    with pytest.raises(
+        ValueError, match=r"^reuse factor: reuse factor 2: the distributed_arithmetic"
+    ):
+        check_options("Vitis", "xcvu13p", 5.0, 50.0, reuse_factor=2)
 
 
 @pytest.mark.hls

@@ -51,7 +51,9 @@ def _words(spec, n):
 def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, backend, tmp_path):
     spec, weights = default
     words = _words(spec, 50)
-    settings = ConversionSettings(backend=backend, clock_period_ns=4.0)
+    # both strategies on both frontends (DA with Vitis, Latency with Vivado)
+    strategy = "latency" if backend == "Vivado" else "distributed_arithmetic"
+    settings = ConversionSettings(backend=backend, clock_period_ns=4.0, strategy=strategy)
     project = write_project(
         tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words, frontend
     )
@@ -78,26 +80,59 @@ def test_project_holds_trigger_top_with_spec_types(default, exported, frontend, 
     d = spec.autoencoders[0].layers[0]
     acc = f"ap_fixed<{d.accumulator.width},{d.accumulator.integer}>"
     assert acc in defines
-    assert re.search(rf"typedef ap_fixed<{d.weight.width},{d.weight.integer}[,>]", defines)
+    if strategy == "latency":
+        assert re.search(rf"typedef ap_fixed<{d.weight.width},{d.weight.integer}[,>]", defines)
+    else:  # the weights are constants of da4ml's shift-and-add code, not typed arrays (QONNX's bias
+        # additions stay hls4ml layers of their own, with their s*/b* files)
+        assert not list((root / "firmware" / "weights").glob("w*"))
+        assert "void dense_da_" in (root / "firmware/nnet_utils/nnet_code_gen.h").read_text()
     act = spec.autoencoders[0].layers[0].activation_result
     assert f"ap_ufixed<{act.width},{act.integer},AP_RND_CONV,AP_SAT" in defines
     assert len((root / "tb_data/tb_input_features.dat").read_text().splitlines()) == len(words)
 
 
 @pytest.mark.hls
-@pytest.mark.parametrize(("frontend", "backend"), [("keras", "Vitis"), ("qonnx", "Vivado")])
+@pytest.mark.parametrize(
+    ("frontend", "backend", "strategy"),
+    [
+        pytest.param("keras", "Vitis", "distributed_arithmetic", marks=pytest.mark.slow),
+        pytest.param("qonnx", "Vivado", "distributed_arithmetic", marks=pytest.mark.slow),
+        ("keras", "Vivado", "latency"),
+    ],
+)
 def test_csim_bit_exact_with_quantized_model_on_10k_events_with_edges(
-    default, exported, frontend, backend, tmp_path
+    default, exported, frontend, backend, strategy, tmp_path
 ):
+    """The default trigger (57-16-4-16-57 pair), each dense-layer strategy, against the emulator."""
     spec, weights = default
     words = _words(spec, N_CSIM)
     assert (words == 0).all(axis=1).any(), "all-empty events included"
     assert (words[:, 0::3] == spec.hardware_input.max_int).any(), "saturating pT included"
-    settings = ConversionSettings(backend=backend)
+    settings = ConversionSettings(backend=backend, strategy=strategy)
     reference = TriggerEmulator(spec, weights)
     project = write_project(
         tmp_path / "prj", spec, weights, _model(exported, frontend), settings, words[:300], frontend
     )
+    nets = (project.path / "firmware" / "trigger_nets.cpp").read_text()
+    calls = re.findall(r"nnet::(dense\w*)<", nets)
+    n_dense = sum(len(ae.layers) for ae in spec.autoencoders)
+    # every dense layer is da4ml's shift-and-add function (DA) or hls4ml's nnet::dense (Latency)
+    da = strategy == "distributed_arithmetic"
+    assert len(calls) == n_dense and all(c.startswith("dense_da_") == da for c in calls), calls
+    if da and frontend == "keras":
+        # hls4ml's DA kernels are the cost estimate's solutions: a linear output layer (no cast
+        # after it) costs in the project what it costs traced alone (firmware.trace.breakdown)
+        import json
+
+        from firmware.trace import breakdown
+
+        kernels = json.loads((project.path / "l1ad_firmware.json").read_text())["da_kernel_luts"]
+        assert len(kernels) == n_dense
+        blocks = breakdown(spec, weights)  # (block, LUTs, depth); a layer's block: "ae1 NAME (AxB)"
+        traced = {block.split()[1]: luts for block, luts, _ in blocks if " " in block}
+        for ae in spec.autoencoders:
+            last = ae.layers[-1]
+            assert last.activation == "linear" and kernels[last.name] == traced[last.name] > 0
     got = CSim(project.path, spec)(words)
     expected = reference(words)
     assert compare(got, expected) == 0

@@ -117,6 +117,7 @@ def test_every_cli_option_default_is_the_pipeline_default_of_the_same_name():
         "quantize.rate_khz",
         "firmware.clock_period_ns",
         "firmware.csim_events",
+        "firmware.strategy",
         "emulation.chunk_size",
         "events.seed",
     ):

@@ -16,6 +16,8 @@ from firmware.defaults import (
     DEFAULT_CSIM_EVENTS,
     DEFAULT_LATENCY_BUDGET_NS,
     DEFAULT_PART,
+    DEFAULT_STRATEGY,
+    STRATEGIES,
 )
 from offline.ad.defaults import DEFAULT_RATE_KHZ
 
@@ -30,6 +32,8 @@ DEFAULTS: dict[str, Any] = {
     "part": DEFAULT_PART,
     "clock_period_ns": DEFAULT_CLOCK_PERIOD_NS,
     "latency_budget_ns": DEFAULT_LATENCY_BUDGET_NS,
+    # dense layers: da4ml's distributed arithmetic (what the headline estimate describes) or Latency
+    "strategy": DEFAULT_STRATEGY,
     "name": None,  # default: the run's name
     "csim_events": DEFAULT_CSIM_EVENTS,
     "tb_events": 1000,  # written to tb_data for the C testbench
@@ -57,6 +61,13 @@ def firmware(
     clock_period: Annotated[
         float, typer.Option("--clock-period", help="Clock period in ns.")
     ] = DEFAULTS["clock_period_ns"],
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help=f"Dense-layer implementation: {', '.join(STRATEGIES)} (hls4ml strategies; the "
+            "headline cost estimate describes the one chosen)."
+        ),
+    ] = DEFAULTS["strategy"],
     name: Annotated[
         str | None, typer.Option(help="Project name: writes hls_projects/NAME.")
     ] = None,
@@ -117,7 +128,9 @@ def firmware(
 
     console = Console(markup=False)
     # every option is checked before anything is loaded or written
-    settings = check_options(backend, part, clock_period, latency_budget, names=CLI_NAMES)
+    settings = check_options(
+        backend, part, clock_period, latency_budget, strategy=strategy, names=CLI_NAMES
+    )
     if name is None:
         project_name = plain_name(
             quantized.resolve().name, "--name (default: the --quantized directory's name)"
@@ -197,7 +210,9 @@ def firmware_reports(
             f"{summary_path}: no cost summary; run l1ad firmware for this project first"
         )
     summary = read_json(summary_path)
-    report = read_cost_table(project, float(summary["clock_period_ns"]))
+    report = read_cost_table(
+        project, float(summary["clock_period_ns"]), summary.get("strategy", "latency")
+    )
     if not add_vendor_report(report, project):
         raise ValueError(
             f"{project}: no readable Vivado/Vitis report (run vitis_hls -f build_prj.tcl there first)"
@@ -230,11 +245,19 @@ def run(ctx: RunContext, quantize: QuantizeStageResult) -> FirmwareStageResult:
     cfg = ctx.config[NAME]
     names = {
         k: f"{NAME}.{k}"
-        for k in ("backend", "part", "clock_period_ns", "latency_budget_ns", "reuse_factor")
+        for k in (
+            "backend",
+            "part",
+            "clock_period_ns",
+            "latency_budget_ns",
+            "reuse_factor",
+            "strategy",
+        )
     }
     settings = check_options(
-        cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"], names=names
-    )
+        cfg["backend"], cfg["part"], cfg["clock_period_ns"], cfg["latency_budget_ns"],
+        strategy=cfg["strategy"], names=names,
+    )  # fmt: skip
     name = plain_name(
         cfg["name"] or ctx.config.get("name", "l1ad"), "firmware.name (default: the run's name)"
     )
