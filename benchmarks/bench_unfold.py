@@ -111,7 +111,10 @@ def run_package(
                 niter=iterations,
                 batch_size=batch_size,
             )
-            unfold.Unfold()
+            try:
+                unfold.Unfold()
+            finally:
+                unfold.log_file.close()  # the package leaves its log open
     note = (
         f"omnifold {metadata.version('omnifold')}: MLP 64-128-64 "
         f"GELU, batch {batch_size}, lr 1e-4, up to 50 epochs, early stop 10, 1 ensemble"
