@@ -129,6 +129,7 @@ def bench(
     config: OmniFoldConfig,
     package_batch: int,
     seeds: int = 1,
+    package: bool = True,
 ) -> dict:
     kwargs = {"cache_dir": "cache", "progress": True} if name.startswith("jets") else {}
     problem = EXAMPLES[name](events, seed=3, **kwargs)
@@ -145,7 +146,11 @@ def bench(
     for seed in range(1, seeds):
         again = omnifold(**problem.omnifold_inputs(), config=replace(config, seed=seed))
         weights[f"{OURS}, seed {seed}"] = again.weights
-    pkg, pkg_t, note = run_package(problem, iterations, threads, package_batch)
+    pkg, pkg_t, note = (
+        run_package(problem, iterations, threads, package_batch)
+        if package
+        else (None, None, "not run (--skip-package)")
+    )
     if pkg is not None:
         weights[PACKAGE] = pkg
     table = metric_table(problem, weights, iterations)
@@ -218,7 +223,11 @@ def main() -> None:
     )
     parser.add_argument("--ensembles", type=int, default=1, help="ours: independent runs averaged")
     parser.add_argument("--patience", type=int, default=OmniFoldConfig.patience)
+    parser.add_argument("--lr-drops", type=int, default=OmniFoldConfig.lr_drops)
     parser.add_argument("--epochs", type=int, default=OmniFoldConfig.epochs)
+    parser.add_argument(
+        "--skip-package", action="store_true", help="ours only (to try settings quickly)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -233,9 +242,18 @@ def main() -> None:
             ensembles=args.ensembles,
             patience=args.patience,
             epochs=args.epochs,
+            lr_drops=args.lr_drops,
         )
         records.append(
-            bench(name, args.events, args.threads, config, args.package_batch_size, args.seeds)
+            bench(
+                name,
+                args.events,
+                args.threads,
+                config,
+                args.package_batch_size,
+                args.seeds,
+                package=not args.skip_package,
+            )
         )
     out = args.out or Path(__file__).parent / "results" / f"bench_unfold_{args.example}.json"
     write_json(out, {"torch": torch.__version__, "device": str(default_device()), "runs": records})
