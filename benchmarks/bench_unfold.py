@@ -224,6 +224,7 @@ def main() -> None:
     parser.add_argument("--ensembles", type=int, default=1, help="ours: independent runs averaged")
     parser.add_argument("--patience", type=int, default=OmniFoldConfig.patience)
     parser.add_argument("--lr-drops", type=int, default=OmniFoldConfig.lr_drops)
+    parser.add_argument("--learning-rate", type=float, default=OmniFoldConfig.learning_rate)
     parser.add_argument("--epochs", type=int, default=OmniFoldConfig.epochs)
     parser.add_argument(
         "--skip-package", action="store_true", help="ours only (to try settings quickly)"
@@ -243,6 +244,7 @@ def main() -> None:
             patience=args.patience,
             epochs=args.epochs,
             lr_drops=args.lr_drops,
+            learning_rate=args.learning_rate,
         )
         records.append(
             bench(
