@@ -387,13 +387,14 @@ def study(args: argparse.Namespace) -> None:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench_unfold import run_package
 
-        weights, seconds, note = run_package(problem, args.iterations, args.threads)
-        if weights is None:
+        weights, timing, note = run_package(problem, args.iterations, args.threads)
+        if weights is None or timing is None:
             methods["omnifold_package"] = {"skipped": note}
         else:
             methods["omnifold_package"] = {
                 "triangular_discriminator_x1e3": discriminators(weights),
-                "seconds": seconds,
+                "seconds": timing.wall,
+                "cpu_seconds": timing.cpu,
                 "note": note,
             }
             histograms["omnifold_package"] = weights
