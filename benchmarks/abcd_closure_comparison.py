@@ -119,6 +119,8 @@ def run_setting(
     # on a different autoencoder correlates R1 and R2 even where each process alone would close
     events, split = load_background(background, seed, fractions)
     labels = events[split.test].labels
+    if labels is None:
+        raise ValueError(f"{background}: no truth labels, needed to split the regions by process")
     by_process = {}
     for eps in eps_b:
         masks = region_masks(bkg.r1, bkg.r2, *thresholds(bkg.r1, bkg.r2, bkg.weights, eps))
@@ -225,11 +227,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     save_figure(fig, path)
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: dict[str, Any], source: str = OUT_JSON.name) -> str:
     lines = [
         "# DisCo alone vs DisCo + ABCD non-closure penalty (ABCDisCoTEC)",
         "",
-        "Written by `benchmarks/abcd_closure_comparison.py` from `abcd_closure_comparison.json`.",
+        f"Written by `benchmarks/abcd_closure_comparison.py` from `{source}`.",
         "Pulls only where every ABCD region holds ≥ "
         f"{results['min_region_events']} held-out events; ε_B grid {min(results['eps_b']):g} … "
         f"{max(results['eps_b']):g} ({len(results['eps_b'])} points). dCor ± its Poisson-bootstrap σ "
@@ -282,12 +284,18 @@ def _pm(r: dict[str, Any], key: str) -> str:
     return f"{r[key]:.3f}" + ("" if sigma is None else f" ± {sigma:.3f}")
 
 
-def _across_seeds(settings: dict[str, Any], sigs: list[str]) -> list[str]:
-    """Mean (± standard error) over the seeds (splits) of every setting run with more than one."""
+def _seed_groups(settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for name, r in settings.items():
         base = name if r.get("seed", 1234) == 1234 else name.rsplit("_s", 1)[0]
         groups.setdefault(base, []).append(r)
+    return groups
+
+
+def _across_seeds(settings: dict[str, Any], sigs: list[str]) -> list[str]:
+    """Mean (± standard error) over the seeds (splits) of every setting run with more than one."""
+    if all(len(runs) < 2 for runs in _seed_groups(settings).values()):
+        return []
     lines = [
         "Across seeds (each seed its own split, so its own 1/5 of the file as test sample):",
         "",
@@ -295,7 +303,7 @@ def _across_seeds(settings: dict[str, Any], sigs: list[str]) -> list[str]:
         "seeds with max pull ≤ 2 | " + " | ".join(f"AUC {s}" for s in sigs) + " |",
         "|" + "---|" * (7 + len(sigs)),
     ]
-    for base, runs in groups.items():
+    for base, runs in _seed_groups(settings).items():
         if len(runs) < 2:
             continue
         dcor = np.array([r["dcor_background"] for r in runs])
@@ -413,7 +421,7 @@ def main() -> None:
                     args.min_region_events,
                     work,
                     args.reuse,
-                    fractions,  # type: ignore[arg-type]
+                    fractions,
                     tuple(args.eps_b),
                     unit,
                 )
@@ -432,7 +440,7 @@ def main() -> None:
     plot(results, args.out.with_name(args.out.stem + "_pull.png"))
     md = args.out.with_suffix(".md")
     notes = md.read_text().partition(NOTES)[2] if md.exists() else ""  # hand-written findings
-    md.write_text(markdown(results) + (NOTES + notes if notes else ""))
+    md.write_text(markdown(results, args.out.name) + (NOTES + notes if notes else ""))
 
 
 if __name__ == "__main__":
