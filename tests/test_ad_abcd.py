@@ -142,3 +142,28 @@ def test_trigger_efficiency_uses_abcd_signal_region_at_rate():
     assert wp.threshold == x
     assert wp.tpr == pytest.approx(((s1 > x) & (s2 > y)).mean())
     assert trigger_efficiency_at_rate(r1[:1000], r2[:1000], s1, s2, 1.0).tpr is None
+
+
+def test_closure_pull_is_standard_normal_over_weighted_factorised_toys():
+    """The pull's σ must hold the Σw² of all four regions: on toys where R1 and R2 are
+    independent and the weights spread over decades (p̂T-biased QCD), the pulls over many toys
+    are N(0, 1). The oracle is that distribution, and each toy's counts against plain numpy.
+    Leaving out the prediction's error, or using Σw for Σw², widens or narrows it past the cut."""
+    rng = np.random.default_rng(12)
+    eps = (0.002, 0.01, 0.05)
+    pulls = []
+    for _ in range(150):
+        r1, r2 = rng.exponential(1.0, 20_000), rng.gamma(2.0, 1.0, 20_000)
+        biased = rng.random(20_000) < 0.3
+        w = np.where(biased, np.exp(-r1) * rng.lognormal(0.0, 1.5, 20_000), 1.0)
+        scan = abcd_scan(r1, r2, w, eps_b=eps, min_events=20)
+        pulls.append(scan["pull"].to_numpy())
+        row = scan.iloc[1]
+        a = (r1 > row["x"]) & (r2 > row["y"])
+        assert row["n_a"] == pytest.approx(w[a].sum())
+        c = count_regions(r1, r2, w, row["x"], row["y"])
+        assert c.var["A"] == pytest.approx((w[a] ** 2).sum())
+    pulls = np.array(pulls)
+    assert np.isfinite(pulls).all()
+    assert abs(pulls.mean()) < 0.3
+    assert 0.88 < pulls.std() < 1.12
