@@ -126,6 +126,7 @@ SUMMARY_KEYS = {
     },
     "firmware": {
         "backend",
+        "beside",
         "brams",
         "clock_period_ns",
         "csim_events",
@@ -142,6 +143,7 @@ SUMMARY_KEYS = {
         "latency_ns",
         "luts",
         "project",
+        "strategy",
         "within_budget",
     },
     "emulation": {
