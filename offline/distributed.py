@@ -67,7 +67,11 @@ def setup(device: str = "auto") -> DistInfo:
 
 
 def teardown() -> None:
+    """Leave the process group once every rank is done: without the barrier a rank that
+    leaves first can abort a peer still in gloo's last exchange ("terminate called without
+    an active exception")."""
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

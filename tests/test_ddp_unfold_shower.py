@@ -21,6 +21,7 @@ OMNIFOLD = textwrap.dedent(
     import numpy as np
     import torch
     import torch.distributed as dist
+    from offline.distributed import teardown
     from offline.unfold.omnifold import OmniFoldConfig, omnifold
 
     if len(sys.argv) > 2:
@@ -33,8 +34,7 @@ OMNIFOLD = textwrap.dedent(
     result = omnifold(gen + rng.normal(0, 0.5, 4000), gen, truth + rng.normal(0, 0.5, 4000), config=config)
     rank = dist.get_rank() if dist.is_initialized() else 0
     np.save(f"{sys.argv[1]}_rank{rank}.npy", result.member_push)
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    teardown()
     """
 )
 
