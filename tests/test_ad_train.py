@@ -20,7 +20,7 @@ from offline.ad import (
     score_inputs,
     train_pair,
 )
-from offline.artifacts import read_json
+from offline.artifacts import read_json, write_json
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +103,19 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(data, tmp_
             tmp_path / "resumed",
             resume=True,
         )
+
+
+def test_a_checkpoint_torn_between_weights_and_state_is_refused_on_resume(data, tmp_path):
+    # what SIGKILL between the two writes leaves: epoch 1's weights, epoch 0's state
+    _train(data, tmp_path, epochs=2, lam=10.0)
+    state = read_json(tmp_path / "state.json")
+    state["epoch"], state["history"] = 0, state["history"][:1]
+    write_json(tmp_path / "state.json", state)
+    settings = TrainConfig(epochs=3, batch_size=250, patience=100, progress=False, seed=5, lam=10.0)
+    with pytest.raises(
+        ValueError, match=r"last\.safetensors holds epoch 1 but state\.json epoch 0"
+    ):
+        train_pair(*data["train"], *data["val"], settings, tmp_path, resume=True)
 
 
 def test_early_stopping_stops_after_patience_without_improvement(data, tmp_path):

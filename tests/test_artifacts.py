@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -9,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from offline.artifacts import MARKER_FILE, atomic_directory, check_replaceable, plain_name
+from offline.artifacts import (
+    MARKER_FILE,
+    atomic_directory,
+    check_replaceable,
+    deferred_interrupts,
+    plain_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -124,3 +132,22 @@ def test_a_second_writer_of_the_same_output_fails_at_once_while_the_first_holds_
     assert (target / "summary.json").exists()  # the first writer finished undisturbed
     with atomic_directory(target, kind="run") as tmp:  # and the lock is free again
         (tmp / "summary.json").write_text("{}")
+
+
+def test_a_signal_inside_deferred_interrupts_reaches_its_handler_only_after_the_block():
+    events: list[str] = []
+
+    def handler(signum, frame):
+        events.append("handler")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        with deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the interpreter runs pending handlers between bytecodes
+            events.append("second write")
+        events.append("after")
+        assert events == ["second write", "handler", "after"]
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -59,13 +59,23 @@ from offline.ad.defaults import (
 )
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
-from offline.artifacts import atomic_path, load_tensors, read_json, read_json_object, write_json
+from offline.artifacts import (
+    atomic_path,
+    deferred_interrupts,
+    load_tensors,
+    read_json,
+    read_json_object,
+    write_json,
+)
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 BEST_FILE = "model.safetensors"
 LAST_FILE = "last.safetensors"
 STATE_FILE = "state.json"
+EPOCH_TENSOR = (
+    "checkpoint.epoch"  # in LAST_FILE: the epoch its weights end, checked against STATE_FILE
+)
 
 
 @dataclass(frozen=True)
@@ -234,7 +244,7 @@ def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
     state = {
         k: v
         for k, v in load_tensors(weights, "checkpoint weights").items()
-        if not k.startswith("optim.")
+        if not k.startswith("optim.") and k != EPOCH_TENSOR
     }
     try:
         model.load_state_dict(state)
@@ -247,9 +257,14 @@ def load_pair(path: str | Path, which: str = BEST_FILE) -> AutoencoderPair:
 
 
 def _save_weights(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    epoch: int | None = None,
 ) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if epoch is not None:
+        tensors[EPOCH_TENSOR] = torch.tensor(epoch)
     if optimizer is not None:
         for idx, st in optimizer.state_dict()["state"].items():
             for name, value in st.items():
@@ -613,6 +628,12 @@ def _start(
             out_dir.mkdir(parents=True, exist_ok=True)
         return _Progress()
     tensors = load_tensors(out_dir / LAST_FILE, "resume checkpoint")
+    saved_epoch = tensors.pop(EPOCH_TENSOR, None)
+    if saved_epoch is not None and int(saved_epoch) != state["epoch"]:
+        raise ValueError(
+            f"{out_dir}: cannot resume, {LAST_FILE} holds epoch {int(saved_epoch)} but {STATE_FILE} "
+            f"epoch {state['epoch']} (the process was killed while checkpointing); train into a new --out"
+        )
     model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("optim.")})
     _restore_optimizer(
         optimizer, {k: v.to(info.device) for k, v in tensors.items()}, state["param_groups"]
@@ -667,23 +688,27 @@ def _checkpoint(
     config: TrainConfig,
     fingerprint: dict[str, Any],
 ) -> None:
-    """The best weights (when ``improved``), the last weights with the Adam state, and state.json."""
-    if improved:
-        _save_weights(out_dir / BEST_FILE, model)
-    _save_weights(out_dir / LAST_FILE, model, optimizer)
-    write_json(
-        out_dir / STATE_FILE,
-        {
-            "epoch": progress.history[-1]["epoch"],
-            "best_epoch": progress.best_epoch,
-            "best_val_loss": progress.best_val,
-            "bad_epochs": progress.bad_epochs,
-            "history": progress.history,
-            "train": config.to_dict(),
-            "inputs": fingerprint,
-            "param_groups": optimizer.state_dict()["param_groups"],
-        },
-    )
+    """The best weights (when ``improved``), the last weights with the Adam state, and state.json,
+    written as one unit: a signal waits until all three are in place, and the last weights carry
+    their epoch (``EPOCH_TENSOR``) so that a checkpoint torn by SIGKILL is refused on resume."""
+    epoch = progress.history[-1]["epoch"]
+    with deferred_interrupts():
+        if improved:
+            _save_weights(out_dir / BEST_FILE, model)
+        _save_weights(out_dir / LAST_FILE, model, optimizer, epoch)
+        write_json(
+            out_dir / STATE_FILE,
+            {
+                "epoch": epoch,
+                "best_epoch": progress.best_epoch,
+                "best_val_loss": progress.best_val,
+                "bad_epochs": progress.bad_epochs,
+                "history": progress.history,
+                "train": config.to_dict(),
+                "inputs": fingerprint,
+                "param_groups": optimizer.state_dict()["param_groups"],
+            },
+        )
 
 
 def _finish(
