@@ -691,7 +691,7 @@ def _checkpoint(
     """The best weights (when ``improved``), the last weights with the Adam state, and state.json,
     written as one unit: a signal waits until all three are in place, and the last weights carry
     their epoch (``EPOCH_TENSOR``) so that a checkpoint torn by SIGKILL is refused on resume."""
-    epoch = progress.history[-1]["epoch"]
+    epoch = int(progress.history[-1]["epoch"])
     with deferred_interrupts():
         if improved:
             _save_weights(out_dir / BEST_FILE, model)
