@@ -278,6 +278,6 @@ def estimate_error(rows: list[CalibrationRow] | None = None) -> dict[str, object
                 "per_level_ratio": {"min": round(min(ratios), 3), "max": round(max(ratios), 3)},
                 "statement": delay_model_error(checks),
             },
-            "delays": delay_model.SOURCE,
+            "delays": delay_model.DEFAULT_FABRIC.source,
         },
     }

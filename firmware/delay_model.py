@@ -111,20 +111,6 @@ ARTIX7_1 = FabricDelays(
 )
 DEFAULT_FABRIC = ULTRASCALE_PLUS_2
 
-# the default family's delays, one constant each (see the table above)
-LUT_NS = ULTRASCALE_PLUS_2.lut_ns
-ADDER_LUT_NS = ULTRASCALE_PLUS_2.adder_lut_ns
-LUT_TO_CARRY_NS = ULTRASCALE_PLUS_2.lut_to_carry_ns
-CARRY_ENTRY_NS = ULTRASCALE_PLUS_2.carry_entry_ns
-CARRY_BLOCK_NS = ULTRASCALE_PLUS_2.carry_block_ns
-INTER_CARRY_NET_NS = ULTRASCALE_PLUS_2.inter_carry_net_ns
-CARRY_SUM_OUT_NS = ULTRASCALE_PLUS_2.carry_sum_out_ns
-CARRY_BLOCK_BITS = ULTRASCALE_PLUS_2.carry_block_bits
-NET_DELAY_NS = ULTRASCALE_PLUS_2.net_ns
-CLOCK_TO_Q_NS = ULTRASCALE_PLUS_2.clock_to_q_ns
-SETUP_NS = ULTRASCALE_PLUS_2.setup_ns
-SOURCE = ULTRASCALE_PLUS_2.source
-
 _ADD_OPCODES = {0, 1, 4, -4}
 _PRODUCT_OPCODE = 7
 _TABLE_OPCODE = 8

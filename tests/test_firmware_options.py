@@ -40,6 +40,15 @@ def _firmware(tmp_path, quantized, *args):
     return result, root
 
 
+def _one_error_line(result, root) -> str:
+    """The command's only output line, after checking it failed with exit 1 and wrote no project."""
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert not root.exists(), "no project, whole or partial"
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -56,11 +65,8 @@ def _firmware(tmp_path, quantized, *args):
     ],
 )  # fmt: skip
 def test_bad_option_is_one_line_exit_1_and_nothing_written(quantized, tmp_path, args, message):
-    result, root = _firmware(tmp_path, quantized, *args)
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(message), result.output
-    assert not root.exists(), "nothing is created before the options are checked"
+    line = _one_error_line(*_firmware(tmp_path, quantized, *args))
+    assert line.startswith(message), line
 
 
 def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_written(
@@ -78,16 +84,12 @@ def test_spec_with_types_the_project_cannot_carry_is_refused_before_anything_is_
     )
     qdir = tmp_path / "wide"
     bad.save(qdir, weights)
-    result, root = _firmware(tmp_path, qdir)
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith(
+    line = _one_error_line(*_firmware(tmp_path, qdir))
+    assert line.startswith(
         "error: FirmwareSpec field 'scores[1].nodes[2].score': ap_ufixed<60,40,AP_TRN,AP_SAT> is 60 bits wide; "
         "the testbench and C simulation read scores as doubles, so at most 53 bits"
-    ), lines[0]
-    assert f"(in {qdir / 'spec.json'})" in lines[0]
-    assert not root.exists()
+    ), line
+    assert f"(in {qdir / 'spec.json'})" in line
 
 
 def _narrow_accumulator(spec):
@@ -105,16 +107,12 @@ def test_an_accumulator_distributed_arithmetic_would_not_reproduce_is_named(smal
     bad = _narrow_accumulator(spec)
     qdir = tmp_path / "narrow"
     bad.save(qdir, weights)
-    result, root = _firmware(tmp_path, qdir)
-    assert result.exit_code == 1, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith(
+    line = _one_error_line(*_firmware(tmp_path, qdir))
+    assert line.startswith(
         "error: FirmwareSpec field 'scores[0].nodes[0].accumulator': layer ae1_dense0: "
         "ap_fixed<10,4,AP_RND,AP_SAT> does not hold every weighted sum exactly"
-    ), lines[0]
-    assert "use strategy latency" in lines[0] and f"(in {qdir / 'spec.json'})" in lines[0]
-    assert not root.exists()
+    ), line
+    assert "use strategy latency" in line and f"(in {qdir / 'spec.json'})" in line
     # the Latency strategy rounds in the accumulator as the emulator does: accepted
     check_spec_types(bad, strategy="latency")
     check_spec_types(spec, strategy="distributed_arithmetic")  # exact accumulators pass
