@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware import delay_model
+from firmware.delay_model import fabric_for_part
 from firmware.latency_project import INPUT_REGISTER_CYCLES, dense_cost
 from firmware.latency_project import SOURCE as LATENCY_SOURCE
 
@@ -134,6 +135,7 @@ def estimate_test_report(seed: int) -> dict[str, float]:
         clock_period_ns=5.0,
         bias=False,
         relu=True,
+        fabric=fabric_for_part("xc7z020clg400-1"),
     )  # fmt: skip  (Keras' bias starts at zero: folded away)
     cycles = float(c.latency_cycles + INPUT_REGISTER_CYCLES)
     whole = {"luts": c.luts, "ffs": c.ffs, "dsps": float(c.dsps), "latency_cycles": cycles}
@@ -149,11 +151,11 @@ def estimate_dnd_mlp(seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     w1 = glorot_on_grid(rng, 98, 20, fractional=3, integer=1)
     w2 = glorot_on_grid(rng, 20, 1, fractional=3, integer=1)
+    fabric = fabric_for_part("xczu9eg-2")
     fc1 = dense_cost(w1, 3, input_width=16, accumulator_width=16, result_width=6, clock_period_ns=5.0,
-                     bias=True, relu=True)  # fmt: skip
-    out = dense_cost(
-        w2, 3, input_width=6, accumulator_width=16, result_width=16, clock_period_ns=5.0, bias=True
-    )
+                     bias=True, relu=True, fabric=fabric)  # fmt: skip
+    out = dense_cost(w2, 3, input_width=6, accumulator_width=16, result_width=16, clock_period_ns=5.0,
+                     bias=True, fabric=fabric)  # fmt: skip
     return {
         "luts": fc1.luts + out.luts, "ffs": fc1.ffs + out.ffs, "dsps": float(fc1.dsps + out.dsps),
         f"{INSTANCE} luts": fc1.luts - 20 * 6, f"{INSTANCE} ffs": fc1.ffs,

@@ -58,6 +58,7 @@ import numpy as np
 from emulation.spec import FirmwareSpec
 from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs, mismatching_events
 from firmware.defaults import DEFAULT_STRATEGY
+from firmware.delay_model import DEFAULT_FABRIC, ULTRASCALE_PLUS_2, FabricDelays, fabric_for_part
 from firmware.trace import OUTPUTS, trace_trigger
 
 ADDER_DELAY_NS = 1.0
@@ -264,8 +265,9 @@ def estimate(
     report.add("dsps", 0.0, src, "distributed arithmetic: no multipliers")
     report.add("brams", 0.0, src, "weights are constants in logic")
 
-    add_delay_model(report, comb, clock_period_ns, pipe)
-    add_latency_project(report, spec, weights, clock_period_ns)
+    fabric = fabric_for_part(part)
+    add_delay_model(report, comb, clock_period_ns, pipe, fabric)
+    add_latency_project(report, spec, weights, clock_period_ns, fabric)
 
     if check_words is not None and expected is not None:  # both or neither
         got = comb.predict(np.asarray(check_words, dtype=np.float64))
@@ -312,29 +314,46 @@ def estimate(
     return report
 
 
+def timed_cycles(
+    pipe: Any, clock_period_ns: float, fabric: FabricDelays = DEFAULT_FABRIC
+) -> tuple[int, list[float]]:
+    """The cycles of da4ml's pipeline ``pipe`` by the delay model (each stage timed on ``fabric``, one
+    longer than the clock counted as the cycles it needs): the headline latency's cycles; and the
+    stages' delays (ns)."""
+    from firmware.delay_model import stage_delays, usable_ns
+
+    stages = stage_delays(pipe, fabric)
+    usable = usable_ns(clock_period_ns, fabric)
+    return sum(max(1, math.ceil(t / usable - 1e-9)) for t in stages), stages
+
+
 def add_delay_model(
-    report: CostReport, comb: Any, clock_period_ns: float, pipe: Any = None
+    report: CostReport,
+    comb: Any,
+    clock_period_ns: float,
+    pipe: Any = None,
+    fabric: FabricDelays = DEFAULT_FABRIC,
 ) -> None:
-    """The headline latency from cited UltraScale+ -2 delays (:mod:`firmware.delay_model`): each stage
+    """The headline latency from the part family's cited delays (:mod:`firmware.delay_model`): each stage
     of da4ml's ``pipe`` (the RTL written) timed, a stage longer than the clock counted as the cycles it
     needs; without ``pipe``, registers placed greedily. Also the unpipelined critical path and the
     fewest cycles timing-driven registers would need (``min_latency_ns``)."""
     from firmware.calibration import delay_model_error
-    from firmware.delay_model import DEFAULT_FABRIC, path_delay, stage_delays, usable_ns
+    from firmware.delay_model import path_delay, usable_ns
 
-    path = path_delay(comb, clock_period_ns)
-    usable = usable_ns(clock_period_ns)
+    path = path_delay(comb, clock_period_ns, fabric)
+    usable = usable_ns(clock_period_ns, fabric)
+    cited = "FloPoCo" if fabric is ULTRASCALE_PLUS_2 else "prjxray-db + an assumed net"
     src = (
-        f"delay model (da4ml logic; {DEFAULT_FABRIC.name} delays, FloPoCo; {delay_model_error()}) "
+        f"delay model (da4ml logic; {fabric.name} delays, {cited}; {delay_model_error()}) "
         f"{tag('distributed_arithmetic')}"
     )
     report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "
                f"{path.widest_adder_bits} bits")  # fmt: skip
     cycles, note = path.stages, "registers placed by these delays"
     if pipe is not None:
-        stages = stage_delays(pipe)
+        cycles, stages = timed_cycles(pipe, clock_period_ns, fabric)
         slowest = max(stages, default=0.0)
-        cycles = sum(max(1, math.ceil(t / usable - 1e-9)) for t in stages)
         note = (f"da4ml's {len(stages)} RTL stages timed: slowest {slowest:.2f} ns of the "
                 f"{usable:.2f} ns a {clock_period_ns:g} ns clock leaves")  # fmt: skip
         report.add("rtl_slowest_stage_ns", round(slowest, 3), src, note)
@@ -345,12 +364,12 @@ def add_delay_model(
 
 
 def add_latency_project(report: CostReport, spec: FirmwareSpec, weights: dict[str, np.ndarray],
-                        clock_period_ns: float) -> None:  # fmt: skip
+                        clock_period_ns: float, fabric: FabricDelays = DEFAULT_FABRIC) -> None:  # fmt: skip
     """The hls4ml Latency project's own estimate (:mod:`firmware.latency_project`), beside da4ml's."""
     from firmware.calibration import ratio_ranges
     from firmware.latency_project import SOURCE, trigger_cost
 
-    cost = trigger_cost(spec, weights, clock_period_ns)
+    cost = trigger_cost(spec, weights, clock_period_ns, fabric)
     err = ratio_ranges()
     measured = ", ".join(
         f"{m} x{err[m]['min']:g}-{err[m]['max']:g}"

@@ -110,6 +110,22 @@ ARTIX7_1 = FabricDelays(
     source="Artix-7 -1 cell delays (Project X-Ray prjxray-db via Yosys cells_sim.v) + an assumed 0.4 ns net",
 )
 DEFAULT_FABRIC = ULTRASCALE_PLUS_2
+# part-name prefixes (Xilinx: xc7 = 7-series, xcvu/xcku/xczu/xcu = UltraScale+) and their delays; a
+# 7-series part gets Artix-7 -1's, the slowest 7-series fabric and the only one cited here
+_FAMILY_PREFIXES = (("xc7", ARTIX7_1), (("xcvu", "xcku", "xczu", "xcu"), ULTRASCALE_PLUS_2))
+
+
+def fabric_for_part(part: str) -> FabricDelays:
+    """The cited delays of ``part``'s family (a full name such as ``xcvu13p-flga2577-2-e`` or a family)."""
+    name = part.lower()
+    for prefixes, fabric in _FAMILY_PREFIXES:
+        if name.startswith(prefixes):
+            return fabric
+    raise ValueError(
+        f"part {part!r}: no cited delays for its family (known: 7-series xc7*, UltraScale+ "
+        "xcvu*/xcku*/xczu*/xcu*)"
+    )
+
 
 _ADD_OPCODES = {0, 1, 4, -4}
 _PRODUCT_OPCODE = 7

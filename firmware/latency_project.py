@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware.delay_model import ARTIX7_1, adder_delay_ns
+from firmware.delay_model import DEFAULT_FABRIC, FabricDelays, adder_delay_ns
 
 LUT_PRODUCT_MAX_CSD = 2
 SOURCE = "hls4ml Latency model (counted products and adder trees)"
@@ -77,11 +77,13 @@ class LatencyCost:
         return both
 
 
-def _tree_cycles(levels: int, width: int, clock_period_ns: float) -> tuple[int, int]:
-    """(cycles, adder levels per cycle) of an adder tree of ``levels`` levels of ``width``-bit adders."""
-    # the Artix-7 -1 delays this model's calibration (firmware.calibration) was measured with
-    usable = clock_period_ns - ARTIX7_1.clock_to_q_ns
-    per_cycle = max(1, math.floor(usable / adder_delay_ns(width, ARTIX7_1)))
+def _tree_cycles(
+    levels: int, width: int, clock_period_ns: float, fabric: FabricDelays
+) -> tuple[int, int]:
+    """(cycles, adder levels per cycle) of an adder tree of ``levels`` levels of ``width``-bit adders
+    on ``fabric`` (the part's family, :func:`firmware.delay_model.fabric_for_part`)."""
+    usable = clock_period_ns - fabric.clock_to_q_ns
+    per_cycle = max(1, math.floor(usable / adder_delay_ns(width, fabric)))
     return (math.ceil(levels / per_cycle) if levels else 0), per_cycle
 
 
@@ -94,8 +96,10 @@ def dense_cost(
     clock_period_ns: float,
     bias: bool = False,
     relu: bool = False,
+    fabric: FabricDelays = DEFAULT_FABRIC,
 ) -> LatencyCost:
-    """One dense layer, ``weights`` of shape (n_in, n_out) on the grid ``2**-weight_fractional``."""
+    """One dense layer, ``weights`` of shape (n_in, n_out) on the grid ``2**-weight_fractional``, its
+    adder tree timed with ``fabric``'s delays."""
     w = np.asarray(weights, dtype=np.float64)
     mant = np.rint(np.ldexp(w, weight_fractional)).astype(np.int64)
     n_in, n_out = mant.shape
@@ -121,7 +125,7 @@ def dense_cost(
             tree_levels = max(tree_levels, math.ceil(math.log2(terms)))
     if relu:
         cost.luts += n_out * result_width
-    cycles, per_cycle = _tree_cycles(tree_levels, accumulator_width, clock_period_ns)
+    cycles, per_cycle = _tree_cycles(tree_levels, accumulator_width, clock_period_ns, fabric)
     # products registered (DSP P register, or LUT adder + FF), the tree's cycles, the output register; the
     # input register is the previous block's output register (add INPUT_REGISTER_CYCLES once per chain)
     cost.latency_cycles = 1 + cycles + 1
@@ -140,9 +144,15 @@ def dense_cost(
     return cost
 
 
-def trigger_cost(spec, weights: dict[str, np.ndarray], clock_period_ns: float) -> LatencyCost:
-    """The hls4ml Latency project of the whole trigger: both autoencoders in parallel, each its dense
-    layers then its score (squares as DSP products of the difference, an adder tree of the score width)."""
+def trigger_cost(
+    spec,
+    weights: dict[str, np.ndarray],
+    clock_period_ns: float,
+    fabric: FabricDelays = DEFAULT_FABRIC,
+) -> LatencyCost:
+    """The hls4ml Latency project of the whole trigger on ``fabric``: both autoencoders in parallel, each
+    its dense layers then its score (squares as DSP products of the difference, an adder tree of the
+    score width)."""
     from quantize.spec import weight_key
 
     total: LatencyCost | None = None
@@ -154,7 +164,8 @@ def trigger_cost(spec, weights: dict[str, np.ndarray], clock_period_ns: float) -
         for k, d in enumerate(ae.layers):
             wmat = np.asarray(weights[weight_key(a, k, "weight")], dtype=np.float64).T
             layer = dense_cost(wmat, d.weight.fractional, x_width, d.accumulator.width, d.activation_result.width,
-                               clock_period_ns, bias=d.bias is not None, relu=d.activation == "relu")  # fmt: skip
+                               clock_period_ns, bias=d.bias is not None, relu=d.activation == "relu",
+                               fabric=fabric)  # fmt: skip
             chain = chain.then(layer)
             x_width = d.activation_result.width
         s = ae.score
@@ -163,7 +174,9 @@ def trigger_cost(spec, weights: dict[str, np.ndarray], clock_period_ns: float) -
             dsps=n, products=n, adders=2 * n - 1
         )  # n differences, n squares, n - 1 sums
         score.luts = n * ae.term_type.width + (n - 1) * s.score.width
-        cycles, _ = _tree_cycles(math.ceil(math.log2(max(n, 2))), s.score.width, clock_period_ns)
+        cycles, _ = _tree_cycles(
+            math.ceil(math.log2(max(n, 2))), s.score.width, clock_period_ns, fabric
+        )
         score.latency_cycles = 1 + 1 + cycles  # differences, squares (DSP), the sum
         score.ffs = float(n * ae.term_type.width + n * s.square.width + s.score.width)
         chain = chain.then(score)

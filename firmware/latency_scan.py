@@ -7,9 +7,10 @@ against efficiency without retraining the autoencoders. For every ``k`` the scan
 
 1. keeps the ``k`` features of largest background variance (``feature_order``: signal-agnostic;
    a feature that never varies, such as the MET's eta word, carries nothing),
-2. costs the trigger with da4ml (adder levels, pipeline stages at the clock, LUTs; the figure
-   the budget check uses, :func:`firmware.cost.da4ml_latency`) and with the hls4ml Latency model
-   (:mod:`firmware.latency_project`, the HLS project ``l1ad firmware`` writes),
+2. costs the trigger as the budget check does: da4ml's pipeline (adder levels, LUTs) with each
+   stage timed by the part's cited delays (:func:`firmware.cost.timed_cycles`, the headline
+   latency of the default ``distributed_arithmetic`` project), and beside it the hls4ml Latency
+   model (:mod:`firmware.latency_project`, the project ``--strategy latency`` writes),
 3. places the ABCD thresholds on the exact background scores for ``rate_khz`` and measures the
    trigger efficiency per signal there (``offline.ad.metrics.trigger_efficiency_at_rate``).
 
@@ -28,6 +29,7 @@ import numpy as np
 
 from emulation.spec import RECONSTRUCTION, FirmwareSpec
 from emulation.trigger import emulate_trigger
+from firmware.defaults import DEFAULT_PART
 
 COLUMNS = (
     "features",
@@ -74,13 +76,16 @@ def scan_latency(
     background_weights: np.ndarray | None = None,
     signal_weights: Mapping[str, np.ndarray | None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    part: str = DEFAULT_PART,
 ) -> Any:
-    """One row per feature count: da4ml latency (levels, cycles, ns), LUTs, the hls4ml Latency model's
-    latency, and ``efficiency_<signal>`` at ``rate_khz`` (None where the background sample is too small
-    to resolve the rate). Returns a pandas DataFrame in the order of ``feature_counts``."""
+    """One row per feature count: da4ml's adder levels and LUTs, the latency (cycles, ns) of its pipeline
+    timed with ``part``'s delays, the hls4ml Latency model's latency, and ``efficiency_<signal>`` at
+    ``rate_khz`` (None where the background sample is too small to resolve the rate). Returns a pandas
+    DataFrame in the order of ``feature_counts``."""
     import pandas as pd
 
-    from firmware.cost import da4ml_latency
+    from firmware.cost import da4ml_pipeline, timed_cycles
+    from firmware.delay_model import fabric_for_part
     from firmware.latency_project import trigger_cost
     from offline.ad.defaults import DEFAULT_RATE_KHZ
     from offline.ad.metrics import trigger_efficiency_at_rate
@@ -97,13 +102,15 @@ def scan_latency(
     for k in counts:
         if not 1 <= k <= len(order):
             raise ValueError(f"feature count {k} is not in 1..{len(order)} (the scores' features)")
+    fabric = fabric_for_part(part)
     rows = []
     for i, k in enumerate(counts):
         point = with_score_features(spec, order[:k])
-        lat = da4ml_latency(point, weights, clock_period_ns)
-        hls = trigger_cost(point, weights, clock_period_ns)
+        _, pipe, lat = da4ml_pipeline(point, weights, clock_period_ns)
+        cycles, _ = timed_cycles(pipe, clock_period_ns, fabric)
+        hls = trigger_cost(point, weights, clock_period_ns, fabric)
         row: dict[str, Any] = {
-            "features": k, "adder_levels": lat.adder_levels, "latency_cycles": lat.cycles, "latency_ns": lat.latency_ns,
+            "features": k, "adder_levels": lat.adder_levels, "latency_cycles": cycles, "latency_ns": cycles * clock_period_ns,
             "luts": lat.luts, "latency_ns_hls4ml_latency_model": hls.latency_cycles * clock_period_ns,
         }  # fmt: skip
         background = emulate_trigger(point, weights, background_words)
@@ -132,7 +139,7 @@ def default_feature_counts(n: int) -> list[int]:
 def plot_scan(
     frame: Any, path: str | os.PathLike[str], rate_khz: float, budget_ns: float | None = None
 ) -> Path:
-    """Trigger efficiency per signal against the da4ml latency estimate, one point per feature count."""
+    """Trigger efficiency per signal against the latency estimate, one point per feature count."""
     from offline.plotting import new_figure, save_figure
 
     fig, ax = new_figure(figsize=(9, 6))
@@ -154,7 +161,7 @@ def plot_scan(
                                 xytext=(6, 0), fontsize=10, va="center")  # fmt: skip
     if budget_ns is not None:
         ax.axvline(budget_ns, color="gray", ls="--", label=f"budget {budget_ns:g} ns")
-    ax.set_xlabel("latency estimate (ns: da4ml stages × clock)")
+    ax.set_xlabel("latency estimate (ns: da4ml's stages timed by the delay model)")
     ax.set_ylabel(f"trigger efficiency at {rate_khz:g} kHz")
     ax.set_ylim(bottom=0)
     ax.margins(x=0.15)
@@ -198,6 +205,7 @@ def scan_latency_files(
     rate_khz: float | None = None,
     budget_ns: float | None = None,
     progress: Callable[[int, int], None] | None = None,
+    part: str = DEFAULT_PART,
 ) -> tuple[Any, dict[str, Path]]:
     """:func:`scan_latency` on event files (event weights used); writes ``out_dir`` whole or not at all
     (``scan.csv``, ``scan.json``, ``scan.png``). Every file is read before anything is written."""
@@ -213,7 +221,7 @@ def scan_latency_files(
     frame = scan_latency(
         spec, weights, to_hardware(bkg.features), {n: to_hardware(e.features) for n, e in sig.items()},
         clock_period_ns, feature_counts, rate_khz, bkg.event_weights, {n: e.event_weights for n, e in sig.items()},
-        progress,
+        progress, part,
     )  # fmt: skip
     with atomic_directory(out_dir, SCAN_KIND) as tmp:
         write_scan(frame, tmp, rate_khz, clock_period_ns, budget_ns)

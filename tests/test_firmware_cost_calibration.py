@@ -16,7 +16,13 @@ from firmware.calibration import (
     delay_check_rows,
     estimate_error,
 )
-from firmware.delay_model import adder_delay_ns, path_delay, qint_width, stage_delays
+from firmware.delay_model import (
+    adder_delay_ns,
+    fabric_for_part,
+    path_delay,
+    qint_width,
+    stage_delays,
+)
 from firmware.latency_project import csd_digits, dense_cost
 
 CSV = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "firmware_calibration.csv"
@@ -205,3 +211,31 @@ def test_cost_table_has_each_implementation_with_its_assumption(tmp_path):
     assert table.loc["latency_ns", delay] == 5.0 * table.loc["latency_cycles", delay]
     assert table.loc["critical_path_ns", delay] > 0
     assert table.loc["rtl_slowest_stage_ns", delay] > 0
+
+
+@pytest.mark.parametrize(
+    ("part", "adder_16_bit_ns", "clock_to_q_ns"),
+    [
+        # FloPoCo VirtexUltrascalePlus: LUT2 0.050 + 0.011 + CARRY8 0.115 + one further 8 bits 0.026
+        # + sum out 0.116 + local route 0.180
+        ("xczu9eg-2", 0.050 + 0.011 + 0.115 + 0.026 + 0.116 + 0.180, 0.150),
+        # prjxray Artix-7 -1: LUT 0.642 + CARRY4 0.508 + 3 more CARRY4 0.114 + sum out 0.313 + 0.4 net
+        ("xc7z020clg400-1", 0.642 + 0.508 + 3 * 0.114 + 0.313 + 0.4, 0.303),
+    ],
+)
+def test_the_latency_model_times_an_adder_tree_with_the_parts_own_family_delays(
+    part, adder_16_bit_ns, clock_to_q_ns
+):
+    # 98 inputs and a bias: a 7-level tree of 16-bit adders (the dnd_hls4ml first layer)
+    weights = np.full((98, 1), 0.375)
+    cost = dense_cost(weights, 3, input_width=16, accumulator_width=16, result_width=6,
+                      clock_period_ns=5.0, bias=True, fabric=fabric_for_part(part))  # fmt: skip
+    per_cycle = math.floor((5.0 - clock_to_q_ns) / adder_16_bit_ns)
+    assert (
+        cost.latency_cycles == 1 + math.ceil(7 / per_cycle) + 1
+    )  # products, tree, output register
+
+
+def test_a_part_of_an_unknown_family_is_named():
+    with pytest.raises(ValueError, match=r"part 'ep4sgx230': no cited delays for its family"):
+        fabric_for_part("ep4sgx230")

@@ -140,7 +140,7 @@ def firmware(
     check_replaceable(output_root / project_name, PROJECT_KIND)
     if scan_latency:
         _scan(quantized, framework, events, signal, scan_features, rate, settings.clock_period_ns, latency_budget,
-              output_root / f"{project_name}-latency-scan", console)  # fmt: skip
+              output_root / f"{project_name}-latency-scan", console, settings.part)  # fmt: skip
         return
     firmware_stage(
         quantized,
@@ -159,7 +159,8 @@ def firmware(
 
 
 def _scan(quantized: Path, framework: str | None, events: Path | None, signal: list[str] | None, features: str | None,
-          rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console) -> None:  # fmt: skip
+          rate_khz: float, clock_period_ns: float, budget_ns: float, out: Path, console: Console,
+          part: str) -> None:  # fmt: skip
     """``--scan-latency``: :func:`firmware.latency_scan.scan_latency_files` (the emulator's exact scores)."""
     from firmware.build import load_quantized
     from firmware.latency_scan import scan_latency_files
@@ -187,10 +188,11 @@ def _scan(quantized: Path, framework: str | None, events: Path | None, signal: l
         task = bar.add_task("latency scan (score features)", total=None)
         frame, paths = scan_latency_files(
             model.spec, model.weights, events, signals, clock_period_ns, out, counts, rate_khz, budget_ns,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(task, completed=done, total=total), part=part,
         )  # fmt: skip
     console.print(f"latency vs trigger efficiency at {rate_khz:g} kHz (knob: score features, largest background "
-                  f"variance first; latency: da4ml stages x {clock_period_ns:g} ns clock)")  # fmt: skip
+                  f"variance first; latency: da4ml's stages timed with {part}'s delays, {clock_period_ns:g} ns "
+                  "clock)")  # fmt: skip
     console.print(frame.to_string(index=False))
     console.print(f"wrote {paths['csv']}, {paths['json']}, {paths['png']}")
 
