@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,7 @@ class LayerCall:
     )
     nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
+    firmware: Path | None = None  # the project's firmware/ (generated functions live in its headers)
 
     @property
     def config_constants(self) -> dict[str, str]:
@@ -71,6 +73,10 @@ class LayerCall:
         return self._types.resolve(
             name, self.where if name in self.template_args else self.config_where
         )
+
+    def resolve_type(self, text: str, where: str) -> FixedType:
+        """Any type text (an ap type or a typedef of the project) used at ``where``."""
+        return self._types.resolve(text, where)
 
     def const(self, name: str, default=_MISSING):
         """A config constant: an int (sizes, expressions of named constants), a float, or an enum value's name."""
@@ -131,10 +137,13 @@ class LayerCall:
 
 
 def _layer_call(
-    project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]
+    project: ProjectText,
+    call: CallText,
+    outside: dict[str, dict[str, tuple[str, str, str]]],
+    configless: bool = False,
 ) -> LayerCall:
     """A call with its config struct (and the nnet_utils structs it derives from) read."""
-    config_name = unqualify(call.template_args[-1]) if call.template_args else ""
+    config_name = unqualify(call.template_args[-1]) if call.template_args and not configless else ""
     chain: list[_Config] = []
     config = project.configs.get(config_name)
     if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
@@ -169,12 +178,13 @@ def _layer_call(
         config_text=chain[0].body if chain else "",
         nnet_dense=project.nnet_dense,
         parameters=parameters,
+        firmware=project.firmware,
     )
 
 
 def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     """Parse an hls4ml project directory (or its ``firmware/``) into a :class:`Graph`."""
-    from emulation.layers import ARITY, READERS
+    from emulation.layers import ARITY, CONFIGLESS, READERS, lookup
 
     project = read_project_text(path)
     outside: dict[str, dict[str, tuple[str, str, str]]] = {}
@@ -190,17 +200,18 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
 
     nodes: list[Node] = []
     for call in project.calls:
-        build = READERS.get(call.function)
-        if build is None:
+        key = lookup(call.function)
+        if key is None:
             supported = ", ".join(sorted(READERS))
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) is not supported by the emulator "
                              f"(supported: {supported})")  # fmt: skip
-        n_template, n_args = ARITY[call.function]
+        build = READERS[key]
+        n_template, n_args = ARITY[key]
         if len(call.template_args) not in n_template or len(call.args) not in n_args:
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) has {len(call.template_args)} "
                              f"template arguments and {len(call.args)} arguments; nnet::{call.function} takes "
                              f"{' or '.join(map(str, n_template))} and {' or '.join(map(str, n_args))}")  # fmt: skip
-        nodes.append(build(_layer_call(project, call, outside)))
+        nodes.append(build(_layer_call(project, call, outside, key in CONFIGLESS)))
 
     written = {n.output for n in nodes}
     inputs = tuple(p for p in project.ports if p.name not in written)
