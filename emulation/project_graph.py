@@ -61,7 +61,9 @@ class LayerCall:
     )
     nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
-    firmware: Path | None = None  # the project's firmware/ (generated functions live in its headers)
+    firmware: Path | None = (
+        None  # the project's firmware/ (generated functions live in its headers)
+    )
 
     @property
     def config_constants(self) -> dict[str, str]:

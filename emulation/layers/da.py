@@ -76,7 +76,7 @@ class Expr:
 
 @dataclass(frozen=True)
 class Statement:
-    target: str  # a declared name, or ``None``-like "" for an output
+    target: str  # the declared name ("" for an output)
     output: int  # the output index for ``model_out[j] = ...``, else -1
     type: FixedType  # the declared type (or out_t)
     expr: Expr
@@ -197,8 +197,8 @@ class _Parser:
         self.take(":")
         b = self.value(self.ternary())
         c = self.value(cond)
-        if c.type is not None:  # a number as a condition: nonzero
-            c = Expr("nonzero", (c,), None)
+        if c.type is not None:
+            raise self.fail("a number is used as a condition (da4ml writes comparisons and bits)")
         assert a.type is not None and b.type is not None
         return Expr("select", (c, a, b), _union_type(a.type, b.type))
 
@@ -277,7 +277,9 @@ class _Parser:
             e = self.typed(self.ternary())
             self.take(")")
             return _bit_shift(e, int(amount), self.fail)
-        if kind == "aptype" or (kind == "name" and self.peek()[1] == "(" and self.scope.is_type(text)):
+        if kind == "aptype" or (
+            kind == "name" and self.peek()[1] == "(" and self.scope.is_type(text)
+        ):
             t = self.scope.type(text, self.where)
             self.take("(")
             e = self.ternary()
@@ -362,7 +364,9 @@ def _headers(firmware: Path) -> list[Path]:
     return [p for p in dict.fromkeys([first, *rest]) if p.exists()]
 
 
-_DEFINITION = r"(?:template\s*<(?P<template>[^<>]*)>\s*)?void\s+{name}\s*\((?P<params>[^)]*)\)\s*\{{"
+_DEFINITION = (
+    r"(?:template\s*<(?P<template>[^<>]*)>\s*)?void\s+{name}\s*\((?P<params>[^)]*)\)\s*\{{"
+)
 
 
 def find_function(firmware: Path, name: str, used_at: str) -> tuple[Source, re.Match[str], int]:
@@ -386,7 +390,9 @@ def find_function(firmware: Path, name: str, used_at: str) -> tuple[Source, re.M
     )
 
 
-_ARRAY_PARAM = re.compile(r"\s*(?:const\s+)?((?:\w+::)*\w+(?:\s*<[^<>]*>)?)\s+(\w+)\s*\[\s*(\d+)\s*\]\s*")
+_ARRAY_PARAM = re.compile(
+    r"\s*(?:const\s+)?((?:\w+::)*\w+(?:\s*<[^<>]*>)?)\s+(\w+)\s*\[\s*(\d+)\s*\]\s*"
+)
 _OUTPUT = re.compile(r"(\w+)\s*\[\s*(\d+)\s*\]\s*=(?!=)\s*(.+)", re.S)
 _DECLARATION = re.compile(
     r"(?:const\s+)?((?:\w+::)*\w+(?:\s*<[^;=<>]*>)?)\s+(\w+)\s*=(?!=)\s*(.+)", re.S
@@ -450,7 +456,9 @@ def read_program(
             if not 0 <= j < n_o:
                 raise ValueError(f"{at}: {out_name}[{j}] is not one of the {n_o} outputs")
             if j in assigned:
-                raise ValueError(f"{at}: {out_name}[{j}] is assigned twice (first at {assigned[j]})")
+                raise ValueError(
+                    f"{at}: {out_name}[{j}] is assigned twice (first at {assigned[j]})"
+                )
             assigned[j] = at
             expr = convert(_Parser(out.group(3), at, scope).parse(), out_t, _failing(at, text))
             statements.append(Statement("", j, out_t, expr, at))
@@ -510,7 +518,7 @@ def _evaluate(e: Expr, x: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarr
         return _evaluate(args[0], x, values)  # the same word, read with another binary point
     if op == "neg":
         m = _evaluate(args[0], x, values)
-        return -(m.astype(object) if mantissa_dtype(_t(e)) == object else m)
+        return -(np.asarray(m).astype(object) if mantissa_dtype(_t(e)) != np.int64 else m)
     if op == "add":
         a, b = args
         return add(_evaluate(a, x, values), _t(a), _evaluate(b, x, values), _t(b))[0]
@@ -518,7 +526,7 @@ def _evaluate(e: Expr, x: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarr
         a, b = args
         dtype = mantissa_dtype(_t(e))
         ma, mb = _evaluate(a, x, values), _evaluate(b, x, values)
-        if dtype == object:
+        if dtype != np.int64:
             ma, mb = np.asarray(ma).astype(object), np.asarray(mb).astype(object)
         return ma * mb
     if op == "gt":
@@ -526,8 +534,6 @@ def _evaluate(e: Expr, x: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarr
         diff_t = _plus_type(_t(a), _neg_type(_t(b)))
         neg_b = Expr("neg", (b,), _neg_type(_t(b)))
         return _evaluate(Expr("add", (a, neg_b), diff_t), x, values) > 0
-    if op == "nonzero":
-        return np.asarray(_evaluate(args[0], x, values)) != 0
     if op == "bit":
         m = np.asarray(_evaluate(args[0], x, values))
         return ((m >> args[1]) & 1).astype(bool)
@@ -540,7 +546,10 @@ def _evaluate(e: Expr, x: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarr
 
 
 def run_program(
-    program: DAProgram, x: np.ndarray, counter: OverflowCounter | None = None, name: str = "dense_da"
+    program: DAProgram,
+    x: np.ndarray,
+    counter: OverflowCounter | None = None,
+    name: str = "dense_da",
 ) -> np.ndarray:
     """Result mantissas (N, n_out) of ``out_t`` for input mantissas x (N, n_in) of ``inp_t``."""
     x = np.asarray(x)
@@ -550,11 +559,12 @@ def run_program(
         values: dict[str, np.ndarray] = {}
         for k, st in enumerate(program.statements):
             e = st.expr
-            if e.op == "cast" and counter is not None:  # count what the assignment wraps or saturates
-                inner = _evaluate(e.args[0], chunk, values)
+            if e.op == "cast":  # the assignment (what it wraps or saturates is counted)
                 label = f"{name}.result" if st.output >= 0 else f"{name}.da"
-                m = cast(inner, _t(e.args[0]), st.type, counter, label)
-            else:
+                m = cast(
+                    _evaluate(e.args[0], chunk, values), _t(e.args[0]), st.type, counter, label
+                )
+            else:  # a constant
                 m = _evaluate(e, chunk, values)
             m = np.broadcast_to(m, (len(chunk),))
             if st.output >= 0:
@@ -604,8 +614,16 @@ def linear_map(program: DAProgram) -> tuple[list[_Form], FixedType] | None:
     Returns the forms and ``inp_t``.
     """
     x_t = program.input_type
-    x_lo = Fraction(x_t.min_int, 1 << x_t.fractional) if x_t.fractional >= 0 else Fraction(x_t.min_int << -x_t.fractional)
-    x_hi = Fraction(x_t.max_int, 1 << x_t.fractional) if x_t.fractional >= 0 else Fraction(x_t.max_int << -x_t.fractional)
+    x_lo = (
+        Fraction(x_t.min_int, 1 << x_t.fractional)
+        if x_t.fractional >= 0
+        else Fraction(x_t.min_int << -x_t.fractional)
+    )
+    x_hi = (
+        Fraction(x_t.max_int, 1 << x_t.fractional)
+        if x_t.fractional >= 0
+        else Fraction(x_t.max_int << -x_t.fractional)
+    )
 
     def lossless(form: _Form, t: FixedType) -> bool:
         lo = hi = form.const
@@ -651,7 +669,9 @@ def linear_map(program: DAProgram) -> tuple[list[_Form], FixedType] | None:
         for st in program.statements:
             if st.output >= 0:
                 e = st.expr
-                inner = e.args[0] if e.op == "cast" else e  # the cast into out_t stays the dense result cast
+                inner = (
+                    e.args[0] if e.op == "cast" else e
+                )  # the cast into out_t stays the dense result cast
                 outputs[st.output] = form(inner)
             else:
                 forms[st.target] = form(st.expr)  # a cast: checked lossless
@@ -679,7 +699,8 @@ def dense_params(forms: list[_Form], x_t: FixedType, n_in: int) -> dict[str, Any
     x_max = max(-x_t.min_int, x_t.max_int)
     column = [sum(abs(int(v)) for v in weight[:, j]) for j in range(len(forms))]
     bound = max(
-        ((x_max * c) << (frac - x_t.fractional - w_t.fractional)) + (abs(int(bj)) << (frac - b_t.fractional))
+        ((x_max * c) << (frac - x_t.fractional - w_t.fractional))
+        + (abs(int(bj)) << (frac - b_t.fractional))
         for c, bj in zip(column, bias, strict=True)
     )
     integer_and_sign = bound.bit_length() + 1
@@ -696,12 +717,16 @@ def _read_dense_da(call: LayerCall) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     if call.firmware is None:
         raise call.fail("the project's firmware directory is unknown")
-    program = read_program(call.firmware, call.function, data_t, res_t, call.resolve_type, None, call.where)
+    program = read_program(
+        call.firmware, call.function, data_t, res_t, call.resolve_type, None, call.where
+    )
     linear = linear_map(program)
     inputs, output = [call.args[0]], call.args[1]
     if linear is not None:
         params = dense_params(*linear, program.n_in)
-        return call.node("dense", inputs, output, [data_t], res_t, program.n_out, **params, program=program)
+        return call.node(
+            "dense", inputs, output, [data_t], res_t, program.n_out, **params, program=program
+        )
     return call.node("dense_da", inputs, output, [data_t], res_t, program.n_out, program=program)
 
 

@@ -24,7 +24,17 @@ from emulation.graph import Node
 if TYPE_CHECKING:
     from emulation.project_graph import LayerCall
 
-__all__ = ["ARITY", "CONFIGLESS", "KERNELS", "READERS", "Kernel", "Reader", "kernel", "lookup", "reader"]
+__all__ = [
+    "ARITY",
+    "CONFIGLESS",
+    "KERNELS",
+    "READERS",
+    "Kernel",
+    "Reader",
+    "kernel",
+    "lookup",
+    "reader",
+]
 
 Kernel = Callable[[Node, list[np.ndarray], OverflowCounter | None], np.ndarray]
 KERNELS: dict[str, Kernel] = {}
