@@ -142,10 +142,12 @@ def _layer_call(
     project: ProjectText,
     call: CallText,
     outside: dict[str, dict[str, tuple[str, str, str]]],
-    configless: bool = False,
+    config_arg: int | None = -1,
 ) -> LayerCall:
-    """A call with its config struct (and the nnet_utils structs it derives from) read."""
-    config_name = unqualify(call.template_args[-1]) if call.template_args and not configless else ""
+    """A call with its config struct (template argument ``config_arg``; none for ``None``) and the
+    nnet_utils structs it derives from read."""
+    targs = call.template_args
+    config_name = unqualify(targs[config_arg]) if targs and config_arg is not None else ""
     chain: list[_Config] = []
     config = project.configs.get(config_name)
     if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
@@ -186,7 +188,7 @@ def _layer_call(
 
 def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     """Parse an hls4ml project directory (or its ``firmware/``) into a :class:`Graph`."""
-    from emulation.layers import ARITY, CONFIGLESS, READERS, lookup
+    from emulation.layers import ARITY, CONFIG_ARG, READERS, lookup
 
     project = read_project_text(path)
     outside: dict[str, dict[str, tuple[str, str, str]]] = {}
@@ -213,7 +215,7 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) has {len(call.template_args)} "
                              f"template arguments and {len(call.args)} arguments; nnet::{call.function} takes "
                              f"{' or '.join(map(str, n_template))} and {' or '.join(map(str, n_args))}")  # fmt: skip
-        nodes.append(build(_layer_call(project, call, outside, key in CONFIGLESS)))
+        nodes.append(build(_layer_call(project, call, outside, CONFIG_ARG[key])))
 
     written = {n.output for n in nodes}
     inputs = tuple(p for p in project.ports if p.name not in written)

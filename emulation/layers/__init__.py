@@ -5,6 +5,6 @@ Importing this package fills :data:`KERNELS` (node kind -> kernel) and :data:`RE
 """
 
 from emulation.layers import activation, conv, da, dense, merge, normalize, pooling, reshape  # noqa: F401  (registration)
-from emulation.layers.registry import ARITY, CONFIGLESS, KERNELS, READERS, lookup
+from emulation.layers.registry import ARITY, CONFIG_ARG, KERNELS, READERS, lookup
 
-__all__ = ["ARITY", "CONFIGLESS", "KERNELS", "READERS", "lookup"]
+__all__ = ["ARITY", "CONFIG_ARG", "KERNELS", "READERS", "lookup"]

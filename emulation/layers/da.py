@@ -369,25 +369,36 @@ _DEFINITION = (
 )
 
 
-def find_function(firmware: Path, name: str, used_at: str) -> tuple[Source, re.Match[str], int]:
-    """The definition of ``name`` in the project's headers: (source, signature match, end of body)."""
-    pattern = re.compile(_DEFINITION.format(name=re.escape(name)))
+def _find(
+    firmware: Path, pattern: re.Pattern[str], what: str, used_at: str
+) -> tuple[Source, re.Match[str], int]:
+    """The first match of ``pattern`` (ending in ``{``) in the project's headers: (source, match, end of body)."""
     for path in _headers(firmware):
         source = _read(str(path), path.stat().st_mtime_ns)
         m = pattern.search(source.text)
-        if m is None:
-            continue
-        depth = 0
-        for i in range(m.end() - 1, len(source.text)):
-            depth += source.text[i] == "{"
-            depth -= source.text[i] == "}"
-            if depth == 0:
-                return source, m, i
-        raise ValueError(f"{source.where(m.start())}: unbalanced braces in {name}")
+        if m is not None:
+            return source, m, _closing(source, m.end() - 1, what)
     raise ValueError(
-        f"{used_at}: the distributed-arithmetic function {name} is defined in no header of {firmware} "
+        f"{used_at}: the distributed-arithmetic {what} is defined in no header of {firmware} "
         "(hls4ml writes it into nnet_utils/nnet_code_gen.h)"
     )
+
+
+def _closing(source: Source, brace: int, what: str) -> int:
+    """The offset of the ``}`` that closes the ``{`` at ``brace``."""
+    depth = 0
+    for i in range(brace, len(source.text)):
+        depth += source.text[i] == "{"
+        depth -= source.text[i] == "}"
+        if depth == 0:
+            return i
+    raise ValueError(f"{source.where(brace)}: unbalanced braces in {what}")
+
+
+def find_function(firmware: Path, name: str, used_at: str) -> tuple[Source, re.Match[str], int]:
+    """The definition of function ``name`` in the project's headers: (source, signature match, end of body)."""
+    pattern = re.compile(_DEFINITION.format(name=re.escape(name)))
+    return _find(firmware, pattern, f"function {name}", used_at)
 
 
 _ARRAY_PARAM = re.compile(
@@ -712,7 +723,7 @@ def dense_params(forms: list[_Form], x_t: FixedType, n_in: int) -> dict[str, Any
 # ----------------------------------------------------------------------------- registration
 
 
-@reader("dense_da_<n>", template_args=2, args=2, config=False)
+@reader("dense_da_<n>", template_args=2, args=2, config=None)
 def _read_dense_da(call: LayerCall) -> Node:
     data_t, res_t = call.type(call.template_args[0]), call.type(call.template_args[1])
     if call.firmware is None:
@@ -728,6 +739,132 @@ def _read_dense_da(call: LayerCall) -> Node:
             "dense", inputs, output, [data_t], res_t, program.n_out, **params, program=program
         )
     return call.node("dense_da", inputs, output, [data_t], res_t, program.n_out, program=program)
+
+
+# ----------------------------------------------------------------------------- convolutions
+
+_PARTITION = re.compile(r"if\s*\(\s*partition\s*==\s*(\d+)\s*\)\s*\{")
+_FILL = re.compile(
+    r"buffer\s*\[\s*(\d+)\s*\]\s*\[\s*(\d+)\s*\]\s*=\s*(?:data\s*\[\s*(\d+)\s*\]|(0))"
+)
+
+
+def read_fill_buffer(
+    firmware: Path, name: str, shape: tuple[int, int, int], n_data: int, used_at: str
+) -> np.ndarray:
+    """The input index each ``buffer[pixel][tap]`` gets in each partition of the generated class
+    ``name`` (``fill_buffer``: ``if (partition == p) { buffer[i][t] = data[k]; ... }``), -1 for 0.
+
+    ``shape`` is (partitions, pixels per partition, taps); returns (partitions * pixels, taps).
+    """
+    pattern = re.compile(rf"class\s+{re.escape(name)}\b[^;{{]*\{{")
+    source, m, end = _find(firmware, pattern, f"class {name}", used_at)
+    method = re.compile(r"void\s+fill_buffer\s*\([^)]*\)\s*\{").search(source.text, m.end(), end)
+    if method is None:
+        raise ValueError(f"{source.where(m.start())}: class {name} has no fill_buffer method")
+    body_end = _closing(source, method.end() - 1, f"{name}::fill_buffer")
+    columns = np.full(shape, -2, dtype=np.int64)
+    rest = list(source.text[method.end() : body_end])  # what no partition block explains
+    for block in _PARTITION.finditer(source.text, method.end(), body_end):
+        part = int(block.group(1))
+        close = _closing(source, block.end() - 1, f"{name}::fill_buffer")
+        rest[block.start() - method.end() : close + 1 - method.end()] = " " * (
+            close + 1 - block.start()
+        )
+        offset = block.end()
+        for text in source.text[block.end() : close].split(";"):
+            at = source.where(offset + len(text) - len(text.lstrip()))
+            offset += len(text) + 1
+            if not text.strip():
+                continue
+            fill = _FILL.fullmatch(text.strip())
+            if fill is None:
+                raise ValueError(
+                    f"{at}: '{' '.join(text.split())[:80]}' in {name} is not 'buffer[i][j] = data[k]' or '= 0'"
+                )
+            pixel, tap = int(fill.group(1)), int(fill.group(2))
+            index = -1 if fill.group(4) is not None else int(fill.group(3))
+            if part >= shape[0] or pixel >= shape[1] or tap >= shape[2] or index >= n_data:
+                raise ValueError(f"{at}: {' '.join(text.split())} in partition {part} is outside the config's "
+                                 f"{shape[0]} partitions x {shape[1]} pixels x {shape[2]} taps of {n_data} inputs")  # fmt: skip
+            columns[part, pixel, tap] = index
+    stray = "".join(rest).strip()
+    if stray:
+        at = source.where(method.end() + len("".join(rest)) - len("".join(rest).lstrip()))
+        raise ValueError(
+            f"{at}: '{' '.join(stray.split())[:60]}' in {name}::fill_buffer is not a partition block"
+        )
+    unfilled = np.argwhere(columns == -2)
+    if unfilled.size:
+        p, i, t = unfilled[0]
+        raise ValueError(
+            f"{source.where(method.start())}: {name} never fills buffer[{i}][{t}] in partition {p}"
+        )
+    return columns.reshape(shape[0] * shape[1], shape[2])
+
+
+@reader("conv1d_cl", "conv2d_cl", template_args=3, args=2, config=0)
+def _read_conv_da(call: LayerCall) -> Node:
+    """``nnet_da_wrappers.h``'s conv: per partition, ``fill_buffer`` then ``dense_da`` on each pixel."""
+    from emulation.hls_project import _split_top
+
+    data_t, res_t = call.type(call.template_args[1]), call.type(call.template_args[2])
+    c = call.const
+    if c("strategy", None) != "distributed_arithmetic":
+        raise call.fail(
+            "this conv is defined only for the distributed_arithmetic strategy (nnet_da_wrappers.h)"
+        )
+    height = ("height",) if call.function == "conv2d_cl" else ()
+    size = {
+        k: int(np.prod([c(f"{k}_{d}") for d in (*height, "width")])) for k in ("in", "out", "filt")
+    }
+    n_chan, n_filt = int(c("n_chan")), int(c("n_filt"))
+    n_part, n_pix = int(c("n_partitions")), int(c("n_pixels"))
+    if n_part * n_pix != size["out"]:
+        raise call.fail(f"{n_part} partitions of {n_pix} pixels for {size['out']} output pixels")
+    da = re.search(r"dense_da\s*=\s*(?:\w+::)*(\w+)\s*<(.*?)>\s*;", call.config_text, re.S)
+    fill = re.search(r"using\s+fill_buffer\s*=\s*(?:\w+::)*(\w+)\s*<", call.config_text)
+    if da is None or fill is None:
+        raise call.fail(
+            f"config {call.config_name} names no dense_da function or fill_buffer class"
+        )
+    da_types = _split_top(da.group(2))
+    if len(da_types) != 2:
+        raise call.fail(f"dense_da = {da.group(1)}<{da.group(2)}> needs <inp_t, out_t>")
+    if call.firmware is None:
+        raise call.fail("the project's firmware directory is unknown")
+    in_t, out_t = (call.resolve_type(t, call.config_where) for t in da_types)
+    program = read_program(
+        call.firmware, da.group(1), in_t, out_t, call.resolve_type, n_filt, call.config_where
+    )
+    n_taps = size["filt"] * n_chan
+    if program.n_in != n_taps:
+        raise call.fail(f"{da.group(1)} takes {program.n_in} inputs, a {n_taps}-tap window")
+    columns = read_fill_buffer(
+        call.firmware, fill.group(1), (n_part, n_pix, n_taps), size["in"] * n_chan, call.where
+    )
+    if (in_t, out_t) != (
+        data_t,
+        res_t,
+    ):  # the wrapper passes its data_T/res_T buffers straight through
+        raise call.fail(f"{da.group(1)}<{in_t}, {out_t}> is called on {data_t} data into {res_t}")
+    inputs, output, n = [call.args[0]], call.args[1], size["out"] * n_filt
+    linear = linear_map(program)
+    if linear is not None:
+        params = dense_params(*linear, program.n_in)
+        return call.node("conv", inputs, output, [data_t], res_t, n, **params, columns=columns, n_filt=n_filt,
+                         program=program)  # fmt: skip
+    return call.node(
+        "conv_da", inputs, output, [data_t], res_t, n, program=program, columns=columns
+    )
+
+
+@kernel("conv_da")
+def run_conv_da(node: Node, xs: list[np.ndarray], counter: OverflowCounter | None) -> np.ndarray:
+    x, cols = xs[0], node.params["columns"]
+    padded = np.concatenate([x, np.zeros((len(x), 1), dtype=x.dtype)], axis=1)  # index -1: a zero
+    patches = padded[:, cols].reshape(-1, cols.shape[1])
+    return run_program(node.params["program"], patches, counter, node.name).reshape(len(x), -1)
 
 
 @kernel("dense_da")

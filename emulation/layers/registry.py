@@ -6,8 +6,8 @@ with the numbers of template arguments and arguments that function takes (:data:
 checked before the reader runs), and per node kind a *kernel*
 ``(node, input mantissas, counter) -> result mantissas``. A name with ``<n>`` stands for a
 family of generated functions (``dense_da_<n>``: ``dense_da_2``, ``dense_da_5``, ...; see
-:func:`lookup`); a function registered with ``config=False`` has no config struct (its last
-template argument is a type).
+:func:`lookup`). The config struct is the last template argument unless registered otherwise
+(``config=0``: the first; ``config=None``: none, every template argument is a type).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARITY",
-    "CONFIGLESS",
+    "CONFIG_ARG",
     "KERNELS",
     "READERS",
     "Kernel",
@@ -43,7 +43,7 @@ READERS: dict[str, Reader] = {}
 ARITY: dict[
     str, tuple[tuple[int, ...], tuple[int, ...]]
 ] = {}  # function -> (template argument counts, argument counts)
-CONFIGLESS: set[str] = set()  # functions whose template arguments name no config struct
+CONFIG_ARG: dict[str, int | None] = {}  # function -> which template argument is its config struct
 _FAMILIES: dict[str, re.Pattern[str]] = {}  # "dense_da_<n>" -> its pattern
 
 
@@ -67,7 +67,7 @@ def reader(
     *functions: str,
     template_args: int | tuple[int, ...],
     args: int | tuple[int, ...],
-    config: bool = True,
+    config: int | None = -1,
 ) -> Callable[[Reader], Reader]:
     """Register ``fn`` for ``nnet::function<template_args...>(args...)`` (either count may be a tuple of choices)."""
 
@@ -80,8 +80,7 @@ def reader(
             ARITY[name] = (counts(template_args), counts(args))
             if "<n>" in name:
                 _FAMILIES[name] = re.compile(re.escape(name).replace("<n>", r"\d+"))
-            if not config:
-                CONFIGLESS.add(name)
+            CONFIG_ARG[name] = config
         return fn
 
     return register
