@@ -47,9 +47,11 @@ def _inputs(project, n: int) -> np.ndarray:
 
 
 def _statement_by_statement(graph: Graph) -> Graph:
-    """The graph with every DA layer run by its statement interpreter instead of the dense kernel."""
+    """The graph with every DA layer run by its statement interpreter instead of the dense/conv kernel."""
+    literal = {"dense": "dense_da", "conv": "conv_da"}
     nodes = tuple(
-        dataclasses.replace(n, kind="dense_da") if "program" in n.params else n for n in graph.nodes
+        dataclasses.replace(n, kind=literal[n.kind]) if "program" in n.params else n
+        for n in graph.nodes
     )
     return dataclasses.replace(graph, nodes=nodes)
 
@@ -307,3 +309,45 @@ def test_every_da_statement_form_equals_gxx_on_ap_types(tmp_path):
         differ = np.flatnonzero(got[:, j] != expected[:, j])
         assert differ.size == 0, f"model_out[{j}]: {differ.size} events differ, first {differ[:3]}"
     assert len({tuple(r) for r in expected[:, [0, 2, 5]]}) > 100  # not constant outputs
+
+
+# ----------------------------------------------------------------------------- convolutions
+
+
+@pytest.mark.hls
+def test_da_convolutions_equal_csim_both_ways(tmp_path):
+    """Conv2D ('same' padding) and Conv1D (stride 2) with the DA strategy: hls4ml's ``conv2d_cl``/
+    ``conv1d_cl`` wrappers, generated ``fill_buffer`` classes and ``dense_da`` functions."""
+    from quantize.keras_compat import import_qkeras, use_legacy_keras
+    from tests.test_emulation_layers import assert_bit_exact, convert, events
+
+    keras, qkeras = use_legacy_keras(), import_qkeras()
+    keras.utils.set_random_seed(6)
+    q = qkeras.quantized_bits(6, 2, alpha=1)
+    x = keras.Input((5, 4, 2), name="im")
+    h = qkeras.QConv2D(
+        3, (3, 2), padding="same", kernel_quantizer=q, bias_quantizer=q, name="conv2d"
+    )(x)
+    h = qkeras.QActivation(qkeras.quantized_relu(8, 3), name="relu")(h)
+    h = keras.layers.Reshape((20, 3))(h)
+    h = qkeras.QConv1D(
+        2, 3, strides=2, padding="same", kernel_quantizer=q, bias_quantizer=q, name="conv1d"
+    )(h)
+    model = keras.Model(x, keras.layers.Flatten()(h))
+    da = {"Strategy": "distributed_arithmetic"}
+    result = "fixed<12,4,RND_CONV,SAT>"
+    hls_model = convert(
+        model, tmp_path / "prj", result, {"conv2d": da, "conv1d": da}, backend="Vivado"
+    )
+    calls = re.findall(
+        r"nnet::(conv\w+)<", (tmp_path / "prj" / "firmware" / "myproject.cpp").read_text()
+    )
+    assert calls == ["conv2d_cl", "conv1d_cl"]
+    project = load_hls_project(tmp_path / "prj")
+    assert project.graph is not None
+    assert [n.kind for n in project.graph.nodes if "program" in n.params] == ["conv", "conv"]
+    inputs = events(4000, 40, project.input_type, seed=7)
+    overflows = assert_bit_exact(hls_model, tmp_path / "prj", [inputs])  # integer and float paths
+    assert overflows["conv2d.result"] > 0
+    literal = _statement_by_statement(project.graph).emulate([inputs])[0]
+    assert _mismatches(literal, project.graph.emulate([inputs])[0]) == 0
