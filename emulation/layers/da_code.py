@@ -190,22 +190,21 @@ class _Parser:
         if self.peek()[1] != "?":
             return cond
         self.take("?")
-        a = self.value(self.ternary())
+        a = self.typed(self.ternary())
         self.take(":")
-        b = self.value(self.ternary())
+        b = self.typed(self.ternary())
         c = self.value(cond)
         if c.type is not None:
             raise self.fail("a number is used as a condition (da4ml writes comparisons and bits)")
-        assert a.type is not None and b.type is not None
-        return Expr("select", (c, a, b), _union_type(a.type, b.type))
+        return Expr("select", (c, a, b), _union_type(a.value_type, b.value_type))
 
     def comparison(self) -> Expr | float:
         a = self.sum()
         if self.peek()[1] != ">":
             return a
         self.take(">")
-        b = self.value(self.sum())
-        return Expr("gt", (self.value(a), b), None)
+        b = self.typed(self.sum())
+        return Expr("gt", (self.typed(a), b), None)
 
     def sum(self) -> Expr | float:
         a = self.product()
@@ -304,8 +303,8 @@ def _t(e: Expr) -> FixedType:
 
 
 def _int(value: int) -> Expr:
-    """An ``int`` literal (32-bit)."""
-    return Expr("const", (value, "literal"), FixedType.int_type(32))
+    """An integer literal: a C++ ``int`` (``long`` where it needs more bits)."""
+    return Expr("const", (value, "literal"), FixedType.int_type(max(32, value.bit_length() + 1)))
 
 
 def _bit_shift(e: Expr, s: int, fail: Callable[[str], ValueError]) -> Expr:
