@@ -7,7 +7,8 @@ or any earlier call's output) and writes its output array. The text is read by
 too, so every hls4ml layout it reads is read here). Each call's config struct (falling
 back to the base struct it derives from in the project's own ``nnet_utils``) gives sizes,
 table sizes and types; weights are read as the C simulation reads them. Layer kinds are
-registered in ``emulation.layers``.
+registered in ``emulation.layers``; code generated per layer (hls4ml's distributed-arithmetic
+``dense_da_<n>`` functions) is read from the project's headers (``LayerCall.firmware``).
 """
 
 from __future__ import annotations
