@@ -14,8 +14,9 @@ projects from hls4ml 0.x to 1.3 and hand-edited ones.
 One front end (:func:`read_project_text`: sources, constants, types, config structs,
 ports, layer calls) serves both readers: sequential Dense (Latency strategy) / ReLU /
 linear networks are read here into ``layers`` (the emulator's fast paths run them); any
-other project is read by ``emulation.project_graph`` into a layer graph. Errors name the
-file, the line and the reason.
+other project (other layers, other strategies: Resource, hls4ml 1.3's
+``distributed_arithmetic`` with its generated ``dense_da_<n>`` functions) is read by
+``emulation.project_graph`` into a layer graph. Errors name the file, the line and the reason.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ or any earlier call's output) and writes its output array. The text is read by
 too, so every hls4ml layout it reads is read here). Each call's config struct (falling
 back to the base struct it derives from in the project's own ``nnet_utils``) gives sizes,
 table sizes and types; weights are read as the C simulation reads them. Layer kinds are
-registered in ``emulation.layers``.
+registered in ``emulation.layers``; code generated per layer (hls4ml's distributed-arithmetic
+``dense_da_<n>`` functions) is read from the project's headers (``LayerCall.firmware``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +62,9 @@ class LayerCall:
     )
     nnet_dense: str | None = None  # the project's nnet_dense.h: how its dense dispatches
     parameters: str = ""  # all of parameters.h (arrays defined beside the structs)
+    firmware: Path | None = (
+        None  # the project's firmware/ (generated functions live in its headers)
+    )
 
     @property
     def config_constants(self) -> dict[str, str]:
@@ -71,6 +76,10 @@ class LayerCall:
         return self._types.resolve(
             name, self.where if name in self.template_args else self.config_where
         )
+
+    def resolve_type(self, text: str, where: str) -> FixedType:
+        """Any type text (an ap type or a typedef of the project) used at ``where``."""
+        return self._types.resolve(text, where)
 
     def const(self, name: str, default=_MISSING):
         """A config constant: an int (sizes, expressions of named constants), a float, or an enum value's name."""
@@ -131,10 +140,15 @@ class LayerCall:
 
 
 def _layer_call(
-    project: ProjectText, call: CallText, outside: dict[str, dict[str, tuple[str, str, str]]]
+    project: ProjectText,
+    call: CallText,
+    outside: dict[str, dict[str, tuple[str, str, str]]],
+    config_arg: int | None = -1,
 ) -> LayerCall:
-    """A call with its config struct (and the nnet_utils structs it derives from) read."""
-    config_name = unqualify(call.template_args[-1]) if call.template_args else ""
+    """A call with its config struct (template argument ``config_arg``; none for ``None``) and the
+    nnet_utils structs it derives from read."""
+    targs = call.template_args
+    config_name = unqualify(targs[config_arg]) if targs and config_arg is not None else ""
     chain: list[_Config] = []
     config = project.configs.get(config_name)
     if config is None and config_name and not re.fullmatch(r"[\d.\-]+", config_name):
@@ -169,12 +183,13 @@ def _layer_call(
         config_text=chain[0].body if chain else "",
         nnet_dense=project.nnet_dense,
         parameters=parameters,
+        firmware=project.firmware,
     )
 
 
 def read_project_graph(path: str | os.PathLike[str]) -> Graph:
     """Parse an hls4ml project directory (or its ``firmware/``) into a :class:`Graph`."""
-    from emulation.layers import ARITY, READERS
+    from emulation.layers import ARITY, CONFIG_ARG, READERS, lookup
 
     project = read_project_text(path)
     outside: dict[str, dict[str, tuple[str, str, str]]] = {}
@@ -190,17 +205,18 @@ def read_project_graph(path: str | os.PathLike[str]) -> Graph:
 
     nodes: list[Node] = []
     for call in project.calls:
-        build = READERS.get(call.function)
-        if build is None:
+        key = lookup(call.function)
+        if key is None:
             supported = ", ".join(sorted(READERS))
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) is not supported by the emulator "
                              f"(supported: {supported})")  # fmt: skip
-        n_template, n_args = ARITY[call.function]
+        build = READERS[key]
+        n_template, n_args = ARITY[key]
         if len(call.template_args) not in n_template or len(call.args) not in n_args:
             raise ValueError(f"{call.where}: layer '{call.name}' (nnet::{call.function}) has {len(call.template_args)} "
                              f"template arguments and {len(call.args)} arguments; nnet::{call.function} takes "
                              f"{' or '.join(map(str, n_template))} and {' or '.join(map(str, n_args))}")  # fmt: skip
-        nodes.append(build(_layer_call(project, call, outside)))
+        nodes.append(build(_layer_call(project, call, outside, CONFIG_ARG[key])))
 
     written = {n.output for n in nodes}
     inputs = tuple(p for p in project.ports if p.name not in written)

@@ -3,8 +3,8 @@
 ``CSimulation(project_dir)`` links an hls4ml project (``hls4ml_config.yml`` +
 ``firmware/``), compiles it with g++ through hls4ml (its ``build_lib.sh``) and runs
 ``predict`` (hls4ml's per-event ctypes loop, ~10^4 events/s). ``write_qkeras_project``
-converts a plain QKeras model with hls4ml (io_parallel, Latency, granularity='name')
-and writes and compiles it: projects that l1ad did not design.
+converts a plain QKeras model with hls4ml (io_parallel, Latency or distributed_arithmetic,
+granularity='name') and writes and compiles it: projects that l1ad did not design.
 
 :func:`compare_plain_csim` checks ``emulation.emulate_plain``'s outputs against it (``l1ad emulate
 --inputs --compare-csim``). hls4ml and QKeras are imported through ``quantize.keras_compat``
@@ -165,9 +165,13 @@ def write_qkeras_project(
     backend: str = "Vivado",
     precision: dict[str, dict[str, str]] | None = None,
     compile: bool = True,
+    strategy: str = "Latency",
     **writer: Any,
 ) -> CSimulation | Path:
-    """Convert a QKeras model with hls4ml (io_parallel, Latency, granularity='name') and write it.
+    """Convert a QKeras model with hls4ml (io_parallel, granularity='name') and write it.
+
+    ``strategy``: hls4ml's ``Strategy`` for every layer (``"Latency"``, or
+    ``"distributed_arithmetic"``: da4ml's shift-and-add functions in ``nnet_code_gen.h``).
 
     ``precision`` overrides per layer, e.g. ``{"dense0": {"accum": "fixed<12,4,RND,SAT>"}}``;
     ``writer`` goes to hls4ml's writer config (``namespace="ns"``, ``write_weights_txt=False``).
@@ -175,7 +179,7 @@ def write_qkeras_project(
     """
     hls4ml = _hls4ml()
     config = hls4ml.utils.config_from_keras_model(model, granularity="name", backend=backend)
-    config["Model"]["Strategy"] = "Latency"
+    config["Model"]["Strategy"] = strategy
     for layer, overrides in (precision or {}).items():
         if layer not in config["LayerName"]:
             raise ValueError(

@@ -4,7 +4,7 @@ Importing this package fills :data:`KERNELS` (node kind -> kernel) and :data:`RE
 (``nnet::`` function -> node builder).
 """
 
-from emulation.layers import activation, conv, dense, merge, normalize, pooling, reshape  # noqa: F401  (registration)
-from emulation.layers.registry import ARITY, KERNELS, READERS
+from emulation.layers import activation, conv, da, dense, merge, normalize, pooling, reshape  # noqa: F401  (registration)
+from emulation.layers.registry import ARITY, CONFIG_ARG, KERNELS, READERS, lookup
 
-__all__ = ["ARITY", "KERNELS", "READERS"]
+__all__ = ["ARITY", "CONFIG_ARG", "KERNELS", "READERS", "lookup"]
