@@ -105,7 +105,7 @@ class HLSProject:
 # ----------------------------------------------------------------------------- top function
 
 
-def _split_top(args: str) -> list[str]:
+def split_top_level(args: str) -> list[str]:
     """Split on commas outside <> and ()."""
     parts: list[str] = []
     cur: list[str] = []
@@ -168,7 +168,7 @@ def _ports(top: _Top, types: TypeTable, constants: dict[str, str]) -> list[Port]
     """The top function's array arguments; scalar ones (hls4ml 0.x ``const_size_in``) are skipped."""
     ports = []
     offset = top.params_at
-    for p in _split_top(top.params):
+    for p in split_top_level(top.params):
         where = top.source.where(top.source.text.find(p, offset) if p else offset)
         if re.search(r"\bhls::stream\b", p):
             raise ValueError(f"{where}: argument {p!r} is an hls::stream: an io_stream project; "
@@ -410,7 +410,7 @@ def read_project_text(path: str | os.PathLike[str]) -> ProjectText:
         if m.group(1).startswith("load_"):
             continue
         text = re.sub(r"\s+", "", m.group(0))
-        calls.append(CallText(m.group(1), _split_top(m.group(2)), [resolve(a) for a in _split_top(m.group(3))],
+        calls.append(CallText(m.group(1), split_top_level(m.group(2)), [resolve(a) for a in split_top_level(m.group(3))],
                               layer_names.get(text, m.group(1)), cpp.where(top.body_at + m.start()), text))  # fmt: skip
     if not calls:
         raise ValueError(f"{cpp.where(top.body_at)}: no nnet:: layer calls in {top.name}")

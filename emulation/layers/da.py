@@ -201,7 +201,7 @@ def _read_dense_da(call: LayerCall) -> Node:
 @reader("conv1d_cl", "conv2d_cl", template_args=3, args=2, config=0)
 def _read_conv_da(call: LayerCall) -> Node:
     """``nnet_da_wrappers.h``'s conv: per partition, ``fill_buffer`` then ``dense_da`` on each pixel."""
-    from emulation.hls_project import _split_top
+    from emulation.hls_project import split_top_level
 
     data_t, res_t = call.type(call.template_args[1]), call.type(call.template_args[2])
     c = call.const
@@ -223,7 +223,7 @@ def _read_conv_da(call: LayerCall) -> Node:
         raise call.fail(
             f"config {call.config_name} names no dense_da function or fill_buffer class"
         )
-    da_types = _split_top(da.group(2))
+    da_types = split_top_level(da.group(2))
     if len(da_types) != 2:
         raise call.fail(f"dense_da = {da.group(1)}<{da.group(2)}> needs <inp_t, out_t>")
     in_t, out_t = (call.resolve_type(t, call.config_where) for t in da_types)
