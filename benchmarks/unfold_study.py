@@ -416,8 +416,8 @@ def study(args: argparse.Namespace) -> None:
         histograms,
         jets_per_cpu_second,
         binned={"ibu": ibu_hists},
-        plots=not args.tag,
-    )  # variants keep the main plots
+        plots=not args.tag and not args.append,
+    )  # variants and appended runs keep the main plots (they lack the other methods)
 
 
 def replace_members(config):
