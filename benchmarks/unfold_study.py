@@ -146,8 +146,12 @@ def main() -> None:
     )
     s.add_argument("--tag", default="", help="suffix of this run's method names")
     s.add_argument(
-        "--append", action="store_true", help="keep the methods already in unfold_study.json"
+        "--name",
+        default="unfold_study",
+        help="results stem: benchmarks/results/NAME.{json,md} and NAME_<obs>.png "
+        "(e.g. unfold_study_28k for the 28 000-event table)",
     )
+    s.add_argument("--append", action="store_true", help="keep the methods already in NAME.json")
     s.add_argument("--package", action="store_true", help="also run the omnifold package (slow)")
     s.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -299,8 +303,9 @@ def study(args: argparse.Namespace) -> None:
     }
     print("ibu", methods["ibu"]["triangular_discriminator_x1e3"], flush=True)
 
-    # the particle classifiers see the jet observables too (``with_event_features``); the
-    # particle MLP gets them once, after the flattened hardest particles
+    # the particle classifiers see the jet observables too (``with_event_features``; not
+    # omnifold_deepsets_particles); the particle MLP gets them once, after the flattened
+    # hardest particles
     particles = problem.omnifold_inputs(particles=True)
     bare = problem.omnifold_inputs(particles=True, event_features=False)
     observables = problem.omnifold_inputs()
@@ -314,6 +319,8 @@ def study(args: argparse.Namespace) -> None:
         "multifold": (problem.omnifold_inputs(), "mlp", {}),
         "omnifold_mlp": ({**particles, **flat}, "mlp", {}),
         "omnifold_deepsets": (particles, "deepsets", {}),
+        # the particles alone: what the Deep Sets learns from the constituents themselves
+        "omnifold_deepsets_particles": (bare, "deepsets", {}),
         "omnifold_transformer": (
             particles,
             "transformer",
@@ -321,10 +328,10 @@ def study(args: argparse.Namespace) -> None:
         ),
     }
     if args.append:  # earlier runs' methods stay; this run adds variants (named with --tag)
-        earlier = json.loads((RESULTS / "unfold_study.json").read_text())
+        earlier = json.loads((RESULTS / f"{args.name}.json").read_text())
         if earlier["events"]["generated_per_sample"] != events:
             raise SystemExit(
-                f"--append: unfold_study.json has {earlier['events']['generated_per_sample']} "
+                f"--append: {args.name}.json has {earlier['events']['generated_per_sample']} "
                 f"events per sample, this run {events}"
             )
         methods = {
@@ -409,8 +416,8 @@ def study(args: argparse.Namespace) -> None:
         histograms,
         jets_per_cpu_second,
         binned={"ibu": ibu_hists},
-        plots=not args.tag,
-    )  # variants keep the main plots
+        plots=not args.tag and not args.append,
+    )  # variants and appended runs keep the main plots (they lack the other methods)
 
 
 def replace_members(config):
@@ -471,10 +478,10 @@ def _write(
     per_jet = sum(1 / p["jets_per_cpu_second"] for p in out["production"].values())
     out["production"]["projected_cpu_hours_for_1e5_jets_per_sample"] = 1e5 * per_jet / 3600
     RESULTS.mkdir(exist_ok=True)
-    write_json(RESULTS / "unfold_study.json", out)
-    (RESULTS / "unfold_study.md").write_text(_table(out))
+    write_json(RESULTS / f"{args.name}.json", out)
+    (RESULTS / f"{args.name}.md").write_text(_table(out))
     if plots:
-        _plots(problem, histograms, binned)
+        _plots(args.name, problem, histograms, binned)
 
 
 def _table(out: dict) -> str:
@@ -531,7 +538,7 @@ def _table(out: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plots(problem, histograms, binned) -> None:
+def _plots(stem, problem, histograms, binned) -> None:
     from offline.unfold.plots import plot_unfolded
 
     f = problem.flags()
@@ -543,7 +550,7 @@ def _plots(problem, histograms, binned) -> None:
         }
         curves.update({name: hists[obs] for name, hists in binned.items()})
         plot_unfolded(
-            RESULTS / f"unfold_study_{obs}.png",
+            RESULTS / f"{stem}_{obs}.png",
             bins,
             curves,
             _histogram(problem.data_gen[dg, j], bins),

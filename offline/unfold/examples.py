@@ -18,7 +18,12 @@ import numpy as np
 
 from offline.artifacts import atomic_path
 from offline.unfold.ibu import ibu_samples
-from offline.unfold.jets import OBSERVABLE_LABELS, OBSERVABLES, generate_jets
+from offline.unfold.jets import (
+    OBSERVABLE_LABELS,
+    OBSERVABLES,
+    classifier_features,
+    generate_jets,
+)
 
 
 @dataclass
@@ -214,9 +219,9 @@ def jet_problem(
         data_pass_gen=data["pass_gen"][keep_data],
         labels=dict(OBSERVABLE_LABELS),
         particles={
-            "sim_reco": sim["reco_particles"][keep_sim],
-            "sim_gen": sim["gen_particles"][keep_sim],
-            "data_reco": data["reco_particles"][keep_data],
+            "sim_reco": classifier_features(sim["reco_particles"][keep_sim]),
+            "sim_gen": classifier_features(sim["gen_particles"][keep_sim]),
+            "data_reco": classifier_features(data["reco_particles"][keep_data]),
         },
     )
 
