@@ -125,18 +125,6 @@ def split_top_level(args: str) -> list[str]:
     return parts
 
 
-def _body_end(text: str, brace: int, source: Source) -> int:
-    depth = 0
-    for i in range(brace, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    raise ValueError(f"{source.where(brace)}: unbalanced braces in this function")
-
-
 @dataclass(frozen=True)
 class _Top:
     source: Source
@@ -152,7 +140,7 @@ def _find_top(sources: list[Source], firmware: Path) -> _Top:
     candidates = []
     for source in sources:
         for m in re.finditer(r"\bvoid\s+(\w+)\s*\(([^)]*)\)\s*\{", source.text):
-            end = _body_end(source.text, m.end() - 1, source)
+            end = source.closing_brace(m.end() - 1)
             body = source.text[m.end() : end]
             if re.search(r"nnet::\w+\s*<", body) and not m.group(1).startswith("load_"):
                 candidates.append(_Top(source, m.group(1), m.group(2), m.start(2), body, m.end()))
@@ -259,7 +247,7 @@ class _Config:
 def _configs(source: Source) -> dict[str, _Config]:
     out = {}
     for m in _STRUCT_RE.finditer(source.text):
-        end = _body_end(source.text, m.end() - 1, source)
+        end = source.closing_brace(m.end() - 1)
         body = source.text[m.end() : end]
         consts = {k: v.strip() for k, v in _CONST_RE.findall(body)}
         base = unqualify(m.group(2)) if m.group(2) else None

@@ -52,6 +52,19 @@ class Source:
     def where(self, offset: int) -> str:
         return f"{self.path}:{self.line(offset)}"
 
+    def closing_brace(self, brace: int, what: str = "this function") -> int:
+        """The offset of the ``}`` that closes the ``{`` at ``brace``; unbalanced: a ``ValueError``
+        naming the file, the line and ``what``."""
+        depth = 0
+        for i in range(brace, len(self.text)):
+            if self.text[i] == "{":
+                depth += 1
+            elif self.text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    return i
+        raise ValueError(f"{self.where(brace)}: unbalanced braces in {what}")
+
 
 def _blank(match: re.Match[str]) -> str:
     return re.sub(r"[^\n]", " ", match.group(0))

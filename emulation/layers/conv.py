@@ -124,13 +124,18 @@ def _read_conv(call) -> Node:
     )
 
 
+def gather_patches(x: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The im2col gather: (events * pixels, taps) of ``x`` (events, inputs) by ``columns``
+    (pixels, taps; input index, -1 for a zero)."""
+    padded = np.concatenate([x, np.zeros((len(x), 1), dtype=x.dtype)], axis=1)  # index -1: a zero
+    return padded[:, columns].reshape(-1, columns.shape[1])
+
+
 @kernel("conv")
 def run_conv(node: Node, xs, counter):
     p = node.params
     x = xs[0]
-    cols = p["columns"]
-    padded = np.concatenate([x, np.zeros((len(x), 1), dtype=np.int64)], axis=1)  # index -1: a zero
-    patches = padded[:, cols].reshape(-1, cols.shape[1])  # (events * pixels, taps)
+    patches = gather_patches(x, p["columns"])
     y = dense_apply(
         patches, node.input_types[0], p, node.result_type, p["n_filt"], counter, node.name
     )

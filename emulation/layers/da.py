@@ -33,6 +33,7 @@ import numpy as np
 
 from emulation.fixed import FixedType, OverflowCounter
 from emulation.graph import Node
+from emulation.layers.conv import gather_patches
 from emulation.layers.da_code import DAProgram, Expr, read_fill_buffer, read_program, run_program
 from emulation.layers.registry import kernel, reader
 
@@ -250,9 +251,8 @@ def _read_conv_da(call: LayerCall) -> Node:
 
 @kernel("conv_da")
 def run_conv_da(node: Node, xs: list[np.ndarray], counter: OverflowCounter | None) -> np.ndarray:
-    x, cols = xs[0], node.params["columns"]
-    padded = np.concatenate([x, np.zeros((len(x), 1), dtype=x.dtype)], axis=1)  # index -1: a zero
-    patches = padded[:, cols].reshape(-1, cols.shape[1])
+    x = xs[0]
+    patches = gather_patches(x, node.params["columns"])
     return run_program(node.params["program"], patches, counter, node.name).reshape(len(x), -1)
 
 

@@ -32,7 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from emulation.fixed import FixedType, OverflowCounter, add, cast, from_float, mantissa_dtype
+from emulation.fixed import (
+    FixedType,
+    OverflowCounter,
+    add,
+    cast,
+    from_float,
+    mantissa_dtype,
+    multiply,
+    plus_type,
+)
 from emulation.hls_text import Source, read_source
 from emulation.spec import product_type
 
@@ -108,12 +117,9 @@ def _neg_type(t: FixedType) -> FixedType:
 
 
 def _plus_type(a: FixedType, b: FixedType) -> FixedType:
-    ia = a.integer + (b.signed and not a.signed)
-    ib = b.integer + (a.signed and not b.signed)
-    integer = max(ia, ib) + 1
-    if a.is_integer and b.is_integer:
-        return FixedType.int_type(integer, a.signed or b.signed)
-    return FixedType(integer + max(a.fractional, b.fractional), integer, a.signed or b.signed)
+    """``plus_type``, an ap_int where both terms are (ap_int + ap_int is an ap_int)."""
+    t = plus_type(a, b)
+    return FixedType.int_type(t.width, t.signed) if a.is_integer and b.is_integer else t
 
 
 def _union_type(a: FixedType, b: FixedType) -> FixedType:
@@ -372,22 +378,11 @@ def _find(
         source = _read(str(path), path.stat().st_mtime_ns)
         m = pattern.search(source.text)
         if m is not None:
-            return source, m, _closing(source, m.end() - 1, what)
+            return source, m, source.closing_brace(m.end() - 1, what)
     raise ValueError(
         f"{used_at}: the distributed-arithmetic {what} is defined in no header of {firmware} "
         "(hls4ml writes it into nnet_utils/nnet_code_gen.h)"
     )
-
-
-def _closing(source: Source, brace: int, what: str) -> int:
-    """The offset of the ``}`` that closes the ``{`` at ``brace``."""
-    depth = 0
-    for i in range(brace, len(source.text)):
-        depth += source.text[i] == "{"
-        depth -= source.text[i] == "}"
-        if depth == 0:
-            return i
-    raise ValueError(f"{source.where(brace)}: unbalanced braces in {what}")
 
 
 def find_function(firmware: Path, name: str, used_at: str) -> tuple[Source, re.Match[str], int]:
@@ -530,11 +525,7 @@ def _evaluate(e: Expr, x: np.ndarray, values: dict[str, np.ndarray]) -> np.ndarr
         return add(_evaluate(a, x, values), _t(a), _evaluate(b, x, values), _t(b))[0]
     if op == "mul":
         a, b = args
-        dtype = mantissa_dtype(_t(e))
-        ma, mb = _evaluate(a, x, values), _evaluate(b, x, values)
-        if dtype != np.int64:
-            ma, mb = np.asarray(ma).astype(object), np.asarray(mb).astype(object)
-        return ma * mb
+        return multiply(_evaluate(a, x, values), _t(a), _evaluate(b, x, values), _t(b))[0]
     if op == "gt":
         a, b = args
         diff_t = _plus_type(_t(a), _neg_type(_t(b)))
@@ -604,12 +595,12 @@ def read_fill_buffer(
     method = re.compile(r"void\s+fill_buffer\s*\([^)]*\)\s*\{").search(source.text, m.end(), end)
     if method is None:
         raise ValueError(f"{source.where(m.start())}: class {name} has no fill_buffer method")
-    body_end = _closing(source, method.end() - 1, f"{name}::fill_buffer")
+    body_end = source.closing_brace(method.end() - 1, f"{name}::fill_buffer")
     columns = np.full(shape, -2, dtype=np.int64)
     rest = list(source.text[method.end() : body_end])  # what no partition block explains
     for block in _PARTITION.finditer(source.text, method.end(), body_end):
         part = int(block.group(1))
-        close = _closing(source, block.end() - 1, f"{name}::fill_buffer")
+        close = source.closing_brace(block.end() - 1, f"{name}::fill_buffer")
         rest[block.start() - method.end() : close + 1 - method.end()] = " " * (
             close + 1 - block.start()
         )
