@@ -57,8 +57,8 @@ import numpy as np
 
 from emulation.spec import FirmwareSpec
 from emulation.trigger import TriggerBits, TriggerEmulator, TriggerOutputs, mismatching_events
-from firmware.defaults import DEFAULT_STRATEGY
-from firmware.delay_model import DEFAULT_FABRIC, ULTRASCALE_PLUS_2, FabricDelays, fabric_for_part
+from firmware.defaults import DEFAULT_PART, DEFAULT_STRATEGY
+from firmware.delay_model import DEFAULT_FABRIC, FabricDelays, fabric_for_part
 from firmware.trace import OUTPUTS, trace_trigger
 
 ADDER_DELAY_NS = 1.0
@@ -223,7 +223,7 @@ def estimate(
     clock_period_ns: float,
     workdir: str | os.PathLike[str],
     check_words: np.ndarray | None = None,
-    part: str = "xcvu13p-flga2577-2-e",
+    part: str = DEFAULT_PART,
     adder_delay_ns: float = ADDER_DELAY_NS,
     use_verilator: bool = True,
     use_yosys: bool = True,
@@ -343,9 +343,8 @@ def add_delay_model(
 
     path = path_delay(comb, clock_period_ns, fabric)
     usable = usable_ns(clock_period_ns, fabric)
-    cited = "FloPoCo" if fabric is ULTRASCALE_PLUS_2 else "prjxray-db + an assumed net"
     src = (
-        f"delay model (da4ml logic; {fabric.name} delays, {cited}; {delay_model_error()}) "
+        f"delay model (da4ml logic; {fabric.name} delays, {fabric.cited}; {delay_model_error()}) "
         f"{tag('distributed_arithmetic')}"
     )
     report.add("critical_path_ns", round(path.critical_ns, 3), src, "unpipelined, widest adder "

@@ -74,6 +74,7 @@ class FabricDelays:
     clock_to_q_ns: float
     setup_ns: float
     source: str
+    cited: str  # the source in a few words, for cost-table labels
 
 
 ULTRASCALE_PLUS_2 = FabricDelays(
@@ -93,6 +94,7 @@ ULTRASCALE_PLUS_2 = FabricDelays(
         "Virtex UltraScale+ -2 cell and net delays from Vivado timing reports, as FloPoCo's "
         "VirtexUltrascalePlus target (xcvu3p-2) gives them (FloPoCo src/Targets/VirtexUltrascalePlus.hpp)"
     ),
+    cited="FloPoCo",
 )
 ARTIX7_1 = FabricDelays(
     name="Artix-7 -1",
@@ -108,6 +110,7 @@ ARTIX7_1 = FabricDelays(
     clock_to_q_ns=0.303,
     setup_ns=0.0,  # prjxray-db's D setup is negative (-46 ps); Yosys clamps it to 0
     source="Artix-7 -1 cell delays (Project X-Ray prjxray-db via Yosys cells_sim.v) + an assumed 0.4 ns net",
+    cited="prjxray-db + an assumed net",
 )
 DEFAULT_FABRIC = ULTRASCALE_PLUS_2
 # part-name prefixes (Xilinx: xc7 = 7-series, xcvu/xcku/xczu/xcu = UltraScale+) and their delays; a

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware.delay_model import DEFAULT_FABRIC, FabricDelays, adder_delay_ns
+from firmware.delay_model import DEFAULT_FABRIC, FabricDelays, adder_delay_ns, usable_ns
 
 LUT_PRODUCT_MAX_CSD = 2
 SOURCE = "hls4ml Latency model (counted products and adder trees)"
@@ -82,8 +82,9 @@ def _tree_cycles(
 ) -> tuple[int, int]:
     """(cycles, adder levels per cycle) of an adder tree of ``levels`` levels of ``width``-bit adders
     on ``fabric`` (the part's family, :func:`firmware.delay_model.fabric_for_part`)."""
-    usable = clock_period_ns - fabric.clock_to_q_ns
-    per_cycle = max(1, math.floor(usable / adder_delay_ns(width, fabric)))
+    per_cycle = max(
+        1, math.floor(usable_ns(clock_period_ns, fabric) / adder_delay_ns(width, fabric))
+    )
     return (math.ceil(levels / per_cycle) if levels else 0), per_cycle
 
 
