@@ -199,12 +199,9 @@ def classifier_features(particles: np.ndarray) -> np.ndarray:
         )
     fraction = particles[..., :1]
     real = fraction > 0
-    log_fraction = np.log(np.where(real, fraction, 1.0))
+    log_fraction = np.log(np.where(real, fraction, 1.0))  # 0 on padding
     delta_r = np.hypot(particles[..., 1:2], particles[..., 2:3])
-    out = np.concatenate(
-        [np.where(real, log_fraction, 0.0), particles[..., 1:3], delta_r, particles[..., 3:]],
-        axis=-1,
-    )
+    out = np.concatenate([log_fraction, particles[..., 1:3], delta_r, particles[..., 3:]], axis=-1)
     return np.where(real, out, 0.0).astype(np.float32)
 
 
