@@ -137,6 +137,12 @@ def main() -> None:
     )
     s.add_argument("--transformer-dim", type=int, default=64)
     s.add_argument("--transformer-layers", type=int, default=2)
+    s.add_argument(
+        "--transformer-particles",
+        type=int,
+        default=30,
+        help="hardest particles the transformer sees (its attention costs grow as their square)",
+    )
     s.add_argument("--patience", type=int, default=4)
     s.add_argument(
         "--lr-drops",
@@ -315,6 +321,14 @@ def study(args: argparse.Namespace) -> None:
         )
         for k in ("sim_reco", "sim_gen", "data_reco")
     }
+
+    def hardest(inputs: dict, n: int) -> dict:
+        # particles are stored hardest first
+        return {
+            k: v[:, :n] if k in ("sim_reco", "sim_gen", "data_reco") else v
+            for k, v in inputs.items()
+        }
+
     runs = {
         "multifold": (problem.omnifold_inputs(), "mlp", {}),
         "omnifold_mlp": ({**particles, **flat}, "mlp", {}),
@@ -322,7 +336,7 @@ def study(args: argparse.Namespace) -> None:
         # the particles alone: what the Deep Sets learns from the constituents themselves
         "omnifold_deepsets_particles": (bare, "deepsets", {}),
         "omnifold_transformer": (
-            particles,
+            hardest(particles, args.transformer_particles),
             "transformer",
             {"dim": args.transformer_dim, "layers": args.transformer_layers},
         ),
@@ -359,6 +373,9 @@ def study(args: argparse.Namespace) -> None:
             "ensemble_members": args.ensembles,
             "classifier": classifier,
             "classifier_options": options,
+            "particles_per_jet": int(inputs["sim_reco"].shape[1])
+            if inputs["sim_reco"].ndim == 3
+            else None,
             "epochs_cap": args.epochs,
             "patience": args.patience,
             "lr_drops": args.lr_drops,
@@ -443,6 +460,10 @@ def _write(
 
     f = problem.flags()
     floor_mean = {obs: v[0] for obs, v in floor.items()}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{args.name}.json"
+    if args.append and path.exists():  # another --append run may have added methods meanwhile
+        methods = {**json.loads(path.read_text())["methods"], **methods}
     out = {
         "description": "Pythia 8.3 default shower (simulation) vs Vincia shower (data), leading anti-kT R=0.4 jet, "
         "pT > 150 GeV, |eta| < 2; detector model of offline/unfold/jets.py",
@@ -477,8 +498,7 @@ def _write(
     }
     per_jet = sum(1 / p["jets_per_cpu_second"] for p in out["production"].values())
     out["production"]["projected_cpu_hours_for_1e5_jets_per_sample"] = 1e5 * per_jet / 3600
-    RESULTS.mkdir(exist_ok=True)
-    write_json(RESULTS / f"{args.name}.json", out)
+    write_json(path, out)
     (RESULTS / f"{args.name}.md").write_text(_table(out))
     if plots:
         _plots(args.name, problem, histograms, binned)
