@@ -15,6 +15,8 @@ the test is skipped.
 from __future__ import annotations
 
 import importlib.util
+import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -74,3 +76,45 @@ def test_package_and_ours_agree_on_unfolded_gaussian_mean():
             f"{name}: unfolded mean {mean:.4f} not half-way from the prior {prior:.4f} "
             f"to the truth {truth:.4f}"
         )
+
+
+def test_comparison_over_samples_ranks_by_the_means_and_pairs_the_differences():
+    """``--toys``: means and standard errors per method, the paired difference, summed CPU
+    time; checked against the statistics module on numbers chosen by hand."""
+    bench = _bench_module()
+    ours, package = [1.0, 2.0, 4.0], [1.5, 1.5, 3.5]
+    records = [
+        {
+            "example": "gaussian",
+            "toy_seed": 3 + i,
+            "simulated_events": 10,
+            "data_events": 11,
+            "iterations": 3,
+            "threads": {"ours": 1, "package": 1},
+            "ours": {},
+            "package": "p",
+            "triangular_discriminator_x1e3": {
+                bench.OURS: {"x": o},
+                bench.PACKAGE: {"x": p},
+                "ibu": {"x": 1.0},
+                "prior": {"x": 30.0},
+            },
+            "cpu_seconds": {"ours": 1.0 + i, "package": 10.0},
+        }
+        for i, (o, p) in enumerate(zip(ours, package, strict=True))
+    ]
+    out = bench.over_toys(records)
+    assert out["triangular_discriminator_x1e3"][bench.OURS]["x"] == pytest.approx(7 / 3)
+    assert out["triangular_discriminator_sem"][bench.OURS]["x"] == pytest.approx(
+        statistics.stdev(ours) / math.sqrt(3)
+    )
+    differences = [o - p for o, p in zip(ours, package, strict=True)]
+    assert out["ours_minus_package"]["x"]["mean"] == pytest.approx(statistics.mean(differences))
+    assert out["ours_minus_package"]["x"]["sem"] == pytest.approx(
+        statistics.stdev(differences) / math.sqrt(3)
+    )
+    # 7/3 > 6.5/3: the package wins on the mean although ours wins the first sample
+    assert out["ours_at_most_package"] == {"x": False}
+    assert out["time_ratio"] == pytest.approx(6 / 30)
+    assert out["targets_met"] == {"time": True, "discriminator": False}
+    assert out["toy_seeds"] == [3, 4, 5]
