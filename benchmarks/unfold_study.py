@@ -34,6 +34,7 @@ RESULTS = Path(__file__).parent / "results"
 CACHE = Path("cache")
 SEED = 0
 TASK_EVENTS = 1000
+FEATURES = ("sim_reco", "sim_gen", "data_reco")  # the classifier inputs of omnifold_inputs()
 
 
 def _log(name: str, line: str) -> None:
@@ -317,19 +318,16 @@ def study(args: argparse.Namespace) -> None:
     particles = problem.omnifold_inputs(particles=True)
     bare = problem.omnifold_inputs(particles=True, event_features=False)
     observables = problem.omnifold_inputs()
-    flat = {
-        k: np.concatenate(
-            [bare[k][:, : args.mlp_particles].reshape(len(bare[k]), -1), observables[k]], axis=1
-        )
-        for k in ("sim_reco", "sim_gen", "data_reco")
-    }
 
     def hardest(inputs: dict, n: int) -> dict:
         # particles are stored hardest first
-        return {
-            k: v[:, :n] if k in ("sim_reco", "sim_gen", "data_reco") else v
-            for k, v in inputs.items()
-        }
+        return {k: v[:, :n] if k in FEATURES else v for k, v in inputs.items()}
+
+    flat = {
+        k: np.concatenate([v.reshape(len(v), -1), observables[k]], axis=1)
+        for k, v in hardest(bare, args.mlp_particles).items()
+        if k in FEATURES
+    }
 
     runs = {
         "multifold": (problem.omnifold_inputs(), "mlp", {}),
