@@ -1,4 +1,4 @@
-"""``l1ad generate`` and the ``events`` stage of ``l1ad run``: Pythia 8 + FastJet + L1 response.
+"""``l1ad generate``, ``l1ad merge`` and the ``events`` stage of ``l1ad run``: Pythia 8 + FastJet + L1 response.
 
 The pipeline stage makes the default dataset (the SM background mixture and
 one file per signal), cached under ``cache_dir/events`` so that it is
@@ -115,8 +115,32 @@ def generate(
     )
 
 
+def merge(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Event files of one sample (shards or productions).")
+    ],
+    out: Annotated[Path, typer.Option(help="Merged HDF5 file (written atomically).")],
+) -> None:
+    """Merge independent event files of one sample (e.g. the shards of a batch system) into one.
+
+    Refuses files of different samples (process, generator, L1 response) and two files with the
+    same seed and shard, which hold the same events.
+    """
+    from offline.events.merge import merge_event_files
+
+    meta = merge_event_files(inputs, out)
+    counts = ", ".join(f"{k} {v}" for k, v in meta.get("label_counts", {}).items())
+    Console(stderr=True, markup=False).print(
+        f"wrote {out}: {meta['events']} events from {len(inputs)} files"
+        + (f" ({counts})" if counts else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(generate)
+    app.command()(merge)
 
 
 def _check_config(cfg: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         read_metadata,
         write_events,
     )
+    from offline.events.merge import merge_event_files
     from offline.events.schema import (
         BACKGROUND_PROCESSES,
         N_FEATURES,
@@ -43,6 +44,7 @@ __all__ = [
     "feature_names",
     "flatten_features",
     "iter_events",
+    "merge_event_files",
     "process_label",
     "read_events",
     "read_metadata",
@@ -60,6 +62,7 @@ _EXPORTS = {
     "read_events": "offline.events.io",
     "read_metadata": "offline.events.io",
     "write_events": "offline.events.io",
+    "merge_event_files": "offline.events.merge",
     "BACKGROUND_PROCESSES": "offline.events.schema",
     "N_FEATURES": "offline.events.schema",
     "N_OBJECTS": "offline.events.schema",

@@ -1,0 +1,134 @@
+"""One event file from several independent ones: the shards of a batch system, or two productions.
+
+Files from ``l1ad generate`` must describe one sample: the same process, generator version,
+L1 response, pre-selection and mixture. Two files with the same seed and shard hold the same
+events, so merging them would count every event twice: that is refused. The merged weights
+have mean 1 within each process again (as :func:`offline.events.generate.generate` writes
+them), the per-process production figures are summed, and ``merged_from`` lists the inputs.
+Foreign files (no metadata, such as ADC2021's) are concatenated as they are.
+
+The events are kept in input order: every consumer splits by a seeded permutation
+(:func:`offline.ad.data.split_indices`), so the order carries no information.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from offline.events.io import EventFileError, Events, concatenate, read_events, read_metadata
+
+# metadata that must agree for the inputs to be one sample
+SAME_SAMPLE_KEYS = (
+    "process",
+    "generator",
+    "generator_version",
+    "beam",
+    "preselection",
+    "l1_config",
+    "mix_fractions",
+)
+# per-process production figures that add up over inputs
+SUMMED = ("events", "generated", "prefilter_vetoed", "cpu_seconds")
+
+
+def _identity(meta: dict[str, Any]) -> tuple[Any, ...] | None:
+    """(seed, shard) of a generated file: two inputs with the same one hold the same events."""
+    if "seed" not in meta:
+        return None
+    return meta["seed"], tuple(meta.get("shard", (0, 1)))
+
+
+def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> None:
+    """Raise EventFileError naming the first input that is not part of the same sample as the first."""
+    if len(paths) < 2:
+        raise ValueError(f"merging needs at least two input files, got {len(paths)}")
+    if len(set(map(os.path.realpath, paths))) < len(paths):
+        raise ValueError("an input file is named twice")
+    first, first_meta = paths[0], metas[0]
+    seen: dict[tuple[Any, ...], Path] = {}
+    for path, meta in zip(paths, metas, strict=True):
+        if bool(meta) != bool(first_meta):
+            raise EventFileError(
+                path, f"cannot merge an l1ad-generated file with a foreign one ({first})"
+            )
+        for key in SAME_SAMPLE_KEYS:
+            if meta.get(key) != first_meta.get(key):
+                raise EventFileError(
+                    path,
+                    f"{key} is {meta.get(key)!r} but {first_meta.get(key)!r} in {first}: "
+                    "not the same sample",
+                )
+        identity = _identity(meta)
+        if identity is not None:
+            if identity in seen:
+                raise EventFileError(
+                    path,
+                    f"same seed {identity[0]} and shard {identity[1][0]}/{identity[1][1]} as "
+                    f"{seen[identity]}: the same events would be counted twice",
+                )
+            seen[identity] = path
+
+
+def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[str, Any]:
+    """Per-process figures summed over the inputs; ratios and effective events recomputed."""
+    from offline.events.schema import process_label
+
+    merged: dict[str, Any] = {}
+    for meta in metas:
+        for name, stats in meta.get("components", {}).items():
+            total = merged.setdefault(name, {k: v for k, v in stats.items() if k not in SUMMED})
+            for key in SUMMED:
+                total[key] = total.get(key, 0) + stats.get(key, 0)
+    for name, total in merged.items():
+        w = events.event_weights[events.labels == process_label(name)]
+        total["preselection_efficiency"] = total["events"] / total["generated"]
+        total["events_per_cpu_s"] = total["events"] / total["cpu_seconds"]
+        total["effective_events"] = float(w.sum() ** 2 / (w**2).sum())
+    return merged
+
+
+def merge_event_files(
+    inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Write the events of ``inputs`` into ``out`` (atomically); returns the merged metadata."""
+    from offline.events.io import write_events
+    from offline.events.schema import PROCESSES
+
+    paths = [Path(p) for p in inputs]
+    out = Path(out)
+    if any(os.path.realpath(out) == os.path.realpath(p) for p in paths):
+        raise ValueError(f"the output {out} is also an input: write the merge to a new file")
+    metas = [read_metadata(p) for p in paths]
+    check_mergeable(paths, metas)
+    blocks = [read_events(p) for p in paths]
+    events = concatenate(blocks)
+    if events.weights is not None and events.labels is not None:
+        weights = events.weights.astype(np.float64)
+        for label in np.unique(events.labels):
+            mine = events.labels == label
+            weights[mine] *= mine.sum() / weights[mine].sum()  # mean 1 within each process
+        events = Events(events.particles, weights, events.labels)
+    meta: dict[str, Any] = {}
+    if metas[0]:
+        meta = {key: metas[0][key] for key in SAME_SAMPLE_KEYS if key in metas[0]}
+        meta["components"] = _merged_components(metas, events)
+        meta["package_versions"] = metas[0].get("package_versions")
+    meta["events"] = len(events)
+    meta["merged_from"] = [
+        {
+            "file": path.name,
+            "events": len(block),
+            **{k: m[k] for k in ("seed", "shard") if k in m},
+        }
+        for path, block, m in zip(paths, blocks, metas, strict=True)
+    ]
+    if events.labels is not None:
+        ids, counts = np.unique(events.labels, return_counts=True)
+        meta["label_counts"] = {PROCESSES[i]: int(c) for i, c in zip(ids, counts, strict=True)}
+    write_events(out, events, meta)
+    return meta
