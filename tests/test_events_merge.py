@@ -10,68 +10,99 @@ from typer.testing import CliRunner
 from l1ad.cli import app
 from offline.events import read_events, read_metadata, write_events
 from offline.events.io import Events, concatenate
+from offline.events.schema import process_label
 from tests.conftest import make_toy_events
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
 
-def generated_like(n_w: int, n_q: int, seed: int, shard=(0, 1), **changes) -> tuple[Events, dict]:
-    """A W + QCD mixture with the metadata layout of ``l1ad generate`` (figures made up)."""
+# a mixture of W and QCD 2:1 with a rare tt̄ (fractions need not sum to 1)
+FRACTIONS = {"wlnu": 2.0, "qcd": 1.0, "ttbar": 0.03}
+COST = {
+    "wlnu": (3, 60),
+    "qcd": (10, 15),
+    "ttbar": (2, 68),
+    "Ato4l": (16, 40),
+}  # generated per event, events per CPU s
+
+
+def generated_like(
+    counts: dict[str, int], seed: int, shard=(0, 1), **changes
+) -> tuple[Events, dict]:
+    """Events with the metadata layout of ``l1ad generate`` (production figures made up)."""
     events = concatenate(
-        [make_toy_events(n_w, seed, "wlnu"), make_toy_events(n_q, seed + 1, "qcd")]
+        [make_toy_events(n, seed + i, p) for i, (p, n) in enumerate(counts.items())]
     )
     meta = {
-        "process": "background",
+        "process": "background" if len(counts) > 1 else next(iter(counts)),
         "generator": "pythia8mc + fastjet + l1ad L1 response",
         "generator_version": "2",
         "seed": seed,
         "shard": list(shard),
         "l1_config": {"preselection_pt": 23.0},
+        "mix_fractions": FRACTIONS if len(counts) > 1 else None,
         "events": len(events),
         "components": {
-            "wlnu": {
-                "events": n_w,
-                "generated": 3 * n_w,
-                "prefilter_vetoed": n_w,
-                "cpu_seconds": n_w / 60,
-            },
-            "qcd": {
-                "events": n_q,
-                "generated": 10 * n_q,
-                "prefilter_vetoed": 0,
-                "cpu_seconds": n_q / 15,
-            },
+            p: {"events": n, "generated": COST[p][0] * n, "cpu_seconds": n / COST[p][1]}
+            for p, n in counts.items()
         },
     } | changes
     return events, meta
+
+
+def mixture(seed: int, **changes) -> tuple[Events, dict]:
+    return generated_like({"wlnu": 200, "qcd": 100, "ttbar": 3}, seed, **changes)
 
 
 def write(tmp_path, name, pair):
     return write_events(tmp_path / name, pair[0], pair[1])
 
 
+def weights_by_process(path) -> tuple[np.ndarray, np.ndarray]:
+    with h5py.File(path) as f:  # h5py, not our reader, as the oracle
+        return f["labels"][:], f["weights"][:]
+
+
 def test_merge_keeps_every_event_once_and_sums_the_production(tmp_path):
-    first, second = generated_like(300, 100, seed=1), generated_like(200, 150, seed=2)
-    a, b = write(tmp_path, "a.h5", first), write(tmp_path, "b.h5", second)
+    a, b = write(tmp_path, "a.h5", mixture(1)), write(tmp_path, "b.h5", mixture(2))
     out = tmp_path / "merged.h5"
     result = runner.invoke(app, ["merge", str(a), str(b), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    with h5py.File(out) as f, h5py.File(a) as fa, h5py.File(b) as fb:  # h5py as the oracle
+    with h5py.File(out) as f, h5py.File(a) as fa, h5py.File(b) as fb:
         np.testing.assert_array_equal(
             f["Particles"][:], np.concatenate([fa["Particles"][:], fb["Particles"][:]])
         )
-        labels, weights = f["labels"][:], f["weights"][:]
-    for label in np.unique(labels):
+    labels, weights = weights_by_process(out)
+    for label in np.unique(labels):  # the mixture's own shares: every process keeps mean weight 1
         assert weights[labels == label].mean() == pytest.approx(1.0, rel=1e-12)
     meta = read_metadata(out)
     qcd = meta["components"]["qcd"]
-    assert (qcd["events"], qcd["generated"]) == (250, 2500)
+    assert (qcd["events"], qcd["generated"]) == (200, 2000)
     assert qcd["preselection_efficiency"] == pytest.approx(0.1)
     assert qcd["events_per_cpu_s"] == pytest.approx(15.0)
-    w = weights[labels == labels[-1]]
+    w = weights[labels == process_label("qcd")]
     assert qcd["effective_events"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
     assert [m["seed"] for m in meta["merged_from"]] == [1, 2]
-    assert meta["label_counts"] == {"wlnu": 500, "qcd": 250}
+    assert meta["label_counts"] == {"wlnu": 400, "qcd": 200, "ttbar": 6}
+
+
+def test_a_component_file_enriches_its_process_at_unchanged_mixture_fractions(tmp_path):
+    a = write(tmp_path, "a.h5", mixture(1))
+    tt = write(tmp_path, "tt.h5", generated_like({"ttbar": 297}, seed=9))
+    out = tmp_path / "enriched.h5"
+    assert runner.invoke(app, ["merge", str(a), str(tt), "--out", str(out)]).exit_code == 0
+    labels, weights = weights_by_process(out)
+    n = len(labels)
+    assert n == 303 + 297
+    for process, fraction in FRACTIONS.items():  # total weight = fraction of all events, exactly
+        mine = weights[labels == process_label(process)]
+        assert mine.sum() == pytest.approx(fraction / 3.03 * n, rel=1e-12)
+    ttbar = weights[labels == process_label("ttbar")]
+    _, before = weights_by_process(a)
+    _, supplement = weights_by_process(tt)
+    inputs = np.concatenate([before[-3:], supplement])  # tt̄ is the last block of the mixture
+    np.testing.assert_allclose(ttbar / inputs, ttbar[0] / inputs[0], rtol=1e-12)  # shapes kept
+    assert read_metadata(out)["enrichment"]["ttbar"] == pytest.approx(300 / ttbar.sum())
 
 
 def test_foreign_files_are_concatenated_as_they_are(tmp_path):
@@ -87,9 +118,9 @@ def test_foreign_files_are_concatenated_as_they_are(tmp_path):
 @pytest.mark.parametrize(
     ("second", "named"),
     [
-        (generated_like(10, 10, seed=1), "same seed 1 and shard 0/1"),
-        (generated_like(10, 10, seed=2, l1_config={"preselection_pt": 30.0}), "l1_config"),
-        (generated_like(10, 10, seed=2, process="wlnu"), "process is 'wlnu'"),
+        (mixture(1), "same seed 1 and shard 0/1"),
+        (mixture(2, l1_config={"preselection_pt": 30.0}), "l1_config"),
+        (generated_like({"Ato4l": 10}, seed=2), "process is 'Ato4l'"),
         ((make_toy_events(10, 5), {}), "foreign"),
     ],
     ids=["same-events", "other-l1-response", "other-process", "foreign-with-generated"],
@@ -97,7 +128,7 @@ def test_foreign_files_are_concatenated_as_they_are(tmp_path):
 def test_files_that_are_not_one_sample_are_refused_in_one_line_and_nothing_is_written(
     tmp_path, second, named
 ):
-    a = write(tmp_path, "a.h5", generated_like(10, 10, seed=1))
+    a = write(tmp_path, "a.h5", mixture(1))
     b = write(tmp_path, "b.h5", second)
     out = tmp_path / "merged.h5"
     result = runner.invoke(app, ["merge", str(a), str(b), "--out", str(out)])
@@ -108,8 +139,7 @@ def test_files_that_are_not_one_sample_are_refused_in_one_line_and_nothing_is_wr
 
 
 def test_merging_into_an_input_is_refused(tmp_path):
-    a = write(tmp_path, "a.h5", generated_like(10, 10, seed=1))
-    b = write(tmp_path, "b.h5", generated_like(10, 10, seed=2))
+    a, b = write(tmp_path, "a.h5", mixture(1)), write(tmp_path, "b.h5", mixture(2))
     before = a.read_bytes()
     result = runner.invoke(app, ["merge", str(a), str(b), "--out", str(a)])
     assert result.exit_code == 1 and "also an input" in result.output

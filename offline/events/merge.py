@@ -1,10 +1,16 @@
 """One event file from several independent ones: the shards of a batch system, or two productions.
 
 Files from ``l1ad generate`` must describe one sample: the same process, generator version,
-L1 response, pre-selection and mixture. Two files with the same seed and shard hold the same
-events, so merging them would count every event twice: that is refused. The merged weights
-have mean 1 within each process again (as :func:`offline.events.generate.generate` writes
-them), the per-process production figures are summed, and ``merged_from`` lists the inputs.
+L1 response and pre-selection. Two files with the same task seeds (seed, shard, and whether
+they come from the ``background`` mixture) hold the same events, so merging them would count
+every event twice: that is refused.
+
+A background mixture may also take files of its own components (``wlnu``, ``qcd``, ``zll``,
+``ttbar``): that *enriches* a rare process, such as tt̄ (0.3 % of the mixture but a large part
+of both autoencoders' tails), without changing the physics, because every process's weights
+are rescaled so that its total weight is its mixture fraction of all events. Otherwise each
+process's weights get mean 1 again (as :func:`offline.events.generate.generate` writes
+them). The per-process production figures are summed, and ``merged_from`` lists the inputs.
 Foreign files (no metadata, such as ADC2021's) are concatenated as they are.
 
 The events are kept in input order: every consumer splits by a seeded permutation
@@ -21,26 +27,24 @@ from typing import Any
 import numpy as np
 
 from offline.events.io import EventFileError, Events, concatenate, read_events, read_metadata
+from offline.events.schema import BACKGROUND_PROCESSES
 
-# metadata that must agree for the inputs to be one sample
-SAME_SAMPLE_KEYS = (
-    "process",
-    "generator",
-    "generator_version",
-    "beam",
-    "preselection",
-    "l1_config",
-    "mix_fractions",
-)
+# metadata that must agree for the inputs to be one sample (besides the process)
+SAME_SAMPLE_KEYS = ("generator", "generator_version", "beam", "preselection", "l1_config")
 # per-process production figures that add up over inputs
 SUMMED = ("events", "generated", "prefilter_vetoed", "cpu_seconds")
 
 
 def _identity(meta: dict[str, Any]) -> tuple[Any, ...] | None:
-    """(seed, shard) of a generated file: two inputs with the same one hold the same events."""
+    """What seeds a generated file's tasks: two inputs with the same one hold the same events."""
     if "seed" not in meta:
         return None
-    return meta["seed"], tuple(meta.get("shard", (0, 1)))
+    return meta["seed"], tuple(meta.get("shard", (0, 1))), meta.get("process") == "background"
+
+
+def _fits(process: Any, sample: Any) -> bool:
+    """Whether a file of ``process`` belongs in a merge of ``sample`` (itself, or a mixture component)."""
+    return process == sample or (sample == "background" and process in BACKGROUND_PROCESSES)
 
 
 def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> None:
@@ -50,11 +54,18 @@ def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> N
     if len(set(map(os.path.realpath, paths))) < len(paths):
         raise ValueError("an input file is named twice")
     first, first_meta = paths[0], metas[0]
+    sample = _sample(metas)
     seen: dict[tuple[Any, ...], Path] = {}
     for path, meta in zip(paths, metas, strict=True):
         if bool(meta) != bool(first_meta):
             raise EventFileError(
                 path, f"cannot merge an l1ad-generated file with a foreign one ({first})"
+            )
+        if meta and not _fits(meta.get("process"), sample):
+            raise EventFileError(
+                path,
+                f"process is {meta.get('process')!r}, not part of the {sample!r} sample of "
+                f"{first}: not the same sample",
             )
         for key in SAME_SAMPLE_KEYS:
             if meta.get(key) != first_meta.get(key):
@@ -72,6 +83,12 @@ def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> N
                     f"{seen[identity]}: the same events would be counted twice",
                 )
             seen[identity] = path
+
+
+def _sample(metas: Sequence[dict[str, Any]]) -> Any:
+    """The merged sample's process: ``background`` when a mixture file is among the inputs."""
+    processes = [m.get("process") for m in metas]
+    return "background" if "background" in processes else processes[0]
 
 
 def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[str, Any]:
@@ -92,12 +109,25 @@ def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[
     return merged
 
 
+def _rescaled(events: Events, fractions: dict[str, float] | None) -> np.ndarray:
+    """Weights with each process's total at its mixture fraction of all events (mean 1 without a mixture)."""
+    from offline.events.schema import PROCESSES
+
+    assert events.weights is not None and events.labels is not None
+    weights = events.weights.astype(np.float64)
+    total = sum(fractions.values()) if fractions else 1.0
+    for label in np.unique(events.labels):
+        mine = events.labels == label
+        target = fractions[PROCESSES[label]] / total * len(events) if fractions else mine.sum()
+        weights[mine] *= target / weights[mine].sum()
+    return weights
+
+
 def merge_event_files(
     inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
 ) -> dict[str, Any]:
     """Write the events of ``inputs`` into ``out`` (atomically); returns the merged metadata."""
     from offline.events.io import write_events
-    from offline.events.schema import PROCESSES
 
     paths = [Path(p) for p in inputs]
     out = Path(out)
@@ -107,15 +137,14 @@ def merge_event_files(
     check_mergeable(paths, metas)
     blocks = [read_events(p) for p in paths]
     events = concatenate(blocks)
+    sample = _sample(metas)
+    fractions = next((m["mix_fractions"] for m in metas if m.get("mix_fractions")), None)
     if events.weights is not None and events.labels is not None:
-        weights = events.weights.astype(np.float64)
-        for label in np.unique(events.labels):
-            mine = events.labels == label
-            weights[mine] *= mine.sum() / weights[mine].sum()  # mean 1 within each process
-        events = Events(events.particles, weights, events.labels)
+        events = Events(events.particles, _rescaled(events, fractions), events.labels)
     meta: dict[str, Any] = {}
     if metas[0]:
         meta = {key: metas[0][key] for key in SAME_SAMPLE_KEYS if key in metas[0]}
+        meta["process"], meta["mix_fractions"] = sample, fractions
         meta["components"] = _merged_components(metas, events)
         meta["package_versions"] = metas[0].get("package_versions")
     meta["events"] = len(events)
@@ -128,7 +157,14 @@ def merge_event_files(
         for path, block, m in zip(paths, blocks, metas, strict=True)
     ]
     if events.labels is not None:
+        from offline.events.schema import PROCESSES, process_label
+
         ids, counts = np.unique(events.labels, return_counts=True)
         meta["label_counts"] = {PROCESSES[i]: int(c) for i, c in zip(ids, counts, strict=True)}
+        if fractions:  # events per unit of weight, against the plain mixture's 1
+            meta["enrichment"] = {
+                name: count / events.event_weights[events.labels == process_label(name)].sum()
+                for name, count in meta["label_counts"].items()
+            }
     write_events(out, events, meta)
     return meta
