@@ -56,7 +56,7 @@ def generate(
         int | None, typer.Option(help="Worker processes (default: every CPU core).")
     ] = DEFAULTS["workers"],
     shard: Annotated[
-        str, typer.Option(help="Generate shard I of N (I/N); shard files concatenate.")
+        str, typer.Option(help="Generate shard I of N (I/N); `l1ad merge` joins the shard files.")
     ] = "0/1",
     scheduler: Annotated[
         str | None,

@@ -161,10 +161,11 @@ def merge_event_files(
 
         ids, counts = np.unique(events.labels, return_counts=True)
         meta["label_counts"] = {PROCESSES[i]: int(c) for i, c in zip(ids, counts, strict=True)}
-        if fractions:  # events per unit of weight, against the plain mixture's 1
-            meta["enrichment"] = {
+        if fractions:  # events per unit of weight, against the least enriched process's
+            density = {
                 name: count / events.event_weights[events.labels == process_label(name)].sum()
                 for name, count in meta["label_counts"].items()
             }
+            meta["enrichment"] = {name: d / min(density.values()) for name, d in density.items()}
     write_events(out, events, meta)
     return meta
