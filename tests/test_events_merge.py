@@ -123,10 +123,17 @@ def test_foreign_files_are_concatenated_as_they_are(tmp_path):
     [
         (mixture(1), "same seed 1 and shard 0/1"),
         (mixture(2, l1_config={"preselection_pt": 30.0}), "l1_config"),
+        (mixture(2, mix_fractions={"wlnu": 1.0}), "mix_fractions"),
         (generated_like({"Ato4l": 10}, seed=2), "process is 'Ato4l'"),
         ((make_toy_events(10, 5), {}), "foreign"),
     ],
-    ids=["same-events", "other-l1-response", "other-process", "foreign-with-generated"],
+    ids=[
+        "same-events",
+        "other-l1-response",
+        "other-mixture",
+        "other-process",
+        "foreign-with-generated",
+    ],
 )
 def test_files_that_are_not_one_sample_are_refused_in_one_line_and_nothing_is_written(
     tmp_path, second, named

@@ -36,10 +36,11 @@ SUMMED = ("events", "generated", "prefilter_vetoed", "cpu_seconds")
 
 
 def _identity(meta: dict[str, Any]) -> tuple[Any, ...] | None:
-    """What seeds a generated file's tasks: two inputs with the same one hold the same events."""
+    """What seeds a generated file's tasks (a mixture draws other seeds than a lone process):
+    two inputs with the same one hold the same events."""
     if "seed" not in meta:
         return None
-    return meta["seed"], tuple(meta.get("shard", (0, 1))), meta.get("process") == "background"
+    return meta["seed"], tuple(meta.get("shard", (0, 1))), meta.get("process")
 
 
 def _fits(process: Any, sample: Any) -> bool:
@@ -56,6 +57,7 @@ def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> N
     first, first_meta = paths[0], metas[0]
     sample = _sample(metas)
     seen: dict[tuple[Any, ...], Path] = {}
+    mixtures: dict[str, Any] = {}
     for path, meta in zip(paths, metas, strict=True):
         if bool(meta) != bool(first_meta):
             raise EventFileError(
@@ -74,6 +76,12 @@ def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> N
                     f"{key} is {meta.get(key)!r} but {first_meta.get(key)!r} in {first}: "
                     "not the same sample",
                 )
+        fractions = meta.get("mix_fractions")
+        if fractions is not None and fractions != mixtures.setdefault("mix_fractions", fractions):
+            raise EventFileError(
+                path,
+                f"mix_fractions {fractions} differ from an earlier input's: not the same sample",
+            )
         identity = _identity(meta)
         if identity is not None:
             if identity in seen:
