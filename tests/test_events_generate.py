@@ -153,6 +153,29 @@ def test_background_mixture_matches_adc2021_fractions_and_is_shuffled():
     )
 
 
+def rows_of(events, process: str) -> np.ndarray:
+    """One process's events as sorted rows (the mixture is shuffled)."""
+    mine = events.particles[events.labels == process_label(process)].reshape(-1, 19 * 4)
+    return mine[np.lexsort(mine.T[::-1])]
+
+
+def test_enriching_a_process_adds_its_events_at_weights_summing_to_its_plain_count():
+    plain = sample("background", 200)
+    enriched = generate("background", 200, 101, workers=1, progress=False, enrich={"zll": 3})
+    for name in ("wlnu", "qcd", "ttbar"):  # the other processes: the same events, bit for bit
+        np.testing.assert_array_equal(rows_of(enriched.events, name), rows_of(plain.events, name))
+    n_zll = mix_counts(200)["zll"]
+    zll = enriched.events.labels == process_label("zll")
+    assert zll.sum() == 3 * n_zll
+    np.testing.assert_allclose(enriched.events.event_weights[zll], 1 / 3, rtol=1e-12)
+    weights = enriched.events.event_weights
+    for name, fraction in MIX_FRACTIONS.items():  # the mixture's weighted fractions unchanged
+        weighted = weights[enriched.events.labels == process_label(name)].sum() / weights.sum()
+        assert weighted == pytest.approx(fraction, abs=0.5 / 200 + 1e-9)
+    assert enriched.metadata["enrichment"] == {"zll": 3.0}
+    assert "enrichment" not in plain.metadata
+
+
 def test_l1_objects_are_on_the_hardware_grid_ordered_padded_and_in_acceptance():
     p = sample("background", 200).events.particles
     features = p[:, :, :3].reshape(len(p), -1).astype(np.float64)
@@ -237,6 +260,10 @@ def test_generate_cli_writes_a_readable_file_with_labels_weights_and_metadata(tm
         (["--process", "zll", "--events", "-3"], "positive"),
         (["--process", "zll", "--events", "5", "--shard", "4/2"], "shard"),
         (["--process", "zll", "--events", "5", "--workers", "0"], "workers"),
+        (["--process", "zll", "--events", "5", "--enrich", "ttbar=2"], "background mixture"),
+        (["--process", "background", "--events", "5", "--enrich", "ttbar=0.5"], ">= 1"),
+        (["--process", "background", "--events", "5", "--enrich", "Ato4l=2"], "'Ato4l' is not"),
+        (["--process", "background", "--events", "5", "--enrich", "ttbar"], "PROCESS=FACTOR"),
     ],
 )
 def test_generate_cli_rejects_bad_arguments_with_a_clear_error(tmp_path, args, message):

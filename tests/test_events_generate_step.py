@@ -12,6 +12,7 @@ from l1ad.report import Report, add_step
 from l1ad.steps import events as events_step
 from offline.events import cache, read_events, write_events
 from offline.events.cache import cache_path, cached_generate
+from offline.events.processes import mix_counts
 
 
 def _context(tmp_path, **overrides) -> RunContext:
@@ -81,6 +82,20 @@ def test_events_stage_rejects_bad_config_values(tmp_path):
         events_step.run(_context(tmp_path, signals=["zprime"]))
     with pytest.raises(ValueError, match="does not exist"):
         events_step.run(_context(tmp_path, background_file=str(tmp_path / "missing.h5")))
+    with pytest.raises(ValueError, match=r"events\.enrich: the factor of ttbar must be"):
+        events_step.run(_context(tmp_path, enrich={"ttbar": 0}))
+
+
+def test_an_enriched_background_is_cached_under_its_own_name_and_found_again(tmp_path):
+    enrich = {"zll": 2}
+    path = cache_path(tmp_path, "background", 30, seed=1, enrich=enrich)
+    assert path != cache_path(tmp_path, "background", 30, seed=1)
+    first = cached_generate(tmp_path, {"background": 30}, 1, 1, False, enrich=enrich)["background"]
+    assert first.path == path and not first.from_cache
+    assert len(read_events(path)) == 30 + mix_counts(30)["zll"]
+    assert first.metadata["enrichment"] == {"zll": 2.0}
+    again = cached_generate(tmp_path, {"background": 30}, 1, 1, False, enrich=enrich)
+    assert again["background"].from_cache
 
 
 def test_corrupt_cache_file_is_regenerated(tmp_path, toy_events):

@@ -18,7 +18,7 @@ from l1ad.config import GLOBAL_DEFAULTS
 from l1ad.interrupts import Interrupted, handling_interrupts
 from offline.events.defaults import DEFAULT_TASK_SIZE
 from offline.events.engine import check_scheduler
-from offline.events.processes import GENERATABLE
+from offline.events.processes import GENERATABLE, check_enrichment
 from offline.events.schema import SIGNAL_PROCESSES
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "scheduler": None,  # None: in-process (1 worker) or a LocalCluster; "local"; or a Dask scheduler address/file
     "background_file": None,  # a real ADC2021 (or other) file instead of generating
     "signal_files": {},  # {process: file} instead of generating those signals
+    "enrich": {},  # {background process: factor}, e.g. {ttbar: 20}: more of it at weights 1/factor
 }
 NEEDS: tuple[str, ...] = ()
 
@@ -69,6 +70,13 @@ def generate(
         int, typer.Option(help="Accepted events per task (the unit of work and of resuming).")
     ] = DEFAULT_TASK_SIZE,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    enrich: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PROCESS=FACTOR (repeatable; background only): generate that process of the "
+            "mixture FACTOR times more, at weights 1/FACTOR (e.g. ttbar=20 for the tail)."
+        ),
+    ] = None,
 ) -> None:
     """Generate pp events at 13 TeV with Pythia 8, cluster jets with FastJet, apply the L1 response.
 
@@ -80,11 +88,21 @@ def generate(
     shard_tuple = parse_shard(shard)
     check_request(process, events, seed, workers, shard_tuple)
     check_scheduler(scheduler)
+    factors = parse_enrichment(enrich or [])
     console = Console(stderr=True, markup=False)
     try:
         with handling_interrupts():
             result = generate_to_file(
-                out, process, events, seed, workers, shard_tuple, progress, task_size, scheduler
+                out,
+                process,
+                events,
+                seed,
+                workers,
+                shard_tuple,
+                progress,
+                task_size,
+                scheduler,
+                factors,
             )
     except Interrupted as stop:
         parts = parts_directory_for(out)
@@ -113,6 +131,22 @@ def generate(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def parse_enrichment(items: list[str]) -> dict[str, float]:
+    """``["ttbar=20"]`` -> {"ttbar": 20.0}, each factor checked."""
+
+    factors = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            factors[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError(f"--enrich expects PROCESS=FACTOR (e.g. ttbar=20), got {item!r}")
+    check_enrichment(factors)
+    return factors
 
 
 def merge(
@@ -159,6 +193,10 @@ def _check_config(cfg: dict[str, Any]) -> None:
         check_scheduler(cfg["scheduler"])
     except ValueError as err:
         raise ValueError(f"events.{err}") from None
+    try:
+        check_enrichment(cfg["enrich"])
+    except ValueError as err:
+        raise ValueError(f"events.{err}") from None
     for name in cfg["signals"]:
         if name not in SIGNAL_PROCESSES:
             raise ValueError(
@@ -185,4 +223,5 @@ def run(ctx: RunContext) -> EventSamples:
         given,
         cfg["workers"],
         cfg["scheduler"],
+        cfg["enrich"],
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from offline.events.engine import remove_parts
 from offline.events.generate import GENERATOR_VERSION, generate_many
 from offline.events.io import EventFileError, event_count, read_metadata, write_events
 from offline.events.l1_response import DEFAULT_L1, L1Config
-from offline.events.processes import MIX_FRACTIONS, PROCESS_SETTINGS
+from offline.events.processes import MIX_FRACTIONS, PROCESS_SETTINGS, enriched_mix_counts
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,16 @@ class CachedFile:
 
 
 def cache_key(
-    process: str, events: int, seed: int, shard: tuple[int, int] = (0, 1), l1: L1Config = DEFAULT_L1
+    process: str,
+    events: int,
+    seed: int,
+    shard: tuple[int, int] = (0, 1),
+    l1: L1Config = DEFAULT_L1,
+    enrich: Mapping[str, float] | None = None,
 ) -> str:
     """Short hash of everything that determines a generated file."""
     components = list(MIX_FRACTIONS) if process == "background" else [process]
-    payload = {
+    payload: dict[str, Any] = {
         "process": process,
         "events": events,
         "seed": seed,
@@ -44,6 +50,8 @@ def cache_key(
         "mix": MIX_FRACTIONS if process == "background" else None,
         "l1": l1.to_dict(),
     }
+    if enrich and process == "background":  # absent otherwise: the plain files keep their names
+        payload["enrich"] = {p: float(k) for p, k in sorted(enrich.items())}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -54,8 +62,9 @@ def cache_path(
     seed: int,
     shard: tuple[int, int] = (0, 1),
     l1: L1Config = DEFAULT_L1,
+    enrich: Mapping[str, float] | None = None,
 ) -> Path:
-    key = cache_key(process, events, seed, shard, l1)
+    key = cache_key(process, events, seed, shard, l1, enrich)
     return Path(cache_dir) / "events" / f"{process}_n{events}_seed{seed}_{key}.h5"
 
 
@@ -66,9 +75,14 @@ def _usable(path: Path, events: int) -> bool:
         return False
 
 
-def parts_path(cache_dir: str | os.PathLike[str], requests: dict[str, int], seed: int) -> Path:
+def parts_path(
+    cache_dir: str | os.PathLike[str],
+    requests: dict[str, int],
+    seed: int,
+    enrich: Mapping[str, float] | None = None,
+) -> Path:
     """The parts directory of the job generating these requests (finished tasks, for resuming)."""
-    keys = sorted(cache_key(p, n, seed) for p, n in requests.items())
+    keys = sorted(cache_key(p, n, seed, enrich=enrich) for p, n in requests.items())
     return (
         Path(cache_dir)
         / "events"
@@ -83,16 +97,30 @@ def cached_generate(
     workers: int | None = None,
     progress: bool = True,
     scheduler: str | None = None,
+    enrich: Mapping[str, float] | None = None,
 ) -> dict[str, CachedFile]:
     """Event files for each (process, events) request: from the cache, or generated in one job and cached.
 
+    ``enrich`` applies to the background mixture (:func:`offline.events.processes.enriched_mix_counts`).
     Finished tasks of the job are kept until every file is written, so an interrupted run resumes.
     """
-    paths = {p: cache_path(cache_dir, p, n, seed) for p, n in requests.items()}
-    missing = {p: n for p, n in requests.items() if not _usable(paths[p], n)}
-    parts = parts_path(cache_dir, missing, seed)
+    paths = {p: cache_path(cache_dir, p, n, seed, enrich=enrich) for p, n in requests.items()}
+    expected = {
+        p: sum(enriched_mix_counts(n, enrich).values()) if p == "background" else n
+        for p, n in requests.items()
+    }
+    missing = {p: n for p, n in requests.items() if not _usable(paths[p], expected[p])}
+    parts = parts_path(cache_dir, missing, seed, enrich)
     generated = (
-        generate_many(missing, seed, workers, progress=progress, scheduler=scheduler, parts=parts)
+        generate_many(
+            missing,
+            seed,
+            workers,
+            progress=progress,
+            scheduler=scheduler,
+            parts=parts,
+            enrich=enrich,
+        )
         if missing
         else {}
     )

@@ -35,7 +35,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -65,6 +65,7 @@ from offline.events.processes import (
     MIX_FRACTIONS,
     PREFILTER_ETA,
     PREFILTER_FRACTION,
+    enriched_mix_counts,
     get_process,
     mix_counts,
 )
@@ -365,8 +366,12 @@ def generate_many(
     scheduler: str | None = None,
     parts: str | os.PathLike[str] | None = None,
     baseline: bool = False,
+    enrich: Mapping[str, float] | None = None,
 ) -> dict[str, Generated]:
     """Generate several processes (``background`` = the ADC2021 mixture) as one job of tasks.
+
+    ``enrich``: {process: factor} generates those processes of the mixture ``factor`` times
+    more, at weights summing to their plain count (:func:`enriched_mix_counts`).
 
     ``baseline``: generator version 1 (full L1 response of every event), kept to benchmark
     and validate the current one against.
@@ -378,12 +383,15 @@ def generate_many(
     workers = workers or os.cpu_count() or 1
     check_scheduler(scheduler)
     parts_of: dict[str, dict[str, int]] = {}
+    plain_of: dict[str, dict[str, int]] = {}  # what each process's weights sum to
     for process, events in requests.items():
         check_request(process, events, seed, workers, shard)
         n = _shard_events(events, shard)
         if n == 0:
             raise ValueError(f"shard {shard[0]}/{shard[1]} of {events} events holds no event")
-        parts_of[process] = mix_counts(n) if process == "background" else {process: n}
+        mixture = process == "background"
+        plain_of[process] = mix_counts(n) if mixture else {process: n}
+        parts_of[process] = enriched_mix_counts(n, enrich) if mixture else {process: n}
     tasks: list[Task] = []
     owners: list[tuple[str, str]] = []
     for process, counts in parts_of.items():
@@ -396,7 +404,8 @@ def generate_many(
                     owners.append((process, component))
     store = None
     if parts is not None:
-        store = PartStore(parts, job_description(requests, seed, shard, task_size, l1, tasks))
+        job = job_description(requests, seed, shard, task_size, l1, tasks)
+        store = PartStore(parts, job | ({"enrich": dict(enrich)} if enrich else {}))
     started = time.perf_counter()
     results, resumed = _execute(
         tasks, workers, progress, f"generating {', '.join(requests)}", scheduler, store
@@ -420,6 +429,7 @@ def generate_many(
             shard,
             run,
             l1,
+            plain_of[process],
         )
         for process in parts_of
     }
@@ -432,13 +442,15 @@ def _assemble(
     shard: tuple[int, int],
     run: dict[str, Any],
     l1: L1Config,
+    plain: dict[str, int],
 ) -> Generated:
     blocks, stats = [], {}
     for component in dict.fromkeys(c for c, _ in results):
         mine = [r for c, r in results if c == component]
         particles = np.concatenate([r.particles for r in mine])
         weights = np.concatenate([r.weights for r in mine])
-        weights *= len(weights) / weights.sum()  # mean weight 1 within each process
+        # mean weight 1 within each process; an enriched one's sum to its plain count
+        weights *= plain[component] / weights.sum()
         blocks.append(
             Events(particles, weights, np.full(len(particles), process_label(component), np.int32))
         )
@@ -481,6 +493,7 @@ def _assemble(
         "events": len(events),
         "components": stats,
         "mix_fractions": MIX_FRACTIONS if process == "background" else None,
+        **({"enrichment": enrichment} if (enrichment := _enrichment(plain, stats)) else {}),
         "beam": "pp, 13 TeV",
         "preselection": f">= 1 e/gamma or muon object with pT > {l1.preselection_pt} GeV",
         "l1_config": l1.to_dict(),
@@ -491,6 +504,11 @@ def _assemble(
         ],  # accepted events per wall-clock second of the whole generation call
     }
     return Generated(events, meta)
+
+
+def _enrichment(plain: dict[str, int], stats: dict[str, Any]) -> dict[str, float]:
+    """{process: events generated per plain event}, for the enriched processes only."""
+    return {c: stats[c]["events"] / n for c, n in plain.items() if n and stats[c]["events"] != n}
 
 
 def generate(
@@ -504,8 +522,9 @@ def generate(
     l1: L1Config = DEFAULT_L1,
     scheduler: str | None = None,
     baseline: bool = False,
+    enrich: Mapping[str, float] | None = None,
 ) -> Generated:
-    """Generate ``events`` events of one process (or the ``background`` mixture)."""
+    """Generate ``events`` events of one process (or the ``background`` mixture, ``enrich``-ed)."""
     return generate_many(
         {process: events},
         seed,
@@ -516,6 +535,7 @@ def generate(
         l1,
         scheduler,
         baseline=baseline,
+        enrich=enrich,
     )[process]
 
 
@@ -529,18 +549,31 @@ def generate_to_file(
     progress: bool = True,
     task_size: int = DEFAULT_TASK_SIZE,
     scheduler: str | None = None,
+    enrich: Mapping[str, float] | None = None,
 ) -> Generated:
     """Generate and write one event file (atomically), keeping finished tasks in ``OUT.parts`` until then."""
     out = Path(out)
     check_request(process, events, seed, workers, shard)
     check_scheduler(scheduler)
+    if enrich and process != "background":
+        raise ValueError(f"enrich applies to the background mixture, not to {process!r}")
+    enriched_mix_counts(1, enrich)  # checks the factors before any work
     if out.exists() and out.is_dir():
         raise ValueError(f"{out}: is a directory, expected an event file path")
     if isinstance(task_size, bool) or not isinstance(task_size, int) or task_size < 1:
         raise ValueError(f"task size must be a positive integer, got {task_size!r}")
     parts = parts_directory_for(out)
     result = generate_many(
-        {process: events}, seed, workers, shard, progress, task_size, DEFAULT_L1, scheduler, parts
+        {process: events},
+        seed,
+        workers,
+        shard,
+        progress,
+        task_size,
+        DEFAULT_L1,
+        scheduler,
+        parts,
+        enrich=enrich,
     )[process]
     write_events(out, result.events, result.metadata)
     remove_parts(parts)

@@ -8,9 +8,9 @@ every event twice: that is refused.
 A background mixture may also take files of its own components (``wlnu``, ``qcd``, ``zll``,
 ``ttbar``): that *enriches* a rare process, such as tt̄ (0.3 % of the mixture but a large part
 of both autoencoders' tails), without changing the physics, because every process's weights
-are rescaled so that its total weight is its mixture fraction of all events. Otherwise each
-process's weights get mean 1 again (as :func:`offline.events.generate.generate` writes
-them). The per-process production figures are summed, and ``merged_from`` lists the inputs.
+are rescaled to its share of the mixture: the least enriched process gets mean weight 1, an
+enriched one 1/factor, as ``l1ad generate --enrich`` writes them. Without a mixture each
+process's weights get mean 1 again. The per-process production figures are summed, and ``merged_from`` lists the inputs.
 Foreign files (no metadata, such as ADC2021's) are concatenated as they are.
 
 The events are kept in input order: every consumer splits by a seeded permutation
@@ -118,16 +118,20 @@ def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[
 
 
 def _rescaled(events: Events, fractions: dict[str, float] | None) -> np.ndarray:
-    """Weights with each process's total at its mixture fraction of all events (mean 1 without a mixture)."""
+    """Each process's weights summing to its count in the plain mixture that holds the least
+    enriched process's events (mean weight 1 there, 1/factor for an enriched one; as
+    :func:`offline.events.generate.generate_many` writes them). Without a mixture: mean 1."""
     from offline.events.schema import PROCESSES
 
     assert events.weights is not None and events.labels is not None
     weights = events.weights.astype(np.float64)
-    total = sum(fractions.values()) if fractions else 1.0
-    for label in np.unique(events.labels):
+    labels, counts = np.unique(events.labels, return_counts=True)
+    names = [PROCESSES[label] for label in labels]
+    share = {n: fractions[n] / sum(fractions.values()) for n in names} if fractions else {}
+    plain_total = min(c / share[n] for n, c in zip(names, counts, strict=True)) if share else 0
+    for name, label, count in zip(names, labels, counts, strict=True):
         mine = events.labels == label
-        target = fractions[PROCESSES[label]] / total * len(events) if fractions else mine.sum()
-        weights[mine] *= target / weights[mine].sum()
+        weights[mine] *= (share[name] * plain_total if share else count) / weights[mine].sum()
     return weights
 
 
@@ -169,11 +173,11 @@ def merge_event_files(
 
         ids, counts = np.unique(events.labels, return_counts=True)
         meta["label_counts"] = {PROCESSES[i]: int(c) for i, c in zip(ids, counts, strict=True)}
-        if fractions:  # events per unit of weight, against the least enriched process's
-            density = {
+        if fractions:  # events per plain event (1/mean weight), for the enriched processes
+            enrichment = {
                 name: count / events.event_weights[events.labels == process_label(name)].sum()
                 for name, count in meta["label_counts"].items()
             }
-            meta["enrichment"] = {name: d / min(density.values()) for name, d in density.items()}
+            meta["enrichment"] = {n: e for n, e in enrichment.items() if not np.isclose(e, 1)}
     write_events(out, events, meta)
     return meta

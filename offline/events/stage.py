@@ -4,6 +4,7 @@ files the user names, from the cache, or generated (Pythia 8 + FastJet + L1 resp
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def prepare_samples(
     given: dict[str, Path] | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    enrich: Mapping[str, float] | None = None,
 ) -> EventSamples:
     """The background and each of ``signals``: from ``given`` ({sample: file}, checked first), else
     from the cache under ``cache_dir`` or generated there. Writes ``events.csv`` and summary plots
@@ -57,7 +59,9 @@ def prepare_samples(
     requests = {BACKGROUND: background_events} | {s: signal_events for s in signals}
     requests = {p: n for p, n in requests.items() if p not in given}
     files = (
-        cached_generate(cache_dir, requests, seed, workers, progress=True, scheduler=scheduler)
+        cached_generate(
+            cache_dir, requests, seed, workers, progress=True, scheduler=scheduler, enrich=enrich
+        )
         if requests
         else {}
     )
