@@ -60,6 +60,11 @@ def parse_setting(name: str) -> dict[str, Any]:
     }
 
 
+def _efficiency_suffix(efficiencies: tuple[float, ...]) -> str:
+    """``_e0.002`` for a closure grid reaching per-axis efficiency 0.002 ("" for the default grid)."""
+    return f"_e{min(efficiencies):g}" if efficiencies else ""
+
+
 def run_setting(
     background: Path,
     signals: dict[str, Path],
@@ -73,6 +78,7 @@ def run_setting(
     fractions: tuple[float, float, float] = DEFAULT_SPLIT,
     eps_b: tuple[float, ...] = EPS_B,
     train_background: Path | None = None,
+    closure_efficiencies: tuple[float, ...] = (),
 ) -> dict[str, Any]:
     from offline.ad.abcd import abcd_scan, max_abs_closure_pull, region_masks, thresholds
     from offline.ad.disco import distance_correlation
@@ -91,12 +97,15 @@ def run_setting(
     from offline.preprocess import Preprocessing
 
     settings = parse_setting(name)
+    if closure_efficiencies:
+        settings["closure_efficiencies"] = closure_efficiencies
     config = TrainConfig(
         epochs=epochs, patience=patience, seed=seed, device="cpu", progress=False, **settings
     )
     out = work / (name if seed == 1234 else f"{name}_s{seed}")
     if train_background is not None:
         out = out.with_name(out.name + "_uw")
+    out = out.with_name(out.name + _efficiency_suffix(closure_efficiencies))
     if reuse and (out / "metrics.json").exists():  # a finished training of this setting
         done = json.loads((out / "metrics.json").read_text())
         epochs_run, best_epoch, seconds = done["epochs_run"], done["best_epoch"], done["seconds"]
@@ -352,6 +361,14 @@ def main() -> None:
         help="train on the events with unit weights (the p̂T-biased QCD tail at full weight; "
         "settings get the suffix _uw); evaluate with the file's weights",
     )
+    parser.add_argument(
+        "--closure-efficiencies",
+        type=float,
+        nargs="+",
+        default=[],
+        help="per-axis efficiencies of the closure penalty's cuts (default: the library's; "
+        "settings get the suffix _e<smallest>)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -424,10 +441,13 @@ def main() -> None:
                     fractions,
                     tuple(args.eps_b),
                     unit,
+                    tuple(args.closure_efficiencies),
                 )
                 entry["test_events"] = r["background_test_events"]
                 key = name if args.seed == 1234 else f"{name}_s{args.seed}"
-                key += "_uw" if unit else ""
+                key += ("_uw" if unit else "") + _efficiency_suffix(
+                    tuple(args.closure_efficiencies)
+                )
                 entry["settings"][key] = {**r, "seed": args.seed}
                 print(
                     f"  dCor {r['dcor_background']:.4f}, max |pull| {r['max_abs_closure_pull']}, "

@@ -142,6 +142,27 @@ def test_pair_loss_adds_the_weighted_closure_penalty_only_when_asked():
     )
 
 
+def test_a_closure_grid_reaching_the_extreme_tail_of_one_axis_enters_the_loss():
+    """At 1 000 events no pair with 0.005 or 0.002 fills its regions (n·e₁·e₂ < 10), so the loss
+    is the default grid's; at 10⁴ pairs such as (0.002, 0.5) enter and change it."""
+    tail = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002)
+    for n, changes in ((1000, False), (10_000, True)):
+        r1, r2 = (torch.from_numpy(v).float() for v in _lognormal_pair(n, 0.7, 9))
+        w = torch.ones(n)
+        default = pair_loss(r1, r2, w, 0.0, closure_lam=1.0).closure
+        extended = pair_loss(r1, r2, w, 0.0, 1.0, closure_efficiencies=tail).closure
+        expected = float(closure_penalty(r1, r2, w, tail))
+        assert extended == pytest.approx(expected, rel=1e-6)
+        assert (extended != pytest.approx(default, rel=1e-6)) is changes
+
+
+def test_the_closure_grid_of_a_training_survives_json_and_is_checked():
+    config = TrainConfig(closure_lam=1.0, closure_efficiencies=(0.5, 0.01, 0.002))
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="closure_efficiencies"):
+        TrainConfig(closure_efficiencies=(0.5, 1.0))
+
+
 def test_closure_lam_defaults_are_one_value_and_zero():
     assert TrainConfig().closure_lam == 0.0
     assert ad.DEFAULTS["closure_lam"] == TrainConfig().closure_lam

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -45,7 +45,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from offline import distributed
-from offline.ad.closure import closure_penalty
+from offline.ad.closure import DEFAULT_CLOSURE_EFFICIENCIES, closure_penalty
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
@@ -99,8 +99,18 @@ class TrainConfig:
     shuffle_chunk: int = 0
     shuffle_group: int = 8
     closure_lam: float = DEFAULT_CLOSURE_LAM  # weight of the ABCD non-closure penalty
+    # per-axis background efficiencies of the penalty's cuts (offline.ad.closure)
+    closure_efficiencies: tuple[float, ...] = DEFAULT_CLOSURE_EFFICIENCIES
 
     def __post_init__(self) -> None:
+        # JSON gives lists: keep one (hashable, comparable) form
+        object.__setattr__(self, "closure_efficiencies", tuple(self.closure_efficiencies))
+        if not self.closure_efficiencies or not all(
+            isinstance(e, int | float) and 0 < e < 1 for e in self.closure_efficiencies
+        ):
+            raise ValueError(
+                f"closure_efficiencies must be numbers in (0, 1), got {self.closure_efficiencies}"
+            )
         if self.lam < 0 or not math.isfinite(self.lam):
             raise ValueError(f"lambda must be a finite number >= 0, got {self.lam}")
         if self.closure_lam < 0 or not math.isfinite(self.closure_lam):
@@ -123,7 +133,9 @@ class TrainConfig:
         preset(self.preset)  # raises on unknown names
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["closure_efficiencies"] = list(self.closure_efficiencies)  # as JSON gives it back
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -135,9 +147,13 @@ class TrainConfig:
             raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
         for key, value in data.items():
             default = known[key].default
-            kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(
-                type(default), (bool,)
-            )
+            kinds = {
+                bool: (bool,),
+                int: (int,),
+                float: (int, float),
+                str: (str,),
+                tuple: (list, tuple),
+            }.get(type(default), (bool,))
             if (default is None and value is None) or (
                 isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
             ):
@@ -165,6 +181,7 @@ def pair_loss(
     weights: torch.Tensor,
     lam: float,
     closure_lam: float = 0.0,
+    closure_efficiencies: Sequence[float] = DEFAULT_CLOSURE_EFFICIENCIES,
 ) -> LossParts:
     """L = <R1>_w + <R2>_w + λ·DisCo²(R1, R2) + λ_c·closure on the global batch (see module docstring for DDP).
 
@@ -180,7 +197,11 @@ def pair_loss(
     total = m1 + m2
     d = disco_sq(r1, r2, w) if lam > 0 else torch.zeros((), device=r1.device)
     total = total + lam * d
-    c = closure_penalty(r1, r2, w) if closure_lam > 0 else torch.zeros((), device=r1.device)
+    c = (
+        closure_penalty(r1, r2, w, closure_efficiencies)
+        if closure_lam > 0
+        else torch.zeros((), device=r1.device)
+    )
     total = total + closure_lam * c
     # No rescaling under DDP: the gather's backward sums the (identical) gradients of all
     # ranks (x world size) and DDP's averaging divides by world size again.
@@ -346,6 +367,7 @@ def evaluate(
     amp: bool,
     device: torch.device | str = "cpu",
     closure_lam: float = 0.0,
+    closure_efficiencies: Sequence[float] = DEFAULT_CLOSURE_EFFICIENCIES,
 ) -> dict[str, float]:
     """Validation loss on fixed consecutive batches: weighted means over all events, mean DisCo² (and
     closure penalty, when ``closure_lam`` > 0) over batches."""
@@ -365,7 +387,7 @@ def evaluate(
         if len(xb) >= 2:
             discos.append(float(disco_sq(r1, r2, wb)))
             if closure_lam > 0:
-                closures.append(float(closure_penalty(r1, r2, wb)))
+                closures.append(float(closure_penalty(r1, r2, wb, closure_efficiencies)))
     d = float(np.mean(discos)) if discos else 0.0
     c = float(np.mean(closures)) if closures else 0.0
     return {
@@ -519,7 +541,16 @@ def fit_sources(
         model.train()
         train_means = _train_epoch(net, optimizer, loader.epoch(epoch), config, amp, info, progress)
         model.eval()
-        val_parts = evaluate(model, val, config.lam, batch, amp, info.device, config.closure_lam)
+        val_parts = evaluate(
+            model,
+            val,
+            config.lam,
+            batch,
+            amp,
+            info.device,
+            config.closure_lam,
+            config.closure_efficiencies,
+        )
         val_loss = distributed.broadcast_float(val_parts["loss"])
         improved = progress.record(
             {
@@ -665,7 +696,7 @@ def _train_epoch(
     for xb, wb in batches:
         with torch.autocast(device_type=info.device.type, dtype=torch.bfloat16, enabled=amp):
             r1, r2 = net(xb)
-        parts = pair_loss(r1, r2, wb, config.lam, config.closure_lam)
+        parts = pair_loss(r1, r2, wb, config.lam, config.closure_lam, config.closure_efficiencies)
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()
