@@ -79,10 +79,15 @@ def _commands_of(step) -> list:
 
 
 def _as_config_value(cli_default: object, pipeline_default: object) -> object:
-    """A CLI default in the pipeline's form: comma-separated text where the pipeline has a list."""
+    """A CLI default in the pipeline's form: comma-separated text where the pipeline has a list,
+    repeated KEY=VALUE options (None: none given) where it has a mapping."""
     if isinstance(pipeline_default, list) and isinstance(cli_default, str):
         kind = type(pipeline_default[0]) if pipeline_default else float
         return [kind(float(v)) for v in cli_default.split(",") if v.strip()]
+    if isinstance(pipeline_default, dict) and (
+        cli_default is None or isinstance(cli_default, list)
+    ):
+        return {k: float(v) for k, v in (item.split("=") for item in cli_default or [])}
     return cli_default
 
 

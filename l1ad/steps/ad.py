@@ -16,6 +16,7 @@ from l1ad.options import named_paths
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BOOTSTRAP,
+    DEFAULT_CLOSURE_EFFICIENCIES,
     DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
@@ -43,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "preset": DEFAULT_PRESET,
     "lam": DEFAULT_LAMBDA,
     "closure_lam": DEFAULT_CLOSURE_LAM,  # ABCD non-closure penalty (ABCDisCoTEC); 0: DisCo alone
+    # the penalty's per-axis cut efficiencies (a pair enters where the batch fills its regions)
+    "closure_efficiencies": list(DEFAULT_CLOSURE_EFFICIENCIES),
     "epochs": DEFAULT_EPOCHS,
     "batch_size": DEFAULT_BATCH_SIZE,
     "lr": DEFAULT_LR,
@@ -276,6 +279,7 @@ def run(ctx: RunContext, events: EventSamples) -> ADStageResult:
         preset=cfg["preset"],
         lam=float(cfg["lam"]),
         closure_lam=float(cfg["closure_lam"]),
+        closure_efficiencies=tuple(cfg["closure_efficiencies"]),
         epochs=int(cfg["epochs"]),
         batch_size=int(cfg["batch_size"]),
         lr=float(cfg["lr"]),

@@ -36,9 +36,8 @@ from collections.abc import Sequence
 
 import torch
 
-# per-axis background efficiencies of the cuts (ABCD thresholds keep √ε_B per axis: ε_B from
-# 10⁻⁴ to 0.25 is 0.01 to 0.5 per axis); pairs whose regions a batch cannot fill are skipped
-DEFAULT_CLOSURE_EFFICIENCIES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
+from offline.ad.defaults import DEFAULT_CLOSURE_EFFICIENCIES
+
 # sigmoid width in log R (0.05: a 5 % change of the score)
 DEFAULT_CLOSURE_TEMPERATURE = 0.05
 # smallest hard region (events of the batch) of a cut pair that enters the penalty

@@ -45,10 +45,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from offline import distributed
-from offline.ad.closure import DEFAULT_CLOSURE_EFFICIENCIES, closure_penalty
+from offline.ad.closure import closure_penalty
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
+    DEFAULT_CLOSURE_EFFICIENCIES,
     DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
