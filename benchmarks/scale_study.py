@@ -92,6 +92,23 @@ def projected_production(
     }
 
 
+def background_provenance(config: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a given background file came from (``l1ad merge`` inputs, enrichment); None when the
+    run generated its own."""
+    from offline.events.io import read_metadata
+
+    path = config["events"]["background_file"]
+    if not path:
+        return None
+    meta = read_metadata(path)
+    return {
+        "file": Path(path).name,
+        "merged_from": meta.get("merged_from"),
+        "enrichment": meta.get("enrichment"),
+        "label_counts": meta.get("label_counts"),
+    }
+
+
 def dcor_of_logs(scores_file: Path) -> float:
     """dCor(log R1, log R2) on held-out background: the ABCD regions depend only on the order of
     each score, and the logarithm keeps a few events with huge errors from setting dCor."""
@@ -146,6 +163,7 @@ def main() -> None:
             "set": args.set,
         },
         "background_events": counts["background"],
+        "background_provenance": background_provenance(config),
         "signal_events": {s: n for s, n in counts.items() if s != "background"},
         "test_background_events": round(counts["background"] * config["ad"]["split"][2]),
         "dcor_background": summary["ad"]["dcor_background"],
