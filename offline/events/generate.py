@@ -65,6 +65,7 @@ from offline.events.processes import (
     MIX_FRACTIONS,
     PREFILTER_ETA,
     PREFILTER_FRACTION,
+    check_enrichment,
     enriched_mix_counts,
     get_process,
     mix_counts,
@@ -557,7 +558,7 @@ def generate_to_file(
     check_scheduler(scheduler)
     if enrich and process != "background":
         raise ValueError(f"enrich applies to the background mixture, not to {process!r}")
-    enriched_mix_counts(1, enrich)  # checks the factors before any work
+    check_enrichment(enrich or {})
     if out.exists() and out.is_dir():
         raise ValueError(f"{out}: is a directory, expected an event file path")
     if isinstance(task_size, bool) or not isinstance(task_size, int) or task_size < 1:
