@@ -135,7 +135,6 @@ def generate(
 
 def parse_enrichment(items: list[str]) -> dict[str, float]:
     """``["ttbar=20"]`` -> {"ttbar": 20.0}, each factor checked."""
-
     factors = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -191,9 +190,6 @@ def _check_config(cfg: dict[str, Any]) -> None:
         )
     try:
         check_scheduler(cfg["scheduler"])
-    except ValueError as err:
-        raise ValueError(f"events.{err}") from None
-    try:
         check_enrichment(cfg["enrich"])
     except ValueError as err:
         raise ValueError(f"events.{err}") from None
