@@ -27,6 +27,7 @@ from scipy import stats
 
 from offline.events import read_events, write_events
 from offline.events.generate import generate
+from offline.events.io import effective_events
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_BASE = {"old": 10_000, "new": 20_000}
@@ -112,7 +113,7 @@ def weighted_ks(
     below = [np.searchsorted(np.sort(x), grid, side="right") == 0 for x in (a, b)]
     cdf = [np.where(bl, 0.0, c) for c, bl in zip(cdf, below, strict=True)]
     d = float(np.abs(cdf[0] - cdf[1]).max())
-    ne = [w.sum() ** 2 / (w**2).sum() for w in (wa, wb)]
+    ne = [effective_events(w) for w in (wa, wb)]
     n = ne[0] * ne[1] / (ne[0] + ne[1])
     return d, float(stats.kstwo.sf(d, max(round(n), 1)))
 
@@ -194,8 +195,8 @@ def compare(directory: Path) -> None:
         "events_new": n_new,
         "chunks_old": chunks_old,
         "chunks_new": chunks_new,
-        "effective_events_old": float(w_old.sum() ** 2 / (w_old**2).sum()),
-        "effective_events_new": float(w_new.sum() ** 2 / (w_new**2).sum()),
+        "effective_events_old": effective_events(w_old),
+        "effective_events_new": effective_events(w_new),
         "observables": tests,
         "power_check_p_chi2_new_pt_scaled_by_1.03": power,
         "min_p_chi2": min(p_values),

@@ -29,6 +29,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from offline.ad.abcd import count_regions, thresholds
 from offline.ad.defaults import DEFAULT_RATE_KHZ
+from offline.events.io import effective_events
 
 BUNCH_CROSSING_KHZ = 40_000.0
 
@@ -42,12 +43,6 @@ def rate_to_fpr(rate_khz: float) -> float:
 
 def fpr_to_rate(fpr: float) -> float:
     return fpr * BUNCH_CROSSING_KHZ
-
-
-def effective_events(weights: np.ndarray) -> float:
-    """Kish effective sample size (Σw)²/Σw²."""
-    w = np.asarray(weights, dtype=np.float64)
-    return float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
 
 
 def weights_or_ones(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

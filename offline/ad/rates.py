@@ -32,7 +32,8 @@ import numpy as np
 
 from offline.ad.abcd import check_scores, region_masks, thresholds_presorted
 from offline.ad.defaults import DEFAULT_BOOTSTRAP, DEFAULT_RATES_KHZ
-from offline.ad.metrics import effective_events, fpr_to_rate, rate_to_fpr
+from offline.ad.metrics import fpr_to_rate, rate_to_fpr
+from offline.events.io import effective_events
 
 MIN_TAIL_ESS = 10.0
 

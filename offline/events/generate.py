@@ -52,7 +52,7 @@ from offline.events.engine import (
     parts_directory_for,
     remove_parts,
 )
-from offline.events.io import Events, write_events
+from offline.events.io import Events, effective_events, write_events
 from offline.events.l1_response import (
     DEFAULT_L1,
     L1Config,
@@ -466,7 +466,7 @@ def _assemble(
             or None,  # 0 when Pythia has no estimate
             "cpu_seconds": seconds,
             "events_per_cpu_s": len(particles) / seconds,
-            "effective_events": float(weights.sum() ** 2 / (weights**2).sum()),
+            "effective_events": effective_events(weights),
             "pythia_settings": list(get_process(component).settings),
         }
     events = Events(

@@ -72,6 +72,12 @@ class Events:
         )
 
 
+def effective_events(weights: np.ndarray) -> float:
+    """Kish effective sample size (Σw)²/Σw²."""
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
+
+
 def flatten_features(particles: np.ndarray) -> np.ndarray:
     """(N, 19, 4) particles -> (N, 57) features, dropping the class column."""
     if particles.ndim != 3 or particles.shape[1:] != (N_OBJECTS, N_COLUMNS):

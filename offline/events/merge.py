@@ -26,8 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from offline.events.io import EventFileError, Events, concatenate, read_events, read_metadata
-from offline.events.schema import BACKGROUND_PROCESSES
+from offline.events.io import (
+    EventFileError,
+    Events,
+    concatenate,
+    effective_events,
+    read_events,
+    read_metadata,
+    write_events,
+)
+from offline.events.schema import BACKGROUND_PROCESSES, PROCESSES, process_label
 
 # metadata that must agree for the inputs to be one sample (besides the process)
 SAME_SAMPLE_KEYS = ("generator", "generator_version", "beam", "preselection", "l1_config")
@@ -48,8 +56,9 @@ def _fits(process: Any, sample: Any) -> bool:
     return process == sample or (sample == "background" and process in BACKGROUND_PROCESSES)
 
 
-def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> None:
-    """Raise EventFileError naming the first input that is not part of the same sample as the first."""
+def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> Any:
+    """The merged sample's process; raises EventFileError naming the first input that is not part
+    of the same sample as the first."""
     if len(paths) < 2:
         raise ValueError(f"merging needs at least two input files, got {len(paths)}")
     if len(set(map(os.path.realpath, paths))) < len(paths):
@@ -91,6 +100,7 @@ def check_mergeable(paths: Sequence[Path], metas: Sequence[dict[str, Any]]) -> N
                     f"{seen[identity]}: the same events would be counted twice",
                 )
             seen[identity] = path
+    return sample
 
 
 def _sample(metas: Sequence[dict[str, Any]]) -> Any:
@@ -101,8 +111,6 @@ def _sample(metas: Sequence[dict[str, Any]]) -> Any:
 
 def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[str, Any]:
     """Per-process figures summed over the inputs; ratios and effective events recomputed."""
-    from offline.events.schema import process_label
-
     merged: dict[str, Any] = {}
     for meta in metas:
         for name, stats in meta.get("components", {}).items():
@@ -113,7 +121,7 @@ def _merged_components(metas: Sequence[dict[str, Any]], events: Events) -> dict[
         w = events.event_weights[events.labels == process_label(name)]
         total["preselection_efficiency"] = total["events"] / total["generated"]
         total["events_per_cpu_s"] = total["events"] / total["cpu_seconds"]
-        total["effective_events"] = float(w.sum() ** 2 / (w**2).sum())
+        total["effective_events"] = effective_events(w)
     return merged
 
 
@@ -121,8 +129,6 @@ def _rescaled(events: Events, fractions: dict[str, float] | None) -> np.ndarray:
     """Each process's weights summing to its count in the plain mixture that holds the least
     enriched process's events (mean weight 1 there, 1/factor for an enriched one; as
     :func:`offline.events.generate.generate_many` writes them). Without a mixture: mean 1."""
-    from offline.events.schema import PROCESSES
-
     assert events.weights is not None and events.labels is not None
     weights = events.weights.astype(np.float64)
     labels, counts = np.unique(events.labels, return_counts=True)
@@ -139,17 +145,14 @@ def merge_event_files(
     inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]
 ) -> dict[str, Any]:
     """Write the events of ``inputs`` into ``out`` (atomically); returns the merged metadata."""
-    from offline.events.io import write_events
-
     paths = [Path(p) for p in inputs]
     out = Path(out)
     if any(os.path.realpath(out) == os.path.realpath(p) for p in paths):
         raise ValueError(f"the output {out} is also an input: write the merge to a new file")
     metas = [read_metadata(p) for p in paths]
-    check_mergeable(paths, metas)
+    sample = check_mergeable(paths, metas)
     blocks = [read_events(p) for p in paths]
     events = concatenate(blocks)
-    sample = _sample(metas)
     fractions = next((m["mix_fractions"] for m in metas if m.get("mix_fractions")), None)
     if events.weights is not None and events.labels is not None:
         events = Events(events.particles, _rescaled(events, fractions), events.labels)
@@ -169,8 +172,6 @@ def merge_event_files(
         for path, block, m in zip(paths, blocks, metas, strict=True)
     ]
     if events.labels is not None:
-        from offline.events.schema import PROCESSES, process_label
-
         ids, counts = np.unique(events.labels, return_counts=True)
         meta["label_counts"] = {PROCESSES[i]: int(c) for i, c in zip(ids, counts, strict=True)}
         if fractions:  # events per plain event (1/mean weight), for the enriched processes
