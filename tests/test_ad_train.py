@@ -126,6 +126,20 @@ def test_early_stopping_stops_after_patience_without_improvement(data, tmp_path)
     assert result.best_epoch == 0
 
 
+def test_best_checkpoint_follows_the_monitored_validation_figure(data, tmp_path):
+    # at λ = 100 DisCo lowers the loss while it costs reconstruction: the two figures disagree
+    best = {}
+    for monitor in ("loss", "reconstruction"):
+        result = _train(data, tmp_path / monitor, lam=100.0, monitor=monitor)
+        figure = [
+            row["val_loss"] if monitor == "loss" else row["val_r1"] + row["val_r2"]
+            for row in result.history
+        ]
+        assert result.best_epoch == int(np.argmin(figure))
+        best[monitor] = result.best_epoch
+    assert best["loss"] != best["reconstruction"]
+
+
 def test_pair_loss_is_weighted_means_plus_lambda_disco():
     torch.manual_seed(0)
     r1, r2, w = torch.rand(64), torch.rand(64), torch.rand(64) + 0.5
@@ -158,6 +172,7 @@ def test_same_seed_gives_same_model(data, tmp_path):
         ({"epochs": 0}, "epochs"),
         ({"lr": 0.0}, "learning rate"),
         ({"preset": "huge"}, "unknown architecture"),
+        ({"monitor": "auc"}, "monitor must be one of loss, reconstruction"),
     ],
 )
 def test_bad_training_settings_are_rejected(settings, match):

@@ -26,11 +26,13 @@ from offline.ad.defaults import (
     DEFAULT_LAMBDA,
     DEFAULT_LR,
     DEFAULT_MIN_REGION_EVENTS,
+    DEFAULT_MONITOR,
     DEFAULT_PATIENCE,
     DEFAULT_PRESET,
     DEFAULT_RATE_KHZ,
     DEFAULT_RATES_KHZ,
     DEFAULT_WORKING_EPS_B,
+    Monitor,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": DEFAULT_BATCH_SIZE,
     "lr": DEFAULT_LR,
     "patience": DEFAULT_PATIENCE,
+    "monitor": DEFAULT_MONITOR,  # early stopping on the validation loss or its reconstruction alone
     "device": DEFAULT_DEVICE,
     "split": list(DEFAULT_FRACTIONS),
     "eps_b": list(DEFAULT_EPS_B),
@@ -104,6 +107,13 @@ def train(
     patience: Annotated[
         int, typer.Option(help="Early-stopping patience (epochs).", min=1)
     ] = DEFAULTS["patience"],
+    monitor: Annotated[
+        Monitor,
+        typer.Option(
+            help="Validation figure of early stopping and the best checkpoint: the loss, or the "
+            "reconstruction alone (with a large --closure-lam on a small validation split)."
+        ),
+    ] = Monitor.loss,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, the initial weights and the batches.")
     ] = GLOBAL_DEFAULTS["seed"],
@@ -146,6 +156,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        monitor=monitor.value,
         seed=seed,
         device=device,
         progress=progress,
@@ -164,7 +175,7 @@ def train(
     if int(os.environ.get("RANK", "0")) != 0:
         return
     console.print(
-        f"best epoch {result.best_epoch} (val loss {result.best_val_loss:.5g}), {result.epochs_run} epochs"
+        f"best epoch {result.best_epoch} (val {config.monitor} {result.best_val_loss:.5g}), {result.epochs_run} epochs"
         f"{' (stopped early)' if result.stopped_early else ''}, {result.events_per_second:,.0f} events/s; wrote {out}"
     )
 
@@ -284,6 +295,7 @@ def run(ctx: RunContext, events: EventSamples) -> ADStageResult:
         batch_size=int(cfg["batch_size"]),
         lr=float(cfg["lr"]),
         patience=int(cfg["patience"]),
+        monitor=str(cfg["monitor"]),
         seed=ctx.seed,
         device=cfg["device"],
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 
 # background efficiencies of the ABCD scan
@@ -31,6 +33,18 @@ DEFAULT_EPOCHS = 100
 DEFAULT_BATCH_SIZE = 256
 DEFAULT_LR = 1e-3
 DEFAULT_PATIENCE = 10
+
+
+class Monitor(StrEnum):
+    """What early stopping and the best checkpoint follow on the validation split."""
+
+    loss = "loss"  # the training objective
+    # R1 + R2 alone: with a large closure_lam the penalty measured on a small validation split is
+    # noise, and it would stop a run that still improves
+    reconstruction = "reconstruction"
+
+
+DEFAULT_MONITOR = Monitor.loss.value
 DEFAULT_DEVICE = "auto"
 # ABCD: ε_B of the quoted significance, injected signal fraction of the background, and the
 # smallest region that gets a pull (the paper skips regions under 100 events; default runs have

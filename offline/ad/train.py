@@ -55,8 +55,10 @@ from offline.ad.defaults import (
     DEFAULT_EPOCHS,
     DEFAULT_LAMBDA,
     DEFAULT_LR,
+    DEFAULT_MONITOR,
     DEFAULT_PATIENCE,
     DEFAULT_PRESET,
+    Monitor,
 )
 from offline.ad.disco import disco_sq
 from offline.ad.model import AEConfig, AutoencoderPair, preset
@@ -90,6 +92,7 @@ class TrainConfig:
     lr: float = DEFAULT_LR
     patience: int = DEFAULT_PATIENCE
     min_delta: float = 0.0
+    monitor: str = DEFAULT_MONITOR  # validation figure of early stopping and the best checkpoint
     seed: int = 1234
     device: str = DEFAULT_DEVICE
     amp: bool | None = None  # None: on for CUDA, off on CPU
@@ -126,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
+        if self.monitor not in tuple(Monitor):
+            raise ValueError(f"monitor must be one of {', '.join(Monitor)}, got {self.monitor!r}")
         if self.shuffle_chunk < 0 or self.shuffle_group < 1:
             raise ValueError(
                 f"shuffle_chunk must be >= 0 and shuffle_group >= 1, got {self.shuffle_chunk} and "
@@ -213,7 +218,8 @@ def pair_loss(
 
 @dataclass
 class TrainResult:
-    """What :func:`fit` produced."""
+    """What :func:`fit` produced; ``best_val_loss`` is the best validation figure that
+    ``TrainConfig.monitor`` names (the loss, or the reconstruction alone)."""
 
     out_dir: Path
     best_epoch: int
@@ -552,21 +558,23 @@ def fit_sources(
             config.closure_lam,
             config.closure_efficiencies,
         )
-        val_loss = distributed.broadcast_float(val_parts["loss"])
+        monitored = (
+            val_parts["loss"] if config.monitor == "loss" else val_parts["r1"] + val_parts["r2"]
+        )
         improved = progress.record(
             {
                 "epoch": epoch,
                 **{f"train_{k}": v for k, v in train_means.items()},
                 **{f"val_{k}": v for k, v in val_parts.items()},
             },
-            val_loss,
+            distributed.broadcast_float(monitored),
             config,
         )
         if info.is_main:
             _checkpoint(out_dir, model, optimizer, progress, improved, config, fingerprint)
         bar.set_postfix(
             loss=f"{train_means['loss']:.4g}",
-            val=f"{val_loss:.4g}",
+            val=f"{val_parts['loss']:.4g}",
             disco=f"{val_parts['disco']:.3f}",
         )
         if progress.stopped:
@@ -632,12 +640,13 @@ class _Progress:
     events_seen: int = 0
     stopped: bool = False
 
-    def record(self, row: dict[str, float], val_loss: float, config: TrainConfig) -> bool:
-        """Add an epoch's row; True when it is the best so far. Sets ``stopped`` when patience runs out."""
+    def record(self, row: dict[str, float], monitored: float, config: TrainConfig) -> bool:
+        """Add an epoch's row and its monitored validation figure; True when that is the best so
+        far. Sets ``stopped`` when patience runs out."""
         self.history.append(row)
-        improved = val_loss < self.best_val - config.min_delta
+        improved = monitored < self.best_val - config.min_delta
         if improved:
-            self.best_val, self.best_epoch, self.bad_epochs = val_loss, int(row["epoch"]), 0
+            self.best_val, self.best_epoch, self.bad_epochs = monitored, int(row["epoch"]), 0
         else:
             self.bad_epochs += 1
         self.stopped = self.bad_epochs >= config.patience
