@@ -109,6 +109,30 @@ def background_provenance(config: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def training_split_closure(
+    model_dir: Path, eps_b: list[float], min_events: int
+) -> list[dict[str, float]]:
+    """Closure pulls of the trained pair on its own training split. Near zero everywhere when the
+    penalty fit that sample's fluctuations (which the test split then shows as non-closure); as
+    far from zero as on the test split where the non-closure is systematic, e.g. at a cut between
+    the penalty's grid points."""
+    from offline.ad.abcd import abcd_scan
+    from offline.ad.data import inputs, split_indices
+    from offline.ad.score import score_inputs
+    from offline.ad.train import load_pair
+    from offline.events.io import read_events
+    from offline.preprocess import Preprocessing
+
+    split = json.loads((model_dir / "split.json").read_text())
+    train = split_indices(split["events"], split["seed"], tuple(split["fractions"])).train
+    events = read_events(split["background"])[train]
+    r1, r2 = score_inputs(
+        load_pair(model_dir), inputs(events, Preprocessing.load(model_dir / "preprocessing.json"))
+    )
+    scan = abcd_scan(r1, r2, events.event_weights, None, tuple(eps_b), min_events=min_events)
+    return scan[scan["pull"].notna()][["eps_b", "pull"]].to_dict(orient="records")
+
+
 def dcor_of_logs(scores_file: Path) -> float:
     """dCor(log R1, log R2) on held-out background: the ABCD regions depend only on the order of
     each score, and the logarithm keeps a few events with huge errors from setting dCor."""
@@ -175,6 +199,9 @@ def main() -> None:
         "max_abs_closure_pull": summary["abcd"]["max_abs_closure_pull"],
         "min_eps_b": float(closure["eps_b"].min()) if len(closure) else None,
         "closure": closure[["eps_b", "pull"]].to_dict(orient="records"),
+        "closure_training_split": training_split_closure(
+            run_dir / "ad" / "model", config["ad"]["eps_b"], config["ad"]["min_region_events"]
+        ),
         "rates": summary["rates"],
         "significance": summary["abcd"]["significance"],
         "injection": config["ad"]["injection"],

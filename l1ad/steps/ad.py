@@ -17,6 +17,7 @@ from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_BOOTSTRAP,
     DEFAULT_CLOSURE_EFFICIENCIES,
+    DEFAULT_CLOSURE_JITTER,
     DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
@@ -48,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "closure_lam": DEFAULT_CLOSURE_LAM,  # ABCD non-closure penalty (ABCDisCoTEC); 0: DisCo alone
     # the penalty's per-axis cut efficiencies (a pair enters where the batch fills its regions)
     "closure_efficiencies": list(DEFAULT_CLOSURE_EFFICIENCIES),
+    # > 0: each step moves each axis's grid by exp(±closure_jitter), closing between its points
+    "closure_jitter": DEFAULT_CLOSURE_JITTER,
     "epochs": DEFAULT_EPOCHS,
     "batch_size": DEFAULT_BATCH_SIZE,
     "lr": DEFAULT_LR,
@@ -291,6 +294,7 @@ def run(ctx: RunContext, events: EventSamples) -> ADStageResult:
         lam=float(cfg["lam"]),
         closure_lam=float(cfg["closure_lam"]),
         closure_efficiencies=tuple(cfg["closure_efficiencies"]),
+        closure_jitter=float(cfg["closure_jitter"]),
         epochs=int(cfg["epochs"]),
         batch_size=int(cfg["batch_size"]),
         lr=float(cfg["lr"]),

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from offline.ad.defaults import DEFAULT_CLOSURE_EFFICIENCIES
@@ -91,18 +92,37 @@ def efficiency_cuts(
 
 
 def resolvable_pairs(
-    efficiencies: torch.Tensor, weights: torch.Tensor, min_events: int
+    efficiencies: torch.Tensor,
+    weights: torch.Tensor,
+    min_events: int,
+    efficiencies_r2: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mask over the (e₁, e₂) pairs of :func:`torch.cartesian_prod` order whose smallest region
-    holds ``min_events`` events when R1 and R2 are independent (effective events of the batch).
+    """Mask over the (e₁, e₂) pairs of :func:`torch.cartesian_prod` order (e₂ from
+    ``efficiencies_r2``, by default ``efficiencies``) whose smallest region holds ``min_events``
+    events when R1 and R2 are independent (effective events of the batch).
 
     Decided by the efficiencies and the batch alone, not by the observed regions: a correlated
     pair empties B and C, and that is the non-closure the penalty must see, not skip.
     """
     n_eff = weights.sum() ** 2 / (weights**2).sum()
-    side = torch.minimum(efficiencies, 1 - efficiencies)
-    e1, e2 = torch.cartesian_prod(side, side).unbind(1)
+    side1 = torch.minimum(efficiencies, 1 - efficiencies)
+    eff2 = efficiencies if efficiencies_r2 is None else efficiencies_r2
+    e1, e2 = torch.cartesian_prod(side1, torch.minimum(eff2, 1 - eff2)).unbind(1)
     return n_eff * e1 * e2 >= min_events
+
+
+def jittered_efficiencies(
+    efficiencies: Sequence[float], jitter: float, rng: np.random.Generator
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The cut efficiencies of R1 and of R2 for one training step: each axis's grid times its own
+    exp(u), u uniform in ±``jitter`` (capped at 0.99). A fixed grid lets the model close the
+    ABCD regions at its points and not between them; moving the grid every step holds closure
+    at every cut the grid spans."""
+    grid1, grid2 = (
+        tuple(min(e * float(s), 0.99) for e in efficiencies)
+        for s in np.exp(rng.uniform(-jitter, jitter, size=2))
+    )
+    return grid1, grid2
 
 
 def closure_penalty(
@@ -112,11 +132,12 @@ def closure_penalty(
     efficiencies: Sequence[float] = DEFAULT_CLOSURE_EFFICIENCIES,
     temperature: float = DEFAULT_CLOSURE_TEMPERATURE,
     min_events: int = DEFAULT_CLOSURE_MIN_EVENTS,
+    efficiencies_r2: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Mean squared soft ABCD non-closure over the usable pairs of cuts (see the module docstring).
 
-    Every pair (e₁, e₂) of ``efficiencies`` gives cuts keeping e₁ of R1 and e₂ of R2 on the
-    batch; pairs whose smallest region would hold fewer than ``min_events`` events for
+    Every pair (e₁, e₂) of ``efficiencies`` (e₂ from ``efficiencies_r2`` when given) gives cuts
+    keeping e₁ of R1 and e₂ of R2 on the batch; pairs whose smallest region would hold fewer than ``min_events`` events for
     independent scores are left out (:func:`resolvable_pairs`), and with none left the penalty is 0. Differentiable in ``r1`` and ``r2``; weights get no gradient.
     """
     if r1.ndim != 1 or r2.shape != r1.shape:
@@ -126,8 +147,9 @@ def closure_penalty(
         )
     if not temperature > 0:
         raise ValueError(f"closure temperature must be > 0, got {temperature}")
-    if not all(0 < e < 1 for e in efficiencies) or not efficiencies:
-        raise ValueError(f"closure efficiencies must lie in (0, 1), got {tuple(efficiencies)}")
+    for grid in (efficiencies, efficiencies_r2 or efficiencies):
+        if not all(0 < e < 1 for e in grid) or not grid:
+            raise ValueError(f"closure efficiencies must lie in (0, 1), got {tuple(grid)}")
     dtype = torch.promote_types(r1.dtype, torch.float32)
     r1, r2 = r1.to(dtype), r2.to(dtype)
     w = torch.ones_like(r1) if weights is None else weights.detach().to(dtype)
@@ -135,10 +157,13 @@ def closure_penalty(
     if len(r1) < 2:
         return zero
     with torch.no_grad():
-        eff = torch.as_tensor(list(efficiencies), dtype=dtype, device=r1.device)
-        cuts1, cuts2 = efficiency_cuts(r1, w, eff), efficiency_cuts(r2, w, eff)
+        eff1, eff2 = (
+            torch.as_tensor(list(grid), dtype=dtype, device=r1.device)
+            for grid in (efficiencies, efficiencies_r2 or efficiencies)
+        )
+        cuts1, cuts2 = efficiency_cuts(r1, w, eff1), efficiency_cuts(r2, w, eff2)
         x, y = torch.cartesian_prod(cuts1, cuts2).unbind(1)
-        usable = resolvable_pairs(eff, w, min_events)
+        usable = resolvable_pairs(eff1, w, min_events, eff2)
     if not usable.any():
         return zero
     # bf16 autocast (training on CUDA) would lose the counts' precision: keep float32

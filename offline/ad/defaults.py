@@ -25,6 +25,8 @@ DEFAULT_CLOSURE_LAM = 0.0
 # per-axis background efficiencies of the closure penalty's cuts (ABCD thresholds keep √ε_B per
 # axis: ε_B from 10⁻⁴ to 0.25 is 0.01 to 0.5 per axis); pairs a batch cannot fill are skipped
 DEFAULT_CLOSURE_EFFICIENCIES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)
+# > 0: each training step moves each axis's grid by a factor exp(u), u uniform in ±jitter; 0: fixed
+DEFAULT_CLOSURE_JITTER = 0.0
 # training (one pair; the pipeline's `ad` mapping and `l1ad train` share these). Small batches: a
 # default run trains on ~3000 events, and DisCo needs many steps to act (the paper used 10 000 on
 # millions of events; raise it for large samples)

@@ -45,11 +45,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from offline import distributed
-from offline.ad.closure import closure_penalty
+from offline.ad.closure import closure_penalty, jittered_efficiencies
 from offline.ad.data import ArraySource, BatchSource, chunk_order, load_chunks
 from offline.ad.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_CLOSURE_EFFICIENCIES,
+    DEFAULT_CLOSURE_JITTER,
     DEFAULT_CLOSURE_LAM,
     DEFAULT_DEVICE,
     DEFAULT_EPOCHS,
@@ -105,6 +106,9 @@ class TrainConfig:
     closure_lam: float = DEFAULT_CLOSURE_LAM  # weight of the ABCD non-closure penalty
     # per-axis background efficiencies of the penalty's cuts (offline.ad.closure)
     closure_efficiencies: tuple[float, ...] = DEFAULT_CLOSURE_EFFICIENCIES
+    # > 0: each step moves each axis's grid by a factor exp(±closure_jitter) (seeded), so that
+    # closure holds between the grid points too (offline.ad.closure.jittered_efficiencies)
+    closure_jitter: float = DEFAULT_CLOSURE_JITTER
 
     def __post_init__(self) -> None:
         # JSON gives lists: keep one (hashable, comparable) form
@@ -117,6 +121,10 @@ class TrainConfig:
             )
         if self.lam < 0 or not math.isfinite(self.lam):
             raise ValueError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if self.closure_jitter < 0 or not math.isfinite(self.closure_jitter):
+            raise ValueError(
+                f"closure_jitter must be a finite number >= 0, got {self.closure_jitter}"
+            )
         if self.closure_lam < 0 or not math.isfinite(self.closure_lam):
             raise ValueError(f"closure_lam must be a finite number >= 0, got {self.closure_lam}")
         if self.epochs < 1:
@@ -188,6 +196,7 @@ def pair_loss(
     lam: float,
     closure_lam: float = 0.0,
     closure_efficiencies: Sequence[float] = DEFAULT_CLOSURE_EFFICIENCIES,
+    closure_efficiencies_r2: Sequence[float] | None = None,
 ) -> LossParts:
     """L = <R1>_w + <R2>_w + λ·DisCo²(R1, R2) + λ_c·closure on the global batch (see module docstring for DDP).
 
@@ -204,7 +213,7 @@ def pair_loss(
     d = disco_sq(r1, r2, w) if lam > 0 else torch.zeros((), device=r1.device)
     total = total + lam * d
     c = (
-        closure_penalty(r1, r2, w, closure_efficiencies)
+        closure_penalty(r1, r2, w, closure_efficiencies, efficiencies_r2=closure_efficiencies_r2)
         if closure_lam > 0
         else torch.zeros((), device=r1.device)
     )
@@ -546,7 +555,9 @@ def fit_sources(
     )
     for epoch in bar:
         model.train()
-        train_means = _train_epoch(net, optimizer, loader.epoch(epoch), config, amp, info, progress)
+        train_means = _train_epoch(
+            net, optimizer, loader.epoch(epoch), config, amp, info, progress, epoch
+        )
         model.eval()
         val_parts = evaluate(
             model,
@@ -699,14 +710,22 @@ def _train_epoch(
     amp: bool,
     info: distributed.DistInfo,
     progress: _Progress,
+    epoch: int,
 ) -> dict[str, float]:
     """One pass over the epoch's batches; the mean loss and parts per batch."""
     sums = {"loss": 0.0, "r1": 0.0, "r2": 0.0, "disco": 0.0, "closure": 0.0}
     nb = 0
+    # seeded by the epoch: the same cuts on every DDP rank and after a resume
+    cut_rng = np.random.default_rng([config.seed, epoch])
     for xb, wb in batches:
         with torch.autocast(device_type=info.device.type, dtype=torch.bfloat16, enabled=amp):
             r1, r2 = net(xb)
-        parts = pair_loss(r1, r2, wb, config.lam, config.closure_lam, config.closure_efficiencies)
+        grid1, grid2 = (
+            jittered_efficiencies(config.closure_efficiencies, config.closure_jitter, cut_rng)
+            if config.closure_jitter > 0
+            else (config.closure_efficiencies, None)
+        )
+        parts = pair_loss(r1, r2, wb, config.lam, config.closure_lam, grid1, grid2)
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         optimizer.step()
