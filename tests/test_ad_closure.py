@@ -18,10 +18,12 @@ from l1ad.steps import ad
 from offline.ad.closure import (
     DEFAULT_CLOSURE_EFFICIENCIES,
     closure_penalty,
+    jittered_efficiencies,
     relative_nonclosure,
     resolvable_pairs,
     soft_region_counts,
 )
+from offline.ad import fit_preprocessing, inputs, train_pair
 from offline.ad.train import TrainConfig, pair_loss
 from offline.events import write_events
 
@@ -60,13 +62,20 @@ def test_soft_counts_become_the_counted_regions_and_exact_nonclosure_as_temperat
         assert nonclosure == pytest.approx(float(_exact_nonclosure(expected)), abs=1e-12)
 
 
-def test_penalty_is_the_counted_mean_squared_nonclosure_over_resolvable_cuts_at_zero_temperature():
+# R2's own grid: the cuts of a jittered training step differ per axis; n·e is an integer for each
+OTHER_R2_GRID = (0.4, 0.25, 0.15, 0.08, 0.04, 0.03, 0.02)
+
+
+@pytest.mark.parametrize("grid_r2", [None, OTHER_R2_GRID], ids=["same grid", "own R2 grid"])
+def test_penalty_is_the_counted_mean_squared_nonclosure_over_resolvable_cuts_at_zero_temperature(
+    grid_r2,
+):
     n, min_events = 1000, 10  # n·e is an integer for every default efficiency
     r1, r2 = _lognormal_pair(n, 0.5, seed=3)
     expected, used = [], 0
     desc1, desc2 = np.sort(r1)[::-1], np.sort(r2)[::-1]
     for e1 in DEFAULT_CLOSURE_EFFICIENCIES:
-        for e2 in DEFAULT_CLOSURE_EFFICIENCIES:
+        for e2 in grid_r2 or DEFAULT_CLOSURE_EFFICIENCIES:
             if n * min(e1, 1 - e1) * min(e2, 1 - e2) < min_events:
                 continue
             k1, k2 = round(n * e1), round(n * e2)
@@ -76,7 +85,11 @@ def test_penalty_is_the_counted_mean_squared_nonclosure_over_resolvable_cuts_at_
             used += 1
     assert used >= 20
     got = closure_penalty(
-        torch.from_numpy(r1), torch.from_numpy(r2), temperature=1e-9, min_events=min_events
+        torch.from_numpy(r1),
+        torch.from_numpy(r2),
+        temperature=1e-9,
+        min_events=min_events,
+        efficiencies_r2=grid_r2,
     )
     assert float(got) == pytest.approx(float(sum(expected) / used), abs=1e-12)
 
@@ -154,6 +167,56 @@ def test_a_closure_grid_reaching_the_extreme_tail_of_one_axis_enters_the_loss():
         expected = float(closure_penalty(r1, r2, w, tail))
         assert extended == pytest.approx(expected, rel=1e-6)
         assert (extended != pytest.approx(default, rel=1e-6)) is changes
+
+
+def test_jittered_grids_scale_each_axis_by_its_own_seeded_factor_within_the_jitter():
+    grid, jitter = DEFAULT_CLOSURE_EFFICIENCIES, 0.5
+    draws = [
+        jittered_efficiencies(grid, jitter, np.random.default_rng([5, step])) for step in range(200)
+    ]
+    assert draws[7] == jittered_efficiencies(grid, jitter, np.random.default_rng([5, 7]))
+    factors = []
+    for axis_grids in draws:
+        for axis in axis_grids:
+            ratio = np.array(axis) / np.array(grid)
+            assert np.allclose(ratio, ratio[0], rtol=1e-12)  # one factor moves the whole axis
+            factors.append(float(ratio[0]))
+    logs = np.log(factors)
+    assert logs.min() >= -jitter and logs.max() <= jitter
+    # the axes move independently, and the moved grids fill the gaps between the points
+    assert not np.allclose(logs[0::2], logs[1::2])
+    assert np.diff(np.sort(logs)).max() < 0.1
+
+
+def test_jittered_closure_training_resumes_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    events = make_toy_events(1600, seed=12)
+    pre = fit_preprocessing(events[:1300])
+    x, w = inputs(events, pre), events.event_weights
+    settings = {
+        "batch_size": 650,
+        "patience": 100,
+        "progress": False,
+        "seed": 3,
+        "lam": 0.0,
+        "closure_lam": 10.0,
+        "closure_jitter": 0.5,
+    }
+
+    def run(out, epochs, resume=False):
+        config = TrainConfig(epochs=epochs, **settings)
+        return train_pair(x[:1300], w[:1300], x[1300:], w[1300:], config, out, resume=resume)
+
+    straight = run(tmp_path / "straight", 3)
+    run(tmp_path / "resumed", 2)
+    resumed = run(tmp_path / "resumed", 3, resume=True)
+    assert [h["train_closure"] for h in resumed.history] == [
+        h["train_closure"] for h in straight.history
+    ]
+    fixed = TrainConfig(epochs=3, **(settings | {"closure_jitter": 0.0}))
+    fixed_run = train_pair(x[:1300], w[:1300], x[1300:], w[1300:], fixed, tmp_path / "fixed")
+    assert fixed_run.history[1]["train_closure"] != straight.history[1]["train_closure"]
+    with pytest.raises(ValueError, match="closure_jitter"):
+        TrainConfig(closure_jitter=-0.1)
 
 
 def test_the_closure_grid_of_a_training_survives_json_and_is_checked():
