@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from l1ad.cli import app
 from l1ad.steps import ad
+from offline.ad import fit_preprocessing, inputs, train_pair
 from offline.ad.closure import (
     DEFAULT_CLOSURE_EFFICIENCIES,
     closure_penalty,
@@ -23,7 +24,6 @@ from offline.ad.closure import (
     resolvable_pairs,
     soft_region_counts,
 )
-from offline.ad import fit_preprocessing, inputs, train_pair
 from offline.ad.train import TrainConfig, pair_loss
 from offline.events import write_events
 
