@@ -8,9 +8,11 @@ import torch
 from conftest import make_toy_events
 
 from offline.ad import (
+    ArraySource,
     AutoencoderPair,
     TrainConfig,
     distance_correlation,
+    evaluate,
     fit_preprocessing,
     inputs,
     load_config,
@@ -20,6 +22,8 @@ from offline.ad import (
     score_inputs,
     train_pair,
 )
+from offline.ad import train as train_module
+from offline.ad.disco import dense_disco_sq
 from offline.artifacts import read_json, write_json
 
 
@@ -138,6 +142,20 @@ def test_best_checkpoint_follows_the_monitored_validation_figure(data, tmp_path)
         assert result.best_epoch == int(np.argmin(figure))
         best[monitor] = result.best_epoch
     assert best["loss"] != best["reconstruction"]
+
+
+def test_validation_watches_disco_on_a_capped_subset_only_when_it_is_not_trained(data, monkeypatch):
+    monkeypatch.setattr(train_module, "DISCO_WATCH_EVENTS", 100)
+    x, w = data["val"]  # 300 events, one batch
+    model = AutoencoderPair(preset("firmware")).eval()
+    with torch.no_grad():
+        r1, r2 = model(torch.as_tensor(x))
+    wt = torch.as_tensor(w, dtype=torch.float32)
+    watched = evaluate(model, ArraySource(x, w), 0.0, 300, amp=False)
+    trained = evaluate(model, ArraySource(x, w), 1.0, 300, amp=False)
+    assert watched["disco"] == pytest.approx(float(dense_disco_sq(r1[:100], r2[:100], wt[:100])))
+    assert trained["disco"] == pytest.approx(float(dense_disco_sq(r1, r2, wt)))
+    assert watched["loss"] == pytest.approx(watched["r1"] + watched["r2"])
 
 
 def test_pair_loss_is_weighted_means_plus_lambda_disco():
