@@ -234,19 +234,23 @@ def test_closure_lam_defaults_are_one_value_and_zero():
         TrainConfig(closure_lam=-1.0)
 
 
-def test_train_command_takes_closure_lam(tmp_path):
+def test_train_command_takes_closure_lam_and_jitter(tmp_path):
     bkg = write_events(tmp_path / "bkg.h5", make_toy_events(1500, seed=11))
     runner = CliRunner()
     args = ["train", str(bkg), "--out", str(tmp_path / "m"), "--epochs", "2", "--no-progress"]
-    result = runner.invoke(app, [*args, "--batch-size", "500", "--closure-lam", "50"])
+    result = runner.invoke(
+        app, [*args, "--batch-size", "500", "--closure-lam", "50", "--closure-jitter", "0.4"]
+    )
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["train"]["closure_lam"] == 50
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())["train"]
+    assert saved["closure_lam"] == 50 and saved["closure_jitter"] == 0.4
     history = json.loads((tmp_path / "m" / "metrics.json").read_text())["history"]
     assert all(h["train_closure"] > 0 for h in history)
 
-    result = runner.invoke(app, [*args, "--closure-lam", "-1"])
-    assert result.exit_code == 1 and "closure_lam" in result.output
-    assert "Traceback" not in result.output
+    for option, bad in (("--closure-lam", "-1"), ("--closure-jitter", "-0.5")):
+        result = runner.invoke(app, [*args, option, bad])
+        assert result.exit_code == 1 and option[2:].replace("-", "_") in result.output
+        assert "Traceback" not in result.output
 
 
 def test_checkpoints_written_before_closure_lam_resume_only_without_it(tmp_path):

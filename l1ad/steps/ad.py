@@ -100,6 +100,14 @@ def train(
             help="Weight of the ABCD non-closure penalty (ABCDisCoTEC); 0 trains with DisCo alone.",
         ),
     ] = DEFAULTS["closure_lam"],
+    closure_jitter: Annotated[
+        float,
+        typer.Option(
+            "--closure-jitter",
+            help="Move each score's cut grid of the closure penalty by a seeded factor "
+            "exp(±J) every step, so that closure holds between the grid points too; 0: fixed grid.",
+        ),
+    ] = DEFAULTS["closure_jitter"],
     epochs: Annotated[int, typer.Option(help="Maximum epochs.", min=1)] = DEFAULTS["epochs"],
     batch_size: Annotated[
         int, typer.Option(help="Global batch size (all processes together).", min=2)
@@ -155,6 +163,7 @@ def train(
         preset=preset,
         lam=lam,
         closure_lam=closure_lam,
+        closure_jitter=closure_jitter,
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
