@@ -71,6 +71,7 @@ DEFAULTS: dict[str, Any] = {
 NEEDS = ("events",)
 
 
+MONITOR_DEFAULT = Monitor(DEFAULT_MONITOR)  # the CLI's choice type; the config keeps the string
 STREAM_CHUNK = 32_768  # events per contiguous read when streaming (7.5 MB of inputs); 8 chunks are shuffled together
 
 
@@ -124,7 +125,7 @@ def train(
             help="Validation figure of early stopping and the best checkpoint: the loss, or the "
             "reconstruction alone (with a large --closure-lam on a small validation split)."
         ),
-    ] = Monitor.loss,
+    ] = MONITOR_DEFAULT,
     seed: Annotated[
         int, typer.Option(help="Seed of the split, the initial weights and the batches.")
     ] = GLOBAL_DEFAULTS["seed"],
