@@ -117,19 +117,15 @@ def training_split_closure(
     far from zero as on the test split where the non-closure is systematic, e.g. at a cut between
     the penalty's grid points."""
     from offline.ad.abcd import abcd_scan
-    from offline.ad.data import inputs, split_indices
-    from offline.ad.score import score_inputs
-    from offline.ad.train import load_pair
-    from offline.events.io import read_events
-    from offline.preprocess import Preprocessing
+    from offline.ad.workflow import held_out_scores
 
     split = json.loads((model_dir / "split.json").read_text())
-    train = split_indices(split["events"], split["seed"], tuple(split["fractions"])).train
-    events = read_events(split["background"])[train]
-    r1, r2 = score_inputs(
-        load_pair(model_dir), inputs(events, Preprocessing.load(model_dir / "preprocessing.json"))
+    scores = held_out_scores(
+        model_dir, split["background"], split["seed"], split["fractions"], part="train"
     )
-    scan = abcd_scan(r1, r2, events.event_weights, None, tuple(eps_b), min_events=min_events)
+    scan = abcd_scan(
+        scores.r1, scores.r2, scores.weights, None, tuple(eps_b), min_events=min_events
+    )
     return scan[scan["pull"].notna()][["eps_b", "pull"]].to_dict(orient="records")
 
 

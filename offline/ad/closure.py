@@ -108,9 +108,11 @@ def resolvable_pairs(
     pair empties B and C, and that is the non-closure the penalty must see, not skip.
     """
     n_eff = weights.sum() ** 2 / (weights**2).sum()
-    side1 = torch.minimum(efficiencies, 1 - efficiencies)
-    eff2 = efficiencies if efficiencies_r2 is None else efficiencies_r2
-    e1, e2 = torch.cartesian_prod(side1, torch.minimum(eff2, 1 - eff2)).unbind(1)
+    side1, side2 = (
+        torch.minimum(e, 1 - e)
+        for e in (efficiencies, efficiencies if efficiencies_r2 is None else efficiencies_r2)
+    )
+    e1, e2 = torch.cartesian_prod(side1, side2).unbind(1)
     return n_eff * e1 * e2 >= min_events
 
 
@@ -152,7 +154,8 @@ def closure_penalty(
         )
     if not temperature > 0:
         raise ValueError(f"closure temperature must be > 0, got {temperature}")
-    for grid in (efficiencies, efficiencies_r2 or efficiencies):
+    grids = (efficiencies, efficiencies_r2 or efficiencies)
+    for grid in grids:
         if not all(0 < e < 1 for e in grid) or not grid:
             raise ValueError(f"closure efficiencies must lie in (0, 1), got {tuple(grid)}")
     dtype = torch.promote_types(r1.dtype, torch.float32)
@@ -162,10 +165,7 @@ def closure_penalty(
     if len(r1) < 2:
         return zero
     with torch.no_grad():
-        eff1, eff2 = (
-            torch.as_tensor(list(grid), dtype=dtype, device=r1.device)
-            for grid in (efficiencies, efficiencies_r2 or efficiencies)
-        )
+        eff1, eff2 = (torch.as_tensor(list(grid), dtype=dtype, device=r1.device) for grid in grids)
         cuts1, cuts2 = efficiency_cuts(r1, w, eff1), efficiency_cuts(r2, w, eff2)
         x, y = torch.cartesian_prod(cuts1, cuts2).unbind(1)
         usable = resolvable_pairs(eff1, w, min_events, eff2)

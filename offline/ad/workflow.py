@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -362,9 +362,11 @@ def held_out_scores(
     seed: int,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     device: str = "cpu",
+    part: Literal["train", "val", "test"] = "test",
 ) -> Scores:
-    """Scores of the held-out test background of ``background`` (the split training used)."""
+    """Scores of the held-out test background of ``background`` (the split training used), or of
+    another ``part`` of that split."""
     checkpoint_dir = Path(checkpoint_dir)
     events, split = load_background(background, seed, fractions)
     pre = Preprocessing.load(checkpoint_dir / PREPROCESSING_FILE)
-    return score_events(load_pair(checkpoint_dir), pre, events[split.test], device)
+    return score_events(load_pair(checkpoint_dir), pre, events[getattr(split, part)], device)
