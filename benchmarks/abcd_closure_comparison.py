@@ -193,7 +193,7 @@ def run_setting(
                 "predicted": float(r.predicted),
                 "predicted_sigma": float(r.predicted_sigma),
                 "pull": None if np.isnan(r.pull) else float(r.pull),
-                "min_region_events": int(r.min_region_events),
+                "min_region_events": float(r.min_region_events),
             }
             for r in scan.itertuples()
         ],
@@ -242,7 +242,7 @@ def markdown(results: dict[str, Any], source: str = OUT_JSON.name) -> str:
         "",
         f"Written by `benchmarks/abcd_closure_comparison.py` from `{source}`.",
         "Pulls only where every ABCD region holds ≥ "
-        f"{results['min_region_events']} held-out events; ε_B grid {min(results['eps_b']):g} … "
+        f"{results['min_region_events']} effective held-out events; ε_B grid {min(results['eps_b']):g} … "
         f"{max(results['eps_b']):g} ({len(results['eps_b'])} points). dCor ± its Poisson-bootstrap σ "
         "(a fixed subsample of 20 000 test events); 'shuffled': R2 permuted against R1, the value "
         "independent scores give on this sample.",

@@ -144,7 +144,7 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
         "ABCD background estimate",
         f"Thresholds from background: x at √ε_B, y so that A keeps ε_B. Signals injected at "
         f"{ev.injection:.2%} of the background; significance quoted at ε_B = {ev.working_eps_b}. "
-        f"Points with a region under {ev.min_region_events} events have no pull. "
+        f"Points with a region under {ev.min_region_events} effective events ((Σw)²/Σw²) have no pull. "
         f"Max |closure pull| = {_fmt(max_pull)}."
         + (
             " **Closure fails (|pull| > 2): R1 and R2 are not independent enough in the tail, so the "

@@ -232,7 +232,11 @@ def abcd(
         float, typer.Option(help="Injected signal fraction of the background.")
     ] = DEFAULTS["injection"],
     min_region_events: Annotated[
-        int, typer.Option(help="Skip ε_B points with a region below this.", min=0)
+        int,
+        typer.Option(
+            help="Skip ε_B points with a region below this many effective events ((Σw)²/Σw²).",
+            min=0,
+        ),
     ] = DEFAULTS["min_region_events"],
     rate_khz: Annotated[
         float,

@@ -11,7 +11,9 @@ background alone — the trigger is configured by its rate — and then applied 
 data (background plus injected signal).
 
 Uncertainties are statistical with weights: σ²(N_X) = Σ w² in region X, and the
-prediction's relative variance is the sum of those of N_B, N_C, N_D. The
+prediction's relative variance is the sum of those of N_B, N_C, N_D. A point gets a pull only
+where every region holds enough *effective* events, (Σw)²/Σw² (Kish): a region of many light
+events and one heavy one counts as about one event, and its pull would not be Gaussian. The
 closure pull and the significance both divide by σ = sqrt(σ²(N_A) + σ²(pred)).
 (The paper quotes (N_A − pred)/√N_A, which leaves out the prediction's own
 uncertainty; ours is the more conservative of the two.)
@@ -96,6 +98,11 @@ class RegionCounts:
     raw: dict[str, int]
 
     @property
+    def effective(self) -> dict[str, float]:
+        """Kish effective events (Σw)²/Σw² per region (0 for an empty one)."""
+        return {k: self.n[k] ** 2 / v if v > 0 else 0.0 for k, v in self.var.items()}
+
+    @property
     def predicted(self) -> float:
         return self.n["B"] * self.n["C"] / self.n["D"] if self.n["D"] > 0 else math.nan
 
@@ -161,7 +168,7 @@ class ABCDPoint:
     predicted: float
     predicted_sigma: float
     pull: float | None
-    min_region_events: int
+    min_region_events: float  # effective events of the smallest region
 
 
 def abcd_point(
@@ -174,7 +181,7 @@ def abcd_point(
     min_events: int,
 ) -> ABCDPoint:
     c = count_regions(r1, r2, weights, x, y)
-    smallest = min(c.raw.values())
+    smallest = min(c.effective.values())
     pull = c.pull if smallest >= min_events and math.isfinite(c.pull) else None
     return ABCDPoint(
         eps_b,
@@ -222,7 +229,7 @@ def abcd_scan(
 
     Returns one row per (ε_B, sample): sample ``background`` gives the closure pull, each
     signal name its significance at ``injection``. ``pull`` is NaN where a region holds fewer
-    than ``min_events`` raw events (the paper skips regions below 100).
+    than ``min_events`` effective events (the paper, unweighted, skips regions below 100).
     """
     r1, r2, w = check_scores(bkg_r1, bkg_r2, bkg_w)
     rows = []

@@ -49,7 +49,7 @@ class Monitor(StrEnum):
 DEFAULT_MONITOR = Monitor.loss.value
 DEFAULT_DEVICE = "auto"
 # ABCD: ε_B of the quoted significance, injected signal fraction of the background, and the
-# smallest region that gets a pull (the paper skips regions under 100 events; default runs have
+# smallest region, in effective events (Σw)²/Σw², that gets a pull (the paper skips regions under 100 events; default runs have
 # ~10^4 test events, so 20)
 DEFAULT_WORKING_EPS_B = 0.01
 DEFAULT_INJECTION = 0.001

@@ -300,7 +300,7 @@ def statistical_limits(
     closure = scan[(scan["sample"] == "background")]
     resolved = closure[closure["pull"].notna()]
     if len(resolved) < len(closure):
-        enough = f"≥ {summary['abcd']['min_region_events']} events in every region"
+        enough = f"≥ {summary['abcd']['min_region_events']} effective events in every region"
         limits.append(
             f"ABCD closure: {enough} only down to ε_B = {resolved['eps_b'].min():g} "
             f"(of {closure['eps_b'].min():g} asked for)"
