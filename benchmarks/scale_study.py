@@ -195,6 +195,8 @@ def main() -> None:
         "max_abs_closure_pull": summary["abcd"]["max_abs_closure_pull"],
         "min_eps_b": float(closure["eps_b"].min()) if len(closure) else None,
         "closure": closure[["eps_b", "pull"]].to_dict(orient="records"),
+        # χ² of the correlated pulls and the largest pull's global p-value (look-elsewhere)
+        "closure_consistency": summary["abcd"].get("closure_consistency"),
         "closure_training_split": training_split_closure(
             run_dir / "ad" / "model", config["ad"]["eps_b"], config["ad"]["min_region_events"]
         ),

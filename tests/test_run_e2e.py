@@ -112,7 +112,7 @@ SUMMARY_KEYS = {
         "tpr_at_fpr_1e-5",
         "tpr_at_rate",
     },
-    "abcd": {"max_abs_closure_pull", "significance"},
+    "abcd": {"max_abs_closure_pull", "closure_consistency", "significance"},
     "rates": {"1", "5", "10", "400"},  # the target rates and the working rate
     "statistically_limited": None,  # sentences: which ones depends on the sample
     "fpr_1e-5": None,  # an operating point: its keys depend on whether the sample resolves it

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         thresholds,
     )
     from offline.ad.closure import closure_penalty
+    from offline.ad.consistency import ClosureConsistency, closure_consistency
     from offline.ad.data import (
         ArraySource,
         BatchSource,
@@ -112,6 +113,7 @@ __all__ = [
     "Autoencoder",
     "AutoencoderPair",
     "BatchSource",
+    "ClosureConsistency",
     "Efficiency",
     "EventFileSource",
     "LossParts",
@@ -124,6 +126,7 @@ __all__ = [
     "WorkingPoint",
     "abcd_scan",
     "auc",
+    "closure_consistency",
     "closure_penalty",
     "combined_score",
     "count_regions",
@@ -181,6 +184,8 @@ _EXPORTS = {
     "significance_at": "offline.ad.abcd",
     "thresholds": "offline.ad.abcd",
     "closure_penalty": "offline.ad.closure",
+    "ClosureConsistency": "offline.ad.consistency",
+    "closure_consistency": "offline.ad.consistency",
     "DEFAULT_FRACTIONS": "offline.ad.defaults",
     "ArraySource": "offline.ad.data",
     "BatchSource": "offline.ad.data",

@@ -22,6 +22,7 @@ from offline.ad.abcd import (
     significance_at,
     thresholds,
 )
+from offline.ad.consistency import closure_consistency
 from offline.ad.data import (
     ArraySource,
     BatchSource,
@@ -171,6 +172,9 @@ def evaluate_scores(
     ``summary["rates"]`` holds the trigger at each of ``rates_khz`` (thresholds with bootstrap
     errors, TPR per signal with weighted binomial errors, the tail's effective sample size;
     :mod:`offline.ad.rates`) and ``summary["fpr_1e-5"]`` the same at FPR 10⁻⁵.
+    ``summary["abcd"]["closure_consistency"]`` is the χ² of the resolved closure pulls and the
+    largest pull's global p-value (:mod:`offline.ad.consistency`; None without a resolved point
+    or with fewer than points + 3 replicas).
     """
     if out_dir is not None:
         check_replaceable(out_dir, ABCD_KIND)  # before the work, not after
@@ -215,6 +219,12 @@ def evaluate_scores(
         b1, b2, bw, {k: _tuple(v) for k, v in signals.items()}, eps_b, injection, min_region_events
     )
     signif = significance_at(scan, working_eps_b)
+    resolved = scan.loc[(scan["sample"] == "background") & scan["pull"].notna(), "eps_b"]
+    consistency = (
+        closure_consistency(b1, b2, bw, tuple(resolved), bootstrap).to_dict()
+        if 0 < len(resolved) <= bootstrap - 3
+        else None
+    )
     sig_tuples = {k: _tuple(v) for k, v in signals.items()}
     # the headline working rate gets the same errors as the target rates
     rates = rate_points((b1, b2, bw), sig_tuples, tuple(sorted({*rates_khz, rate_khz})), bootstrap)
@@ -239,6 +249,7 @@ def evaluate_scores(
         },
         "abcd": {
             "max_abs_closure_pull": none_if_nan(max_abs_closure_pull(scan)),
+            "closure_consistency": consistency,
             "significance": {k: none_if_nan(v) for k, v in signif.items()},
             "working_eps_b": working_eps_b,
             "injection": injection,
