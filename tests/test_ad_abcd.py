@@ -200,3 +200,15 @@ def test_closure_pull_is_standard_normal_over_weighted_factorised_toys():
     pulls = pulls[np.isfinite(pulls)]
     assert abs(pulls.mean()) < 0.3
     assert 0.88 < pulls.std() < 1.12
+
+
+def test_closure_pulls_depend_only_on_the_scores_ranks():
+    """Thresholds are quantiles of the sample, so strictly increasing maps of R1 and R2 leave
+    every region and pull unchanged: factorised toys of uniform scores give the pulls' law for
+    any independent continuous scores (benchmarks/closure_null_toys.py relies on it)."""
+    r1, r2, w = _independent_background(50_000, 14)
+    eps = (0.001, 0.01, 0.05)
+    plain = abcd_scan(r1, r2, w, eps_b=eps, min_events=20)
+    mapped = abcd_scan(np.exp(r1), r2**3 + 2.0, w, eps_b=eps, min_events=20)
+    assert plain["pull"].notna().all()
+    np.testing.assert_array_equal(plain["pull"].to_numpy(), mapped["pull"].to_numpy())
