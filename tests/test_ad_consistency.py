@@ -101,3 +101,27 @@ def test_evaluation_reads_the_scan_as_a_whole_and_the_report_judges_by_it():
     assert "Closure fails" in closure_verdict(2.3, None)
     assert "Closure fails" in closure_verdict(2.3, {"max_pull_p_value": 0.01})
     assert "not shown to fail" in closure_verdict(2.3, {"max_pull_p_value": 0.09})
+
+
+def test_a_point_given_twice_counts_once():
+    """Two equal ε_B points share their regions: Σ is singular, and χ² counts them once (its
+    rank), equal to the scan without the repeat up to the replicas' noise."""
+    rng = np.random.default_rng(11)
+    r1, r2, w = _factorised_toy(20_000, rng)
+    twice = closure_consistency(r1, r2, w, (0.01, 0.01, 0.05), replicas=60)
+    once = closure_consistency(r1, r2, w, (0.01, 0.05), replicas=60)
+    assert twice.ndof == once.ndof == 2
+    assert twice.chi2 == pytest.approx(once.chi2, rel=0.05)
+
+
+def test_evaluation_says_why_the_scan_has_no_joint_reading():
+    from offline.ad.score import Scores
+    from offline.ad.workflow import evaluate_scores
+
+    rng = np.random.default_rng(12)
+    r1, r2, w = _factorised_toy(30_000, rng)
+    summary = evaluate_scores(
+        Scores(r1, r2, w, np.zeros(len(r1), np.int32)), {}, bootstrap=5, dcor_max_events=2000
+    )["summary"]
+    assert summary["abcd"]["closure_consistency"] is None
+    assert any("bootstrap replicas" in line for line in summary["statistically_limited"])

@@ -5,7 +5,7 @@ one at 0.01, and every point's D region is most of the sample. So "the largest o
 is 2.06" cannot be read against one N(0, 1). Two global figures read it right:
 
 - **χ²** = pᵀ Σ⁻¹ p over the resolved points, with Σ the covariance of the pull vector, and
-  its p-value from χ²(k) for k points;
+  its p-value from χ²(k) for k points (k the rank of Σ);
 - **the largest pull's global p-value**: the probability that a pull vector drawn from
   N(0, Σ) has some |pᵢ| at least as large as the observed largest (the look-elsewhere effect
   over the scan's own correlations).
@@ -81,7 +81,9 @@ def closure_consistency(
     seed: int = 0,
 ) -> ClosureConsistency:
     """χ² and the largest pull's global p-value of the closure pulls at ``eps_b`` (the points
-    the scan resolved), with the pulls' covariance from ``replicas`` Poisson-bootstrap replicas."""
+    the scan resolved), with the pulls' correlations from ``replicas`` Poisson-bootstrap
+    replicas. Raises ValueError where they cannot be had (no point, too few replicas, an empty
+    region, a pull that does not vary)."""
     r1, r2, w = check_scores(r1, r2, weights)
     points = tuple(float(e) for e in eps_b)
     k = len(points)
@@ -102,15 +104,21 @@ def closure_consistency(
     if n < k + 3:
         raise ValueError(f"only {n} of {replicas} bootstrap replicas give every pull")
     corr = np.atleast_2d(np.corrcoef(draws, rowvar=False))
-    hotelling = (n - k - 2) / (n - 1)
-    chi2 = float(hotelling * observed @ np.linalg.solve(corr, observed))
+    if not np.isfinite(corr).all():
+        raise ValueError(
+            f"a closure pull does not vary over the bootstrap replicas at ε_B {points}"
+        )
+    # the pseudo-inverse and the rank keep χ² defined where two points share their regions
+    rank = int(np.linalg.matrix_rank(corr))
+    hotelling = (n - rank - 2) / (n - 1)
+    chi2 = float(hotelling * observed @ np.linalg.pinv(corr) @ observed)
     largest = float(np.abs(observed).max())
     null = np.random.default_rng(seed).multivariate_normal(np.zeros(k), corr, MAX_PULL_DRAWS)
     return ClosureConsistency(
         eps_b=points,
         chi2=chi2,
-        ndof=k,
-        p_value=float(stats.chi2.sf(chi2, k)),
+        ndof=rank,
+        p_value=float(stats.chi2.sf(chi2, rank)),
         max_abs_pull=largest,
         max_pull_p_value=float((np.abs(null).max(axis=1) >= largest).mean()),
         replicas=n,

@@ -173,8 +173,8 @@ def evaluate_scores(
     errors, TPR per signal with weighted binomial errors, the tail's effective sample size;
     :mod:`offline.ad.rates`) and ``summary["fpr_1e-5"]`` the same at FPR 10⁻⁵.
     ``summary["abcd"]["closure_consistency"]`` is the χ² of the resolved closure pulls and the
-    largest pull's global p-value (:mod:`offline.ad.consistency`; None without a resolved point
-    or with fewer than points + 3 replicas).
+    largest pull's global p-value (:mod:`offline.ad.consistency`; None without a resolved point,
+    or where the bootstrap cannot give it, with the reason in ``statistically_limited``).
     """
     if out_dir is not None:
         check_replaceable(out_dir, ABCD_KIND)  # before the work, not after
@@ -220,11 +220,13 @@ def evaluate_scores(
     )
     signif = significance_at(scan, working_eps_b)
     resolved = scan.loc[(scan["sample"] == "background") & scan["pull"].notna(), "eps_b"]
-    consistency = (
-        closure_consistency(b1, b2, bw, tuple(resolved), bootstrap).to_dict()
-        if 0 < len(resolved) <= bootstrap - 3
-        else None
-    )
+    consistency: dict[str, Any] | None = None
+    consistency_note = None
+    if len(resolved):
+        try:
+            consistency = closure_consistency(b1, b2, bw, tuple(resolved), bootstrap).to_dict()
+        except ValueError as err:  # the scan's points stand; only their joint reading is missing
+            consistency_note = f"ABCD closure as a whole: {err}"
     sig_tuples = {k: _tuple(v) for k, v in signals.items()}
     # the headline working rate gets the same errors as the target rates
     rates = rate_points((b1, b2, bw), sig_tuples, tuple(sorted({*rates_khz, rate_khz})), bootstrap)
@@ -258,7 +260,9 @@ def evaluate_scores(
         "rates": {f"{r:g}": p.to_dict() for r, p in rates.items()},
         "fpr_1e-5": fpr_low.to_dict(),
     }
-    summary["statistically_limited"] = statistical_limits(summary, scan, len(background))
+    summary["statistically_limited"] = statistical_limits(summary, scan, len(background)) + (
+        [consistency_note] if consistency_note else []
+    )
     plots: dict[str, Path] = {}
     if out_dir is not None:
         out_dir = Path(out_dir)
