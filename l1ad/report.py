@@ -47,12 +47,12 @@ class Report:
         return f"# {self.title}\n\n" + "\n".join(self.blocks)
 
 
-def _consistency_sentence(consistency: dict[str, Any] | None) -> str:
-    """The closure scan as a whole (offline.ad.consistency), for the ABCD section."""
+def closure_consistency_text(consistency: dict[str, Any] | None) -> str:
+    """The closure scan as a whole (offline.ad.consistency), for the report and ``l1ad abcd``."""
     if consistency is None:
         return ""
     return (
-        f" The {consistency['ndof']} resolved pulls are correlated (nested regions; their correlations "
+        f"The {consistency['ndof']} resolved pulls are correlated (nested regions; their correlations "
         f"from {consistency['replicas']} bootstrap replicas): χ² = {consistency['chi2']:.2f} for "
         f"{consistency['ndof']} points (p = {consistency['p_value']:.2g}); the largest pull's "
         f"global p-value is {consistency['max_pull_p_value']:.2g}."
@@ -172,14 +172,15 @@ def render_ad(report: Report, ad: ADStageResult) -> None:
         ["eps_b", "n_a", "predicted", "predicted_sigma", "pull"]
     ]
     max_pull = summary["abcd"]["max_abs_closure_pull"]
+    consistency = summary["abcd"].get("closure_consistency")
     report.section(
         "ABCD background estimate",
         f"Thresholds from background: x at √ε_B, y so that A keeps ε_B. Signals injected at "
         f"{ev.injection:.2%} of the background; significance quoted at ε_B = {ev.working_eps_b}. "
         f"Points with a region under {ev.min_region_events} effective events ((Σw)²/Σw²) have no pull. "
         f"Max |closure pull| = {_fmt(max_pull)}."
-        + _consistency_sentence(summary["abcd"].get("closure_consistency"))
-        + closure_verdict(max_pull, summary["abcd"].get("closure_consistency")),
+        + (f" {closure_consistency_text(consistency)}" if consistency else "")
+        + closure_verdict(max_pull, consistency),
     )
     report.table(closure.set_index("eps_b"), caption="Closure on background")
     if not ad.metrics.empty:  # signals were scored

@@ -248,7 +248,7 @@ def abcd(
     """ABCD scan over ε_B: closure on background, significance of each signal injected; ROC/AUC and dCor."""
     import pandas as pd
 
-    from l1ad.report import rates_frame
+    from l1ad.report import closure_consistency_text, rates_frame
     from offline.ad.metrics import rate_to_fpr
     from offline.ad.score import read_scores
     from offline.ad.workflow import evaluate_scores
@@ -284,12 +284,8 @@ def abcd(
         f"dCor(R1, R2) background: {s['ad']['dcor_background']:.4f}; "
         f"max |closure pull|: {s['abcd']['max_abs_closure_pull']}"
     )
-    if (consistency := s["abcd"]["closure_consistency"]) is not None:
-        console.print(
-            f"closure over the {consistency['ndof']} resolved ε_B: χ² {consistency['chi2']:.2f} "
-            f"(p = {consistency['p_value']:.2g}); largest pull's global p-value "
-            f"{consistency['max_pull_p_value']:.2g}"
-        )
+    if s["abcd"]["closure_consistency"] is not None:
+        console.print(closure_consistency_text(s["abcd"]["closure_consistency"]))
     console.print(rates_frame({**s["rates"], "FPR 1e-5": s["fpr_1e-5"]}).to_string())
     if not result["metrics"].empty:
         console.print(f"rate {rate_khz:g} kHz at 40 MHz = FPR {rate_to_fpr(rate_khz):.3g}")
